@@ -1,0 +1,111 @@
+# Keywarden. `make help` lists the targets.
+
+# Tool versions, pinned. Each tool is installed into bin/ by `go install`.
+CONTROLLER_GEN_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+ROOT := $(abspath .)
+BIN := $(ROOT)/bin
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+IMG ?= keywarden:dev
+
+# How long `make test` fuzzes the key parser.
+FUZZTIME ?= 10s
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC in config/.
+	$(CONTROLLER_GEN) rbac:roleName=keywarden-manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when regenerating changes a committed file.
+	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+		echo "Generated files are out of date; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- api config; git --no-pager diff -- api config | head -100; exit 1; \
+	fi
+
+.PHONY: controlplane
+controlplane: ## Build etcd, kube-apiserver and kubectl from the Go module proxy into bin/k8s/.
+	hack/controlplane.sh >/dev/null
+
+.PHONY: test
+test: verify-generated vet lint controlplane ## Verify generated files, lint, run the unit and integration tests and a short fuzz.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test ./... -count=1
+	go test ./internal/keys -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+
+.PHONY: dev
+dev: build controlplane ## Run Keywarden against a local control plane with the samples applied (Ctrl-C stops it).
+	go run ./hack/dev --assets "$$(hack/controlplane.sh)" --manager $(BIN)/manager
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager binary into bin/manager.
+	go build -o $(BIN)/manager ./cmd
+
+.PHONY: run
+run: ## Run the manager against the cluster of the current kubeconfig.
+	go run ./cmd
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: controlplane ## Install the CRDs into the cluster of the current kubeconfig.
+	"$$(hack/controlplane.sh)/kubectl" apply -k config/crd
+
+.PHONY: uninstall
+uninstall: controlplane ## Remove the CRDs from the cluster of the current kubeconfig.
+	"$$(hack/controlplane.sh)/kubectl" delete -k config/crd --ignore-not-found
+
+.PHONY: deploy
+deploy: controlplane ## Deploy the controller with image IMG to the cluster of the current kubeconfig.
+	cd config/manager && "$$(../../hack/controlplane.sh)/kubectl" kustomize . >/dev/null
+	"$$(hack/controlplane.sh)/kubectl" apply -k config/default
+
+.PHONY: undeploy
+undeploy: controlplane ## Remove the controller from the cluster of the current kubeconfig.
+	"$$(hack/controlplane.sh)/kubectl" delete -k config/default --ignore-not-found
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN)/.tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/.tmp/controller-gen $@
+
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN)/.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/.tmp/golangci-lint $@

@@ -1,0 +1,72 @@
+package v1alpha1
+
+// Condition types, in the kstatus convention that Flux health checks and
+// `kubectl wait --for=condition=Ready` understand.
+const (
+	// ConditionReady is True when the key is issued: its Secret exists and
+	// its hash is recorded in status.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the controller is working towards
+	// the declared state.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the controller cannot make progress
+	// without a change from a person.
+	ConditionStalled = "Stalled"
+)
+
+// Condition reasons.
+const (
+	// ReasonKeyIssued: the key is issued and its Secret is in place.
+	ReasonKeyIssued = "KeyIssued"
+	// ReasonIssuing: the key is being issued.
+	ReasonIssuing = "Issuing"
+	// ReasonReissuing: the key's Secret was deleted or changed; the old key
+	// is invalid and a new one is being issued.
+	ReasonReissuing = "Reissuing"
+	// ReasonExpired: the key reached its expiry.
+	ReasonExpired = "Expired"
+	// ReasonRevoked: the key was revoked.
+	ReasonRevoked = "Revoked"
+	// ReasonSecretConflict: a Secret of the target name exists and does not
+	// belong to this APIKey; it is left untouched.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonReconcileError: a transient error; the controller retries with
+	// backoff.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonDeleting: the APIKey is being deleted.
+	ReasonDeleting = "Deleting"
+)
+
+// Event reasons.
+const (
+	// EventKeyIssued: a key was issued into its Secret.
+	EventKeyIssued = "KeyIssued"
+	// EventKeyReissued: the Secret was lost or changed and a new key was issued.
+	EventKeyReissued = "KeyReissued"
+	// EventKeyExpired: the key expired and its Secret was deleted.
+	EventKeyExpired = "KeyExpired"
+	// EventKeyRevoked: the key was revoked and its Secret was deleted.
+	EventKeyRevoked = "KeyRevoked"
+	// EventSecretConflict: the target Secret belongs to something else.
+	EventSecretConflict = "SecretConflict"
+)
+
+// Labels, annotations and names the controller uses.
+const (
+	// LabelManagedBy marks Secrets written by Keywarden; the controller
+	// watches only Secrets with this label.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "keywarden"
+	// LabelAPIKey names the APIKey a Secret belongs to.
+	LabelAPIKey = "keywarden.dev/apikey"
+	// LabelAPIKeyUID holds the UID of the APIKey a Secret belongs to.
+	LabelAPIKeyUID = "keywarden.dev/apikey-uid"
+	// SecretType is the type of Secrets that hold keys.
+	SecretType = "keywarden.dev/api-key"
+	// SecretKeyField is the data key under which the raw key is stored.
+	SecretKeyField = "key"
+	// Finalizer makes the controller delete the Secret before the APIKey
+	// goes.
+	Finalizer = "keywarden.dev/secret-cleanup"
+)

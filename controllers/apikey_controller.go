@@ -1,0 +1,207 @@
+// Package controllers holds Keywarden's reconcilers.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/lifecycle"
+)
+
+// APIKeyReconciler issues, keeps, expires and revokes the keys declared by
+// APIKey objects.
+type APIKeyReconciler struct {
+	// Client reads from the informer cache (APIKeys, and Secrets as
+	// metadata only) and writes to the API server.
+	client.Client
+	// APIReader reads from the API server directly: Secret data, which is
+	// never cached, and Secret metadata the cache may not have seen yet.
+	APIReader client.Reader
+	// Recorder emits Kubernetes Events.
+	Recorder events.EventRecorder
+	// Clock is the time source; the real clock when nil.
+	Clock clock.PassiveClock
+	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler. Secrets are watched as metadata
+// only; the manager's cache is expected to select only Secrets labelled
+// app.kubernetes.io/managed-by=keywarden (see cmd).
+func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&keywardenv1alpha1.APIKey{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// pass carries one reconcile pass of one APIKey: the object as read, the
+// status being computed, and what to do once the status is written.
+type pass struct {
+	key     *keywardenv1alpha1.APIKey
+	now     time.Time
+	outcome lifecycle.Outcome
+	// requeueAfter schedules the next pass for a known moment (an expiry).
+	requeueAfter time.Duration
+	// events are emitted once the status that reports them is persisted.
+	events []event
+}
+
+type event struct{ typ, reason, action, note string }
+
+func (p *pass) emit(typ, reason, action, note string) {
+	p.events = append(p.events, event{typ, reason, action, note})
+}
+
+// phase is one step of reconcileNormal. It returns done when the pass is
+// complete and later phases must not run.
+type phase func(ctx context.Context, p *pass) (done bool, err error)
+
+// Reconcile brings one APIKey towards its declared state and writes its
+// status once, at the end of the pass.
+func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	key := &keywardenv1alpha1.APIKey{}
+	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !key.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, key)
+	}
+	if !controllerutil.ContainsFinalizer(key, keywardenv1alpha1.Finalizer) {
+		base := key.DeepCopy()
+		controllerutil.AddFinalizer(key, keywardenv1alpha1.Finalizer)
+		if err := r.Patch(ctx, key, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	p := &pass{key: key, now: r.Clock.Now()}
+	base := key.DeepCopy()
+	defer func() {
+		retErr = r.finish(ctx, base, p, retErr)
+		if retErr == nil && p.requeueAfter > 0 {
+			result.RequeueAfter = p.requeueAfter
+		}
+	}()
+
+	for _, step := range []phase{r.reconcileTerminal, r.reconcileExpiry, r.reconcileSecret} {
+		if done, err := step(ctx, p); err != nil || done {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// finish computes the conditions from the pass's outcome, writes the status
+// if it changed, and emits the pass's events once the status is persisted.
+func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.APIKey, p *pass, err error) error {
+	o := p.outcome
+	o.Err = err
+	lifecycle.SetConditions(&p.key.Status, p.key.Generation, o)
+	if !equality.Semantic.DeepEqual(base.Status, p.key.Status) {
+		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+		if perr := r.Status().Patch(ctx, p.key, patch); perr != nil {
+			if apierrors.IsConflict(perr) && err == nil {
+				// The pass started from a copy that is no longer current
+				// (the cache lags behind a write): the newer version
+				// triggers a pass of its own, and this one's effects are
+				// idempotent. Its events are not emitted.
+				ctrl.LoggerFrom(ctx).V(1).Info("Status changed during the pass; retrying")
+				p.requeueAfter = 100 * time.Millisecond
+				return nil
+			}
+			return kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", perr)})
+		}
+	}
+	for _, e := range p.events {
+		r.Recorder.Eventf(p.key, nil, e.typ, e.reason, e.action, "%s", e.note)
+	}
+	return err
+}
+
+// reconcileTerminal keeps Expired and Revoked keys where they are and
+// revokes keys whose spec says so. It sets the Revoked phase and revokedAt,
+// and deletes the Secret.
+func (r *APIKeyReconciler) reconcileTerminal(ctx context.Context, p *pass) (bool, error) {
+	st := &p.key.Status
+	switch {
+	case st.Phase == keywardenv1alpha1.PhaseExpired:
+		p.outcome = expiredOutcome(st.ExpiresAt)
+	case st.Phase == keywardenv1alpha1.PhaseRevoked:
+		p.outcome = revokedOutcome()
+	case p.key.Spec.Revoked:
+		if st.RevokedAt == nil {
+			st.RevokedAt = &metav1.Time{Time: p.now}
+		}
+		p.outcome = revokedOutcome()
+		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke",
+			"The key was revoked and its Secret deleted")
+	default:
+		return false, nil
+	}
+	return true, r.deleteSecret(ctx, p.key)
+}
+
+func revokedOutcome() lifecycle.Outcome {
+	return lifecycle.Outcome{
+		Phase:   keywardenv1alpha1.PhaseRevoked,
+		Reason:  keywardenv1alpha1.ReasonRevoked,
+		Message: "The key is revoked; create a new APIKey to restore access",
+	}
+}
+
+func expiredOutcome(at *metav1.Time) lifecycle.Outcome {
+	msg := "The key expired; create a new APIKey to restore access"
+	if at != nil {
+		msg = fmt.Sprintf("The key expired at %s; create a new APIKey to restore access", at.UTC().Format(time.RFC3339))
+	}
+	return lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseExpired, Reason: keywardenv1alpha1.ReasonExpired, Message: msg}
+}
+
+// reconcileExpiry computes the effective expiry, expires the key when it is
+// reached (Expired phase, Secret deleted) and otherwise schedules the pass
+// that will expire it.
+func (r *APIKeyReconciler) reconcileExpiry(ctx context.Context, p *pass) (bool, error) {
+	st := &p.key.Status
+	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt)
+	if !lifecycle.Expired(st.ExpiresAt, p.now) {
+		if st.ExpiresAt != nil {
+			// A little past the moment, so that the pass sees it expired
+			// even if the clocks disagree by a hair.
+			p.requeueAfter = st.ExpiresAt.Sub(p.now) + 10*time.Millisecond
+		}
+		return false, nil
+	}
+	p.outcome = expiredOutcome(st.ExpiresAt)
+	note := "The key expired and its Secret was deleted"
+	if st.KeyHash == "" {
+		note = "The key expired before it was issued"
+	}
+	p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyExpired, "Expire", note)
+	return true, r.deleteSecret(ctx, p.key)
+}

@@ -1,0 +1,376 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+)
+
+var _ = Describe("APIKey controller", func() {
+	var (
+		ctx context.Context
+		ns  string
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	It("issues a key into an immutable Secret and records only its hash and prefix", func() {
+		k := newAPIKey(ns, "purge")
+		k.Spec.Lifetime = &metav1.Duration{Duration: 720 * time.Hour}
+		k.Spec.SecretTemplate = &keywardenv1alpha1.SecretTemplate{
+			Labels:      map[string]string{"team": "web"},
+			Annotations: map[string]string{"reloader.stakater.com/match": "true"},
+		}
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		got := waitReady(ctx, k)
+
+		s, err := readSecret(ctx, ns, "purge")
+		Expect(err).NotTo(HaveOccurred())
+		raw := string(s.Data["key"])
+		By("the Secret's shape")
+		Expect(s.Type).To(Equal(corev1.SecretType("keywarden.dev/api-key")))
+		Expect(s.Immutable).To(Equal(ptr.To(true)))
+		Expect(s.Data).To(HaveLen(1))
+		Expect(s.Labels).To(Equal(map[string]string{
+			"app.kubernetes.io/managed-by": "keywarden",
+			"keywarden.dev/apikey":         "purge",
+			"keywarden.dev/apikey-uid":     string(got.UID),
+			"team":                         "web",
+		}))
+		Expect(s.Annotations).To(HaveKeyWithValue("reloader.stakater.com/match", "true"))
+		owner := metav1.GetControllerOf(s)
+		Expect(owner.UID).To(Equal(got.UID))
+		Expect(owner.Kind).To(Equal("APIKey"))
+		Expect(owner.BlockOwnerDeletion).To(Equal(ptr.To(true)))
+
+		By("the key and its status")
+		_, err = keys.Parse(raw)
+		Expect(err).NotTo(HaveOccurred(), "the key's checksum must be valid")
+		Expect(raw).To(HavePrefix("kw_"))
+		sum := sha256.Sum256([]byte(raw))
+		Expect(got.Status.KeyHash).To(Equal("sha256:" + hex.EncodeToString(sum[:])))
+		Expect(got.Status.KeyPrefix).To(Equal(raw[:8]))
+		Expect(got.Status.SecretRef).To(Equal(&keywardenv1alpha1.SecretReference{Name: "purge", UID: string(s.UID)}))
+		Expect(got.Status.IssuedAt).NotTo(BeNil())
+		Expect(got.Status.ExpiresAt.Time).To(BeTemporally("~", got.Status.IssuedAt.Add(720*time.Hour), time.Second))
+		Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		Expect(got.Finalizers).To(ContainElement("keywarden.dev/secret-cleanup"))
+		Expect(condition(got, "Reconciling").Status).To(BeEmpty())
+		Expect(condition(got, "Stalled").Status).To(BeEmpty())
+		Expect(condition(got, "Ready").ObservedGeneration).To(Equal(got.Generation))
+
+		By("kstatus sees the key as Current")
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+		Expect(err).NotTo(HaveOccurred())
+		res, err := status.Compute(&unstructured.Unstructured{Object: u})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Status).To(Equal(status.CurrentStatus))
+
+		By("the Secret cannot be edited")
+		s.Data["key"] = []byte("kw_changed")
+		err = k8sClient.Update(ctx, s)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "update of an immutable Secret: %v", err)
+
+		Eventually(eventReasons(ctx, got)).Should(ContainElement("KeyIssued"))
+	})
+
+	It("names the Secret after spec.secretName", func() {
+		k := newAPIKey(ns, "named")
+		k.Spec.SecretName = "wp-api-key"
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		got := waitReady(ctx, k)
+		s, err := readSecret(ctx, ns, "wp-api-key")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(keys.Hash(string(s.Data["key"]))).To(Equal(got.Status.KeyHash))
+		Expect(secretGone(ctx, ns, "named")()).To(Succeed())
+	})
+
+	It("leaves a foreign Secret of the same name untouched and stalls with SecretConflict", func() {
+		foreign := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken", Labels: map[string]string{"app": "other"}},
+			StringData: map[string]string{"password": "hunter2"},
+		}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		k := newAPIKey(ns, "conflicted")
+		k.Spec.SecretName = "taken"
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			got := getKey(ctx, k)
+			stalled := condition(got, "Stalled")
+			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(stalled.Reason).To(Equal("SecretConflict"))
+			g.Expect(stalled.Message).To(ContainSubstring("Secret taken exists and is not owned by this APIKey"))
+			g.Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(got.Status.KeyHash).To(BeEmpty())
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+
+		after := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), after)).To(Succeed())
+		Expect(after.ResourceVersion).To(Equal(foreign.ResourceVersion))
+		Expect(after.Data).To(Equal(map[string][]byte{"password": []byte("hunter2")}))
+		Expect(after.OwnerReferences).To(BeEmpty())
+		Eventually(eventReasons(ctx, k)).Should(ContainElement("SecretConflict"))
+
+		By("deleting the APIKey leaves the foreign Secret too")
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &keywardenv1alpha1.APIKey{}))
+		}, 20*time.Second).Should(BeTrue())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), after)).To(Succeed())
+		Expect(after.ResourceVersion).To(Equal(foreign.ResourceVersion))
+	})
+
+	It("issues a new key into a new Secret when the Secret is deleted", func() {
+		k := newAPIKey(ns, "lost")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		first := waitReady(ctx, k)
+		old, err := readSecret(ctx, ns, "lost")
+		Expect(err).NotTo(HaveOccurred())
+
+		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
+		var second *keywardenv1alpha1.APIKey
+		Eventually(func(g Gomega) {
+			second = getKey(ctx, k)
+			g.Expect(second.Status.KeyHash).NotTo(BeEmpty())
+			g.Expect(second.Status.KeyHash).NotTo(Equal(first.Status.KeyHash))
+			g.Expect(second.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			g.Expect(condition(second, "Ready").Status).To(Equal(metav1.ConditionTrue))
+		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+
+		s, err := readSecret(ctx, ns, "lost")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.UID).NotTo(Equal(old.UID))
+		Expect(s.Data["key"]).NotTo(Equal(old.Data["key"]))
+		Expect(keys.Hash(string(s.Data["key"]))).To(Equal(second.Status.KeyHash))
+		Expect(second.Status.SecretRef.UID).To(Equal(string(s.UID)))
+		Expect(second.Status.IssuedAt).To(Equal(first.Status.IssuedAt), "a reissued key keeps the APIKey's issuance time and expiry")
+		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyReissued"))
+	})
+
+	It("expires a key at the end of its lifetime and deletes its Secret", func() {
+		k := newAPIKey(ns, "short")
+		k.Spec.Lifetime = &metav1.Duration{Duration: 3 * time.Second}
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		active := waitReady(ctx, k)
+		_, err := readSecret(ctx, ns, "short")
+		Expect(err).NotTo(HaveOccurred())
+
+		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseExpired, 15*time.Second)
+		Expect(secretGone(ctx, ns, "short")()).To(Succeed())
+		Expect(got.Status.ExpiresAt).To(Equal(active.Status.ExpiresAt))
+		Expect(got.Status.KeyHash).To(Equal(active.Status.KeyHash), "the hash stays so that the verifier can answer EXPIRED")
+		ready := condition(got, "Ready")
+		Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		Expect(ready.Reason).To(Equal("Expired"))
+		Expect(condition(got, "Reconciling").Status).To(BeEmpty())
+		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyExpired"))
+	})
+
+	It("never issues a key whose expiresAt has already passed", func() {
+		k := newAPIKey(ns, "stillborn")
+		k.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(-time.Hour)}
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseExpired, 20*time.Second)
+		Expect(got.Status.KeyHash).To(BeEmpty())
+		Consistently(secretGone(ctx, ns, "stillborn"), time.Second).Should(Succeed())
+	})
+
+	It("revokes a key irreversibly and deletes its Secret", func() {
+		k := newAPIKey(ns, "leaked")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		_, err := readSecret(ctx, ns, "leaked")
+		Expect(err).NotTo(HaveOccurred())
+
+		patch := client.MergeFrom(k.DeepCopy())
+		k.Spec.Revoked = true
+		Expect(k8sClient.Patch(ctx, k, patch)).To(Succeed())
+		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseRevoked, 20*time.Second)
+		Expect(got.Status.RevokedAt).NotTo(BeNil())
+		Expect(condition(got, "Ready").Reason).To(Equal("Revoked"))
+		Eventually(secretGone(ctx, ns, "leaked"), 10*time.Second).Should(Succeed())
+		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyRevoked"))
+
+		By("refusing to un-revoke")
+		back := got.DeepCopy()
+		back.Spec.Revoked = false
+		err = k8sClient.Update(ctx, back)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.revoked: Invalid value: revocation is irreversible: revoked cannot be set back to false; create a new APIKey instead"))
+	})
+
+	It("deletes the Secret before the APIKey goes", func() {
+		k := newAPIKey(ns, "doomed")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		_, err := readSecret(ctx, ns, "doomed")
+		Expect(err).NotTo(HaveOccurred())
+
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &keywardenv1alpha1.APIKey{}))
+		}, 20*time.Second, 50*time.Millisecond).Should(BeTrue())
+		// envtest runs no garbage collector: the Secret is gone because the
+		// finalizer deleted it, not through its ownerReference.
+		Expect(secretGone(ctx, ns, "doomed")()).To(Succeed())
+	})
+
+	Context("driven pass by pass", func() {
+		// These keys are outside the suite manager's cache; the test runs
+		// a reconciler on a direct client, one pass at a time.
+		var r *APIKeyReconciler
+		BeforeEach(func() {
+			r = &APIKeyReconciler{Client: k8sClient, APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}}
+		})
+		unmanagedKey := func(name string) *keywardenv1alpha1.APIKey {
+			k := newAPIKey(ns, name)
+			k.Labels = map[string]string{labelUnmanaged: "true"}
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			return k
+		}
+		reconcileOnce := func(r *APIKeyReconciler, k *keywardenv1alpha1.APIKey) (ctrl.Result, error) {
+			return r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)})
+		}
+
+		It("adopts the Secret written by a pass that crashed before recording the hash", func() {
+			k := unmanagedKey("crashy")
+			crashing := *r
+			crashing.Client = interceptor.NewClient(k8sClient, interceptor.Funcs{
+				SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
+					return errors.New("simulated crash before the status write")
+				},
+			})
+			_, err := reconcileOnce(&crashing, k)
+			Expect(err).To(MatchError(ContainSubstring("simulated crash")))
+			written, err := readSecret(ctx, ns, "crashy")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(getKey(ctx, k).Status.KeyHash).To(BeEmpty())
+
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			got := getKey(ctx, k)
+			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			Expect(got.Status.KeyHash).To(Equal(keys.Hash(string(written.Data["key"]))))
+			Expect(got.Status.SecretRef.UID).To(Equal(string(written.UID)))
+			after, err := readSecret(ctx, ns, "crashy")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(after.ResourceVersion).To(Equal(written.ResourceVersion), "the Secret is adopted, never rewritten")
+		})
+
+		It("adopts a pre-existing Secret labelled and owned for this APIKey", func() {
+			k := unmanagedKey("preexisting")
+			raw, err := keys.Generate(keys.DefaultPrefix)
+			Expect(err).NotTo(HaveOccurred())
+			rawKeys.add(raw)
+			s := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "preexisting", Labels: map[string]string{
+					"app.kubernetes.io/managed-by": "keywarden", "keywarden.dev/apikey": k.Name, "keywarden.dev/apikey-uid": string(k.UID),
+				}},
+				Type: "keywarden.dev/api-key", Immutable: ptr.To(true),
+				Data: map[string][]byte{"key": []byte(raw)},
+			}
+			Expect(controllerutil.SetControllerReference(k, s, scheme)).To(Succeed())
+			Expect(k8sClient.Create(ctx, s)).To(Succeed())
+
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			got := getKey(ctx, k)
+			Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)))
+			Expect(got.Status.KeyPrefix).To(Equal(raw[:8]))
+			Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionTrue))
+		})
+
+		It("replaces a Secret whose value no longer matches the hash, in two recorded steps", func() {
+			k := unmanagedKey("tampered")
+			_, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			first := getKey(ctx, k)
+			Expect(first.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			orig, err := readSecret(ctx, ns, "tampered")
+			Expect(err).NotTo(HaveOccurred())
+
+			By("someone recreates the Secret with another value")
+			Expect(k8sClient.Delete(ctx, orig)).To(Succeed())
+			other, err := keys.Generate(keys.DefaultPrefix)
+			Expect(err).NotTo(HaveOccurred())
+			rawKeys.add(other)
+			fake := orig.DeepCopy()
+			fake.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: orig.Name, Labels: orig.Labels, OwnerReferences: orig.OwnerReferences}
+			fake.Data = map[string][]byte{"key": []byte(other)}
+			Expect(k8sClient.Create(ctx, fake)).To(Succeed())
+
+			By("the first pass deletes it and forgets the old key")
+			res, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.RequeueAfter).To(BeNumerically(">", 0))
+			mid := getKey(ctx, k)
+			Expect(mid.Status.KeyHash).To(BeEmpty())
+			Expect(mid.Status.Phase).To(Equal(keywardenv1alpha1.PhasePending))
+			Expect(condition(mid, "Reconciling").Reason).To(Equal("Reissuing"))
+			Expect(secretGone(ctx, ns, "tampered")()).To(Succeed())
+
+			By("the second pass issues a new key")
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			last := getKey(ctx, k)
+			s, err := readSecret(ctx, ns, "tampered")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(last.Status.KeyHash).To(Equal(keys.Hash(string(s.Data["key"]))))
+			Expect(last.Status.KeyHash).NotTo(Equal(first.Status.KeyHash))
+			Expect(last.Status.KeyHash).NotTo(Equal(keys.Hash(other)))
+		})
+
+		It("writes status once per pass and not at all when nothing changed", func() {
+			k := unmanagedKey("quiet")
+			var writes int
+			counting := *r
+			counting.Client = interceptor.NewClient(k8sClient, interceptor.Funcs{
+				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+					writes++
+					return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+				},
+			})
+			_, err := reconcileOnce(&counting, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(writes).To(Equal(1))
+			_, err = readSecret(ctx, ns, "quiet")
+			Expect(err).NotTo(HaveOccurred())
+			for range 3 {
+				_, err = reconcileOnce(&counting, k)
+				Expect(err).NotTo(HaveOccurred())
+			}
+			Expect(writes).To(Equal(1))
+		})
+	})
+})
+
+// discardRecorder drops events, for reconcilers driven by hand.
+type discardRecorder struct{}
+
+func (discardRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {
+}

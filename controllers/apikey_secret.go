@@ -1,0 +1,316 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/lifecycle"
+)
+
+// conflictRecheck is how often a key stalled on a foreign Secret looks
+// again: foreign Secrets are not watched, so their removal sends no event.
+const conflictRecheck = time.Minute
+
+// secretName is the name of the Secret that holds the key: the one recorded
+// in status once issued, otherwise spec.secretName or the APIKey's name.
+func secretName(key *keywardenv1alpha1.APIKey) string {
+	if ref := key.Status.SecretRef; ref != nil && ref.Name != "" {
+		return ref.Name
+	}
+	if key.Spec.SecretName != "" {
+		return key.Spec.SecretName
+	}
+	return key.Name
+}
+
+// ownedBy reports whether the APIKey is the Secret's controller.
+func ownedBy(secret metav1.Object, key *keywardenv1alpha1.APIKey) bool {
+	ref := metav1.GetControllerOfNoCopy(secret)
+	return ref != nil && ref.UID == key.UID && ref.Kind == keywardenv1alpha1.APIKeyKind
+}
+
+// getSecretMeta returns the Secret's metadata, or nil when there is none.
+// It reads the cache first and, on a miss, the API server, so that a Secret
+// the cache has not seen yet is never taken for a missing one.
+func (r *APIKeyReconciler) getSecretMeta(ctx context.Context, key *keywardenv1alpha1.APIKey) (*metav1.PartialObjectMetadata, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: secretName(key)}
+	err := r.Get(ctx, nn, m)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, nn, m)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s: %w", nn.Name, err)
+	}
+	return m, nil
+}
+
+// readKey reads the raw key from the Secret through the API server (Secret
+// data is never cached) and returns its hash and display prefix. ok is false
+// when the Secret holds no well-formed key.
+func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.APIKey, uid types.UID) (hash, prefix string, ok bool, err error) {
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: secretName(key)}, s); err != nil {
+		return "", "", false, fmt.Errorf("reading Secret %s: %w", secretName(key), err)
+	}
+	if s.UID != uid {
+		return "", "", false, fmt.Errorf("secret %s was replaced while it was read", s.Name)
+	}
+	raw := string(s.Data[keywardenv1alpha1.SecretKeyField])
+	if _, err := keys.Parse(raw); err != nil {
+		return "", "", false, nil
+	}
+	return keys.Hash(raw), keys.DisplayPrefix(raw), true, nil
+}
+
+// deleteSecret deletes the key's Secret if this APIKey owns it; a foreign
+// Secret of the same name is left alone.
+func (r *APIKeyReconciler) deleteSecret(ctx context.Context, key *keywardenv1alpha1.APIKey) error {
+	m, err := r.getSecretMeta(ctx, key)
+	if err != nil || m == nil || !ownedBy(m, key) {
+		return err
+	}
+	return r.deleteSecretUID(ctx, m)
+}
+
+func (r *APIKeyReconciler) deleteSecretUID(ctx context.Context, m *metav1.PartialObjectMetadata) error {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
+	err := r.Delete(ctx, s, client.Preconditions{UID: &m.UID})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting Secret %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// reconcileSecret issues the key when it has none, and keeps an issued key
+// whole: its Secret must exist, belong to this APIKey and hold the key whose
+// hash is in status. It sets Active, Pending with Reconciling (issuing or
+// reissuing), or Stalled with SecretConflict.
+func (r *APIKeyReconciler) reconcileSecret(ctx context.Context, p *pass) (bool, error) {
+	st := &p.key.Status
+	m, err := r.getSecretMeta(ctx, p.key)
+	if err != nil {
+		return true, err
+	}
+	if m != nil && !ownedBy(m, p.key) {
+		r.stallOnConflict(p, m)
+		return true, nil
+	}
+	if st.KeyHash == "" {
+		return true, r.issue(ctx, p, m)
+	}
+
+	switch {
+	case m == nil:
+		r.startReissue(p, fmt.Sprintf("Secret %s was deleted; the old key is invalid and a new one is being issued", secretName(p.key)))
+		return true, nil
+	case st.SecretRef == nil || st.SecretRef.UID != string(m.UID):
+		// Another Secret object than the one recorded: the same key
+		// restored, or a different value.
+		hash, _, ok, err := r.readKey(ctx, p.key, m.UID)
+		if err != nil {
+			return true, err
+		}
+		if !ok || hash != st.KeyHash {
+			if err := r.deleteSecretUID(ctx, m); err != nil {
+				return true, err
+			}
+			r.startReissue(p, fmt.Sprintf("Secret %s no longer holds the issued key; the old key is invalid and a new one is being issued", m.Name))
+			return true, nil
+		}
+		st.SecretRef = &keywardenv1alpha1.SecretReference{Name: m.Name, UID: string(m.UID)}
+	}
+	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseActive}
+	return true, nil
+}
+
+// stallOnConflict reports a Secret of the target name that this APIKey does
+// not own. The Secret is never touched; an issued key whose Secret it
+// replaced is no longer valid.
+func (r *APIKeyReconciler) stallOnConflict(p *pass, m *metav1.PartialObjectMetadata) {
+	st := &p.key.Status
+	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
+	msg := fmt.Sprintf("Secret %s exists and is not owned by this APIKey; it is left untouched. Delete or rename it, or create the APIKey with another spec.secretName", m.Name)
+	if !hasCondition(p.key, keywardenv1alpha1.ConditionStalled, keywardenv1alpha1.ReasonSecretConflict) {
+		p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretConflict, "Issue", msg)
+	}
+	p.outcome = lifecycle.Outcome{
+		Phase:   keywardenv1alpha1.PhasePending,
+		Stalled: true,
+		Reason:  keywardenv1alpha1.ReasonSecretConflict,
+		Message: msg,
+	}
+	p.requeueAfter = conflictRecheck
+}
+
+// hasCondition reports whether the key's condition of the given type is True
+// with the given reason.
+func hasCondition(key *keywardenv1alpha1.APIKey, typ, reason string) bool {
+	c := apimeta.FindStatusCondition(key.Status.Conditions, typ)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
+}
+
+// startReissue forgets the lost key and persists that before a new one is
+// issued, so that a crash between writing the new Secret and recording its
+// hash leads to adoption of that Secret, never to a second new key.
+func (r *APIKeyReconciler) startReissue(p *pass, msg string) {
+	st := &p.key.Status
+	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
+	p.outcome = lifecycle.Outcome{
+		Phase:       keywardenv1alpha1.PhasePending,
+		Progressing: true,
+		Reason:      keywardenv1alpha1.ReasonReissuing,
+		Message:     msg,
+	}
+	p.requeueAfter = time.Millisecond
+}
+
+// issue records the key of a Secret this APIKey already owns (left by a pass
+// that wrote the Secret but not the status), or generates a new key and
+// writes it into a new, immutable Secret.
+func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.PartialObjectMetadata) error {
+	st := &p.key.Status
+	reissue := hasCondition(p.key, keywardenv1alpha1.ConditionReconciling, keywardenv1alpha1.ReasonReissuing)
+	p.outcome = lifecycle.Outcome{
+		Phase: keywardenv1alpha1.PhasePending, Progressing: true,
+		Reason: keywardenv1alpha1.ReasonIssuing, Message: "The key is being issued",
+	}
+	if reissue {
+		p.outcome.Reason = keywardenv1alpha1.ReasonReissuing
+	}
+
+	var hash, prefix string
+	var uid types.UID
+	if m != nil {
+		h, pre, ok, err := r.readKey(ctx, p.key, m.UID)
+		if apierrors.IsNotFound(err) {
+			// The cache still shows a Secret that is gone: look again
+			// once it has caught up.
+			p.requeueAfter = 100 * time.Millisecond
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// Ours but without a usable key: replace it on the next pass.
+			p.requeueAfter = time.Millisecond
+			return r.deleteSecretUID(ctx, m)
+		}
+		hash, prefix, uid = h, pre, m.UID
+	} else {
+		raw, err := keys.Generate(keys.DefaultPrefix)
+		if err != nil {
+			return err
+		}
+		secret := r.newSecret(p.key, raw)
+		if err := r.Create(ctx, secret); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				// Written meanwhile: the next pass adopts it or reports
+				// the conflict.
+				p.requeueAfter = time.Millisecond
+				return nil
+			}
+			return fmt.Errorf("creating Secret %s: %s", secret.Name, redact(err.Error(), raw))
+		}
+		hash, prefix, uid = keys.Hash(raw), keys.DisplayPrefix(raw), secret.UID
+	}
+
+	st.KeyHash, st.KeyPrefix = hash, prefix
+	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: secretName(p.key), UID: string(uid)}
+	if st.IssuedAt == nil {
+		st.IssuedAt = &metav1.Time{Time: p.now}
+	}
+	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt)
+	if st.ExpiresAt != nil {
+		p.requeueAfter = st.ExpiresAt.Sub(p.now) + 10*time.Millisecond
+	}
+	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseActive}
+	if reissue {
+		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyReissued, "Issue",
+			fmt.Sprintf("A new key %s... was issued into Secret %s", prefix, st.SecretRef.Name))
+	} else {
+		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyIssued, "Issue",
+			fmt.Sprintf("Key %s... was issued into Secret %s", prefix, st.SecretRef.Name))
+	}
+	return nil
+}
+
+// newSecret builds the immutable Secret that holds a new raw key.
+func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw string) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: key.Namespace,
+			Name:      secretName(key),
+		},
+		Type:      keywardenv1alpha1.SecretType,
+		Immutable: ptr.To(true),
+		Data:      map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
+	}
+	if t := key.Spec.SecretTemplate; t != nil {
+		s.Labels = copyMap(t.Labels)
+		s.Annotations = copyMap(t.Annotations)
+	}
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[keywardenv1alpha1.LabelManagedBy] = keywardenv1alpha1.ManagedByValue
+	s.Labels[keywardenv1alpha1.LabelAPIKey] = key.Name
+	s.Labels[keywardenv1alpha1.LabelAPIKeyUID] = string(key.UID)
+	// The scheme knows APIKey, so this cannot fail for a valid object.
+	_ = controllerutil.SetControllerReference(key, s, r.Scheme())
+	return s
+}
+
+func copyMap(in map[string]string) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+// redact removes a raw key from a message that is about to leave the
+// reconciler as an error, a condition or a log line.
+func redact(msg, raw string) string {
+	if raw == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, raw, "[redacted]")
+}
+
+// reconcileDelete deletes the key's Secret, then lets the APIKey go.
+func (r *APIKeyReconciler) reconcileDelete(ctx context.Context, key *keywardenv1alpha1.APIKey) error {
+	if !controllerutil.ContainsFinalizer(key, keywardenv1alpha1.Finalizer) {
+		return nil
+	}
+	if err := r.deleteSecret(ctx, key); err != nil {
+		return err
+	}
+	base := key.DeepCopy()
+	controllerutil.RemoveFinalizer(key, keywardenv1alpha1.Finalizer)
+	if err := r.Patch(ctx, key, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
+	}
+	return nil
+}

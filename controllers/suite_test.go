@@ -1,0 +1,191 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/test/harness"
+)
+
+// The suite runs the APIKey controller in a manager against a real
+// kube-apiserver and etcd, and asserts through k8sClient, a direct client
+// that does not read from the manager's cache.
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.WithWatch
+	scheme    *runtime.Scheme
+	cancel    context.CancelFunc
+	managerWG sync.WaitGroup
+
+	// logs holds everything the manager logged during the suite.
+	logs syncBuffer
+	// rawKeys holds every raw key the tests read from a Secret.
+	rawKeys keySet
+)
+
+// labelUnmanaged keeps an APIKey out of the suite manager's cache, so that a
+// test can drive the reconciler pass by pass (crash simulations).
+const labelUnmanaged = "test.keywarden.dev/unmanaged"
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controller Suite")
+}
+
+var _ = BeforeSuite(func() {
+	ctrl.SetLogger(zap.New(zap.WriteTo(&logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel)))
+
+	var err error
+	testEnv, err = harness.NewEnvironment()
+	Expect(err).NotTo(HaveOccurred())
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	scheme = NewScheme()
+	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	cacheOpts := CacheOptions()
+	unmanaged, err := labels.Parse("!" + labelUnmanaged)
+	Expect(err).NotTo(HaveOccurred())
+	cacheOpts.ByObject[&keywardenv1alpha1.APIKey{}] = cache.ByObject{Label: unmanaged}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   cacheOpts,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect((&APIKeyReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("keywarden"),
+		MaxConcurrentReconciles: 4,
+	}).SetupWithManager(mgr)).To(Succeed())
+
+	var ctx context.Context
+	ctx, cancel = context.WithCancel(context.Background())
+	managerWG.Add(1)
+	go func() {
+		defer GinkgoRecover()
+		defer managerWG.Done()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	// No raw key may appear anywhere but in its Secret: not in the
+	// manager's logs, not in Events, not in the APIKeys themselves.
+	if rawKeys.len() > 0 {
+		ctx := context.Background()
+		var apiKeys keywardenv1alpha1.APIKeyList
+		Expect(k8sClient.List(ctx, &apiKeys)).To(Succeed())
+		var coreEvents corev1.EventList
+		Expect(k8sClient.List(ctx, &coreEvents)).To(Succeed())
+		var newEvents eventsv1.EventList
+		Expect(k8sClient.List(ctx, &newEvents)).To(Succeed())
+		Expect(len(newEvents.Items)).To(BeNumerically(">", 0), "the check must see the controller's events")
+		Expect(logs.Len()).To(BeNumerically(">", 0), "the check must see the manager's logs")
+
+		places := map[string][]byte{"manager log": logs.Bytes()}
+		for name, obj := range map[string]any{"APIKeys": apiKeys, "core/v1 Events": coreEvents, "events.k8s.io/v1 Events": newEvents} {
+			b, err := json.Marshal(obj)
+			Expect(err).NotTo(HaveOccurred())
+			places[name] = b
+		}
+		for place, text := range places {
+			Expect(rawKeys.foundIn(text)).To(BeEmpty(), "raw keys found in %s", place)
+		}
+		GinkgoWriter.Printf("Checked %d raw keys against %d bytes of logs, %d events and %d APIKeys: none found\n",
+			rawKeys.len(), logs.Len(), len(newEvents.Items)+len(coreEvents.Items), len(apiKeys.Items))
+	}
+
+	if cancel != nil {
+		cancel()
+	}
+	managerWG.Wait()
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, the sink of the
+// manager's logs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, _ = GinkgoWriter.Write(p)
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+func (b *syncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// keySet records raw keys the tests have seen, to look for them later where
+// they must not be.
+type keySet struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (s *keySet) add(raw string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = map[string]bool{}
+	}
+	s.keys[raw] = true
+}
+
+func (s *keySet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.keys)
+}
+
+// foundIn returns the display prefixes of the recorded keys that occur in
+// text; the keys themselves are not repeated in test output.
+func (s *keySet) foundIn(text []byte) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found []string
+	for raw := range s.keys {
+		if bytes.Contains(text, []byte(raw)) {
+			found = append(found, raw[:8]+"...")
+		}
+	}
+	return found
+}

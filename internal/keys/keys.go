@@ -1,0 +1,182 @@
+// Package keys defines the format of Keywarden API keys: generation from
+// crypto/rand, the base62 body, the CRC32 checksum that lets anyone reject a
+// mistyped or invented key without a lookup, the SHA-256 hash kept in status
+// and the short display prefix.
+//
+// A raw key is <prefix><body><checksum>:
+//
+//   - prefix: 2 to 12 characters of [a-z0-9] ending in '_' (kw_ by default),
+//   - body: the 32 random bytes as a big-endian number in base62, 43 characters,
+//   - checksum: CRC32 (IEEE) of prefix and body in base62, 6 characters.
+package keys
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/big"
+	"strings"
+)
+
+const (
+	// DefaultPrefix is the prefix of keys whose class does not name one.
+	DefaultPrefix = "kw_"
+
+	// RandomBytes is how many bytes of crypto/rand entropy a key carries.
+	RandomBytes = 32
+	// BodyLength is the length of the base62 encoding of RandomBytes.
+	BodyLength = 43
+	// ChecksumLength is the length of the base62 encoding of a CRC32.
+	ChecksumLength = 6
+	// DisplayPrefixLength is how many leading characters of a key are shown
+	// in status and listings.
+	DisplayPrefixLength = 8
+
+	// MinPrefixLength and MaxPrefixLength bound a prefix, '_' included.
+	MinPrefixLength = 2
+	MaxPrefixLength = 12
+
+	// HashPrefix starts every stored key hash.
+	HashPrefix = "sha256:"
+)
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// ErrMalformed is wrapped by every error Parse returns. Its messages never
+// contain the key itself.
+var ErrMalformed = errors.New("malformed key")
+
+var base = big.NewInt(62)
+
+// ValidPrefix reports whether p can start a key: 2 to 12 characters of
+// [a-z0-9] with a final '_'.
+func ValidPrefix(p string) bool {
+	if len(p) < MinPrefixLength || len(p) > MaxPrefixLength || p[len(p)-1] != '_' {
+		return false
+	}
+	for i := 0; i < len(p)-1; i++ {
+		c := p[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Generate returns a new raw key with the given prefix, reading entropy from
+// crypto/rand.
+func Generate(prefix string) (string, error) {
+	return generate(rand.Reader, prefix)
+}
+
+func generate(r io.Reader, prefix string) (string, error) {
+	if !ValidPrefix(prefix) {
+		return "", fmt.Errorf("invalid key prefix %q: want 2-12 characters of [a-z0-9] ending in '_'", prefix)
+	}
+	var buf [RandomBytes]byte
+	if _, err := io.ReadFull(r, buf[:]); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	var b strings.Builder
+	b.Grow(len(prefix) + BodyLength + ChecksumLength)
+	b.WriteString(prefix)
+	b.WriteString(encodeBody(buf[:]))
+	b.WriteString(encodeChecksum(checksum(b.String())))
+	return b.String(), nil
+}
+
+// encodeBody writes the bytes as a big-endian number in base62, left-padded
+// with '0' to BodyLength.
+func encodeBody(p []byte) string {
+	n := new(big.Int).SetBytes(p)
+	out := make([]byte, BodyLength)
+	mod := new(big.Int)
+	for i := BodyLength - 1; i >= 0; i-- {
+		n.DivMod(n, base, mod)
+		out[i] = alphabet[mod.Int64()]
+	}
+	return string(out)
+}
+
+func checksum(s string) uint32 { return crc32.ChecksumIEEE([]byte(s)) }
+
+func encodeChecksum(c uint32) string {
+	var out [ChecksumLength]byte
+	v := uint64(c)
+	for i := ChecksumLength - 1; i >= 0; i-- {
+		out[i] = alphabet[v%62]
+		v /= 62
+	}
+	return string(out[:])
+}
+
+func decodeChecksum(s string) (uint64, bool) {
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		d := strings.IndexByte(alphabet, s[i])
+		if d < 0 {
+			return 0, false
+		}
+		v = v*62 + uint64(d)
+	}
+	return v, true
+}
+
+// Key is a parsed, well-formed raw key.
+type Key struct {
+	raw    string
+	prefix string
+}
+
+// Prefix is the class prefix the key starts with, '_' included.
+func (k Key) Prefix() string { return k.prefix }
+
+// Parse checks the format and checksum of a raw key without any lookup. Its
+// errors wrap ErrMalformed and never quote the key.
+func Parse(raw string) (Key, error) {
+	i := strings.LastIndexByte(raw, '_')
+	if i < 0 {
+		return Key{}, fmt.Errorf("%w: no prefix", ErrMalformed)
+	}
+	prefix := raw[:i+1]
+	if !ValidPrefix(prefix) {
+		return Key{}, fmt.Errorf("%w: invalid prefix", ErrMalformed)
+	}
+	rest := raw[i+1:]
+	if len(rest) != BodyLength+ChecksumLength {
+		return Key{}, fmt.Errorf("%w: wrong length", ErrMalformed)
+	}
+	body, sum := rest[:BodyLength], rest[BodyLength:]
+	for j := 0; j < len(body); j++ {
+		if strings.IndexByte(alphabet, body[j]) < 0 {
+			return Key{}, fmt.Errorf("%w: invalid character", ErrMalformed)
+		}
+	}
+	want, ok := decodeChecksum(sum)
+	if !ok {
+		return Key{}, fmt.Errorf("%w: invalid character", ErrMalformed)
+	}
+	if want != uint64(checksum(raw[:len(raw)-ChecksumLength])) {
+		return Key{}, fmt.Errorf("%w: checksum mismatch", ErrMalformed)
+	}
+	return Key{raw: raw, prefix: prefix}, nil
+}
+
+// Hash returns the stored form of a raw key: "sha256:" and the hex digest.
+func Hash(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return HashPrefix + hex.EncodeToString(sum[:])
+}
+
+// DisplayPrefix returns the first DisplayPrefixLength characters of a raw
+// key, the part that status and listings show.
+func DisplayPrefix(raw string) string {
+	if len(raw) < DisplayPrefixLength {
+		return raw
+	}
+	return raw[:DisplayPrefixLength]
+}

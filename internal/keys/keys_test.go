@@ -1,0 +1,209 @@
+package keys
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestGenerateFormat(t *testing.T) {
+	for _, prefix := range []string{"kw_", "pdm_", "a_", "abcdefghij1_"} {
+		raw, err := Generate(prefix)
+		if err != nil {
+			t.Fatalf("Generate(%q): %v", prefix, err)
+		}
+		if !strings.HasPrefix(raw, prefix) {
+			t.Errorf("key does not start with %q", prefix)
+		}
+		if got, want := len(raw), len(prefix)+BodyLength+ChecksumLength; got != want {
+			t.Errorf("len = %d, want %d", got, want)
+		}
+		k, err := Parse(raw)
+		if err != nil {
+			t.Fatalf("Parse of a generated key: %v", err)
+		}
+		if k.Prefix() != prefix {
+			t.Errorf("Prefix() = %q, want %q", k.Prefix(), prefix)
+		}
+	}
+}
+
+func TestGenerateIsRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		raw, err := Generate(DefaultPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[raw] {
+			t.Fatal("Generate returned the same key twice")
+		}
+		seen[raw] = true
+	}
+}
+
+func TestGenerateDeterministicEncoding(t *testing.T) {
+	zeros := bytes.NewReader(make([]byte, RandomBytes))
+	raw, err := generate(zeros, "kw_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "kw_" + strings.Repeat("0", BodyLength); raw[:len(want)] != want {
+		t.Errorf("all-zero entropy encodes as %q, want body of zeros", raw)
+	}
+	ones := bytes.NewReader(bytes.Repeat([]byte{0xff}, RandomBytes))
+	raw, err = generate(ones, "kw_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2^256-1 in base62, computed independently.
+	if want := "kw_yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1"; raw[:len(want)] != want {
+		t.Errorf("all-ones entropy encodes as %q, want %q", raw[:len(want)], want)
+	}
+	if _, err := Parse(raw); err != nil {
+		t.Errorf("Parse: %v", err)
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	if _, err := Generate("KW_"); err == nil {
+		t.Error("Generate accepted an upper-case prefix")
+	}
+	if _, err := generate(bytes.NewReader([]byte{1, 2, 3}), "kw_"); err == nil {
+		t.Error("generate accepted short entropy")
+	}
+}
+
+func TestValidPrefix(t *testing.T) {
+	tests := []struct {
+		prefix string
+		want   bool
+	}{
+		{"kw_", true},
+		{"pdm_", true},
+		{"a_", true},
+		{"abcdefghijk_", true},
+		{"abcdefghijkl_", false}, // 13 characters
+		{"_", false},
+		{"kw", false},
+		{"Kw_", false},
+		{"k-w_", false},
+		{"k_w_", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := ValidPrefix(tt.prefix); got != tt.want {
+			t.Errorf("ValidPrefix(%q) = %v, want %v", tt.prefix, got, tt.want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	good, err := Generate("kw_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flip changes one body character to another character of the alphabet.
+	flip := func(s string, i int) string {
+		c := byte('A')
+		if s[i] == 'A' {
+			c = 'B'
+		}
+		return s[:i] + string(c) + s[i+1:]
+	}
+	tests := []struct {
+		name    string
+		raw     string
+		wantErr string
+	}{
+		{"valid", good, ""},
+		{"empty", "", "no prefix"},
+		{"no prefix", good[3:], "no prefix"},
+		{"upper-case prefix", "KW_" + good[3:], "invalid prefix"},
+		{"too short", good[:len(good)-1], "wrong length"},
+		{"too long", good + "0", "wrong length"},
+		{"bad body character", good[:10] + "-" + good[11:], "invalid character"},
+		{"bad checksum character", good[:len(good)-1] + "!", "invalid character"},
+		{"body typo", flip(good, 10), "checksum mismatch"},
+		{"checksum typo", flip(good, len(good)-2), "checksum mismatch"},
+		{"other prefix", "pdm_" + good[3:], "checksum mismatch"},
+		{"unicode", "kw_" + strings.Repeat("é", 24) + "a", "invalid character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.raw)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse accepted a bad key, want %q", tt.wantErr)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v does not wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q, want it to contain %q", err, tt.wantErr)
+			}
+			if len(tt.raw) > 8 && strings.Contains(err.Error(), tt.raw[3:]) {
+				t.Errorf("error quotes the key")
+			}
+		})
+	}
+}
+
+func TestHashAndDisplayPrefix(t *testing.T) {
+	raw, err := Generate("kw_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(raw))
+	if got, want := Hash(raw), "sha256:"+hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("Hash = %q, want %q", got, want)
+	}
+	if got := DisplayPrefix(raw); got != raw[:8] || len(got) != 8 {
+		t.Errorf("DisplayPrefix = %q, want %q", got, raw[:8])
+	}
+	if got := DisplayPrefix("kw_"); got != "kw_" {
+		t.Errorf("DisplayPrefix of a short string = %q", got)
+	}
+}
+
+// FuzzParse feeds arbitrary strings to Parse: it must never panic, must accept
+// exactly the strings whose checksum matches, and must never quote its input.
+func FuzzParse(f *testing.F) {
+	good, err := Generate("kw_")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{good, "", "_", "kw_", "pdm_" + good[3:], good[:20], good + good, "kw_\x00\xff", strings.Repeat("_", 60)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		k, err := Parse(raw)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			if len(raw) > 40 && strings.Contains(err.Error(), raw) {
+				t.Fatalf("error quotes the input")
+			}
+			return
+		}
+		if !ValidPrefix(k.Prefix()) || !strings.HasPrefix(raw, k.Prefix()) {
+			t.Fatalf("accepted key has prefix %q", k.Prefix())
+		}
+		body := raw[len(k.Prefix()):]
+		if len(body) != BodyLength+ChecksumLength {
+			t.Fatalf("accepted key with body length %d", len(body))
+		}
+		if encodeChecksum(checksum(raw[:len(raw)-ChecksumLength])) != raw[len(raw)-ChecksumLength:] {
+			t.Fatalf("accepted key with a wrong checksum")
+		}
+	})
+}

@@ -1,0 +1,102 @@
+// Package lifecycle holds the pure rules of an APIKey's lifecycle: its
+// effective expiry and the kstatus conditions that describe the outcome of a
+// reconcile pass. Nothing here talks to the API server.
+package lifecycle
+
+import (
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// ExpiresAt is a key's effective expiry: spec.expiresAt, or issuedAt plus
+// spec.lifetime, or nil when the key does not expire (or, with a lifetime,
+// has not been issued yet).
+func ExpiresAt(spec *keywardenv1alpha1.APIKeySpec, issuedAt *metav1.Time) *metav1.Time {
+	switch {
+	case spec.ExpiresAt != nil:
+		t := *spec.ExpiresAt
+		return &t
+	case spec.Lifetime != nil && issuedAt != nil:
+		t := metav1.NewTime(issuedAt.Add(spec.Lifetime.Duration))
+		return &t
+	}
+	return nil
+}
+
+// Expired reports whether a key with the given effective expiry is expired
+// at now. A key is valid up to, not including, its expiry.
+func Expired(expiresAt *metav1.Time, now time.Time) bool {
+	return expiresAt != nil && !now.Before(expiresAt.Time)
+}
+
+// Outcome is what a reconcile pass concluded.
+type Outcome struct {
+	// Phase is the key's phase after the pass.
+	Phase keywardenv1alpha1.APIKeyPhase
+	// Reason and Message explain a phase other than Active, a stall or
+	// progress.
+	Reason  string
+	Message string
+	// Progressing is set while more work is scheduled (Reconciling=True).
+	Progressing bool
+	// Stalled is set when only a person can resolve the situation.
+	Stalled bool
+	// Err is a transient error; the pass is retried with backoff.
+	Err error
+}
+
+// SetConditions writes the Ready, Reconciling and Stalled conditions and the
+// observed generation that describe the outcome of a pass for an object of
+// the given generation. observedGeneration moves only after a pass that
+// completed or stalled, not after a transient error.
+func SetConditions(status *keywardenv1alpha1.APIKeyStatus, generation int64, o Outcome) {
+	set := func(typ string, s metav1.ConditionStatus, reason, msg string) {
+		apimeta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation,
+		})
+	}
+	remove := func(typ string) { apimeta.RemoveStatusCondition(&status.Conditions, typ) }
+
+	switch {
+	case o.Err != nil:
+		reason := o.Reason
+		if reason == "" {
+			reason = keywardenv1alpha1.ReasonReconcileError
+		}
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionFalse, reason, o.Err.Error())
+		set(keywardenv1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, "Retrying after an error: "+o.Err.Error())
+		remove(keywardenv1alpha1.ConditionStalled)
+		if status.Phase == "" {
+			status.Phase = keywardenv1alpha1.PhasePending
+		}
+		return
+	case o.Stalled:
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionFalse, o.Reason, o.Message)
+		set(keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue, o.Reason, o.Message)
+		remove(keywardenv1alpha1.ConditionReconciling)
+	case o.Progressing:
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionFalse, o.Reason, o.Message)
+		set(keywardenv1alpha1.ConditionReconciling, metav1.ConditionTrue, o.Reason, o.Message)
+		remove(keywardenv1alpha1.ConditionStalled)
+	case o.Phase == keywardenv1alpha1.PhaseActive:
+		msg := o.Message
+		if msg == "" {
+			msg = "The key is issued and its Secret is in place"
+		}
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued, msg)
+		remove(keywardenv1alpha1.ConditionReconciling)
+		remove(keywardenv1alpha1.ConditionStalled)
+	default:
+		// A terminal phase (Expired, Revoked): nothing more to do, and not
+		// ready.
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionFalse, o.Reason, o.Message)
+		remove(keywardenv1alpha1.ConditionReconciling)
+		remove(keywardenv1alpha1.ConditionStalled)
+	}
+	status.Phase = o.Phase
+	status.ObservedGeneration = generation
+}

@@ -1,0 +1,163 @@
+package lifecycle
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+func TestExpiresAt(t *testing.T) {
+	issued := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	abs := metav1.NewTime(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	tests := []struct {
+		name   string
+		spec   keywardenv1alpha1.APIKeySpec
+		issued *metav1.Time
+		want   *time.Time
+	}{
+		{"no expiry", keywardenv1alpha1.APIKeySpec{}, &issued, nil},
+		{"absolute", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, &issued, &abs.Time},
+		{"absolute before issuance", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, nil, &abs.Time},
+		{"lifetime", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: 720 * time.Hour}}, &issued, new(issued.Add(720 * time.Hour))},
+		{"lifetime before issuance", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Hour}}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ExpiresAt(&tt.spec, tt.issued)
+			switch {
+			case tt.want == nil && got != nil:
+				t.Fatalf("ExpiresAt = %v, want nil", got)
+			case tt.want != nil && (got == nil || !got.Time.Equal(*tt.want)):
+				t.Fatalf("ExpiresAt = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpired(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	tests := []struct {
+		name string
+		exp  *metav1.Time
+		now  time.Time
+		want bool
+	}{
+		{"no expiry", nil, at.Time, false},
+		{"before", &at, at.Add(-time.Nanosecond), false},
+		{"at", &at, at.Time, true},
+		{"after", &at, at.Add(time.Second), true},
+	}
+	for _, tt := range tests {
+		if got := Expired(tt.exp, tt.now); got != tt.want {
+			t.Errorf("%s: Expired = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSetConditions(t *testing.T) {
+	type cond struct {
+		status metav1.ConditionStatus
+		reason string
+	}
+	absent := cond{}
+	tests := []struct {
+		name      string
+		before    keywardenv1alpha1.APIKeyStatus
+		outcome   Outcome
+		phase     keywardenv1alpha1.APIKeyPhase
+		observed  int64
+		ready     cond
+		reconcile cond
+		stalled   cond
+	}{
+		{
+			name:      "active",
+			outcome:   Outcome{Phase: keywardenv1alpha1.PhaseActive},
+			phase:     keywardenv1alpha1.PhaseActive,
+			observed:  3,
+			ready:     cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued},
+			reconcile: absent, stalled: absent,
+		},
+		{
+			name:      "progressing",
+			outcome:   Outcome{Phase: keywardenv1alpha1.PhasePending, Progressing: true, Reason: keywardenv1alpha1.ReasonReissuing, Message: "m"},
+			phase:     keywardenv1alpha1.PhasePending,
+			observed:  3,
+			ready:     cond{metav1.ConditionFalse, keywardenv1alpha1.ReasonReissuing},
+			reconcile: cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonReissuing},
+			stalled:   absent,
+		},
+		{
+			name:      "stalled clears reconciling",
+			before:    keywardenv1alpha1.APIKeyStatus{Conditions: []metav1.Condition{{Type: keywardenv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "Issuing"}}},
+			outcome:   Outcome{Phase: keywardenv1alpha1.PhasePending, Stalled: true, Reason: keywardenv1alpha1.ReasonSecretConflict, Message: "m"},
+			phase:     keywardenv1alpha1.PhasePending,
+			observed:  3,
+			ready:     cond{metav1.ConditionFalse, keywardenv1alpha1.ReasonSecretConflict},
+			reconcile: absent,
+			stalled:   cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonSecretConflict},
+		},
+		{
+			name:      "expired is terminal, not stalled",
+			before:    keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: 2},
+			outcome:   Outcome{Phase: keywardenv1alpha1.PhaseExpired, Reason: keywardenv1alpha1.ReasonExpired, Message: "m"},
+			phase:     keywardenv1alpha1.PhaseExpired,
+			observed:  3,
+			ready:     cond{metav1.ConditionFalse, keywardenv1alpha1.ReasonExpired},
+			reconcile: absent, stalled: absent,
+		},
+		{
+			name:      "transient error keeps phase and observedGeneration",
+			before:    keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: 2, Conditions: []metav1.Condition{{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "X"}}},
+			outcome:   Outcome{Phase: keywardenv1alpha1.PhaseRevoked, Err: errors.New("boom")},
+			phase:     keywardenv1alpha1.PhaseActive,
+			observed:  2,
+			ready:     cond{metav1.ConditionFalse, keywardenv1alpha1.ReasonReconcileError},
+			reconcile: cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonReconcileError},
+			stalled:   absent,
+		},
+		{
+			name:      "transient error on a new key makes it pending",
+			outcome:   Outcome{Err: errors.New("boom")},
+			phase:     keywardenv1alpha1.PhasePending,
+			observed:  0,
+			ready:     cond{metav1.ConditionFalse, keywardenv1alpha1.ReasonReconcileError},
+			reconcile: cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonReconcileError},
+			stalled:   absent,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.before
+			SetConditions(&st, 3, tt.outcome)
+			if st.Phase != tt.phase {
+				t.Errorf("phase = %q, want %q", st.Phase, tt.phase)
+			}
+			if st.ObservedGeneration != tt.observed {
+				t.Errorf("observedGeneration = %d, want %d", st.ObservedGeneration, tt.observed)
+			}
+			for typ, want := range map[string]cond{
+				keywardenv1alpha1.ConditionReady:       tt.ready,
+				keywardenv1alpha1.ConditionReconciling: tt.reconcile,
+				keywardenv1alpha1.ConditionStalled:     tt.stalled,
+			} {
+				var got cond
+				for _, c := range st.Conditions {
+					if c.Type == typ {
+						got = cond{c.Status, c.Reason}
+						if c.ObservedGeneration != 3 {
+							t.Errorf("%s observedGeneration = %d, want 3", typ, c.ObservedGeneration)
+						}
+					}
+				}
+				if got != want {
+					t.Errorf("%s = %+v, want %+v", typ, got, want)
+				}
+			}
+		})
+	}
+}
