@@ -65,7 +65,7 @@ test: verify-generated vet lint controlplane ## Verify generated files, lint, ru
 
 .PHONY: dev
 dev: build controlplane ## Run Keywarden against a local control plane with the samples applied (Ctrl-C stops it).
-	go run ./hack/dev --assets "$$(hack/controlplane.sh)" --manager $(BIN)/manager
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/dev --manager $(BIN)/manager
 
 ##@ Build
 

@@ -103,7 +103,7 @@ var _ = AfterSuite(func() {
 		Expect(k8sClient.List(ctx, &coreEvents)).To(Succeed())
 		var newEvents eventsv1.EventList
 		Expect(k8sClient.List(ctx, &newEvents)).To(Succeed())
-		Expect(len(newEvents.Items)).To(BeNumerically(">", 0), "the check must see the controller's events")
+		Expect(newEvents.Items).NotTo(BeEmpty(), "the check must see the controller's events")
 		Expect(logs.Len()).To(BeNumerically(">", 0), "the check must see the manager's logs")
 
 		places := map[string][]byte{"manager log": logs.Bytes()}

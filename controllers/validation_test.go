@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// manifest is a valid APIKey as a user would write it; each entry breaks one
+// rule.
+func manifest(ns string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "keywarden.dev/v1alpha1",
+		"kind":       "APIKey",
+		"metadata":   map[string]any{"namespace": ns, "name": "k-" + rand.String(6), "labels": map[string]any{labelUnmanaged: "true"}},
+		"spec": map[string]any{
+			"displayName": "Grafana dashboards",
+			"owner":       "observability@example.com",
+			"role":        "readonly",
+			"scopes":      []any{"dashboards:read", "audit-logs:read"},
+		},
+	}}
+}
+
+func spec(u *unstructured.Unstructured) map[string]any { return u.Object["spec"].(map[string]any) }
+
+func scopes(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = "scope-" + rand.String(10)
+	}
+	return out
+}
+
+var _ = Describe("APIKey validation by the API server", func() {
+	var (
+		ctx context.Context
+		ns  string
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	It("accepts the valid manifest the table starts from", func() {
+		Expect(k8sClient.Create(ctx, manifest(ns))).To(Succeed())
+	})
+
+	DescribeTable("refuses a bad manifest at create with the exact error",
+		func(mutate func(spec map[string]any), want string) {
+			u := manifest(ns)
+			mutate(spec(u))
+			// Strict, as kubectl apply validates by default.
+			err := k8sClient.Create(ctx, u, client.FieldValidation("Strict"))
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(want))
+		},
+		Entry("missing displayName", func(s map[string]any) { delete(s, "displayName") },
+			`spec.displayName: Required value`),
+		Entry("empty displayName", func(s map[string]any) { s["displayName"] = "" },
+			`spec.displayName: Invalid value: "": spec.displayName in body should be at least 1 chars long`),
+		Entry("displayName over 50 characters", func(s map[string]any) { s["displayName"] = strings.Repeat("x", 51) },
+			`spec.displayName: Too long: may not be more than 50 bytes`),
+		Entry("missing owner", func(s map[string]any) { delete(s, "owner") },
+			`spec.owner: Required value`),
+		Entry("owner over 253 characters", func(s map[string]any) { s["owner"] = strings.Repeat("o", 254) },
+			`spec.owner: Too long: may not be more than 253 bytes`),
+		Entry("missing role", func(s map[string]any) { delete(s, "role") },
+			`spec.role: Required value`),
+		Entry("role with upper case and spaces", func(s map[string]any) { s["role"] = "Read Only" },
+			`spec.role: Invalid value: "Read Only": spec.role in body should match '^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$'`),
+		Entry("scope outside the pattern", func(s map[string]any) { s["scopes"] = []any{"Audit Logs"} },
+			`spec.scopes[0]: Invalid value: "Audit Logs": spec.scopes[0] in body should match '^[a-z0-9][a-z0-9._:/-]{0,127}$'`),
+		Entry("duplicate scopes", func(s map[string]any) { s["scopes"] = []any{"a:read", "a:read"} },
+			`spec.scopes[1]: Duplicate value: "a:read"`),
+		Entry("more than 64 scopes", func(s map[string]any) { s["scopes"] = scopes(65) },
+			`spec.scopes: Too many: 65: must have at most 64 items`),
+		Entry("both expiresAt and lifetime", func(s map[string]any) { s["expiresAt"] = "2030-01-01T00:00:00Z"; s["lifetime"] = "720h" },
+			`spec.lifetime: Invalid value: expiresAt and lifetime are mutually exclusive: set at most one`),
+		Entry("zero lifetime", func(s map[string]any) { s["lifetime"] = "0s" },
+			`spec.lifetime: Invalid value: "0s": lifetime must be positive`),
+		Entry("negative lifetime", func(s map[string]any) { s["lifetime"] = "-24h" },
+			`spec.lifetime: Invalid value: "-24h": spec.lifetime in body should match`),
+		Entry("lifetime that is not a duration", func(s map[string]any) { s["lifetime"] = "30 days" },
+			`spec.lifetime: Invalid value: "30 days": spec.lifetime in body should match`),
+		Entry("expiresAt that is not a time", func(s map[string]any) { s["expiresAt"] = "tomorrow" },
+			`spec.expiresAt: Invalid value: "tomorrow": spec.expiresAt in body must be of type date-time`),
+		Entry("secretName that is not a DNS name", func(s map[string]any) { s["secretName"] = "My_Secret" },
+			`spec.secretName: Invalid value: "My_Secret": spec.secretName in body should match`),
+		Entry("secretTemplate label that Argo CD would claim", func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"app.kubernetes.io/instance": "my-app"}}
+		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels may not set keywarden.dev/*, argocd.argoproj.io/*, app.kubernetes.io/instance or app.kubernetes.io/managed-by`),
+		Entry("secretTemplate label under argocd.argoproj.io/", func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"argocd.argoproj.io/secret-type": "repository"}}
+		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels may not set keywarden.dev/*, argocd.argoproj.io/*, app.kubernetes.io/instance or app.kubernetes.io/managed-by`),
+		Entry("secretTemplate label Keywarden manages", func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"keywarden.dev/apikey": "other"}}
+		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels may not set keywarden.dev/*, argocd.argoproj.io/*, app.kubernetes.io/instance or app.kubernetes.io/managed-by`),
+		Entry("secretTemplate annotation under argocd.argoproj.io/", func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"annotations": map[string]any{"argocd.argoproj.io/sync-options": "Prune=false"}}
+		}, `spec.secretTemplate.annotations: Invalid value: secretTemplate.annotations may not set keywarden.dev/* or argocd.argoproj.io/*`),
+		Entry("unknown field", func(s map[string]any) { s["rotate"] = true },
+			`unknown field "spec.rotate"`),
+	)
+
+	DescribeTable("refuses a forbidden change with the exact error",
+		func(before, after func(spec map[string]any), want string) {
+			u := manifest(ns)
+			before(spec(u))
+			Expect(k8sClient.Create(ctx, u)).To(Succeed())
+			after(spec(u))
+			err := k8sClient.Update(ctx, u)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(want))
+		},
+		Entry("un-revoking", func(s map[string]any) { s["revoked"] = true }, func(s map[string]any) { s["revoked"] = false },
+			`spec.revoked: Invalid value: revocation is irreversible: revoked cannot be set back to false; create a new APIKey instead`),
+		Entry("un-revoking by removing the field", func(s map[string]any) { s["revoked"] = true }, func(s map[string]any) { delete(s, "revoked") },
+			`spec.revoked: Invalid value: revocation is irreversible: revoked cannot be set back to false; create a new APIKey instead`),
+		Entry("changing secretName", func(s map[string]any) { s["secretName"] = "one" }, func(s map[string]any) { s["secretName"] = "two" },
+			`spec.secretName: Invalid value: secretName is immutable`),
+		Entry("setting secretName later", func(map[string]any) {}, func(s map[string]any) { s["secretName"] = "late" },
+			`spec.secretName: Invalid value: secretName is immutable`),
+		Entry("removing secretName", func(s map[string]any) { s["secretName"] = "one" }, func(s map[string]any) { delete(s, "secretName") },
+			`spec.secretName: Invalid value: secretName is immutable`),
+	)
+})

@@ -1,0 +1,95 @@
+// Command dev runs Keywarden against a local control plane: it starts etcd
+// and kube-apiserver, installs the CRDs, runs the manager binary, applies
+// config/samples and shows the keys, then keeps everything running until it
+// is interrupted. `make dev` runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"keywarden.dev/keywarden/test/harness"
+)
+
+func main() {
+	manager := flag.String("manager", "bin/manager", "The manager binary to run.")
+	exit := flag.Bool("exit", false, "Stop once the samples are Ready instead of running until interrupted.")
+	flag.Parse()
+	if err := run(*manager, *exit); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(manager string, exit bool) error {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bin", "dev")
+	fmt.Println("Starting etcd and kube-apiserver")
+	cluster, err := harness.StartCluster(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cluster.Stop() }()
+
+	logPath := filepath.Join(dir, "manager.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logFile.Close() }()
+	fmt.Printf("Starting the manager (log: %s)\n", logPath)
+	mgr, err := cluster.StartManager(manager, logFile)
+	if err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- mgr.Wait() }()
+	defer func() {
+		_ = mgr.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = mgr.Process.Kill()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fmt.Println("Applying config/samples")
+	if out, err := cluster.Kubectl(ctx, "apply", "-k", "config/samples"); err != nil {
+		return err
+	} else {
+		fmt.Print(out)
+	}
+	if _, err := cluster.Kubectl(ctx, "wait", "--for=condition=Ready", "apikey", "--all", "-n", "default", "--timeout=60s"); err != nil {
+		return fmt.Errorf("%w (manager log: %s)", err, logPath)
+	}
+	out, err := cluster.Kubectl(ctx, "get", "apikeys", "-n", "default")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%s\n", out)
+	fmt.Printf("Keywarden is running. To use this cluster:\n\n  export KUBECONFIG=%s\n  %s get apikeys -A\n\n", cluster.Kubeconfig, cluster.KubectlBin)
+	if exit {
+		return nil
+	}
+	fmt.Println("Press Ctrl-C to stop.")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case <-sig:
+		fmt.Println("\nStopping")
+		return nil
+	case err := <-exited:
+		return fmt.Errorf("the manager exited: %v (log: %s)", err, logPath)
+	}
+}
