@@ -89,9 +89,8 @@ uninstall: controlplane ## Remove the CRDs from the cluster of the current kubec
 	"$$(hack/controlplane.sh)/kubectl" delete -k config/crd --ignore-not-found
 
 .PHONY: deploy
-deploy: controlplane ## Deploy the controller with image IMG to the cluster of the current kubeconfig.
-	cd config/manager && "$$(../../hack/controlplane.sh)/kubectl" kustomize . >/dev/null
-	"$$(hack/controlplane.sh)/kubectl" apply -k config/default
+deploy: controlplane ## Deploy CRDs, RBAC and the manager with image IMG to the cluster of the current kubeconfig.
+	"$$(hack/controlplane.sh)/kubectl" kustomize config/default | sed 's|image: keywarden:dev|image: $(IMG)|' | "$$(hack/controlplane.sh)/kubectl" apply -f -
 
 .PHONY: undeploy
 undeploy: controlplane ## Remove the controller from the cluster of the current kubeconfig.

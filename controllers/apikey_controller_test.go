@@ -145,6 +145,21 @@ var _ = Describe("APIKey controller", func() {
 		Expect(after.ResourceVersion).To(Equal(foreign.ResourceVersion))
 	})
 
+	It("stalls with SecretInvalid when the API server refuses the Secret", func() {
+		k := newAPIKey(ns, "badmeta")
+		k.Spec.SecretTemplate = &keywardenv1alpha1.SecretTemplate{Annotations: map[string]string{"not a key!": "x"}}
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := getKey(ctx, k)
+			stalled := condition(got, "Stalled")
+			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(stalled.Reason).To(Equal("SecretInvalid"))
+			g.Expect(stalled.Message).To(ContainSubstring("The API server refuses Secret badmeta"))
+			g.Expect(stalled.Message).To(ContainSubstring("not a key!"))
+		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+		Expect(secretGone(ctx, ns, "badmeta")()).To(Succeed())
+	})
+
 	It("issues a new key into a new Secret when the Secret is deleted", func() {
 		k := newAPIKey(ns, "lost")
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())

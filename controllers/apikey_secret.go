@@ -228,6 +228,15 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 				p.requeueAfter = time.Millisecond
 				return nil
 			}
+			if apierrors.IsInvalid(err) {
+				// Retrying cannot help: only a change of the spec can.
+				p.outcome = lifecycle.Outcome{
+					Phase: keywardenv1alpha1.PhasePending, Stalled: true,
+					Reason:  keywardenv1alpha1.ReasonSecretInvalid,
+					Message: fmt.Sprintf("The API server refuses Secret %s: %s", secret.Name, redact(err.Error(), raw)),
+				}
+				return nil
+			}
 			return fmt.Errorf("creating Secret %s: %s", secret.Name, redact(err.Error(), raw))
 		}
 		hash, prefix, uid = keys.Hash(raw), keys.DisplayPrefix(raw), secret.UID

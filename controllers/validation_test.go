@@ -104,9 +104,22 @@ var _ = Describe("APIKey validation by the API server", func() {
 		Entry("secretTemplate annotation under argocd.argoproj.io/", func(s map[string]any) {
 			s["secretTemplate"] = map[string]any{"annotations": map[string]any{"argocd.argoproj.io/sync-options": "Prune=false"}}
 		}, `spec.secretTemplate.annotations: Invalid value: secretTemplate.annotations may not set keywarden.dev/* or argocd.argoproj.io/*`),
+		Entry("secretTemplate label key that is not a label key", func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"team name": "web"}}
+		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels keys must be valid label keys`),
+		Entry("secretTemplate label value over 63 characters", func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"team": strings.Repeat("w", 64)}}
+		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels values must be valid label values`),
 		Entry("unknown field", func(s map[string]any) { s["rotate"] = true },
 			`unknown field "spec.rotate"`),
 	)
+
+	It("refuses a name over 63 characters, which the Secret could not carry as a label", func() {
+		u := manifest(ns)
+		u.SetName(strings.Repeat("n", 64))
+		err := k8sClient.Create(ctx, u)
+		Expect(err).To(MatchError(ContainSubstring(`metadata.name may be at most 63 characters: the Secret carries it as a label value`)))
+	})
 
 	DescribeTable("refuses a forbidden change with the exact error",
 		func(before, after func(spec map[string]any), want string) {

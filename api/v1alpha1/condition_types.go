@@ -30,6 +30,9 @@ const (
 	// ReasonSecretConflict: a Secret of the target name exists and does not
 	// belong to this APIKey; it is left untouched.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonSecretInvalid: the API server refuses the Secret as built from
+	// the spec (for example a secretTemplate label it does not accept).
+	ReasonSecretInvalid = "SecretInvalid"
 	// ReasonReconcileError: a transient error; the controller retries with
 	// backoff.
 	ReasonReconcileError = "ReconcileError"

@@ -51,8 +51,9 @@ func run(manager string, exit bool) error {
 	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- mgr.Wait() }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = mgr.Wait(); close(exited) }()
 	defer func() {
 		_ = mgr.Process.Signal(syscall.SIGTERM)
 		select {
@@ -89,7 +90,7 @@ func run(manager string, exit bool) error {
 	case <-sig:
 		fmt.Println("\nStopping")
 		return nil
-	case err := <-exited:
-		return fmt.Errorf("the manager exited: %v (log: %s)", err, logPath)
+	case <-exited:
+		return fmt.Errorf("the manager exited: %v (log: %s)", exitErr, logPath)
 	}
 }
