@@ -41,7 +41,7 @@ var _ = Describe("APIKey controller", func() {
 		k := newAPIKey(ns, "purge")
 		k.Spec.Lifetime = &metav1.Duration{Duration: 720 * time.Hour}
 		k.Spec.SecretTemplate = &keywardenv1alpha1.SecretTemplate{
-			Labels:      map[string]string{"team": "web"},
+			Labels:      map[string]keywardenv1alpha1.LabelValue{"team": "web"},
 			Annotations: map[string]string{"reloader.stakater.com/match": "true"},
 		}
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())

@@ -274,11 +274,11 @@ func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw string) 
 		Data:      map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
 	}
 	if t := key.Spec.SecretTemplate; t != nil {
-		s.Labels = copyMap(t.Labels)
 		s.Annotations = copyMap(t.Annotations)
 	}
-	if s.Labels == nil {
-		s.Labels = map[string]string{}
+	s.Labels = make(map[string]string, 3+len(key.Spec.SecretTemplate.GetLabels()))
+	for k, v := range key.Spec.SecretTemplate.GetLabels() {
+		s.Labels[k] = string(v)
 	}
 	s.Labels[keywardenv1alpha1.LabelManagedBy] = keywardenv1alpha1.ManagedByValue
 	s.Labels[keywardenv1alpha1.LabelAPIKey] = key.Name

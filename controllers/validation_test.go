@@ -109,7 +109,7 @@ var _ = Describe("APIKey validation by the API server", func() {
 		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels keys must be valid label keys`),
 		Entry("secretTemplate label value over 63 characters", func(s map[string]any) {
 			s["secretTemplate"] = map[string]any{"labels": map[string]any{"team": strings.Repeat("w", 64)}}
-		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels values must be valid label values`),
+		}, `spec.secretTemplate.labels.team: Too long: may not be more than 63 bytes`),
 		Entry("unknown field", func(s map[string]any) { s["rotate"] = true },
 			`unknown field "spec.rotate"`),
 	)

@@ -113,8 +113,7 @@ type SecretTemplate struct {
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keywarden.dev/') && !k.startsWith('argocd.argoproj.io/') && k != 'app.kubernetes.io/instance' && k != 'app.kubernetes.io/managed-by')",message="secretTemplate.labels may not set keywarden.dev/*, argocd.argoproj.io/*, app.kubernetes.io/instance or app.kubernetes.io/managed-by"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))",message="secretTemplate.labels keys must be valid label keys: an optional DNS subdomain prefix and '/', then a name of letters, digits, '-', '_' and '.'"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].size() <= 63 && self[k].matches('^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$'))",message="secretTemplate.labels values must be valid label values: at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]LabelValue `json:"labels,omitempty"`
 
 	// annotations are added to the Secret. Keys under keywarden.dev/ and
 	// argocd.argoproj.io/ are reserved.
@@ -123,6 +122,12 @@ type SecretTemplate struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keywarden.dev/') && !k.startsWith('argocd.argoproj.io/'))",message="secretTemplate.annotations may not set keywarden.dev/* or argocd.argoproj.io/*"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
+
+// LabelValue is a Kubernetes label value: at most 63 letters, digits, '-',
+// '_' and '.', starting and ending with a letter or digit, or empty.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
 
 // APIKeyPhase is where a key is in its lifecycle.
 // +kubebuilder:validation:Enum=Pending;Active;Expired;Revoked;Refused
@@ -254,3 +259,11 @@ func (k *APIKey) GetConditions() []metav1.Condition { return k.Status.Conditions
 
 // SetConditions replaces the key's conditions.
 func (k *APIKey) SetConditions(c []metav1.Condition) { k.Status.Conditions = c }
+
+// GetLabels returns the template's labels; nil for a nil template.
+func (t *SecretTemplate) GetLabels() map[string]LabelValue {
+	if t == nil {
+		return nil
+	}
+	return t.Labels
+}
