@@ -2,15 +2,20 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/pkg/verify"
 )
 
 func main() {
@@ -20,6 +25,7 @@ func main() {
 		concurrency            int
 		qps                    float64
 		burst                  int
+		verifier               verifierFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
@@ -27,6 +33,10 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many APIKeys are reconciled at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	flag.StringVar(&verifier.addr, "verifier-bind-address", ":8090", "Address of the key verification endpoints; 0 disables them.")
+	flag.StringVar(&verifier.certFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes); plain HTTP when empty.")
+	flag.StringVar(&verifier.keyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
+	flag.DurationVar(&verifier.lastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -47,6 +57,10 @@ func main() {
 		MaxConcurrentReconciles: concurrency,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "APIKey")
+		os.Exit(1)
+	}
+	if err := setupVerifier(mgr, verifier); err != nil {
+		log.Error(err, "Unable to set up the verifier")
 		os.Exit(1)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -73,4 +87,43 @@ func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Option
 		LeaderElectionID:       "keywarden.dev",
 		Cache:                  controllers.CacheOptions(),
 	}
+}
+
+type verifierFlags struct {
+	addr, certFile, keyFile string
+	lastUsedInterval        time.Duration
+}
+
+// setupVerifier adds the key verifier to the manager: an index of the
+// APIKey informer, the usage recorder and the HTTP server, all of which run
+// on every replica.
+func setupVerifier(mgr ctrl.Manager, f verifierFlags) error {
+	if f.addr == "0" {
+		return nil
+	}
+	if (f.certFile == "") != (f.keyFile == "") {
+		return errors.New("--verifier-tls-cert-file and --verifier-tls-key-file go together")
+	}
+	index := verify.NewIndex()
+	reg, err := index.Watch(context.Background(), mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	metrics, err := verify.NewMetrics(ctrlmetrics.Registry, index)
+	if err != nil {
+		return err
+	}
+	log := ctrl.Log.WithName("verifier")
+	usage := verify.NewUsageRecorder(mgr.GetClient(), f.lastUsedInterval, log)
+	if err := mgr.Add(usage); err != nil {
+		return err
+	}
+	return mgr.Add(&verify.Server{
+		Addr:     f.addr,
+		CertFile: f.certFile,
+		KeyFile:  f.keyFile,
+		Handler:  &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log},
+		Ready:    reg.HasSynced,
+		Log:      log,
+	})
 }

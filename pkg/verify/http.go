@@ -1,0 +1,239 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MaxBodyBytes bounds a verification request's body.
+const MaxBodyBytes = 8 << 10
+
+// Handler serves verification over HTTP:
+//
+//   - POST /v1/keys/verify: a JSON Request; always 200 with a JSON answer
+//     when the request is well-formed, 400 otherwise.
+//   - GET /v1/authz (any method): forward authentication for reverse
+//     proxies; the key comes from "Authorization: Bearer" or "X-API-Key",
+//     requirements from the query (scope, repeatable; role; namespace).
+//     200 with X-Keywarden-* headers, 401 or 403.
+type Handler struct {
+	// Index answers the lookups.
+	Index *Index
+	// Usage, when set, records the use of keys that opted in.
+	Usage *UsageRecorder
+	// Metrics, when set, counts verifications.
+	Metrics *Metrics
+	// Log receives one line per rejected key, with the display prefix
+	// and the code, never the key.
+	Log logr.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Routes returns a mux with the handler's endpoints.
+func (h *Handler) Routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/keys/verify", h.serveVerify)
+	mux.HandleFunc("/v1/authz", h.serveAuthz)
+	return mux
+}
+
+// verifyRequest is the JSON body of POST /v1/keys/verify.
+type verifyRequest struct {
+	Key       string   `json:"key"`
+	Scopes    []string `json:"scopes,omitempty"`
+	Role      string   `json:"role,omitempty"`
+	Namespace string   `json:"namespace,omitempty"`
+}
+
+// VerifyResponse is the JSON answer of POST /v1/keys/verify.
+type VerifyResponse struct {
+	Valid     bool       `json:"valid"`
+	Code      Code       `json:"code,omitempty"`
+	Namespace string     `json:"namespace,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	Owner     string     `json:"owner,omitempty"`
+	Role      string     `json:"role,omitempty"`
+	Scopes    []string   `json:"scopes,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	KeyPrefix string     `json:"keyPrefix,omitempty"`
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{"use POST"})
+		return
+	}
+	var req verifyRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{decodeError(err)})
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"the body must hold exactly one JSON object"})
+		return
+	}
+	if req.Key == "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse{`"key" is required`})
+		return
+	}
+	res := h.verify("verify", Request(req))
+	if !res.Valid {
+		writeJSON(w, http.StatusOK, VerifyResponse{Code: res.Code})
+		return
+	}
+	writeJSON(w, http.StatusOK, VerifyResponse{
+		Valid: true, Namespace: res.Namespace, Name: res.Name, Owner: res.Owner, Role: res.Role,
+		Scopes: res.Scopes, ExpiresAt: res.ExpiresAt, KeyPrefix: res.KeyPrefix,
+	})
+}
+
+// decodeError describes a body that could not be decoded, without quoting
+// it: the body may hold a key.
+func decodeError(err error) string {
+	var tooLarge *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return "the body is larger than 8 KiB"
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the body is not a JSON object"
+	case errors.As(err, &typ):
+		return "field " + typ.Field + " has the wrong type"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "the body is not a valid request"
+}
+
+func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := Request{Key: presentedKey(r), Scopes: q["scope"], Role: q.Get("role"), Namespace: q.Get("namespace")}
+	if req.Key == "" {
+		unauthorized(w, "")
+		return
+	}
+	res := h.verify("authz", req)
+	switch res.Code {
+	case "":
+		hdr := w.Header()
+		hdr.Set("X-Keywarden-Owner", res.Owner)
+		hdr.Set("X-Keywarden-Role", res.Role)
+		hdr.Set("X-Keywarden-Scopes", strings.Join(res.Scopes, ","))
+		hdr.Set("X-Keywarden-Key", res.Namespace+"/"+res.Name)
+		w.WriteHeader(http.StatusOK)
+	case CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace:
+		w.Header().Set("X-Keywarden-Code", string(res.Code))
+		writeJSON(w, http.StatusForbidden, VerifyResponse{Code: res.Code})
+	default:
+		unauthorized(w, res.Code)
+	}
+}
+
+// presentedKey takes the key from "Authorization: Bearer <key>", or else
+// from "X-API-Key".
+func presentedKey(r *http.Request) string {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, token, ok := strings.Cut(auth, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+	}
+	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+}
+
+func unauthorized(w http.ResponseWriter, code Code) {
+	if code == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keywarden"`)
+		writeJSON(w, http.StatusUnauthorized, errorResponse{"no key presented: use Authorization: Bearer <key> or X-API-Key"})
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="keywarden", error="invalid_token"`)
+	w.Header().Set("X-Keywarden-Code", string(code))
+	writeJSON(w, http.StatusUnauthorized, VerifyResponse{Code: code})
+}
+
+// verify runs one verification and records its metrics, log line and use.
+func (h *Handler) verify(endpoint string, req Request) Result {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	start := time.Now()
+	res := h.Index.Verify(req, now())
+	if h.Metrics != nil {
+		h.Metrics.observe(endpoint, res.Code, time.Since(start))
+	}
+	switch {
+	case res.Valid && res.TrackLastUsed && h.Usage != nil:
+		h.Usage.Record(res.Namespace, res.Name, now())
+	case !res.Valid && res.KeyPrefix != "":
+		h.Log.Info("Key rejected", "keyPrefix", res.KeyPrefix, "code", res.Code, "endpoint", endpoint)
+	case !res.Valid:
+		h.Log.V(1).Info("Key rejected", "code", res.Code, "endpoint", endpoint)
+	}
+	return res
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Metrics are the verifier's Prometheus metrics.
+type Metrics struct {
+	verifications *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+}
+
+// NewMetrics creates the verifier's metrics and registers them, with a gauge
+// of the keys in the index.
+func NewMetrics(reg prometheus.Registerer, ix *Index) (*Metrics, error) {
+	m := &Metrics{
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keywarden_verifications_total",
+			Help: "Key verifications by endpoint and result: VALID or the code of the rejection.",
+		}, []string{"endpoint", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "keywarden_verification_duration_seconds",
+			Help:    "Time to verify one key, excluding the HTTP transport.",
+			Buckets: []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2},
+		}, []string{"endpoint"}),
+	}
+	indexed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keywarden_verifier_keys_indexed",
+		Help: "Keys in the verifier's index.",
+	}, func() float64 { return float64(ix.Len()) })
+	for _, c := range []prometheus.Collector{m.verifications, m.latency, indexed} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(endpoint string, code Code, d time.Duration) {
+	result := string(code)
+	if code == "" {
+		result = "VALID"
+	}
+	m.verifications.WithLabelValues(endpoint, result).Inc()
+	m.latency.WithLabelValues(endpoint).Observe(d.Seconds())
+}

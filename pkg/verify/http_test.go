@@ -1,0 +1,232 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// fixture is a handler over an index with one valid and one revoked key.
+type fixture struct {
+	h              *Handler
+	valid, revoked string
+	logs           *bytes.Buffer
+	reg            *prometheus.Registry
+}
+
+func newFixture(t testing.TB) *fixture {
+	ix := NewIndex()
+	valid, k := issued(t, "shop", "checkout", nil)
+	ix.Upsert(k)
+	revoked, r := issued(t, "shop", "old", func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true })
+	ix.Upsert(r)
+	logs := &bytes.Buffer{}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 1})
+	h := &Handler{Index: ix, Metrics: m, Log: log, Now: func() time.Time { return t0 }}
+	return &fixture{h: h, valid: valid, revoked: revoked, logs: logs, reg: reg}
+}
+
+func (f *fixture) do(method, target string, body string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	f.h.Routes().ServeHTTP(rec, req)
+	return rec
+}
+
+func TestVerifyEndpoint(t *testing.T) {
+	f := newFixture(t)
+	body := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	tests := []struct {
+		name       string
+		method     string
+		body       string
+		wantStatus int
+		want       map[string]any
+	}{
+		{"valid", "POST", body(map[string]any{"key": f.valid}), 200, map[string]any{
+			"valid": true, "namespace": "shop", "name": "checkout", "owner": "team@example.com", "role": "readonly",
+			"scopes": []any{"audit:read", "logs:read"}, "keyPrefix": f.valid[:8],
+		}},
+		{"valid with requirements", "POST", body(map[string]any{"key": f.valid, "scopes": []string{"logs:read"}, "role": "readonly", "namespace": "shop"}), 200, map[string]any{"valid": true}},
+		{"revoked", "POST", body(map[string]any{"key": f.revoked}), 200, map[string]any{"valid": false, "code": "REVOKED"}},
+		{"malformed", "POST", `{"key":"kw_nope"}`, 200, map[string]any{"valid": false, "code": "MALFORMED"}},
+		{"insufficient scope", "POST", body(map[string]any{"key": f.valid, "scopes": []string{"admin"}}), 200, map[string]any{"valid": false, "code": "INSUFFICIENT_SCOPE"}},
+		{"wrong role", "POST", body(map[string]any{"key": f.valid, "role": "admin"}), 200, map[string]any{"valid": false, "code": "WRONG_ROLE"}},
+		{"wrong namespace", "POST", body(map[string]any{"key": f.valid, "namespace": "bank"}), 200, map[string]any{"valid": false, "code": "WRONG_NAMESPACE"}},
+		{"not JSON", "POST", `key=abc`, 400, map[string]any{"error": "the body is not a JSON object"}},
+		{"empty body", "POST", ``, 400, map[string]any{"error": "the body is not a JSON object"}},
+		{"unknown field", "POST", `{"key":"x","tenant":"a"}`, 400, map[string]any{"error": `unknown field "tenant"`}},
+		{"wrong type", "POST", `{"key":42}`, 400, map[string]any{"error": "field key has the wrong type"}},
+		{"two objects", "POST", `{"key":"x"}{"key":"y"}`, 400, map[string]any{"error": "the body must hold exactly one JSON object"}},
+		{"missing key", "POST", `{"scopes":["a"]}`, 400, map[string]any{"error": `"key" is required`}},
+		{"over 8 KiB", "POST", `{"key":"` + strings.Repeat("a", 9000) + `"}`, 400, map[string]any{"error": "the body is larger than 8 KiB"}},
+		{"GET", "GET", ``, 405, map[string]any{"error": "use POST"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do(tt.method, "/v1/keys/verify", tt.body, nil)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantStatus, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			for k, want := range tt.want {
+				if gb, wb := body(got[k]), body(want); gb != wb {
+					t.Errorf("%s = %s, want %s", k, gb, wb)
+				}
+			}
+			if v, _ := got["valid"].(bool); !v && got["owner"] != nil {
+				t.Errorf("a rejection discloses the owner")
+			}
+		})
+	}
+}
+
+func TestAuthzEndpoint(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name       string
+		query      url.Values
+		hdr        map[string]string
+		wantStatus int
+		wantHdr    map[string]string
+	}{
+		{"bearer", nil, map[string]string{"Authorization": "Bearer " + f.valid}, 200, map[string]string{
+			"X-Keywarden-Owner": "team@example.com", "X-Keywarden-Role": "readonly",
+			"X-Keywarden-Scopes": "audit:read,logs:read", "X-Keywarden-Key": "shop/checkout",
+		}},
+		{"bearer, any case", nil, map[string]string{"Authorization": "bearer " + f.valid}, 200, map[string]string{"X-Keywarden-Key": "shop/checkout"}},
+		{"X-API-Key", nil, map[string]string{"X-API-Key": f.valid}, 200, map[string]string{"X-Keywarden-Key": "shop/checkout"}},
+		{"requirements met", url.Values{"scope": {"logs:read", "audit:read"}, "role": {"readonly"}, "namespace": {"shop"}}, map[string]string{"X-API-Key": f.valid}, 200, nil},
+		{"no key", nil, nil, 401, map[string]string{"WWW-Authenticate": `Bearer realm="keywarden"`}},
+		{"basic auth is not a key", nil, map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, 401, map[string]string{"WWW-Authenticate": `Bearer realm="keywarden"`}},
+		{"malformed", nil, map[string]string{"X-API-Key": "kw_123"}, 401, map[string]string{"WWW-Authenticate": `Bearer realm="keywarden", error="invalid_token"`, "X-Keywarden-Code": "MALFORMED"}},
+		{"revoked", nil, map[string]string{"X-API-Key": f.revoked}, 401, map[string]string{"X-Keywarden-Code": "REVOKED"}},
+		{"missing scope", url.Values{"scope": {"logs:read", "billing:write"}}, map[string]string{"X-API-Key": f.valid}, 403, map[string]string{"X-Keywarden-Code": "INSUFFICIENT_SCOPE"}},
+		{"wrong role", url.Values{"role": {"admin"}}, map[string]string{"X-API-Key": f.valid}, 403, map[string]string{"X-Keywarden-Code": "WRONG_ROLE"}},
+		{"wrong namespace", url.Values{"namespace": {"bank"}}, map[string]string{"X-API-Key": f.valid}, 403, map[string]string{"X-Keywarden-Code": "WRONG_NAMESPACE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do("GET", "/v1/authz?"+tt.query.Encode(), "", tt.hdr)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantStatus, rec.Body)
+			}
+			for k, want := range tt.wantHdr {
+				if got := rec.Header().Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			if rec.Code != 200 && rec.Header().Get("X-Keywarden-Owner") != "" {
+				t.Errorf("a rejection discloses the owner")
+			}
+		})
+	}
+}
+
+func TestRejectionsAreLoggedAndCountedWithoutTheKey(t *testing.T) {
+	f := newFixture(t)
+	f.do("POST", "/v1/keys/verify", `{"key":"`+f.revoked+`"}`, nil)
+	f.do("GET", "/v1/authz", "", map[string]string{"X-API-Key": f.valid})
+	f.do("GET", "/v1/authz", "", map[string]string{"X-API-Key": "kw_bogus"})
+
+	logs := f.logs.String()
+	if !strings.Contains(logs, f.revoked[:8]) || !strings.Contains(logs, "REVOKED") {
+		t.Errorf("the rejection's log line lacks the prefix or the code:\n%s", logs)
+	}
+	if !strings.Contains(logs, "MALFORMED") {
+		t.Errorf("the malformed key's rejection was not logged at V(1):\n%s", logs)
+	}
+	for _, raw := range []string{f.valid, f.revoked, "kw_bogus"} {
+		if strings.Contains(logs, raw) {
+			t.Errorf("a presented key is in the log")
+		}
+	}
+	for result, want := range map[string]float64{"VALID": 1, "REVOKED": 1, "MALFORMED": 1} {
+		endpoint := "authz"
+		if result == "REVOKED" {
+			endpoint = "verify"
+		}
+		if got := testutil.ToFloat64(f.h.Metrics.verifications.WithLabelValues(endpoint, result)); got != want {
+			t.Errorf("verifications{%s,%s} = %v, want %v", endpoint, result, got, want)
+		}
+	}
+	if got := testutil.CollectAndCount(f.reg, "keywarden_verification_duration_seconds"); got != 2 {
+		t.Errorf("latency histograms = %d, want one per endpoint", got)
+	}
+	if n, err := testutil.GatherAndCount(f.reg, "keywarden_verifier_keys_indexed"); err != nil || n != 1 {
+		t.Errorf("keys indexed gauge: %d, %v", n, err)
+	}
+}
+
+// FuzzHandler sends arbitrary bodies, headers and queries to both
+// endpoints: no panic, no 5xx, only the documented statuses.
+func FuzzHandler(f *testing.F) {
+	fx := newFixture(f)
+	f.Add(`{"key":"`+fx.valid+`"}`, "Bearer "+fx.valid, fx.valid, "scope=logs:read&role=readonly")
+	f.Add(`{"key":"`+fx.revoked+`","scopes":["x"],"namespace":"shop"}`, "bearer", "", "namespace=%zz")
+	f.Add(`{"key":null}`, "Basic", "kw_", "scope=&scope=a")
+	f.Add(`[1,2,3]`, "", "\x00", ";;&&==")
+	f.Add(`{"key":"a","key":"b"}`, "Bearer  ", " ", "role=%00")
+	f.Fuzz(func(t *testing.T, body, auth, apiKey, query string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/v1/keys/verify", strings.NewReader(body))
+		fx.h.Routes().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
+			t.Fatalf("verify answered %d", rec.Code)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("verify answered with a body that is not JSON")
+		}
+
+		req = httptest.NewRequest("GET", "/v1/authz", nil)
+		req.URL.RawQuery = query
+		if validHeader(auth) {
+			req.Header.Set("Authorization", auth)
+		}
+		if validHeader(apiKey) {
+			req.Header.Set("X-API-Key", apiKey)
+		}
+		rec = httptest.NewRecorder()
+		fx.h.Routes().ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusUnauthorized, http.StatusForbidden:
+		default:
+			t.Fatalf("authz answered %d", rec.Code)
+		}
+	})
+}
+
+// validHeader reports whether net/http would send the value at all.
+func validHeader(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,144 @@
+package verify
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/lifecycle"
+)
+
+// entry is what verification needs of one APIKey: no more than a few
+// strings, so that a large number of keys stays small in memory.
+type entry struct {
+	namespace, name string
+	owner, role     string
+	scopes          []string
+	hash, keyPrefix string
+	expiresAt       *time.Time
+	revoked         bool
+	expired         bool
+	active          bool
+	trackLastUsed   bool
+}
+
+// Index maps key hashes to the APIKeys that hold them. It is safe for
+// concurrent use.
+type Index struct {
+	mu     sync.RWMutex
+	byHash map[string]*entry
+	byName map[types.NamespacedName]string
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{byHash: map[string]*entry{}, byName: map[types.NamespacedName]string{}}
+}
+
+// Len is the number of keys indexed.
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.byHash)
+}
+
+func (ix *Index) lookup(hash string) *entry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.byHash[hash]
+}
+
+// Upsert indexes the APIKey as it is now, replacing what was indexed for it.
+// A key without a hash (not issued, or being reissued) is not indexed.
+func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
+	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
+	e := newEntry(k)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old, ok := ix.byName[nn]; ok && (e == nil || old != e.hash) {
+		delete(ix.byHash, old)
+		delete(ix.byName, nn)
+	}
+	if e == nil {
+		return
+	}
+	ix.byHash[e.hash] = e
+	ix.byName[nn] = e.hash
+}
+
+// Remove forgets the APIKey of that namespace and name.
+func (ix *Index) Remove(namespace, name string) {
+	nn := types.NamespacedName{Namespace: namespace, Name: name}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old, ok := ix.byName[nn]; ok {
+		delete(ix.byHash, old)
+		delete(ix.byName, nn)
+	}
+}
+
+func newEntry(k *keywardenv1alpha1.APIKey) *entry {
+	st := &k.Status
+	if st.KeyHash == "" {
+		return nil
+	}
+	e := &entry{
+		namespace:     k.Namespace,
+		name:          k.Name,
+		owner:         k.Spec.Owner,
+		role:          k.Spec.Role,
+		hash:          st.KeyHash,
+		keyPrefix:     st.KeyPrefix,
+		revoked:       k.Spec.Revoked || st.Phase == keywardenv1alpha1.PhaseRevoked,
+		expired:       st.Phase == keywardenv1alpha1.PhaseExpired,
+		active:        st.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero(),
+		trackLastUsed: k.Spec.TrackLastUsed,
+	}
+	if len(k.Spec.Scopes) > 0 {
+		e.scopes = make([]string, len(k.Spec.Scopes))
+		for i, s := range k.Spec.Scopes {
+			e.scopes[i] = string(s)
+		}
+		slices.Sort(e.scopes)
+	}
+	if t := lifecycle.ExpiresAt(&k.Spec, st.IssuedAt); t != nil {
+		e.expiresAt = &t.Time
+	}
+	return e
+}
+
+// Watch keeps the index current from the APIKey informer of the given
+// cache. The returned registration's HasSynced reports when the index holds
+// every APIKey the informer listed at start.
+func (ix *Index) Watch(ctx context.Context, informers cache.Informers) (toolscache.ResourceEventHandlerRegistration, error) {
+	inf, err := informers.GetInformer(ctx, &keywardenv1alpha1.APIKey{})
+	if err != nil {
+		return nil, err
+	}
+	return inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
+				ix.Upsert(k)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
+				ix.Upsert(k)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
+				ix.Remove(k.Namespace, k.Name)
+			}
+		},
+	})
+}

@@ -1,0 +1,254 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func getStatus(u string) (int, error) {
+	resp, err := httpClient.Get(u)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// verifyKey calls POST /v1/keys/verify and returns the decoded answer.
+func verifyKey(req map[string]any) map[string]any {
+	b, err := json.Marshal(req)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	resp, err := httpClient.Post(baseURL+"/v1/keys/verify", "application/json", bytes.NewReader(b))
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	ExpectWithOffset(1, resp.StatusCode).To(Equal(http.StatusOK))
+	var out map[string]any
+	ExpectWithOffset(1, json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+	return out
+}
+
+func code(raw string) any { return verifyKey(map[string]any{"key": raw})["code"] }
+
+// authz calls GET /v1/authz with the key as a bearer token.
+func authz(raw string, q url.Values) *http.Response {
+	req, err := http.NewRequest("GET", baseURL+"/v1/authz?"+q.Encode(), nil)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", "Bearer "+raw)
+	resp, err := httpClient.Do(req)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	_ = resp.Body.Close()
+	return resp
+}
+
+func newNamespace(ctx context.Context) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "v-" + rand.String(8)}}
+	ExpectWithOffset(1, k8sClient.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// issue creates an APIKey, waits until it is Ready and returns it with the
+// raw key read from its Secret, as a workload would.
+func issue(ctx context.Context, ns, name string, mutate func(*keywardenv1alpha1.APIKey)) (string, *keywardenv1alpha1.APIKey) {
+	k := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: keywardenv1alpha1.APIKeySpec{
+			DisplayName: "Checkout service", Owner: "payments@example.com", Role: "standard",
+			Scopes: []keywardenv1alpha1.Scope{"orders:read", "orders:write"},
+		},
+	}
+	if mutate != nil {
+		mutate(k)
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, k)).To(Succeed())
+	EventuallyWithOffset(1, func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+		g.Expect(apimeta.IsStatusConditionTrue(k.Status.Conditions, "Ready")).To(BeTrue())
+	}, 20*time.Second, 20*time.Millisecond).Should(Succeed())
+	s := &corev1.Secret{}
+	ExpectWithOffset(1, k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: k.Status.SecretRef.Name}, s)).To(Succeed())
+	return string(s.Data["key"]), k
+}
+
+var _ = Describe("The verifier", func() {
+	var (
+		ctx context.Context
+		ns  string
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	It("answers valid with the key's owner, role, scopes and expiry", func() {
+		raw, k := issue(ctx, ns, "checkout", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Lifetime = &metav1.Duration{Duration: 24 * time.Hour}
+		})
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
+		got := verifyKey(map[string]any{"key": raw, "scopes": []string{"orders:read"}, "role": "standard", "namespace": ns})
+		Expect(got).To(Equal(map[string]any{
+			"valid": true, "namespace": ns, "name": "checkout", "owner": "payments@example.com", "role": "standard",
+			"scopes": []any{"orders:read", "orders:write"}, "keyPrefix": raw[:8],
+			"expiresAt": k.Status.ExpiresAt.UTC().Format(time.RFC3339),
+		}))
+	})
+
+	It("answers MALFORMED and NOT_FOUND without a key on record", func() {
+		Expect(code("kw_definitely-not-a-key")).To(Equal("MALFORMED"))
+		Expect(code("pdm_" + rand.String(49))).To(Equal("MALFORMED"))
+		raw, k := issue(ctx, ns, "deleted", nil)
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() any { return code(raw) }, 10*time.Second, 20*time.Millisecond).Should(Equal("NOT_FOUND"))
+	})
+
+	It("rejects a key from the second it expires, by its own clock, before any reconcile", func() {
+		raw, k := issue(ctx, ns, "clock", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+		})
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
+		clockSkew.Store(int64(time.Hour))
+		defer clockSkew.Store(0)
+		Expect(code(raw)).To(Equal("EXPIRED"))
+		// The controller, on the real clock, still has the key Active.
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+		Expect(k.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+	})
+
+	It("rejects a key that expires while it runs within the second", func() {
+		raw, k := issue(ctx, ns, "short", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Lifetime = &metav1.Duration{Duration: 3 * time.Second}
+		})
+		expiresAt := k.Status.ExpiresAt.Time
+		var lastValid, firstRejected time.Time
+		var rejectedWith any
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			at := time.Now()
+			got := verifyKey(map[string]any{"key": raw})
+			if got["valid"] == true {
+				lastValid = at
+				continue
+			}
+			firstRejected, rejectedWith = time.Now(), got["code"]
+			break
+		}
+		Expect(rejectedWith).To(Equal("EXPIRED"))
+		Expect(lastValid).To(BeTemporally("<", expiresAt.Add(10*time.Millisecond)), "valid after its expiry")
+		Expect(firstRejected.Sub(expiresAt)).To(BeNumerically("<", time.Second), "rejected too late")
+		GinkgoWriter.Printf("expired at %s; last valid answer %s before, first rejection %s after\n",
+			expiresAt.Format(time.RFC3339Nano), expiresAt.Sub(lastValid), firstRejected.Sub(expiresAt))
+	})
+
+	It("rejects a revoked key as soon as the cache sees the change", func() {
+		raw, k := issue(ctx, ns, "leaked", nil)
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
+		patch := client.MergeFrom(k.DeepCopy())
+		k.Spec.Revoked = true
+		start := time.Now()
+		Expect(k8sClient.Patch(ctx, k, patch)).To(Succeed())
+		Eventually(func() any { return code(raw) }, time.Second, 5*time.Millisecond).Should(Equal("REVOKED"))
+		GinkgoWriter.Printf("revocation seen by the verifier after %s\n", time.Since(start))
+		Expect(authz(raw, nil).StatusCode).To(Equal(http.StatusUnauthorized))
+	})
+
+	It("answers NOT_ACTIVE for a key whose APIKey is being deleted", func() {
+		raw, k := issue(ctx, ns, "held", func(k *keywardenv1alpha1.APIKey) {
+			k.Finalizers = []string{"test.keywarden.dev/hold"}
+		})
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() any { return code(raw) }, 5*time.Second, 10*time.Millisecond).Should(Equal("NOT_ACTIVE"))
+		Eventually(func() error {
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k); err != nil {
+				return err
+			}
+			patch := client.MergeFromWithOptions(k.DeepCopy(), client.MergeFromWithOptimisticLock{})
+			controllerutil.RemoveFinalizer(k, "test.keywarden.dev/hold")
+			return k8sClient.Patch(ctx, k, patch)
+		}).Should(Succeed())
+	})
+
+	It("checks the required namespace, role and scopes", func() {
+		raw, _ := issue(ctx, ns, "scoped", nil)
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
+		Expect(verifyKey(map[string]any{"key": raw, "namespace": "elsewhere"})["code"]).To(Equal("WRONG_NAMESPACE"))
+		Expect(verifyKey(map[string]any{"key": raw, "namespace": ns})["valid"]).To(BeTrue())
+		Expect(verifyKey(map[string]any{"key": raw, "role": "admin"})["code"]).To(Equal("WRONG_ROLE"))
+		Expect(verifyKey(map[string]any{"key": raw, "scopes": []string{"orders:read", "refunds:write"}})["code"]).To(Equal("INSUFFICIENT_SCOPE"))
+		Expect(verifyKey(map[string]any{"key": raw, "scopes": []string{"orders:write"}})["valid"]).To(BeTrue())
+	})
+
+	It("serves forward authentication for reverse proxies", func() {
+		raw, _ := issue(ctx, ns, "edge", nil)
+		Eventually(func() int { return authz(raw, nil).StatusCode }).Should(Equal(http.StatusOK))
+		resp := authz(raw, url.Values{"scope": {"orders:read"}, "namespace": {ns}})
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		Expect(resp.Header.Get("X-Keywarden-Owner")).To(Equal("payments@example.com"))
+		Expect(resp.Header.Get("X-Keywarden-Role")).To(Equal("standard"))
+		Expect(resp.Header.Get("X-Keywarden-Scopes")).To(Equal("orders:read,orders:write"))
+		Expect(resp.Header.Get("X-Keywarden-Key")).To(Equal(ns + "/edge"))
+
+		Expect(authz(raw, url.Values{"scope": {"admin:all"}}).StatusCode).To(Equal(http.StatusForbidden))
+		Expect(authz(raw, url.Values{"role": {"admin"}}).StatusCode).To(Equal(http.StatusForbidden))
+		Expect(authz(raw, url.Values{"namespace": {"elsewhere"}}).StatusCode).To(Equal(http.StatusForbidden))
+		resp = authz("kw_wrong", nil)
+		Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+		Expect(resp.Header.Get("WWW-Authenticate")).To(HavePrefix("Bearer"))
+	})
+
+	It("writes lastUsedAt at most once per interval for an opted-in key, and never for others", func() {
+		tracked, tk := issue(ctx, ns, "tracked", func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = true })
+		untracked, uk := issue(ctx, ns, "untracked", nil)
+		Eventually(func() any { return verifyKey(map[string]any{"key": tracked})["valid"] }).Should(BeTrue())
+
+		start := time.Now()
+		requests := 0
+		for time.Since(start) < 3*lastUsedInterval {
+			for _, raw := range []string{tracked, untracked} {
+				Expect(authz(raw, nil).StatusCode).To(Equal(http.StatusOK))
+				requests++
+			}
+		}
+		elapsed := time.Since(start)
+		writes := func(k client.Object) int64 {
+			n, ok := lastUsedWrites.Load(types.NamespacedName{Namespace: k.GetNamespace(), Name: k.GetName()})
+			if !ok {
+				return 0
+			}
+			return n.(*atomic.Int64).Load()
+		}
+		Eventually(func() *metav1.Time {
+			_ = k8sClient.Get(ctx, client.ObjectKeyFromObject(tk), tk)
+			return tk.Status.LastUsedAt
+		}, 5*time.Second).ShouldNot(BeNil())
+		// A write per elapsed interval, plus one for the interval in
+		// progress when the loop started.
+		limit := int64(elapsed/lastUsedInterval) + 2
+		Expect(writes(tk)).To(And(BeNumerically(">=", 1), BeNumerically("<=", limit)))
+		Expect(writes(uk)).To(BeZero())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(uk), uk)).To(Succeed())
+		Expect(uk.Status.LastUsedAt).To(BeNil())
+		GinkgoWriter.Printf("%d requests over %s: %d lastUsedAt writes for the tracked key, 0 for the other\n",
+			requests, elapsed.Round(time.Millisecond), writes(tk))
+	})
+})

@@ -1,0 +1,120 @@
+// Package verify answers whether a presented API key is valid, whose it is
+// and what it may do. It keeps a compact in-memory index of the APIKeys an
+// informer delivers, keyed by key hash, so that a verification is one SHA-256
+// and one map lookup, with no API call and no list scan. The Keywarden
+// manager serves it over HTTP (see Handler); a Go service can embed it with
+// an informer of its own (see Index.Watch).
+package verify
+
+import (
+	"crypto/subtle"
+	"slices"
+	"time"
+
+	"keywarden.dev/keywarden/internal/keys"
+)
+
+// Code says why a key is not valid. The set is closed: clients may switch
+// on it.
+type Code string
+
+const (
+	// CodeMalformed: wrong prefix, length, alphabet or checksum; decided
+	// without any lookup.
+	CodeMalformed Code = "MALFORMED"
+	// CodeNotFound: well-formed, but no APIKey holds it.
+	CodeNotFound Code = "NOT_FOUND"
+	// CodeExpired: the key's expiry has passed.
+	CodeExpired Code = "EXPIRED"
+	// CodeRevoked: the key was revoked.
+	CodeRevoked Code = "REVOKED"
+	// CodeNotActive: the key's APIKey is not active (pending, refused or
+	// being deleted).
+	CodeNotActive Code = "NOT_ACTIVE"
+	// CodeInsufficientScope: the key lacks a required scope.
+	CodeInsufficientScope Code = "INSUFFICIENT_SCOPE"
+	// CodeWrongRole: the key's role is not the required one.
+	CodeWrongRole Code = "WRONG_ROLE"
+	// CodeWrongNamespace: the key belongs to another namespace than the
+	// required one.
+	CodeWrongNamespace Code = "WRONG_NAMESPACE"
+)
+
+// Codes lists every Code.
+var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace}
+
+// Request is a key to verify and what the caller requires of it.
+type Request struct {
+	// Key is the raw key as presented.
+	Key string
+	// Scopes must all be granted by the key.
+	Scopes []string
+	// Role, when set, must be the key's role.
+	Role string
+	// Namespace, when set, must be the key's namespace.
+	Namespace string
+}
+
+// Result is the answer. When Valid is false only Code (and, for a key that
+// was found, KeyPrefix) is set.
+type Result struct {
+	Valid     bool
+	Code      Code
+	Namespace string
+	Name      string
+	Owner     string
+	Role      string
+	Scopes    []string
+	ExpiresAt *time.Time
+	KeyPrefix string
+	// TrackLastUsed is set for a valid key whose APIKey opted in to usage
+	// tracking.
+	TrackLastUsed bool
+}
+
+// Verify checks a request against the index at the time now.
+func (ix *Index) Verify(req Request, now time.Time) Result {
+	if _, err := keys.Parse(req.Key); err != nil {
+		return Result{Code: CodeMalformed}
+	}
+	hash := keys.Hash(req.Key)
+	e := ix.lookup(hash)
+	if e == nil || subtle.ConstantTimeCompare([]byte(e.hash), []byte(hash)) != 1 {
+		return Result{Code: CodeNotFound}
+	}
+	if code, ok := e.check(req, now); !ok {
+		return Result{Code: code, KeyPrefix: e.keyPrefix}
+	}
+	r := Result{
+		Valid: true, Namespace: e.namespace, Name: e.name, Owner: e.owner, Role: e.role,
+		Scopes: e.scopes, KeyPrefix: e.keyPrefix, TrackLastUsed: e.trackLastUsed,
+	}
+	if e.expiresAt != nil {
+		t := *e.expiresAt
+		r.ExpiresAt = &t
+	}
+	return r
+}
+
+// check applies the key's own state first (revoked, expired, not active),
+// then the caller's requirements.
+func (e *entry) check(req Request, now time.Time) (Code, bool) {
+	switch {
+	case e.revoked:
+		return CodeRevoked, false
+	case e.expiresAt != nil && !now.Before(*e.expiresAt), e.expired:
+		return CodeExpired, false
+	case !e.active:
+		return CodeNotActive, false
+	case req.Namespace != "" && req.Namespace != e.namespace:
+		return CodeWrongNamespace, false
+	case req.Role != "" && req.Role != e.role:
+		return CodeWrongRole, false
+	}
+	for _, s := range req.Scopes {
+		if _, found := slices.BinarySearch(e.scopes, s); !found {
+			return CodeInsufficientScope, false
+		}
+	}
+	return "", true
+}

@@ -1,0 +1,158 @@
+package verify
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// issued returns a raw key and an Active APIKey that holds it; mutate
+// changes what a test exercises.
+func issued(t testing.TB, ns, name string, mutate func(*keywardenv1alpha1.APIKey)) (string, *keywardenv1alpha1.APIKey) {
+	t.Helper()
+	raw, err := keys.Generate(keys.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: keywardenv1alpha1.APIKeySpec{
+			DisplayName: "d", Owner: "team@example.com", Role: "readonly",
+			Scopes: []keywardenv1alpha1.Scope{"logs:read", "audit:read"},
+		},
+		Status: keywardenv1alpha1.APIKeyStatus{
+			Phase: keywardenv1alpha1.PhaseActive, KeyHash: keys.Hash(raw), KeyPrefix: keys.DisplayPrefix(raw),
+			IssuedAt: &metav1.Time{Time: t0},
+		},
+	}
+	if mutate != nil {
+		mutate(k)
+	}
+	return raw, k
+}
+
+func TestVerify(t *testing.T) {
+	hour := &metav1.Duration{Duration: time.Hour}
+	tests := []struct {
+		name    string
+		mutate  func(*keywardenv1alpha1.APIKey)
+		present func(raw string) string
+		req     Request
+		now     time.Time
+		want    Code
+	}{
+		{name: "valid", now: t0},
+		{name: "valid with every requirement met", req: Request{Scopes: []string{"audit:read", "logs:read"}, Role: "readonly", Namespace: "ns"}, now: t0},
+		{name: "malformed: garbage", present: func(string) string { return "hello" }, want: CodeMalformed},
+		{name: "malformed: checksum", present: func(raw string) string { return raw[:10] + flip(raw[10]) + raw[11:] }, want: CodeMalformed},
+		{name: "malformed: empty", present: func(string) string { return "" }, want: CodeMalformed},
+		{name: "not found", present: func(string) string { k, _ := keys.Generate("kw_"); return k }, want: CodeNotFound},
+		{name: "revoked in spec, before the controller saw it", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, want: CodeRevoked},
+		{name: "revoked phase", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRevoked }, want: CodeRevoked},
+		{name: "expired by the clock, before the controller saw it", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = hour }, now: t0.Add(time.Hour), want: CodeExpired},
+		{name: "a nanosecond before expiry", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = hour }, now: t0.Add(time.Hour - 1), want: ""},
+		{name: "expired at an absolute time", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.ExpiresAt = &metav1.Time{Time: t0.Add(time.Minute)} }, now: t0.Add(2 * time.Minute), want: CodeExpired},
+		{name: "expired phase", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseExpired }, want: CodeExpired},
+		{name: "pending", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhasePending }, want: CodeNotActive},
+		{name: "refused", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRefused }, want: CodeNotActive},
+		{name: "being deleted", mutate: func(k *keywardenv1alpha1.APIKey) { k.DeletionTimestamp = &metav1.Time{Time: t0} }, want: CodeNotActive},
+		{name: "wrong namespace", req: Request{Namespace: "other"}, want: CodeWrongNamespace},
+		{name: "wrong role", req: Request{Role: "admin"}, want: CodeWrongRole},
+		{name: "missing scope", req: Request{Scopes: []string{"logs:read", "logs:write"}}, want: CodeInsufficientScope},
+		{name: "no scopes at all", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = nil }, req: Request{Scopes: []string{"logs:read"}}, want: CodeInsufficientScope},
+		{name: "revocation wins over a wrong namespace", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, req: Request{Namespace: "other"}, want: CodeRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ix := NewIndex()
+			raw, k := issued(t, "ns", "key", tt.mutate)
+			ix.Upsert(k)
+			req := tt.req
+			req.Key = raw
+			if tt.present != nil {
+				req.Key = tt.present(raw)
+			}
+			now := tt.now
+			if now.IsZero() {
+				now = t0
+			}
+			res := ix.Verify(req, now)
+			if res.Code != tt.want || res.Valid != (tt.want == "") {
+				t.Fatalf("Verify = valid %v code %q, want code %q", res.Valid, res.Code, tt.want)
+			}
+			if !res.Valid {
+				if res.Owner != "" || res.Role != "" || res.Scopes != nil {
+					t.Errorf("a rejection discloses the key's details: %+v", res)
+				}
+				return
+			}
+			if res.Namespace != "ns" || res.Name != "key" || res.Owner != "team@example.com" || res.Role != "readonly" || res.KeyPrefix != raw[:8] {
+				t.Errorf("Verify = %+v", res)
+			}
+			if len(res.Scopes) != 2 || res.Scopes[0] != "audit:read" || res.Scopes[1] != "logs:read" {
+				t.Errorf("scopes = %v, want the key's scopes sorted", res.Scopes)
+			}
+		})
+	}
+}
+
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+func TestIndexFollowsTheAPIKey(t *testing.T) {
+	ix := NewIndex()
+	raw1, k := issued(t, "ns", "key", nil)
+	ix.Upsert(k)
+	if ix.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", ix.Len())
+	}
+
+	// Reissued: the old hash is dropped, not kept beside the new one.
+	raw2, k2 := issued(t, "ns", "key", nil)
+	ix.Upsert(k2)
+	if ix.Len() != 1 {
+		t.Fatalf("Len after reissue = %d, want 1", ix.Len())
+	}
+	if got := ix.Verify(Request{Key: raw1}, t0).Code; got != CodeNotFound {
+		t.Errorf("old key after reissue: %q, want NOT_FOUND", got)
+	}
+	if !ix.Verify(Request{Key: raw2}, t0).Valid {
+		t.Errorf("new key after reissue is not valid")
+	}
+
+	// Being reissued: no hash in status, nothing indexed.
+	k3 := k2.DeepCopy()
+	k3.Status.KeyHash = ""
+	ix.Upsert(k3)
+	if ix.Len() != 0 || ix.Verify(Request{Key: raw2}, t0).Code != CodeNotFound {
+		t.Errorf("a key without a hash stays indexed")
+	}
+
+	ix.Upsert(k2)
+	ix.Remove("ns", "key")
+	if ix.Len() != 0 || ix.Verify(Request{Key: raw2}, t0).Code != CodeNotFound {
+		t.Errorf("a removed key stays indexed")
+	}
+	ix.Remove("ns", "absent")
+}
+
+func TestVerifyResultDoesNotAliasExpiry(t *testing.T) {
+	ix := NewIndex()
+	raw, k := issued(t, "ns", "key", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour} })
+	ix.Upsert(k)
+	res := ix.Verify(Request{Key: raw}, t0)
+	*res.ExpiresAt = t0.Add(1000 * time.Hour)
+	if ix.Verify(Request{Key: raw}, t0.Add(2*time.Hour)).Valid {
+		t.Errorf("changing a result's expiry changed the index")
+	}
+}
