@@ -56,9 +56,14 @@ controlplane: ## Build etcd, kube-apiserver and kubectl from the Go module proxy
 	hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet lint controlplane ## Verify generated files, lint, run the unit and integration tests and a short fuzz.
+test: verify-generated vet lint controlplane ## Verify generated files, lint, run the unit and integration tests and short fuzz runs.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test ./... -count=1
 	go test ./internal/keys -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	go test ./pkg/verify -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
+
+.PHONY: bench
+bench: ## Run the benchmarks; each result is printed as a ratio against a floor measured in the same run.
+	hack/bench.sh
 
 .PHONY: dev
 dev: build controlplane ## Run Keywarden against a local control plane with the samples applied (Ctrl-C stops it).

@@ -27,6 +27,9 @@ func main() {
 	}
 }
 
+// verifierAddr is where `make dev` serves the verifier.
+const verifierAddr = "127.0.0.1:8090"
+
 func run(manager string, exit bool) error {
 	root, err := harness.RepoRoot()
 	if err != nil {
@@ -47,7 +50,7 @@ func run(manager string, exit bool) error {
 	}
 	defer func() { _ = logFile.Close() }()
 	fmt.Printf("Starting the manager (log: %s)\n", logPath)
-	mgr, err := cluster.StartManager(manager, logFile)
+	mgr, err := cluster.StartManager(manager, logFile, "--verifier-bind-address", verifierAddr)
 	if err != nil {
 		return err
 	}
@@ -79,7 +82,17 @@ func run(manager string, exit bool) error {
 		return err
 	}
 	fmt.Printf("\n%s\n", out)
-	fmt.Printf("Keywarden is running. To use this cluster:\n\n  export KUBECONFIG=%s\n  %s get apikeys -A\n\n", cluster.Kubeconfig, cluster.KubectlBin)
+	fmt.Printf(`Keywarden is running. To use this cluster:
+
+  export KUBECONFIG=%s
+  %s get apikeys -A
+
+To verify a key:
+
+  key=$(%[2]s get secret grafana-readonly -o jsonpath='{.data.key}' | base64 -d)
+  curl -s -X POST http://%s/v1/keys/verify -d "{\"key\":\"$key\"}"
+
+`, cluster.Kubeconfig, cluster.KubectlBin, verifierAddr)
 	if exit {
 		return nil
 	}

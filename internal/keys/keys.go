@@ -11,6 +11,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -52,9 +53,22 @@ var ErrMalformed = errors.New("malformed key")
 
 var base = big.NewInt(62)
 
+// digit maps a byte to its base62 value, or -1.
+var digit = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
+
 // ValidPrefix reports whether p can start a key: 2 to 12 characters of
 // [a-z0-9] with a final '_'.
-func ValidPrefix(p string) bool {
+func ValidPrefix(p string) bool { return validPrefix([]byte(p)) }
+
+func validPrefix(p []byte) bool {
 	if len(p) < MinPrefixLength || len(p) > MaxPrefixLength || p[len(p)-1] != '_' {
 		return false
 	}
@@ -114,10 +128,10 @@ func encodeChecksum(c uint32) string {
 	return string(out[:])
 }
 
-func decodeChecksum(s string) (uint64, bool) {
+func decodeChecksum(s []byte) (uint64, bool) {
 	var v uint64
 	for i := 0; i < len(s); i++ {
-		d := strings.IndexByte(alphabet, s[i])
+		d := digit[s[i]]
 		if d < 0 {
 			return 0, false
 		}
@@ -138,38 +152,67 @@ func (k Key) Prefix() string { return k.prefix }
 // Parse checks the format and checksum of a raw key without any lookup. Its
 // errors wrap ErrMalformed and never quote the key.
 func Parse(raw string) (Key, error) {
-	i := strings.LastIndexByte(raw, '_')
-	if i < 0 {
-		return Key{}, fmt.Errorf("%w: no prefix", ErrMalformed)
+	n, err := check([]byte(raw))
+	if err != nil {
+		return Key{}, err
 	}
-	prefix := raw[:i+1]
-	if !ValidPrefix(prefix) {
-		return Key{}, fmt.Errorf("%w: invalid prefix", ErrMalformed)
+	return Key{raw: raw, prefix: raw[:n]}, nil
+}
+
+// Check is Parse for a key held as bytes, for callers that hash the same
+// bytes next and want no copy.
+func Check(raw []byte) error {
+	_, err := check(raw)
+	return err
+}
+
+// check validates raw and returns the length of its prefix.
+func check(raw []byte) (int, error) {
+	i := bytes.LastIndexByte(raw, '_')
+	if i < 0 {
+		return 0, fmt.Errorf("%w: no prefix", ErrMalformed)
+	}
+	if !validPrefix(raw[:i+1]) {
+		return 0, fmt.Errorf("%w: invalid prefix", ErrMalformed)
 	}
 	rest := raw[i+1:]
 	if len(rest) != BodyLength+ChecksumLength {
-		return Key{}, fmt.Errorf("%w: wrong length", ErrMalformed)
+		return 0, fmt.Errorf("%w: wrong length", ErrMalformed)
 	}
-	body, sum := rest[:BodyLength], rest[BodyLength:]
-	for j := 0; j < len(body); j++ {
-		if strings.IndexByte(alphabet, body[j]) < 0 {
-			return Key{}, fmt.Errorf("%w: invalid character", ErrMalformed)
+	for _, c := range rest[:BodyLength] {
+		if digit[c] < 0 {
+			return 0, fmt.Errorf("%w: invalid character", ErrMalformed)
 		}
 	}
-	want, ok := decodeChecksum(sum)
+	want, ok := decodeChecksum(rest[BodyLength:])
 	if !ok {
-		return Key{}, fmt.Errorf("%w: invalid character", ErrMalformed)
+		return 0, fmt.Errorf("%w: invalid character", ErrMalformed)
 	}
-	if want != uint64(checksum(raw[:len(raw)-ChecksumLength])) {
-		return Key{}, fmt.Errorf("%w: checksum mismatch", ErrMalformed)
+	if want != uint64(crc32.ChecksumIEEE(raw[:len(raw)-ChecksumLength])) {
+		return 0, fmt.Errorf("%w: checksum mismatch", ErrMalformed)
 	}
-	return Key{raw: raw, prefix: prefix}, nil
+	return i + 1, nil
 }
 
 // Hash returns the stored form of a raw key: "sha256:" and the hex digest.
 func Hash(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
+	sum := Sum(raw)
 	return HashPrefix + hex.EncodeToString(sum[:])
+}
+
+// Sum is the SHA-256 digest of a raw key, the binary form of Hash.
+func Sum(raw string) [sha256.Size]byte { return sha256.Sum256([]byte(raw)) }
+
+// ParseHash returns the digest of a stored hash ("sha256:<hex>").
+func ParseHash(h string) ([sha256.Size]byte, bool) {
+	var sum [sha256.Size]byte
+	if !strings.HasPrefix(h, HashPrefix) || hex.DecodedLen(len(h)-len(HashPrefix)) != sha256.Size {
+		return sum, false
+	}
+	if _, err := hex.Decode(sum[:], []byte(h[len(HashPrefix):])); err != nil {
+		return sum, false
+	}
+	return sum, true
 }
 
 // DisplayPrefix returns the first DisplayPrefixLength characters of a raw

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto/sha256"
 	"slices"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/lifecycle"
 )
 
@@ -20,7 +22,8 @@ type entry struct {
 	namespace, name string
 	owner, role     string
 	scopes          []string
-	hash, keyPrefix string
+	sum             [sha256.Size]byte
+	keyPrefix       string
 	expiresAt       *time.Time
 	revoked         bool
 	expired         bool
@@ -32,13 +35,13 @@ type entry struct {
 // concurrent use.
 type Index struct {
 	mu     sync.RWMutex
-	byHash map[string]*entry
-	byName map[types.NamespacedName]string
+	byHash map[[sha256.Size]byte]*entry
+	byName map[types.NamespacedName][sha256.Size]byte
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byHash: map[string]*entry{}, byName: map[types.NamespacedName]string{}}
+	return &Index{byHash: map[[sha256.Size]byte]*entry{}, byName: map[types.NamespacedName][sha256.Size]byte{}}
 }
 
 // Len is the number of keys indexed.
@@ -48,7 +51,7 @@ func (ix *Index) Len() int {
 	return len(ix.byHash)
 }
 
-func (ix *Index) lookup(hash string) *entry {
+func (ix *Index) lookup(hash [sha256.Size]byte) *entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	return ix.byHash[hash]
@@ -61,15 +64,15 @@ func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
 	e := newEntry(k)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if old, ok := ix.byName[nn]; ok && (e == nil || old != e.hash) {
+	if old, ok := ix.byName[nn]; ok && (e == nil || old != e.sum) {
 		delete(ix.byHash, old)
 		delete(ix.byName, nn)
 	}
 	if e == nil {
 		return
 	}
-	ix.byHash[e.hash] = e
-	ix.byName[nn] = e.hash
+	ix.byHash[e.sum] = e
+	ix.byName[nn] = e.sum
 }
 
 // Remove forgets the APIKey of that namespace and name.
@@ -85,7 +88,10 @@ func (ix *Index) Remove(namespace, name string) {
 
 func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	st := &k.Status
-	if st.KeyHash == "" {
+	sum, ok := keys.ParseHash(st.KeyHash)
+	if !ok {
+		// Not issued, being reissued, or not a hash this verifier
+		// understands: nothing can match it.
 		return nil
 	}
 	e := &entry{
@@ -93,7 +99,7 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 		name:          k.Name,
 		owner:         k.Spec.Owner,
 		role:          k.Spec.Role,
-		hash:          st.KeyHash,
+		sum:           sum,
 		keyPrefix:     st.KeyPrefix,
 		revoked:       k.Spec.Revoked || st.Phase == keywardenv1alpha1.PhaseRevoked,
 		expired:       st.Phase == keywardenv1alpha1.PhaseExpired,

@@ -7,6 +7,7 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"slices"
 	"time"
@@ -74,12 +75,13 @@ type Result struct {
 
 // Verify checks a request against the index at the time now.
 func (ix *Index) Verify(req Request, now time.Time) Result {
-	if _, err := keys.Parse(req.Key); err != nil {
+	raw := []byte(req.Key)
+	if err := keys.Check(raw); err != nil {
 		return Result{Code: CodeMalformed}
 	}
-	hash := keys.Hash(req.Key)
-	e := ix.lookup(hash)
-	if e == nil || subtle.ConstantTimeCompare([]byte(e.hash), []byte(hash)) != 1 {
+	sum := sha256.Sum256(raw)
+	e := ix.lookup(sum)
+	if e == nil || subtle.ConstantTimeCompare(e.sum[:], sum[:]) != 1 {
 		return Result{Code: CodeNotFound}
 	}
 	if code, ok := e.check(req, now); !ok {
