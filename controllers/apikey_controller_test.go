@@ -255,6 +255,36 @@ var _ = Describe("APIKey controller", func() {
 		Expect(secretGone(ctx, ns, "doomed")()).To(Succeed())
 	})
 
+	It("caches only Keywarden's Secrets, without managed fields", func() {
+		k := newAPIKey(ns, "cached")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		_, err := readSecret(ctx, ns, "cached")
+		Expect(err).NotTo(HaveOccurred())
+		other := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
+			Data:       map[string][]byte{"tls.crt": make([]byte, 100<<10)},
+		}
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+		Eventually(func(g Gomega) {
+			g.Expect(mgrCache.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(1))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(mgrCache.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			names := []string{}
+			for _, m := range list.Items {
+				names = append(names, m.Name)
+				g.Expect(m.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "keywarden"))
+				g.Expect(m.ManagedFields).To(BeEmpty())
+			}
+			g.Expect(names).To(Equal([]string{"cached"}))
+		}, 500*time.Millisecond).Should(Succeed())
+	})
+
 	Context("driven pass by pass", func() {
 		// These keys are outside the suite manager's cache; the test runs
 		// a reconciler on a direct client, one pass at a time.

@@ -36,6 +36,8 @@ var (
 	scheme    *runtime.Scheme
 	cancel    context.CancelFunc
 	managerWG sync.WaitGroup
+	// mgrCache is the suite manager's informer cache.
+	mgrCache cache.Cache
 
 	// logs holds everything the manager logged during the suite.
 	logs syncBuffer
@@ -75,6 +77,7 @@ var _ = BeforeSuite(func() {
 		Cache:   cacheOpts,
 	})
 	Expect(err).NotTo(HaveOccurred())
+	mgrCache = mgr.GetCache()
 	Expect((&APIKeyReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
