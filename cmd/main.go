@@ -2,8 +2,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"os"
 	"time"
@@ -11,7 +9,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"keywarden.dev/keywarden/controllers"
@@ -94,36 +91,13 @@ type verifierFlags struct {
 	lastUsedInterval        time.Duration
 }
 
-// setupVerifier adds the key verifier to the manager: an index of the
-// APIKey informer, the usage recorder and the HTTP server, all of which run
-// on every replica.
+// setupVerifier adds the key verifier to the manager, unless disabled.
 func setupVerifier(mgr ctrl.Manager, f verifierFlags) error {
 	if f.addr == "0" {
 		return nil
 	}
-	if (f.certFile == "") != (f.keyFile == "") {
-		return errors.New("--verifier-tls-cert-file and --verifier-tls-key-file go together")
-	}
-	index := verify.NewIndex()
-	reg, err := index.Watch(context.Background(), mgr.GetCache())
-	if err != nil {
-		return err
-	}
-	metrics, err := verify.NewMetrics(ctrlmetrics.Registry, index)
-	if err != nil {
-		return err
-	}
-	log := ctrl.Log.WithName("verifier")
-	usage := verify.NewUsageRecorder(mgr.GetClient(), f.lastUsedInterval, log)
-	if err := mgr.Add(usage); err != nil {
-		return err
-	}
-	return mgr.Add(&verify.Server{
-		Addr:     f.addr,
-		CertFile: f.certFile,
-		KeyFile:  f.keyFile,
-		Handler:  &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log},
-		Ready:    reg.HasSynced,
-		Log:      log,
+	_, err := verify.AddToManager(mgr, verify.Options{
+		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval,
 	})
+	return err
 }

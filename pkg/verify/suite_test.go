@@ -73,11 +73,6 @@ var _ = BeforeSuite(func() {
 		Recorder:  mgr.GetEventRecorder("keywarden"),
 	}).SetupWithManager(mgr)).To(Succeed())
 
-	index := verify.NewIndex()
-	reg, err := index.Watch(context.Background(), mgr.GetCache())
-	Expect(err).NotTo(HaveOccurred())
-	metrics, err := verify.NewMetrics(prometheus.NewRegistry(), index)
-	Expect(err).NotTo(HaveOccurred())
 	counting := interceptor.NewClient(k8sClient, interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
 			n, _ := lastUsedWrites.LoadOrStore(types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}, new(atomic.Int64))
@@ -85,18 +80,16 @@ var _ = BeforeSuite(func() {
 			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
 		},
 	})
-	log := ctrl.Log.WithName("verifier")
-	usage := verify.NewUsageRecorder(counting, lastUsedInterval, log)
-	Expect(mgr.Add(usage)).To(Succeed())
 	port, err := harness.FreePort()
 	Expect(err).NotTo(HaveOccurred())
-	Expect(mgr.Add(&verify.Server{
-		Addr: "127.0.0.1:" + itoa(port),
-		Handler: &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log,
-			Now: func() time.Time { return time.Now().Add(time.Duration(clockSkew.Load())) }},
-		Ready: reg.HasSynced,
-		Log:   log,
-	})).To(Succeed())
+	_, err = verify.AddToManager(mgr, verify.Options{
+		Addr:             "127.0.0.1:" + itoa(port),
+		LastUsedInterval: lastUsedInterval,
+		Registerer:       prometheus.NewRegistry(),
+		Client:           counting,
+		Now:              func() time.Time { return time.Now().Add(time.Duration(clockSkew.Load())) },
+	})
+	Expect(err).NotTo(HaveOccurred())
 	baseURL = "http://127.0.0.1:" + itoa(port)
 
 	var ctx context.Context

@@ -10,17 +10,26 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/pkg/verify"
+	"keywarden.dev/keywarden/test/harness"
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -250,5 +259,80 @@ var _ = Describe("The verifier", func() {
 		Expect(uk.Status.LastUsedAt).To(BeNil())
 		GinkgoWriter.Printf("%d requests over %s: %d lastUsedAt writes for the tracked key, 0 for the other\n",
 			requests, elapsed.Round(time.Millisecond), writes(tk))
+	})
+
+	It("answers 400 to a bad request over the real listener", func() {
+		for body, want := range map[string]string{
+			`not json`:                            "the body is not a JSON object",
+			`{"key":"` + rand.String(9000) + `"}`: "the body is larger than 8 KiB",
+			`{"scopes":["a"]}`:                    `"key" is required`,
+		} {
+			resp, err := httpClient.Post(baseURL+"/v1/keys/verify", "application/json", bytes.NewReader([]byte(body)))
+			Expect(err).NotTo(HaveOccurred())
+			var out map[string]string
+			Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+			_ = resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(out).To(Equal(map[string]string{"error": want}))
+		}
+	})
+
+	It("flushes recorded use when it stops", func() {
+		_, k := issue(ctx, ns, "flushed", func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = true })
+		usage := verify.NewUsageRecorder(k8sClient, time.Hour, logr.Discard())
+		at := time.Now().Truncate(time.Second)
+		usage.Record(ns, "flushed", at)
+		stopCtx, stop := context.WithCancel(ctx)
+		stopped := make(chan error)
+		go func() { stopped <- usage.Start(stopCtx) }()
+		stop()
+		Eventually(stopped, 15*time.Second).Should(Receive(BeNil()))
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+		Expect(k.Status.LastUsedAt).NotTo(BeNil())
+		Expect(k.Status.LastUsedAt.Time).To(BeTemporally("==", at))
+	})
+
+	It("serves on a replica that is not the leader", func() {
+		raw, _ := issue(ctx, ns, "follower", nil)
+		lease := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keywarden-follower-test"},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity:       ptr.To("another-replica"),
+				LeaseDurationSeconds: ptr.To[int32](3600),
+				AcquireTime:          &metav1.MicroTime{Time: time.Now()},
+				RenewTime:            &metav1.MicroTime{Time: time.Now()},
+			},
+		}
+		Expect(k8sClient.Create(ctx, lease)).To(Succeed())
+		follower, err := ctrl.NewManager(cfg, ctrl.Options{
+			Scheme:                  k8sClient.Scheme(),
+			Metrics:                 metricsserver.Options{BindAddress: "0"},
+			Cache:                   controllers.CacheOptions(),
+			LeaderElection:          true,
+			LeaderElectionID:        lease.Name,
+			LeaderElectionNamespace: ns,
+		})
+		Expect(err).NotTo(HaveOccurred())
+		port, err := harness.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+		_, err = verify.AddToManager(follower, verify.Options{Addr: "127.0.0.1:" + itoa(port), Registerer: prometheus.NewRegistry()})
+		Expect(err).NotTo(HaveOccurred())
+		fctx, stop := context.WithCancel(ctx)
+		stopped := make(chan error)
+		go func() { stopped <- follower.Start(fctx) }()
+		defer func() {
+			stop()
+			Eventually(stopped, 30*time.Second).Should(Receive(BeNil()))
+		}()
+
+		url := "http://127.0.0.1:" + itoa(port)
+		Eventually(func() (int, error) { return getStatus(url + "/readyz") }, 20*time.Second).Should(Equal(200))
+		resp, err := httpClient.Post(url+"/v1/keys/verify", "application/json", bytes.NewReader([]byte(`{"key":"`+raw+`"}`)))
+		Expect(err).NotTo(HaveOccurred())
+		var out map[string]any
+		Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+		_ = resp.Body.Close()
+		Expect(out).To(HaveKeyWithValue("valid", true))
+		Expect(follower.Elected()).NotTo(BeClosed(), "the lease is held by another replica")
 	})
 })
