@@ -74,6 +74,12 @@ type pass struct {
 
 type event struct{ typ, reason, action, note string }
 
+// stamp is the pass's time as status stores it, to the second, so that what
+// the pass computes from it is what later passes read back.
+func (p *pass) stamp() *metav1.Time {
+	return &metav1.Time{Time: p.now.Truncate(time.Second)}
+}
+
 func (p *pass) emit(typ, reason, action, note string) {
 	p.events = append(p.events, event{typ, reason, action, note})
 }
@@ -156,7 +162,7 @@ func (r *APIKeyReconciler) reconcileTerminal(ctx context.Context, p *pass) (bool
 		p.outcome = revokedOutcome()
 	case p.key.Spec.Revoked:
 		if st.RevokedAt == nil {
-			st.RevokedAt = &metav1.Time{Time: p.now}
+			st.RevokedAt = p.stamp()
 		}
 		p.outcome = revokedOutcome()
 		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke",

@@ -245,7 +245,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 	st.KeyHash, st.KeyPrefix = hash, prefix
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: secretName(p.key), UID: string(uid)}
 	if st.IssuedAt == nil {
-		st.IssuedAt = &metav1.Time{Time: p.now}
+		st.IssuedAt = p.stamp()
 	}
 	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt)
 	if st.ExpiresAt != nil {
