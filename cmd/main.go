@@ -56,6 +56,10 @@ func main() {
 		log.Error(err, "Unable to set up the controller", "controller", "APIKey")
 		os.Exit(1)
 	}
+	if err := (&controllers.APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "Unable to set up the controller", "controller", "APIKeyClass")
+		os.Exit(1)
+	}
 	if err := setupVerifier(mgr, verifier); err != nil {
 		log.Error(err, "Unable to set up the verifier")
 		os.Exit(1)

@@ -18,9 +18,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/lifecycle"
+	"keywarden.dev/keywarden/internal/policy"
 )
 
 // APIKeyReconciler issues, keeps, expires and revokes the keys declared by
@@ -38,12 +40,16 @@ type APIKeyReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
 	MaxConcurrentReconciles int
+
+	// owners serialises the issuance decisions of each owner's keys.
+	owners keyedMutex
 }
 
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=keywarden.dev,resources=apikeyclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler. Secrets are watched as metadata
@@ -53,9 +59,16 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerField,
+		func(o client.Object) []string { return []string{o.(*keywardenv1alpha1.APIKey).Spec.Owner} })
+	if err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&keywardenv1alpha1.APIKey{}).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		Watches(&keywardenv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(r.refusedPeers)).
+		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.keysOfClassChange)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
@@ -70,6 +83,11 @@ type pass struct {
 	requeueAfter time.Duration
 	// events are emitted once the status that reports them is persisted.
 	events []event
+	// policy is the key's class policy, once resolved.
+	policy policy.Policy
+	// unlock, when set, releases the owner's lock once the status is
+	// written.
+	unlock func()
 }
 
 type event struct{ typ, reason, action, note string }
@@ -115,7 +133,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 	}()
 
-	for _, step := range []phase{r.reconcileTerminal, r.reconcileExpiry, r.reconcileSecret} {
+	for _, step := range []phase{r.reconcileTerminal, r.reconcileExpiry, r.reconcilePolicy, r.reconcileSecret} {
 		if done, err := step(ctx, p); err != nil || done {
 			return ctrl.Result{}, err
 		}
@@ -126,6 +144,9 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // finish computes the conditions from the pass's outcome, writes the status
 // if it changed, and emits the pass's events once the status is persisted.
 func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.APIKey, p *pass, err error) error {
+	if p.unlock != nil {
+		defer p.unlock()
+	}
 	o := p.outcome
 	o.Err = err
 	lifecycle.SetConditions(&p.key.Status, p.key.Generation, o)
@@ -194,7 +215,7 @@ func expiredOutcome(at *metav1.Time) lifecycle.Outcome {
 // that will expire it.
 func (r *APIKeyReconciler) reconcileExpiry(ctx context.Context, p *pass) (bool, error) {
 	st := &p.key.Status
-	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt)
+	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt, st.ExpiresAt)
 	if !lifecycle.Expired(st.ExpiresAt, p.now) {
 		if st.ExpiresAt != nil {
 			// A little past the moment, so that the pass sees it expired

@@ -288,10 +288,12 @@ var _ = Describe("APIKey controller", func() {
 	Context("driven pass by pass", func() {
 		// These keys are outside the suite manager's cache; the test runs
 		// a reconciler on a direct client, one pass at a time.
+		// byHand returns a reconciler on the direct client, or on c.
+		byHand := func(c client.Client) *APIKeyReconciler {
+			return &APIKeyReconciler{Client: c, APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}}
+		}
 		var r *APIKeyReconciler
-		BeforeEach(func() {
-			r = &APIKeyReconciler{Client: k8sClient, APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}}
-		})
+		BeforeEach(func() { r = byHand(k8sClient) })
 		unmanagedKey := func(name string) *keywardenv1alpha1.APIKey {
 			k := newAPIKey(ns, name)
 			k.Labels = map[string]string{labelUnmanaged: "true"}
@@ -304,13 +306,12 @@ var _ = Describe("APIKey controller", func() {
 
 		It("adopts the Secret written by a pass that crashed before recording the hash", func() {
 			k := unmanagedKey("crashy")
-			crashing := *r
-			crashing.Client = interceptor.NewClient(k8sClient, interceptor.Funcs{
+			crashing := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
 				SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
 					return errors.New("simulated crash before the status write")
 				},
-			})
-			_, err := reconcileOnce(&crashing, k)
+			}))
+			_, err := reconcileOnce(crashing, k)
 			Expect(err).To(MatchError(ContainSubstring("simulated crash")))
 			written, err := readSecret(ctx, ns, "crashy")
 			Expect(err).NotTo(HaveOccurred())
@@ -393,20 +394,19 @@ var _ = Describe("APIKey controller", func() {
 		It("writes status once per pass and not at all when nothing changed", func() {
 			k := unmanagedKey("quiet")
 			var writes int
-			counting := *r
-			counting.Client = interceptor.NewClient(k8sClient, interceptor.Funcs{
+			counting := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
 				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
 					writes++
 					return c.SubResource(sub).Patch(ctx, obj, p, opts...)
 				},
-			})
-			_, err := reconcileOnce(&counting, k)
+			}))
+			_, err := reconcileOnce(counting, k)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(writes).To(Equal(1))
 			_, err = readSecret(ctx, ns, "quiet")
 			Expect(err).NotTo(HaveOccurred())
 			for range 3 {
-				_, err = reconcileOnce(&counting, k)
+				_, err = reconcileOnce(counting, k)
 				Expect(err).NotTo(HaveOccurred())
 			}
 			Expect(writes).To(Equal(1))

@@ -216,7 +216,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 		}
 		hash, prefix, uid = h, pre, m.UID
 	} else {
-		raw, err := keys.Generate(keys.DefaultPrefix)
+		raw, err := keys.Generate(p.policy.KeyPrefix)
 		if err != nil {
 			return err
 		}
@@ -244,14 +244,17 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 
 	st.KeyHash, st.KeyPrefix = hash, prefix
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: secretName(p.key), UID: string(uid)}
+	st.ClassName = p.policy.ClassName
 	if st.IssuedAt == nil {
 		st.IssuedAt = p.stamp()
+		st.ExpiresAt = p.policy.ExpiresAt(&p.key.Spec, st.IssuedAt.Time)
 	}
-	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt)
+	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt, st.ExpiresAt)
 	if st.ExpiresAt != nil {
 		p.requeueAfter = st.ExpiresAt.Sub(p.now) + 10*time.Millisecond
 	}
 	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseActive}
+	setCompliance(p.key, nil) // reconcilePolicy admitted it under its class
 	if reissue {
 		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyReissued, "Issue",
 			fmt.Sprintf("A new key %s... was issued into Secret %s", prefix, st.SecretRef.Name))

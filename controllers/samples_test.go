@@ -17,9 +17,20 @@ var _ = Describe("config/samples", func() {
 	It("are accepted by the API server and become Ready", func() {
 		ctx := context.Background()
 		ns := newNamespace(ctx)
+		classes, err := filepath.Glob(filepath.Join("..", "config", "samples", "apikeyclass_*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(classes).To(HaveLen(1))
+		for _, p := range classes {
+			b, err := os.ReadFile(p)
+			Expect(err).NotTo(HaveOccurred())
+			c := &keywardenv1alpha1.APIKeyClass{}
+			Expect(yaml.UnmarshalStrict(b, c)).To(Succeed(), p)
+			Expect(k8sClient.Create(ctx, c, client.FieldValidation("Strict"))).To(Succeed(), p)
+			DeferCleanup(func(ctx context.Context) { Expect(k8sClient.Delete(ctx, c)).To(Succeed()) })
+		}
 		paths, err := filepath.Glob(filepath.Join("..", "config", "samples", "apikey_*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(paths).To(HaveLen(3))
+		Expect(paths).To(HaveLen(4))
 		for _, p := range paths {
 			b, err := os.ReadFile(p)
 			Expect(err).NotTo(HaveOccurred())

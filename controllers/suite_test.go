@@ -84,6 +84,7 @@ var _ = BeforeSuite(func() {
 		Recorder:                mgr.GetEventRecorder("keywarden"),
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 
 	var ctx context.Context
 	ctx, cancel = context.WithCancel(context.Background())

@@ -143,3 +143,30 @@ var _ = Describe("APIKey validation by the API server", func() {
 			`spec.secretName: Invalid value: secretName is immutable`),
 	)
 })
+
+var _ = Describe("APIKeyClass validation by the API server", func() {
+	DescribeTable("refuses a bad class with the exact error",
+		func(spec map[string]any, want string) {
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "keywarden.dev/v1alpha1", "kind": "APIKeyClass",
+				"metadata": map[string]any{"name": "bad-" + rand.String(6)},
+				"spec":     spec,
+			}}
+			err := k8sClient.Create(context.Background(), u, client.FieldValidation("Strict"))
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(want))
+		},
+		Entry("a prefix without the final underscore", map[string]any{"keyPrefix": "pdm"},
+			`spec.keyPrefix: Invalid value: "pdm": spec.keyPrefix in body should match '^[a-z0-9]{1,11}_$'`),
+		Entry("an upper-case prefix", map[string]any{"keyPrefix": "PDM_"},
+			`spec.keyPrefix: Invalid value: "PDM_": spec.keyPrefix in body should match '^[a-z0-9]{1,11}_$'`),
+		Entry("a default lifetime over the maximum", map[string]any{"defaultLifetime": "48h", "maxLifetime": "24h"},
+			`spec.defaultLifetime: Invalid value: defaultLifetime may not exceed maxLifetime`),
+		Entry("a zero maximum lifetime", map[string]any{"maxLifetime": "0s"},
+			`spec.maxLifetime: Invalid value: "0s": maxLifetime must be positive`),
+		Entry("a limit of zero keys", map[string]any{"maxActiveKeysPerOwner": 0},
+			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
+		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},
+			`spec.roles[1]: Duplicate value: {"name":"admin"}`),
+	)
+})

@@ -189,9 +189,22 @@ type APIKeyStatus struct {
 	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
 
 	// expiresAt is the effective expiry: spec.expiresAt, or issuedAt plus
-	// spec.lifetime.
+	// spec.lifetime, or issuedAt plus the class's default lifetime.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// className is the APIKeyClass whose policy the key was issued under;
+	// empty for the built-in defaults.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClassName string `json:"className,omitempty"`
+
+	// scopes are the key's effective scopes: spec.scopes, or, when it names
+	// none, all the scopes its class grants to its role.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Scopes []Scope `json:"scopes,omitempty"`
 
 	// revokedAt is when the controller saw the key revoked.
 	// +optional
@@ -222,6 +235,7 @@ type APIKeyStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ak,categories=keywarden
+// +kubebuilder:selectablefield:JSONPath=`.spec.owner`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name may be at most 63 characters: the Secret carries it as a label value"
 
 // +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.status.keyPrefix`

@@ -12,6 +12,10 @@ const (
 	// ConditionStalled is True when the controller cannot make progress
 	// without a change from a person.
 	ConditionStalled = "Stalled"
+	// ConditionClassCompliant is False when an issued key no longer fits
+	// its class (the class changed after issuance). It does not affect
+	// Ready: changing a class never revokes issued keys.
+	ConditionClassCompliant = "ClassCompliant"
 )
 
 // Condition reasons.
@@ -36,6 +40,24 @@ const (
 	// ReasonReconcileError: a transient error; the controller retries with
 	// backoff.
 	ReasonReconcileError = "ReconcileError"
+	// ReasonClassNotFound: spec.className names no APIKeyClass.
+	ReasonClassNotFound = "ClassNotFound"
+	// ReasonAmbiguousDefaultClass: more than one APIKeyClass is annotated as
+	// the default.
+	ReasonAmbiguousDefaultClass = "AmbiguousDefaultClass"
+	// ReasonRoleNotAllowed: the class does not list the key's role.
+	ReasonRoleNotAllowed = "RoleNotAllowed"
+	// ReasonScopeNotAllowed: the class does not let the key's role grant
+	// one of its scopes.
+	ReasonScopeNotAllowed = "ScopeNotAllowed"
+	// ReasonLifetimeExceedsMax: the key would live longer than the class's
+	// maxLifetime.
+	ReasonLifetimeExceedsMax = "LifetimeExceedsMax"
+	// ReasonActiveKeyLimit: the owner already holds as many active keys as
+	// the class allows; the key is issued once one of them goes.
+	ReasonActiveKeyLimit = "ActiveKeyLimit"
+	// ReasonCompliant: the key fits its class.
+	ReasonCompliant = "Compliant"
 	// ReasonDeleting: the APIKey is being deleted.
 	ReasonDeleting = "Deleting"
 )
@@ -50,6 +72,11 @@ const (
 	EventKeyExpired = "KeyExpired"
 	// EventKeyRevoked: the key was revoked and its Secret was deleted.
 	EventKeyRevoked = "KeyRevoked"
+	// EventKeyRefused: the owner's active-key limit keeps the key from being
+	// issued.
+	EventKeyRefused = "KeyRefused"
+	// EventPolicyViolation: the key's class does not allow it.
+	EventPolicyViolation = "PolicyViolation"
 	// EventSecretConflict: the target Secret belongs to something else.
 	EventSecretConflict = "SecretConflict"
 )

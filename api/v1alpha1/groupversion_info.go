@@ -24,7 +24,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &APIKey{}, &APIKeyList{})
+	s.AddKnownTypes(GroupVersion, &APIKey{}, &APIKeyList{}, &APIKeyClass{}, &APIKeyClassList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -13,18 +13,22 @@ import (
 )
 
 // ExpiresAt is a key's effective expiry: spec.expiresAt, or issuedAt plus
-// spec.lifetime, or nil when the key does not expire (or, with a lifetime,
-// has not been issued yet).
-func ExpiresAt(spec *keywardenv1alpha1.APIKeySpec, issuedAt *metav1.Time) *metav1.Time {
+// spec.lifetime, or else the expiry recorded at issuance (a class's default
+// lifetime), or nil when the key does not expire (or, with a lifetime, has
+// not been issued yet).
+func ExpiresAt(spec *keywardenv1alpha1.APIKeySpec, issuedAt, recorded *metav1.Time) *metav1.Time {
+	var t metav1.Time
 	switch {
 	case spec.ExpiresAt != nil:
-		t := *spec.ExpiresAt
-		return &t
+		t = *spec.ExpiresAt
 	case spec.Lifetime != nil && issuedAt != nil:
-		t := metav1.NewTime(issuedAt.Add(spec.Lifetime.Duration))
-		return &t
+		t = metav1.NewTime(issuedAt.Add(spec.Lifetime.Duration))
+	case spec.Lifetime == nil && recorded != nil:
+		t = *recorded
+	default:
+		return nil
 	}
-	return nil
+	return &t
 }
 
 // Expired reports whether a key with the given effective expiry is expired

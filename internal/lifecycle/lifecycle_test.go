@@ -14,20 +14,23 @@ func TestExpiresAt(t *testing.T) {
 	issued := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	abs := metav1.NewTime(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 	tests := []struct {
-		name   string
-		spec   keywardenv1alpha1.APIKeySpec
-		issued *metav1.Time
-		want   *time.Time
+		name     string
+		spec     keywardenv1alpha1.APIKeySpec
+		issued   *metav1.Time
+		recorded *metav1.Time
+		want     *time.Time
 	}{
-		{"no expiry", keywardenv1alpha1.APIKeySpec{}, &issued, nil},
-		{"absolute", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, &issued, &abs.Time},
-		{"absolute before issuance", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, nil, &abs.Time},
-		{"lifetime", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: 720 * time.Hour}}, &issued, new(issued.Add(720 * time.Hour))},
-		{"lifetime before issuance", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Hour}}, nil, nil},
+		{"no expiry", keywardenv1alpha1.APIKeySpec{}, &issued, nil, nil},
+		{"absolute", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, &issued, nil, &abs.Time},
+		{"absolute before issuance", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, nil, nil, &abs.Time},
+		{"lifetime", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: 720 * time.Hour}}, &issued, nil, new(issued.Add(720 * time.Hour))},
+		{"lifetime before issuance", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Hour}}, nil, nil, nil},
+		{"class default recorded at issuance", keywardenv1alpha1.APIKeySpec{}, &issued, &abs, &abs.Time},
+		{"spec wins over the recorded expiry", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Hour}}, &issued, &abs, new(issued.Add(time.Hour))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ExpiresAt(&tt.spec, tt.issued)
+			got := ExpiresAt(&tt.spec, tt.issued, tt.recorded)
 			switch {
 			case tt.want == nil && got != nil:
 				t.Fatalf("ExpiresAt = %v, want nil", got)

@@ -106,14 +106,19 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 		active:        st.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero(),
 		trackLastUsed: k.Spec.TrackLastUsed,
 	}
-	if len(k.Spec.Scopes) > 0 {
-		e.scopes = make([]string, len(k.Spec.Scopes))
-		for i, s := range k.Spec.Scopes {
+	// spec.scopes, or the role's scopes recorded when the key names none.
+	scopes := k.Spec.Scopes
+	if len(scopes) == 0 {
+		scopes = st.Scopes
+	}
+	if len(scopes) > 0 {
+		e.scopes = make([]string, len(scopes))
+		for i, s := range scopes {
 			e.scopes[i] = string(s)
 		}
 		slices.Sort(e.scopes)
 	}
-	if t := lifecycle.ExpiresAt(&k.Spec, st.IssuedAt); t != nil {
+	if t := lifecycle.ExpiresAt(&k.Spec, st.IssuedAt, st.ExpiresAt); t != nil {
 		e.expiresAt = &t.Time
 	}
 	return e

@@ -156,3 +156,26 @@ func TestVerifyResultDoesNotAliasExpiry(t *testing.T) {
 		t.Errorf("changing a result's expiry changed the index")
 	}
 }
+
+func TestVerifyUsesTheRoleScopesOnlyWhenTheKeyNamesNone(t *testing.T) {
+	ix := NewIndex()
+	raw, k := issued(t, "ns", "inherits", func(k *keywardenv1alpha1.APIKey) {
+		k.Spec.Scopes = nil
+		k.Status.Scopes = []keywardenv1alpha1.Scope{"logs:read", "logs:write"}
+	})
+	ix.Upsert(k)
+	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); !res.Valid || len(res.Scopes) != 2 {
+		t.Errorf("a key without scopes does not get its role's: %+v", res)
+	}
+
+	// A scope removed from spec after issuance is gone at once, whatever
+	// status still says.
+	raw, k = issued(t, "ns", "narrowed", func(k *keywardenv1alpha1.APIKey) {
+		k.Spec.Scopes = []keywardenv1alpha1.Scope{"logs:read"}
+		k.Status.Scopes = []keywardenv1alpha1.Scope{"logs:read", "logs:write"}
+	})
+	ix.Upsert(k)
+	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); res.Code != CodeInsufficientScope {
+		t.Errorf("a scope removed from spec still verifies: %+v", res)
+	}
+}

@@ -1,0 +1,137 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// APIKeyClassKind is the kind of APIKeyClass objects.
+const APIKeyClassKind = "APIKeyClass"
+
+// AnnotationDefaultClass marks the APIKeyClass that applies to APIKeys
+// without spec.className, when its value is "true".
+const AnnotationDefaultClass = "keywarden.dev/is-default-class"
+
+// DefaultMaxActiveKeysPerOwner is the limit of active keys per owner when a
+// class sets none, or when no class applies.
+const DefaultMaxActiveKeysPerOwner = 10
+
+// APIKeyClassSpec is the policy for the keys of a class.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultLifetime) || !has(self.maxLifetime) || duration(self.defaultLifetime) <= duration(self.maxLifetime)",message="defaultLifetime may not exceed maxLifetime",fieldPath=".defaultLifetime"
+type APIKeyClassSpec struct {
+	// keyPrefix is what the keys of this class start with: 2 to 12
+	// characters of [a-z0-9] ending in '_', such as pdm_. Defaults to kw_.
+	// +optional
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=12
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]{1,11}_$`
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+
+	// roles are the roles keys of this class may have, each with the scopes
+	// it may grant. When empty, any role and any scope is allowed.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Roles []ClassRole `json:"roles,omitempty"`
+
+	// defaultLifetime is the lifetime of keys that set neither expiresAt
+	// nor lifetime, as a Go duration such as 720h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="defaultLifetime must be positive"
+	DefaultLifetime *metav1.Duration `json:"defaultLifetime,omitempty"`
+
+	// maxLifetime caps the lifetime of keys: a key whose lifetime, or
+	// whose expiresAt measured from its issuance, exceeds it is not issued.
+	// Keys that set no expiry get this lifetime when there is no
+	// defaultLifetime.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLifetime must be positive"
+	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+
+	// maxActiveKeysPerOwner is how many active keys (issued or waiting to
+	// be, not expired, revoked or being deleted) one owner may hold in a
+	// namespace. Defaults to 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxActiveKeysPerOwner *int32 `json:"maxActiveKeysPerOwner,omitempty"`
+}
+
+// ClassRole is a role and the scopes it may grant.
+type ClassRole struct {
+	// name of the role, as in APIKey spec.role.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// scopes the role may grant. A key of this role may ask for any subset;
+	// a key that asks for none gets all of them.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Scopes []Scope `json:"scopes,omitempty"`
+}
+
+// APIKeyClassStatus is written by the controller.
+type APIKeyClassStatus struct {
+	// observedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready is False when the class cannot be used as it is,
+	// for example when it is one of two default classes.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// APIKeyClass is the policy for a set of APIKeys, like a StorageClass for
+// volumes: key prefix, allowed roles and scopes, lifetimes and the number of
+// active keys one owner may hold.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=akc,categories=keywarden
+// +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.spec.keyPrefix`
+// +kubebuilder:printcolumn:name="Default",type=string,JSONPath=`.metadata.annotations.keywarden\.dev/is-default-class`
+// +kubebuilder:printcolumn:name="Max Lifetime",type=string,JSONPath=`.spec.maxLifetime`
+// +kubebuilder:printcolumn:name="Max Keys",type=integer,JSONPath=`.spec.maxActiveKeysPerOwner`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type APIKeyClass struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the class's policy.
+	// +required
+	Spec APIKeyClassSpec `json:"spec"`
+
+	// status is the observed state of the class.
+	// +optional
+	Status APIKeyClassStatus `json:"status,omitempty"`
+}
+
+// APIKeyClassList is a list of APIKeyClasses.
+//
+// +kubebuilder:object:root=true
+type APIKeyClassList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []APIKeyClass `json:"items"`
+}
+
+// IsDefault reports whether the class is annotated as the default class.
+func (c *APIKeyClass) IsDefault() bool {
+	return c.Annotations[AnnotationDefaultClass] == "true"
+}

@@ -1,0 +1,77 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/policy"
+)
+
+// APIKeyClassReconciler reports in each class's status whether the class can
+// be used: a default class is unusable while another class is a default too.
+type APIKeyClassReconciler struct {
+	client.Client
+}
+
+// +kubebuilder:rbac:groups=keywarden.dev,resources=apikeyclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=keywarden.dev,resources=apikeyclasses/status,verbs=get;update;patch
+
+// SetupWithManager registers the reconciler. Any class change re-evaluates
+// every default class, since a new default makes the others ambiguous.
+func (r *APIKeyClassReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&keywardenv1alpha1.APIKeyClass{}).
+		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.defaultClasses)).
+		Complete(r)
+}
+
+// Reconcile sets the class's Ready condition and observedGeneration, and
+// writes its status once, when it changed.
+func (r *APIKeyClassReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	class := &keywardenv1alpha1.APIKeyClass{}
+	if err := r.Get(ctx, req.NamespacedName, class); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var all keywardenv1alpha1.APIKeyClassList
+	if err := r.List(ctx, &all); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing APIKeyClasses: %w", err)
+	}
+	base := class.DeepCopy()
+	ready := metav1.Condition{
+		Type: keywardenv1alpha1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: class.Generation,
+		Reason: "Valid", Message: "The class can be used",
+	}
+	if defaults := policy.DefaultClasses(all.Items); class.IsDefault() && len(defaults) > 1 {
+		ready.Status, ready.Reason = metav1.ConditionFalse, keywardenv1alpha1.ReasonAmbiguousDefaultClass
+		ready.Message = policy.AmbiguousDefaultMessage(defaults)
+	}
+	apimeta.SetStatusCondition(&class.Status.Conditions, ready)
+	class.Status.ObservedGeneration = class.Generation
+	if equality.Semantic.DeepEqual(base.Status, class.Status) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, r.Status().Patch(ctx, class, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+}
+
+func (r *APIKeyClassReconciler) defaultClasses(ctx context.Context, _ client.Object) []reconcile.Request {
+	var all keywardenv1alpha1.APIKeyClassList
+	if err := r.List(ctx, &all); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, c := range all.Items {
+		if c.IsDefault() || apimeta.IsStatusConditionFalse(c.Status.Conditions, keywardenv1alpha1.ConditionReady) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+		}
+	}
+	return reqs
+}

@@ -1,0 +1,243 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// newClass creates a cluster-scoped class that is deleted after the test.
+func newClass(ctx context.Context, isDefault bool, spec keywardenv1alpha1.APIKeyClassSpec) *keywardenv1alpha1.APIKeyClass {
+	c := &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "c-" + rand.String(6)}, Spec: spec}
+	if isDefault {
+		c.Annotations = map[string]string{keywardenv1alpha1.AnnotationDefaultClass: "true"}
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, c)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, c))).To(Succeed()) })
+	return c
+}
+
+// waitStalled waits until the key is Stalled for the reason, and returns it.
+func waitStalled(ctx context.Context, k *keywardenv1alpha1.APIKey, reason string) *keywardenv1alpha1.APIKey {
+	var got *keywardenv1alpha1.APIKey
+	EventuallyWithOffset(1, func(g Gomega) {
+		got = getKey(ctx, k)
+		g.Expect(condition(got, "Stalled")).To(And(
+			HaveField("Status", metav1.ConditionTrue), HaveField("Reason", reason)))
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+	}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+	return got
+}
+
+var _ = Describe("APIKeyClass policy", func() {
+	var (
+		ctx context.Context
+		ns  string
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	It("issues keys with the class's prefix, the role's scopes and the default lifetime", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			KeyPrefix:       "pdm_",
+			Roles:           []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read", "audit:read"}}},
+			DefaultLifetime: &metav1.Duration{Duration: 24 * time.Hour},
+			MaxLifetime:     &metav1.Duration{Duration: 48 * time.Hour},
+		})
+		k := newAPIKey(ns, "paradime")
+		k.Spec.ClassName, k.Spec.Role, k.Spec.Scopes = c.Name, "readonly", nil
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		got := waitReady(ctx, k)
+		s, err := readSecret(ctx, ns, "paradime")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(s.Data["key"])).To(HavePrefix("pdm_"))
+		Expect(got.Status.KeyPrefix).To(HavePrefix("pdm_"))
+		Expect(got.Status.ClassName).To(Equal(c.Name))
+		Expect(got.Status.Scopes).To(ConsistOf(keywardenv1alpha1.Scope("logs:read"), keywardenv1alpha1.Scope("audit:read")))
+		Expect(got.Status.ExpiresAt.Time).To(Equal(got.Status.IssuedAt.Add(24 * time.Hour)))
+		Expect(condition(got, "ClassCompliant").Status).To(Equal(metav1.ConditionTrue))
+	})
+
+	DescribeTable("does not issue a key the class does not allow",
+		func(mutate func(*keywardenv1alpha1.APIKey), reason, message string) {
+			c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+				Roles:       []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read"}}},
+				MaxLifetime: &metav1.Duration{Duration: 720 * time.Hour},
+			})
+			k := newAPIKey(ns, "refused")
+			k.Spec.ClassName, k.Spec.Role, k.Spec.Scopes = c.Name, "readonly", []keywardenv1alpha1.Scope{"logs:read"}
+			mutate(k)
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			got := waitStalled(ctx, k, reason)
+			Expect(condition(got, "Stalled").Message).To(Equal(fmt.Sprintf(message, c.Name)))
+			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhasePending))
+			Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionFalse))
+			Consistently(secretGone(ctx, ns, "refused"), 300*time.Millisecond).Should(Succeed())
+			Eventually(eventReasons(ctx, got)).Should(ContainElement("PolicyViolation"))
+		},
+		Entry("a role it does not list", func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin"; k.Spec.Scopes = nil },
+			"RoleNotAllowed", `role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`),
+		Entry("a scope the role may not grant", func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "logs:delete") },
+			"ScopeNotAllowed", `scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`),
+		Entry("a lifetime over the maximum", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: 8760 * time.Hour} },
+			"LifetimeExceedsMax", `lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`),
+	)
+
+	It("waits for a class that does not exist yet, then issues", func() {
+		k := newAPIKey(ns, "early")
+		k.Spec.ClassName = "c-later-" + rand.String(4)
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		got := waitStalled(ctx, k, "ClassNotFound")
+		Expect(condition(got, "Stalled").Message).To(ContainSubstring(fmt.Sprintf("APIKeyClass %q does not exist", k.Spec.ClassName)))
+
+		c := &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: k.Spec.ClassName}, Spec: keywardenv1alpha1.APIKeyClassSpec{KeyPrefix: "late_"}}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { Expect(k8sClient.Delete(ctx, c)).To(Succeed()) })
+		got = waitReady(ctx, k)
+		Expect(got.Status.KeyPrefix).To(HavePrefix("late_"))
+	})
+
+	It("applies the default class to keys without className, and reports two defaults", func() {
+		first := newClass(ctx, true, keywardenv1alpha1.APIKeyClassSpec{KeyPrefix: "dflt_"})
+		Eventually(func() bool {
+			c := &keywardenv1alpha1.APIKeyClass{}
+			_ = k8sClient.Get(ctx, client.ObjectKeyFromObject(first), c)
+			return apimeta.IsStatusConditionTrue(c.Status.Conditions, "Ready")
+		}, 10*time.Second).Should(BeTrue())
+		k := newAPIKey(ns, "defaulted")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		got := waitReady(ctx, k)
+		Expect(got.Status.ClassName).To(Equal(first.Name))
+		Expect(got.Status.KeyPrefix).To(HavePrefix("dflt_"))
+
+		second := newClass(ctx, true, keywardenv1alpha1.APIKeyClassSpec{})
+		for _, c := range []*keywardenv1alpha1.APIKeyClass{first, second} {
+			Eventually(func(g Gomega) {
+				got := &keywardenv1alpha1.APIKeyClass{}
+				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(c), got)).To(Succeed())
+				ready := apimeta.FindStatusCondition(got.Status.Conditions, "Ready")
+				g.Expect(ready).NotTo(BeNil())
+				g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+				g.Expect(ready.Reason).To(Equal("AmbiguousDefaultClass"))
+				g.Expect(ready.Message).To(ContainSubstring(first.Name))
+				g.Expect(ready.Message).To(ContainSubstring(second.Name))
+			}, 10*time.Second).Should(Succeed())
+		}
+		k2 := newAPIKey(ns, "ambiguous")
+		Expect(k8sClient.Create(ctx, k2)).To(Succeed())
+		waitStalled(ctx, k2, "AmbiguousDefaultClass")
+		// The key issued before stays issued, and says its class is unclear.
+		Eventually(func() string { return condition(getKey(ctx, k), "ClassCompliant").Reason }).Should(Equal("AmbiguousDefaultClass"))
+		Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+
+		Expect(k8sClient.Delete(ctx, second)).To(Succeed())
+		waitReady(ctx, k2)
+	})
+
+	It("never rewrites an issued key when its class changes, but says it no longer fits", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			Roles: []keywardenv1alpha1.ClassRole{{Name: "standard", Scopes: []keywardenv1alpha1.Scope{"cache:purge", "audit-logs:read"}}},
+		})
+		k := newAPIKey(ns, "grandfathered")
+		k.Spec.ClassName = c.Name
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		before := waitReady(ctx, k)
+
+		patch := client.MergeFrom(c.DeepCopy())
+		c.Spec.Roles = []keywardenv1alpha1.ClassRole{{Name: "readonly"}}
+		Expect(k8sClient.Patch(ctx, c, patch)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := getKey(ctx, k)
+			compliant := condition(got, "ClassCompliant")
+			g.Expect(compliant.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(compliant.Reason).To(Equal("RoleNotAllowed"))
+			g.Expect(compliant.Message).To(ContainSubstring(`role "standard" is not allowed`))
+		}, 10*time.Second).Should(Succeed())
+		after := getKey(ctx, k)
+		Expect(after.Status.KeyHash).To(Equal(before.Status.KeyHash))
+		Expect(after.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		Expect(condition(after, "Ready").Status).To(Equal(metav1.ConditionTrue))
+	})
+
+	It("refuses an owner's 11th active key and issues it once one of the ten is revoked", func() {
+		var first10 []*keywardenv1alpha1.APIKey
+		for i := range 10 {
+			k := newAPIKey(ns, fmt.Sprintf("key-%02d", i))
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			first10 = append(first10, k)
+		}
+		for _, k := range first10 {
+			waitReady(ctx, k)
+		}
+		eleventh := newAPIKey(ns, "key-10")
+		Expect(k8sClient.Create(ctx, eleventh)).To(Succeed())
+		got := waitStalled(ctx, eleventh, "ActiveKeyLimit")
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
+		Expect(condition(got, "Stalled").Message).To(HavePrefix("owner web-team@example.com already holds 10 active keys (limit 10)"))
+		Expect(secretGone(ctx, ns, "key-10")()).To(Succeed())
+		Eventually(eventReasons(ctx, got)).Should(ContainElement("KeyRefused"))
+
+		By("another owner is not affected")
+		other := newAPIKey(ns, "other-owner")
+		other.Spec.Owner = "data-team@example.com"
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		waitReady(ctx, other)
+
+		By("revoking one of the ten")
+		revoke := first10[3]
+		patch := client.MergeFrom(revoke.DeepCopy())
+		revoke.Spec.Revoked = true
+		Expect(k8sClient.Patch(ctx, revoke, patch)).To(Succeed())
+		waitReady(ctx, eleventh)
+	})
+
+	It("never issues more keys than the limit when 30 are created at once", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{MaxActiveKeysPerOwner: ptr.To[int32](10)})
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				k := newAPIKey(ns, fmt.Sprintf("burst-%02d", i))
+				k.Spec.ClassName = c.Name
+				Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			})
+		}
+		wg.Wait()
+		var list keywardenv1alpha1.APIKeyList
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(30))
+			for _, k := range list.Items {
+				g.Expect(k.Status.Phase).To(BeElementOf(keywardenv1alpha1.PhaseActive, keywardenv1alpha1.PhaseRefused), k.Name)
+			}
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+		// Let any pass still under way finish before counting.
+		Consistently(func(g Gomega) {
+			var secrets corev1.SecretList
+			g.Expect(k8sClient.List(ctx, &secrets, client.InNamespace(ns), client.MatchingLabels{"app.kubernetes.io/managed-by": "keywarden"})).To(Succeed())
+			g.Expect(secrets.Items).To(HaveLen(10))
+		}, time.Second, 100*time.Millisecond).Should(Succeed())
+		active := 0
+		for _, k := range list.Items {
+			if k.Status.KeyHash != "" {
+				active++
+			}
+		}
+		Expect(active).To(Equal(10))
+		GinkgoWriter.Printf("30 keys created at once for one owner with 4 workers: %d issued, %d refused\n", active, 30-active)
+	})
+})

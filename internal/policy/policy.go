@@ -1,0 +1,223 @@
+// Package policy holds the pure rules of APIKeyClasses: which class applies
+// to a key, whether the key fits it, its effective scopes and lifetime, and
+// the per-owner active-key limit. Nothing here talks to the API server.
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+)
+
+// Policy is a class's rules with its defaults applied.
+type Policy struct {
+	// ClassName is the class's name, empty for the built-in defaults.
+	ClassName string
+	// KeyPrefix starts every key issued under the policy.
+	KeyPrefix string
+	// Roles maps each allowed role to the scopes it may grant; nil allows
+	// any role and scope.
+	Roles map[string][]keywardenv1alpha1.Scope
+	// DefaultLifetime and MaxLifetime are zero when unset.
+	DefaultLifetime, MaxLifetime time.Duration
+	// MaxActiveKeysPerOwner is the per-owner, per-namespace limit.
+	MaxActiveKeysPerOwner int
+}
+
+// BuiltIn is the policy when no class applies: prefix kw_, any role and
+// scope, no lifetime bound, 10 active keys per owner.
+func BuiltIn() Policy {
+	return Policy{KeyPrefix: keys.DefaultPrefix, MaxActiveKeysPerOwner: keywardenv1alpha1.DefaultMaxActiveKeysPerOwner}
+}
+
+// FromClass is the policy of a class.
+func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
+	p := BuiltIn()
+	p.ClassName = c.Name
+	if c.Spec.KeyPrefix != "" {
+		p.KeyPrefix = c.Spec.KeyPrefix
+	}
+	if len(c.Spec.Roles) > 0 {
+		p.Roles = make(map[string][]keywardenv1alpha1.Scope, len(c.Spec.Roles))
+		for _, r := range c.Spec.Roles {
+			p.Roles[r.Name] = r.Scopes
+		}
+	}
+	if d := c.Spec.DefaultLifetime; d != nil {
+		p.DefaultLifetime = d.Duration
+	}
+	if d := c.Spec.MaxLifetime; d != nil {
+		p.MaxLifetime = d.Duration
+	}
+	if n := c.Spec.MaxActiveKeysPerOwner; n != nil {
+		p.MaxActiveKeysPerOwner = int(*n)
+	}
+	return p
+}
+
+// Violation is why a key does not fit its class: a condition reason and a
+// message that names the offending value.
+type Violation struct {
+	Reason  string
+	Message string
+}
+
+func (v *Violation) Error() string { return v.Message }
+
+// Resolve returns the policy that applies to a key: its spec.className's
+// class, else the one default class, else the built-in defaults.
+func Resolve(className string, classes []keywardenv1alpha1.APIKeyClass) (Policy, *Violation) {
+	if className != "" {
+		for i := range classes {
+			if classes[i].Name == className {
+				return FromClass(&classes[i]), nil
+			}
+		}
+		return Policy{}, &Violation{keywardenv1alpha1.ReasonClassNotFound,
+			fmt.Sprintf("APIKeyClass %q does not exist; the key is issued once it does", className)}
+	}
+	defaults := DefaultClasses(classes)
+	switch len(defaults) {
+	case 0:
+		return BuiltIn(), nil
+	case 1:
+		return FromClass(defaults[0]), nil
+	}
+	return Policy{}, &Violation{keywardenv1alpha1.ReasonAmbiguousDefaultClass, AmbiguousDefaultMessage(defaults)}
+}
+
+// DefaultClasses returns the classes annotated as default, by name.
+func DefaultClasses(classes []keywardenv1alpha1.APIKeyClass) []*keywardenv1alpha1.APIKeyClass {
+	var out []*keywardenv1alpha1.APIKeyClass
+	for i := range classes {
+		if classes[i].IsDefault() {
+			out = append(out, &classes[i])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// AmbiguousDefaultMessage says which classes all claim to be the default.
+func AmbiguousDefaultMessage(defaults []*keywardenv1alpha1.APIKeyClass) string {
+	names := make([]string, len(defaults))
+	for i, c := range defaults {
+		names[i] = c.Name
+	}
+	return fmt.Sprintf("APIKeyClasses %s are all annotated %s=true; keep exactly one default class or set spec.className",
+		strings.Join(names, ", "), keywardenv1alpha1.AnnotationDefaultClass)
+}
+
+// Check reports the first rule of the policy that the key breaks, for a key
+// that would be issued at issuedAt: its role, its scopes, its lifetime.
+func (p Policy) Check(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) *Violation {
+	if p.Roles != nil {
+		allowed, ok := p.Roles[spec.Role]
+		if !ok {
+			return &Violation{keywardenv1alpha1.ReasonRoleNotAllowed,
+				fmt.Sprintf("role %q is not allowed by %s; allowed roles: %s", spec.Role, p.describe(), strings.Join(p.roleNames(), ", "))}
+		}
+		for _, s := range spec.Scopes {
+			if !slices.Contains(allowed, s) {
+				return &Violation{keywardenv1alpha1.ReasonScopeNotAllowed,
+					fmt.Sprintf("scope %q is not allowed for role %q by %s", s, spec.Role, p.describe())}
+			}
+		}
+	}
+	if p.MaxLifetime > 0 {
+		if lt := p.lifetime(spec, issuedAt); lt > p.MaxLifetime {
+			return &Violation{keywardenv1alpha1.ReasonLifetimeExceedsMax,
+				fmt.Sprintf("lifetime %s exceeds the maximum of %s set by %s", lt.Round(time.Second), p.MaxLifetime, p.describe())}
+		}
+	}
+	return nil
+}
+
+// lifetime is how long the key would live if issued at issuedAt.
+func (p Policy) lifetime(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) time.Duration {
+	switch {
+	case spec.ExpiresAt != nil:
+		return spec.ExpiresAt.Sub(issuedAt)
+	case spec.Lifetime != nil:
+		return spec.Lifetime.Duration
+	}
+	return p.DefaultLifetime // the max applies otherwise; see ExpiresAt
+}
+
+// ExpiresAt is the expiry recorded for a key issued at issuedAt when its
+// spec sets none: the class's default lifetime, else its maximum, else none.
+func (p Policy) ExpiresAt(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) *metav1.Time {
+	if spec.ExpiresAt != nil || spec.Lifetime != nil {
+		return nil
+	}
+	for _, d := range []time.Duration{p.DefaultLifetime, p.MaxLifetime} {
+		if d > 0 {
+			t := metav1.NewTime(issuedAt.Add(d))
+			return &t
+		}
+	}
+	return nil
+}
+
+// EffectiveScopes are the key's scopes, or all of its role's when it names
+// none.
+func (p Policy) EffectiveScopes(spec *keywardenv1alpha1.APIKeySpec) []keywardenv1alpha1.Scope {
+	if len(spec.Scopes) > 0 || p.Roles == nil {
+		return spec.Scopes
+	}
+	return p.Roles[spec.Role]
+}
+
+func (p Policy) describe() string {
+	if p.ClassName == "" {
+		return "the built-in policy"
+	}
+	return fmt.Sprintf("APIKeyClass %q", p.ClassName)
+}
+
+func (p Policy) roleNames() []string {
+	names := make([]string, 0, len(p.Roles))
+	for n := range p.Roles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Holder is what the active-key limit needs to know of one of an owner's
+// keys.
+type Holder struct {
+	UID     types.UID
+	Created time.Time
+	// Issued is set for a key whose hash is recorded.
+	Issued bool
+	// Gone is set for a key that no longer counts: expired, revoked or
+	// being deleted.
+	Gone bool
+}
+
+// Admit decides whether a key may be issued under an owner's limit, given
+// the owner's other keys in the namespace. Issued keys keep their places;
+// keys waiting to be issued (pending or refused) queue by creation time,
+// then UID. A key is admitted while the issued keys and the keys ahead of
+// it in the queue number fewer than the limit. ahead is that number.
+func Admit(self Holder, others []Holder, limit int) (ok bool, ahead int) {
+	for _, o := range others {
+		switch {
+		case o.Gone || o.UID == self.UID:
+		case o.Issued:
+			ahead++
+		case o.Created.Before(self.Created) || o.Created.Equal(self.Created) && o.UID < self.UID:
+			ahead++
+		}
+	}
+	return ahead < limit, ahead
+}

@@ -1,0 +1,203 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func class(name string, isDefault bool, mutate func(*keywardenv1alpha1.APIKeyClassSpec)) keywardenv1alpha1.APIKeyClass {
+	c := keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if isDefault {
+		c.Annotations = map[string]string{keywardenv1alpha1.AnnotationDefaultClass: "true"}
+	}
+	if mutate != nil {
+		mutate(&c.Spec)
+	}
+	return c
+}
+
+func TestResolve(t *testing.T) {
+	strict := class("strict", false, func(s *keywardenv1alpha1.APIKeyClassSpec) { s.KeyPrefix = "pdm_" })
+	def := class("standard", true, nil)
+	def2 := class("other", true, nil)
+	notDefault := class("plain", false, nil)
+	notDefault.Annotations = map[string]string{keywardenv1alpha1.AnnotationDefaultClass: "false"}
+	tests := []struct {
+		name       string
+		className  string
+		classes    []keywardenv1alpha1.APIKeyClass
+		wantClass  string
+		wantReason string
+	}{
+		{"no classes: built-in", "", nil, "", ""},
+		{"named class", "strict", []keywardenv1alpha1.APIKeyClass{strict, def}, "strict", ""},
+		{"missing named class", "gone", []keywardenv1alpha1.APIKeyClass{strict}, "", "ClassNotFound"},
+		{"the default class", "", []keywardenv1alpha1.APIKeyClass{strict, def}, "standard", ""},
+		{"annotation false is not default", "", []keywardenv1alpha1.APIKeyClass{notDefault}, "", ""},
+		{"two defaults", "", []keywardenv1alpha1.APIKeyClass{def, strict, def2}, "", "AmbiguousDefaultClass"},
+		{"two defaults do not matter with a className", "strict", []keywardenv1alpha1.APIKeyClass{def, strict, def2}, "strict", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, v := Resolve(tt.className, tt.classes)
+			if tt.wantReason != "" {
+				if v == nil || v.Reason != tt.wantReason {
+					t.Fatalf("violation = %v, want %s", v, tt.wantReason)
+				}
+				return
+			}
+			if v != nil {
+				t.Fatalf("violation %v", v)
+			}
+			if p.ClassName != tt.wantClass {
+				t.Errorf("class = %q, want %q", p.ClassName, tt.wantClass)
+			}
+		})
+	}
+	_, v := Resolve("", []keywardenv1alpha1.APIKeyClass{def, def2})
+	if want := `APIKeyClasses other, standard are all annotated keywarden.dev/is-default-class=true`; !strings.Contains(v.Message, want) {
+		t.Errorf("message %q, want it to name both classes", v.Message)
+	}
+}
+
+func TestBuiltInAndFromClass(t *testing.T) {
+	b := BuiltIn()
+	if b.KeyPrefix != "kw_" || b.Roles != nil || b.MaxLifetime != 0 || b.MaxActiveKeysPerOwner != 10 {
+		t.Errorf("BuiltIn = %+v", b)
+	}
+	c := class("c", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.KeyPrefix = "pdm_"
+		s.MaxActiveKeysPerOwner = ptr.To[int32](3)
+		s.DefaultLifetime = &metav1.Duration{Duration: time.Hour}
+		s.MaxLifetime = &metav1.Duration{Duration: 2 * time.Hour}
+		s.Roles = []keywardenv1alpha1.ClassRole{{Name: "admin"}}
+	})
+	p := FromClass(&c)
+	if p.KeyPrefix != "pdm_" || p.MaxActiveKeysPerOwner != 3 || p.DefaultLifetime != time.Hour || p.MaxLifetime != 2*time.Hour || len(p.Roles) != 1 {
+		t.Errorf("FromClass = %+v", p)
+	}
+	if p := FromClass(&keywardenv1alpha1.APIKeyClass{}); p.KeyPrefix != "kw_" || p.MaxActiveKeysPerOwner != 10 {
+		t.Errorf("an empty class does not take the defaults: %+v", p)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	c := class("team", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Roles = []keywardenv1alpha1.ClassRole{
+			{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read", "audit:read"}},
+			{Name: "admin"},
+		}
+		s.MaxLifetime = &metav1.Duration{Duration: 720 * time.Hour}
+	})
+	p := FromClass(&c)
+	spec := func(role string, scopes ...keywardenv1alpha1.Scope) keywardenv1alpha1.APIKeySpec {
+		return keywardenv1alpha1.APIKeySpec{Role: role, Scopes: scopes}
+	}
+	tests := []struct {
+		name    string
+		p       Policy
+		spec    keywardenv1alpha1.APIKeySpec
+		mutate  func(*keywardenv1alpha1.APIKeySpec)
+		reason  string
+		message string
+	}{
+		{name: "allowed", p: p, spec: spec("readonly", "logs:read")},
+		{name: "allowed without scopes", p: p, spec: spec("readonly")},
+		{name: "role not listed", p: p, spec: spec("owner"), reason: "RoleNotAllowed",
+			message: `role "owner" is not allowed by APIKeyClass "team"; allowed roles: admin, readonly`},
+		{name: "scope not granted to the role", p: p, spec: spec("readonly", "logs:read", "logs:write"), reason: "ScopeNotAllowed",
+			message: `scope "logs:write" is not allowed for role "readonly" by APIKeyClass "team"`},
+		{name: "role with no scopes grants none", p: p, spec: spec("admin", "x"), reason: "ScopeNotAllowed"},
+		{name: "lifetime at the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 720 * time.Hour} }},
+		{name: "lifetime over the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 721 * time.Hour} },
+			reason: "LifetimeExceedsMax", message: `lifetime 721h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass "team"`},
+		{name: "expiresAt too far from issuance", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.ExpiresAt = &metav1.Time{Time: t0.Add(800 * time.Hour)} },
+			reason: "LifetimeExceedsMax"},
+		{name: "no expiry under a max: the max applies instead", p: p, spec: spec("admin")},
+		{name: "built-in allows anything", p: BuiltIn(), spec: spec("whatever", "any:scope"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 1e6 * time.Hour} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.spec
+			if tt.mutate != nil {
+				tt.mutate(&s)
+			}
+			v := tt.p.Check(&s, t0)
+			switch {
+			case tt.reason == "" && v != nil:
+				t.Fatalf("violation %v", v)
+			case tt.reason != "" && (v == nil || v.Reason != tt.reason):
+				t.Fatalf("violation = %v, want %s", v, tt.reason)
+			case tt.message != "" && v.Message != tt.message:
+				t.Errorf("message %q, want %q", v.Message, tt.message)
+			}
+		})
+	}
+}
+
+func TestExpiresAtAndScopes(t *testing.T) {
+	withDefault := Policy{DefaultLifetime: time.Hour, MaxLifetime: 2 * time.Hour}
+	onlyMax := Policy{MaxLifetime: 2 * time.Hour}
+	if got := withDefault.ExpiresAt(&keywardenv1alpha1.APIKeySpec{}, t0); got == nil || !got.Time.Equal(t0.Add(time.Hour)) {
+		t.Errorf("default lifetime: %v", got)
+	}
+	if got := onlyMax.ExpiresAt(&keywardenv1alpha1.APIKeySpec{}, t0); got == nil || !got.Time.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("max as the lifetime: %v", got)
+	}
+	if got := withDefault.ExpiresAt(&keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Minute}}, t0); got != nil {
+		t.Errorf("a spec with a lifetime gets a recorded expiry: %v", got)
+	}
+	if got := BuiltIn().ExpiresAt(&keywardenv1alpha1.APIKeySpec{}, t0); got != nil {
+		t.Errorf("built-in expiry: %v", got)
+	}
+
+	p := Policy{Roles: map[string][]keywardenv1alpha1.Scope{"ro": {"a", "b"}}}
+	if got := p.EffectiveScopes(&keywardenv1alpha1.APIKeySpec{Role: "ro"}); len(got) != 2 {
+		t.Errorf("a key without scopes gets its role's: %v", got)
+	}
+	if got := p.EffectiveScopes(&keywardenv1alpha1.APIKeySpec{Role: "ro", Scopes: []keywardenv1alpha1.Scope{"a"}}); len(got) != 1 || got[0] != "a" {
+		t.Errorf("a key's own scopes: %v", got)
+	}
+	if got := BuiltIn().EffectiveScopes(&keywardenv1alpha1.APIKeySpec{Role: "ro"}); got != nil {
+		t.Errorf("built-in scopes: %v", got)
+	}
+}
+
+func TestAdmit(t *testing.T) {
+	h := func(uid string, sec int, issued, gone bool) Holder {
+		return Holder{UID: types.UID(uid), Created: t0.Add(time.Duration(sec) * time.Second), Issued: issued, Gone: gone}
+	}
+	tests := []struct {
+		name      string
+		self      Holder
+		others    []Holder
+		limit     int
+		wantOK    bool
+		wantAhead int
+	}{
+		{"first key", h("a", 0, false, false), nil, 1, true, 0},
+		{"at the limit", h("c", 5, false, false), []Holder{h("a", 0, true, false), h("b", 1, true, false)}, 2, false, 2},
+		{"gone keys free their place", h("c", 5, false, false), []Holder{h("a", 0, true, true), h("b", 1, true, false)}, 2, true, 1},
+		{"older waiting keys queue first", h("c", 5, false, false), []Holder{h("a", 0, true, false), h("b", 1, false, false)}, 2, false, 2},
+		{"newer waiting keys queue after", h("b", 1, false, false), []Holder{h("a", 0, true, false), h("c", 5, false, false)}, 2, true, 1},
+		{"issued keys keep their place even when newer", h("a", 0, false, false), []Holder{h("z", 9, true, false)}, 1, false, 1},
+		{"same second: the UID decides", h("b", 3, false, false), []Holder{h("a", 3, false, false)}, 1, false, 1},
+		{"same second, other order", h("a", 3, false, false), []Holder{h("b", 3, false, false)}, 1, true, 0},
+		{"itself is not counted", h("a", 0, true, false), []Holder{h("a", 0, true, false)}, 1, true, 0},
+	}
+	for _, tt := range tests {
+		ok, ahead := Admit(tt.self, tt.others, tt.limit)
+		if ok != tt.wantOK || ahead != tt.wantAhead {
+			t.Errorf("%s: Admit = %v, %d; want %v, %d", tt.name, ok, ahead, tt.wantOK, tt.wantAhead)
+		}
+	}
+}
