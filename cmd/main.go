@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"keywarden.dev/keywarden/controllers"
 	"keywarden.dev/keywarden/pkg/verify"
@@ -23,6 +24,7 @@ func main() {
 		qps                    float64
 		burst                  int
 		verifier               verifierFlags
+		webhookFlags           webhookOptions
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
@@ -34,6 +36,9 @@ func main() {
 	flag.StringVar(&verifier.certFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes); plain HTTP when empty.")
 	flag.StringVar(&verifier.keyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
 	flag.DurationVar(&verifier.lastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
+	flag.BoolVar(&webhookFlags.enabled, "enable-webhook", false, "Serve the validating admission webhook for APIKeys (see config/with-webhook).")
+	flag.IntVar(&webhookFlags.port, "webhook-port", 9443, "Port of the admission webhook.")
+	flag.StringVar(&webhookFlags.certDir, "webhook-cert-dir", "", "Directory with the webhook's tls.crt and tls.key; the controller-runtime default when empty.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -42,7 +47,9 @@ func main() {
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
-	mgr, err := ctrl.NewManager(cfg, managerOptions(metricsAddr, probeAddr, leaderElect))
+	mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
+	mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
@@ -59,6 +66,12 @@ func main() {
 	if err := (&controllers.APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "APIKeyClass")
 		os.Exit(1)
+	}
+	if webhookFlags.enabled {
+		if err := (&controllers.APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr); err != nil {
+			log.Error(err, "Unable to set up the webhook", "webhook", "APIKey")
+			os.Exit(1)
+		}
 	}
 	if err := setupVerifier(mgr, verifier); err != nil {
 		log.Error(err, "Unable to set up the verifier")
@@ -88,6 +101,12 @@ func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Option
 		LeaderElectionID:       "keywarden.dev",
 		Cache:                  controllers.CacheOptions(),
 	}
+}
+
+type webhookOptions struct {
+	enabled bool
+	port    int
+	certDir string
 }
 
 type verifierFlags struct {

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -21,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/test/harness"
@@ -60,6 +66,7 @@ var _ = BeforeSuite(func() {
 	var err error
 	testEnv, err = harness.NewEnvironment()
 	Expect(err).NotTo(HaveOccurred())
+	testEnv.WebhookInstallOptions.ValidatingWebhooks = []*admissionv1.ValidatingWebhookConfiguration{webhookConfig()}
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 
@@ -71,10 +78,14 @@ var _ = BeforeSuite(func() {
 	unmanaged, err := labels.Parse("!" + labelUnmanaged)
 	Expect(err).NotTo(HaveOccurred())
 	cacheOpts.ByObject[&keywardenv1alpha1.APIKey{}] = cache.ByObject{Label: unmanaged}
+	hook := testEnv.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache:   cacheOpts,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir,
+		}),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrCache = mgr.GetCache()
@@ -85,6 +96,7 @@ var _ = BeforeSuite(func() {
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr)).To(Succeed())
 
 	var ctx context.Context
 	ctx, cancel = context.WithCancel(context.Background())
@@ -131,6 +143,22 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
+
+// labelWebhook marks the namespaces where the suite's validating webhook
+// applies, so that the controller's own enforcement is tested elsewhere.
+const labelWebhook = "test.keywarden.dev/webhook"
+
+// webhookConfig is config/webhook as generated, limited to the namespaces
+// labelled for it.
+func webhookConfig() *admissionv1.ValidatingWebhookConfiguration {
+	b, err := os.ReadFile(filepath.Join("..", "config", "webhook", "manifests.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	c := &admissionv1.ValidatingWebhookConfiguration{}
+	Expect(yaml.Unmarshal(b, c)).To(Succeed())
+	Expect(c.Webhooks).To(HaveLen(1))
+	c.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{labelWebhook: "true"}}
+	return c
+}
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes, the sink of the
 // manager's logs.

@@ -1,0 +1,118 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/policy"
+)
+
+// APIKeyValidator refuses, at apply time, an APIKey that its class does not
+// allow or that would exceed its owner's active-key limit, so that kubectl
+// and GitOps tools show the error at once. The controller enforces the same
+// rules for races and for clusters without the webhook; the webhook fails
+// open and never blocks revocation or deletion.
+type APIKeyValidator struct {
+	// Client reads classes and the owner's keys from the cache.
+	Client client.Reader
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// +kubebuilder:webhook:path=/validate-keywarden-dev-v1alpha1-apikey,mutating=false,failurePolicy=ignore,sideEffects=None,groups=keywarden.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=vapikey.keywarden.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// SetupWebhookWithManager registers the validator with the manager's
+// webhook server.
+func (v *APIKeyValidator) SetupWebhookWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewWebhookManagedBy(mgr, &keywardenv1alpha1.APIKey{}).WithValidator(v).Complete()
+}
+
+var _ admission.Validator[*keywardenv1alpha1.APIKey] = &APIKeyValidator{}
+
+// ValidateCreate checks the class's rules and the owner's limit.
+func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardenv1alpha1.APIKey) (admission.Warnings, error) {
+	pol, err := v.checkClass(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return nil, v.checkLimit(ctx, k, pol)
+}
+
+// ValidateUpdate checks what the update changes: the class's rules when the
+// role, scopes, expiry or class change, the limit when the owner changes.
+// Revoking is always allowed.
+func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardenv1alpha1.APIKey) (admission.Warnings, error) {
+	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	o, n := old.Spec, k.Spec
+	policyFields := o.Role != n.Role || o.ClassName != n.ClassName || !slices.Equal(o.Scopes, n.Scopes) ||
+		!equality.Semantic.DeepEqual(o.Lifetime, n.Lifetime) || !equality.Semantic.DeepEqual(o.ExpiresAt, n.ExpiresAt)
+	if !policyFields && o.Owner == n.Owner {
+		return nil, nil
+	}
+	pol, err := v.checkClass(ctx, k)
+	if err != nil || o.Owner == n.Owner {
+		return nil, err
+	}
+	return nil, v.checkLimit(ctx, k, pol)
+}
+
+// ValidateDelete allows every deletion.
+func (v *APIKeyValidator) ValidateDelete(context.Context, *keywardenv1alpha1.APIKey) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.APIKey) (policy.Policy, error) {
+	var classes keywardenv1alpha1.APIKeyClassList
+	if err := v.Client.List(ctx, &classes); err != nil {
+		return policy.Policy{}, apierrors.NewInternalError(fmt.Errorf("listing APIKeyClasses: %w", err))
+	}
+	pol, viol := policy.Resolve(k.Spec.ClassName, classes.Items)
+	if viol == nil {
+		now := time.Now
+		if v.Now != nil {
+			now = v.Now
+		}
+		viol = pol.Check(&k.Spec, now())
+	}
+	if viol != nil {
+		return pol, apierrors.NewBadRequest(viol.Message)
+	}
+	return pol, nil
+}
+
+func (v *APIKeyValidator) checkLimit(ctx context.Context, k *keywardenv1alpha1.APIKey, pol policy.Policy) error {
+	if k.Spec.Revoked {
+		return nil
+	}
+	var peers keywardenv1alpha1.APIKeyList
+	if err := v.Client.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err))
+	}
+	self := holder(k)
+	if self.Created.IsZero() {
+		// A new key queues after every key that exists.
+		self.Created = time.Now().Add(time.Hour)
+	}
+	others := make([]policy.Holder, 0, len(peers.Items))
+	for i := range peers.Items {
+		if peers.Items[i].UID != k.UID || k.UID == "" {
+			others = append(others, holder(&peers.Items[i]))
+		}
+	}
+	if ok, ahead := policy.Admit(self, others, pol.MaxActiveKeysPerOwner); !ok {
+		return apierrors.NewBadRequest(fmt.Sprintf("owner %s already holds %d active keys (limit %d) in namespace %s; revoke or delete one first",
+			k.Spec.Owner, ahead, pol.MaxActiveKeysPerOwner, k.Namespace))
+	}
+	return nil
+}

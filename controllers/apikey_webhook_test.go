@@ -1,0 +1,87 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+var _ = Describe("The validating webhook, through the API server", func() {
+	var (
+		ctx context.Context
+		ns  string
+		c   *keywardenv1alpha1.APIKeyClass
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "w-" + rand.String(8), Labels: map[string]string{labelWebhook: "true"}}}
+		Expect(k8sClient.Create(ctx, n)).To(Succeed())
+		ns = n.Name
+		c = newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			Roles:                 []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read"}}},
+			MaxLifetime:           &metav1.Duration{Duration: 720 * time.Hour},
+			MaxActiveKeysPerOwner: ptr.To[int32](2),
+		})
+	})
+	key := func(name string, mutate func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.APIKey {
+		k := newAPIKey(ns, name)
+		k.Spec.ClassName, k.Spec.Role, k.Spec.Scopes = c.Name, "readonly", []keywardenv1alpha1.Scope{"logs:read"}
+		if mutate != nil {
+			mutate(k)
+		}
+		return k
+	}
+	denied := func(err error, message string) {
+		GinkgoHelper()
+		Expect(err).To(HaveOccurred())
+		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal(`admission webhook "vapikey.keywarden.dev" denied the request: ` + message))
+	}
+
+	It("refuses at create what the class does not allow", func() {
+		denied(k8sClient.Create(ctx, key("admin", func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin"; k.Spec.Scopes = nil })),
+			fmt.Sprintf(`role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`, c.Name))
+		denied(k8sClient.Create(ctx, key("greedy", func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "logs:delete") })),
+			fmt.Sprintf(`scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`, c.Name))
+		denied(k8sClient.Create(ctx, key("forever", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: 8760 * time.Hour} })),
+			fmt.Sprintf(`lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`, c.Name))
+		denied(k8sClient.Create(ctx, key("lost", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = "no-such-class" })),
+			`APIKeyClass "no-such-class" does not exist; the key is issued once it does`)
+		var list keywardenv1alpha1.APIKeyList
+		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		Expect(list.Items).To(BeEmpty(), "nothing is left behind")
+	})
+
+	It("refuses a key over the owner's limit, but never a revocation", func() {
+		first, second := key("one", nil), key("two", nil)
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		waitReady(ctx, first)
+		waitReady(ctx, second)
+		Eventually(func() error { return k8sClient.Create(ctx, key("three", nil)) }).Should(MatchError(
+			`admission webhook "vapikey.keywarden.dev" denied the request: owner web-team@example.com already holds 2 active keys (limit 2) in namespace ` + ns + `; revoke or delete one first`))
+
+		By("changing a key's role to one the class does not allow")
+		bad := getKey(ctx, first)
+		bad.Spec.Role = "admin"
+		denied(k8sClient.Update(ctx, bad), fmt.Sprintf(`role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`, c.Name))
+
+		By("revoking, which is always allowed")
+		patch := client.MergeFrom(first.DeepCopy())
+		first.Spec.Revoked = true
+		Expect(k8sClient.Patch(ctx, first, patch)).To(Succeed())
+		waitPhase(ctx, first, keywardenv1alpha1.PhaseRevoked, 10*time.Second)
+		Eventually(func() error { return k8sClient.Create(ctx, key("three", nil)) }).Should(Succeed())
+	})
+})

@@ -1,0 +1,41 @@
+package harness
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestKustomizations builds every kustomization under config/ with the
+// project's kubectl, and checks that each holds what it is for.
+func TestKustomizations(t *testing.T) {
+	assets, err := Assets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string][]string{
+		"config/crd":          {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
+		"config/rbac":         {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view"},
+		"config/default":      {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition"},
+		"config/samples":      {"kind: APIKeyClass", "name: platform-admin"},
+		"config/with-webhook": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--enable-webhook", "name: keywarden-webhook-service"},
+	}
+	for dir, want := range tests {
+		t.Run(dir, func(t *testing.T) {
+			out, err := exec.Command(filepath.Join(assets, "kubectl"), "kustomize", filepath.Join(root, dir)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, out)
+			}
+			for _, w := range want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("%s lacks %q", dir, w)
+				}
+			}
+		})
+	}
+}
