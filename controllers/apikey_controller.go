@@ -102,7 +102,7 @@ func (p *pass) emit(typ, reason, action, note string) {
 	p.events = append(p.events, event{typ, reason, action, note})
 }
 
-// phase is one step of reconcileNormal. It returns done when the pass is
+// phase is one step of a reconcile pass. It returns done when the pass is
 // complete and later phases must not run.
 type phase func(ctx context.Context, p *pass) (done bool, err error)
 
