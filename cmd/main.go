@@ -2,17 +2,24 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/webhookcert"
 	"keywarden.dev/keywarden/pkg/verify"
 )
 
@@ -38,7 +45,11 @@ func main() {
 	flag.DurationVar(&verifier.lastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
 	flag.BoolVar(&webhookFlags.enabled, "enable-webhook", false, "Serve the validating admission webhook for APIKeys (see config/with-webhook).")
 	flag.IntVar(&webhookFlags.port, "webhook-port", 9443, "Port of the admission webhook.")
-	flag.StringVar(&webhookFlags.certDir, "webhook-cert-dir", "", "Directory with the webhook's tls.crt and tls.key; the controller-runtime default when empty.")
+	flag.StringVar(&webhookFlags.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory of the webhook's tls.crt and tls.key.")
+	flag.StringVar(&webhookFlags.certs, "webhook-certs", "self", "Who provides the webhook's certificate: self (Keywarden issues, stores, injects and renews it) or files (something else, such as cert-manager, puts it in --webhook-cert-dir).")
+	flag.StringVar(&webhookFlags.service, "webhook-service", "keywarden-webhook-service", "The webhook's Service, in the manager's namespace, for the self-issued certificate's names.")
+	flag.StringVar(&webhookFlags.config, "webhook-configuration", "keywarden-validating-webhook-configuration", "The ValidatingWebhookConfiguration that receives the self-issued CA.")
+	flag.StringVar(&webhookFlags.secret, "webhook-cert-secret", "keywarden-webhook-cert", "The Secret, in the manager's namespace, that keeps the self-issued certificate.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -68,7 +79,7 @@ func main() {
 		os.Exit(1)
 	}
 	if webhookFlags.enabled {
-		if err := (&controllers.APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr); err != nil {
+		if err := setupWebhook(mgr, cfg, webhookFlags); err != nil {
 			log.Error(err, "Unable to set up the webhook", "webhook", "APIKey")
 			os.Exit(1)
 		}
@@ -104,9 +115,56 @@ func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Option
 }
 
 type webhookOptions struct {
-	enabled bool
-	port    int
-	certDir string
+	enabled                 bool
+	port                    int
+	certDir, certs          string
+	service, config, secret string
+}
+
+// setupWebhook registers the APIKey validator and, unless another tool
+// provides the certificate, issues it before the webhook server starts and
+// renews it while the manager runs.
+func setupWebhook(mgr ctrl.Manager, cfg *rest.Config, f webhookOptions) error {
+	switch f.certs {
+	case "files":
+	case "self":
+		direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return err
+		}
+		ns := managerNamespace()
+		rotator := &webhookcert.Rotator{
+			Client:        direct,
+			Secret:        types.NamespacedName{Namespace: ns, Name: f.secret},
+			WebhookConfig: f.config,
+			Names:         []string{f.service + "." + ns + ".svc", f.service + "." + ns + ".svc.cluster.local"},
+			CertDir:       f.certDir,
+			Log:           ctrl.Log.WithName("webhook-cert"),
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := rotator.Ensure(ctx); err != nil {
+			return err
+		}
+		if err := mgr.Add(rotator); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--webhook-certs must be self or files, not %q", f.certs)
+	}
+	return (&controllers.APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr)
+}
+
+// managerNamespace is the namespace the manager runs in: POD_NAMESPACE, else
+// the service account's, else keywarden-system.
+func managerNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return "keywarden-system"
 }
 
 type verifierFlags struct {

@@ -19,11 +19,12 @@ func TestKustomizations(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string][]string{
-		"config/crd":          {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
-		"config/rbac":         {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view"},
-		"config/default":      {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition"},
-		"config/samples":      {"kind: APIKeyClass", "name: platform-admin"},
-		"config/with-webhook": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--enable-webhook", "name: keywarden-webhook-service"},
+		"config/crd":                       {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
+		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view"},
+		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition"},
+		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
+		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace"},
+		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service"},
 	}
 	for dir, want := range tests {
 		t.Run(dir, func(t *testing.T) {

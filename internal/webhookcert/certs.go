@@ -1,0 +1,148 @@
+// Package webhookcert lets the manager serve its admission webhook without
+// cert-manager: it keeps a CA and a serving certificate in a Secret, writes
+// the serving certificate where the webhook server reads it, injects the CA
+// into the ValidatingWebhookConfiguration, and renews both before they
+// expire. Every replica runs it; they agree through the Secret's
+// resourceVersion, so only one new certificate wins a renewal.
+package webhookcert
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"time"
+)
+
+// Secret data keys.
+const (
+	CACertKey  = "ca.crt"
+	CAKeyKey   = "ca.key"
+	CertKey    = "tls.crt"
+	PrivKeyKey = "tls.key"
+)
+
+// bundle is a CA and a serving certificate signed by it, PEM-encoded.
+type bundle struct {
+	caCert, caKey, cert, key []byte
+}
+
+func (b bundle) data() map[string][]byte {
+	return map[string][]byte{CACertKey: b.caCert, CAKeyKey: b.caKey, CertKey: b.cert, PrivKeyKey: b.key}
+}
+
+func fromData(d map[string][]byte) bundle {
+	return bundle{caCert: d[CACertKey], caKey: d[CAKeyKey], cert: d[CertKey], key: d[PrivKeyKey]}
+}
+
+// generate makes a new CA and a serving certificate for the names (DNS
+// names, or IP addresses), valid from now for validity.
+func generate(names []string, now time.Time, validity time.Duration) (bundle, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return bundle{}, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "keywarden-webhook-ca"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(validity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return bundle{}, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return bundle{}, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return bundle{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: names[0]},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return bundle{}, err
+	}
+	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	if err != nil {
+		return bundle{}, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return bundle{}, err
+	}
+	return bundle{
+		caCert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		caKey:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
+		cert:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		key:    pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	}, nil
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return n
+}
+
+// usable reports whether the bundle holds a serving certificate for every
+// name, signed by its CA, that stays valid past now+renewBefore.
+func (b bundle) usable(names []string, now time.Time, renewBefore time.Duration) error {
+	if _, err := tls.X509KeyPair(b.cert, b.key); err != nil {
+		return fmt.Errorf("serving key pair: %w", err)
+	}
+	block, _ := pem.Decode(b.cert)
+	if block == nil {
+		return errors.New("no serving certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b.caCert) {
+		return errors.New("no CA certificate")
+	}
+	for _, n := range names {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: n, Roots: roots, CurrentTime: now}); err != nil {
+			return fmt.Errorf("serving certificate for %s: %w", n, err)
+		}
+	}
+	if cert.NotAfter.Before(now.Add(renewBefore)) {
+		return fmt.Errorf("serving certificate expires at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (b bundle) equal(o bundle) bool {
+	return bytes.Equal(b.caCert, o.caCert) && bytes.Equal(b.cert, o.cert) && bytes.Equal(b.key, o.key)
+}
