@@ -156,6 +156,11 @@ func webhookConfig() *admissionv1.ValidatingWebhookConfiguration {
 	c := &admissionv1.ValidatingWebhookConfiguration{}
 	Expect(yaml.Unmarshal(b, c)).To(Succeed())
 	Expect(c.Webhooks).To(HaveLen(1))
+	// Down or slow, the webhook must never block anything, deletions least
+	// of all: the controller enforces the same rules.
+	Expect(*c.Webhooks[0].FailurePolicy).To(Equal(admissionv1.Ignore))
+	Expect(*c.Webhooks[0].TimeoutSeconds).To(BeNumerically("<=", 5))
+	Expect(c.Webhooks[0].Rules[0].Operations).To(ConsistOf(admissionv1.Create, admissionv1.Update))
 	c.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{labelWebhook: "true"}}
 	return c
 }
