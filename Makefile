@@ -41,11 +41,11 @@ fmt: ## Run go fmt.
 
 .PHONY: vet
 vet: ## Run go vet.
-	go vet ./...
+	go vet -tags e2e ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --build-tags e2e ./...
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail when regenerating the CRDs, RBAC or deepcopy code changes a file.
@@ -60,6 +60,10 @@ test: verify-generated vet lint controlplane ## Verify generated files, lint, ru
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test ./... -count=1
 	go test ./internal/keys -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	go test ./pkg/verify -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
+
+.PHONY: test-e2e
+test-e2e: build controlplane ## Run the end-to-end scenarios: the manager binary as processes, kubectl, HTTP.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" MANAGER_BIN=$(BIN)/manager go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
 
 .PHONY: bench
 bench: ## Run the benchmarks; each result is printed as a ratio against a floor measured in the same run.

@@ -27,6 +27,10 @@ func main() {
 	var (
 		metricsAddr, probeAddr string
 		leaderElect            bool
+		leaderElectNamespace   string
+		leaseDuration          time.Duration
+		renewDeadline          time.Duration
+		retryPeriod            time.Duration
 		concurrency            int
 		qps                    float64
 		burst                  int
@@ -36,6 +40,10 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
+	flag.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "Namespace of the leader election lease; the manager's own namespace when empty (required outside a cluster).")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's lease lasts without renewal; a new leader takes over at most this long after the old one dies.")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many APIKeys are reconciled at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
@@ -59,6 +67,8 @@ func main() {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
+	mgrOpts.LeaderElectionNamespace = leaderElectNamespace
+	mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
 	mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
@@ -110,7 +120,9 @@ func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Option
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "keywarden.dev",
-		Cache:                  controllers.CacheOptions(),
+		// A replica that stops cleanly hands leadership over at once.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(),
 	}
 }
 

@@ -50,21 +50,11 @@ func run(manager string, exit bool) error {
 	}
 	defer func() { _ = logFile.Close() }()
 	fmt.Printf("Starting the manager (log: %s)\n", logPath)
-	mgr, err := cluster.StartManager(manager, logFile, "--verifier-bind-address", verifierAddr)
+	mgr, err := cluster.StartManager(manager, logFile, verifierAddr)
 	if err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = mgr.Wait(); close(exited) }()
-	defer func() {
-		_ = mgr.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = mgr.Process.Kill()
-		}
-	}()
+	defer mgr.Stop(10 * time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -103,7 +93,7 @@ To verify a key:
 	case <-sig:
 		fmt.Println("\nStopping")
 		return nil
-	case <-exited:
-		return fmt.Errorf("the manager exited: %v (log: %s)", exitErr, logPath)
+	case <-mgr.Exited():
+		return fmt.Errorf("the manager exited: %v (log: %s)", mgr.Err(), logPath)
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -65,11 +68,18 @@ func (c *Cluster) stopAfter(err error) error {
 // Stop stops the control plane.
 func (c *Cluster) Stop() error { return c.Env.Stop() }
 
-// Kubectl runs the project's kubectl against the cluster and returns its
-// standard output; standard error is part of the error.
+// Kubectl runs the project's kubectl against the cluster, from the
+// repository's root, and returns its standard output; standard error is
+// part of the error.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	return c.KubectlIn(ctx, nil, args...)
+}
+
+// KubectlIn is Kubectl with standard input.
+func (c *Cluster) KubectlIn(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.KubectlBin, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	cmd.Dir = c.Root
+	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -78,29 +88,69 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
+// Manager is a manager binary running as a process against a Cluster.
+type Manager struct {
+	Cmd *exec.Cmd
+	// VerifierURL and MetricsURL are the base URLs of its endpoints.
+	VerifierURL, MetricsURL string
+	exited                  chan struct{}
+	err                     error
+}
+
 // StartManager starts the manager binary against the cluster with its
-// output going to out. Extra flags follow the defaults, which put the
-// metrics and probe endpoints on free loopback ports.
-func (c *Cluster) StartManager(bin string, out *os.File, extra ...string) (*exec.Cmd, error) {
-	metrics, err := FreePort()
-	if err != nil {
-		return nil, err
+// output going to out. The metrics and probe endpoints go on free loopback
+// ports, and the verifier on verifierAddr, or on a free port when it is
+// empty. Extra flags follow.
+func (c *Cluster) StartManager(bin string, out *os.File, verifierAddr string, extra ...string) (*Manager, error) {
+	var ports [3]int
+	for i := range ports {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
 	}
-	probes, err := FreePort()
-	if err != nil {
-		return nil, err
+	if verifierAddr == "" {
+		verifierAddr = "127.0.0.1:" + strconv.Itoa(ports[2])
 	}
+	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
 	args := append([]string{
 		"--kubeconfig", c.Kubeconfig,
-		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(metrics),
-		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(probes),
+		"--metrics-bind-address", metrics,
+		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
+		"--verifier-bind-address", verifierAddr,
 	}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	return cmd, nil
+	m := &Manager{Cmd: cmd, VerifierURL: "http://" + verifierAddr, MetricsURL: "http://" + metrics, exited: make(chan struct{})}
+	go func() { m.err = cmd.Wait(); close(m.exited) }()
+	return m, nil
+}
+
+// Exited is closed when the process has exited; Err then says how.
+func (m *Manager) Exited() <-chan struct{} { return m.exited }
+
+// Err is the process's exit error, once Exited is closed.
+func (m *Manager) Err() error { return m.err }
+
+// Stop sends SIGTERM and waits for the process to exit, killing it after
+// the timeout.
+func (m *Manager) Stop(timeout time.Duration) {
+	_ = m.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+	case <-time.After(timeout):
+		m.Kill()
+	}
+}
+
+// Kill sends SIGKILL, as a crash would, and waits for the process to exit.
+func (m *Manager) Kill() {
+	_ = m.Cmd.Process.Kill()
+	<-m.exited
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

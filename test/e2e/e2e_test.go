@@ -1,0 +1,184 @@
+//go:build e2e
+
+// Package e2e drives Keywarden the way a cluster does: the manager binary
+// (built by make build) runs as processes with leader election against etcd
+// and kube-apiserver from hack/, manifests go through kubectl, keys are
+// verified over HTTP, and Secrets are read as a workload reads them.
+// Run it with `make test-e2e`.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"keywarden.dev/keywarden/test/harness"
+)
+
+// env is the running installation the scenarios share.
+type env struct {
+	t        *testing.T
+	cluster  *harness.Cluster
+	kube     kubernetes.Interface
+	bin      string
+	dir      string
+	managers []*harness.Manager
+	logs     []string
+
+	mu      sync.Mutex
+	rawKeys map[string]bool // every raw key seen in a Secret
+	summary []string
+}
+
+var http1 = &http.Client{Timeout: 5 * time.Second}
+
+func TestE2E(t *testing.T) {
+	bin := os.Getenv("MANAGER_BIN")
+	if bin == "" {
+		t.Fatal("MANAGER_BIN is not set: run make test-e2e")
+	}
+	dir := t.TempDir()
+	cluster, err := harness.StartCluster(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cluster.Stop() }()
+	kube, err := kubernetes.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, cluster: cluster, kube: kube, bin: bin, dir: dir, rawKeys: map[string]bool{}}
+	e.kubectl("apply", "-k", "config/crd")
+	e.startManager()
+	e.startManager()
+	defer func() {
+		for _, m := range e.managers {
+			m.Stop(10 * time.Second)
+		}
+	}()
+
+	for _, s := range []struct {
+		name string
+		run  func(*env)
+	}{
+		{"quickstart", quickstart},
+		{"bad input at the door", badInput},
+		{"failover", failover},
+		{"crash during mass issuance", crashDuringIssuance},
+		{"no secret in the open", noSecretInTheOpen},
+	} {
+		ok := t.Run(s.name, func(t *testing.T) {
+			e.t = t
+			s.run(e)
+		})
+		e.t = t
+		if !ok {
+			break
+		}
+	}
+	fmt.Printf("\nEnd-to-end summary:\n  %s\n", strings.Join(e.summary, "\n  "))
+}
+
+// startManager starts one more manager process with leader election.
+func (e *env) startManager() *harness.Manager {
+	e.t.Helper()
+	log := filepath.Join(e.dir, fmt.Sprintf("manager-%d.log", len(e.logs)))
+	f, err := os.Create(log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := e.cluster.StartManager(e.bin, f, "",
+		"--leader-elect", "--leader-election-namespace", "default",
+		"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms",
+		"--last-used-interval", "2s")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.managers = append(e.managers, m)
+	e.logs = append(e.logs, log)
+	e.eventually("the verifier of a new manager is ready", 30*time.Second, func() bool {
+		resp, err := http1.Get(m.VerifierURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return m
+}
+
+func (e *env) kubectl(args ...string) string {
+	e.t.Helper()
+	out, err := e.cluster.Kubectl(context.Background(), args...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// kubectlIn runs kubectl with stdin, returning its output and error.
+func (e *env) kubectlIn(stdin string, args ...string) (string, error) {
+	return e.cluster.KubectlIn(context.Background(), strings.NewReader(stdin), args...)
+}
+
+func (e *env) eventually(what string, timeout time.Duration, f func() bool) {
+	e.t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if f() {
+			return
+		}
+	}
+	e.t.Fatalf("timed out after %s: %s", timeout, what)
+}
+
+func (e *env) note(format string, args ...any) {
+	e.summary = append(e.summary, fmt.Sprintf(format, args...))
+	e.t.Logf(format, args...)
+}
+
+// secretKey reads the raw key from a Secret the way a workload would, and
+// remembers it for the leak check.
+func (e *env) secretKey(ns, name string) string {
+	e.t.Helper()
+	out := e.kubectl("get", "secret", "-n", ns, name, "-o", "jsonpath={.data.key}")
+	raw, err := base64.StdEncoding.DecodeString(out)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.remember(string(raw))
+	return string(raw)
+}
+
+func (e *env) remember(raw string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rawKeys[raw] = true
+}
+
+// verify calls POST /v1/keys/verify on a manager's verifier.
+func verify(m *harness.Manager, req map[string]any) (map[string]any, error) {
+	b, _ := json.Marshal(req)
+	resp, err := http1.Post(m.VerifierURL+"/v1/keys/verify", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != 200 {
+		body, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	var out map[string]any
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}

@@ -1,0 +1,372 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/test/harness"
+)
+
+// quickstart: the samples become Active and verify with their owner, role
+// and scopes; a revoked key is rejected within a second; a deleted key's
+// Secret goes.
+func quickstart(e *env) {
+	e.kubectl("apply", "-k", "config/samples")
+	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "default", "--timeout=60s")
+	want := map[string]struct {
+		secret, owner, role string
+		scopes              any
+	}{
+		"platform-admin":   {"platform-admin-api-key", "platform-team@example.com", "admin", nil},
+		"grafana-readonly": {"grafana-readonly", "observability@example.com", "readonly", []any{"audit-logs:read", "schedules:read"}},
+		"wordpress-purge":  {"wordpress-purge", "contractor@agency.example", "standard", []any{"cache:purge"}},
+		"bolt-schedules":   {"bolt-schedules", "analytics@example.com", "readonly", []any{"audit-logs:read", "schedules:read"}},
+	}
+	raws := map[string]string{}
+	for name, w := range want {
+		raw := e.secretKey("default", w.secret)
+		raws[name] = raw
+		for _, m := range e.managers {
+			got, err := verify(m, map[string]any{"key": raw})
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if got["valid"] != true || got["owner"] != w.owner || got["role"] != w.role || fmt.Sprint(got["scopes"]) != fmt.Sprint(w.scopes) {
+				e.t.Fatalf("%s verifies as %v", name, got)
+			}
+		}
+	}
+
+	e.kubectl("patch", "apikey", "-n", "default", "wordpress-purge", "--type=merge", "-p", `{"spec":{"revoked":true}}`)
+	start := time.Now()
+	e.eventually("the revoked key is rejected", time.Second, func() bool {
+		got, err := verify(e.managers[0], map[string]any{"key": raws["wordpress-purge"]})
+		return err == nil && got["code"] == "REVOKED"
+	})
+	revokedAfter := time.Since(start)
+	req, _ := http.NewRequest("GET", e.managers[1].VerifierURL+"/v1/authz", nil)
+	req.Header.Set("Authorization", "Bearer "+raws["wordpress-purge"])
+	e.eventually("forward auth answers 401 for the revoked key", time.Second, func() bool {
+		resp, err := http1.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+
+	e.kubectl("delete", "apikey", "-n", "default", "platform-admin", "--wait=true", "--timeout=30s")
+	if _, err := e.cluster.Kubectl(context.Background(), "get", "secret", "-n", "default", "platform-admin-api-key"); err == nil || !strings.Contains(err.Error(), "NotFound") {
+		e.t.Fatalf("the deleted key's Secret is still there: %v", err)
+	}
+	e.note("quickstart: %d samples Ready and verified on %d managers; revocation seen in %s; deletion removed the Secret",
+		len(want), len(e.managers), revokedAfter)
+}
+
+// badInput: every invalid manifest is refused by kubectl apply with a
+// message naming the field, and nothing is left behind.
+func badInput(e *env) {
+	e.kubectl("create", "namespace", "bad-input")
+	good := map[string]string{"displayName": "d", "owner": "o@example.com", "role": "readonly"}
+	manifest := func(name string, spec map[string]string, extra string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "apiVersion: keywarden.dev/v1alpha1\nkind: APIKey\nmetadata:\n  name: %q\n  namespace: bad-input\nspec:\n", name)
+		for k, v := range good {
+			if s, ok := spec[k]; ok {
+				v = s
+			}
+			if v != "-" {
+				fmt.Fprintf(&b, "  %s: %q\n", k, v)
+			}
+		}
+		for k, v := range spec {
+			if _, ok := good[k]; !ok {
+				fmt.Fprintf(&b, "  %s: %s\n", k, v)
+			}
+		}
+		b.WriteString(extra)
+		return b.String()
+	}
+	cases := []struct {
+		name, yaml, field string
+	}{
+		{"no-display-name", manifest("a", map[string]string{"displayName": "-"}, ""), "spec.displayName"},
+		{"empty-display-name", manifest("b", map[string]string{"displayName": ""}, ""), "spec.displayName"},
+		{"long-display-name", manifest("c", map[string]string{"displayName": strings.Repeat("x", 51)}, ""), "spec.displayName"},
+		{"no-owner", manifest("d", map[string]string{"owner": "-"}, ""), "spec.owner"},
+		{"long-owner", manifest("e", map[string]string{"owner": strings.Repeat("o", 254)}, ""), "spec.owner"},
+		{"no-role", manifest("f", map[string]string{"role": "-"}, ""), "spec.role"},
+		{"bad-role", manifest("g", map[string]string{"role": "Read Only"}, ""), "spec.role"},
+		{"bad-scope", manifest("h", map[string]string{"scopes": `["Audit Logs"]`}, ""), "spec.scopes[0]"},
+		{"duplicate-scope", manifest("i", map[string]string{"scopes": `["a:read", "a:read"]`}, ""), "spec.scopes[1]"},
+		{"both-expiries", manifest("j", map[string]string{"lifetime": "720h", "expiresAt": "2030-01-01T00:00:00Z"}, ""), "spec.lifetime"},
+		{"zero-lifetime", manifest("k", map[string]string{"lifetime": "0s"}, ""), "spec.lifetime"},
+		{"bad-lifetime", manifest("l", map[string]string{"lifetime": "30 days"}, ""), "spec.lifetime"},
+		{"bad-expiry", manifest("m", map[string]string{"expiresAt": "tomorrow"}, ""), "spec.expiresAt"},
+		{"bad-secret-name", manifest("n", map[string]string{"secretName": "My_Secret"}, ""), "spec.secretName"},
+		{"argocd-label", manifest("o", map[string]string{"secretTemplate": `{"labels": {"app.kubernetes.io/instance": "x"}}`}, ""), "spec.secretTemplate.labels"},
+		{"argocd-annotation", manifest("p", map[string]string{"secretTemplate": `{"annotations": {"argocd.argoproj.io/sync-options": "Prune=false"}}`}, ""), "spec.secretTemplate.annotations"},
+		{"unknown-field", manifest("q", map[string]string{"rotate": "true"}, ""), "spec.rotate"},
+		{"long-name", manifest(strings.Repeat("n", 64), nil, ""), "metadata.name"},
+	}
+	refused := 0
+	for _, c := range cases {
+		out, err := e.kubectlIn(c.yaml, "apply", "-f", "-")
+		if err == nil {
+			e.t.Errorf("%s: accepted: %s", c.name, out)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.field) {
+			e.t.Errorf("%s: the error does not name %s: %v", c.name, c.field, err)
+			continue
+		}
+		refused++
+	}
+	if _, err := e.cluster.Kubectl(context.Background(), "patch", "apikey", "-n", "default", "wordpress-purge", "--type=merge", "-p", `{"spec":{"revoked":false}}`); err == nil || !strings.Contains(err.Error(), "spec.revoked: Invalid value: revocation is irreversible") {
+		e.t.Errorf("un-revoking: %v", err)
+	} else {
+		refused++
+	}
+	left := strings.TrimSpace(e.kubectl("get", "apikeys,secrets", "-n", "bad-input", "-o", "name"))
+	if left != "" {
+		e.t.Errorf("left behind: %s", left)
+	}
+	e.note("bad input: %d of %d invalid changes refused by kubectl with the field named; nothing left behind", refused, len(cases)+1)
+}
+
+// leader returns the manager that holds the lease, from its metrics.
+func (e *env) leader() *harness.Manager {
+	e.t.Helper()
+	var found *harness.Manager
+	e.eventually("a leader is elected", 30*time.Second, func() bool {
+		for _, m := range e.managers {
+			resp, err := http1.Get(m.MetricsURL + "/metrics")
+			if err != nil {
+				continue
+			}
+			var b strings.Builder
+			_, _ = io.Copy(&b, resp.Body)
+			_ = resp.Body.Close()
+			if regexp.MustCompile(`(?m)^leader_election_master_status\{name="keywarden.dev"\} 1$`).MatchString(b.String()) {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// createKeys applies n APIKeys named prefix-0000... in the namespace.
+func (e *env) createKeys(ns, prefix string, n int) {
+	e.t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "---\napiVersion: keywarden.dev/v1alpha1\nkind: APIKey\nmetadata:\n  name: %s-%04d\n  namespace: %s\nspec:\n  displayName: %s %d\n  owner: owner-%d@example.com\n  role: standard\n",
+			prefix, i, ns, prefix, i, i)
+	}
+	if _, err := e.kubectlIn(b.String(), "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// failover: with two managers, the leader is killed; the other takes over
+// and issues new keys, and verification never fails meanwhile.
+func failover(e *env) {
+	raw := e.secretKey("default", "grafana-readonly")
+	old := e.leader()
+	var survivor *harness.Manager
+	for _, m := range e.managers {
+		if m != old {
+			survivor = m
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			got, err := verify(survivor, map[string]any{"key": raw})
+			if err == nil && got["valid"] == true {
+				ok.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		}
+	})
+
+	old.Kill()
+	killedAt := time.Now()
+	e.kubectl("create", "namespace", "failover")
+	e.createKeys("failover", "after", 5)
+	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "failover", "--timeout=60s")
+	tookOver := time.Since(killedAt)
+	stop()
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() == 0 {
+		e.t.Fatalf("verifications during the failover: %d valid, %d failed", ok.Load(), failed.Load())
+	}
+	if e.leader() != survivor {
+		e.t.Fatal("the survivor is not the leader")
+	}
+	e.managers = []*harness.Manager{survivor}
+	restarted := e.startManager()
+	got, err := verify(restarted, map[string]any{"key": raw})
+	if err != nil || got["valid"] != true {
+		e.t.Fatalf("the restarted manager does not verify: %v %v", got, err)
+	}
+	e.note("failover: leader killed; the other issued 5 new keys within %s; %d verifications on it meanwhile, 0 failed",
+		tookOver.Round(100*time.Millisecond), ok.Load())
+}
+
+// crashDuringIssuance: 500 keys are created while the leader is killed three
+// times at random moments; in the end every key is Active with exactly one
+// Secret holding the key its status hashes, and no Secret's value changed
+// after it was first seen.
+func crashDuringIssuance(e *env) {
+	const n = 500
+	e.kubectl("create", "namespace", "mass")
+	// Observe Secrets as a workload would, recording the first value of each.
+	first := map[string]string{}
+	changed := []string{}
+	var mu sync.Mutex
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	observe := func() {
+		list, err := e.kube.CoreV1().Secrets("mass").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=keywarden"})
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range list.Items {
+			v := string(s.Data["key"])
+			e.remember(v)
+			if f, seen := first[s.Name+"/"+string(s.UID)]; !seen {
+				first[s.Name+"/"+string(s.UID)] = v
+			} else if f != v {
+				changed = append(changed, s.Name)
+			}
+		}
+	}
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			observe()
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	e.createKeys("mass", "k", n)
+	kills := 0
+	var issuedAtKills []int
+	for kills < 3 {
+		time.Sleep(time.Duration(300+rand.IntN(1500)) * time.Millisecond)
+		l := e.leader()
+		issuedAtKills = append(issuedAtKills, strings.Count(e.kubectl("get", "apikeys", "-n", "mass", "-o", "jsonpath={.items[*].status.keyHash}"), "sha256:"))
+		for i, m := range e.managers {
+			if m == l {
+				m.Kill()
+				kills++
+				e.managers = append(e.managers[:i], e.managers[i+1:]...)
+				break
+			}
+		}
+		e.startManager()
+	}
+	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "mass", "--timeout=180s")
+	stop()
+	wg.Wait()
+	observe()
+
+	apikeys := map[string]string{} // secret name -> hash in status
+	out := e.kubectl("get", "apikeys", "-n", "mass", "-o", `jsonpath={range .items[*]}{.status.secretRef.name} {.status.keyHash} {.status.phase}{"\n"}{end}`)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[2] != "Active" {
+			e.t.Fatalf("not Active: %q", line)
+		}
+		apikeys[f[0]] = f[1]
+	}
+	secrets, err := e.kube.CoreV1().Secrets("mass").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		hash, ok := apikeys[s.Name]
+		switch {
+		case !ok:
+			e.t.Errorf("orphaned Secret %s", s.Name)
+		case keys.Hash(string(s.Data["key"])) != hash:
+			e.t.Errorf("Secret %s does not hold the key its APIKey records", s.Name)
+		}
+	}
+	if len(apikeys) != n || len(secrets.Items) != n {
+		e.t.Fatalf("%d APIKeys Active with %d Secrets, want %d of each", len(apikeys), len(secrets.Items), n)
+	}
+	if len(changed) != 0 {
+		e.t.Fatalf("Secrets whose value changed after it was first seen: %v", changed)
+	}
+	if issuedAtKills[0] >= n {
+		e.t.Fatalf("the first kill came after issuance was over: %v", issuedAtKills)
+	}
+	e.note("crash during mass issuance: %d keys issued, %d kills of the leader survived (with %v keys issued), %d Secrets each with the key its status hashes, 0 orphaned, 0 values changed",
+		n, kills, issuedAtKills, len(secrets.Items))
+}
+
+// noSecretInTheOpen: none of the raw keys seen in Secrets appears in the
+// managers' logs, in Events, in the APIKeys or in the metrics.
+func noSecretInTheOpen(e *env) {
+	places := map[string]string{
+		"APIKeys":                 e.kubectl("get", "apikeys", "-A", "-o", "yaml"),
+		"core/v1 Events":          e.kubectl("get", "events.v1.", "-A", "-o", "yaml"),
+		"events.k8s.io/v1 Events": e.kubectl("get", "events.v1.events.k8s.io", "-A", "-o", "yaml"),
+	}
+	for i, log := range e.logs {
+		b, err := os.ReadFile(log)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		places[fmt.Sprintf("manager log %d", i)] = string(b)
+	}
+	for i, m := range e.managers {
+		resp, err := http1.Get(m.MetricsURL + "/metrics")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		_ = resp.Body.Close()
+		places[fmt.Sprintf("metrics of manager %d", i)] = b.String()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	leaks, bytes := 0, 0
+	for place, text := range places {
+		bytes += len(text)
+		for raw := range e.rawKeys {
+			if strings.Contains(text, raw) {
+				leaks++
+				e.t.Errorf("a raw key (%s...) appears in %s", raw[:8], place)
+			}
+		}
+	}
+	if len(e.rawKeys) < 500 {
+		e.t.Fatalf("only %d raw keys seen; the check needs the keys of the earlier scenarios", len(e.rawKeys))
+	}
+	e.note("no secret in the open: %d raw keys searched for in %d places (%d KiB of logs, events, APIKeys and metrics): %d leaks found",
+		len(e.rawKeys), len(places), bytes>>10, leaks)
+}
