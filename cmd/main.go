@@ -11,8 +11,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -66,14 +68,72 @@ func main() {
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
-	mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
-	mgrOpts.LeaderElectionNamespace = leaderElectNamespace
-	mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
-	mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
-	mgr, err := ctrl.NewManager(cfg, mgrOpts)
+	ctx := ctrl.SetupSignalHandler()
+
+	// The verifier runs in a manager of its own, without leader election,
+	// so that a replica keeps verifying whatever happens to leadership.
+	verifierStopped := make(chan struct{})
+	if verifier.addr == "0" {
+		close(verifierStopped)
+	} else {
+		vmgr, err := newVerifierManager(cfg, verifier)
+		if err != nil {
+			log.Error(err, "Unable to set up the verifier")
+			os.Exit(1)
+		}
+		go func() {
+			defer close(verifierStopped)
+			if err := vmgr.Start(ctx); err != nil {
+				log.Error(err, "The verifier stopped with an error")
+				os.Exit(1)
+			}
+		}()
+	}
+
+	// The controllers run in a leader-elected manager. A replica that loses
+	// its lease (an API server outage longer than the renew deadline) stands
+	// again as a candidate instead of exiting.
+	for rebuilding := false; ; rebuilding = true {
+		mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
+		mgrOpts.LeaderElectionNamespace = leaderElectNamespace
+		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
+		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, webhookFlags)
+		if err != nil && rebuilding && ctx.Err() == nil {
+			// Still cut off from the API server: try again shortly.
+			log.Error(err, "Unable to set up the manager again; retrying")
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryPeriod):
+			}
+			continue
+		}
+		if err != nil {
+			log.Error(err, "Unable to set up the manager")
+			os.Exit(1)
+		}
+		log.Info("Starting the manager")
+		err = mgr.Start(ctx)
+		if ctx.Err() == nil && err != nil && strings.Contains(err.Error(), "leader election lost") {
+			log.Info("Lost the leader election lease; standing again as a candidate")
+			continue
+		}
+		if err != nil {
+			log.Error(err, "The manager stopped with an error")
+			os.Exit(1)
+		}
+		// Stopping: let the verifier flush recorded use.
+		<-verifierStopped
+		return
+	}
+}
+
+// newControllerManager builds the leader-elected manager: the APIKey and
+// APIKeyClass controllers and, when enabled, the webhook.
+func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, wh webhookOptions) (ctrl.Manager, error) {
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
-		log.Error(err, "Unable to create the manager")
-		os.Exit(1)
+		return nil, err
 	}
 	if err := (&controllers.APIKeyReconciler{
 		Client:                  mgr.GetClient(),
@@ -81,36 +141,38 @@ func main() {
 		Recorder:                mgr.GetEventRecorder("keywarden"),
 		MaxConcurrentReconciles: concurrency,
 	}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "Unable to set up the controller", "controller", "APIKey")
-		os.Exit(1)
+		return nil, fmt.Errorf("setting up the APIKey controller: %w", err)
 	}
 	if err := (&controllers.APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		log.Error(err, "Unable to set up the controller", "controller", "APIKeyClass")
-		os.Exit(1)
+		return nil, fmt.Errorf("setting up the APIKeyClass controller: %w", err)
 	}
-	if webhookFlags.enabled {
-		if err := setupWebhook(mgr, cfg, webhookFlags); err != nil {
-			log.Error(err, "Unable to set up the webhook", "webhook", "APIKey")
-			os.Exit(1)
+	if wh.enabled {
+		if err := setupWebhook(mgr, cfg, wh); err != nil {
+			return nil, fmt.Errorf("setting up the webhook: %w", err)
 		}
 	}
-	if err := setupVerifier(mgr, verifier); err != nil {
-		log.Error(err, "Unable to set up the verifier")
-		os.Exit(1)
-	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to add the health check")
-		os.Exit(1)
+		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "Unable to add the ready check")
-		os.Exit(1)
+	return mgr, mgr.AddReadyzCheck("readyz", healthz.Ping)
+}
+
+// newVerifierManager builds the manager that serves verification on every
+// replica: an APIKey cache, the verifier's index, server and usage recorder.
+func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 controllers.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"}, // served by the controller manager
+		HealthProbeBindAddress: "0",                                     // the verifier has /healthz and /readyz
+		Cache:                  controllers.CacheOptions(),
+	})
+	if err != nil {
+		return nil, err
 	}
-	log.Info("Starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "The manager stopped with an error")
-		os.Exit(1)
-	}
+	_, err = verify.AddToManager(mgr, verify.Options{
+		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval,
+	})
+	return mgr, err
 }
 
 func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Options {
@@ -123,6 +185,9 @@ func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Option
 		// A replica that stops cleanly hands leadership over at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
+		// The controllers are built again when leadership is lost and
+		// regained, in the same process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	}
 }
 
@@ -182,15 +247,4 @@ func managerNamespace() string {
 type verifierFlags struct {
 	addr, certFile, keyFile string
 	lastUsedInterval        time.Duration
-}
-
-// setupVerifier adds the key verifier to the manager, unless disabled.
-func setupVerifier(mgr ctrl.Manager, f verifierFlags) error {
-	if f.addr == "0" {
-		return nil
-	}
-	_, err := verify.AddToManager(mgr, verify.Options{
-		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval,
-	})
-	return err
 }

@@ -49,7 +49,10 @@ func TestE2E(t *testing.T) {
 	if bin == "" {
 		t.Fatal("MANAGER_BIN is not set: run make test-e2e")
 	}
-	dir := t.TempDir()
+	dir := os.Getenv("E2E_DIR") // where to keep the logs; a temporary directory by default
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	cluster, err := harness.StartCluster(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +79,7 @@ func TestE2E(t *testing.T) {
 		{"quickstart", quickstart},
 		{"bad input at the door", badInput},
 		{"failover", failover},
+		{"API server outage", apiServerOutage},
 		{"crash during mass issuance", crashDuringIssuance},
 		{"no secret in the open", noSecretInTheOpen},
 	} {

@@ -233,6 +233,91 @@ func failover(e *env) {
 		tookOver.Round(100*time.Millisecond), ok.Load())
 }
 
+// metric reads one unlabelled metric of a manager.
+func metric(m *harness.Manager, name string) (float64, error) {
+	resp, err := http1.Get(m.MetricsURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var b strings.Builder
+	_, _ = io.Copy(&b, resp.Body)
+	match := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`).FindStringSubmatch(b.String())
+	if match == nil {
+		return 0, fmt.Errorf("no metric %s", name)
+	}
+	var v float64
+	_, err = fmt.Sscan(match[1], &v)
+	return v, err
+}
+
+// apiServerOutage: kube-apiserver stops for 20 seconds while the verifiers
+// serve; they keep answering from their caches, no manager exits, keys
+// created after the restart are issued, and goroutines stay bounded.
+func apiServerOutage(e *env) {
+	raw := e.secretKey("default", "grafana-readonly")
+	before := map[*harness.Manager]float64{}
+	for _, m := range e.managers {
+		n, err := metric(m, "go_goroutines")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		before[m] = n
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var firstFailure atomic.Value
+	var wg sync.WaitGroup
+	for i, m := range e.managers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				got, err := verify(m, map[string]any{"key": raw})
+				if err == nil && got["valid"] == true {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("manager %d at %s: %v %v", i, time.Now().Format(time.RFC3339Nano), got, err))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	if err := e.cluster.StopAPIServer(); err != nil {
+		e.t.Fatal(err)
+	}
+	time.Sleep(20 * time.Second)
+	duringOutage := ok.Load()
+	restart := time.Now()
+	if err := e.cluster.StartAPIServer(); err != nil {
+		e.t.Fatal(err)
+	}
+	restarted := time.Since(restart)
+	e.kubectl("create", "namespace", "outage")
+	e.createKeys("outage", "after", 5)
+	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "outage", "--timeout=90s")
+	stop()
+	wg.Wait()
+	if failed.Load() != 0 || duringOutage == 0 {
+		e.t.Fatalf("verifications: %d valid (%d during the outage), %d failed; first failure: %v", ok.Load(), duringOutage, failed.Load(), firstFailure.Load())
+	}
+	for i, m := range e.managers {
+		select {
+		case <-m.Exited():
+			e.t.Fatalf("manager %d exited: %v", i, m.Err())
+		default:
+		}
+		after, err := metric(m, "go_goroutines")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if after > 2*before[m]+50 {
+			e.t.Errorf("manager %d: %v goroutines after the outage, %v before", i, after, before[m])
+		}
+	}
+	e.note("API server outage: 20 s down (and %s to start again); %d verifications answered from the caches meanwhile, 0 failed; %d managers still running; 5 keys created after the restart issued",
+		restarted.Round(100*time.Millisecond), duringOutage, len(e.managers))
+}
+
 // crashDuringIssuance: 500 keys are created while the leader is killed three
 // times at random moments; in the end every key is Active with exactly one
 // Secret holding the key its status hashes, and no Secret's value changed

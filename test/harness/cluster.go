@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,13 @@ type Cluster struct {
 func StartCluster(dir string) (*Cluster, error) {
 	env, err := NewEnvironment()
 	if err != nil {
+		return nil, err
+	}
+	// Certificates in a directory of our own survive a restart of
+	// kube-apiserver (see StopAPIServer), so clients keep working.
+	api := env.ControlPlane.GetAPIServer()
+	api.CertDir = filepath.Join(dir, "apiserver")
+	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
 		return nil, err
 	}
 	cfg, err := env.Start()
@@ -67,6 +75,23 @@ func (c *Cluster) stopAfter(err error) error {
 
 // Stop stops the control plane.
 func (c *Cluster) Stop() error { return c.Env.Stop() }
+
+// StopAPIServer stops kube-apiserver, leaving etcd running, as an outage
+// would. A server still draining its watches after a few seconds is killed.
+func (c *Cluster) StopAPIServer() error {
+	api := c.Env.ControlPlane.GetAPIServer()
+	timeout := api.StopTimeout
+	api.StopTimeout = 3 * time.Second
+	defer func() { api.StopTimeout = timeout }()
+	if err := api.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return err
+	}
+	return nil
+}
+
+// StartAPIServer starts kube-apiserver again, on the same address with the
+// same certificates.
+func (c *Cluster) StartAPIServer() error { return c.Env.ControlPlane.GetAPIServer().Start() }
 
 // Kubectl runs the project's kubectl against the cluster, from the
 // repository's root, and returns its standard output; standard error is
