@@ -93,13 +93,14 @@ func main() {
 	// The controllers run in a leader-elected manager. A replica that loses
 	// its lease (an API server outage longer than the renew deadline) stands
 	// again as a candidate instead of exiting.
-	for rebuilding := false; ; rebuilding = true {
+	for rebuilding := false; ctx.Err() == nil; rebuilding = true {
 		mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
 		mgrOpts.LeaderElectionNamespace = leaderElectNamespace
 		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
 		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, webhookFlags)
-		if err != nil && rebuilding && ctx.Err() == nil {
+		switch {
+		case err != nil && rebuilding:
 			// Still cut off from the API server: try again shortly.
 			log.Error(err, "Unable to set up the manager again; retrying")
 			select {
@@ -107,25 +108,23 @@ func main() {
 			case <-time.After(retryPeriod):
 			}
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			log.Error(err, "Unable to set up the manager")
 			os.Exit(1)
 		}
 		log.Info("Starting the manager")
 		err = mgr.Start(ctx)
-		if ctx.Err() == nil && err != nil && strings.Contains(err.Error(), "leader election lost") {
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && strings.Contains(err.Error(), "leader election lost"):
 			log.Info("Lost the leader election lease; standing again as a candidate")
-			continue
-		}
-		if err != nil {
+		case err != nil:
 			log.Error(err, "The manager stopped with an error")
 			os.Exit(1)
 		}
-		// Stopping: let the verifier flush recorded use.
-		<-verifierStopped
-		return
 	}
+	// Stopping: let the verifier flush recorded use.
+	<-verifierStopped
 }
 
 // newControllerManager builds the leader-elected manager: the APIKey and
