@@ -282,10 +282,11 @@ func apiServerOutage(e *env) {
 			}
 		})
 	}
+	down := time.Now()
 	if err := e.cluster.StopAPIServer(); err != nil {
 		e.t.Fatal(err)
 	}
-	time.Sleep(20 * time.Second)
+	time.Sleep(20*time.Second - time.Since(down))
 	duringOutage := ok.Load()
 	restart := time.Now()
 	if err := e.cluster.StartAPIServer(); err != nil {
