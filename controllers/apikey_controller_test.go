@@ -118,16 +118,10 @@ var _ = Describe("APIKey controller", func() {
 		k.Spec.SecretName = "taken"
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
 
-		Eventually(func(g Gomega) {
-			got := getKey(ctx, k)
-			stalled := condition(got, "Stalled")
-			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(stalled.Reason).To(Equal("SecretConflict"))
-			g.Expect(stalled.Message).To(ContainSubstring("Secret taken exists and is not owned by this APIKey"))
-			g.Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(got.Status.KeyHash).To(BeEmpty())
-			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+		got := waitStalled(ctx, k, "SecretConflict")
+		Expect(condition(got, "Stalled").Message).To(ContainSubstring("Secret taken exists and is not owned by this APIKey"))
+		Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionFalse))
+		Expect(got.Status.KeyHash).To(BeEmpty())
 
 		after := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), after)).To(Succeed())
@@ -149,14 +143,9 @@ var _ = Describe("APIKey controller", func() {
 		k := newAPIKey(ns, "badmeta")
 		k.Spec.SecretTemplate = &keywardenv1alpha1.SecretTemplate{Annotations: map[string]string{"not a key!": "x"}}
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		Eventually(func(g Gomega) {
-			got := getKey(ctx, k)
-			stalled := condition(got, "Stalled")
-			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(stalled.Reason).To(Equal("SecretInvalid"))
-			g.Expect(stalled.Message).To(ContainSubstring("The API server refuses Secret badmeta"))
-			g.Expect(stalled.Message).To(ContainSubstring("not a key!"))
-		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+		stalled := condition(waitStalled(ctx, k, "SecretInvalid"), "Stalled")
+		Expect(stalled.Message).To(ContainSubstring("The API server refuses Secret badmeta"))
+		Expect(stalled.Message).To(ContainSubstring("not a key!"))
 		Expect(secretGone(ctx, ns, "badmeta")()).To(Succeed())
 	})
 

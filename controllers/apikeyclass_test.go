@@ -29,18 +29,6 @@ func newClass(ctx context.Context, isDefault bool, spec keywardenv1alpha1.APIKey
 	return c
 }
 
-// waitStalled waits until the key is Stalled for the reason, and returns it.
-func waitStalled(ctx context.Context, k *keywardenv1alpha1.APIKey, reason string) *keywardenv1alpha1.APIKey {
-	var got *keywardenv1alpha1.APIKey
-	EventuallyWithOffset(1, func(g Gomega) {
-		got = getKey(ctx, k)
-		g.Expect(condition(got, "Stalled")).To(And(
-			HaveField("Status", metav1.ConditionTrue), HaveField("Reason", reason)))
-		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-	}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
-	return got
-}
-
 var _ = Describe("APIKeyClass policy", func() {
 	var (
 		ctx context.Context

@@ -94,6 +94,18 @@ func waitPhase(ctx context.Context, k *keywardenv1alpha1.APIKey, phase keywarden
 	return got
 }
 
+// waitStalled waits until the key is Stalled for the reason, and returns it.
+func waitStalled(ctx context.Context, k *keywardenv1alpha1.APIKey, reason string) *keywardenv1alpha1.APIKey {
+	var got *keywardenv1alpha1.APIKey
+	EventuallyWithOffset(1, func(g Gomega) {
+		got = getKey(ctx, k)
+		g.Expect(condition(got, "Stalled")).To(And(
+			HaveField("Status", metav1.ConditionTrue), HaveField("Reason", reason)))
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+	}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+	return got
+}
+
 // readSecret reads a Secret through the direct client and records the raw
 // key it holds for the leak check.
 func readSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
