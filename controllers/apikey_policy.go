@@ -67,12 +67,8 @@ func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 	if err := r.APIReader.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
 		return true, fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err)
 	}
-	others := make([]policy.Holder, 0, len(peers.Items))
-	for i := range peers.Items {
-		others = append(others, holder(&peers.Items[i]))
-	}
 	limit := p.policy.MaxActiveKeysPerOwner
-	if ok, ahead := policy.Admit(holder(k), others, limit); !ok {
+	if ok, ahead := admitAmong(holder(k), peers.Items, limit); !ok {
 		msg := fmt.Sprintf("owner %s already holds %d active keys (limit %d); the key is issued once one of them expires, is revoked or is deleted", k.Spec.Owner, ahead, limit)
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
 			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", msg)
@@ -81,6 +77,16 @@ func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// admitAmong applies the active-key limit to a key given its owner's keys
+// (which may include the key itself; policy.Admit skips it).
+func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, limit int) (ok bool, ahead int) {
+	others := make([]policy.Holder, 0, len(peers))
+	for i := range peers {
+		others = append(others, holder(&peers[i]))
+	}
+	return policy.Admit(self, others, limit)
 }
 
 // holder is what the active-key limit needs of a key.
