@@ -43,7 +43,17 @@ type APIKeyReconciler struct {
 
 	// owners serialises the issuance decisions of each owner's keys.
 	owners keyedMutex
+	// written holds the versions of APIKeys this process has just written
+	// over, so that passes started from them are skipped.
+	written staleVersions
+	// issued holds the keys this process issued until the cache shows
+	// them issued.
+	issued issuedKeys
 }
+
+// staleRecheck is when a pass skipped for a stale cache looks again, should
+// the informer's event for the write never come.
+const staleRecheck = time.Second
 
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=get;update;patch
@@ -88,6 +98,10 @@ type pass struct {
 	// unlock, when set, releases the owner's lock once the status is
 	// written.
 	unlock func()
+	// replaced are the versions of the key the pass's writes replaced.
+	replaced []string
+	// admitted is set when the pass decided the owner's limit.
+	admitted bool
 }
 
 type event struct{ typ, reason, action, note string }
@@ -111,20 +125,34 @@ type phase func(ctx context.Context, p *pass) (done bool, err error)
 func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	key := &keywardenv1alpha1.APIKey{}
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.forget(req.NamespacedName)
+			r.issued.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.written.stale(req.NamespacedName, key.ResourceVersion) {
+		// This process wrote a newer version, which the cache has not
+		// delivered yet; its event starts the next pass.
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+	}
+	if key.Status.KeyHash != "" || !key.DeletionTimestamp.IsZero() {
+		r.issued.forget(req.NamespacedName)
 	}
 	if !key.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, key)
 	}
+	p := &pass{key: key, now: r.Clock.Now()}
 	if !controllerutil.ContainsFinalizer(key, keywardenv1alpha1.Finalizer) {
 		base := key.DeepCopy()
 		controllerutil.AddFinalizer(key, keywardenv1alpha1.Finalizer)
 		if err := r.Patch(ctx, key, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
+		p.replaced = append(p.replaced, base.ResourceVersion)
+		r.written.record(req.NamespacedName, p.replaced)
 	}
 
-	p := &pass{key: key, now: r.Clock.Now()}
 	base := key.DeepCopy()
 	defer func() {
 		retErr = r.finish(ctx, base, p, retErr)
@@ -152,16 +180,24 @@ func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.A
 	lifecycle.SetConditions(&p.key.Status, p.key.Generation, o)
 	if !equality.Semantic.DeepEqual(base.Status, p.key.Status) {
 		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-		if perr := r.Status().Patch(ctx, p.key, patch); perr != nil {
-			if apierrors.IsConflict(perr) && err == nil {
-				// The pass started from a copy that is no longer current
-				// (the cache lags behind a write): the newer version
-				// triggers a pass of its own, and this one's effects are
-				// idempotent. Its events are not emitted.
-				ctrl.LoggerFrom(ctx).V(1).Info("Status changed during the pass; retrying")
-				p.requeueAfter = 100 * time.Millisecond
-				return nil
+		switch perr := r.Status().Patch(ctx, p.key, patch); {
+		case perr == nil:
+			nn := client.ObjectKeyFromObject(p.key)
+			p.replaced = append(p.replaced, base.ResourceVersion)
+			r.written.record(nn, p.replaced)
+			if p.admitted && p.key.Status.KeyHash != "" {
+				// Still under the owner's lock.
+				r.issued.add(nn, p.key.UID)
 			}
+		case apierrors.IsConflict(perr) && err == nil:
+			// The pass started from a copy that is no longer current
+			// (the cache lags behind another writer): the newer version
+			// triggers a pass of its own, and this one's effects are
+			// idempotent. Its events are not emitted.
+			ctrl.LoggerFrom(ctx).V(1).Info("Status changed during the pass; retrying")
+			p.requeueAfter = 100 * time.Millisecond
+			return nil
+		default:
 			return kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", perr)})
 		}
 	}

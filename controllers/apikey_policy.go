@@ -57,18 +57,21 @@ func (r *APIKeyReconciler) reconcilePolicy(ctx context.Context, p *pass) (bool, 
 }
 
 // admit applies the owner's active-key limit. It holds the owner's lock
-// until the pass's status is written, and reads the owner's keys from the
-// API server, not the cache, so that concurrent passes never issue more
-// keys than the limit.
+// until the pass's status is written, so that the owner's keys are decided
+// one at a time, and reads the owner's keys from the cache together with
+// the keys this process issued that the cache does not show issued yet, so
+// that concurrent passes never issue more keys than the limit.
 func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 	k := p.key
 	p.unlock = r.owners.lock(k.Namespace + "/" + k.Spec.Owner)
+	p.admitted = true
+	issued := r.issued.snapshot()
 	var peers keywardenv1alpha1.APIKeyList
-	if err := r.APIReader.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
+	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
 		return true, fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err)
 	}
 	limit := p.policy.MaxActiveKeysPerOwner
-	if ok, ahead := admitAmong(holder(k), peers.Items, limit); !ok {
+	if ok, ahead := admitAmong(holder(k), peers.Items, issued, limit); !ok {
 		msg := fmt.Sprintf("owner %s already holds %d active keys (limit %d); the key is issued once one of them expires, is revoked or is deleted", k.Spec.Owner, ahead, limit)
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
 			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", msg)
@@ -80,11 +83,14 @@ func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 }
 
 // admitAmong applies the active-key limit to a key given its owner's keys
-// (which may include the key itself; policy.Admit skips it).
-func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, limit int) (ok bool, ahead int) {
+// (which may include the key itself; policy.Admit skips it) and the UIDs of
+// keys known to be issued whatever the peers' status says.
+func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, issued map[types.UID]bool, limit int) (ok bool, ahead int) {
 	others := make([]policy.Holder, 0, len(peers))
 	for i := range peers {
-		others = append(others, holder(&peers[i]))
+		h := holder(&peers[i])
+		h.Issued = h.Issued || issued[h.UID]
+		others = append(others, h)
 	}
 	return policy.Admit(self, others, limit)
 }

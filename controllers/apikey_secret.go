@@ -46,12 +46,20 @@ func ownedBy(secret metav1.Object, key *keywardenv1alpha1.APIKey) bool {
 // It reads the cache first and, on a miss, the API server, so that a Secret
 // the cache has not seen yet is never taken for a missing one.
 func (r *APIKeyReconciler) getSecretMeta(ctx context.Context, key *keywardenv1alpha1.APIKey) (*metav1.PartialObjectMetadata, error) {
+	return r.secretMeta(ctx, key, r.Client, r.APIReader)
+}
+
+// secretMeta reads the Secret's metadata from each reader in turn until one
+// has it; nil when none does.
+func (r *APIKeyReconciler) secretMeta(ctx context.Context, key *keywardenv1alpha1.APIKey, readers ...client.Reader) (*metav1.PartialObjectMetadata, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	nn := types.NamespacedName{Namespace: key.Namespace, Name: secretName(key)}
-	err := r.Get(ctx, nn, m)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, nn, m)
+	var err error
+	for _, rd := range readers {
+		if err = rd.Get(ctx, nn, m); !apierrors.IsNotFound(err) {
+			break
+		}
 	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -105,6 +113,16 @@ func (r *APIKeyReconciler) deleteSecretUID(ctx context.Context, m *metav1.Partia
 // reissuing), or Stalled with SecretConflict.
 func (r *APIKeyReconciler) reconcileSecret(ctx context.Context, p *pass) (bool, error) {
 	st := &p.key.Status
+	if st.KeyHash == "" {
+		// Only the cache is read before a key is issued: a Secret it
+		// has not seen yet makes the create fail, and issue looks at the
+		// API server then.
+		m, err := r.secretMeta(ctx, p.key, r.Client)
+		if err != nil {
+			return true, err
+		}
+		return true, r.issueInto(ctx, p, m)
+	}
 	m, err := r.getSecretMeta(ctx, p.key)
 	if err != nil {
 		return true, err
@@ -112,9 +130,6 @@ func (r *APIKeyReconciler) reconcileSecret(ctx context.Context, p *pass) (bool, 
 	if m != nil && !ownedBy(m, p.key) {
 		r.stallOnConflict(p, m)
 		return true, nil
-	}
-	if st.KeyHash == "" {
-		return true, r.issue(ctx, p, m)
 	}
 
 	switch {
@@ -182,6 +197,17 @@ func (r *APIKeyReconciler) startReissue(p *pass, msg string) {
 	p.requeueAfter = time.Millisecond
 }
 
+// issueInto issues the key into the Secret of the given metadata (nil when
+// there is none yet), or reports the conflict when the Secret is not this
+// APIKey's.
+func (r *APIKeyReconciler) issueInto(ctx context.Context, p *pass, m *metav1.PartialObjectMetadata) error {
+	if m != nil && !ownedBy(m, p.key) {
+		r.stallOnConflict(p, m)
+		return nil
+	}
+	return r.issue(ctx, p, m)
+}
+
 // issue records the key of a Secret this APIKey already owns (left by a pass
 // that wrote the Secret but not the status), or generates a new key and
 // writes it into a new, immutable Secret.
@@ -223,10 +249,15 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 		secret := r.newSecret(p.key, raw)
 		if err := r.Create(ctx, secret); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				// Written meanwhile: the next pass adopts it or reports
-				// the conflict.
-				p.requeueAfter = time.Millisecond
-				return nil
+				// A Secret the cache has not seen, or never sees (one
+				// that Keywarden does not manage): adopt it or report
+				// the conflict, as the API server shows it.
+				m, err := r.secretMeta(ctx, p.key, r.APIReader)
+				if err != nil || m == nil {
+					p.requeueAfter = time.Millisecond
+					return err
+				}
+				return r.issueInto(ctx, p, m)
 			}
 			if apierrors.IsInvalid(err) {
 				// Retrying cannot help: only a change of the spec can.
