@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -28,6 +29,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr string
+		pprofAddr              string
 		leaderElect            bool
 		leaderElectNamespace   string
 		leaseDuration          time.Duration
@@ -41,14 +43,15 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof); 0 disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	flag.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "Namespace of the leader election lease; the manager's own namespace when empty (required outside a cluster).")
 	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's lease lasts without renewal; a new leader takes over at most this long after the old one dies.")
 	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
-	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many APIKeys are reconciled at once.")
-	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
-	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	flag.IntVar(&concurrency, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "How many APIKeys are reconciled at once.")
+	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Queries per second to the Kubernetes API server.")
+	flag.IntVar(&burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Burst of queries to the Kubernetes API server.")
 	flag.StringVar(&verifier.addr, "verifier-bind-address", ":8090", "Address of the key verification endpoints; 0 disables them.")
 	flag.StringVar(&verifier.certFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes); plain HTTP when empty.")
 	flag.StringVar(&verifier.keyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
@@ -72,7 +75,10 @@ func main() {
 
 	// The verifier runs in a manager of its own, without leader election,
 	// so that a replica keeps verifying whatever happens to leadership.
+	// The controllers use its cache, which it runs for the life of the
+	// process, so that a replica holds one copy of every APIKey.
 	verifierStopped := make(chan struct{})
+	var shared *sharedCache
 	if verifier.addr == "0" {
 		close(verifierStopped)
 	} else {
@@ -81,6 +87,7 @@ func main() {
 			log.Error(err, "Unable to set up the verifier")
 			os.Exit(1)
 		}
+		shared = newSharedCache(vmgr.GetCache())
 		go func() {
 			defer close(verifierStopped)
 			if err := vmgr.Start(ctx); err != nil {
@@ -95,9 +102,13 @@ func main() {
 	// again as a candidate instead of exiting.
 	for rebuilding := false; ctx.Err() == nil; rebuilding = true {
 		mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
+		mgrOpts.PprofBindAddress = pprofAddr
 		mgrOpts.LeaderElectionNamespace = leaderElectNamespace
 		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
+		if shared != nil {
+			mgrOpts.NewCache = func(*rest.Config, cache.Options) (cache.Cache, error) { return shared, nil }
+		}
 		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, webhookFlags)
 		switch {
 		case err != nil && rebuilding:
