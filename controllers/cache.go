@@ -30,9 +30,12 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: TrimForCache,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
-				keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue,
-			})},
+			&corev1.Secret{}: {
+				Label: labels.SelectorFromSet(labels.Set{
+					keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue,
+				}),
+				Transform: TrimSecretForCache,
+			},
 		},
 	}
 }
@@ -40,8 +43,12 @@ func CacheOptions() cache.Options {
 // TrimForCache drops from an object what Keywarden never reads and what
 // can be large: managed fields, and the copy of the whole object that
 // client-side kubectl apply keeps in an annotation. Patches are computed
-// between two copies that both lack them, so they never remove them.
+// between two copies that both lack them, so they never remove them. The
+// strings that APIKeys repeat are shared between them.
 func TrimForCache(in any) (any, error) {
+	if k, ok := in.(*keywardenv1alpha1.APIKey); ok {
+		internAPIKey(k, cacheStrings)
+	}
 	if o, ok := in.(metav1.Object); ok {
 		o.SetManagedFields(nil)
 		if a := o.GetAnnotations(); a != nil {
@@ -52,6 +59,18 @@ func TrimForCache(in any) (any, error) {
 				}
 			}
 		}
+	}
+	return in, nil
+}
+
+// TrimSecretForCache keeps of a Secret only what the controller reads of
+// it: its name, UID and owner references. Labels and annotations, which a
+// secretTemplate may make large, only select it on the server.
+func TrimSecretForCache(in any) (any, error) {
+	if o, ok := in.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+		o.SetLabels(nil)
+		o.SetAnnotations(nil)
 	}
 	return in, nil
 }

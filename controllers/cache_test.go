@@ -46,3 +46,24 @@ func TestTrimForCache(t *testing.T) {
 		t.Errorf("a value that is not an object: %v, %v", out, err)
 	}
 }
+
+func TestTrimSecretForCache(t *testing.T) {
+	owner := metav1.OwnerReference{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: keywardenv1alpha1.APIKeyKind, Name: "k", UID: "u"}
+	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name: "k", UID: "s", OwnerReferences: []metav1.OwnerReference{owner},
+		Labels:        map[string]string{keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue},
+		Annotations:   map[string]string{"note": "x"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "keywarden"}},
+	}}
+	out, err := TrimSecretForCache(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := out.(*metav1.PartialObjectMetadata)
+	if m.Labels != nil || m.Annotations != nil || m.ManagedFields != nil {
+		t.Errorf("kept %v, %v, %v", m.Labels, m.Annotations, m.ManagedFields)
+	}
+	if m.Name != "k" || m.UID != "s" || len(m.OwnerReferences) != 1 || m.OwnerReferences[0] != owner {
+		t.Errorf("lost what the controller reads: %+v", m.ObjectMeta)
+	}
+}
