@@ -68,6 +68,9 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	if limit := setMemoryLimit(os.ReadFile); limit > 0 {
+		log.Info("Set the Go memory limit from the container's", "bytes", limit)
+	}
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
