@@ -54,10 +54,10 @@ func TestInternAPIKeyKeepsValues(t *testing.T) {
 		k := &keywardenv1alpha1.APIKey{
 			TypeMeta:   metav1.TypeMeta{APIVersion: clone("keywarden.dev/v1alpha1"), Kind: clone("APIKey")},
 			ObjectMeta: metav1.ObjectMeta{Namespace: clone("team-a"), Name: clone("k"), Finalizers: []string{clone(keywardenv1alpha1.Finalizer)}},
-			Spec: keywardenv1alpha1.APIKeySpec{Owner: clone("o"), Role: clone("reader"), Scopes: []keywardenv1alpha1.Scope{"logs:read"}},
+			Spec:       keywardenv1alpha1.APIKeySpec{Owner: clone("o"), Role: clone("reader"), Scopes: []keywardenv1alpha1.Scope{"logs:read"}},
 			Status: keywardenv1alpha1.APIKeyStatus{
 				Phase: keywardenv1alpha1.PhaseActive, Scopes: []keywardenv1alpha1.Scope{"logs:read"},
-				SecretRef: &keywardenv1alpha1.SecretReference{Name: clone("k"), UID: "u"},
+				SecretRef:  &keywardenv1alpha1.SecretReference{Name: clone("k"), UID: "u"},
 				Conditions: []metav1.Condition{{Type: clone("Ready"), Status: metav1.ConditionTrue, Reason: clone("KeyIssued"), Message: clone("The key is issued")}},
 			},
 		}

@@ -1,0 +1,160 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/controllers"
+)
+
+// creators is how many clients create APIKeys at once, as a deployment tool
+// applying many manifests would.
+const creators = 16
+
+// issuance creates BENCH_ISSUE_KEYS APIKeys at once and measures keys per
+// second until all are Ready, against the same API server doing the minimum
+// writes per key with a plain client, with as many writers as the
+// controller has workers. The two alternate for BENCH_ROUNDS rounds, each
+// in a namespace of its own, and each rate is the keys of all rounds over
+// their time.
+func issuance(e *env) {
+	n := envInt("BENCH_ISSUE_KEYS", 2000)
+	rounds := envInt("BENCH_ROUNDS", 2)
+	workers := controllers.DefaultMaxConcurrentReconciles
+
+	var ctrlTime, baseTime time.Duration
+	for r := range rounds {
+		d, stats := e.issueWithController(fmt.Sprintf("controller-%d", r), n, 2*n*r)
+		ctrlTime += d
+		report("round %d: controller %.0f keys/s; %s", r+1, float64(n)/d.Seconds(), stats)
+		d = e.issueWithPlainClient(fmt.Sprintf("baseline-%d", r), n, workers)
+		baseTime += d
+		report("round %d: baseline %.0f keys/s", r+1, float64(n)/d.Seconds())
+	}
+	ctrlRate := float64(n*rounds) / ctrlTime.Seconds()
+	baseRate := float64(n*rounds) / baseTime.Seconds()
+	report("%d keys created at once by %d clients, %d rounds", n, creators, rounds)
+	report("controller (%d workers): %.0f keys/s until all Ready", workers, ctrlRate)
+	report("baseline (plain client, %d writers, 4 requests a key): %.0f keys/s", workers, baseRate)
+	ratio("issuance throughput vs baseline", ctrlRate/baseRate, ">= 0.80")
+}
+
+// issueWithController creates n keys in a new namespace with the manager
+// running, once it has gone through the existing keys, and returns the time
+// until all are Ready, with the manager's passes, requests and CPU per key.
+func (e *env) issueWithController(ns string, n, existing int) (time.Duration, string) {
+	pprof := e.freeAddr()
+	m := e.startManager("--pprof-bind-address", pprof)
+	defer m.Stop(10 * time.Second)
+	e.waitIdle(m, existing)
+	e.namespace(ns)
+	w := e.watchKeys(ns, n, ready)
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" && existing == 0 {
+		go e.saveProfile(pprof, "profile?seconds=10", filepath.Join(dir, "cpu-issuance.pb.gz"))
+	}
+	requests0 := e.metricSum(m, "rest_client_requests_total")
+	passes0 := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`)
+	cpu0 := procCPU(e, m.Cmd.Process.Pid)
+	start := time.Now()
+	if err := parallel(n, creators, func(i int) error { return e.c.Create(e.ctx, newKey(ns, i)) }); err != nil {
+		e.t.Fatal(err)
+	}
+	last, ok := w.waitAll(10 * time.Minute)
+	if !ok {
+		e.t.Fatalf("%d of %d keys Ready after 10 minutes", w.count(), n)
+	}
+	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
+	requests := e.metricSum(m, "rest_client_requests_total") - requests0
+	passes := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`) - passes0
+	return last.Sub(start), fmt.Sprintf("%.1f passes, %.1f API requests and %.1f ms of CPU a key",
+		passes/float64(n), requests/float64(n), float64(cpu.Milliseconds())/float64(n))
+}
+
+// issueWithPlainClient creates n keys in a new namespace, with the manager
+// stopped, and does their minimum writes with the given number of writers;
+// it returns the time until a watch shows all Ready.
+func (e *env) issueWithPlainClient(ns string, n, workers int) time.Duration {
+	e.namespace(ns)
+	w := e.watchKeys(ns, n, ready)
+	queue := make(chan *keywardenv1alpha1.APIKey, n)
+	done := make(chan error, 1)
+	go func() {
+		done <- parallel(n, workers, func(int) error { return e.writeIssued(<-queue) })
+	}()
+	start := time.Now()
+	if err := parallel(n, creators, func(i int) error {
+		k := newKey(ns, i)
+		if err := e.c.Create(e.ctx, k); err != nil {
+			return err
+		}
+		queue <- k
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		e.t.Fatal(err)
+	}
+	last, ok := w.waitAll(10 * time.Minute)
+	if !ok {
+		e.t.Fatalf("%d of %d baseline keys Ready", w.count(), n)
+	}
+	return last.Sub(start)
+}
+
+// latency creates one key at a time and measures from the create call to
+// Ready as a watch shows it, against the same writes done in sequence by a
+// plain client and seen by the same kind of watch.
+func latency(e *env) {
+	n := envInt("BENCH_LATENCY_KEYS", 300)
+
+	m := e.startManager()
+	ns := e.namespace("controller")
+	w := e.watchKeys(ns, n, ready)
+	ctrl := make([]time.Duration, 0, n)
+	for i := range n {
+		k := newKey(ns, i)
+		start := time.Now()
+		if err := e.c.Create(e.ctx, k); err != nil {
+			e.t.Fatal(err)
+		}
+		at, ok := w.waitFor(k.Name, time.Minute)
+		if !ok {
+			e.t.Fatalf("key %d not Ready within a minute", i)
+		}
+		ctrl = append(ctrl, at.Sub(start))
+	}
+	m.Stop(10 * time.Second)
+
+	ns = e.namespace("baseline")
+	w = e.watchKeys(ns, n, ready)
+	base := make([]time.Duration, 0, n)
+	for i := range n {
+		k := newKey(ns, i)
+		start := time.Now()
+		if err := e.c.Create(e.ctx, k); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := e.writeIssued(k); err != nil {
+			e.t.Fatal(err)
+		}
+		at, ok := w.waitFor(k.Name, time.Minute)
+		if !ok {
+			e.t.Fatalf("baseline key %d not Ready within a minute", i)
+		}
+		base = append(base, at.Sub(start))
+	}
+
+	report("%s keys, one at a time", strconv.Itoa(n))
+	report("controller: p50 %s, p99 %s", ms(percentile(ctrl, 0.5)), ms(percentile(ctrl, 0.99)))
+	report("baseline (create, finalizer, Secret, status in sequence): p50 %s, p99 %s",
+		ms(percentile(base, 0.5)), ms(percentile(base, 0.99)))
+	report("p50 ratio: %.2f", float64(percentile(ctrl, 0.5))/float64(percentile(base, 0.5)))
+	ratio("issue latency p99 vs baseline p99", float64(percentile(ctrl, 0.99))/float64(percentile(base, 0.99)), "<= 3")
+}

@@ -1,0 +1,290 @@
+//go:build bench
+
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/lifecycle"
+)
+
+var httpClient = &http.Client{
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+}
+
+// newKey is an APIKey as a team would declare it, with the built-in policy.
+func newKey(ns string, i int) *keywardenv1alpha1.APIKey {
+	return &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("key-%06d", i)},
+		Spec: keywardenv1alpha1.APIKeySpec{
+			DisplayName: "Benchmark key",
+			Owner:       fmt.Sprintf("team-%d", i/4), // under the default limit of 10 keys an owner
+			Role:        "reader",
+			Scopes:      []keywardenv1alpha1.Scope{"logs:read"},
+		},
+	}
+}
+
+// writeIssued does, with a plain client, the minimum writes that issue an
+// APIKey already created: add the finalizer, create the Secret, record the
+// hash in status. The objects it leaves are those the controller leaves.
+func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
+	if !controllerutil.ContainsFinalizer(k, keywardenv1alpha1.Finalizer) {
+		base := k.DeepCopy()
+		controllerutil.AddFinalizer(k, keywardenv1alpha1.Finalizer)
+		if err := e.c.Patch(e.ctx, k, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("adding the finalizer: %w", err)
+		}
+	}
+	raw, err := keys.Generate(keys.DefaultPrefix)
+	if err != nil {
+		return err
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: k.Namespace, Name: k.Name,
+			Labels: map[string]string{
+				keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue,
+				keywardenv1alpha1.LabelAPIKey:    k.Name,
+				keywardenv1alpha1.LabelAPIKeyUID: string(k.UID),
+			},
+		},
+		Type:      keywardenv1alpha1.SecretType,
+		Immutable: ptr.To(true),
+		Data:      map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
+	}
+	if err := controllerutil.SetControllerReference(k, s, e.c.Scheme()); err != nil {
+		return err
+	}
+	if err := e.c.Create(e.ctx, s); err != nil {
+		return fmt.Errorf("creating the Secret: %w", err)
+	}
+	base := k.DeepCopy()
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	st := &k.Status
+	st.KeyHash, st.KeyPrefix = keys.Hash(raw), keys.DisplayPrefix(raw)
+	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)}
+	st.IssuedAt = &now
+	st.ExpiresAt = lifecycle.ExpiresAt(&k.Spec, st.IssuedAt, nil)
+	st.Scopes = k.Spec.Scopes
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, ObservedGeneration: k.Generation,
+		Reason: keywardenv1alpha1.ReasonCompliant, Message: "The key fits its class",
+	})
+	lifecycle.SetConditions(st, k.Generation, lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseActive})
+	if err := e.c.Status().Patch(e.ctx, k, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("writing the status: %w", err)
+	}
+	return nil
+}
+
+// parallel runs f(i) for i in [0, n) on the given number of goroutines and
+// returns the first error.
+func parallel(n, workers int, f func(i int) error) error {
+	var (
+		next  = make(chan int)
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// prefill creates n issued APIKeys in ns with a plain client, as the
+// controller would leave them, at the given concurrency. The manager must
+// not be running.
+func (e *env) prefill(ns string, from, to, workers int) {
+	err := parallel(to-from, workers, func(i int) error {
+		k := newKey(ns, from+i)
+		k.Finalizers = []string{keywardenv1alpha1.Finalizer}
+		if err := e.c.Create(e.ctx, k); err != nil {
+			return err
+		}
+		return e.writeIssued(k)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// watcher records the moment a watch first shows each object in a state.
+type watcher struct {
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	wait  map[string]chan struct{}
+	all   chan struct{}
+	want  int
+	watch watch.Interface
+}
+
+// watchKeys records, for each APIKey of ns, when it is first seen with
+// pred true. all is closed once want keys have been seen.
+func (e *env) watchKeys(ns string, want int, pred func(*keywardenv1alpha1.APIKey) bool) *watcher {
+	return e.watchObjects(&keywardenv1alpha1.APIKeyList{}, []client.ListOption{client.InNamespace(ns)}, want,
+		func(ev watch.Event) (string, bool) {
+			k, ok := ev.Object.(*keywardenv1alpha1.APIKey)
+			return k.GetName(), ok && ev.Type != watch.Deleted && pred(k)
+		})
+}
+
+// watchSecretDeletions records when each Keywarden Secret of ns is deleted.
+func (e *env) watchSecretDeletions(ns string, want int) *watcher {
+	return e.watchObjects(&corev1.SecretList{}, []client.ListOption{client.InNamespace(ns),
+		client.MatchingLabels{keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue}}, want,
+		func(ev watch.Event) (string, bool) {
+			s, ok := ev.Object.(*corev1.Secret)
+			return s.GetName(), ok && ev.Type == watch.Deleted
+		})
+}
+
+func (e *env) watchObjects(list client.ObjectList, opts []client.ListOption, want int, match func(watch.Event) (string, bool)) *watcher {
+	w, err := e.c.Watch(e.ctx, list, opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	wr := &watcher{seen: map[string]time.Time{}, wait: map[string]chan struct{}{}, all: make(chan struct{}), want: want, watch: w}
+	e.t.Cleanup(w.Stop)
+	go func() {
+		for ev := range w.ResultChan() {
+			now := time.Now()
+			if ev.Type == watch.Error {
+				continue
+			}
+			name, ok := match(ev)
+			if !ok {
+				continue
+			}
+			wr.mu.Lock()
+			if _, dup := wr.seen[name]; !dup {
+				wr.seen[name] = now
+				if ch := wr.wait[name]; ch != nil {
+					close(ch)
+				}
+				if len(wr.seen) == wr.want {
+					close(wr.all)
+				}
+			}
+			wr.mu.Unlock()
+		}
+	}()
+	return wr
+}
+
+// waitFor returns when name was first seen, waiting up to timeout.
+func (w *watcher) waitFor(name string, timeout time.Duration) (time.Time, bool) {
+	w.mu.Lock()
+	if t, ok := w.seen[name]; ok {
+		w.mu.Unlock()
+		return t, true
+	}
+	ch := make(chan struct{})
+	w.wait[name] = ch
+	w.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+		return time.Time{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seen[name], true
+}
+
+// waitAll waits until every wanted object was seen, and returns the time
+// the last one was.
+func (w *watcher) waitAll(timeout time.Duration) (time.Time, bool) {
+	select {
+	case <-w.all:
+	case <-time.After(timeout):
+		return time.Time{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var last time.Time
+	for _, t := range w.seen {
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last, true
+}
+
+func (w *watcher) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen)
+}
+
+func (w *watcher) at(name string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.seen[name]
+	return t, ok
+}
+
+func ready(k *keywardenv1alpha1.APIKey) bool {
+	return apimeta.IsStatusConditionTrue(k.Status.Conditions, keywardenv1alpha1.ConditionReady)
+}
+
+// rawKeys reads the raw keys of ns from their Secrets, by APIKey name. They
+// stay in memory and are never printed.
+func (e *env) rawKeys(ns string) map[string]string {
+	var list corev1.SecretList
+	if err := e.c.List(e.ctx, &list, client.InNamespace(ns),
+		client.MatchingLabels{keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue}); err != nil {
+		e.t.Fatal(err)
+	}
+	out := make(map[string]string, len(list.Items))
+	for _, s := range list.Items {
+		out[s.Labels[keywardenv1alpha1.LabelAPIKey]] = string(s.Data[keywardenv1alpha1.SecretKeyField])
+	}
+	return out
+}
+
+// verify asks the manager's verifier about a raw key and returns whether it
+// is valid.
+func verify(base, raw string) (bool, error) {
+	body, _ := json.Marshal(map[string]string{"key": raw})
+	resp, err := httpClient.Post(base+"/v1/keys/verify", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var r struct {
+		Valid bool `json:"valid"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return false, fmt.Errorf("verifier answered %d: %w", resp.StatusCode, err)
+	}
+	return r.Valid, nil
+}

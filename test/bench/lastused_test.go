@@ -1,0 +1,101 @@
+//go:build bench
+
+package bench
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// lastUsed verifies BENCH_LASTUSED_KEYS keys that opted in to
+// spec.trackLastUsed at full speed for BENCH_LASTUSED_DURATION, with the
+// manager's default --last-used-interval, and counts the writes to those
+// APIKeys that a watch shows during that time.
+func lastUsed(e *env) {
+	n := envInt("BENCH_LASTUSED_KEYS", 1000)
+	d := envDuration("BENCH_LASTUSED_DURATION", time.Minute)
+
+	m := e.startManager()
+	ns := e.namespace("lastused")
+	issued := e.watchKeys(ns, n, ready)
+	if err := parallel(n, creators, func(i int) error {
+		k := newKey(ns, i)
+		k.Spec.TrackLastUsed = true
+		return e.c.Create(e.ctx, k)
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, ok := issued.waitAll(5 * time.Minute); !ok {
+		e.t.Fatalf("%d of %d keys issued", issued.count(), n)
+	}
+	raws := e.rawKeys(ns)
+	list := make([]string, 0, len(raws))
+	for _, raw := range raws {
+		list = append(list, raw)
+	}
+	clear(raws)
+	time.Sleep(2 * time.Second) // let the last issuance writes pass
+
+	w, err := e.c.Watch(e.ctx, &keywardenv1alpha1.APIKeyList{}, client.InNamespace(ns))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer w.Stop()
+	var (
+		mu     sync.Mutex
+		writes = map[string]int{}
+		listed = map[string]string{} // resourceVersion first seen (the initial list)
+	)
+	go func() {
+		for ev := range w.ResultChan() {
+			k, ok := ev.Object.(*keywardenv1alpha1.APIKey)
+			if !ok || ev.Type != watch.Modified && ev.Type != watch.Added {
+				continue
+			}
+			mu.Lock()
+			if _, seen := listed[k.Name]; !seen && ev.Type == watch.Added {
+				listed[k.Name] = k.ResourceVersion
+			} else {
+				writes[k.Name]++
+			}
+			mu.Unlock()
+		}
+	}()
+
+	var requests, invalid atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for g := range creators {
+		wg.Go(func() {
+			for i := g; time.Now().Before(stop); i += creators {
+				ok, err := verify(m.VerifierURL, list[i%len(list)])
+				if err != nil || !ok {
+					invalid.Add(1)
+				}
+				requests.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	total, most := 0, 0
+	for _, c := range writes {
+		total += c
+		most = max(most, c)
+	}
+	mu.Unlock()
+	if invalid.Load() > 0 {
+		e.t.Errorf("%d verifications failed or were invalid", invalid.Load())
+	}
+
+	perKeyMinute := float64(total) / float64(n) / d.Minutes()
+	report("%d keys verified %d times in %s (%.0f/s)", n, requests.Load(), d, float64(requests.Load())/d.Seconds())
+	report("%d writes to those APIKeys meanwhile; at most %d to one key", total, most)
+	ratio("lastUsedAt writes per key per minute", perKeyMinute, "<= 1")
+}

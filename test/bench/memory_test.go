@@ -1,0 +1,215 @@
+//go:build bench
+
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"keywarden.dev/keywarden/test/harness"
+)
+
+const mib = 1 << 20
+
+// memory measures the manager's resident memory, started afresh, with no
+// keys, with 10,000 and with BENCH_MEMORY_KEYS keys (and their Secrets),
+// with 2,000 unrelated 100 KiB Secrets added to the 10,000 keys, and with
+// all of them under the memory limit of a 512 MiB container. Keys are
+// written by a plain client while the manager is stopped; each measurement
+// starts the manager, waits until its caches are synced and its workqueue
+// is empty, and reads VmRSS and VmHWM (the peak) from /proc.
+func memory(e *env) {
+	small := envInt("BENCH_MEMORY_SMALL_KEYS", 10_000)
+	large := envInt("BENCH_MEMORY_KEYS", 100_000)
+	unrelated := envInt("BENCH_UNRELATED_SECRETS", 2000)
+	ns := e.namespace("memory")
+
+	empty := e.measure("no keys", 0)
+	e.prefill(ns, 0, small, 32)
+	withSmall := e.measure(fmt.Sprintf("%d keys", small), small)
+
+	other := e.namespace("unrelated")
+	payload := []byte(strings.Repeat("x", 100<<10))
+	if err := parallel(unrelated, creators, func(i int) error {
+		return e.c.Create(e.ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: fmt.Sprintf("unrelated-%05d", i)},
+			Data:       map[string][]byte{"payload": payload},
+		})
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	withUnrelated := e.measure(fmt.Sprintf("%d keys and %d unrelated 100 KiB Secrets", small, unrelated), small)
+
+	e.prefill(ns, small, large, 32)
+	withLarge := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets", large, unrelated), large)
+
+	// In a container with a 512 MiB limit the manager sets the Go memory
+	// limit to 90% of it (see cmd/memlimit.go); GOMEMLIMIT does the same
+	// here, where there is no container.
+	e.t.Setenv("GOMEMLIMIT", "460MiB")
+	limited := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets, in a 512 MiB container (GOMEMLIMIT=460MiB)", large, unrelated), large)
+
+	perKey := float64(withLarge.rss-empty.rss) / float64(large)
+	report("resident bytes per key: %.0f (from no keys to %d); %.0f at the margin (%d to %d)",
+		perKey, large, float64(withLarge.rss-withSmall.rss)/float64(large-small), small, large)
+	report("%d unrelated Secrets (%d MiB of data) add %+.1f MiB resident (%+.0f bytes each)",
+		unrelated, unrelated*len(payload)/mib, float64(withUnrelated.rss-withSmall.rss)/mib,
+		float64(withUnrelated.rss-withSmall.rss)/float64(unrelated))
+	ratio(fmt.Sprintf("peak resident memory with %d keys in a 512 MiB container vs 512 MiB", large), float64(limited.hwm)/(512*mib), "< 1")
+}
+
+type memUsage struct{ rss, hwm int64 }
+
+// measure starts the manager, waits until it has reconciled the given
+// number of keys and is idle, reads its memory and stops it.
+func (e *env) measure(what string, keys int) memUsage {
+	start := time.Now()
+	pprof := e.freeAddr()
+	m := e.startManager("--pprof-bind-address", pprof)
+	e.waitIdle(m, keys)
+	settled := time.Since(start)
+	time.Sleep(2 * time.Second)
+	u := procMemory(e, m.Cmd.Process.Pid)
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		e.saveProfile(pprof, "heap", filepath.Join(dir, fmt.Sprintf("heap-%d-keys.pb.gz", keys)))
+	}
+	writes := e.metricSum(m, "rest_client_requests_total", `method="POST"`, `method="PATCH"`, `method="PUT"`, `method="DELETE"`)
+	m.Stop(10 * time.Second)
+	report("%s: resident %.1f MiB, peak %.1f MiB (synced and idle in %s, %0.f writes)",
+		what, float64(u.rss)/mib, float64(u.hwm)/mib, settled.Round(100*time.Millisecond), writes)
+	return u
+}
+
+// waitIdle waits until the APIKey controller has done at least the given
+// number of passes, its workqueue is empty and no worker is busy, twice in
+// a row.
+func (e *env) waitIdle(m *harness.Manager, passes int) {
+	deadline := time.Now().Add(15 * time.Minute)
+	quiet := 0
+	for quiet < 2 {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the manager did not settle within 15 minutes")
+		}
+		time.Sleep(500 * time.Millisecond)
+		depth := e.metricSum(m, "workqueue_depth", `name="apikey"`)
+		busy := e.metricSum(m, "controller_runtime_active_workers", `controller="apikey"`)
+		done := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`)
+		if depth == 0 && busy == 0 && done >= float64(passes) {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+}
+
+// metricSum adds up the samples of a metric whose labels contain any of the
+// given label matchers (all samples when none is given).
+func (e *env) metricSum(m *harness.Manager, name string, anyOf ...string) float64 {
+	resp, err := httpClient.Get(m.MetricsURL + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		match := len(anyOf) == 0
+		for _, l := range anyOf {
+			match = match || strings.Contains(line, l)
+		}
+		if !match {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// procMemory reads VmRSS and VmHWM of a process.
+func procMemory(e *env, pid int) memUsage {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var u memUsage
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			u.rss = kb << 10
+		case "VmHWM:":
+			u.hwm = kb << 10
+		}
+	}
+	return u
+}
+
+// saveProfile writes one of the manager's profiles to path, for
+// go tool pprof.
+func (e *env) saveProfile(addr, profile, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + profile)
+	if err != nil {
+		e.t.Error(err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	f, err := os.Create(path)
+	if err != nil {
+		e.t.Error(err)
+		return
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		e.t.Error(err)
+		return
+	}
+	report("profile: %s", path)
+}
+
+// freeAddr is a loopback address with a free port.
+func (e *env) freeAddr() string {
+	port, err := harness.FreePort()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// procCPU is the CPU time a process has used.
+func procCPU(e *env, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
+}
