@@ -52,8 +52,8 @@ func TestSharedCacheStartWaitsForContext(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Start(ctx) }()
 	select {
-	case <-done:
-		t.Fatal("Start returned before its context ended")
+	case err := <-done:
+		t.Fatalf("Start returned %v before its context ended", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	cancel()

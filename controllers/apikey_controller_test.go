@@ -244,7 +244,7 @@ var _ = Describe("APIKey controller", func() {
 		Expect(secretGone(ctx, ns, "doomed")()).To(Succeed())
 	})
 
-	It("caches only Keywarden's Secrets, without managed fields", func() {
+	It("caches only Keywarden's Secrets, and of them only name, UID and owner", func() {
 		k := newAPIKey(ns, "cached")
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
 		waitReady(ctx, k)
@@ -267,8 +267,11 @@ var _ = Describe("APIKey controller", func() {
 			names := []string{}
 			for _, m := range list.Items {
 				names = append(names, m.Name)
-				g.Expect(m.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "keywarden"))
+				g.Expect(m.Labels).To(BeEmpty())
+				g.Expect(m.Annotations).To(BeEmpty())
 				g.Expect(m.ManagedFields).To(BeEmpty())
+				g.Expect(m.UID).NotTo(BeEmpty())
+				g.Expect(metav1.GetControllerOf(&m)).To(HaveField("Name", "cached"))
 			}
 			g.Expect(names).To(Equal([]string{"cached"}))
 		}, 500*time.Millisecond).Should(Succeed())
