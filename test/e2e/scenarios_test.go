@@ -174,14 +174,19 @@ func (e *env) leader() *harness.Manager {
 // createKeys applies n APIKeys named prefix-0000... in the namespace.
 func (e *env) createKeys(ns, prefix string, n int) {
 	e.t.Helper()
+	if _, err := e.kubectlIn(keysManifest(ns, prefix, n), "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// keysManifest declares n APIKeys of distinct owners.
+func keysManifest(ns, prefix string, n int) string {
 	var b strings.Builder
 	for i := range n {
 		fmt.Fprintf(&b, "---\napiVersion: keywarden.dev/v1alpha1\nkind: APIKey\nmetadata:\n  name: %s-%04d\n  namespace: %s\nspec:\n  displayName: %s %d\n  owner: owner-%d@example.com\n  role: standard\n",
 			prefix, i, ns, prefix, i, i)
 	}
-	if _, err := e.kubectlIn(b.String(), "apply", "-f", "-"); err != nil {
-		e.t.Fatal(err)
-	}
+	return b.String()
 }
 
 // failover: with two managers, the leader is killed; the other takes over
@@ -357,7 +362,13 @@ func crashDuringIssuance(e *env) {
 		}
 	})
 
-	e.createKeys("mass", "k", n)
+	// The keys are issued as fast as kubectl creates them, so the leader
+	// is killed while they are being created.
+	var (
+		created   sync.WaitGroup
+		createErr error
+	)
+	created.Go(func() { _, createErr = e.kubectlIn(keysManifest("mass", "k", n), "apply", "-f", "-") })
 	kills := 0
 	var issuedAtKills []int
 	for kills < 3 {
@@ -373,6 +384,10 @@ func crashDuringIssuance(e *env) {
 			}
 		}
 		e.startManager()
+	}
+	created.Wait()
+	if createErr != nil {
+		e.t.Fatal(createErr)
 	}
 	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "mass", "--timeout=180s")
 	stop()
