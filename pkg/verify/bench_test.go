@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-logr/logr"
 )
@@ -53,13 +54,15 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 // BenchmarkSHA256AndLookup is the floor BenchmarkVerify is measured
-// against: the SHA-256 of a key and one lookup in the same map.
+// against: the SHA-256 of a key, read without a copy, and one lookup in the
+// same map.
 func BenchmarkSHA256AndLookup(b *testing.B) {
 	benchSetup(b)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if benchIndex.lookup(sha256.Sum256([]byte(benchRaw[i%len(benchRaw)]))) == nil {
+		raw := benchRaw[i%len(benchRaw)]
+		if benchIndex.lookup(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))) == nil {
 			b.Fatal("not found")
 		}
 		i++
