@@ -42,4 +42,4 @@ fi
 : "${MANAGER_BIN:?MANAGER_BIN is not set: run make bench}"
 KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$(hack/controlplane.sh)}" MANAGER_BIN="$MANAGER_BIN" \
 	go test -tags bench ./test/bench -run '^TestBench$' -count 1 -v -timeout 120m 2>&1 |
-	grep -E '^(==|   |--- FAIL|FAIL|ok|panic)|_test\.go:[0-9]+:'
+	grep -E '^(== |   |--- FAIL|FAIL|ok|panic)|_test\.go:[0-9]+:'
