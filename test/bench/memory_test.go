@@ -90,9 +90,9 @@ func (e *env) measure(what string, keys int) memUsage {
 	return u
 }
 
-// waitIdle waits until the APIKey controller has done at least the given
-// number of passes, its workqueue is empty and no worker is busy, twice in
-// a row.
+// waitIdle waits until the APIKey controller has started and done at
+// least the given number of passes, its workqueue is empty and no worker is
+// busy, twice in a row.
 func (e *env) waitIdle(m *harness.Manager, passes int) {
 	deadline := time.Now().Add(15 * time.Minute)
 	quiet := 0
@@ -104,7 +104,8 @@ func (e *env) waitIdle(m *harness.Manager, passes int) {
 		depth := e.metricSum(m, "workqueue_depth", `name="apikey"`)
 		busy := e.metricSum(m, "controller_runtime_active_workers", `controller="apikey"`)
 		done := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`)
-		if depth == 0 && busy == 0 && done >= float64(passes) {
+		started := e.metricSum(m, "controller_runtime_max_concurrent_reconciles", `controller="apikey"`) > 0
+		if started && depth == 0 && busy == 0 && done >= float64(passes) {
 			quiet++
 		} else {
 			quiet = 0
