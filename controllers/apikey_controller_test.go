@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
@@ -12,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -381,6 +383,48 @@ var _ = Describe("APIKey controller", func() {
 			Expect(last.Status.KeyHash).To(Equal(keys.Hash(string(s.Data["key"]))))
 			Expect(last.Status.KeyHash).NotTo(Equal(first.Status.KeyHash))
 			Expect(last.Status.KeyHash).NotTo(Equal(keys.Hash(other)))
+		})
+
+		It("counts a key it has just issued against the owner's limit while the cache lags", func() {
+			class := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{MaxActiveKeysPerOwner: ptr.To[int32](1)})
+			older, newer := newAPIKey(ns, "older"), newAPIKey(ns, "newer")
+			for _, k := range []*keywardenv1alpha1.APIKey{older, newer} {
+				k.Labels = map[string]string{labelUnmanaged: "true"}
+				k.Spec.ClassName = class.Name
+				Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			}
+			// The owner's keys as a lagging cache shows them: both pending.
+			var view keywardenv1alpha1.APIKeyList
+			Expect(k8sClient.List(ctx, &view, client.InNamespace(ns))).To(Succeed())
+			Expect(view.Items).To(HaveLen(2))
+			shown := view.DeepCopy()
+			lagging := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
+				List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+					if l, ok := list.(*keywardenv1alpha1.APIKeyList); ok {
+						shown.DeepCopyInto(l)
+						return nil
+					}
+					return c.List(ctx, list, opts...)
+				},
+			}))
+
+			// The cache has not seen the older key yet: the newer one is
+			// issued.
+			shown.Items = slices.DeleteFunc(shown.Items, func(k keywardenv1alpha1.APIKey) bool { return k.Name == "older" })
+			_, err := reconcileOnce(lagging, newer)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(getKey(ctx, newer).Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+
+			// Now it shows both keys, the newer one still pending: only
+			// the reconciler's memory of what it issued keeps the older
+			// one from being the owner's second active key.
+			view.DeepCopyInto(shown)
+			_, err = reconcileOnce(lagging, older)
+			Expect(err).NotTo(HaveOccurred())
+			got := getKey(ctx, older)
+			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
+			Expect(got.Status.KeyHash).To(BeEmpty())
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, keywardenv1alpha1.ConditionStalled)).To(HaveField("Reason", keywardenv1alpha1.ReasonActiveKeyLimit))
 		})
 
 		It("writes status once per pass and not at all when nothing changed", func() {
