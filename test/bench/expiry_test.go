@@ -87,11 +87,7 @@ func expiry(e *env) {
 	if _, ok := deleted.waitAll(time.Minute); !ok {
 		e.t.Fatalf("%d of %d Secrets deleted a minute after expiresAt", deleted.count(), n)
 	}
-	ks := make([]*keywardenv1alpha1.APIKey, 0, n)
-	for _, name := range names {
-		ks = append(ks, &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Name: name}})
-	}
-	lags := lagsOf(expired, deleted, ks, at.Time)
+	lags := lagsOf(expired, deleted, at.Time)
 	m.Stop(10 * time.Second)
 	floor := e.expiryFloor(n, lead)
 
@@ -157,16 +153,17 @@ func (e *env) expiryFloor(n int, lead time.Duration) []time.Duration {
 	if _, ok := deleted.waitAll(time.Minute); !ok {
 		e.t.Fatal("the floor's Secrets were not all seen deleted")
 	}
-	return lagsOf(expired, deleted, keys, at.Time)
+	return lagsOf(expired, deleted, at.Time)
 }
 
-// lagsOf is, for each key, the time from at until the watches showed it
-// both Expired and its Secret deleted.
-func lagsOf(expired, deleted *watcher, keys []*keywardenv1alpha1.APIKey, at time.Time) []time.Duration {
-	lags := make([]time.Duration, 0, len(keys))
-	for _, k := range keys {
-		x, _ := expired.at(k.Name)
-		if d, _ := deleted.at(k.Name); d.After(x) {
+// lagsOf is, for each key the expired watch saw, the time from at until
+// the watches showed it both Expired and its Secret deleted.
+func lagsOf(expired, deleted *watcher, at time.Time) []time.Duration {
+	expired.mu.Lock()
+	defer expired.mu.Unlock()
+	lags := make([]time.Duration, 0, len(expired.seen))
+	for name, x := range expired.seen {
+		if d, _ := deleted.at(name); d.After(x) {
 			x = d
 		}
 		lags = append(lags, x.Sub(at))

@@ -57,8 +57,7 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" && existing == 0 {
 		go e.saveProfile(pprof, "profile?seconds=10", filepath.Join(dir, "cpu-issuance.pb.gz"))
 	}
-	requests0 := e.metricSum(m, "rest_client_requests_total")
-	passes0 := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`)
+	before := e.scrape(m)
 	cpu0 := procCPU(e, m.Cmd.Process.Pid)
 	start := time.Now()
 	if err := parallel(n, creators, func(i int) error { return e.c.Create(e.ctx, newKey(ns, i)) }); err != nil {
@@ -69,8 +68,10 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 		e.t.Fatalf("%d of %d keys Ready after 10 minutes", w.count(), n)
 	}
 	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
-	requests := e.metricSum(m, "rest_client_requests_total") - requests0
-	passes := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`) - passes0
+	after := e.scrape(m)
+	requests := after.sum("rest_client_requests_total") - before.sum("rest_client_requests_total")
+	passes := after.sum("controller_runtime_reconcile_total", `controller="apikey"`) -
+		before.sum("controller_runtime_reconcile_total", `controller="apikey"`)
 	return last.Sub(start), fmt.Sprintf("%.1f passes, %.1f API requests and %.1f ms of CPU a key",
 		passes/float64(n), requests/float64(n), float64(cpu.Milliseconds())/float64(n))
 }

@@ -83,7 +83,7 @@ func (e *env) measure(what string, keys int) memUsage {
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
 		e.saveProfile(pprof, "heap", filepath.Join(dir, fmt.Sprintf("heap-%d-keys.pb.gz", keys)))
 	}
-	writes := e.metricSum(m, "rest_client_requests_total", `method="POST"`, `method="PATCH"`, `method="PUT"`, `method="DELETE"`)
+	writes := e.scrape(m).sum("rest_client_requests_total", `method="POST"`, `method="PATCH"`, `method="PUT"`, `method="DELETE"`)
 	m.Stop(10 * time.Second)
 	report("%s: resident %.1f MiB, peak %.1f MiB (synced and idle in %s, %0.f writes)",
 		what, float64(u.rss)/mib, float64(u.hwm)/mib, settled.Round(100*time.Millisecond), writes)
@@ -101,10 +101,11 @@ func (e *env) waitIdle(m *harness.Manager, passes int) {
 			e.t.Fatal("the manager did not settle within 15 minutes")
 		}
 		time.Sleep(500 * time.Millisecond)
-		depth := e.metricSum(m, "workqueue_depth", `name="apikey"`)
-		busy := e.metricSum(m, "controller_runtime_active_workers", `controller="apikey"`)
-		done := e.metricSum(m, "controller_runtime_reconcile_total", `controller="apikey"`)
-		started := e.metricSum(m, "controller_runtime_max_concurrent_reconciles", `controller="apikey"`) > 0
+		ms := e.scrape(m)
+		depth := ms.sum("workqueue_depth", `name="apikey"`)
+		busy := ms.sum("controller_runtime_active_workers", `controller="apikey"`)
+		done := ms.sum("controller_runtime_reconcile_total", `controller="apikey"`)
+		started := ms.sum("controller_runtime_max_concurrent_reconciles", `controller="apikey"`) > 0
 		if started && depth == 0 && busy == 0 && done >= float64(passes) {
 			quiet++
 		} else {
@@ -113,9 +114,11 @@ func (e *env) waitIdle(m *harness.Manager, passes int) {
 	}
 }
 
-// metricSum adds up the samples of a metric whose labels contain any of the
-// given label matchers (all samples when none is given).
-func (e *env) metricSum(m *harness.Manager, name string, anyOf ...string) float64 {
+// metrics is one scrape of a manager's Prometheus endpoint.
+type metrics string
+
+// scrape reads the manager's metrics.
+func (e *env) scrape(m *harness.Manager) metrics {
 	resp, err := httpClient.Get(m.MetricsURL + "/metrics")
 	if err != nil {
 		e.t.Fatal(err)
@@ -125,8 +128,14 @@ func (e *env) metricSum(m *harness.Manager, name string, anyOf ...string) float6
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return metrics(body)
+}
+
+// sum adds up the samples of a metric whose labels contain any of the
+// given label matchers (all samples when none is given).
+func (ms metrics) sum(name string, anyOf ...string) float64 {
 	var sum float64
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	sc := bufio.NewScanner(strings.NewReader(string(ms)))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
