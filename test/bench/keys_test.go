@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +74,8 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 		return err
 	}
 	if err := e.c.Create(e.ctx, s); err != nil {
-		return fmt.Errorf("creating the Secret: %w", err)
+		// Whatever the API server echoes, the key stays out of the output.
+		return fmt.Errorf("creating the Secret: %s", strings.ReplaceAll(err.Error(), raw, "[redacted]"))
 	}
 	base := k.DeepCopy()
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
