@@ -209,14 +209,19 @@ func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.A
 
 // reconcileTerminal keeps Expired and Revoked keys where they are and
 // revokes keys whose spec says so. It sets the Revoked phase and revokedAt,
-// and deletes the Secret.
+// and deletes the Secret. A key whose status already records the phase had
+// its Secret deleted by the pass that recorded it: only a Secret created
+// since is left, which the cache shows (its event started this pass), so the
+// API server is not asked again on every pass of every expired key.
 func (r *APIKeyReconciler) reconcileTerminal(ctx context.Context, p *pass) (bool, error) {
 	st := &p.key.Status
 	switch {
 	case st.Phase == keywardenv1alpha1.PhaseExpired:
 		p.outcome = expiredOutcome(st.ExpiresAt)
+		return true, r.deleteCachedSecret(ctx, p.key)
 	case st.Phase == keywardenv1alpha1.PhaseRevoked:
 		p.outcome = revokedOutcome()
+		return true, r.deleteCachedSecret(ctx, p.key)
 	case p.key.Spec.Revoked:
 		if st.RevokedAt == nil {
 			st.RevokedAt = p.stamp()

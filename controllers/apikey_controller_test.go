@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -425,6 +426,63 @@ var _ = Describe("APIKey controller", func() {
 			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
 			Expect(got.Status.KeyHash).To(BeEmpty())
 			Expect(apimeta.FindStatusCondition(got.Status.Conditions, keywardenv1alpha1.ConditionStalled)).To(HaveField("Reason", keywardenv1alpha1.ReasonActiveKeyLimit))
+		})
+
+		It("looks past the cache for the Secret when a key expires, and never again after", func() {
+			k := newAPIKey(ns, "expiring")
+			k.Labels = map[string]string{labelUnmanaged: "true"}
+			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			_, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			issued, err := readSecret(ctx, ns, "expiring")
+			Expect(err).NotTo(HaveOccurred())
+
+			// A cache that has not seen the Secret, and a count of what is
+			// asked of the API server instead.
+			var asked int
+			blind := interceptor.NewClient(k8sClient, interceptor.Funcs{
+				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+					if _, ok := obj.(*metav1.PartialObjectMetadata); ok {
+						return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
+					}
+					return c.Get(ctx, key, obj, opts...)
+				},
+			})
+			counting := interceptor.NewClient(k8sClient, interceptor.Funcs{
+				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+					asked++
+					return c.Get(ctx, key, obj, opts...)
+				},
+			})
+			later := &APIKeyReconciler{Client: blind, APIReader: counting, Recorder: discardRecorder{},
+				Clock: clocktesting.NewFakeClock(time.Now().Add(2 * time.Hour))}
+
+			By("the pass that expires the key finds the Secret on the API server and deletes it")
+			_, err = reconcileOnce(later, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseExpired))
+			Expect(secretGone(ctx, ns, "expiring")()).To(Succeed())
+			Expect(asked).To(Equal(1))
+
+			By("later passes read only the cache")
+			for range 3 {
+				_, err = reconcileOnce(later, k)
+				Expect(err).NotTo(HaveOccurred())
+			}
+			Expect(asked).To(Equal(1))
+
+			By("a Secret of the key that the cache shows again is deleted")
+			back := issued.DeepCopy()
+			back.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: issued.Name, Labels: issued.Labels, OwnerReferences: issued.OwnerReferences}
+			Expect(k8sClient.Create(ctx, back)).To(Succeed())
+			later.Client = k8sClient
+			_, err = reconcileOnce(later, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(secretGone(ctx, ns, "expiring")()).To(Succeed())
+			Expect(asked).To(Equal(1))
+			Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseExpired))
 		})
 
 		It("writes status once per pass and not at all when nothing changed", func() {

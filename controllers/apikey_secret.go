@@ -89,9 +89,20 @@ func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.A
 }
 
 // deleteSecret deletes the key's Secret if this APIKey owns it; a foreign
-// Secret of the same name is left alone.
+// Secret of the same name is left alone. It looks the Secret up like
+// getSecretMeta, so that one the cache has not seen yet is deleted too.
 func (r *APIKeyReconciler) deleteSecret(ctx context.Context, key *keywardenv1alpha1.APIKey) error {
-	m, err := r.getSecretMeta(ctx, key)
+	return r.deleteSecretFrom(ctx, key, r.Client, r.APIReader)
+}
+
+// deleteCachedSecret is deleteSecret for a Secret the cache shows; it never
+// reads the API server.
+func (r *APIKeyReconciler) deleteCachedSecret(ctx context.Context, key *keywardenv1alpha1.APIKey) error {
+	return r.deleteSecretFrom(ctx, key, r.Client)
+}
+
+func (r *APIKeyReconciler) deleteSecretFrom(ctx context.Context, key *keywardenv1alpha1.APIKey, readers ...client.Reader) error {
+	m, err := r.secretMeta(ctx, key, readers...)
 	if err != nil || m == nil || !ownedBy(m, key) {
 		return err
 	}
