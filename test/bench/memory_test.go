@@ -157,6 +157,26 @@ func (ms metrics) sum(name string, anyOf ...string) float64 {
 	return sum
 }
 
+// requestsPerKey describes, for each of n keys, the APIKey passes and the
+// API requests by method that a manager did between two scrapes.
+func requestsPerKey(before, after metrics, n int) string {
+	delta := func(name string, anyOf ...string) float64 {
+		return (after.sum(name, anyOf...) - before.sum(name, anyOf...)) / float64(n)
+	}
+	s := fmt.Sprintf("%.1f passes, %.1f API requests", delta("controller_runtime_reconcile_total", `controller="apikey"`),
+		delta("rest_client_requests_total"))
+	var by []string
+	for _, m := range []string{"GET", "POST", "PATCH", "PUT", "DELETE"} {
+		if d := delta("rest_client_requests_total", `method="`+m+`"`); d >= 0.05 {
+			by = append(by, fmt.Sprintf("%s %.1f", m, d))
+		}
+	}
+	if len(by) > 0 {
+		s += " (" + strings.Join(by, ", ") + ")"
+	}
+	return s
+}
+
 // procMemory reads VmRSS and VmHWM of a process.
 func procMemory(e *env, pid int) memUsage {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
