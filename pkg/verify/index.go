@@ -29,6 +29,8 @@ type entry struct {
 	expired         bool
 	active          bool
 	trackLastUsed   bool
+	// lastUsedAt is status.lastUsedAt in Unix nanoseconds, 0 when unset.
+	lastUsedAt int64
 }
 
 // Index maps key hashes to the APIKeys that hold them. It is safe for
@@ -86,6 +88,18 @@ func (ix *Index) Remove(namespace, name string) {
 	}
 }
 
+// LastUsedAt is the status.lastUsedAt of the indexed APIKey of that
+// namespace and name; zero when it has none or is not indexed.
+func (ix *Index) LastUsedAt(nn types.NamespacedName) time.Time {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	sum, ok := ix.byName[nn]
+	if !ok || ix.byHash[sum].lastUsedAt == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ix.byHash[sum].lastUsedAt)
+}
+
 func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	st := &k.Status
 	sum, ok := keys.ParseHash(st.KeyHash)
@@ -105,6 +119,9 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 		expired:       st.Phase == keywardenv1alpha1.PhaseExpired,
 		active:        st.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero(),
 		trackLastUsed: k.Spec.TrackLastUsed,
+	}
+	if st.LastUsedAt != nil {
+		e.lastUsedAt = st.LastUsedAt.UnixNano()
 	}
 	// spec.scopes, or the role's scopes recorded when the key names none.
 	scopes := k.Spec.Scopes

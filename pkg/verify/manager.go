@@ -55,6 +55,7 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	}
 	log := mgr.GetLogger().WithName("verifier")
 	usage := NewUsageRecorder(o.Client, o.LastUsedInterval, log)
+	usage.Recorded = index.LastUsedAt
 	if err := mgr.Add(usage); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -18,7 +19,17 @@ import (
 // used, in memory, and writes status.lastUsedAt at most once per key per
 // interval however often a key is used. Keys that did not opt in are never
 // passed to it. It flushes what it holds when it stops.
+//
+// Every replica runs one. With Recorded set, a replica skips a use that the
+// lastUsedAt already in status covers, written by itself or by another
+// replica (see covered), so that two replicas write about once per key per
+// interval between them, and any number at most twice.
 type UsageRecorder struct {
+	// Recorded, when set, returns the status.lastUsedAt that a key holds as
+	// the cache shows it (zero when none); AddToManager sets it to the
+	// index's.
+	Recorded func(types.NamespacedName) time.Time
+
 	client   client.Client
 	interval time.Duration
 	log      logr.Logger
@@ -42,14 +53,18 @@ func (u *UsageRecorder) Record(namespace, name string, at time.Time) {
 	u.mu.Unlock()
 }
 
-// Start flushes every interval until ctx ends, then flushes once more.
+// Start flushes every interval until ctx ends, then flushes once more. The
+// first flush comes at a random point of the first interval, so that
+// replicas started together do not flush together, each before the other's
+// writes reach its cache.
 func (u *UsageRecorder) Start(ctx context.Context) error {
-	t := time.NewTicker(u.interval)
+	t := time.NewTimer(rand.N(u.interval))
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			u.Flush(ctx)
+			t.Reset(u.interval)
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
@@ -71,10 +86,22 @@ func (u *UsageRecorder) Flush(ctx context.Context) {
 	u.mu.Unlock()
 
 	for nn, at := range batch {
+		if u.Recorded != nil && covered(at, u.Recorded(nn), u.interval) {
+			continue
+		}
 		if err := u.write(ctx, nn, at); err != nil {
 			u.log.Error(err, "Unable to record last use", "apikey", nn)
 		}
 	}
+}
+
+// covered reports whether a use at the given time needs no write because
+// status already records one less than half an interval before it (or
+// after it). A replica's flushes are an interval apart, so under steady use
+// its own writes do not cover its next; a use skipped is at most half an
+// interval later than the lastUsedAt that stands for it.
+func covered(at, recorded time.Time, interval time.Duration) bool {
+	return !recorded.IsZero() && at.Sub(recorded) < interval/2
 }
 
 func (u *UsageRecorder) write(ctx context.Context, nn types.NamespacedName, at time.Time) error {

@@ -292,6 +292,46 @@ var _ = Describe("The verifier", func() {
 		Expect(k.Status.LastUsedAt.Time).To(BeTemporally("==", at))
 	})
 
+	It("leaves a use unwritten when another replica's lastUsedAt covers it", func() {
+		_, k := issue(ctx, ns, "shared", func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = true })
+		nn := client.ObjectKeyFromObject(k)
+		// What each replica's cache shows, read here from the API server
+		// so that no cache lag is in play.
+		recorded := func(nn types.NamespacedName) time.Time {
+			got := &keywardenv1alpha1.APIKey{}
+			Expect(k8sClient.Get(ctx, nn, got)).To(Succeed())
+			if got.Status.LastUsedAt == nil {
+				return time.Time{}
+			}
+			return got.Status.LastUsedAt.Time
+		}
+		lastUsed := func() time.Time { return recorded(nn) }
+		a := verify.NewUsageRecorder(k8sClient, time.Minute, logr.Discard())
+		b := verify.NewUsageRecorder(k8sClient, time.Minute, logr.Discard())
+		a.Recorded, b.Recorded = recorded, recorded
+		at := time.Now().Truncate(time.Second)
+
+		a.Record(ns, "shared", at)
+		a.Flush(ctx)
+		Expect(lastUsed()).To(BeTemporally("==", at))
+		// Within half an interval of what A wrote: B leaves it.
+		b.Record(ns, "shared", at.Add(20*time.Second))
+		b.Flush(ctx)
+		Expect(lastUsed()).To(BeTemporally("==", at))
+		// Half an interval or more later: B writes.
+		b.Record(ns, "shared", at.Add(30*time.Second))
+		b.Flush(ctx)
+		Expect(lastUsed()).To(BeTemporally("==", at.Add(30*time.Second)))
+		// A's next flush, an interval after its last: its own use is
+		// written unless B's covers it.
+		a.Record(ns, "shared", at.Add(45*time.Second))
+		a.Flush(ctx)
+		Expect(lastUsed()).To(BeTemporally("==", at.Add(30*time.Second)))
+		a.Record(ns, "shared", at.Add(time.Minute))
+		a.Flush(ctx)
+		Expect(lastUsed()).To(BeTemporally("==", at.Add(time.Minute)))
+	})
+
 	It("serves on a replica that is not the leader", func() {
 		raw, _ := issue(ctx, ns, "follower", nil)
 		lease := &coordinationv1.Lease{

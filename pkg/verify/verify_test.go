@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
@@ -177,5 +178,49 @@ func TestVerifyUsesTheRoleScopesOnlyWhenTheKeyNamesNone(t *testing.T) {
 	ix.Upsert(k)
 	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); res.Code != CodeInsufficientScope {
 		t.Errorf("a scope removed from spec still verifies: %+v", res)
+	}
+}
+
+func TestIndexLastUsedAt(t *testing.T) {
+	ix := NewIndex()
+	nn := types.NamespacedName{Namespace: "ns", Name: "key"}
+	if got := ix.LastUsedAt(nn); !got.IsZero() {
+		t.Errorf("not indexed: %v, want zero", got)
+	}
+	_, k := issued(t, "ns", "key", nil)
+	ix.Upsert(k)
+	if got := ix.LastUsedAt(nn); !got.IsZero() {
+		t.Errorf("never used: %v, want zero", got)
+	}
+	k.Status.LastUsedAt = &metav1.Time{Time: t0.Add(time.Minute)}
+	ix.Upsert(k)
+	if got := ix.LastUsedAt(nn); !got.Equal(t0.Add(time.Minute)) {
+		t.Errorf("used: %v, want %v", got, t0.Add(time.Minute))
+	}
+	ix.Remove("ns", "key")
+	if got := ix.LastUsedAt(nn); !got.IsZero() {
+		t.Errorf("removed: %v, want zero", got)
+	}
+}
+
+func TestCovered(t *testing.T) {
+	const interval = time.Minute
+	for _, tt := range []struct {
+		name     string
+		recorded time.Time
+		want     bool
+	}{
+		{"nothing recorded", time.Time{}, false},
+		{"recorded ten seconds before, by another replica", t0.Add(-10 * time.Second), true},
+		{"recorded just under half an interval before", t0.Add(-interval/2 + time.Millisecond), true},
+		{"recorded half an interval before", t0.Add(-interval / 2), false},
+		{"recorded an interval before, by this replica's last flush", t0.Add(-interval), false},
+		{"recorded after the use", t0.Add(5 * time.Second), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := covered(t0, tt.recorded, interval); got != tt.want {
+				t.Errorf("covered = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
