@@ -16,12 +16,23 @@ import (
 // lastUsed verifies BENCH_LASTUSED_KEYS keys that opted in to
 // spec.trackLastUsed at full speed for BENCH_LASTUSED_DURATION, with the
 // manager's default --last-used-interval, and counts the writes to those
-// APIKeys that a watch shows during that time.
+// APIKeys that a watch shows during that time. BENCH_LASTUSED_REPLICAS
+// managers run, 2 as config/manager deploys them, with leader election,
+// started BENCH_LASTUSED_STAGGER apart as in a rolling update, and the
+// requests go to each in turn, as through the verifier's Service.
 func lastUsed(e *env) {
 	n := envInt("BENCH_LASTUSED_KEYS", 1000)
 	d := envDuration("BENCH_LASTUSED_DURATION", time.Minute)
+	replicas := max(1, envInt("BENCH_LASTUSED_REPLICAS", 2))
+	stagger := envDuration("BENCH_LASTUSED_STAGGER", 20*time.Second)
 
-	m := e.startManager()
+	urls := make([]string, replicas)
+	for i := range urls {
+		if i > 0 {
+			time.Sleep(stagger)
+		}
+		urls[i] = e.startManager("--leader-elect", "--leader-election-namespace", "default").VerifierURL
+	}
 	ns := e.namespace("lastused")
 	issued := e.watchKeys(ns, n, ready)
 	if err := parallel(n, creators, func(i int) error {
@@ -74,7 +85,9 @@ func lastUsed(e *env) {
 	for g := range creators {
 		wg.Go(func() {
 			for i := g; time.Now().Before(stop); i += creators {
-				ok, err := verify(m.VerifierURL, list[i%len(list)])
+				// Each client's requests go to each replica in turn, so
+				// every key is verified on every replica.
+				ok, err := verify(urls[(i/creators)%replicas], list[i%len(list)])
 				if err != nil || !ok {
 					invalid.Add(1)
 				}
@@ -95,7 +108,7 @@ func lastUsed(e *env) {
 	}
 
 	perKeyMinute := float64(total) / float64(n) / d.Minutes()
-	report("%d keys verified %d times in %s (%.0f/s)", n, requests.Load(), d, float64(requests.Load())/d.Seconds())
+	report("%d keys verified %d times in %s (%.0f/s) through %d replicas started %s apart", n, requests.Load(), d, float64(requests.Load())/d.Seconds(), replicas, stagger)
 	report("%d writes to those APIKeys meanwhile; at most %d to one key", total, most)
 	ratio("lastUsedAt writes per key per minute", perKeyMinute, "<= 1")
 }
