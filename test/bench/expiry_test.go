@@ -41,7 +41,7 @@ func expiry(e *env) {
 		e.t.Fatal(err)
 	}
 	if _, ok := issued.waitAll(time.Until(at.Time) - 3*time.Second); !ok {
-		e.t.Fatalf("%d of %d keys issued 3 s before they expire; raise BENCH_EXPIRY_LEAD", issued.count(), n)
+		e.t.Fatalf("%s keys issued 3 s before they expire; raise BENCH_EXPIRY_LEAD", issued)
 	}
 	raws := e.rawKeys(ns)
 	if len(raws) != n {
@@ -85,10 +85,10 @@ func expiry(e *env) {
 	clear(raws)
 
 	if _, ok := expired.waitAll(time.Minute); !ok {
-		e.t.Fatalf("%d of %d keys Expired a minute after expiresAt", expired.count(), n)
+		e.t.Fatalf("%s keys Expired a minute after expiresAt", expired)
 	}
 	if _, ok := deleted.waitAll(time.Minute); !ok {
-		e.t.Fatalf("%d of %d Secrets deleted a minute after expiresAt", deleted.count(), n)
+		e.t.Fatalf("%s Secrets deleted a minute after expiresAt", deleted)
 	}
 	lags := lagsOf(expired, deleted, at.Time)
 	e.waitIdle(m, 0)
@@ -160,10 +160,10 @@ func (e *env) expiryFloor(n, writers int, lead time.Duration) []time.Duration {
 		e.t.Fatal(err)
 	}
 	if _, ok := expired.waitAll(time.Minute); !ok {
-		e.t.Fatal("the floor's keys were not all seen Expired")
+		e.t.Fatalf("the floor's keys: %s seen Expired", expired)
 	}
 	if _, ok := deleted.waitAll(time.Minute); !ok {
-		e.t.Fatal("the floor's Secrets were not all seen deleted")
+		e.t.Fatalf("the floor's Secrets: %s seen deleted", deleted)
 	}
 	return lagsOf(expired, deleted, at.Time)
 }

@@ -65,7 +65,7 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 	}
 	last, ok := w.waitAll(10 * time.Minute)
 	if !ok {
-		e.t.Fatalf("%d of %d keys Ready after 10 minutes", w.count(), n)
+		e.t.Fatalf("%s keys Ready after 10 minutes", w)
 	}
 	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
 	after := e.scrape(m)
@@ -103,7 +103,7 @@ func (e *env) issueWithPlainClient(ns string, n, workers int) time.Duration {
 	}
 	last, ok := w.waitAll(10 * time.Minute)
 	if !ok {
-		e.t.Fatalf("%d of %d baseline keys Ready", w.count(), n)
+		e.t.Fatalf("%s baseline keys Ready", w)
 	}
 	return last.Sub(start)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -147,6 +148,8 @@ type watcher struct {
 	all   chan struct{}
 	want  int
 	watch watch.Interface
+	// ended says why the watch stopped early, if it did.
+	ended string
 }
 
 // watchKeys records, for each APIKey of ns, when it is first seen with
@@ -177,9 +180,19 @@ func (e *env) watchObjects(list client.ObjectList, opts []client.ListOption, wan
 	wr := &watcher{seen: map[string]time.Time{}, wait: map[string]chan struct{}{}, all: make(chan struct{}), want: want, watch: w}
 	e.t.Cleanup(w.Stop)
 	go func() {
+		defer func() {
+			wr.mu.Lock()
+			defer wr.mu.Unlock()
+			if wr.ended == "" && len(wr.seen) < wr.want && e.ctx.Err() == nil {
+				wr.ended = "the API server ended the watch"
+			}
+		}()
 		for ev := range w.ResultChan() {
 			now := time.Now()
 			if ev.Type == watch.Error {
+				wr.mu.Lock()
+				wr.ended = fmt.Sprintf("the watch failed: %v", apierrors.FromObject(ev.Object))
+				wr.mu.Unlock()
 				continue
 			}
 			name, ok := match(ev)
@@ -241,10 +254,17 @@ func (w *watcher) waitAll(timeout time.Duration) (time.Time, bool) {
 	return last, true
 }
 
-func (w *watcher) count() int {
+// String tells how many objects the watch has seen of those wanted, and why
+// it stopped if it stopped early: a watch that lost events is a failed
+// measurement, not a slow one.
+func (w *watcher) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.seen)
+	s := fmt.Sprintf("%d of %d", len(w.seen), w.want)
+	if w.ended != "" {
+		s += " (" + w.ended + ")"
+	}
+	return s
 }
 
 func (w *watcher) at(name string) (time.Time, bool) {
