@@ -68,12 +68,8 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 		e.t.Fatalf("%s keys Ready after 10 minutes", w)
 	}
 	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
-	after := e.scrape(m)
-	requests := after.sum("rest_client_requests_total") - before.sum("rest_client_requests_total")
-	passes := after.sum("controller_runtime_reconcile_total", `controller="apikey"`) -
-		before.sum("controller_runtime_reconcile_total", `controller="apikey"`)
-	return last.Sub(start), fmt.Sprintf("%.1f passes, %.1f API requests and %.1f ms of CPU a key",
-		passes/float64(n), requests/float64(n), float64(cpu.Milliseconds())/float64(n))
+	return last.Sub(start), fmt.Sprintf("%s and %.1f ms of CPU a key",
+		requestsPerKey(before, e.scrape(m), n), float64(cpu.Milliseconds())/float64(n))
 }
 
 // issueWithPlainClient creates n keys in a new namespace, with the manager
