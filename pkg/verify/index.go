@@ -94,10 +94,13 @@ func (ix *Index) LastUsedAt(nn types.NamespacedName) time.Time {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	sum, ok := ix.byName[nn]
-	if !ok || ix.byHash[sum].lastUsedAt == 0 {
+	if !ok {
 		return time.Time{}
 	}
-	return time.Unix(0, ix.byHash[sum].lastUsedAt)
+	if ns := ix.byHash[sum].lastUsedAt; ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 func newEntry(k *keywardenv1alpha1.APIKey) *entry {
