@@ -85,10 +85,10 @@ func expiry(e *env) {
 	clear(raws)
 
 	if _, ok := expired.waitAll(time.Minute); !ok {
-		e.t.Fatalf("%s keys Expired a minute after expiresAt", expired)
+		e.t.Fatalf("%s keys Expired (waited up to a minute after expiresAt)", expired)
 	}
 	if _, ok := deleted.waitAll(time.Minute); !ok {
-		e.t.Fatalf("%s Secrets deleted a minute after expiresAt", deleted)
+		e.t.Fatalf("%s Secrets deleted (waited up to a minute after expiresAt)", deleted)
 	}
 	lags := lagsOf(expired, deleted, at.Time)
 	e.waitIdle(m, 0)

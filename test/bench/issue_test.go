@@ -65,7 +65,7 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 	}
 	last, ok := w.waitAll(10 * time.Minute)
 	if !ok {
-		e.t.Fatalf("%s keys Ready after 10 minutes", w)
+		e.t.Fatalf("%s keys Ready (waited up to 10 minutes)", w)
 	}
 	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
 	return last.Sub(start), fmt.Sprintf("%s and %.1f ms of CPU a key",

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -142,14 +143,18 @@ func (e *env) prefill(ns string, from, to, workers int) {
 
 // watcher records the moment a watch first shows each object in a state.
 type watcher struct {
-	mu    sync.Mutex
-	seen  map[string]time.Time
-	wait  map[string]chan struct{}
-	all   chan struct{}
-	want  int
-	watch watch.Interface
-	// ended says why the watch stopped early, if it did.
-	ended string
+	mu   sync.Mutex
+	seen map[string]time.Time
+	wait map[string]chan struct{}
+	all  chan struct{}
+	want int
+	// resumed counts the times the API server ended the watch and it was
+	// resumed where it stopped.
+	resumed int
+	// ended says why the watch stopped early, if it did; failed is closed
+	// then.
+	ended  string
+	failed chan struct{}
 }
 
 // watchKeys records, for each APIKey of ns, when it is first seen with
@@ -172,47 +177,94 @@ func (e *env) watchSecretDeletions(ns string, want int) *watcher {
 		})
 }
 
+// watchObjects starts a watch from the current state of list, and resumes
+// it from the last version it delivered whenever the API server ends it (a
+// watcher that falls behind a burst is closed by the API server's watch
+// cache), so that no event is lost; only a resume the API server refuses ends
+// the watcher early.
 func (e *env) watchObjects(list client.ObjectList, opts []client.ListOption, want int, match func(watch.Event) (string, bool)) *watcher {
-	w, err := e.c.Watch(e.ctx, list, opts...)
+	if err := e.c.List(e.ctx, list, append([]client.ListOption{client.Limit(1)}, opts...)...); err != nil {
+		e.t.Fatal(err)
+	}
+	rv := list.GetResourceVersion()
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.t.Cleanup(cancel)
+	open := func() (watch.Interface, error) {
+		return e.c.Watch(ctx, list, append([]client.ListOption{&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}}}, opts...)...)
+	}
+	w, err := open()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	wr := &watcher{seen: map[string]time.Time{}, wait: map[string]chan struct{}{}, all: make(chan struct{}), want: want, watch: w}
-	e.t.Cleanup(w.Stop)
+	wr := &watcher{seen: map[string]time.Time{}, wait: map[string]chan struct{}{}, all: make(chan struct{}), want: want,
+		failed: make(chan struct{})}
 	go func() {
-		defer func() {
-			wr.mu.Lock()
-			defer wr.mu.Unlock()
-			if wr.ended == "" && len(wr.seen) < wr.want && e.ctx.Err() == nil {
-				wr.ended = "the API server ended the watch"
+		for {
+			if failed := wr.consume(w, match, &rv); failed != "" {
+				wr.end(failed)
+				return
 			}
-		}()
-		for ev := range w.ResultChan() {
-			now := time.Now()
-			if ev.Type == watch.Error {
-				wr.mu.Lock()
-				wr.ended = fmt.Sprintf("the watch failed: %v", apierrors.FromObject(ev.Object))
-				wr.mu.Unlock()
-				continue
+			if ctx.Err() != nil || wr.complete() {
+				return
 			}
-			name, ok := match(ev)
-			if !ok {
-				continue
+			if w, err = open(); err != nil {
+				wr.end(fmt.Sprintf("the watch could not resume: %v", err))
+				return
 			}
 			wr.mu.Lock()
-			if _, dup := wr.seen[name]; !dup {
-				wr.seen[name] = now
-				if ch := wr.wait[name]; ch != nil {
-					close(ch)
-				}
-				if len(wr.seen) == wr.want {
-					close(wr.all)
-				}
-			}
+			wr.resumed++
 			wr.mu.Unlock()
 		}
 	}()
 	return wr
+}
+
+// consume records the matching events of w until it ends, keeping in rv the
+// version of the last object delivered. It returns why the watch failed, if
+// the API server sent an error.
+func (wr *watcher) consume(w watch.Interface, match func(watch.Event) (string, bool), rv *string) string {
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		now := time.Now()
+		if ev.Type == watch.Error {
+			return fmt.Sprintf("the watch failed: %v", apierrors.FromObject(ev.Object))
+		}
+		if o, ok := ev.Object.(client.Object); ok {
+			*rv = o.GetResourceVersion()
+		}
+		name, ok := match(ev)
+		if !ok {
+			continue
+		}
+		wr.mu.Lock()
+		if _, dup := wr.seen[name]; !dup {
+			wr.seen[name] = now
+			if ch := wr.wait[name]; ch != nil {
+				close(ch)
+			}
+			if len(wr.seen) == wr.want {
+				close(wr.all)
+			}
+		}
+		wr.mu.Unlock()
+	}
+	return ""
+}
+
+// end records why the watch stopped, when it stopped early.
+func (wr *watcher) end(why string) {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	if len(wr.seen) < wr.want {
+		wr.ended = why
+		close(wr.failed)
+	}
+}
+
+func (wr *watcher) complete() bool {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return len(wr.seen) >= wr.want
 }
 
 // waitFor returns when name was first seen, waiting up to timeout.
@@ -236,10 +288,12 @@ func (w *watcher) waitFor(name string, timeout time.Duration) (time.Time, bool) 
 }
 
 // waitAll waits until every wanted object was seen, and returns the time
-// the last one was.
+// the last one was; it gives up early when the watch failed.
 func (w *watcher) waitAll(timeout time.Duration) (time.Time, bool) {
 	select {
 	case <-w.all:
+	case <-w.failed:
+		return time.Time{}, false
 	case <-time.After(timeout):
 		return time.Time{}, false
 	}
@@ -261,6 +315,9 @@ func (w *watcher) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := fmt.Sprintf("%d of %d", len(w.seen), w.want)
+	if w.resumed > 0 {
+		s += fmt.Sprintf(", the watch resumed %d times", w.resumed)
+	}
 	if w.ended != "" {
 		s += " (" + w.ended + ")"
 	}
