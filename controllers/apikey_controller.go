@@ -41,14 +41,14 @@ type APIKeyReconciler struct {
 	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
 	MaxConcurrentReconciles int
 
-	// owners serialises the issuance decisions of each owner's keys.
+	// owners serialises the admission decisions of each owner's keys.
 	owners keyedMutex
 	// written holds the versions of APIKeys this process has just written
 	// over, so that passes started from them are skipped.
 	written staleVersions
-	// issued holds the keys this process issued until the cache shows
-	// them issued.
-	issued issuedKeys
+	// admitted holds the keys this process admitted under their owner's
+	// limit until the cache shows them issued.
+	admitted admissions
 }
 
 // staleRecheck is when a pass skipped for a stale cache looks again, should
@@ -95,13 +95,8 @@ type pass struct {
 	events []event
 	// policy is the key's class policy, once resolved.
 	policy policy.Policy
-	// unlock, when set, releases the owner's lock once the status is
-	// written.
-	unlock func()
 	// replaced are the versions of the key the pass's writes replaced.
 	replaced []string
-	// admitted is set when the pass decided the owner's limit.
-	admitted bool
 }
 
 type event struct{ typ, reason, action, note string }
@@ -127,7 +122,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.forget(req.NamespacedName)
-			r.issued.forget(req.NamespacedName)
+			r.admitted.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -137,7 +132,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	}
 	if key.Status.KeyHash != "" || !key.DeletionTimestamp.IsZero() {
-		r.issued.forget(req.NamespacedName)
+		r.admitted.forget(req.NamespacedName)
 	}
 	if !key.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, key)
@@ -172,9 +167,6 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // finish computes the conditions from the pass's outcome, writes the status
 // if it changed, and emits the pass's events once the status is persisted.
 func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.APIKey, p *pass, err error) error {
-	if p.unlock != nil {
-		defer p.unlock()
-	}
 	o := p.outcome
 	o.Err = err
 	lifecycle.SetConditions(&p.key.Status, p.key.Generation, o)
@@ -185,15 +177,12 @@ func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.A
 			nn := client.ObjectKeyFromObject(p.key)
 			p.replaced = append(p.replaced, base.ResourceVersion)
 			r.written.record(nn, p.replaced)
-			if p.admitted && p.key.Status.KeyHash != "" {
-				// Still under the owner's lock.
-				r.issued.add(nn, p.key.UID)
-			}
 		case apierrors.IsConflict(perr) && err == nil:
 			// The pass started from a copy that is no longer current
 			// (the cache lags behind another writer): the newer version
 			// triggers a pass of its own, and this one's effects are
-			// idempotent. Its events are not emitted.
+			// idempotent. Its events are not emitted, and an admission it
+			// made stands until the next pass decides again.
 			ctrl.LoggerFrom(ctx).V(1).Info("Status changed during the pass; retrying")
 			p.requeueAfter = 100 * time.Millisecond
 			return nil
@@ -201,10 +190,25 @@ func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.A
 			return kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", perr)})
 		}
 	}
+	r.settleAdmission(p, err)
 	for _, e := range p.events {
 		r.Recorder.Eventf(p.key, nil, e.typ, e.reason, e.action, "%s", e.note)
 	}
 	return err
+}
+
+// settleAdmission confirms the admission of a key whose status now records
+// it issued, and forgets that of a key the pass left unissued without an
+// error. A pass that failed keeps its admission: it may have written the
+// key's Secret, and its retry decides again.
+func (r *APIKeyReconciler) settleAdmission(p *pass, err error) {
+	nn := client.ObjectKeyFromObject(p.key)
+	switch {
+	case p.key.Status.KeyHash != "":
+		r.admitted.confirm(nn)
+	case err == nil:
+		r.admitted.forget(nn)
+	}
 }
 
 // reconcileTerminal keeps Expired and Revoked keys where they are and

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -56,43 +57,61 @@ func (r *APIKeyReconciler) reconcilePolicy(ctx context.Context, p *pass) (bool, 
 	return r.admit(ctx, p)
 }
 
-// admit applies the owner's active-key limit. It holds the owner's lock
-// until the pass's status is written, so that the owner's keys are decided
-// one at a time, and reads the owner's keys from the cache together with
-// the keys this process issued that the cache does not show issued yet, so
-// that concurrent passes never issue more keys than the limit.
+// admit applies the owner's active-key limit. It reads the owner's keys
+// from the cache together with the keys this process admitted that the
+// cache does not show issued yet, and reserves the key's place when it
+// admits it, all under the owner's lock, so that concurrent passes never
+// issue more keys than the limit; the lock is not held while the key is
+// issued. A key refused only because of a place still being issued is
+// decided again shortly, in case that issuance fails.
 func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 	k := p.key
-	p.unlock = r.owners.lock(k.Namespace + "/" + k.Spec.Owner)
-	p.admitted = true
-	issued := r.issued.snapshot()
+	unlock := r.owners.lock(k.Namespace + "/" + k.Spec.Owner)
+	defer unlock()
+	admitted := r.admitted.snapshot()
 	var peers keywardenv1alpha1.APIKeyList
 	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
 		return true, fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err)
 	}
 	limit := p.policy.MaxActiveKeysPerOwner
-	if ok, ahead := admitAmong(holder(k), peers.Items, issued, limit); !ok {
+	ok, ahead, tentative := admitAmong(holder(k), peers.Items, admitted, limit)
+	if !ok {
 		msg := fmt.Sprintf("owner %s already holds %d active keys (limit %d); the key is issued once one of them expires, is revoked or is deleted", k.Spec.Owner, ahead, limit)
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
 			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", msg)
 		}
 		p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseRefused, Stalled: true, Reason: keywardenv1alpha1.ReasonActiveKeyLimit, Message: msg}
+		if tentative {
+			p.requeueAfter = admissionRecheck
+		}
 		return true, nil
 	}
+	r.admitted.reserve(client.ObjectKeyFromObject(k), k.UID)
 	return false, nil
 }
 
+// admissionRecheck is when a key refused while one of its owner's keys was
+// still being issued is decided again.
+const admissionRecheck = 2 * time.Second
+
 // admitAmong applies the active-key limit to a key given its owner's keys
-// (which may include the key itself; policy.Admit skips it) and the UIDs of
-// keys known to be issued whatever the peers' status says.
-func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, issued map[types.UID]bool, limit int) (ok bool, ahead int) {
+// (which may include the key itself; policy.Admit skips it) and the keys
+// this process admitted, by UID (true while still being issued), which
+// count as issued whatever the peers' status says. tentative reports that
+// a refusal counted a key still being issued.
+func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, admitted map[types.UID]bool, limit int) (ok bool, ahead int, tentative bool) {
 	others := make([]policy.Holder, 0, len(peers))
 	for i := range peers {
 		h := holder(&peers[i])
-		h.Issued = h.Issued || issued[h.UID]
+		being, in := admitted[h.UID]
+		if in && !h.Issued && !h.Gone && h.UID != self.UID {
+			tentative = tentative || being
+		}
+		h.Issued = h.Issued || in
 		others = append(others, h)
 	}
-	return policy.Admit(self, others, limit)
+	ok, ahead = policy.Admit(self, others, limit)
+	return ok, ahead, tentative && !ok
 }
 
 // holder is what the active-key limit needs of a key.

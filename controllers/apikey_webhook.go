@@ -104,7 +104,7 @@ func (v *APIKeyValidator) checkLimit(ctx context.Context, k *keywardenv1alpha1.A
 		// A new key queues after every key that exists.
 		self.Created = time.Now().Add(time.Hour)
 	}
-	if ok, ahead := admitAmong(self, peers.Items, nil, pol.MaxActiveKeysPerOwner); !ok {
+	if ok, ahead, _ := admitAmong(self, peers.Items, nil, pol.MaxActiveKeysPerOwner); !ok {
 		return apierrors.NewBadRequest(fmt.Sprintf("owner %s already holds %d active keys (limit %d) in namespace %s; revoke or delete one first",
 			k.Spec.Owner, ahead, pol.MaxActiveKeysPerOwner, k.Namespace))
 	}
