@@ -110,7 +110,8 @@ func main() {
 		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
 		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Port: webhookFlags.port, CertDir: webhookFlags.certDir})
 		if shared != nil {
-			mgrOpts.NewCache = func(*rest.Config, cache.Options) (cache.Cache, error) { return shared, nil }
+			view := shared.forManager()
+			mgrOpts.NewCache = func(*rest.Config, cache.Options) (cache.Cache, error) { return view, nil }
 		}
 		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, webhookFlags)
 		switch {
