@@ -37,9 +37,9 @@ func memory(e *env) {
 	unrelated := envInt("BENCH_UNRELATED_SECRETS", 2000)
 	ns := e.namespace("memory")
 
-	empty := e.measure("no keys", 0)
+	empty := e.measure("no keys", "empty", 0)
 	e.prefill(ns, 0, small, 32)
-	withSmall := e.measure(fmt.Sprintf("%d keys", small), small)
+	withSmall := e.measure(fmt.Sprintf("%d keys", small), "small", small)
 
 	other := e.namespace("unrelated")
 	payload := []byte(strings.Repeat("x", 100<<10))
@@ -51,16 +51,16 @@ func memory(e *env) {
 	}); err != nil {
 		e.t.Fatal(err)
 	}
-	withUnrelated := e.measure(fmt.Sprintf("%d keys and %d unrelated 100 KiB Secrets", small, unrelated), small)
+	withUnrelated := e.measure(fmt.Sprintf("%d keys and %d unrelated 100 KiB Secrets", small, unrelated), "unrelated", small)
 
 	e.prefill(ns, small, large, 32)
-	withLarge := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets", large, unrelated), large)
+	withLarge := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets", large, unrelated), "large", large)
 
 	// In a container with a 512 MiB limit the manager sets the Go memory
 	// limit to 90% of it (see cmd/memlimit.go); GOMEMLIMIT does the same
 	// here, where there is no container.
 	e.t.Setenv("GOMEMLIMIT", "460MiB")
-	limited := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets, in a 512 MiB container (GOMEMLIMIT=460MiB)", large, unrelated), large)
+	limited := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets, in a 512 MiB container (GOMEMLIMIT=460MiB)", large, unrelated), "large-limited", large)
 
 	perKey := float64(withLarge.rss-empty.rss) / float64(large)
 	report("resident bytes per key: %.0f (from no keys to %d); %.0f at the margin (%d to %d)",
@@ -74,8 +74,9 @@ func memory(e *env) {
 type memUsage struct{ rss, hwm, live int64 }
 
 // measure starts the manager, waits until it has reconciled the given
-// number of keys and is idle, reads its memory and stops it.
-func (e *env) measure(what string, keys int) memUsage {
+// number of keys and is idle, reads its memory and stops it. name names
+// the heap profile kept in BENCH_PROFILE_DIR.
+func (e *env) measure(what, name string, keys int) memUsage {
 	start := time.Now()
 	pprof := e.freeAddr()
 	m := e.startManager("--pprof-bind-address", pprof)
@@ -86,7 +87,7 @@ func (e *env) measure(what string, keys int) memUsage {
 	// The heap profile, asked for with gc=1, collects first.
 	path := os.DevNull
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
-		path = filepath.Join(dir, fmt.Sprintf("heap-%d-keys.pb.gz", keys))
+		path = filepath.Join(dir, fmt.Sprintf("heap-%s-%d-keys.pb.gz", name, keys))
 	}
 	e.saveProfile(pprof, "heap?gc=1", path)
 	ms := e.scrape(m)
