@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/metricsauth"
 	"keywarden.dev/keywarden/internal/webhookcert"
 	"keywarden.dev/keywarden/pkg/verify"
 )
@@ -29,6 +30,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr string
+		metricsSecure          bool
 		pprofAddr              string
 		leaderElect            bool
 		leaderElectNamespace   string
@@ -41,7 +43,8 @@ func main() {
 		verifier               verifierFlags
 		webhookFlags           webhookOptions
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof); 0 disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
@@ -105,6 +108,10 @@ func main() {
 	// again as a candidate instead of exiting.
 	for rebuilding := false; ctx.Err() == nil; rebuilding = true {
 		mgrOpts := managerOptions(metricsAddr, probeAddr, leaderElect)
+		if metricsSecure {
+			mgrOpts.Metrics.SecureServing = true
+			mgrOpts.Metrics.FilterProvider = metricsauth.Filter
+		}
 		mgrOpts.PprofBindAddress = pprofAddr
 		mgrOpts.LeaderElectionNamespace = leaderElectNamespace
 		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &leaseDuration, &renewDeadline, &retryPeriod
@@ -188,6 +195,11 @@ func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error)
 	})
 	return mgr, err
 }
+
+// With --metrics-secure, the API server authenticates and authorizes each
+// scrape of the metrics endpoint:
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Options {
 	return ctrl.Options{

@@ -81,6 +81,7 @@ func TestE2E(t *testing.T) {
 		{"failover", failover},
 		{"API server outage", apiServerOutage},
 		{"crash during mass issuance", crashDuringIssuance},
+		{"secured metrics", securedMetrics},
 		{"no secret in the open", noSecretInTheOpen},
 	} {
 		ok := t.Run(s.name, func(t *testing.T) {

@@ -129,9 +129,9 @@ type Manager struct {
 }
 
 // StartManager starts the manager binary against the cluster with its
-// output going to out. The metrics and probe endpoints go on free loopback
-// ports, and the verifier on verifierAddr, or on a free port when it is
-// empty. Extra flags follow.
+// output going to out. The metrics (over plain HTTP) and probe endpoints go
+// on free loopback ports, and the verifier on verifierAddr, or on a free
+// port when it is empty. Extra flags follow, and win.
 func (c *Cluster) StartManager(bin string, out *os.File, verifierAddr string, extra ...string) (*Manager, error) {
 	var ports [3]int
 	for i := range ports {
@@ -147,7 +147,7 @@ func (c *Cluster) StartManager(bin string, out *os.File, verifierAddr string, ex
 	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
 	args := append([]string{
 		"--kubeconfig", c.Kubeconfig,
-		"--metrics-bind-address", metrics,
+		"--metrics-bind-address", metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--verifier-bind-address", verifierAddr,
 	}, extra...)
