@@ -31,6 +31,7 @@ func main() {
 	var (
 		metricsAddr, probeAddr string
 		metricsSecure          bool
+		metricsCertDir         string
 		pprofAddr              string
 		leaderElect            bool
 		leaderElectNamespace   string
@@ -45,6 +46,7 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the secure metrics endpoint, reloaded when they change (a cert-manager Certificate's Secret, mounted); a self-signed certificate when empty or when they are missing.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof); 0 disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
@@ -111,6 +113,7 @@ func main() {
 		if metricsSecure {
 			mgrOpts.Metrics.SecureServing = true
 			mgrOpts.Metrics.FilterProvider = metricsauth.Filter
+			mgrOpts.Metrics.CertDir = metricsCertDir
 		}
 		mgrOpts.PprofBindAddress = pprofAddr
 		mgrOpts.LeaderElectionNamespace = leaderElectNamespace

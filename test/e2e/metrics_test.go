@@ -4,9 +4,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,28 +34,9 @@ import (
 // (--metrics-secure), a replica answers a scrape without a token with 401,
 // one from a ServiceAccount that may not get /metrics with 403, and one
 // from a ServiceAccount bound to config/rbac's metrics reader role with the
-// metrics.
+// metrics; given --metrics-cert-dir, it serves that certificate.
 func securedMetrics(e *env) {
 	ctx := context.Background()
-	port, err := harness.FreePort()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	log := filepath.Join(e.dir, "manager-secure-metrics.log")
-	f, err := os.Create(log)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	m, err := e.cluster.StartManager(e.bin, f, "",
-		"--leader-elect", "--leader-election-namespace", "default",
-		"--metrics-bind-address", addr, "--metrics-secure=true")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer m.Stop(10 * time.Second)
-	e.logs = append(e.logs, log)
-
 	e.kubectl("apply", "-f", "config/rbac/metrics_reader_role.yaml")
 	token := func(name string) string {
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
@@ -71,35 +60,18 @@ func securedMetrics(e *env) {
 		e.t.Fatal(err)
 	}
 
-	// The certificate is self-signed: the client checks nothing of it here.
+	// As config/manager runs it: a self-signed certificate, which the
+	// client does not check here.
+	addr, stop := e.startSecureMetrics("self-signed")
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	scrape := func(token string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer func() { _ = resp.Body.Close() }()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
-	var code int
-	e.eventually("the secured metrics endpoint serves", 30*time.Second, func() bool {
-		code, _ = scrape("")
-		return code != 0
-	})
-	if code != http.StatusUnauthorized {
+	if code := scrapeStatus(e, c, addr, ""); code != http.StatusUnauthorized {
 		e.t.Fatalf("a scrape without a token: %d, want 401", code)
 	}
-	if code, _ := scrape(stranger); code != http.StatusForbidden {
+	if code := scrapeStatus(e, c, addr, stranger); code != http.StatusForbidden {
 		e.t.Fatalf("a scrape by a ServiceAccount without the reader role: %d, want 403", code)
 	}
-	code, body := scrape(scraper)
-	if code != http.StatusOK || !strings.Contains(body, "controller_runtime_") {
-		e.t.Fatalf("a scrape by the metrics reader: %d, want 200 with the metrics", code)
+	if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
+		e.t.Fatalf("a scrape by the metrics reader: %d, want 200", code)
 	}
 	if resp, err := http1.Get("http://" + addr + "/metrics"); err == nil {
 		_ = resp.Body.Close()
@@ -107,5 +79,104 @@ func securedMetrics(e *env) {
 			e.t.Fatal("the secured metrics endpoint served plain HTTP")
 		}
 	}
-	e.note("secured metrics: no token 401, a ServiceAccount without the reader role 403, with it 200")
+	stop()
+
+	// With --metrics-cert-dir: the certificate given, which the client
+	// verifies.
+	dir := e.t.TempDir()
+	pool := writeServingCert(e, dir)
+	addr, stop = e.startSecureMetrics("cert-dir", "--metrics-cert-dir", dir)
+	defer stop()
+	c = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
+		e.t.Fatalf("a scrape by the metrics reader, verifying the certificate given: %d, want 200", code)
+	}
+	e.note("secured metrics: no token 401, a ServiceAccount without the reader role 403, with it 200; the certificate of --metrics-cert-dir served")
+}
+
+// startSecureMetrics starts one more replica, with its metrics served as
+// config/manager serves them, and returns their address and how to stop it.
+func (e *env) startSecureMetrics(name string, extra ...string) (string, func()) {
+	port, err := harness.FreePort()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	log := filepath.Join(e.dir, "manager-metrics-"+name+".log")
+	f, err := os.Create(log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{
+		"--leader-elect", "--leader-election-namespace", "default",
+		"--metrics-bind-address", addr, "--metrics-secure=true"}, extra...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.logs = append(e.logs, log)
+	return addr, func() { m.Stop(10 * time.Second) }
+}
+
+// scrapeStatus scrapes the metrics with a bearer token (none when empty),
+// waiting for the endpoint to listen, and returns the status; a 200 must
+// carry the metrics.
+func scrapeStatus(e *env, c *http.Client, addr, token string) int {
+	e.t.Helper()
+	var code int
+	var body string
+	e.eventually("the secured metrics endpoint answers", 30*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return false
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		code, body = resp.StatusCode, string(b)
+		return true
+	})
+	if code == http.StatusOK && !strings.Contains(body, "controller_runtime_") {
+		e.t.Fatal("a 200 from the metrics endpoint without the metrics")
+	}
+	return code
+}
+
+// writeServingCert writes a self-signed certificate for 127.0.0.1 as
+// tls.crt and tls.key into dir, and returns a pool that trusts it.
+func writeServingCert(e *env, dir string) *x509.CertPool {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "keywarden-metrics"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
 }
