@@ -13,12 +13,12 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"keywarden.dev/keywarden/test/harness"
 )
 
 func TestBearer(t *testing.T) {
@@ -55,16 +55,11 @@ func TestFilterAgainstTheAPIServer(t *testing.T) {
 	kube := kubernetes.NewForConfigOrDie(cfg)
 
 	token := func(name string) string {
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
-		if _, err := kube.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		tr, err := kube.CoreV1().ServiceAccounts("default").CreateToken(ctx, name,
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		tok, err := harness.ServiceAccountToken(ctx, kube, "default", name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return tr.Status.Token
+		return tok
 	}
 	reader, stranger := token("reader"), token("stranger")
 	role := &rbacv1.ClusterRole{
@@ -74,12 +69,7 @@ func TestFilterAgainstTheAPIServer(t *testing.T) {
 	if _, err := kube.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "default", Name: "reader"}},
-	}
-	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	if err := harness.BindClusterRole(ctx, kube, "metrics-reader", "default", "reader"); err != nil {
 		t.Fatal(err)
 	}
 

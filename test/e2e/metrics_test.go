@@ -14,12 +14,6 @@ import (
 	"strings"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
-
 	"keywarden.dev/keywarden/test/harness"
 )
 
@@ -32,24 +26,14 @@ func securedMetrics(e *env) {
 	ctx := context.Background()
 	e.kubectl("apply", "-f", "config/rbac/metrics_reader_role.yaml")
 	token := func(name string) string {
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
-		if _, err := e.kube.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
-			e.t.Fatal(err)
-		}
-		tr, err := e.kube.CoreV1().ServiceAccounts("default").CreateToken(ctx, name,
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		tok, err := harness.ServiceAccountToken(ctx, e.kube, "default", name)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		return tr.Status.Token
+		return tok
 	}
 	scraper, stranger := token("metrics-scraper"), token("stranger")
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "metrics-scraper"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "keywarden-metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "default", Name: "metrics-scraper"}},
-	}
-	if _, err := e.kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	if err := harness.BindClusterRole(ctx, e.kube, "keywarden-metrics-reader", "default", "metrics-scraper"); err != nil {
 		e.t.Fatal(err)
 	}
 
