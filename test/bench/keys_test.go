@@ -141,20 +141,114 @@ func (e *env) prefill(ns string, from, to, workers int) {
 	}
 }
 
-// watcher records the moment a watch first shows each object in a state.
+// stream follows the objects of a list from their current state. It
+// resumes its watch from the last version delivered whenever the API
+// server ends it (the API server's watch cache closes a watcher that falls
+// behind a burst), so that no event is lost; only a resume the API server
+// refuses, or an error it sends, ends the stream early.
+type stream struct {
+	stop context.CancelFunc
+
+	mu sync.Mutex
+	// resumed counts the times the API server ended the watch and it was
+	// resumed where it stopped.
+	resumed int
+	// ended says why the stream failed, if it did; failed is closed then.
+	ended  string
+	failed chan struct{}
+}
+
+// follow starts a stream of list's objects and calls handle, from one
+// goroutine, with each event and the moment it arrived, until handle says
+// it is done, the stream fails or stop is called.
+func (e *env) follow(list client.ObjectList, opts []client.ListOption, handle func(watch.Event, time.Time) (done bool)) *stream {
+	if err := e.c.List(e.ctx, list, append([]client.ListOption{client.Limit(1)}, opts...)...); err != nil {
+		e.t.Fatal(err)
+	}
+	rv := list.GetResourceVersion()
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.t.Cleanup(cancel)
+	open := func() (watch.Interface, error) {
+		return e.c.Watch(ctx, list, append([]client.ListOption{&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}}}, opts...)...)
+	}
+	w, err := open()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := &stream{stop: cancel, failed: make(chan struct{})}
+	go func() {
+		for {
+			done, failure := consume(w, handle, &rv)
+			switch {
+			case failure != "":
+				s.fail(failure)
+				return
+			case done || ctx.Err() != nil:
+				return
+			}
+			if w, err = open(); err != nil {
+				s.fail(fmt.Sprintf("the watch could not resume: %v", err))
+				return
+			}
+			s.mu.Lock()
+			s.resumed++
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// consume passes the events of w to handle until the watch ends or handle
+// is done, keeping in rv the version of the last object delivered. It
+// returns why the watch failed, if the API server sent an error.
+func consume(w watch.Interface, handle func(watch.Event, time.Time) bool, rv *string) (done bool, failure string) {
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		now := time.Now()
+		if ev.Type == watch.Error {
+			return false, fmt.Sprintf("the watch failed: %v", apierrors.FromObject(ev.Object))
+		}
+		if o, ok := ev.Object.(client.Object); ok {
+			*rv = o.GetResourceVersion()
+		}
+		if handle(ev, now) {
+			return true, ""
+		}
+	}
+	return false, ""
+}
+
+func (s *stream) fail(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = why
+	close(s.failed)
+}
+
+// trouble says how often the watch was resumed and why the stream failed,
+// if it did; empty when neither happened.
+func (s *stream) trouble() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out string
+	if s.resumed > 0 {
+		out += fmt.Sprintf(", the watch resumed %d times", s.resumed)
+	}
+	if s.ended != "" {
+		out += " (" + s.ended + ")"
+	}
+	return out
+}
+
+// watcher records the moment a stream first shows each object in a state.
 type watcher struct {
+	*stream
+
 	mu   sync.Mutex
 	seen map[string]time.Time
 	wait map[string]chan struct{}
 	all  chan struct{}
 	want int
-	// resumed counts the times the API server ended the watch and it was
-	// resumed where it stopped.
-	resumed int
-	// ended says why the watch stopped early, if it did; failed is closed
-	// then.
-	ended  string
-	failed chan struct{}
 }
 
 // watchKeys records, for each APIKey of ns, when it is first seen with
@@ -177,66 +271,17 @@ func (e *env) watchSecretDeletions(ns string, want int) *watcher {
 		})
 }
 
-// watchObjects starts a watch from the current state of list, and resumes
-// it from the last version it delivered whenever the API server ends it (a
-// watcher that falls behind a burst is closed by the API server's watch
-// cache), so that no event is lost; only a resume the API server refuses ends
-// the watcher early.
+// watchObjects records when each object of list is first seen matching,
+// until want of them have been.
 func (e *env) watchObjects(list client.ObjectList, opts []client.ListOption, want int, match func(watch.Event) (string, bool)) *watcher {
-	if err := e.c.List(e.ctx, list, append([]client.ListOption{client.Limit(1)}, opts...)...); err != nil {
-		e.t.Fatal(err)
-	}
-	rv := list.GetResourceVersion()
-	ctx, cancel := context.WithCancel(e.ctx)
-	e.t.Cleanup(cancel)
-	open := func() (watch.Interface, error) {
-		return e.c.Watch(ctx, list, append([]client.ListOption{&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}}}, opts...)...)
-	}
-	w, err := open()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	wr := &watcher{seen: map[string]time.Time{}, wait: map[string]chan struct{}{}, all: make(chan struct{}), want: want,
-		failed: make(chan struct{})}
-	go func() {
-		for {
-			if failed := wr.consume(w, match, &rv); failed != "" {
-				wr.end(failed)
-				return
-			}
-			if ctx.Err() != nil || wr.complete() {
-				return
-			}
-			if w, err = open(); err != nil {
-				wr.end(fmt.Sprintf("the watch could not resume: %v", err))
-				return
-			}
-			wr.mu.Lock()
-			wr.resumed++
-			wr.mu.Unlock()
-		}
-	}()
-	return wr
-}
-
-// consume records the matching events of w until it ends, keeping in rv the
-// version of the last object delivered. It returns why the watch failed, if
-// the API server sent an error.
-func (wr *watcher) consume(w watch.Interface, match func(watch.Event) (string, bool), rv *string) string {
-	defer w.Stop()
-	for ev := range w.ResultChan() {
-		now := time.Now()
-		if ev.Type == watch.Error {
-			return fmt.Sprintf("the watch failed: %v", apierrors.FromObject(ev.Object))
-		}
-		if o, ok := ev.Object.(client.Object); ok {
-			*rv = o.GetResourceVersion()
-		}
+	wr := &watcher{seen: map[string]time.Time{}, wait: map[string]chan struct{}{}, all: make(chan struct{}), want: want}
+	wr.stream = e.follow(list, opts, func(ev watch.Event, now time.Time) bool {
 		name, ok := match(ev)
 		if !ok {
-			continue
+			return false
 		}
 		wr.mu.Lock()
+		defer wr.mu.Unlock()
 		if _, dup := wr.seen[name]; !dup {
 			wr.seen[name] = now
 			if ch := wr.wait[name]; ch != nil {
@@ -246,25 +291,9 @@ func (wr *watcher) consume(w watch.Interface, match func(watch.Event) (string, b
 				close(wr.all)
 			}
 		}
-		wr.mu.Unlock()
-	}
-	return ""
-}
-
-// end records why the watch stopped, when it stopped early.
-func (wr *watcher) end(why string) {
-	wr.mu.Lock()
-	defer wr.mu.Unlock()
-	if len(wr.seen) < wr.want {
-		wr.ended = why
-		close(wr.failed)
-	}
-}
-
-func (wr *watcher) complete() bool {
-	wr.mu.Lock()
-	defer wr.mu.Unlock()
-	return len(wr.seen) >= wr.want
+		return len(wr.seen) >= wr.want
+	})
+	return wr
 }
 
 // waitFor returns when name was first seen, waiting up to timeout.
@@ -313,15 +342,9 @@ func (w *watcher) waitAll(timeout time.Duration) (time.Time, bool) {
 // measurement, not a slow one.
 func (w *watcher) String() string {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := fmt.Sprintf("%d of %d", len(w.seen), w.want)
-	if w.resumed > 0 {
-		s += fmt.Sprintf(", the watch resumed %d times", w.resumed)
-	}
-	if w.ended != "" {
-		s += " (" + w.ended + ")"
-	}
-	return s
+	seen := len(w.seen)
+	w.mu.Unlock()
+	return fmt.Sprintf("%d of %d", seen, w.want) + w.trouble()
 }
 
 func (w *watcher) at(name string) (time.Time, bool) {

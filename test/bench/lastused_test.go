@@ -57,36 +57,28 @@ func lastUsed(e *env) {
 	clear(raws)
 	time.Sleep(2 * time.Second) // let the last issuance writes pass
 
-	w, err := e.c.Watch(e.ctx, &keywardenv1alpha1.APIKeyList{}, client.InNamespace(ns))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer w.Stop()
 	var (
 		mu         sync.Mutex
 		writes     = map[string]int{}
 		warmWrites int
-		listed     = map[string]string{} // resourceVersion first seen (the initial list)
 	)
 	start := time.Now()
-	go func() {
-		for ev := range w.ResultChan() {
-			k, ok := ev.Object.(*keywardenv1alpha1.APIKey)
-			if !ok || ev.Type != watch.Modified && ev.Type != watch.Added {
-				continue
-			}
-			mu.Lock()
-			switch _, seen := listed[k.Name]; {
-			case !seen && ev.Type == watch.Added:
-				listed[k.Name] = k.ResourceVersion
-			case time.Since(start) < warm:
-				warmWrites++
-			default:
-				writes[k.Name]++
-			}
-			mu.Unlock()
+	// The stream starts from the keys as they are: every event is a write.
+	st := e.follow(&keywardenv1alpha1.APIKeyList{}, []client.ListOption{client.InNamespace(ns)}, func(ev watch.Event, _ time.Time) bool {
+		k, ok := ev.Object.(*keywardenv1alpha1.APIKey)
+		if !ok || ev.Type != watch.Modified {
+			return false
 		}
-	}()
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(start) < warm {
+			warmWrites++
+		} else {
+			writes[k.Name]++
+		}
+		return false
+	})
+	defer st.stop()
 
 	var requests, invalid atomic.Int64
 	stop := start.Add(warm + d)
@@ -105,6 +97,14 @@ func lastUsed(e *env) {
 		})
 	}
 	wg.Wait()
+	if t := st.trouble(); t != "" {
+		e.t.Logf("the watch that counts writes%s", t)
+	}
+	select {
+	case <-st.failed:
+		e.t.Fatal("the watch that counts writes failed: the count would be short")
+	default:
+	}
 	mu.Lock()
 	total, most := 0, 0
 	for _, c := range writes {
