@@ -23,6 +23,7 @@ import (
 
 	"keywarden.dev/keywarden/controllers"
 	"keywarden.dev/keywarden/internal/metricsauth"
+	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/internal/webhookcert"
 	"keywarden.dev/keywarden/pkg/verify"
 )
@@ -43,6 +44,7 @@ func main() {
 		burst                  int
 		verifier               verifierFlags
 		webhookFlags           webhookOptions
+		sealingSecret          string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
@@ -68,6 +70,7 @@ func main() {
 	flag.StringVar(&webhookFlags.service, "webhook-service", "keywarden-webhook-service", "The webhook's Service, in the manager's namespace, for the self-issued certificate's names.")
 	flag.StringVar(&webhookFlags.config, "webhook-configuration", "keywarden-validating-webhook-configuration", "The ValidatingWebhookConfiguration that receives the self-issued CA.")
 	flag.StringVar(&webhookFlags.secret, "webhook-cert-secret", "keywarden-webhook-cert", "The Secret, in the manager's namespace, that keeps the self-issued certificate.")
+	flag.StringVar(&sealingSecret, "sealing-key-secret", "keywarden-sealing-key", "The Secret, in the manager's namespace, that keeps the keys sealing every key Secret Keywarden writes (created on first start; add a key to rotate).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -80,6 +83,12 @@ func main() {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	ctx := ctrl.SetupSignalHandler()
+
+	seals, err := newSealStore(ctx, cfg, sealingSecret)
+	if err != nil {
+		log.Error(err, "Unable to load the sealing keys")
+		os.Exit(1)
+	}
 
 	// The verifier runs in a manager of its own, without leader election,
 	// so that a replica keeps verifying whatever happens to leadership.
@@ -123,7 +132,7 @@ func main() {
 			view := shared.forManager()
 			mgrOpts.NewCache = func(*rest.Config, cache.Options) (cache.Cache, error) { return view, nil }
 		}
-		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, webhookFlags)
+		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, seals, webhookFlags)
 		switch {
 		case err != nil && rebuilding:
 			// Still cut off from the API server: try again shortly.
@@ -154,7 +163,7 @@ func main() {
 
 // newControllerManager builds the leader-elected manager: the APIKey and
 // APIKeyClass controllers and, when enabled, the webhook.
-func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, wh webhookOptions) (ctrl.Manager, error) {
+func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, seals *seal.Store, wh webhookOptions) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return nil, err
@@ -163,6 +172,7 @@ func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, 
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("keywarden"),
+		Seals:                   seals,
 		MaxConcurrentReconciles: concurrency,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKey controller: %w", err)
@@ -179,6 +189,20 @@ func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, 
 		return nil, err
 	}
 	return mgr, mgr.AddReadyzCheck("readyz", healthz.Ping)
+}
+
+// newSealStore loads the sealing keys from the Secret of that name in the
+// manager's namespace, creating it on first start, so that a missing
+// permission or namespace stops the manager at once.
+func newSealStore(ctx context.Context, cfg *rest.Config, name string) (*seal.Store, error) {
+	direct, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	if err != nil {
+		return nil, err
+	}
+	s := &seal.Store{Client: direct, Secret: types.NamespacedName{Namespace: managerNamespace(), Name: name}}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return s, s.Ensure(ctx)
 }
 
 // newVerifierManager builds the manager that serves verification on every

@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/policy"
+	"keywarden.dev/keywarden/internal/seal"
 )
 
 // APIKeyReconciler issues, keeps, expires and revokes the keys declared by
@@ -36,6 +38,9 @@ type APIKeyReconciler struct {
 	APIReader client.Reader
 	// Recorder emits Kubernetes Events.
 	Recorder events.EventRecorder
+	// Seals seals the Secrets the controller writes and proves the seal of
+	// a Secret before its key is adopted.
+	Seals *seal.Store
 	// Clock is the time source; the real clock when nil.
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
@@ -69,6 +74,9 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.Seals == nil {
+		return errors.New("the APIKey controller needs a sealing-key store")
+	}
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerField,
 		func(o client.Object) []string { return []string{o.(*keywardenv1alpha1.APIKey).Spec.Owner} })
 	if err != nil {
@@ -97,6 +105,9 @@ type pass struct {
 	policy policy.Policy
 	// replaced are the versions of the key the pass's writes replaced.
 	replaced []string
+	// replacedTampered is set once the pass deleted a Secret whose value
+	// Keywarden did not seal.
+	replacedTampered bool
 }
 
 type event struct{ typ, reason, action, note string }

@@ -1,22 +1,29 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -28,6 +35,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/seal"
 )
 
 var _ = Describe("APIKey controller", func() {
@@ -285,7 +293,7 @@ var _ = Describe("APIKey controller", func() {
 		// a reconciler on a direct client, one pass at a time.
 		// byHand returns a reconciler on the direct client, or on c.
 		byHand := func(c client.Client) *APIKeyReconciler {
-			return &APIKeyReconciler{Client: c, APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}}
+			return &APIKeyReconciler{Client: c, APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}
 		}
 		var r *APIKeyReconciler
 		BeforeEach(func() { r = byHand(k8sClient) })
@@ -323,31 +331,140 @@ var _ = Describe("APIKey controller", func() {
 			Expect(after.ResourceVersion).To(Equal(written.ResourceVersion), "the Secret is adopted, never rewritten")
 		})
 
-		It("adopts a pre-existing Secret labelled and owned for this APIKey", func() {
-			k := unmanagedKey("preexisting")
+		It("adopts only a Secret it sealed for this APIKey, whoever wrote the Secret object", func() {
+			// A Secret restored by someone who could read the sealed one
+			// (a backup) holds the same key with the same seal: that is
+			// still the key Keywarden generated for this APIKey.
+			k := unmanagedKey("restored")
 			raw, err := keys.Generate(keys.DefaultPrefix)
 			Expect(err).NotTo(HaveOccurred())
 			rawKeys.add(raw)
-			s := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "preexisting", Labels: map[string]string{
-					"app.kubernetes.io/managed-by": "keywarden", "keywarden.dev/apikey": k.Name, "keywarden.dev/apikey-uid": string(k.UID),
-				}},
-				Type: "keywarden.dev/api-key", Immutable: ptr.To(true),
-				Data: map[string][]byte{"key": []byte(raw)},
-			}
-			Expect(controllerutil.SetControllerReference(k, s, scheme)).To(Succeed())
+			sealed, err := seals.Seal(ctx, k.UID, keys.Hash(raw))
+			Expect(err).NotTo(HaveOccurred())
+			s := plantedSecret(k, raw)
+			s.Annotations = map[string]string{"keywarden.dev/seal": sealed}
 			Expect(k8sClient.Create(ctx, s)).To(Succeed())
 
 			_, err = reconcileOnce(r, k)
 			Expect(err).NotTo(HaveOccurred())
 			got := getKey(ctx, k)
 			Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)))
-			Expect(got.Status.KeyPrefix).To(Equal(raw[:8]))
+			Expect(got.Status.SecretRef.UID).To(Equal(string(s.UID)))
 			Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionTrue))
+		})
+
+		// A principal that may create Secrets in the namespace but not
+		// read them plants a key of its choosing for someone else's
+		// APIKey, dressed as Keywarden dresses its Secrets. None is ever
+		// recorded: each is deleted and a key is generated.
+		DescribeTable("never records a value it did not seal for this APIKey",
+			func(plant func(k *keywardenv1alpha1.APIKey) *corev1.Secret) {
+				k := unmanagedKey("planted-" + rand.String(5))
+				planted := plant(k)
+				planted.Name = k.Name
+				Expect(k8sClient.Create(ctx, planted)).To(Succeed())
+				plantedRaw := string(planted.Data["key"])
+
+				rec := &recordingRecorder{}
+				r.Recorder = rec
+				_, err := reconcileOnce(r, k)
+				Expect(err).NotTo(HaveOccurred())
+
+				got := getKey(ctx, k)
+				Expect(got.Status.KeyHash).NotTo(BeEmpty(), "a key is issued in the same pass")
+				Expect(got.Status.KeyHash).NotTo(Equal(keys.Hash(plantedRaw)))
+				Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+				s, err := readSecret(ctx, ns, k.Name)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(s.UID).NotTo(Equal(planted.UID), "the planted Secret is deleted")
+				Expect(keys.Hash(string(s.Data["key"]))).To(Equal(got.Status.KeyHash))
+				Expect(rec.reasons()).To(ContainElement("SecretTampered"))
+				Expect(rec.notes()).To(ContainElement(ContainSubstring("Secret " + k.Name + " holds a value that Keywarden did not seal")))
+				if plantedRaw != "" {
+					for _, note := range rec.notes() {
+						Expect(keys.Quoted(note, plantedRaw)).To(BeFalse(), "an event quotes the planted value")
+					}
+				}
+			},
+			Entry("dressed like Keywarden's: labels, owner, type, immutable", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				return plantedSecret(k, newRawKey(keys.DefaultPrefix))
+			}),
+			Entry("without Keywarden's labels", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				s := plantedSecret(k, newRawKey(keys.DefaultPrefix))
+				s.Labels = nil
+				return s
+			}),
+			Entry("mutable", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				s := plantedSecret(k, newRawKey(keys.DefaultPrefix))
+				s.Immutable = nil
+				return s
+			}),
+			Entry("of another type", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				s := plantedSecret(k, newRawKey(keys.DefaultPrefix))
+				s.Type = corev1.SecretTypeOpaque
+				return s
+			}),
+			Entry("with the prefix of another class", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				return plantedSecret(k, newRawKey("pdm_"))
+			}),
+			Entry("with a seal made up under the sealing key's ID", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				raw := newRawKey(keys.DefaultPrefix)
+				var sealing corev1.Secret
+				Expect(k8sClient.Get(ctx, seals.Secret, &sealing)).To(Succeed())
+				guess := map[string][]byte{}
+				for id := range sealing.Data {
+					guess[id] = bytes.Repeat([]byte{7}, 32)
+				}
+				forger, err := seal.NewKeyring(guess)
+				Expect(err).NotTo(HaveOccurred())
+				s := plantedSecret(k, raw)
+				s.Annotations = map[string]string{"keywarden.dev/seal": forger.Seal(k.UID, keys.Hash(raw))}
+				return s
+			}),
+			Entry("holding no key", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				s := plantedSecret(k, "")
+				s.Data = map[string][]byte{"password": []byte("hunter2")}
+				return s
+			}),
+			Entry("a copy of another APIKey's Secret, sealed for that one", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
+				other := unmanagedKey("other-" + rand.String(5))
+				_, err := reconcileOnce(r, other)
+				Expect(err).NotTo(HaveOccurred())
+				theirs, err := readSecret(ctx, ns, other.Name)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(theirs.Annotations).To(HaveKey("keywarden.dev/seal"))
+				s := plantedSecret(k, string(theirs.Data["key"]))
+				s.Annotations = theirs.Annotations
+				return s
+			}),
+		)
+
+		It("lets a foreign Secret stand and records nothing from it when it is replaced by a planted one", func() {
+			// The reproduction of the attack: squat the name, read the
+			// APIKey's UID from its stall, plant a Secret owned by it.
+			squat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "squatted"},
+				Data: map[string][]byte{"x": []byte("y")}}
+			Expect(k8sClient.Create(ctx, squat)).To(Succeed())
+			k := unmanagedKey("squatted")
+			_, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			stalled := getKey(ctx, k)
+			Expect(condition(stalled, "Stalled").Reason).To(Equal("SecretConflict"))
+
+			Expect(k8sClient.Delete(ctx, squat)).To(Succeed())
+			chosen := newRawKey(keys.DefaultPrefix)
+			Expect(k8sClient.Create(ctx, plantedSecret(stalled, chosen))).To(Succeed())
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			got := getKey(ctx, k)
+			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			Expect(got.Status.KeyHash).NotTo(Equal(keys.Hash(chosen)))
 		})
 
 		It("replaces a Secret whose value no longer matches the hash, in two recorded steps", func() {
 			k := unmanagedKey("tampered")
+			rec := &recordingRecorder{}
+			r.Recorder = rec
 			_, err := reconcileOnce(r, k)
 			Expect(err).NotTo(HaveOccurred())
 			first := getKey(ctx, k)
@@ -374,6 +491,7 @@ var _ = Describe("APIKey controller", func() {
 			Expect(mid.Status.Phase).To(Equal(keywardenv1alpha1.PhasePending))
 			Expect(condition(mid, "Reconciling").Reason).To(Equal("Reissuing"))
 			Expect(secretGone(ctx, ns, "tampered")()).To(Succeed())
+			Expect(rec.reasons()).To(ContainElement("SecretTampered"))
 
 			By("the second pass issues a new key")
 			_, err = reconcileOnce(r, k)
@@ -385,6 +503,55 @@ var _ = Describe("APIKey controller", func() {
 			Expect(last.Status.KeyHash).NotTo(Equal(first.Status.KeyHash))
 			Expect(last.Status.KeyHash).NotTo(Equal(keys.Hash(other)))
 		})
+
+		// An admission policy that refuses Secrets and quotes their data
+		// in its message, as policy engines often quote the object they
+		// refuse. The message must not carry the key into status, the
+		// pass's error or its events.
+		DescribeTable("never copies an API error that quotes the key",
+			func(reason metav1.StatusReason) {
+				echoSecrets(ctx, ns, reason)
+				k := unmanagedKey("echoed")
+				var tried []string
+				capturing := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
+					Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+						if s, ok := obj.(*corev1.Secret); ok {
+							tried = append(tried, string(s.Data["key"]))
+							rawKeys.add(string(s.Data["key"]))
+						}
+						return c.Create(ctx, obj, opts...)
+					},
+				}))
+				rec := &recordingRecorder{}
+				capturing.Recorder = rec
+				_, passErr := reconcileOnce(capturing, k)
+				Expect(tried).To(HaveLen(1))
+				raw := tried[0]
+				Expect(secretGone(ctx, ns, "echoed")()).To(Succeed())
+
+				got := getKey(ctx, k)
+				Expect(got.Status.KeyHash).To(BeEmpty())
+				status, err := json.Marshal(got.Status)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(keys.Quoted(string(status), raw)).To(BeFalse(), "status quotes the key")
+				ready := condition(got, "Ready")
+				Expect(ready.Message).To(ContainSubstring("Secret echoed"))
+				Expect(ready.Message).To(ContainSubstring("a message that quotes the key and is withheld"))
+				if reason == metav1.StatusReasonInvalid {
+					Expect(passErr).NotTo(HaveOccurred())
+					Expect(condition(got, "Stalled").Reason).To(Equal("SecretInvalid"))
+				} else {
+					Expect(passErr).To(HaveOccurred())
+					Expect(keys.Quoted(passErr.Error(), raw)).To(BeFalse(), "the pass's error quotes the key")
+					Expect(passErr.Error()).To(ContainSubstring("403 Forbidden"))
+				}
+				for _, note := range rec.notes() {
+					Expect(keys.Quoted(note, raw)).To(BeFalse(), "an event quotes the key")
+				}
+			},
+			Entry("refused as invalid: the key stalls", metav1.StatusReasonInvalid),
+			Entry("refused as forbidden: the pass fails and is retried", metav1.StatusReasonForbidden),
+		)
 
 		It("counts a key it has just issued against the owner's limit while the cache lags", func() {
 			class := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{MaxActiveKeysPerOwner: ptr.To[int32](1)})
@@ -456,7 +623,7 @@ var _ = Describe("APIKey controller", func() {
 					return c.Get(ctx, key, obj, opts...)
 				},
 			})
-			later := &APIKeyReconciler{Client: blind, APIReader: counting, Recorder: discardRecorder{},
+			later := &APIKeyReconciler{Client: blind, APIReader: counting, Recorder: discardRecorder{}, Seals: seals,
 				Clock: clocktesting.NewFakeClock(time.Now().Add(2 * time.Hour))}
 
 			By("the pass that expires the key finds the Secret on the API server and deletes it")
@@ -507,6 +674,114 @@ var _ = Describe("APIKey controller", func() {
 		})
 	})
 })
+
+// echoSecrets makes the API server refuse every Secret created in the
+// namespace with a key in its data, with a message that quotes the key,
+// and waits until the policy is in force.
+func echoSecrets(ctx context.Context, ns string, reason metav1.StatusReason) {
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + ns},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionv1.Fail),
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionv1.RuleWithOperations{
+					Operations: []admissionv1.OperationType{admissionv1.Create},
+					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+				},
+			}}},
+			Validations: []admissionv1.Validation{{
+				Expression:        "!has(object.data) || !('key' in object.data)",
+				MessageExpression: "'refused a Secret with key=' + string(object.data['key'])",
+				Reason:            &reason,
+			}},
+		},
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, policy)).To(Succeed())
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + ns},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
+			}},
+		},
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, binding)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) {
+		Expect(k8sClient.Delete(ctx, binding)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, policy)).To(Succeed())
+	})
+	EventuallyWithOffset(1, func() error {
+		probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "probe-"},
+			Data: map[string][]byte{"key": []byte("probe")}}
+		err := k8sClient.Create(ctx, probe)
+		if err == nil {
+			_ = k8sClient.Delete(ctx, probe)
+			return errors.New("the policy is not in force yet")
+		}
+		// Secret data reaches the policy in base64, as in JSON.
+		if !strings.Contains(err.Error(), "refused a Secret with key=cHJvYmU=") {
+			return err
+		}
+		return nil
+	}, 20*time.Second, 200*time.Millisecond).Should(Succeed())
+}
+
+// plantedSecret is a Secret holding raw, made the way Keywarden makes the
+// Secret of k (labels, controller reference, type, immutable) but by
+// someone else, without a seal.
+func plantedSecret(k *keywardenv1alpha1.APIKey, raw string) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name, Labels: map[string]string{
+			"app.kubernetes.io/managed-by": "keywarden", "keywarden.dev/apikey": k.Name, "keywarden.dev/apikey-uid": string(k.UID),
+		}},
+		Type: "keywarden.dev/api-key", Immutable: ptr.To(true),
+		Data: map[string][]byte{"key": []byte(raw)},
+	}
+	ExpectWithOffset(1, controllerutil.SetControllerReference(k, s, scheme)).To(Succeed())
+	return s
+}
+
+// newRawKey generates a well-formed key, recorded for the leak check.
+func newRawKey(prefix string) string {
+	raw, err := keys.Generate(prefix)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	rawKeys.add(raw)
+	return raw
+}
+
+// recordingRecorder keeps the reasons and notes of the events it is given.
+type recordingRecorder struct {
+	mu     sync.Mutex
+	events [][2]string
+}
+
+func (r *recordingRecorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, note string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, [2]string{reason, fmt.Sprintf(note, args...)})
+}
+
+func (r *recordingRecorder) reasons() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e[0])
+	}
+	return out
+}
+
+func (r *recordingRecorder) notes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e[1])
+	}
+	return out
+}
 
 // discardRecorder drops events, for reconcilers driven by hand.
 type discardRecorder struct{}

@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
+	"errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +18,7 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/lifecycle"
+	"keywarden.dev/keywarden/internal/seal"
 )
 
 // conflictRecheck is how often a key stalled on a foreign Secret looks
@@ -70,22 +71,29 @@ func (r *APIKeyReconciler) secretMeta(ctx context.Context, key *keywardenv1alpha
 	return m, nil
 }
 
-// readKey reads the raw key from the Secret through the API server (Secret
-// data is never cached) and returns its hash and display prefix. ok is false
-// when the Secret holds no well-formed key.
-func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.APIKey, uid types.UID) (hash, prefix string, ok bool, err error) {
+// secretKey is what the controller reads of a key's Secret: the hash and
+// display prefix of the key it holds (empty when it holds no well-formed
+// key) and its seal.
+type secretKey struct {
+	hash, prefix, seal string
+}
+
+// readKey reads the key's Secret through the API server (Secret data is
+// never cached). The Secret must still be the one of the given UID.
+func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.APIKey, uid types.UID) (secretKey, error) {
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: secretName(key)}, s); err != nil {
-		return "", "", false, fmt.Errorf("reading Secret %s: %w", secretName(key), err)
+		return secretKey{}, fmt.Errorf("reading Secret %s: %w", secretName(key), err)
 	}
 	if s.UID != uid {
-		return "", "", false, fmt.Errorf("secret %s was replaced while it was read", s.Name)
+		return secretKey{}, fmt.Errorf("secret %s was replaced while it was read", s.Name)
 	}
+	sk := secretKey{seal: s.Annotations[seal.Annotation]}
 	raw := string(s.Data[keywardenv1alpha1.SecretKeyField])
-	if _, err := keys.Parse(raw); err != nil {
-		return "", "", false, nil
+	if _, err := keys.Parse(raw); err == nil {
+		sk.hash, sk.prefix = keys.Hash(raw), keys.DisplayPrefix(raw)
 	}
-	return keys.Hash(raw), keys.DisplayPrefix(raw), true, nil
+	return sk, nil
 }
 
 // deleteSecret deletes the key's Secret if this APIKey owns it; a foreign
@@ -150,14 +158,18 @@ func (r *APIKeyReconciler) reconcileSecret(ctx context.Context, p *pass) (bool, 
 	case st.SecretRef == nil || st.SecretRef.UID != string(m.UID):
 		// Another Secret object than the one recorded: the same key
 		// restored, or a different value.
-		hash, _, ok, err := r.readKey(ctx, p.key, m.UID)
+		// Its value is proven by the recorded hash, not by a seal: the
+		// same key restored (from a backup, say) is the issued key.
+		sk, err := r.readKey(ctx, p.key, m.UID)
 		if err != nil {
 			return true, err
 		}
-		if !ok || hash != st.KeyHash {
+		if sk.hash != st.KeyHash {
 			if err := r.deleteSecretUID(ctx, m); err != nil {
 				return true, err
 			}
+			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Reissue",
+				fmt.Sprintf("Secret %s was replaced by one that does not hold the issued key; it was deleted, the old key is invalid and a new one is issued", m.Name))
 			r.startReissue(p, fmt.Sprintf("Secret %s no longer holds the issued key; the old key is invalid and a new one is being issued", m.Name))
 			return true, nil
 		}
@@ -219,9 +231,11 @@ func (r *APIKeyReconciler) issueInto(ctx context.Context, p *pass, m *metav1.Par
 	return r.issue(ctx, p, m)
 }
 
-// issue records the key of a Secret this APIKey already owns (left by a pass
-// that wrote the Secret but not the status), or generates a new key and
-// writes it into a new, immutable Secret.
+// issue records the key of a Secret this APIKey already owns when Keywarden
+// sealed it for this APIKey (a pass wrote the Secret and stopped before
+// recording the hash), or generates a new key and writes it into a new,
+// immutable, sealed Secret. An owned Secret without a valid seal holds a
+// value someone else chose: it is deleted and never recorded.
 func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.PartialObjectMetadata) error {
 	st := &p.key.Status
 	reissue := hasCondition(p.key, keywardenv1alpha1.ConditionReconciling, keywardenv1alpha1.ReasonReissuing)
@@ -233,33 +247,32 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 		p.outcome.Reason = keywardenv1alpha1.ReasonReissuing
 	}
 
-	var hash, prefix string
+	var sk secretKey
 	var uid types.UID
 	if m != nil {
-		h, pre, ok, err := r.readKey(ctx, p.key, m.UID)
-		if apierrors.IsNotFound(err) {
-			// The cache still shows a Secret that is gone: look again
-			// once it has caught up.
-			p.requeueAfter = 100 * time.Millisecond
-			return nil
-		}
-		if err != nil {
+		var adopted bool
+		var err error
+		switch sk, adopted, err = r.adopt(ctx, p, m); {
+		case err != nil:
 			return err
+		case adopted:
+			uid = m.UID
+		case !p.replacedTampered:
+			return nil // waiting for the cache
 		}
-		if !ok {
-			// Ours but without a usable key: replace it on the next pass.
-			p.requeueAfter = time.Millisecond
-			return r.deleteSecretUID(ctx, m)
-		}
-		hash, prefix, uid = h, pre, m.UID
-	} else {
+	}
+	if uid == "" {
 		raw, err := keys.Generate(p.policy.KeyPrefix)
 		if err != nil {
 			return err
 		}
-		secret := r.newSecret(p.key, raw)
+		sk = secretKey{hash: keys.Hash(raw), prefix: keys.DisplayPrefix(raw)}
+		if sk.seal, err = r.Seals.Seal(ctx, p.key.UID, sk.hash); err != nil {
+			return fmt.Errorf("sealing the Secret: %w", err)
+		}
+		secret := r.newSecret(p.key, raw, sk.seal)
 		if err := r.Create(ctx, secret); err != nil {
-			if apierrors.IsAlreadyExists(err) {
+			if apierrors.IsAlreadyExists(err) && !p.replacedTampered {
 				// A Secret the cache has not seen, or never sees (one
 				// that Keywarden does not manage): adopt it or report
 				// the conflict, as the API server shows it.
@@ -270,21 +283,27 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 				}
 				return r.issueInto(ctx, p, m)
 			}
+			if apierrors.IsAlreadyExists(err) {
+				// The Secret this pass deleted is still going.
+				p.requeueAfter = time.Second
+				return nil
+			}
+			msg := apiErrorAbout(err, raw)
 			if apierrors.IsInvalid(err) {
 				// Retrying cannot help: only a change of the spec can.
 				p.outcome = lifecycle.Outcome{
 					Phase: keywardenv1alpha1.PhasePending, Stalled: true,
 					Reason:  keywardenv1alpha1.ReasonSecretInvalid,
-					Message: fmt.Sprintf("The API server refuses Secret %s: %s", secret.Name, redact(err.Error(), raw)),
+					Message: fmt.Sprintf("The API server refuses Secret %s: %s", secret.Name, msg),
 				}
 				return nil
 			}
-			return fmt.Errorf("creating Secret %s: %s", secret.Name, redact(err.Error(), raw))
+			return fmt.Errorf("creating Secret %s: %s", secret.Name, msg)
 		}
-		hash, prefix, uid = keys.Hash(raw), keys.DisplayPrefix(raw), secret.UID
+		uid = secret.UID
 	}
 
-	st.KeyHash, st.KeyPrefix = hash, prefix
+	st.KeyHash, st.KeyPrefix = sk.hash, sk.prefix
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: secretName(p.key), UID: string(uid)}
 	st.ClassName = p.policy.ClassName
 	if st.IssuedAt == nil {
@@ -299,16 +318,53 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 	setCompliance(p.key, nil) // reconcilePolicy admitted it under its class
 	if reissue {
 		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyReissued, "Issue",
-			fmt.Sprintf("A new key %s... was issued into Secret %s", prefix, st.SecretRef.Name))
+			fmt.Sprintf("A new key %s... was issued into Secret %s", sk.prefix, st.SecretRef.Name))
 	} else {
 		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyIssued, "Issue",
-			fmt.Sprintf("Key %s... was issued into Secret %s", prefix, st.SecretRef.Name))
+			fmt.Sprintf("Key %s... was issued into Secret %s", sk.prefix, st.SecretRef.Name))
 	}
 	return nil
 }
 
-// newSecret builds the immutable Secret that holds a new raw key.
-func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw string) *corev1.Secret {
+// adopt reads an owned Secret found where the key is to be issued. It
+// returns adopted when Keywarden sealed the Secret's key for this APIKey.
+// Otherwise the Secret's value was chosen by someone else (its labels,
+// owner reference, type and format prove nothing): it is deleted, with a
+// SecretTampered event, and the caller generates a new key.
+func (r *APIKeyReconciler) adopt(ctx context.Context, p *pass, m *metav1.PartialObjectMetadata) (secretKey, bool, error) {
+	sk, err := r.readKey(ctx, p.key, m.UID)
+	if apierrors.IsNotFound(err) {
+		// The cache still shows a Secret that is gone: look again
+		// once it has caught up.
+		p.requeueAfter = 100 * time.Millisecond
+		return sk, false, nil
+	}
+	if err != nil {
+		return sk, false, err
+	}
+	if sk.hash != "" {
+		proven, err := r.Seals.Verify(ctx, p.key.UID, sk.hash, sk.seal)
+		if err != nil {
+			return sk, false, fmt.Errorf("checking the seal of Secret %s: %w", m.Name, err)
+		}
+		if proven {
+			return sk, true, nil
+		}
+	}
+	if err := r.deleteSecretUID(ctx, m); err != nil {
+		return sk, false, err
+	}
+	if m.DeletionTimestamp.IsZero() {
+		p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
+			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", m.Name))
+	}
+	p.replacedTampered = true
+	return secretKey{}, false, nil
+}
+
+// newSecret builds the immutable Secret that holds a new raw key, with its
+// seal.
+func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw, sealed string) *corev1.Secret {
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace,
@@ -318,9 +374,11 @@ func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw string) 
 		Immutable: ptr.To(true),
 		Data:      map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
 	}
-	if t := key.Spec.SecretTemplate; t != nil {
-		s.Annotations = copyMap(t.Annotations)
+	s.Annotations = make(map[string]string, 1+len(key.Spec.SecretTemplate.GetAnnotations()))
+	for k, v := range key.Spec.SecretTemplate.GetAnnotations() {
+		s.Annotations[k] = v
 	}
+	s.Annotations[seal.Annotation] = sealed
 	s.Labels = make(map[string]string, 3+len(key.Spec.SecretTemplate.GetLabels()))
 	for k, v := range key.Spec.SecretTemplate.GetLabels() {
 		s.Labels[k] = string(v)
@@ -333,24 +391,22 @@ func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw string) 
 	return s
 }
 
-func copyMap(in map[string]string) map[string]string {
-	if in == nil {
-		return nil
-	}
-	out := make(map[string]string, len(in))
-	for k, v := range in {
-		out[k] = v
-	}
-	return out
-}
-
-// redact removes a raw key from a message that is about to leave the
-// reconciler as an error, a condition or a log line.
-func redact(msg, raw string) string {
-	if raw == "" {
+// apiErrorAbout is the message of an error of the API server on writing a
+// Secret that holds raw. It is kept only when it quotes no part of the key
+// in any encoding (an admission webhook or policy may echo the Secret it
+// refuses): the message leaves the reconciler as a condition, an event or a
+// log line, where no key material may go.
+func apiErrorAbout(err error, raw string) string {
+	msg := err.Error()
+	if !keys.Quoted(msg, raw) {
 		return msg
 	}
-	return strings.ReplaceAll(msg, raw, "[redacted]")
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return fmt.Sprintf("the API server answered %d %s, with a message that quotes the key and is withheld",
+			status.Status().Code, status.Status().Reason)
+	}
+	return "an error whose message quotes the key and is withheld"
 }
 
 // reconcileDelete deletes the key's Secret, then lets the APIKey go.

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/test/harness"
 )
 
@@ -44,6 +46,8 @@ var (
 	managerWG sync.WaitGroup
 	// mgrCache is the suite manager's informer cache.
 	mgrCache cache.Cache
+	// seals is the sealing-key store of every reconciler in the suite.
+	seals *seal.Store
 
 	// logs holds everything the manager logged during the suite.
 	logs syncBuffer
@@ -73,6 +77,9 @@ var _ = BeforeSuite(func() {
 	scheme = NewScheme()
 	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	Expect(harness.CreateManagerNamespace(cfg)).To(Succeed())
+	seals = &seal.Store{Client: k8sClient, Secret: types.NamespacedName{Namespace: harness.ManagerNamespace, Name: "keywarden-sealing-key"}}
+	Expect(seals.Ensure(context.Background())).To(Succeed())
 
 	cacheOpts := CacheOptions()
 	unmanaged, err := labels.Parse("!" + labelUnmanaged)
@@ -93,6 +100,7 @@ var _ = BeforeSuite(func() {
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("keywarden"),
+		Seals:                   seals,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())

@@ -170,9 +170,11 @@ type APIKeyStatus struct {
 	// +optional
 	Phase APIKeyPhase `json:"phase,omitempty"`
 
-	// keyPrefix is the first 8 characters of the raw key, for display.
+	// keyPrefix is the start of the raw key, for display: its first 8
+	// characters, or its class prefix and 4 characters of its body when the
+	// class prefix is longer than 4 characters.
 	// +optional
-	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:MaxLength=16
 	KeyPrefix string `json:"keyPrefix,omitempty"`
 
 	// keyHash is the SHA-256 of the raw key, as sha256:<hex>.
@@ -273,6 +275,15 @@ func (k *APIKey) GetConditions() []metav1.Condition { return k.Status.Conditions
 
 // SetConditions replaces the key's conditions.
 func (k *APIKey) SetConditions(c []metav1.Condition) { k.Status.Conditions = c }
+
+// GetAnnotations returns the template's annotations; nil for a nil
+// template.
+func (t *SecretTemplate) GetAnnotations() map[string]string {
+	if t == nil {
+		return nil
+	}
+	return t.Annotations
+}
 
 // GetLabels returns the template's labels; nil for a nil template.
 func (t *SecretTemplate) GetLabels() map[string]LabelValue {

@@ -79,6 +79,10 @@ const (
 	EventPolicyViolation = "PolicyViolation"
 	// EventSecretConflict: the target Secret belongs to something else.
 	EventSecretConflict = "SecretConflict"
+	// EventSecretTampered: the key's Secret held a value Keywarden did not
+	// seal for the APIKey, or not the issued key; it was deleted and a new
+	// key issued.
+	EventSecretTampered = "SecretTampered"
 )
 
 // Labels, annotations and names the controller uses.

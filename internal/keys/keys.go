@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,8 +35,15 @@ const (
 	// ChecksumLength is the length of the base62 encoding of a CRC32.
 	ChecksumLength = 6
 	// DisplayPrefixLength is how many leading characters of a key are shown
-	// in status and listings.
+	// in status and listings, at least: a key's display prefix always has
+	// DisplayBodyLength characters of its body besides its class prefix.
 	DisplayPrefixLength = 8
+	// DisplayBodyLength is the least number of characters of the body that
+	// a display prefix shows, so that keys of a long class prefix can still
+	// be told apart.
+	DisplayBodyLength = 4
+	// MaxDisplayPrefixLength is the longest display prefix.
+	MaxDisplayPrefixLength = MaxPrefixLength + DisplayBodyLength
 
 	// MinPrefixLength and MaxPrefixLength bound a prefix, '_' included.
 	MinPrefixLength = 2
@@ -215,11 +223,45 @@ func ParseHash(h string) ([sha256.Size]byte, bool) {
 	return sum, true
 }
 
-// DisplayPrefix returns the first DisplayPrefixLength characters of a raw
-// key, the part that status and listings show.
+// DisplayPrefix returns the part of a raw key that status and listings
+// show: its first DisplayPrefixLength characters, or its class prefix and
+// DisplayBodyLength characters of its body when that is longer.
 func DisplayPrefix(raw string) string {
-	if len(raw) < DisplayPrefixLength {
+	n := DisplayPrefixLength
+	if i := strings.LastIndexByte(raw, '_'); i >= 0 && i+1+DisplayBodyLength > n {
+		n = i + 1 + DisplayBodyLength
+	}
+	if len(raw) < n {
 		return raw
 	}
-	return raw[:DisplayPrefixLength]
+	return raw[:n]
+}
+
+// Quoted reports whether text holds the raw key, or its body alone, in the
+// clear, in hex or in base64 (standard or URL alphabet, at any alignment:
+// as an encoding of a larger blob that contains the key holds it). It finds
+// a key echoed back by something that saw it, such as an admission webhook
+// quoting the Secret it refuses.
+func Quoted(text, raw string) bool {
+	if raw == "" || text == "" {
+		return false
+	}
+	needles := []string{raw, hex.EncodeToString([]byte(raw)), strings.ToUpper(hex.EncodeToString([]byte(raw)))}
+	if i := strings.LastIndexByte(raw, '_'); i >= 0 && len(raw)-i-1 >= BodyLength {
+		needles = append(needles, raw[i+1:i+1+BodyLength])
+	}
+	for off := 0; off < 3 && off < len(raw); off++ {
+		// Only whole 3-byte groups encode the same way whatever comes
+		// before and after them.
+		whole := raw[off : off+(len(raw)-off)/3*3]
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			needles = append(needles, enc.EncodeToString([]byte(whole)))
+		}
+	}
+	for _, n := range needles {
+		if len(n) >= 16 && strings.Contains(text, n) {
+			return true
+		}
+	}
+	return false
 }

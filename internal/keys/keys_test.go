@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -166,11 +167,73 @@ func TestHashAndDisplayPrefix(t *testing.T) {
 	if got, want := Hash(raw), "sha256:"+hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("Hash = %q, want %q", got, want)
 	}
-	if got := DisplayPrefix(raw); got != raw[:8] || len(got) != 8 {
-		t.Errorf("DisplayPrefix = %q, want %q", got, raw[:8])
-	}
 	if got := DisplayPrefix("kw_"); got != "kw_" {
 		t.Errorf("DisplayPrefix of a short string = %q", got)
+	}
+}
+
+func TestDisplayPrefixShowsPartOfTheBody(t *testing.T) {
+	const body = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg" + "XXXXXX"
+	for _, tc := range []struct{ prefix, want string }{
+		{"kw_", "kw_01234"},
+		{"pdm_", "pdm_0123"},
+		{"abcde_", "abcde_0123"},
+		{"abcdefghijk_", "abcdefghijk_0123"},
+	} {
+		if got := DisplayPrefix(tc.prefix + body); got != tc.want {
+			t.Errorf("DisplayPrefix with prefix %q = %q, want %q", tc.prefix, got, tc.want)
+		}
+		if len(tc.want) > MaxDisplayPrefixLength {
+			t.Errorf("%q is longer than MaxDisplayPrefixLength", tc.want)
+		}
+	}
+	// Two keys of a class with a 12-character prefix have different
+	// display prefixes.
+	seen := map[string]bool{}
+	for range 20 {
+		raw, err := Generate("abcdefghijk_")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[DisplayPrefix(raw)] = true
+	}
+	if len(seen) < 2 {
+		t.Error("20 keys of a 12-character prefix share one display prefix")
+	}
+}
+
+func TestQuoted(t *testing.T) {
+	raw, err := Generate("kw_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Generate("kw_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := raw[3 : 3+BodyLength]
+	b64 := func(enc *base64.Encoding, s string) string { return enc.EncodeToString([]byte(s)) }
+	for _, tc := range []struct {
+		name, text string
+		want       bool
+	}{
+		{"in the clear", "denied: " + raw + "!", true},
+		{"the body alone", "value ..." + body + "...", true},
+		{"base64, as JSON carries Secret data", `{"data":{"key":"` + b64(base64.StdEncoding, raw) + `"}}`, true},
+		{"base64 URL", b64(base64.URLEncoding, raw), true},
+		{"base64 of a blob, one byte in", b64(base64.StdEncoding, "x"+raw+"y"), true},
+		{"base64 of a blob, two bytes in", b64(base64.StdEncoding, "xy"+raw), true},
+		{"hex", "0x" + hex.EncodeToString([]byte(raw)), true},
+		{"upper-case hex", strings.ToUpper(hex.EncodeToString([]byte(raw))), true},
+		{"another key", "denied: " + other + " " + b64(base64.StdEncoding, other), false},
+		{"the display prefix", "key " + DisplayPrefix(raw) + "... was issued", false},
+		{"nothing", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Quoted(tc.text, raw); got != tc.want {
+				t.Errorf("Quoted = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"keywarden.dev/keywarden/controllers"
 	"keywarden.dev/keywarden/pkg/verify"
+	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/test/harness"
 )
 
@@ -67,10 +68,12 @@ var _ = BeforeSuite(func() {
 		Cache:   controllers.CacheOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
+	Expect(harness.CreateManagerNamespace(cfg)).To(Succeed())
 	Expect((&controllers.APIKeyReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("keywarden"),
+		Seals:     &seal.Store{Client: k8sClient, Secret: types.NamespacedName{Namespace: harness.ManagerNamespace, Name: "keywarden-sealing-key"}},
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	counting := interceptor.NewClient(k8sClient, interceptor.Funcs{

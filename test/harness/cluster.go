@@ -14,6 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -50,6 +54,9 @@ func StartCluster(dir string) (*Cluster, error) {
 	}
 	c := &Cluster{Env: env, Config: cfg, KubectlBin: filepath.Join(env.BinaryAssetsDirectory, "kubectl")}
 	if c.Root, err = RepoRoot(); err != nil {
+		return nil, c.stopAfter(err)
+	}
+	if err := CreateManagerNamespace(cfg); err != nil {
 		return nil, c.stopAfter(err)
 	}
 	user, err := env.ControlPlane.AddUser(envtest.User{Name: "keywarden-admin", Groups: []string{"system:masters"}}, nil)
@@ -126,6 +133,23 @@ type Manager struct {
 	VerifierURL, MetricsURL string
 	exited                  chan struct{}
 	err                     error
+}
+
+// ManagerNamespace is the namespace a manager runs in outside a cluster,
+// as config/default deploys it: it keeps the sealing-key Secret.
+const ManagerNamespace = "keywarden-system"
+
+// CreateManagerNamespace creates ManagerNamespace.
+func CreateManagerNamespace(cfg *rest.Config) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ManagerNamespace}}
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", ManagerNamespace, err)
+	}
+	return nil
 }
 
 // StartManager starts the manager binary against the cluster with its
