@@ -20,6 +20,10 @@ type admissions struct {
 type admittedKey struct {
 	uid       types.UID
 	tentative bool
+	// movedTo is, for an issued key being reassigned, the namespace/owner
+	// it was admitted under: the cache lists the key under its previous
+	// owner until it shows the new grant.
+	movedTo string
 }
 
 // reserve notes that a pass admitted the key and is issuing it.
@@ -30,6 +34,31 @@ func (s *admissions) reserve(nn types.NamespacedName, uid types.UID) {
 		s.m = map[types.NamespacedName]admittedKey{}
 	}
 	s.m[nn] = admittedKey{uid: uid, tentative: true}
+}
+
+// reserveMove notes that a pass admitted an issued key under a new owner
+// (namespace/owner) and is recording the reassignment.
+func (s *admissions) reserveMove(nn types.NamespacedName, uid types.UID, owner string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[types.NamespacedName]admittedKey{}
+	}
+	s.m[nn] = admittedKey{uid: uid, tentative: true, movedTo: owner}
+}
+
+// movedTo returns the UIDs of the keys admitted under the owner
+// (namespace/owner) by a reassignment the cache does not show yet.
+func (s *admissions) movedTo(owner string) []types.UID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []types.UID
+	for _, a := range s.m {
+		if a.movedTo == owner {
+			out = append(out, a.uid)
+		}
+	}
+	return out
 }
 
 // confirm notes that the key's status records it issued; a key not

@@ -62,6 +62,7 @@ func TestAdmitAmong(t *testing.T) {
 		name          string
 		peers         []keywardenv1alpha1.APIKey
 		admitted      map[types.UID]bool
+		moved         []types.UID
 		limit         int
 		ok            bool
 		ahead         int
@@ -97,13 +98,23 @@ func TestAdmitAmong(t *testing.T) {
 			limit: 1, ok: true,
 		},
 		{
+			name:  "a key reassigned to the owner that the cache still lists under its previous owner",
+			peers: []keywardenv1alpha1.APIKey{key("p", younger, issued)}, admitted: map[types.UID]bool{"m": true}, moved: []types.UID{"m"},
+			limit: 2, ahead: 2, wantTentative: true,
+		},
+		{
+			name:  "a reassigned key the cache already lists under the owner counts once",
+			peers: []keywardenv1alpha1.APIKey{key("m", older, issued)}, admitted: map[types.UID]bool{"m": false}, moved: []types.UID{"m"},
+			limit: 2, ok: true, ahead: 1,
+		},
+		{
 			name:  "the key's own admission does not count",
 			peers: []keywardenv1alpha1.APIKey{self, key("p", younger, issued)}, admitted: map[types.UID]bool{"self": true},
 			limit: 1, ahead: 1,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ok, ahead, tentative := admitAmong(holder(&self), tc.peers, tc.admitted, tc.limit)
+			ok, ahead, tentative := admitAmong(holder(&self), tc.peers, tc.admitted, tc.moved, tc.limit)
 			if ok != tc.ok || ahead != tc.ahead || tentative != tc.wantTentative {
 				t.Errorf("admitAmong = %v, %d, %v; want %v, %d, %v", ok, ahead, tentative, tc.ok, tc.ahead, tc.wantTentative)
 			}
@@ -126,8 +137,8 @@ func TestAdmitDecidesAgainAfterATentativePlace(t *testing.T) {
 	}
 	older, younger := newKey("older", t0), newKey("younger", t0.Add(time.Minute))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).
-		WithIndex(&keywardenv1alpha1.APIKey{}, ownerField, func(o client.Object) []string {
-			return []string{o.(*keywardenv1alpha1.APIKey).Spec.Owner}
+		WithIndex(&keywardenv1alpha1.APIKey{}, ownerIndex, func(o client.Object) []string {
+			return []string{ownerOf(o.(*keywardenv1alpha1.APIKey))}
 		}).
 		WithObjects(younger).Build()
 	r := &APIKeyReconciler{Client: c}

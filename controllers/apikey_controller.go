@@ -77,8 +77,8 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Seals == nil {
 		return errors.New("the APIKey controller needs a sealing-key store")
 	}
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerField,
-		func(o client.Object) []string { return []string{o.(*keywardenv1alpha1.APIKey).Spec.Owner} })
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerIndex,
+		func(o client.Object) []string { return []string{ownerOf(o.(*keywardenv1alpha1.APIKey))} })
 	if err != nil {
 		return err
 	}
@@ -97,12 +97,18 @@ type pass struct {
 	key     *keywardenv1alpha1.APIKey
 	now     time.Time
 	outcome lifecycle.Outcome
-	// requeueAfter schedules the next pass for a known moment (an expiry).
+	// requeueAfter schedules the next pass for a known moment (an expiry);
+	// set through requeue.
 	requeueAfter time.Duration
 	// events are emitted once the status that reports them is persisted.
 	events []event
-	// policy is the key's class policy, once resolved.
-	policy policy.Policy
+	// policy is the key's class policy, once resolved, or violation why
+	// it does not resolve.
+	policy    policy.Policy
+	violation *policy.Violation
+	// refused, for an issued key, is the change of its spec that was not
+	// granted.
+	refused *lifecycle.Refusal
 	// replaced are the versions of the key the pass's writes replaced.
 	replaced []string
 	// replacedTampered is set once the pass deleted a Secret whose value
@@ -116,6 +122,14 @@ type event struct{ typ, reason, action, note string }
 // the pass computes from it is what later passes read back.
 func (p *pass) stamp() *metav1.Time {
 	return &metav1.Time{Time: p.now.Truncate(time.Second)}
+}
+
+// requeue schedules the next pass within d at the latest: the earliest
+// wake-up any step of the pass asks for wins.
+func (p *pass) requeue(d time.Duration) {
+	if d > 0 && (p.requeueAfter == 0 || d < p.requeueAfter) {
+		p.requeueAfter = d
+	}
 }
 
 func (p *pass) emit(typ, reason, action, note string) {
@@ -167,7 +181,9 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 	}()
 
-	for _, step := range []phase{r.reconcileTerminal, r.reconcileExpiry, r.reconcilePolicy, r.reconcileSecret} {
+	for _, step := range []phase{
+		r.reconcileTerminal, r.reconcileClass, r.reconcileGrant, r.reconcileExpiry, r.reconcilePolicy, r.reconcileSecret,
+	} {
 		if done, err := step(ctx, p); err != nil || done {
 			return ctrl.Result{}, err
 		}
@@ -180,6 +196,9 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.APIKey, p *pass, err error) error {
 	o := p.outcome
 	o.Err = err
+	if o.Phase == keywardenv1alpha1.PhaseActive {
+		o.Refused = p.refused
+	}
 	lifecycle.SetConditions(&p.key.Status, p.key.Generation, o)
 	if !equality.Semantic.DeepEqual(base.Status, p.key.Status) {
 		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
@@ -195,7 +214,7 @@ func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.A
 			// idempotent. Its events are not emitted, and an admission it
 			// made stands until the next pass decides again.
 			ctrl.LoggerFrom(ctx).V(1).Info("Status changed during the pass; retrying")
-			p.requeueAfter = 100 * time.Millisecond
+			p.requeue(100 * time.Millisecond)
 			return nil
 		default:
 			return kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", perr)})
@@ -266,17 +285,20 @@ func expiredOutcome(at *metav1.Time) lifecycle.Outcome {
 	return lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseExpired, Reason: keywardenv1alpha1.ReasonExpired, Message: msg}
 }
 
-// reconcileExpiry computes the effective expiry, expires the key when it is
-// reached (Expired phase, Secret deleted) and otherwise schedules the pass
-// that will expire it.
+// reconcileExpiry expires the key when its expiry is reached (Expired
+// phase, Secret deleted) and otherwise schedules the pass that will expire
+// it. An issued key's expiry is its granted one; a key not issued yet knows
+// only an absolute spec.expiresAt, and one being reissued keeps its grant's.
 func (r *APIKeyReconciler) reconcileExpiry(ctx context.Context, p *pass) (bool, error) {
 	st := &p.key.Status
-	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt, st.ExpiresAt)
+	if st.IssuedAt == nil {
+		st.ExpiresAt = p.key.Spec.ExpiresAt.DeepCopy()
+	}
 	if !lifecycle.Expired(st.ExpiresAt, p.now) {
 		if st.ExpiresAt != nil {
 			// A little past the moment, so that the pass sees it expired
 			// even if the clocks disagree by a hair.
-			p.requeueAfter = st.ExpiresAt.Sub(p.now) + 10*time.Millisecond
+			p.requeue(st.ExpiresAt.Sub(p.now) + 10*time.Millisecond)
 		}
 		return false, nil
 	}

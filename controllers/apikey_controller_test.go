@@ -292,8 +292,8 @@ var _ = Describe("APIKey controller", func() {
 		// These keys are outside the suite manager's cache; the test runs
 		// a reconciler on a direct client, one pass at a time.
 		// byHand returns a reconciler on the direct client, or on c.
-		byHand := func(c client.Client) *APIKeyReconciler {
-			return &APIKeyReconciler{Client: c, APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}
+		byHand := func(c client.WithWatch) *APIKeyReconciler {
+			return &APIKeyReconciler{Client: withOwnerIndex(c), APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}
 		}
 		var r *APIKeyReconciler
 		BeforeEach(func() { r = byHand(k8sClient) })
@@ -623,7 +623,7 @@ var _ = Describe("APIKey controller", func() {
 					return c.Get(ctx, key, obj, opts...)
 				},
 			})
-			later := &APIKeyReconciler{Client: blind, APIReader: counting, Recorder: discardRecorder{}, Seals: seals,
+			later := &APIKeyReconciler{Client: withOwnerIndex(blind), APIReader: counting, Recorder: discardRecorder{}, Seals: seals,
 				Clock: clocktesting.NewFakeClock(time.Now().Add(2 * time.Hour))}
 
 			By("the pass that expires the key finds the Secret on the API server and deletes it")
@@ -781,6 +781,30 @@ func (r *recordingRecorder) notes() []string {
 		out = append(out, e[1])
 	}
 	return out
+}
+
+// withOwnerIndex serves, on a client that reads the API server, the owner
+// index that the manager's cache keeps (ownerIndex), by listing the
+// namespace and keeping the keys that count against the owner.
+func withOwnerIndex(c client.WithWatch) client.WithWatch {
+	return interceptor.NewClient(c, interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			lo := (&client.ListOptions{}).ApplyOptions(opts)
+			keys, ok := list.(*keywardenv1alpha1.APIKeyList)
+			if !ok || lo.FieldSelector == nil {
+				return c.List(ctx, list, opts...)
+			}
+			owner, found := lo.FieldSelector.RequiresExactMatch(ownerIndex)
+			if !found {
+				return c.List(ctx, list, opts...)
+			}
+			if err := c.List(ctx, keys, client.InNamespace(lo.Namespace)); err != nil {
+				return err
+			}
+			keys.Items = slices.DeleteFunc(keys.Items, func(k keywardenv1alpha1.APIKey) bool { return ownerOf(&k) != owner })
+			return nil
+		},
+	})
 }
 
 // discardRecorder drops events, for reconcilers driven by hand.

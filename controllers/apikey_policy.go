@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,35 +18,102 @@ import (
 	"keywarden.dev/keywarden/internal/policy"
 )
 
-// ownerField indexes APIKeys by spec.owner, in the cache and (as a
-// selectable field of the CRD) in the API server.
-const ownerField = "spec.owner"
+// ownerIndex indexes the cached APIKeys by the owner whose active-key
+// limit they count against: the granted owner of an issued key, the
+// declared owner of a key not issued yet.
+const ownerIndex = "keywarden.dev/owner"
 
-// reconcilePolicy resolves the key's class and, for a key not issued yet,
-// enforces it: a key the class does not allow is Stalled with the rule's
-// reason, and a key over its owner's active-key limit is Refused. For an
-// issued key it only reports, in ClassCompliant, whether the key still fits.
-func (r *APIKeyReconciler) reconcilePolicy(ctx context.Context, p *pass) (bool, error) {
-	k := p.key
+// ownerOf is the owner a key counts against.
+func ownerOf(k *keywardenv1alpha1.APIKey) string {
+	if k.Status.KeyHash != "" && k.Status.Owner != "" {
+		return k.Status.Owner
+	}
+	return k.Spec.Owner
+}
+
+// reconcileClass resolves the policy that applies to the key: for a key not
+// issued yet, the class its spec names or the default class; for an issued
+// key, the class its spec names or the one it was issued under.
+func (r *APIKeyReconciler) reconcileClass(ctx context.Context, p *pass) (bool, error) {
 	var classes keywardenv1alpha1.APIKeyClassList
 	if err := r.List(ctx, &classes); err != nil {
 		return true, fmt.Errorf("listing APIKeyClasses: %w", err)
 	}
-	pol, v := policy.Resolve(k.Spec.ClassName, classes.Items)
-	if v == nil {
-		p.policy = pol
-		k.Status.Scopes = pol.EffectiveScopes(&k.Spec)
-	}
-
+	k := p.key
 	if k.Status.KeyHash != "" {
-		if v == nil {
-			v = pol.Check(&k.Spec, k.Status.IssuedAt.Time)
-		}
-		setCompliance(k, v)
+		p.policy, p.violation = policy.ResolveIssued(&k.Spec, policy.Granted(&k.Spec, &k.Status), classes.Items)
+	} else {
+		p.policy, p.violation = policy.Resolve(k.Spec.ClassName, classes.Items)
+	}
+	return false, nil
+}
+
+// reconcileGrant decides, for an issued key, whether its grant (recorded
+// in status, the only thing the verifier reads) follows a change of its
+// spec: each part the class and the owner's limit allow is granted (event
+// GrantChanged), each other part keeps its granted value and is reported
+// in Stalled while the key stays Ready. It also records whether the grant
+// still fits its class (ClassCompliant). A key issued before grants were
+// recorded gets the grant its spec gave it then, with no new key.
+func (r *APIKeyReconciler) reconcileGrant(ctx context.Context, p *pass) (bool, error) {
+	k := p.key
+	st := &k.Status
+	if st.KeyHash == "" {
 		return false, nil
 	}
+	granted := policy.Granted(&k.Spec, st)
+	var roomErr error
+	d := policy.Decide(granted, &k.Spec, p.policy, p.violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
+		v, err := r.roomFor(ctx, p, owner)
+		roomErr = err
+		return v
+	})
+	if roomErr != nil {
+		return true, roomErr
+	}
+	d.Grant.Record(st)
+	if len(d.Changes) > 0 {
+		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventGrantChanged, "Grant",
+			"The key's grant changed: "+strings.Join(d.Changes, ", "))
+	}
+	if v := d.Refused; v != nil {
+		p.refused = &lifecycle.Refusal{Reason: v.Reason, Message: v.Message}
+		if v.Reason == keywardenv1alpha1.ReasonActiveKeyLimit {
+			// Room under the new owner's limit sends no event to this
+			// key (it counts against its granted owner): look again.
+			p.requeue(limitRecheck)
+		}
+		if c := apimeta.FindStatusCondition(st.Conditions, keywardenv1alpha1.ConditionStalled); c == nil || c.Message != v.Message {
+			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventGrantChangeRefused, "Grant",
+				"A change of the key's spec was refused and the key keeps its grant: "+v.Message)
+		}
+	}
+	v := p.violation
 	if v == nil {
-		v = pol.Check(&k.Spec, p.now)
+		if v = p.policy.CheckAccess(d.Grant.Role, d.Grant.Scopes); v == nil {
+			v = p.policy.CheckExpiry(d.Grant.ExpiresAt, st.IssuedAt.Time)
+		}
+	}
+	setCompliance(k, v)
+	return false, nil
+}
+
+// reconcilePolicy enforces, for a key not issued yet, its class: a key the
+// class does not allow is Stalled with the rule's reason, and a key over
+// its owner's active-key limit is Refused. A key being reissued is judged
+// like a new key issued when it first was.
+func (r *APIKeyReconciler) reconcilePolicy(ctx context.Context, p *pass) (bool, error) {
+	k := p.key
+	if k.Status.KeyHash != "" {
+		return false, nil
+	}
+	v := p.violation
+	if v == nil {
+		issuedAt := p.now
+		if k.Status.IssuedAt != nil {
+			issuedAt = k.Status.IssuedAt.Time
+		}
+		v = p.policy.Check(&k.Spec, issuedAt)
 	}
 	if v != nil {
 		if !hasCondition(k, keywardenv1alpha1.ConditionStalled, v.Reason) {
@@ -66,23 +134,24 @@ func (r *APIKeyReconciler) reconcilePolicy(ctx context.Context, p *pass) (bool, 
 // decided again shortly, in case that issuance fails.
 func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 	k := p.key
-	unlock := r.owners.lock(k.Namespace + "/" + k.Spec.Owner)
+	owner := k.Namespace + "/" + k.Spec.Owner
+	unlock := r.owners.lock(owner)
 	defer unlock()
-	admitted := r.admitted.snapshot()
+	admitted, moved := r.admitted.snapshot(), r.admitted.movedTo(owner)
 	var peers keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
+	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: k.Spec.Owner}); err != nil {
 		return true, fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err)
 	}
 	limit := p.policy.MaxActiveKeysPerOwner
-	ok, ahead, tentative := admitAmong(holder(k), peers.Items, admitted, limit)
+	ok, ahead, tentative := admitAmong(holder(k), peers.Items, admitted, moved, limit)
 	if !ok {
-		msg := fmt.Sprintf("owner %s already holds %d active keys (limit %d); the key is issued once one of them expires, is revoked or is deleted", k.Spec.Owner, ahead, limit)
+		v := policy.LimitViolation(k.Spec.Owner, k.Namespace, ahead, limit)
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
-			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", msg)
+			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", v.Message)
 		}
-		p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseRefused, Stalled: true, Reason: keywardenv1alpha1.ReasonActiveKeyLimit, Message: msg}
+		p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseRefused, Stalled: true, Reason: v.Reason, Message: v.Message}
 		if tentative {
-			p.requeueAfter = admissionRecheck
+			p.requeue(admissionRecheck)
 		}
 		return true, nil
 	}
@@ -90,17 +159,53 @@ func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 	return false, nil
 }
 
+// roomFor decides, like admit, whether an issued key may be reassigned to
+// the owner, and reserves its place under that owner when it may.
+func (r *APIKeyReconciler) roomFor(ctx context.Context, p *pass, owner string) (*policy.Violation, error) {
+	k := p.key
+	ownerKey := k.Namespace + "/" + owner
+	unlock := r.owners.lock(ownerKey)
+	defer unlock()
+	admitted, moved := r.admitted.snapshot(), r.admitted.movedTo(ownerKey)
+	var peers keywardenv1alpha1.APIKeyList
+	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: owner}); err != nil {
+		return nil, fmt.Errorf("listing the keys of owner %s: %w", owner, err)
+	}
+	limit := p.policy.MaxActiveKeysPerOwner
+	if ok, ahead, _ := admitAmong(holder(k), peers.Items, admitted, moved, limit); !ok {
+		return policy.LimitViolation(owner, k.Namespace, ahead, limit), nil
+	}
+	r.admitted.reserveMove(client.ObjectKeyFromObject(k), k.UID, ownerKey)
+	return nil, nil
+}
+
+// limitRecheck is when an issued key whose reassignment the new owner's
+// limit refused is decided again.
+const limitRecheck = time.Minute
+
 // admissionRecheck is when a key refused while one of its owner's keys was
 // still being issued is decided again.
 const admissionRecheck = 2 * time.Second
 
 // admitAmong applies the active-key limit to a key given its owner's keys
-// (which may include the key itself; policy.Admit skips it) and the keys
+// (which may include the key itself; policy.Admit skips it), the keys
 // this process admitted, by UID (true while still being issued), which
-// count as issued whatever the peers' status says. tentative reports that
+// count as issued whatever the peers' status says, and the issued keys
+// this process reassigned to the owner, which the peers may not list yet. tentative reports that
 // a refusal counted a key still being issued.
-func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, admitted map[types.UID]bool, limit int) (ok bool, ahead int, tentative bool) {
-	others := make([]policy.Holder, 0, len(peers))
+func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, admitted map[types.UID]bool, moved []types.UID, limit int) (ok bool, ahead int, tentative bool) {
+	others := make([]policy.Holder, 0, len(peers)+len(moved))
+	listed := make(map[types.UID]bool, len(peers))
+	for i := range peers {
+		listed[peers[i].UID] = true
+	}
+	for _, uid := range moved {
+		// Reassigned to this owner, listed under the previous one.
+		if !listed[uid] && uid != self.UID {
+			others = append(others, policy.Holder{UID: uid, Issued: true})
+			tentative = tentative || admitted[uid]
+		}
+	}
 	for i := range peers {
 		h := holder(&peers[i])
 		being, in := admitted[h.UID]
@@ -164,7 +269,7 @@ func (r *APIKeyReconciler) refusedPeers(ctx context.Context, obj client.Object) 
 		return nil
 	}
 	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: ownerOf(k)}); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request

@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -195,7 +195,7 @@ func (r *APIKeyReconciler) stallOnConflict(p *pass, m *metav1.PartialObjectMetad
 		Reason:  keywardenv1alpha1.ReasonSecretConflict,
 		Message: msg,
 	}
-	p.requeueAfter = conflictRecheck
+	p.requeue(conflictRecheck)
 }
 
 // hasCondition reports whether the key's condition of the given type is True
@@ -217,7 +217,7 @@ func (r *APIKeyReconciler) startReissue(p *pass, msg string) {
 		Reason:      keywardenv1alpha1.ReasonReissuing,
 		Message:     msg,
 	}
-	p.requeueAfter = time.Millisecond
+	p.requeue(time.Millisecond)
 }
 
 // issueInto issues the key into the Secret of the given metadata (nil when
@@ -278,14 +278,14 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 				// the conflict, as the API server shows it.
 				m, err := r.secretMeta(ctx, p.key, r.APIReader)
 				if err != nil || m == nil {
-					p.requeueAfter = time.Millisecond
+					p.requeue(time.Millisecond)
 					return err
 				}
 				return r.issueInto(ctx, p, m)
 			}
 			if apierrors.IsAlreadyExists(err) {
 				// The Secret this pass deleted is still going.
-				p.requeueAfter = time.Second
+				p.requeue(time.Second)
 				return nil
 			}
 			msg := apiErrorAbout(err, raw)
@@ -305,14 +305,15 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 
 	st.KeyHash, st.KeyPrefix = sk.hash, sk.prefix
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: secretName(p.key), UID: string(uid)}
-	st.ClassName = p.policy.ClassName
+	// The grant: what reconcilePolicy admitted. A reissued key keeps its
+	// issuance time and, unless its spec names one, its expiry.
+	recorded := st.ExpiresAt
 	if st.IssuedAt == nil {
-		st.IssuedAt = p.stamp()
-		st.ExpiresAt = p.policy.ExpiresAt(&p.key.Spec, st.IssuedAt.Time)
+		st.IssuedAt, recorded = p.stamp(), nil
 	}
-	st.ExpiresAt = lifecycle.ExpiresAt(&p.key.Spec, st.IssuedAt, st.ExpiresAt)
+	p.policy.Issue(&p.key.Spec, st.IssuedAt.Time, recorded).Record(st)
 	if st.ExpiresAt != nil {
-		p.requeueAfter = st.ExpiresAt.Sub(p.now) + 10*time.Millisecond
+		p.requeue(st.ExpiresAt.Sub(p.now) + 10*time.Millisecond)
 	}
 	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseActive}
 	setCompliance(p.key, nil) // reconcilePolicy admitted it under its class
@@ -336,7 +337,7 @@ func (r *APIKeyReconciler) adopt(ctx context.Context, p *pass, m *metav1.Partial
 	if apierrors.IsNotFound(err) {
 		// The cache still shows a Secret that is gone: look again
 		// once it has caught up.
-		p.requeueAfter = 100 * time.Millisecond
+		p.requeue(100 * time.Millisecond)
 		return sk, false, nil
 	}
 	if err != nil {

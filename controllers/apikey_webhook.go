@@ -47,12 +47,17 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardenv1alph
 	return nil, v.checkLimit(ctx, k, pol)
 }
 
-// ValidateUpdate checks what the update changes: the class's rules when the
-// role, scopes, expiry or class change, the limit when the owner changes.
-// Revoking is always allowed.
+// ValidateUpdate checks what the update changes. For a key not issued yet:
+// the class's rules when the role, scopes, expiry or class change, the
+// limit when the owner changes. For an issued key: the change as the
+// controller would judge it against the key's grant (policy.Decide), with
+// the same message. Revoking is always allowed.
 func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardenv1alpha1.APIKey) (admission.Warnings, error) {
 	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() {
 		return nil, nil
+	}
+	if old.Status.KeyHash != "" && old.Status.IssuedAt != nil {
+		return nil, v.checkGrant(ctx, old, k)
 	}
 	o, n := old.Spec, k.Spec
 	policyFields := o.Role != n.Role || o.ClassName != n.ClassName || !slices.Equal(o.Scopes, n.Scopes) ||
@@ -72,18 +77,22 @@ func (v *APIKeyValidator) ValidateDelete(context.Context, *keywardenv1alpha1.API
 	return nil, nil
 }
 
-func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.APIKey) (policy.Policy, error) {
+func (v *APIKeyValidator) classes(ctx context.Context) ([]keywardenv1alpha1.APIKeyClass, error) {
 	var classes keywardenv1alpha1.APIKeyClassList
 	if err := v.Client.List(ctx, &classes); err != nil {
-		return policy.Policy{}, apierrors.NewInternalError(fmt.Errorf("listing APIKeyClasses: %w", err))
+		return nil, apierrors.NewInternalError(fmt.Errorf("listing APIKeyClasses: %w", err))
 	}
-	pol, viol := policy.Resolve(k.Spec.ClassName, classes.Items)
+	return classes.Items, nil
+}
+
+func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.APIKey) (policy.Policy, error) {
+	classes, err := v.classes(ctx)
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	pol, viol := policy.Resolve(k.Spec.ClassName, classes)
 	if viol == nil {
-		now := time.Now
-		if v.Now != nil {
-			now = v.Now
-		}
-		viol = pol.Check(&k.Spec, now())
+		viol = pol.Check(&k.Spec, v.now())
 	}
 	if viol != nil {
 		return pol, apierrors.NewBadRequest(viol.Message)
@@ -91,22 +100,64 @@ func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.A
 	return pol, nil
 }
 
+// checkGrant refuses a change of an issued key's spec that the controller
+// would not grant.
+func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alpha1.APIKey) error {
+	classes, err := v.classes(ctx)
+	if err != nil {
+		return err
+	}
+	granted := policy.Granted(&old.Spec, &old.Status)
+	pol, viol := policy.ResolveIssued(&k.Spec, granted, classes)
+	var listErr error
+	d := policy.Decide(granted, &k.Spec, pol, viol, old.Status.IssuedAt.Time, func(owner string) *policy.Violation {
+		limitViol, err := v.limit(ctx, k, owner, pol)
+		listErr = err
+		return limitViol
+	})
+	switch {
+	case listErr != nil:
+		return listErr
+	case d.Refused != nil:
+		return apierrors.NewBadRequest(d.Refused.Message)
+	}
+	return nil
+}
+
 func (v *APIKeyValidator) checkLimit(ctx context.Context, k *keywardenv1alpha1.APIKey, pol policy.Policy) error {
 	if k.Spec.Revoked {
 		return nil
 	}
+	viol, err := v.limit(ctx, k, k.Spec.Owner, pol)
+	if err != nil {
+		return err
+	}
+	if viol != nil {
+		return apierrors.NewBadRequest(viol.Message)
+	}
+	return nil
+}
+
+// limit reports whether the owner has room for the key under its limit.
+func (v *APIKeyValidator) limit(ctx context.Context, k *keywardenv1alpha1.APIKey, owner string, pol policy.Policy) (*policy.Violation, error) {
 	var peers keywardenv1alpha1.APIKeyList
-	if err := v.Client.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerField: k.Spec.Owner}); err != nil {
-		return apierrors.NewInternalError(fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err))
+	if err := v.Client.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: owner}); err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("listing the keys of owner %s: %w", owner, err))
 	}
 	self := holder(k)
 	if self.Created.IsZero() {
 		// A new key queues after every key that exists.
-		self.Created = time.Now().Add(time.Hour)
+		self.Created = v.now().Add(time.Hour)
 	}
-	if ok, ahead, _ := admitAmong(self, peers.Items, nil, pol.MaxActiveKeysPerOwner); !ok {
-		return apierrors.NewBadRequest(fmt.Sprintf("owner %s already holds %d active keys (limit %d) in namespace %s; revoke or delete one first",
-			k.Spec.Owner, ahead, pol.MaxActiveKeysPerOwner, k.Namespace))
+	if ok, ahead, _ := admitAmong(self, peers.Items, nil, nil, pol.MaxActiveKeysPerOwner); !ok {
+		return policy.LimitViolation(owner, k.Namespace, ahead, pol.MaxActiveKeysPerOwner), nil
 	}
-	return nil
+	return nil, nil
+}
+
+func (v *APIKeyValidator) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
 }

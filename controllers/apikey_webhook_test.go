@@ -70,7 +70,7 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		waitReady(ctx, first)
 		waitReady(ctx, second)
 		Eventually(func() error { return k8sClient.Create(ctx, key("three", nil)) }).Should(MatchError(
-			`admission webhook "vapikey.keywarden.dev" denied the request: owner web-team@example.com already holds 2 active keys (limit 2) in namespace ` + ns + `; revoke or delete one first`))
+			`admission webhook "vapikey.keywarden.dev" denied the request: owner web-team@example.com already holds 2 active keys (limit 2) in namespace ` + ns + `; revoke or delete one of them first`))
 
 		By("changing a key's role to one the class does not allow")
 		bad := getKey(ctx, first)
@@ -83,5 +83,32 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		Expect(k8sClient.Patch(ctx, first, patch)).To(Succeed())
 		waitPhase(ctx, first, keywardenv1alpha1.PhaseRevoked, 10*time.Second)
 		Eventually(func() error { return k8sClient.Create(ctx, key("three", nil)) }).Should(Succeed())
+	})
+
+	It("refuses a change of an issued key with the controller's message", func() {
+		mine := key("mine", func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "me@example.com" })
+		Expect(k8sClient.Create(ctx, mine)).To(Succeed())
+		waitReady(ctx, mine)
+		theirs := []*keywardenv1alpha1.APIKey{key("theirs-1", nil), key("theirs-2", nil)}
+		for _, k := range theirs {
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			waitReady(ctx, k)
+		}
+
+		By("a reassignment to an owner without room")
+		moved := getKey(ctx, mine)
+		moved.Spec.Owner = "web-team@example.com"
+		want := "owner web-team@example.com already holds 2 active keys (limit 2) in namespace " + ns + "; revoke or delete one of them first"
+		Eventually(func() error { return k8sClient.Update(ctx, moved) }).Should(MatchError(`admission webhook "vapikey.keywarden.dev" denied the request: ` + want))
+
+		By("an expiry past the class's maximum from issuance")
+		later := getKey(ctx, mine)
+		later.Spec.ExpiresAt = &metav1.Time{Time: later.Status.IssuedAt.Add(721 * time.Hour)}
+		denied(k8sClient.Update(ctx, later), fmt.Sprintf(`lifetime 721h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`, c.Name))
+
+		By("an expiry brought forward, which is always granted")
+		sooner := getKey(ctx, mine)
+		sooner.Spec.ExpiresAt = &metav1.Time{Time: sooner.Status.IssuedAt.Add(time.Hour)}
+		Expect(k8sClient.Update(ctx, sooner)).To(Succeed())
 	})
 })

@@ -190,7 +190,23 @@ type APIKeyStatus struct {
 	// +optional
 	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
 
-	// expiresAt is the effective expiry: spec.expiresAt, or issuedAt plus
+	// The key's grant: owner, role, scopes, expiresAt and className are
+	// what the controller admitted under the key's class when it issued the
+	// key, and since then each change of the spec it admitted. The verifier
+	// answers from them alone, never from spec. A change it refused leaves
+	// them as they were, and the Stalled condition says why.
+
+	// owner is the owner the key is granted to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Owner string `json:"owner,omitempty"`
+
+	// role is the role the key is granted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Role string `json:"role,omitempty"`
+
+	// expiresAt is the key's expiry: spec.expiresAt, or issuedAt plus
 	// spec.lifetime, or issuedAt plus the class's default lifetime.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
@@ -201,7 +217,7 @@ type APIKeyStatus struct {
 	// +kubebuilder:validation:MaxLength=253
 	ClassName string `json:"className,omitempty"`
 
-	// scopes are the key's effective scopes: spec.scopes, or, when it names
+	// scopes are the key's granted scopes: spec.scopes, or, when it names
 	// none, all the scopes its class grants to its role.
 	// +optional
 	// +listType=set

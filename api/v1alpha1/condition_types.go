@@ -10,7 +10,9 @@ const (
 	// the declared state.
 	ConditionReconciling = "Reconciling"
 	// ConditionStalled is True when the controller cannot make progress
-	// without a change from a person.
+	// without a change from a person. On an issued key that stays Ready, it
+	// reports a change of the spec that was refused: the key keeps its
+	// previous grant.
 	ConditionStalled = "Stalled"
 	// ConditionClassCompliant is False when an issued key no longer fits
 	// its class (the class changed after issuance). It does not affect
@@ -79,6 +81,12 @@ const (
 	EventPolicyViolation = "PolicyViolation"
 	// EventSecretConflict: the target Secret belongs to something else.
 	EventSecretConflict = "SecretConflict"
+	// EventGrantChanged: a change of an issued key's spec was admitted and
+	// its grant changed; the note names what changed.
+	EventGrantChanged = "GrantChanged"
+	// EventGrantChangeRefused: a change of an issued key's spec was refused;
+	// the key keeps its grant.
+	EventGrantChangeRefused = "GrantChangeRefused"
 	// EventSecretTampered: the key's Secret held a value Keywarden did not
 	// seal for the APIKey, or not the issued key; it was deleted and a new
 	// key issued.

@@ -49,8 +49,18 @@ type Outcome struct {
 	Progressing bool
 	// Stalled is set when only a person can resolve the situation.
 	Stalled bool
+	// Refused, for an Active key, says why a change of its spec was
+	// refused: the key stays Ready with its previous grant, and Stalled
+	// reports the refusal, so that kubectl and GitOps tools show that the
+	// declared state is not in effect.
+	Refused *Refusal
 	// Err is a transient error; the pass is retried with backoff.
 	Err error
+}
+
+// Refusal is a refused change: a condition reason and a message.
+type Refusal struct {
+	Reason, Message string
 }
 
 // SetConditions writes the Ready, Reconciling and Stalled conditions and the
@@ -91,8 +101,14 @@ func SetConditions(status *keywardenv1alpha1.APIKeyStatus, generation int64, o O
 		if msg == "" {
 			msg = "The key is issued and its Secret is in place"
 		}
-		set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued, msg)
 		remove(keywardenv1alpha1.ConditionReconciling)
+		if o.Refused != nil {
+			set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued,
+				msg+"; it keeps its previous grant, as a change of its spec was refused (see Stalled)")
+			set(keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue, o.Refused.Reason, o.Refused.Message)
+			break
+		}
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued, msg)
 		remove(keywardenv1alpha1.ConditionStalled)
 	default:
 		// A terminal phase (Expired, Revoked): nothing more to do, and not

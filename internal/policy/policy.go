@@ -119,26 +119,63 @@ func AmbiguousDefaultMessage(defaults []*keywardenv1alpha1.APIKeyClass) string {
 // Check reports the first rule of the policy that the key breaks, for a key
 // that would be issued at issuedAt: its role, its scopes, its lifetime.
 func (p Policy) Check(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) *Violation {
-	if p.Roles != nil {
-		allowed, ok := p.Roles[spec.Role]
-		if !ok {
-			return &Violation{keywardenv1alpha1.ReasonRoleNotAllowed,
-				fmt.Sprintf("role %q is not allowed by %s; allowed roles: %s", spec.Role, p.describe(), strings.Join(p.roleNames(), ", "))}
-		}
-		for _, s := range spec.Scopes {
-			if !slices.Contains(allowed, s) {
-				return &Violation{keywardenv1alpha1.ReasonScopeNotAllowed,
-					fmt.Sprintf("scope %q is not allowed for role %q by %s", s, spec.Role, p.describe())}
-			}
-		}
+	if v := p.CheckAccess(spec.Role, spec.Scopes); v != nil {
+		return v
 	}
 	if p.MaxLifetime > 0 {
 		if lt := p.lifetime(spec, issuedAt); lt > p.MaxLifetime {
-			return &Violation{keywardenv1alpha1.ReasonLifetimeExceedsMax,
-				fmt.Sprintf("lifetime %s exceeds the maximum of %s set by %s", lt.Round(time.Second), p.MaxLifetime, p.describe())}
+			return p.lifetimeViolation(lt)
 		}
 	}
 	return nil
+}
+
+// CheckAccess reports whether the policy lets a key have the role and the
+// scopes.
+func (p Policy) CheckAccess(role string, scopes []keywardenv1alpha1.Scope) *Violation {
+	if p.Roles == nil {
+		return nil
+	}
+	allowed, ok := p.Roles[role]
+	if !ok {
+		return &Violation{keywardenv1alpha1.ReasonRoleNotAllowed,
+			fmt.Sprintf("role %q is not allowed by %s; allowed roles: %s", role, p.describe(), strings.Join(p.roleNames(), ", "))}
+	}
+	for _, s := range scopes {
+		if !slices.Contains(allowed, s) {
+			return &Violation{keywardenv1alpha1.ReasonScopeNotAllowed,
+				fmt.Sprintf("scope %q is not allowed for role %q by %s", s, role, p.describe())}
+		}
+	}
+	return nil
+}
+
+// CheckExpiry reports whether a key issued at issuedAt may live until
+// expiresAt (nil: never expire) under the policy's maxLifetime.
+func (p Policy) CheckExpiry(expiresAt *metav1.Time, issuedAt time.Time) *Violation {
+	if p.MaxLifetime == 0 {
+		return nil
+	}
+	if expiresAt == nil {
+		return &Violation{keywardenv1alpha1.ReasonLifetimeExceedsMax,
+			fmt.Sprintf("a key that never expires exceeds the maximum lifetime of %s set by %s", p.MaxLifetime, p.describe())}
+	}
+	if lt := expiresAt.Sub(issuedAt); lt > p.MaxLifetime {
+		return p.lifetimeViolation(lt)
+	}
+	return nil
+}
+
+func (p Policy) lifetimeViolation(lt time.Duration) *Violation {
+	return &Violation{keywardenv1alpha1.ReasonLifetimeExceedsMax,
+		fmt.Sprintf("lifetime %s exceeds the maximum of %s set by %s", lt.Round(time.Second), p.MaxLifetime, p.describe())}
+}
+
+// LimitViolation is the refusal of a key, or of a reassignment, that would
+// give the owner more active keys than the limit.
+func LimitViolation(owner, namespace string, ahead, limit int) *Violation {
+	return &Violation{keywardenv1alpha1.ReasonActiveKeyLimit,
+		fmt.Sprintf("owner %s already holds %d active keys (limit %d) in namespace %s; revoke or delete one of them first", owner, ahead, limit, namespace)}
 }
 
 // lifetime is how long the key would live if issued at issuedAt.

@@ -13,7 +13,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
-	"keywarden.dev/keywarden/internal/lifecycle"
+	"keywarden.dev/keywarden/internal/policy"
 )
 
 // entry is what verification needs of one APIKey: no more than a few
@@ -111,11 +111,14 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 		// understands: nothing can match it.
 		return nil
 	}
+	// What the key may do is its grant, recorded by the controller in
+	// status, never what its spec asks for.
+	g := policy.Granted(&k.Spec, st)
 	e := &entry{
 		namespace:     k.Namespace,
 		name:          k.Name,
-		owner:         k.Spec.Owner,
-		role:          k.Spec.Role,
+		owner:         g.Owner,
+		role:          g.Role,
 		sum:           sum,
 		keyPrefix:     st.KeyPrefix,
 		revoked:       k.Spec.Revoked || st.Phase == keywardenv1alpha1.PhaseRevoked,
@@ -126,20 +129,16 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	if st.LastUsedAt != nil {
 		e.lastUsedAt = st.LastUsedAt.UnixNano()
 	}
-	// spec.scopes, or the role's scopes recorded when the key names none.
-	scopes := k.Spec.Scopes
-	if len(scopes) == 0 {
-		scopes = st.Scopes
-	}
-	if len(scopes) > 0 {
-		e.scopes = make([]string, len(scopes))
-		for i, s := range scopes {
+	if len(g.Scopes) > 0 {
+		e.scopes = make([]string, len(g.Scopes))
+		for i, s := range g.Scopes {
 			e.scopes[i] = string(s)
 		}
 		slices.Sort(e.scopes)
 	}
-	if t := lifecycle.ExpiresAt(&k.Spec, st.IssuedAt, st.ExpiresAt); t != nil {
-		e.expiresAt = &t.Time
+	if g.ExpiresAt != nil {
+		t := g.ExpiresAt.Time // a copy: the entry keeps nothing of the object
+		e.expiresAt = &t
 	}
 	return e
 }

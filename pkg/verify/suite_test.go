@@ -20,8 +20,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"keywarden.dev/keywarden/controllers"
-	"keywarden.dev/keywarden/pkg/verify"
 	"keywarden.dev/keywarden/internal/seal"
+	"keywarden.dev/keywarden/pkg/verify"
 	"keywarden.dev/keywarden/test/harness"
 )
 

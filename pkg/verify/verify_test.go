@@ -13,8 +13,9 @@ import (
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// issued returns a raw key and an Active APIKey that holds it; mutate
-// changes what a test exercises.
+// issued returns a raw key and an Active APIKey that holds it, with its
+// grant recorded in status as the controller records it; mutate changes
+// what a test exercises.
 func issued(t testing.TB, ns, name string, mutate func(*keywardenv1alpha1.APIKey)) (string, *keywardenv1alpha1.APIKey) {
 	t.Helper()
 	raw, err := keys.Generate(keys.DefaultPrefix)
@@ -30,6 +31,8 @@ func issued(t testing.TB, ns, name string, mutate func(*keywardenv1alpha1.APIKey
 		Status: keywardenv1alpha1.APIKeyStatus{
 			Phase: keywardenv1alpha1.PhaseActive, KeyHash: keys.Hash(raw), KeyPrefix: keys.DisplayPrefix(raw),
 			IssuedAt: &metav1.Time{Time: t0},
+			Owner:    "team@example.com", Role: "readonly",
+			Scopes: []keywardenv1alpha1.Scope{"logs:read", "audit:read"},
 		},
 	}
 	if mutate != nil {
@@ -39,7 +42,7 @@ func issued(t testing.TB, ns, name string, mutate func(*keywardenv1alpha1.APIKey
 }
 
 func TestVerify(t *testing.T) {
-	hour := &metav1.Duration{Duration: time.Hour}
+	inAnHour := &metav1.Time{Time: t0.Add(time.Hour)}
 	tests := []struct {
 		name    string
 		mutate  func(*keywardenv1alpha1.APIKey)
@@ -56,9 +59,8 @@ func TestVerify(t *testing.T) {
 		{name: "not found", present: func(string) string { k, _ := keys.Generate("kw_"); return k }, want: CodeNotFound},
 		{name: "revoked in spec, before the controller saw it", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, want: CodeRevoked},
 		{name: "revoked phase", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRevoked }, want: CodeRevoked},
-		{name: "expired by the clock, before the controller saw it", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = hour }, now: t0.Add(time.Hour), want: CodeExpired},
-		{name: "a nanosecond before expiry", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = hour }, now: t0.Add(time.Hour - 1), want: ""},
-		{name: "expired at an absolute time", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.ExpiresAt = &metav1.Time{Time: t0.Add(time.Minute)} }, now: t0.Add(2 * time.Minute), want: CodeExpired},
+		{name: "expired by the clock, before the controller saw it", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = inAnHour }, now: t0.Add(time.Hour), want: CodeExpired},
+		{name: "a nanosecond before expiry", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = inAnHour }, now: t0.Add(time.Hour - 1), want: ""},
 		{name: "expired phase", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseExpired }, want: CodeExpired},
 		{name: "pending", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhasePending }, want: CodeNotActive},
 		{name: "refused", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRefused }, want: CodeNotActive},
@@ -66,7 +68,26 @@ func TestVerify(t *testing.T) {
 		{name: "wrong namespace", req: Request{Namespace: "other"}, want: CodeWrongNamespace},
 		{name: "wrong role", req: Request{Role: "admin"}, want: CodeWrongRole},
 		{name: "missing scope", req: Request{Scopes: []string{"logs:read", "logs:write"}}, want: CodeInsufficientScope},
-		{name: "no scopes at all", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = nil }, req: Request{Scopes: []string{"logs:read"}}, want: CodeInsufficientScope},
+		{name: "no scopes at all", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Scopes = nil }, req: Request{Scopes: []string{"logs:read"}}, want: CodeInsufficientScope},
+		// The grant in status is what the key may do; a spec edited to
+		// ask for more grants nothing until the controller admits it.
+		{name: "a role asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin" }, req: Request{Role: "admin"}, want: CodeWrongRole},
+		{name: "a scope asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "users:admin") }, req: Request{Scopes: []string{"users:admin"}}, want: CodeInsufficientScope},
+		{name: "a later expiry asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) {
+			k.Status.ExpiresAt = inAnHour
+			k.Spec.Lifetime = &metav1.Duration{Duration: 87600 * time.Hour}
+		}, now: t0.Add(2 * time.Hour), want: CodeExpired},
+		{name: "another owner asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "someone-else@example.com" }, now: t0},
+		// Keys issued by the release before grants were recorded answer
+		// as they did then, until the controller records their grant.
+		{name: "before grants were recorded: the spec's role", mutate: func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Role, k.Status.Owner, k.Status.Scopes = "", "", nil
+			k.Spec.Role = "admin"
+		}, req: Request{Role: "readonly"}, want: CodeWrongRole},
+		{name: "before grants were recorded: expiry from spec.lifetime", mutate: func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Role, k.Status.Owner = "", ""
+			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+		}, now: t0.Add(time.Hour), want: CodeExpired},
 		{name: "revocation wins over a wrong namespace", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, req: Request{Namespace: "other"}, want: CodeRevoked},
 	}
 	for _, tt := range tests {

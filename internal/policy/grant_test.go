@@ -1,0 +1,218 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &t }
+
+func TestDecide(t *testing.T) {
+	type scopes = []keywardenv1alpha1.Scope
+	ro := FromClass(ptrTo(class("ro", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Roles = []keywardenv1alpha1.ClassRole{
+			{Name: "readonly", Scopes: scopes{"logs:read", "metrics:read"}},
+			{Name: "standard", Scopes: scopes{"logs:read", "logs:write"}},
+		}
+		s.MaxLifetime = &metav1.Duration{Duration: 24 * time.Hour}
+	})))
+	open := FromClass(ptrTo(class("open", false, nil)))
+	granted := Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"}
+	// spec is what the granted key's manifest says, changed by mutate.
+	spec := func(mutate func(*keywardenv1alpha1.APIKeySpec)) *keywardenv1alpha1.APIKeySpec {
+		s := &keywardenv1alpha1.APIKeySpec{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"},
+			Lifetime: &metav1.Duration{Duration: 24 * time.Hour}, ClassName: "ro"}
+		if mutate != nil {
+			mutate(s)
+		}
+		return s
+	}
+	roomy := func(string) *Violation { return nil }
+	full := func(owner string) *Violation { return LimitViolation(owner, "ns", 2, 2) }
+
+	tests := []struct {
+		name        string
+		granted     Grant
+		spec        *keywardenv1alpha1.APIKeySpec
+		pol         Policy
+		resolveErr  *Violation
+		room        RoomFor
+		want        Grant
+		wantChanges []string
+		wantReason  string
+		wantMessage string
+	}{
+		{name: "nothing changed", spec: spec(nil), want: granted},
+		{name: "a display name or trackLastUsed is no change", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.DisplayName = "x"; s.TrackLastUsed = true }), want: granted},
+		{
+			name: "a role the class allows", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Role = "standard"; s.Scopes = scopes{"logs:write"} }),
+			want:        Grant{Owner: "a@example.com", Role: "standard", Scopes: scopes{"logs:write"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"},
+			wantChanges: []string{"role readonly → standard", "scopes [logs:read] → [logs:write]"},
+		},
+		{
+			name: "a role the class does not allow", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Role = "admin" }),
+			want: granted, wantReason: "RoleNotAllowed",
+			wantMessage: `role "admin" is not allowed by APIKeyClass "ro"; allowed roles: readonly, standard`,
+		},
+		{
+			name: "a scope the role may not grant", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Scopes = scopes{"logs:read", "users:admin"} }),
+			want: granted, wantReason: "ScopeNotAllowed",
+			wantMessage: `scope "users:admin" is not allowed for role "readonly" by APIKeyClass "ro"`,
+		},
+		{
+			name: "fewer scopes", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Scopes = nil }),
+			want: granted, // naming none keeps the granted scopes while the role stays
+		},
+		{
+			name: "a role change with no scopes named takes the role's scopes", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Role = "standard"; s.Scopes = nil }),
+			want:        Grant{Owner: "a@example.com", Role: "standard", Scopes: scopes{"logs:read", "logs:write"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"},
+			wantChanges: []string{"role readonly → standard", "scopes [logs:read] → [logs:read logs:write]"},
+		},
+		{
+			name: "expiry brought forward", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: time.Hour} }),
+			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
+			wantChanges: []string{"expiry 2026-11-02T00:00:00Z → 2026-11-01T01:00:00Z"},
+		},
+		{
+			name:        "expiry pushed back within maxLifetime from issuance",
+			granted:     Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
+			spec:        spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = nil; s.ExpiresAt = at(20 * time.Hour) }),
+			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(20 * time.Hour), ClassName: "ro"},
+			wantChanges: []string{"expiry 2026-11-01T01:00:00Z → 2026-11-01T20:00:00Z"},
+		},
+		{
+			name: "expiry pushed back past maxLifetime from issuance", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 87600 * time.Hour} }),
+			want: granted, wantReason: "LifetimeExceedsMax",
+			wantMessage: `lifetime 87600h0m0s exceeds the maximum of 24h0m0s set by APIKeyClass "ro"`,
+		},
+		{
+			name: "no expiry named keeps the granted one", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = nil }),
+			want: granted,
+		},
+		{
+			name: "expiry pushed back under a class without maxLifetime", granted: Grant{Owner: "a@example.com", Role: "readonly", ExpiresAt: at(time.Hour), ClassName: "open"},
+			spec: &keywardenv1alpha1.APIKeySpec{Owner: "a@example.com", Role: "readonly", ClassName: "open", ExpiresAt: at(9000 * time.Hour)}, pol: open,
+			want:        Grant{Owner: "a@example.com", Role: "readonly", ExpiresAt: at(9000 * time.Hour), ClassName: "open"},
+			wantChanges: []string{"expiry 2026-11-01T01:00:00Z → 2027-11-11T00:00:00Z"},
+		},
+		{
+			name: "a new owner with room", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Owner = "b@example.com" }),
+			want:        Grant{Owner: "b@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"},
+			wantChanges: []string{"owner a@example.com → b@example.com"},
+		},
+		{
+			name: "a new owner without room", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Owner = "b@example.com" }), room: full,
+			want: granted, wantReason: "ActiveKeyLimit",
+			wantMessage: "owner b@example.com already holds 2 active keys (limit 2) in namespace ns; revoke or delete one of them first",
+		},
+		{
+			// kubectl patch apikey k -p '{"spec":{"role":"admin","scopes":["users:admin"],"lifetime":"87600h"}}'
+			name: "the whole widening at once",
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) {
+				s.Role, s.Scopes, s.Lifetime = "admin", scopes{"users:admin"}, &metav1.Duration{Duration: 87600 * time.Hour}
+			}),
+			want: granted, wantReason: "RoleNotAllowed",
+			wantMessage: `role "admin" is not allowed by APIKeyClass "ro"; allowed roles: readonly, standard; lifetime 87600h0m0s exceeds the maximum of 24h0m0s set by APIKeyClass "ro"`,
+		},
+		{
+			name: "a refused role does not keep a shorter expiry from being granted",
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) {
+				s.Role = "admin"
+				s.Lifetime = &metav1.Duration{Duration: time.Hour}
+			}),
+			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
+			wantChanges: []string{"expiry 2026-11-02T00:00:00Z → 2026-11-01T01:00:00Z"},
+			wantReason:  "RoleNotAllowed",
+		},
+		{
+			name: "moving to a class that does not exist", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.ClassName = "gone" }),
+			resolveErr: &Violation{"ClassNotFound", `APIKeyClass "gone" does not exist; the key is issued once it does`},
+			want:       granted, wantReason: "ClassNotFound",
+		},
+		{
+			name: "its own class deleted, nothing asked", spec: spec(nil),
+			resolveErr: &Violation{"ClassNotFound", `APIKeyClass "ro" does not exist`},
+			want:       granted,
+		},
+		{
+			name: "moving to a class that allows it", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.ClassName = "open" }), pol: open,
+			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "open"},
+			wantChanges: []string{"class ro → open"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := granted
+			if tt.granted.Role != "" {
+				g = tt.granted
+			}
+			pol := ro
+			if tt.pol.ClassName != "" {
+				pol = tt.pol
+			}
+			if tt.resolveErr != nil {
+				pol = Policy{}
+			}
+			room := roomy
+			if tt.room != nil {
+				room = tt.room
+			}
+			d := Decide(g, tt.spec, pol, tt.resolveErr, t0, room)
+			if !d.Grant.Equal(tt.want) {
+				t.Errorf("grant = %+v, want %+v", d.Grant, tt.want)
+			}
+			if strings.Join(d.Changes, "; ") != strings.Join(tt.wantChanges, "; ") {
+				t.Errorf("changes = %q, want %q", d.Changes, tt.wantChanges)
+			}
+			switch {
+			case tt.wantReason == "" && d.Refused != nil:
+				t.Errorf("refused: %v", d.Refused)
+			case tt.wantReason != "" && (d.Refused == nil || d.Refused.Reason != tt.wantReason):
+				t.Errorf("refusal = %v, want reason %s", d.Refused, tt.wantReason)
+			case tt.wantMessage != "" && d.Refused.Message != tt.wantMessage:
+				t.Errorf("message = %q\nwant      %q", d.Refused.Message, tt.wantMessage)
+			}
+			if d.Refused == nil && tt.wantReason == "" && len(tt.wantChanges) == 0 && !d.Grant.Equal(g) {
+				t.Error("a spec that asks nothing new changed the grant")
+			}
+		})
+	}
+}
+
+func TestIssueAndResolveIssued(t *testing.T) {
+	c := class("c", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Roles = []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"a", "b"}}}
+		s.DefaultLifetime = &metav1.Duration{Duration: time.Hour}
+	})
+	pol := FromClass(&c)
+	g := pol.Issue(&keywardenv1alpha1.APIKeySpec{Owner: "o", Role: "readonly"}, t0, nil)
+	want := Grant{Owner: "o", Role: "readonly", Scopes: []keywardenv1alpha1.Scope{"a", "b"}, ExpiresAt: at(time.Hour), ClassName: "c"}
+	if !g.Equal(want) {
+		t.Errorf("Issue = %+v, want %+v", g, want)
+	}
+	if g := pol.Issue(&keywardenv1alpha1.APIKeySpec{Owner: "o", Role: "readonly"}, t0.Add(time.Minute), at(time.Hour)); !sameTime(g.ExpiresAt, at(time.Hour)) {
+		t.Errorf("a reissue's expiry = %v, want the recorded one", g.ExpiresAt)
+	}
+
+	def := class("newdefault", true, nil)
+	classes := []keywardenv1alpha1.APIKeyClass{c, def}
+	for _, tc := range []struct {
+		name, specClass, grantedClass, want string
+	}{
+		{"the class the spec names", "c", "", "c"},
+		{"the class it was issued under, not the new default", "", "c", "c"},
+		{"issued under the built-in policy, it stays there", "", "", ""},
+	} {
+		p, v := ResolveIssued(&keywardenv1alpha1.APIKeySpec{ClassName: tc.specClass}, Grant{ClassName: tc.grantedClass}, classes)
+		if v != nil || p.ClassName != tc.want {
+			t.Errorf("%s: ResolveIssued = %q, %v; want %q", tc.name, p.ClassName, v, tc.want)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
