@@ -87,6 +87,9 @@ const (
 	// EventGrantChangeRefused: a change of an issued key's spec was refused;
 	// the key keeps its grant.
 	EventGrantChangeRefused = "GrantChangeRefused"
+	// EventKeyConflict: another APIKey records the same key hash; the
+	// verifier refuses the key for both.
+	EventKeyConflict = "KeyConflict"
 	// EventSecretTampered: the key's Secret held a value Keywarden did not
 	// seal for the APIKey, or not the issued key; it was deleted and a new
 	// key issued.

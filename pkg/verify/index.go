@@ -31,6 +31,14 @@ type entry struct {
 	trackLastUsed   bool
 	// lastUsedAt is status.lastUsedAt in Unix nanoseconds, 0 when unset.
 	lastUsedAt int64
+	// next is another APIKey that records the same hash. Keywarden never
+	// gives two APIKeys one key, so such a hash answers CONFLICT for both
+	// until one of them goes.
+	next *entry
+}
+
+func (e *entry) nn() types.NamespacedName {
+	return types.NamespacedName{Namespace: e.namespace, Name: e.name}
 }
 
 // Index maps key hashes to the APIKeys that hold them. It is safe for
@@ -39,6 +47,10 @@ type Index struct {
 	mu     sync.RWMutex
 	byHash map[[sha256.Size]byte]*entry
 	byName map[types.NamespacedName][sha256.Size]byte
+
+	// OnConflict, when set, is called (outside the index's lock) when an
+	// APIKey records a hash that other APIKeys already record.
+	OnConflict func(added types.NamespacedName, others []types.NamespacedName)
 }
 
 // NewIndex returns an empty index.
@@ -50,13 +62,16 @@ func NewIndex() *Index {
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.byHash)
+	return len(ix.byName)
 }
 
-func (ix *Index) lookup(hash [sha256.Size]byte) *entry {
+// lookup returns the entry of the hash, and whether other APIKeys record
+// the same hash.
+func (ix *Index) lookup(hash [sha256.Size]byte) (e *entry, shared bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.byHash[hash]
+	e = ix.byHash[hash]
+	return e, e != nil && e.next != nil
 }
 
 // Upsert indexes the APIKey as it is now, replacing what was indexed for it.
@@ -64,27 +79,54 @@ func (ix *Index) lookup(hash [sha256.Size]byte) *entry {
 func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
 	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
 	e := newEntry(k)
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if old, ok := ix.byName[nn]; ok && (e == nil || old != e.sum) {
-		delete(ix.byHash, old)
-		delete(ix.byName, nn)
+	var others []types.NamespacedName
+	func() {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		ix.unlink(nn)
+		if e == nil {
+			return
+		}
+		for o := ix.byHash[e.sum]; o != nil; o = o.next {
+			others = append(others, o.nn())
+		}
+		e.next = ix.byHash[e.sum]
+		ix.byHash[e.sum] = e
+		ix.byName[nn] = e.sum
+	}()
+	if len(others) > 0 && ix.OnConflict != nil {
+		ix.OnConflict(nn, others)
 	}
-	if e == nil {
-		return
-	}
-	ix.byHash[e.sum] = e
-	ix.byName[nn] = e.sum
 }
 
 // Remove forgets the APIKey of that namespace and name.
 func (ix *Index) Remove(namespace, name string) {
-	nn := types.NamespacedName{Namespace: namespace, Name: name}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if old, ok := ix.byName[nn]; ok {
-		delete(ix.byHash, old)
-		delete(ix.byName, nn)
+	ix.unlink(types.NamespacedName{Namespace: namespace, Name: name})
+}
+
+// unlink removes the APIKey's entry; the caller holds the lock.
+func (ix *Index) unlink(nn types.NamespacedName) {
+	sum, ok := ix.byName[nn]
+	if !ok {
+		return
+	}
+	delete(ix.byName, nn)
+	var prev *entry
+	for e := ix.byHash[sum]; e != nil; prev, e = e, e.next {
+		if e.namespace != nn.Namespace || e.name != nn.Name {
+			continue
+		}
+		switch {
+		case prev != nil:
+			prev.next = e.next
+		case e.next != nil:
+			ix.byHash[sum] = e.next
+		default:
+			delete(ix.byHash, sum)
+		}
+		return
 	}
 }
 
@@ -97,8 +139,10 @@ func (ix *Index) LastUsedAt(nn types.NamespacedName) time.Time {
 	if !ok {
 		return time.Time{}
 	}
-	if ns := ix.byHash[sum].lastUsedAt; ns != 0 {
-		return time.Unix(0, ns)
+	for e := ix.byHash[sum]; e != nil; e = e.next {
+		if e.namespace == nn.Namespace && e.name == nn.Name && e.lastUsedAt != 0 {
+			return time.Unix(0, e.lastUsedAt)
+		}
 	}
 	return time.Time{}
 }

@@ -3,12 +3,18 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
 
 // Options configure the verifier that AddToManager runs.
@@ -45,6 +51,7 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 		o.Client = mgr.GetClient()
 	}
 	index := NewIndex()
+	index.OnConflict = conflictEvents(mgr)
 	reg, err := index.Watch(context.Background(), mgr.GetCache())
 	if err != nil {
 		return nil, err
@@ -67,4 +74,30 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 		Ready:    reg.HasSynced,
 		Log:      log,
 	})
+}
+
+// conflictEvents reports, with a Warning event on each of them, APIKeys
+// that record the same key hash. The events name the APIKeys, never the
+// key or its hash.
+func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.NamespacedName) {
+	rec := mgr.GetEventRecorder("keywarden-verifier")
+	reader := mgr.GetClient()
+	log := mgr.GetLogger().WithName("verifier")
+	return func(added types.NamespacedName, others []types.NamespacedName) {
+		all := append([]types.NamespacedName{added}, others...)
+		names := make([]string, len(all))
+		for i, nn := range all {
+			names[i] = nn.String()
+		}
+		note := fmt.Sprintf("APIKeys %s record the same key hash, which Keywarden never issues twice; the verifier refuses the key (CONFLICT) for each of them until only one records it",
+			strings.Join(names, ", "))
+		log.Info("APIKeys record the same key hash; refusing the key for each", "apiKeys", names)
+		for _, nn := range all {
+			k := &keywardenv1alpha1.APIKey{}
+			if err := reader.Get(context.Background(), nn, k); err != nil {
+				continue
+			}
+			rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyConflict, "Verify", "%s", note)
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -195,6 +196,45 @@ var _ = Describe("The verifier", func() {
 			controllerutil.RemoveFinalizer(k, "test.keywarden.dev/hold")
 			return k8sClient.Patch(ctx, k, patch)
 		}).Should(Succeed())
+	})
+
+	It("refuses a key whose hash another APIKey records, for both, and says so on both", func() {
+		raw, a := issue(ctx, ns, "genuine", nil)
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
+
+		// Someone who may write APIKey status copies the hash into an
+		// APIKey of their own (Expired, so that the controller keeps it).
+		b := &keywardenv1alpha1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "impostor"},
+			Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "impostor", Owner: "mallory@example.com", Role: "admin"},
+		}
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		base := b.DeepCopy()
+		b.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseExpired, KeyHash: a.Status.KeyHash, KeyPrefix: a.Status.KeyPrefix}
+		Expect(k8sClient.Status().Patch(ctx, b, client.MergeFrom(base))).To(Succeed())
+
+		Eventually(func() any { return code(raw) }, 5*time.Second, 10*time.Millisecond).Should(Equal("CONFLICT"))
+		Expect(authz(raw, nil).StatusCode).To(Equal(http.StatusUnauthorized))
+		for _, k := range []*keywardenv1alpha1.APIKey{a, b} {
+			Eventually(func(g Gomega) {
+				var events eventsv1.EventList
+				g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+				var notes []string
+				for _, e := range events.Items {
+					if e.Regarding.UID == k.UID && e.Reason == "KeyConflict" {
+						notes = append(notes, e.Note)
+					}
+				}
+				g.Expect(notes).NotTo(BeEmpty(), "no KeyConflict event on %s", k.Name)
+				g.Expect(notes[0]).To(ContainSubstring(ns + "/genuine"))
+				g.Expect(notes[0]).To(ContainSubstring(ns + "/impostor"))
+				g.Expect(notes[0]).NotTo(ContainSubstring(raw))
+			}, 10*time.Second).Should(Succeed())
+		}
+
+		By("deleting the impostor gives the key back to its APIKey")
+		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["name"] }, 10*time.Second, 10*time.Millisecond).Should(Equal("genuine"))
 	})
 
 	It("checks the required namespace, role and scopes", func() {

@@ -40,10 +40,14 @@ const (
 	// CodeWrongNamespace: the key belongs to another namespace than the
 	// required one.
 	CodeWrongNamespace Code = "WRONG_NAMESPACE"
+	// CodeConflict: more than one APIKey records this key's hash, which
+	// Keywarden never does itself; the key is refused for all of them
+	// until only one is left.
+	CodeConflict Code = "CONFLICT"
 )
 
 // Codes lists every Code.
-var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace}
+var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeConflict}
 
 // Request is a key to verify and what the caller requires of it.
 type Request struct {
@@ -80,7 +84,7 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 	// keeps or changes them.
 	raw := unsafe.Slice(unsafe.StringData(req.Key), len(req.Key))
 	sum := sha256.Sum256(raw)
-	e := ix.lookup(sum)
+	e, shared := ix.lookup(sum)
 	if e == nil || subtle.ConstantTimeCompare(e.sum[:], sum[:]) != 1 {
 		// Only well-formed keys are issued, so a key that is found needs
 		// no format check; one that is not is told malformed or unknown.
@@ -88,6 +92,9 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 			return Result{Code: CodeMalformed}
 		}
 		return Result{Code: CodeNotFound}
+	}
+	if shared {
+		return Result{Code: CodeConflict}
 	}
 	if code, ok := e.check(req, now); !ok {
 		return Result{Code: code, KeyPrefix: e.keyPrefix}

@@ -170,7 +170,7 @@ func TestIndexFollowsTheAPIKey(t *testing.T) {
 
 func TestVerifyResultDoesNotAliasExpiry(t *testing.T) {
 	ix := NewIndex()
-	raw, k := issued(t, "ns", "key", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour} })
+	raw, k := issued(t, "ns", "key", func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: t0.Add(time.Hour)} })
 	ix.Upsert(k)
 	res := ix.Verify(Request{Key: raw}, t0)
 	*res.ExpiresAt = t0.Add(1000 * time.Hour)
@@ -179,26 +179,29 @@ func TestVerifyResultDoesNotAliasExpiry(t *testing.T) {
 	}
 }
 
-func TestVerifyUsesTheRoleScopesOnlyWhenTheKeyNamesNone(t *testing.T) {
+// Keys issued before grants were recorded (no status.role) answer as that
+// release's verifier did: spec.scopes, or status.scopes when it names none.
+func TestVerifyBeforeGrantsWereRecorded(t *testing.T) {
+	legacy := func(k *keywardenv1alpha1.APIKey) { k.Status.Owner, k.Status.Role = "", "" }
 	ix := NewIndex()
 	raw, k := issued(t, "ns", "inherits", func(k *keywardenv1alpha1.APIKey) {
+		legacy(k)
 		k.Spec.Scopes = nil
 		k.Status.Scopes = []keywardenv1alpha1.Scope{"logs:read", "logs:write"}
 	})
 	ix.Upsert(k)
-	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); !res.Valid || len(res.Scopes) != 2 {
+	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); !res.Valid || len(res.Scopes) != 2 || res.Role != "readonly" {
 		t.Errorf("a key without scopes does not get its role's: %+v", res)
 	}
 
-	// A scope removed from spec after issuance is gone at once, whatever
-	// status still says.
 	raw, k = issued(t, "ns", "narrowed", func(k *keywardenv1alpha1.APIKey) {
+		legacy(k)
 		k.Spec.Scopes = []keywardenv1alpha1.Scope{"logs:read"}
 		k.Status.Scopes = []keywardenv1alpha1.Scope{"logs:read", "logs:write"}
 	})
 	ix.Upsert(k)
 	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); res.Code != CodeInsufficientScope {
-		t.Errorf("a scope removed from spec still verifies: %+v", res)
+		t.Errorf("a scope the spec no longer names verifies: %+v", res)
 	}
 }
 
@@ -243,5 +246,53 @@ func TestCovered(t *testing.T) {
 				t.Errorf("covered = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestTwoAPIKeysWithOneHashAreBothRefused(t *testing.T) {
+	ix := NewIndex()
+	var reported [][]types.NamespacedName
+	ix.OnConflict = func(added types.NamespacedName, others []types.NamespacedName) {
+		reported = append(reported, append([]types.NamespacedName{added}, others...))
+	}
+	raw, a := issued(t, "ns", "a", nil)
+	_, b := issued(t, "other", "b", nil)
+	b.Status.KeyHash = a.Status.KeyHash // written by someone else than Keywarden
+	ix.Upsert(a)
+	if len(reported) != 0 {
+		t.Fatal("a conflict reported for one key")
+	}
+	ix.Upsert(b)
+	if res := ix.Verify(Request{Key: raw}, t0); res.Code != CodeConflict || res.Valid || res.Owner != "" {
+		t.Fatalf("Verify with two holders = %+v, want CONFLICT and nothing disclosed", res)
+	}
+	want := []types.NamespacedName{{Namespace: "other", Name: "b"}, {Namespace: "ns", Name: "a"}}
+	if len(reported) != 1 || len(reported[0]) != 2 || reported[0][0] != want[0] || reported[0][1] != want[1] {
+		t.Fatalf("OnConflict got %v, want once with %v", reported, want)
+	}
+	if ix.Len() != 2 {
+		t.Errorf("Len = %d, want 2", ix.Len())
+	}
+
+	// An update of either keeps the conflict.
+	ix.Upsert(a)
+	if got := ix.Verify(Request{Key: raw}, t0).Code; got != CodeConflict {
+		t.Fatalf("after an update of a: %q, want CONFLICT", got)
+	}
+	// Removing the impostor leaves the key valid for its own APIKey,
+	// never NOT_FOUND.
+	ix.Remove("other", "b")
+	if res := ix.Verify(Request{Key: raw}, t0); !res.Valid || res.Name != "a" {
+		t.Fatalf("after removing b: %+v, want valid for a", res)
+	}
+	// And the other way round, with a moving to another hash.
+	ix.Upsert(b)
+	_, a2 := issued(t, "ns", "a", nil)
+	ix.Upsert(a2)
+	if res := ix.Verify(Request{Key: raw}, t0); !res.Valid || res.Name != "b" {
+		t.Fatalf("after a was reissued: %+v, want the hash to answer for b alone", res)
+	}
+	if ix.Len() != 2 {
+		t.Errorf("Len = %d, want 2", ix.Len())
 	}
 }
