@@ -81,6 +81,7 @@ func TestE2E(t *testing.T) {
 		{"failover", failover},
 		{"API server outage", apiServerOutage},
 		{"crash during mass issuance", crashDuringIssuance},
+		{"attacker with namespace rights", attacker},
 		{"secured metrics", securedMetrics},
 		{"no secret in the open", noSecretInTheOpen},
 	} {

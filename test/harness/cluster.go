@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -115,7 +117,13 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 
 // KubectlIn is Kubectl with standard input.
 func (c *Cluster) KubectlIn(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, c.KubectlBin, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	return c.KubectlAs(ctx, c.Kubeconfig, stdin, args...)
+}
+
+// KubectlAs is KubectlIn with another kubeconfig, such as one of
+// KubeconfigWithToken.
+func (c *Cluster) KubectlAs(ctx context.Context, kubeconfig string, stdin io.Reader, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.KubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	cmd.Dir = c.Root
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
@@ -124,6 +132,17 @@ func (c *Cluster) KubectlIn(ctx context.Context, stdin io.Reader, args ...string
 		return stdout.String(), fmt.Errorf("kubectl %v: %w: %s", args, err, stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// KubeconfigWithToken writes to path a kubeconfig for the cluster that
+// presents the bearer token (a ServiceAccount's, say) and nothing else.
+func (c *Cluster) KubeconfigWithToken(path, token string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.Config.CAData}
+	cfg.AuthInfos["token"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "token"}
+	cfg.CurrentContext = "local"
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // Manager is a manager binary running as a process against a Cluster.

@@ -1,0 +1,205 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/test/harness"
+)
+
+// attacker: a ServiceAccount that may create and delete Secrets and patch
+// APIKeys in its namespace, but not read Secrets (a CI account, a GitOps
+// committer), tries through kubectl to hold a key of its choosing for
+// someone else's APIKey, to widen an issued key, and to hand a key to an
+// owner past the limit. Every attempt fails, and the key it went after
+// keeps verifying as it was admitted.
+func attacker(e *env) {
+	ctx := context.Background()
+	const ns = "tenant"
+	e.kubectl("create", "namespace", ns)
+	apply := func(manifest string) {
+		e.t.Helper()
+		if out, err := e.kubectlIn(manifest, "apply", "-f", "-"); err != nil {
+			e.t.Fatalf("%v: %s", err, out)
+		}
+	}
+	apply(`apiVersion: keywarden.dev/v1alpha1
+kind: APIKeyClass
+metadata:
+  name: tenant-readonly
+spec:
+  maxLifetime: 24h
+  maxActiveKeysPerOwner: 1
+  roles:
+    - name: readonly
+      scopes: [logs:read, metrics:read]
+`)
+
+	// The attacker's account and rights.
+	token, err := harness.ServiceAccountToken(ctx, e.kube, ns, "ci-bot")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci-bot"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "delete"}},
+			{APIGroups: []string{"keywarden.dev"}, Resources: []string{"apikeys"}, Verbs: []string{"get", "list", "watch", "patch"}},
+		},
+	}
+	if _, err := e.kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci-bot"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "ci-bot"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "ci-bot"}},
+	}
+	if _, err := e.kube.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(e.dir, "ci-bot.kubeconfig")
+	if err := e.cluster.KubeconfigWithToken(kubeconfig, token); err != nil {
+		e.t.Fatal(err)
+	}
+	as := func(stdin string, args ...string) (string, error) {
+		return e.cluster.KubectlAs(ctx, kubeconfig, strings.NewReader(stdin), append([]string{"-n", ns}, args...)...)
+	}
+	mustAs := func(stdin string, args ...string) string {
+		e.t.Helper()
+		out, err := as(stdin, args...)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return out
+	}
+	if _, err := as("", "get", "secret", "anything"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		e.t.Fatalf("the attacker may read Secrets: %v", err)
+	}
+
+	apiKey := func(name, owner string) string {
+		return fmt.Sprintf(`apiVersion: keywarden.dev/v1alpha1
+kind: APIKey
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  displayName: Billing export
+  owner: %s
+  role: readonly
+  scopes: [logs:read]
+  lifetime: 12h
+  className: tenant-readonly
+`, name, ns, owner)
+	}
+
+	By := func(what string) { e.t.Log(what) }
+
+	By("1. plant a key of the attacker's choosing for someone else's APIKey")
+	mustAs("", "create", "secret", "generic", "billing", "--from-literal=note=squatted")
+	apply(apiKey("billing", "alice@example.com"))
+	e.eventually("the squatted APIKey stalls on SecretConflict", 30*time.Second, func() bool {
+		out, err := as("", "get", "apikey", "billing", "-o", `jsonpath={.status.conditions[?(@.type=="Stalled")].reason}`)
+		return err == nil && out == "SecretConflict"
+	})
+	uid := mustAs("", "get", "apikey", "billing", "-o", "jsonpath={.metadata.uid}")
+	chosen, err := keys.Generate(keys.DefaultPrefix)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.remember(chosen)
+	mustAs("", "delete", "secret", "billing")
+	planted := fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: billing
+  labels:
+    app.kubernetes.io/managed-by: keywarden
+    keywarden.dev/apikey: billing
+    keywarden.dev/apikey-uid: %s
+  annotations:
+    keywarden.dev/seal: v1.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+  ownerReferences:
+    - apiVersion: keywarden.dev/v1alpha1
+      kind: APIKey
+      name: billing
+      uid: %s
+      controller: true
+type: keywarden.dev/api-key
+immutable: true
+data:
+  key: %s
+`, uid, uid, base64.StdEncoding.EncodeToString([]byte(chosen)))
+	plantedUID := mustAs(planted, "create", "-f", "-", "-o", "jsonpath={.metadata.uid}")
+	e.kubectl("wait", "--for=condition=Ready", "apikey/billing", "-n", ns, "--timeout=60s")
+	real := e.secretKey(ns, "billing")
+	if real == chosen {
+		e.t.Fatal("the planted value was recorded")
+	}
+	if now := e.kubectl("get", "secret", "-n", ns, "billing", "-o", "jsonpath={.metadata.uid}"); now == plantedUID {
+		e.t.Fatal("the planted Secret was kept")
+	}
+	for _, m := range e.managers {
+		e.eventually("the planted key is unknown and the issued one valid on every manager", 10*time.Second, func() bool {
+			bad, err1 := verify(m, map[string]any{"key": chosen})
+			good, err2 := verify(m, map[string]any{"key": real})
+			return err1 == nil && err2 == nil && bad["code"] == "NOT_FOUND" && good["valid"] == true && good["owner"] == "alice@example.com"
+		})
+	}
+	if !strings.Contains(e.kubectl("get", "events", "-n", ns, "--field-selector", "reason=SecretTampered", "-o", "name"), "event") {
+		e.t.Error("no SecretTampered event")
+	}
+	admitted, err := verify(e.managers[0], map[string]any{"key": real})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+
+	By("2. widen the issued key by patching its spec")
+	mustAs("", "patch", "apikey", "billing", "--type=merge", "-p", `{"spec":{"role":"admin","scopes":["users:admin"],"lifetime":"87600h"}}`)
+	e.eventually("the widening is refused in Stalled", 30*time.Second, func() bool {
+		out, err := as("", "get", "apikey", "billing", "-o", `jsonpath={.status.conditions[?(@.type=="Stalled")].reason}/{.status.conditions[?(@.type=="Ready")].status}`)
+		return err == nil && out == "RoleNotAllowed/True"
+	})
+	for _, req := range []map[string]any{{"role": "admin"}, {"scopes": []string{"users:admin"}}} {
+		req["key"] = real
+		got, err := verify(e.managers[1], req)
+		if err != nil || got["valid"] != false {
+			e.t.Fatalf("after the widening, %v verifies as %v (%v)", req, got, err)
+		}
+	}
+	if got, _ := verify(e.managers[1], map[string]any{"key": real}); got["valid"] != true || got["role"] != "readonly" || got["expiresAt"] != admitted["expiresAt"] {
+		e.t.Fatalf("after the widening the key verifies as %v, want what was admitted: %v", got, admitted)
+	}
+
+	By("3. hand the key to an owner who has no room left")
+	apply(apiKey("bobs", "bob@example.com"))
+	e.kubectl("wait", "--for=condition=Ready", "apikey/bobs", "-n", ns, "--timeout=60s")
+	mustAs("", "patch", "apikey", "billing", "--type=merge", "-p", `{"spec":{"role":"readonly","scopes":["logs:read"],"lifetime":"12h","owner":"bob@example.com"}}`)
+	e.eventually("the reassignment is refused", 30*time.Second, func() bool {
+		out, err := as("", "get", "apikey", "billing", "-o", `jsonpath={.status.conditions[?(@.type=="Stalled")].reason}/{.status.owner}`)
+		return err == nil && out == "ActiveKeyLimit/alice@example.com"
+	})
+	if got, _ := verify(e.managers[0], map[string]any{"key": real}); got["valid"] != true || got["owner"] != "alice@example.com" {
+		e.t.Fatalf("after the reassignment the key verifies as %v", got)
+	}
+
+	By("nothing lost")
+	for _, name := range []string{"billing", "bobs"} {
+		out := e.kubectl("get", "apikey", "-n", ns, name, "-o", "jsonpath={.status.phase}/{.status.keyHash}")
+		phase, hash, _ := strings.Cut(out, "/")
+		if phase != "Active" || hash != keys.Hash(e.secretKey(ns, name)) {
+			e.t.Fatalf("%s: %s, want Active with the hash of its Secret's key", name, out)
+		}
+	}
+	e.note("attacker with namespace rights (create Secrets, patch APIKeys, no Secret reads): a planted key was never recorded (SecretTampered, NOT_FOUND), a widening to admin for ten years and a reassignment past the limit were refused (Stalled, the key still readonly, alice's, as admitted); both keys Active")
+}
