@@ -339,7 +339,7 @@ var _ = Describe("APIKey controller", func() {
 			raw, err := keys.Generate(keys.DefaultPrefix)
 			Expect(err).NotTo(HaveOccurred())
 			rawKeys.add(raw)
-			sealed, err := seals.Seal(ctx, k.UID, keys.Hash(raw))
+			sealed, err := seals.Seal(ctx, k.UID, 0, keys.Hash(raw))
 			Expect(err).NotTo(HaveOccurred())
 			s := plantedSecret(k, raw)
 			s.Annotations = map[string]string{"keywarden.dev/seal": sealed}
@@ -418,7 +418,7 @@ var _ = Describe("APIKey controller", func() {
 				forger, err := seal.NewKeyring(guess)
 				Expect(err).NotTo(HaveOccurred())
 				s := plantedSecret(k, raw)
-				s.Annotations = map[string]string{"keywarden.dev/seal": forger.Seal(k.UID, keys.Hash(raw))}
+				s.Annotations = map[string]string{"keywarden.dev/seal": forger.Seal(k.UID, 0, keys.Hash(raw))}
 				return s
 			}),
 			Entry("holding no key", func(k *keywardenv1alpha1.APIKey) *corev1.Secret {
@@ -438,6 +438,37 @@ var _ = Describe("APIKey controller", func() {
 				return s
 			}),
 		)
+
+		It("never adopts again the Secret of a key that was replaced, sealed as it is", func() {
+			k := unmanagedKey("replayed")
+			_, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			first := getKey(ctx, k)
+			kept, err := readSecret(ctx, ns, "replayed") // a copy, as in a backup
+			Expect(err).NotTo(HaveOccurred())
+
+			By("the Secret is lost, and the pass records that the key is gone")
+			Expect(k8sClient.Delete(ctx, kept)).To(Succeed())
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			mid := getKey(ctx, k)
+			Expect(mid.Status.KeyHash).To(BeEmpty())
+			Expect(mid.Status.KeySerial).To(Equal(first.Status.KeySerial + 1))
+
+			By("the old Secret is put back, seal and all, before the new key is written")
+			back := kept.DeepCopy()
+			back.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: kept.Name, Labels: kept.Labels,
+				Annotations: kept.Annotations, OwnerReferences: kept.OwnerReferences}
+			Expect(k8sClient.Create(ctx, back)).To(Succeed())
+			rec := &recordingRecorder{}
+			r.Recorder = rec
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			last := getKey(ctx, k)
+			Expect(last.Status.KeyHash).NotTo(BeEmpty())
+			Expect(last.Status.KeyHash).NotTo(Equal(first.Status.KeyHash), "the replaced key came back")
+			Expect(rec.reasons()).To(ContainElement("SecretTampered"))
+		})
 
 		It("lets a foreign Secret stand and records nothing from it when it is replaced by a planted one", func() {
 			// The reproduction of the attack: squat the name, read the

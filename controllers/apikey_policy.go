@@ -23,12 +23,20 @@ import (
 // declared owner of a key not issued yet.
 const ownerIndex = "keywarden.dev/owner"
 
-// ownerOf is the owner a key counts against.
+// ownerOf is the owner a key counts against: its granted owner once a
+// grant is recorded, its declared owner before.
 func ownerOf(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.KeyHash != "" && k.Status.Owner != "" {
+	if k.Status.Role != "" {
 		return k.Status.Owner
 	}
 	return k.Spec.Owner
+}
+
+// issued reports whether a key was issued: it holds a key, or held one and
+// is being reissued. An issued key keeps its grant and its place under its
+// owner's limit until it expires, is revoked or is deleted.
+func issued(st *keywardenv1alpha1.APIKeyStatus) bool {
+	return st.KeyHash != "" || st.IssuedAt != nil
 }
 
 // reconcileClass resolves the policy that applies to the key: for a key not
@@ -40,7 +48,7 @@ func (r *APIKeyReconciler) reconcileClass(ctx context.Context, p *pass) (bool, e
 		return true, fmt.Errorf("listing APIKeyClasses: %w", err)
 	}
 	k := p.key
-	if k.Status.KeyHash != "" {
+	if issued(&k.Status) {
 		p.policy, p.violation = policy.ResolveIssued(&k.Spec, policy.Granted(&k.Spec, &k.Status), classes.Items)
 	} else {
 		p.policy, p.violation = policy.Resolve(k.Spec.ClassName, classes.Items)
@@ -48,18 +56,24 @@ func (r *APIKeyReconciler) reconcileClass(ctx context.Context, p *pass) (bool, e
 	return false, nil
 }
 
-// reconcileGrant decides, for an issued key, whether its grant (recorded
-// in status, the only thing the verifier reads) follows a change of its
-// spec: each part the class and the owner's limit allow is granted (event
-// GrantChanged), each other part keeps its granted value and is reported
-// in Stalled while the key stays Ready. It also records whether the grant
-// still fits its class (ClassCompliant). A key issued before grants were
-// recorded gets the grant its spec gave it then, with no new key.
+// reconcileGrant decides, for an issued key (also while it is reissued),
+// whether its grant (recorded in status, the only thing the verifier
+// reads) follows a change of its spec: each part the class and the owner's
+// limit allow is granted (event GrantChanged), each other part keeps its
+// granted value and is reported in Stalled while the key stays Ready. It
+// also records whether the grant still fits its class (ClassCompliant). A
+// key issued before grants were recorded gets the grant its spec gave it
+// then, with no new key.
 func (r *APIKeyReconciler) reconcileGrant(ctx context.Context, p *pass) (bool, error) {
 	k := p.key
 	st := &k.Status
-	if st.KeyHash == "" {
+	if !issued(st) {
 		return false, nil
+	}
+	if st.IssuedAt == nil {
+		// A hash without an issuance time (a status restored by hand):
+		// count the key's lifetime from now.
+		st.IssuedAt = p.stamp()
 	}
 	granted := policy.Granted(&k.Spec, st)
 	var roomErr error
@@ -78,7 +92,7 @@ func (r *APIKeyReconciler) reconcileGrant(ctx context.Context, p *pass) (bool, e
 	}
 	if v := d.Refused; v != nil {
 		p.refused = &lifecycle.Refusal{Reason: v.Reason, Message: v.Message}
-		if v.Reason == keywardenv1alpha1.ReasonActiveKeyLimit {
+		if d.Refuses(keywardenv1alpha1.ReasonActiveKeyLimit) {
 			// Room under the new owner's limit sends no event to this
 			// key (it counts against its granted owner): look again.
 			p.requeue(limitRecheck)
@@ -98,31 +112,38 @@ func (r *APIKeyReconciler) reconcileGrant(ctx context.Context, p *pass) (bool, e
 	return false, nil
 }
 
-// reconcilePolicy enforces, for a key not issued yet, its class: a key the
+// reconcilePolicy enforces, for a key never issued, its class: a key the
 // class does not allow is Stalled with the rule's reason, and a key over
-// its owner's active-key limit is Refused. A key being reissued is judged
-// like a new key issued when it first was.
+// its owner's active-key limit is Refused. An issued key, even one being
+// reissued, keeps its grant and its place (reconcileGrant).
 func (r *APIKeyReconciler) reconcilePolicy(ctx context.Context, p *pass) (bool, error) {
 	k := p.key
-	if k.Status.KeyHash != "" {
+	if issued(&k.Status) {
+		if k.Status.KeyHash == "" && p.violation != nil {
+			// Being reissued, but its class is gone or ambiguous: no
+			// policy to issue under (the key's prefix is the class's).
+			r.stallOnPolicy(p, p.violation)
+			return true, nil
+		}
 		return false, nil
 	}
 	v := p.violation
 	if v == nil {
-		issuedAt := p.now
-		if k.Status.IssuedAt != nil {
-			issuedAt = k.Status.IssuedAt.Time
-		}
-		v = p.policy.Check(&k.Spec, issuedAt)
+		v = p.policy.Check(&k.Spec, p.now)
 	}
 	if v != nil {
-		if !hasCondition(k, keywardenv1alpha1.ConditionStalled, v.Reason) {
-			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventPolicyViolation, "Issue", v.Message)
-		}
-		p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhasePending, Stalled: true, Reason: v.Reason, Message: v.Message}
+		r.stallOnPolicy(p, v)
 		return true, nil
 	}
 	return r.admit(ctx, p)
+}
+
+// stallOnPolicy reports a key its class does not let be issued.
+func (r *APIKeyReconciler) stallOnPolicy(p *pass, v *policy.Violation) {
+	if !hasCondition(p.key, keywardenv1alpha1.ConditionStalled, v.Reason) {
+		p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventPolicyViolation, "Issue", v.Message)
+	}
+	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhasePending, Stalled: true, Reason: v.Reason, Message: v.Message}
 }
 
 // admit applies the owner's active-key limit. It reads the owner's keys
@@ -224,7 +245,7 @@ func holder(k *keywardenv1alpha1.APIKey) policy.Holder {
 	return policy.Holder{
 		UID:     k.UID,
 		Created: k.CreationTimestamp.Time,
-		Issued:  k.Status.KeyHash != "",
+		Issued:  issued(&k.Status),
 		Gone: !k.DeletionTimestamp.IsZero() || k.Spec.Revoked ||
 			k.Status.Phase == keywardenv1alpha1.PhaseExpired || k.Status.Phase == keywardenv1alpha1.PhaseRevoked,
 	}

@@ -73,9 +73,10 @@ func (r *APIKeyReconciler) secretMeta(ctx context.Context, key *keywardenv1alpha
 
 // secretKey is what the controller reads of a key's Secret: the hash and
 // display prefix of the key it holds (empty when it holds no well-formed
-// key) and its seal.
+// key), its seal, and whether it is being deleted.
 type secretKey struct {
 	hash, prefix, seal string
+	deleting           bool
 }
 
 // readKey reads the key's Secret through the API server (Secret data is
@@ -88,7 +89,7 @@ func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.A
 	if s.UID != uid {
 		return secretKey{}, fmt.Errorf("secret %s was replaced while it was read", s.Name)
 	}
-	sk := secretKey{seal: s.Annotations[seal.Annotation]}
+	sk := secretKey{seal: s.Annotations[seal.Annotation], deleting: !s.DeletionTimestamp.IsZero()}
 	raw := string(s.Data[keywardenv1alpha1.SecretKeyField])
 	if _, err := keys.Parse(raw); err == nil {
 		sk.hash, sk.prefix = keys.Hash(raw), keys.DisplayPrefix(raw)
@@ -184,6 +185,9 @@ func (r *APIKeyReconciler) reconcileSecret(ctx context.Context, p *pass) (bool, 
 // replaced is no longer valid.
 func (r *APIKeyReconciler) stallOnConflict(p *pass, m *metav1.PartialObjectMetadata) {
 	st := &p.key.Status
+	if st.KeyHash != "" {
+		st.KeySerial++ // the issued key is gone for good
+	}
 	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
 	msg := fmt.Sprintf("Secret %s exists and is not owned by this APIKey; it is left untouched. Delete or rename it, or create the APIKey with another spec.secretName", m.Name)
 	if !hasCondition(p.key, keywardenv1alpha1.ConditionStalled, keywardenv1alpha1.ReasonSecretConflict) {
@@ -210,6 +214,7 @@ func hasCondition(key *keywardenv1alpha1.APIKey, typ, reason string) bool {
 // hash leads to adoption of that Secret, never to a second new key.
 func (r *APIKeyReconciler) startReissue(p *pass, msg string) {
 	st := &p.key.Status
+	st.KeySerial++ // a Secret of the old key is never adopted again
 	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
 	p.outcome = lifecycle.Outcome{
 		Phase:       keywardenv1alpha1.PhasePending,
@@ -267,7 +272,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 			return err
 		}
 		sk = secretKey{hash: keys.Hash(raw), prefix: keys.DisplayPrefix(raw)}
-		if sk.seal, err = r.Seals.Seal(ctx, p.key.UID, sk.hash); err != nil {
+		if sk.seal, err = r.Seals.Seal(ctx, p.key.UID, st.KeySerial, sk.hash); err != nil {
 			return fmt.Errorf("sealing the Secret: %w", err)
 		}
 		secret := r.newSecret(p.key, raw, sk.seal)
@@ -305,18 +310,17 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 
 	st.KeyHash, st.KeyPrefix = sk.hash, sk.prefix
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: secretName(p.key), UID: string(uid)}
-	// The grant: what reconcilePolicy admitted. A reissued key keeps its
-	// issuance time and, unless its spec names one, its expiry.
-	recorded := st.ExpiresAt
+	// The grant of a new key is what reconcilePolicy admitted; a reissued
+	// key keeps its issuance time and its grant, as reconcileGrant decided.
 	if st.IssuedAt == nil {
-		st.IssuedAt, recorded = p.stamp(), nil
+		st.IssuedAt = p.stamp()
+		p.policy.Issue(&p.key.Spec, st.IssuedAt.Time, nil).Record(st)
+		setCompliance(p.key, nil) // reconcilePolicy admitted it under its class
 	}
-	p.policy.Issue(&p.key.Spec, st.IssuedAt.Time, recorded).Record(st)
 	if st.ExpiresAt != nil {
 		p.requeue(st.ExpiresAt.Sub(p.now) + 10*time.Millisecond)
 	}
 	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseActive}
-	setCompliance(p.key, nil) // reconcilePolicy admitted it under its class
 	if reissue {
 		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyReissued, "Issue",
 			fmt.Sprintf("A new key %s... was issued into Secret %s", sk.prefix, st.SecretRef.Name))
@@ -343,8 +347,14 @@ func (r *APIKeyReconciler) adopt(ctx context.Context, p *pass, m *metav1.Partial
 	if err != nil {
 		return sk, false, err
 	}
+	if sk.deleting {
+		// Going (perhaps held by a finalizer): neither adopted nor
+		// replaced until it is gone.
+		p.requeue(5 * time.Second)
+		return sk, false, nil
+	}
 	if sk.hash != "" {
-		proven, err := r.Seals.Verify(ctx, p.key.UID, sk.hash, sk.seal)
+		proven, err := r.Seals.Verify(ctx, p.key.UID, p.key.Status.KeySerial, sk.hash, sk.seal)
 		if err != nil {
 			return sk, false, fmt.Errorf("checking the seal of Secret %s: %w", m.Name, err)
 		}
@@ -355,10 +365,8 @@ func (r *APIKeyReconciler) adopt(ctx context.Context, p *pass, m *metav1.Partial
 	if err := r.deleteSecretUID(ctx, m); err != nil {
 		return sk, false, err
 	}
-	if m.DeletionTimestamp.IsZero() {
-		p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
-			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", m.Name))
-	}
+	p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
+		fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", m.Name))
 	p.replacedTampered = true
 	return secretKey{}, false, nil
 }

@@ -56,7 +56,7 @@ func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardenv
 	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() {
 		return nil, nil
 	}
-	if old.Status.KeyHash != "" && old.Status.IssuedAt != nil {
+	if issued(&old.Status) {
 		return nil, v.checkGrant(ctx, old, k)
 	}
 	o, n := old.Spec, k.Spec
@@ -101,24 +101,43 @@ func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.A
 }
 
 // checkGrant refuses a change of an issued key's spec that the controller
-// would not grant.
+// would not grant, with the message the key's Stalled condition would
+// show. A refusal that the spec already earned before this update (its
+// class changed since, or the webhook was down) does not block updates
+// that add none, such as taking part of a change back.
 func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alpha1.APIKey) error {
 	classes, err := v.classes(ctx)
 	if err != nil {
 		return err
 	}
 	granted := policy.Granted(&old.Spec, &old.Status)
-	pol, viol := policy.ResolveIssued(&k.Spec, granted, classes)
+	issuedAt := v.now()
+	if old.Status.IssuedAt != nil {
+		issuedAt = old.Status.IssuedAt.Time
+	}
 	var listErr error
-	d := policy.Decide(granted, &k.Spec, pol, viol, old.Status.IssuedAt.Time, func(owner string) *policy.Violation {
-		limitViol, err := v.limit(ctx, k, owner, pol)
-		listErr = err
-		return limitViol
-	})
+	decide := func(spec *keywardenv1alpha1.APIKeySpec) policy.Decision {
+		pol, viol := policy.ResolveIssued(spec, granted, classes)
+		return policy.Decide(granted, spec, pol, viol, issuedAt, func(owner string) *policy.Violation {
+			limitViol, err := v.limit(ctx, k, owner, pol)
+			if err != nil {
+				listErr = err
+			}
+			return limitViol
+		})
+	}
+	d := decide(&k.Spec)
+	if d.Refused == nil {
+		return listErr
+	}
+	before := map[string]bool{}
+	for _, r := range decide(&old.Spec).Refusals {
+		before[r.Message] = true
+	}
 	switch {
 	case listErr != nil:
 		return listErr
-	case d.Refused != nil:
+	case slices.ContainsFunc(d.Refusals, func(r *policy.Violation) bool { return !before[r.Message] }):
 		return apierrors.NewBadRequest(d.Refused.Message)
 	}
 	return nil

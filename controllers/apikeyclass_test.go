@@ -99,6 +99,22 @@ var _ = Describe("APIKeyClass policy", func() {
 		Expect(got.Status.KeyPrefix).To(HavePrefix("late_"))
 	})
 
+	It("shows four characters of the key's body in the display prefix, however long the class prefix", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{KeyPrefix: "abcdefghijk_"})
+		var prefixes []string
+		for _, name := range []string{"long-1", "long-2"} {
+			k := newAPIKey(ns, name)
+			k.Spec.ClassName = c.Name
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			got := waitReady(ctx, k)
+			s, err := readSecret(ctx, ns, name)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.Status.KeyPrefix).To(Equal(string(s.Data["key"])[:16]))
+			prefixes = append(prefixes, got.Status.KeyPrefix)
+		}
+		Expect(prefixes[0]).NotTo(Equal(prefixes[1]))
+	})
+
 	It("applies the default class to keys without className, and reports two defaults", func() {
 		first := newClass(ctx, true, keywardenv1alpha1.APIKeyClassSpec{KeyPrefix: "dflt_"})
 		Eventually(func() bool {

@@ -156,6 +156,44 @@ var _ = Describe("The grant of an issued key", func() {
 		issue("as-next", "a@example.com")
 	})
 
+	It("keeps the grant through a reissue: a lost Secret never re-admits the spec", func() {
+		k := issue("reissued", "a@example.com")
+		patchSpec(k, func(s *keywardenv1alpha1.APIKeySpec) { s.Role, s.Scopes = "admin", nil })
+		Eventually(func() string { return condition(getKey(ctx, k), "Stalled").Reason }, 10*time.Second).Should(Equal("RoleNotAllowed"))
+
+		old, err := readSecret(ctx, ns, "reissued")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
+		var got *keywardenv1alpha1.APIKey
+		Eventually(func(g Gomega) {
+			got = getKey(ctx, k)
+			g.Expect(got.Status.KeyHash).NotTo(BeEmpty())
+			g.Expect(got.Status.KeyHash).NotTo(Equal(k.Status.KeyHash))
+			g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+		Expect(got.Status.Role).To(Equal("readonly"))
+		Expect(got.Status.Scopes).To(Equal(k.Status.Scopes))
+		Expect(got.Status.ExpiresAt).To(Equal(k.Status.ExpiresAt))
+		Expect(got.Status.KeySerial).To(Equal(k.Status.KeySerial + 1))
+		Expect(condition(got, "Stalled").Status).To(Equal(metav1.ConditionTrue))
+
+		By("with its class gone, a lost Secret waits for the class")
+		Expect(k8sClient.Delete(ctx, ro)).To(Succeed())
+		Eventually(func() string { return condition(getKey(ctx, k), "Stalled").Reason }, 10*time.Second).Should(Equal("ClassNotFound"))
+		Expect(getKey(ctx, k).Status.Role).To(Equal("readonly"))
+		lost, err := readSecret(ctx, ns, "reissued")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Delete(ctx, lost)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got = getKey(ctx, k)
+			g.Expect(got.Status.KeyHash).To(BeEmpty())
+			g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhasePending))
+			g.Expect(condition(got, "Stalled").Reason).To(Equal("ClassNotFound"))
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		Consistently(secretGone(ctx, ns, "reissued"), time.Second).Should(Succeed())
+		Expect(got.Status.Role).To(Equal("readonly"))
+	})
+
 	Context("upgrading from a release that did not record grants", func() {
 		It("keeps a key it issued, records its grant from the spec, and issues no new key", func() {
 			// The APIKey, its Secret and its status as that release left

@@ -182,6 +182,14 @@ type APIKeyStatus struct {
 	// +kubebuilder:validation:MaxLength=71
 	KeyHash string `json:"keyHash,omitempty"`
 
+	// keySerial counts the keys of this APIKey that were replaced: it grows
+	// each time the Secret of an issued key is lost, changed or taken by
+	// another object. It is part of the Secret's seal, so that the Secret
+	// of a replaced key is never adopted again.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	KeySerial int64 `json:"keySerial,omitempty"`
+
 	// secretRef is the Secret that holds the raw key.
 	// +optional
 	SecretRef *SecretReference `json:"secretRef,omitempty"`

@@ -237,30 +237,38 @@ func DisplayPrefix(raw string) string {
 	return raw[:n]
 }
 
-// Quoted reports whether text holds the raw key, or its body alone, in the
-// clear, in hex or in base64 (standard or URL alphabet, at any alignment:
-// as an encoding of a larger blob that contains the key holds it). It finds
-// a key echoed back by something that saw it, such as an admission webhook
+// Quoted reports whether text holds the raw key, or any 16 characters of
+// its body, in the clear, in hex or in base64 (standard or URL alphabet, at
+// any alignment, as an encoding of a larger blob that contains the key
+// holds it; JSON's escaped slashes undone). It finds a key echoed back, whole
+// or cut short, by something that saw it, such as an admission webhook
 // quoting the Secret it refuses.
 func Quoted(text, raw string) bool {
 	if raw == "" || text == "" {
 		return false
 	}
-	needles := []string{raw, hex.EncodeToString([]byte(raw)), strings.ToUpper(hex.EncodeToString([]byte(raw)))}
-	if i := strings.LastIndexByte(raw, '_'); i >= 0 && len(raw)-i-1 >= BodyLength {
-		needles = append(needles, raw[i+1:i+1+BodyLength])
-	}
-	for off := 0; off < 3 && off < len(raw); off++ {
-		// Only whole 3-byte groups encode the same way whatever comes
-		// before and after them.
-		whole := raw[off : off+(len(raw)-off)/3*3]
-		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-			needles = append(needles, enc.EncodeToString([]byte(whole)))
+	text = strings.ReplaceAll(text, `\/`, "/")
+	lower := strings.ToLower(text)
+	const window = 16
+	// Every 16-character piece of the key, in the clear and in hex: a
+	// quote of any part of the key long enough to narrow a guess.
+	for i := 0; i+window <= len(raw); i++ {
+		piece := raw[i : i+window]
+		if strings.Contains(text, piece) || strings.Contains(lower, hex.EncodeToString([]byte(piece))) {
+			return true
 		}
 	}
-	for _, n := range needles {
-		if len(n) >= 16 && strings.Contains(text, n) {
-			return true
+	// Base64 at the three alignments: only whole 3-byte groups encode the
+	// same way whatever comes before and after them.
+	for off := 0; off < 3 && off < len(raw); off++ {
+		whole := raw[off : off+(len(raw)-off)/3*3]
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			e := enc.EncodeToString([]byte(whole))
+			for i := 0; i+window <= len(e); i += 4 {
+				if strings.Contains(text, e[i:i+window]) {
+					return true
+				}
+			}
 		}
 	}
 	return false

@@ -225,7 +225,11 @@ func TestQuoted(t *testing.T) {
 		{"base64 of a blob, two bytes in", b64(base64.StdEncoding, "xy"+raw), true},
 		{"hex", "0x" + hex.EncodeToString([]byte(raw)), true},
 		{"upper-case hex", strings.ToUpper(hex.EncodeToString([]byte(raw))), true},
+		{"cut short", "value " + raw[:30] + "...", true},
+		{"base64 of the first 30 characters", b64(base64.StdEncoding, raw[:30]), true},
+		{"hex of a piece of the body", hex.EncodeToString([]byte(body[10:30])), true},
 		{"another key", "denied: " + other + " " + b64(base64.StdEncoding, other), false},
+		{"the key's hash", "recorded " + Hash(raw), false},
 		{"the display prefix", "key " + DisplayPrefix(raw) + "... was issued", false},
 		{"nothing", "", false},
 	} {

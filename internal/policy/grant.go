@@ -88,16 +88,16 @@ func ResolveIssued(spec *keywardenv1alpha1.APIKeySpec, granted Grant, classes []
 	return BuiltIn(), nil
 }
 
-// Requested is the grant that the spec of a key issued at issuedAt asks
-// for, given its current grant. A spec that names no scopes asks for all of
-// its role's scopes only when its role or class changes (a class that
-// changes its roles never rewrites issued keys), and one that names no
-// expiry keeps the granted expiry.
-func (p Policy) Requested(spec *keywardenv1alpha1.APIKeySpec, granted Grant, issuedAt time.Time) Grant {
-	r := Grant{Owner: spec.Owner, Role: spec.Role, Scopes: spec.Scopes, ExpiresAt: granted.ExpiresAt, ClassName: p.ClassName}
+// requested is the grant that the spec of a key issued at issuedAt asks
+// for under the class className, given its current grant. A spec that names
+// no scopes asks for all of its role's scopes only when its role or class
+// changes (a class that changes its roles never rewrites issued keys), and
+// one that names no expiry keeps the granted expiry.
+func (p Policy) requested(spec *keywardenv1alpha1.APIKeySpec, granted Grant, issuedAt time.Time, className string) Grant {
+	r := Grant{Owner: spec.Owner, Role: spec.Role, Scopes: spec.Scopes, ExpiresAt: granted.ExpiresAt, ClassName: className}
 	if len(spec.Scopes) == 0 {
 		r.Scopes = granted.Scopes
-		if spec.Role != granted.Role || p.ClassName != granted.ClassName {
+		if spec.Role != granted.Role || className != granted.ClassName {
 			r.Scopes = p.EffectiveScopes(spec)
 		}
 	}
@@ -118,10 +118,24 @@ type Decision struct {
 	Grant Grant
 	// Changes name what the decision changed in the grant, for an event.
 	Changes []string
-	// Refused says why the spec is not (wholly) granted; nil when the
-	// grant is what the spec asks for. Its message is the same wherever the
-	// change is refused: by the controller, or at apply time by the webhook.
+	// Refusals are the parts of the spec that are not granted, each with
+	// its rule: access (role, scopes, class), then expiry, then owner.
+	Refusals []*Violation
+	// Refused sums them up: the first one's reason and all their messages.
+	// Its message is the same wherever the change is refused: by the
+	// controller, or at apply time by the webhook. Nil when the grant is
+	// what the spec asks for.
 	Refused *Violation
+}
+
+// Refuses reports whether the decision refuses something for the reason.
+func (d Decision) Refuses(reason string) bool {
+	for _, v := range d.Refusals {
+		if v.Reason == reason {
+			return true
+		}
+	}
+	return false
 }
 
 // RoomFor reports whether an owner may take one more active key: nil, or
@@ -129,31 +143,61 @@ type Decision struct {
 type RoomFor func(owner string) *Violation
 
 // Decide judges a spec change to a key issued at issuedAt like the issuance
-// of a new key: the role, scopes and class must fit the class the spec now
-// names (pol, or resolveErr when it does not resolve); the expiry may be
-// brought forward at any time and pushed back only within the class's
-// maxLifetime from issuance; a new owner must have room under its limit.
-// Each of the three parts is granted or refused on its own, and what is
-// refused keeps its granted value: a change is never a silent widening.
+// of a new key under the class the spec now names (pol, or resolveErr when
+// it does not resolve). The expiry may be brought forward at any time and
+// pushed back only within the class's maxLifetime from issuance; a new
+// owner must have room under its limit; the role and scopes must fit the
+// class, and a key that moves to another class must fit it whole (its
+// expiry, and its owner's limit there). Each of the three parts is granted
+// or refused on its own, and what is refused keeps its granted value: a
+// change is never a silent widening.
 func Decide(granted Grant, spec *keywardenv1alpha1.APIKeySpec, pol Policy, resolveErr *Violation, issuedAt time.Time, room RoomFor) Decision {
-	req := pol.Requested(spec, granted, issuedAt)
+	className := pol.ClassName
 	if resolveErr != nil {
-		req.ClassName = granted.ClassName
+		className = granted.ClassName
 		if spec.ClassName != "" {
-			req.ClassName = spec.ClassName
+			className = spec.ClassName
 		}
 	}
+	req := pol.requested(spec, granted, issuedAt, className)
 	d := Decision{Grant: granted}
-	var refused []*Violation
+	var access, expiry, owner *Violation
+
+	if !sameTime(req.ExpiresAt, granted.ExpiresAt) {
+		sooner := req.ExpiresAt != nil && (granted.ExpiresAt == nil || req.ExpiresAt.Before(granted.ExpiresAt))
+		if !sooner {
+			if expiry = resolveErr; expiry == nil {
+				expiry = pol.CheckExpiry(req.ExpiresAt, issuedAt)
+			}
+		}
+		if expiry == nil {
+			d.Changes = append(d.Changes, fmt.Sprintf("expiry %s → %s", moment(granted.ExpiresAt), moment(req.ExpiresAt)))
+			d.Grant.ExpiresAt = req.ExpiresAt
+		}
+	}
+
+	if req.Owner != granted.Owner {
+		if owner = resolveErr; owner == nil {
+			owner = room(req.Owner)
+		}
+		if owner == nil {
+			d.Changes = append(d.Changes, fmt.Sprintf("owner %s → %s", granted.Owner, req.Owner))
+			d.Grant.Owner = req.Owner
+		}
+	}
 
 	if req.Role != granted.Role || req.ClassName != granted.ClassName || !sameScopes(req.Scopes, granted.Scopes) {
-		v := resolveErr
-		if v == nil {
-			v = pol.CheckAccess(req.Role, req.Scopes)
+		if access = resolveErr; access == nil {
+			access = pol.CheckAccess(req.Role, req.Scopes)
 		}
-		if v != nil {
-			refused = append(refused, v)
-		} else {
+		if access == nil && req.ClassName != granted.ClassName {
+			// The key joins another class as it stands: its expiry and
+			// its owner's count must fit that class too.
+			if access = pol.CheckExpiry(d.Grant.ExpiresAt, issuedAt); access == nil && d.Grant.Owner == granted.Owner {
+				access = room(d.Grant.Owner)
+			}
+		}
+		if access == nil {
 			if req.Role != granted.Role {
 				d.Changes = append(d.Changes, fmt.Sprintf("role %s → %s", granted.Role, req.Role))
 			}
@@ -161,43 +205,23 @@ func Decide(granted Grant, spec *keywardenv1alpha1.APIKeySpec, pol Policy, resol
 				d.Changes = append(d.Changes, fmt.Sprintf("scopes %s → %s", scopeList(granted.Scopes), scopeList(req.Scopes)))
 			}
 			if req.ClassName != granted.ClassName {
-				d.Changes = append(d.Changes, fmt.Sprintf("class %s → %s", className(granted.ClassName), className(req.ClassName)))
+				d.Changes = append(d.Changes, fmt.Sprintf("class %s → %s", describeClass(granted.ClassName), describeClass(req.ClassName)))
 			}
 			d.Grant.Role, d.Grant.Scopes, d.Grant.ClassName = req.Role, req.Scopes, req.ClassName
 		}
 	}
 
-	if !sameTime(req.ExpiresAt, granted.ExpiresAt) {
-		sooner := req.ExpiresAt != nil && (granted.ExpiresAt == nil || req.ExpiresAt.Before(granted.ExpiresAt))
-		var v *Violation
-		if !sooner {
-			if v = resolveErr; v == nil {
-				v = pol.CheckExpiry(req.ExpiresAt, issuedAt)
-			}
-		}
+	for _, v := range []*Violation{access, expiry, owner} {
 		if v != nil {
-			refused = append(refused, v)
-		} else {
-			d.Changes = append(d.Changes, fmt.Sprintf("expiry %s → %s", moment(granted.ExpiresAt), moment(req.ExpiresAt)))
-			d.Grant.ExpiresAt = req.ExpiresAt
+			d.Refusals = append(d.Refusals, v)
 		}
 	}
-
-	if req.Owner != granted.Owner {
-		if v := room(req.Owner); v != nil {
-			refused = append(refused, v)
-		} else {
-			d.Changes = append(d.Changes, fmt.Sprintf("owner %s → %s", granted.Owner, req.Owner))
-			d.Grant.Owner = req.Owner
-		}
-	}
-
-	if len(refused) > 0 {
-		msgs := make([]string, len(refused))
-		for i, v := range refused {
+	if len(d.Refusals) > 0 {
+		msgs := make([]string, len(d.Refusals))
+		for i, v := range d.Refusals {
 			msgs[i] = v.Message
 		}
-		d.Refused = &Violation{Reason: refused[0].Reason, Message: strings.Join(msgs, "; ")}
+		d.Refused = &Violation{Reason: d.Refusals[0].Reason, Message: strings.Join(msgs, "; ")}
 	}
 	return d
 }
@@ -231,7 +255,7 @@ func scopeList(s []keywardenv1alpha1.Scope) string {
 	return "[" + strings.Join(out, " ") + "]"
 }
 
-func className(n string) string {
+func describeClass(n string) string {
 	if n == "" {
 		return "(built-in)"
 	}

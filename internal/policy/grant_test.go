@@ -140,6 +140,33 @@ func TestDecide(t *testing.T) {
 			want:       granted,
 		},
 		{
+			name:       "its own class deleted, no scopes named, nothing asked",
+			granted:    Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
+			spec:       &keywardenv1alpha1.APIKeySpec{Owner: "a@example.com", Role: "readonly"},
+			resolveErr: &Violation{"ClassNotFound", `APIKeyClass "ro" does not exist`},
+			want:       Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
+		},
+		{
+			name: "a new owner while the class does not resolve", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Owner = "b@example.com" }),
+			resolveErr: &Violation{"ClassNotFound", `APIKeyClass "ro" does not exist`},
+			want:       granted, wantReason: "ClassNotFound", wantMessage: `APIKeyClass "ro" does not exist`,
+		},
+		{
+			name:        "moving a key that never expires into a class with a maximum lifetime",
+			granted:     Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ClassName: "open"},
+			spec:        spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = nil }),
+			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ClassName: "open"},
+			wantReason:  "LifetimeExceedsMax",
+			wantMessage: `a key that never expires exceeds the maximum lifetime of 24h0m0s set by APIKeyClass "ro"`,
+		},
+		{
+			name:    "moving a key into a class whose limit its owner has reached",
+			granted: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "open"},
+			spec:    spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = nil }), room: full,
+			want:       Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "open"},
+			wantReason: "ActiveKeyLimit",
+		},
+		{
 			name: "moving to a class that allows it", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.ClassName = "open" }), pol: open,
 			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "open"},
 			wantChanges: []string{"class ro → open"},
@@ -163,6 +190,9 @@ func TestDecide(t *testing.T) {
 				room = tt.room
 			}
 			d := Decide(g, tt.spec, pol, tt.resolveErr, t0, room)
+			if (d.Refused != nil) != (len(d.Refusals) > 0) {
+				t.Errorf("Refused %v with Refusals %v", d.Refused, d.Refusals)
+			}
 			if !d.Grant.Equal(tt.want) {
 				t.Errorf("grant = %+v, want %+v", d.Grant, tt.want)
 			}
@@ -216,3 +246,18 @@ func TestIssueAndResolveIssued(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestDecisionRefusesEachPart(t *testing.T) {
+	pol := FromClass(ptrTo(class("ro", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Roles = []keywardenv1alpha1.ClassRole{{Name: "readonly"}}
+	})))
+	granted := Grant{Owner: "a", Role: "readonly", ClassName: "ro"}
+	d := Decide(granted, &keywardenv1alpha1.APIKeySpec{Owner: "b", Role: "admin", ClassName: "ro"}, pol, nil, t0,
+		func(owner string) *Violation { return LimitViolation(owner, "ns", 1, 1) })
+	if !d.Refuses("RoleNotAllowed") || !d.Refuses("ActiveKeyLimit") || d.Refuses("LifetimeExceedsMax") {
+		t.Errorf("refusals %v, want the role and the owner", d.Refusals)
+	}
+	if d.Refused.Reason != "RoleNotAllowed" {
+		t.Errorf("reason %q, want the first refusal's", d.Refused.Reason)
+	}
+}

@@ -2,10 +2,13 @@
 // on a Secret (labels, owner references, type, immutability, the key's
 // format) can be written by anyone allowed to create Secrets in the
 // namespace; a seal cannot. A seal is an HMAC-SHA256, under a sealing key
-// that only the manager reads, of the APIKey's UID and the hash of the key
-// the Secret holds. The controller seals every Secret it writes and adopts a
-// Secret left by an interrupted pass only when its seal verifies, so a value
-// that Keywarden did not generate for that very APIKey is never recorded.
+// that only the manager reads, of the APIKey's UID, the serial of the key
+// for that APIKey (status.keySerial, which grows each time a key is
+// replaced) and the hash of the key the Secret holds. The controller seals
+// every Secret it writes and adopts a Secret left by an interrupted pass
+// only when its seal verifies, so a value that Keywarden did not generate
+// for that very APIKey, or a key of it that was replaced since, is never
+// recorded.
 //
 // Sealing keys live in one Secret of the manager's namespace (see Store).
 // The newest key seals; every key in the Secret verifies, so that adding a
@@ -19,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -80,14 +84,14 @@ func validID(id string) bool {
 func (kr *Keyring) Current() string { return kr.current }
 
 // Seal returns the seal of a Secret that holds the key of the given hash
-// (keys.Hash) for the APIKey of the given UID.
-func (kr *Keyring) Seal(apiKey types.UID, keyHash string) string {
-	return version + "." + kr.current + "." + base64.RawURLEncoding.EncodeToString(mac(kr.keys[kr.current], apiKey, keyHash))
+// (keys.Hash) and serial for the APIKey of the given UID.
+func (kr *Keyring) Seal(apiKey types.UID, serial int64, keyHash string) string {
+	return version + "." + kr.current + "." + base64.RawURLEncoding.EncodeToString(mac(kr.keys[kr.current], apiKey, serial, keyHash))
 }
 
 // Verify reports whether seal is a seal, under one of the keyring's keys,
-// of the key of the given hash for the APIKey of the given UID.
-func (kr *Keyring) Verify(apiKey types.UID, keyHash, seal string) bool {
+// of the key of the given hash and serial for the APIKey of the given UID.
+func (kr *Keyring) Verify(apiKey types.UID, serial int64, keyHash, seal string) bool {
 	if kr == nil {
 		return false
 	}
@@ -107,7 +111,7 @@ func (kr *Keyring) Verify(apiKey types.UID, keyHash, seal string) bool {
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(got, mac(k, apiKey, keyHash))
+	return hmac.Equal(got, mac(k, apiKey, serial, keyHash))
 }
 
 // Knows reports whether the keyring has the key that made the seal, so
@@ -124,12 +128,14 @@ func (kr *Keyring) Knows(seal string) bool {
 	return ok
 }
 
-func mac(key []byte, apiKey types.UID, keyHash string) []byte {
+func mac(key []byte, apiKey types.UID, serial int64, keyHash string) []byte {
 	h := hmac.New(sha256.New, key)
-	// NUL cannot occur in a UID or a hash, so the fields cannot run into
-	// each other.
+	// NUL cannot occur in a UID, a number or a hash, so the fields cannot
+	// run into each other.
 	h.Write([]byte("keywarden.dev/seal/" + version + "\x00"))
 	h.Write([]byte(apiKey))
+	h.Write([]byte{0})
+	h.Write([]byte(strconv.FormatInt(serial, 10)))
 	h.Write([]byte{0})
 	h.Write([]byte(keyHash))
 	return h.Sum(nil)

@@ -37,7 +37,7 @@ func TestSealVerifies(t *testing.T) {
 	one := ring(t, map[string][]byte{"k1": k1})
 	both := ring(t, map[string][]byte{"k1": k1, "k2": k2})
 	other := ring(t, map[string][]byte{"k1": k2})
-	good := one.Seal(uidA, hashA)
+	good := one.Seal(uidA, 0, hashA)
 	if !strings.HasPrefix(good, "v1.k1.") {
 		t.Fatalf("seal %q does not name its version and key", good)
 	}
@@ -50,43 +50,45 @@ func TestSealVerifies(t *testing.T) {
 		name     string
 		kr       *Keyring
 		uid      types.UID
+		serial   int64
 		hash     string
 		seal     string
 		verifies bool
 	}{
-		{"the seal of the key for the APIKey", one, uidA, hashA, good, true},
-		{"a rotated keyring still verifies the old key's seals", both, uidA, hashA, good, true},
-		{"another APIKey", one, uidB, hashA, good, false},
-		{"another key", one, uidA, hashB, good, false},
-		{"another sealing key of the same ID", other, uidA, hashA, good, false},
-		{"a changed HMAC", one, uidA, hashA, tamper(good), false},
-		{"another version", one, uidA, hashA, "v2" + good[2:], false},
-		{"an unknown key ID", one, uidA, hashA, strings.Replace(good, ".k1.", ".k9.", 1), false},
-		{"no seal", one, uidA, hashA, "", false},
-		{"garbage", one, uidA, hashA, "v1.k1.!!!", false},
-		{"a nil keyring", nil, uidA, hashA, good, false},
+		{"the seal of the key for the APIKey", one, uidA, 0, hashA, good, true},
+		{"a rotated keyring still verifies the old key's seals", both, uidA, 0, hashA, good, true},
+		{"another APIKey", one, uidB, 0, hashA, good, false},
+		{"another key", one, uidA, 0, hashB, good, false},
+		{"a later key of the same APIKey", one, uidA, 1, hashA, good, false},
+		{"another sealing key of the same ID", other, uidA, 0, hashA, good, false},
+		{"a changed HMAC", one, uidA, 0, hashA, tamper(good), false},
+		{"another version", one, uidA, 0, hashA, "v2" + good[2:], false},
+		{"an unknown key ID", one, uidA, 0, hashA, strings.Replace(good, ".k1.", ".k9.", 1), false},
+		{"no seal", one, uidA, 0, hashA, "", false},
+		{"garbage", one, uidA, 0, hashA, "v1.k1.!!!", false},
+		{"a nil keyring", nil, uidA, 0, hashA, good, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.kr.Verify(tc.uid, tc.hash, tc.seal); got != tc.verifies {
+			if got := tc.kr.Verify(tc.uid, tc.serial, tc.hash, tc.seal); got != tc.verifies {
 				t.Errorf("Verify = %v, want %v", got, tc.verifies)
 			}
 		})
 	}
-	if s := both.Seal(uidA, hashA); !strings.HasPrefix(s, "v1.k2.") {
+	if s := both.Seal(uidA, 0, hashA); !strings.HasPrefix(s, "v1.k2.") {
 		t.Errorf("a rotated keyring seals with %q, want the greatest ID k2", s)
 	}
-	if !both.Knows(good) || one.Knows(both.Seal(uidA, hashA)) {
+	if !both.Knows(good) || one.Knows(both.Seal(uidA, 0, hashA)) {
 		t.Error("Knows does not tell known from unknown keys")
 	}
 }
 
 func TestSealIsHMACSHA256OfUIDAndHash(t *testing.T) {
 	// Fixed vector, computed independently:
-	//   printf 'keywarden.dev/seal/v1\0%s\0%s' "$uidA" "$hashA" |
+	//   printf 'keywarden.dev/seal/v1\0%s\0%s\0%s' "$uidA" 0 "$hashA" |
 	//     openssl dgst -sha256 -mac HMAC -macopt hexkey:$(printf '01%.0s' $(seq 32)) -binary | basenc --base64url | tr -d =
 	kr := ring(t, map[string][]byte{"k1": bytes.Repeat([]byte{1}, 32)})
-	const want = "v1.k1.MrGHVMN2a_hpqLVt7zw5LbnrzcKEBh2FFllwaGb4m8s"
-	if got := kr.Seal(uidA, hashA); got != want {
+	const want = "v1.k1.ygsojUsTo2nX5kCH8gacXohub3NReRba8j2hwbWQKv4"
+	if got := kr.Seal(uidA, 0, hashA); got != want {
 		t.Errorf("Seal = %q, want %q", got, want)
 	}
 }
@@ -140,14 +142,14 @@ func TestStoreCreatesTheSecretOnce(t *testing.T) {
 	if bytes.Equal(sec.Data["k1800000000"], make([]byte, MinKeyBytes)) {
 		t.Fatal("the sealing key is all zeroes")
 	}
-	seal, err := s.Seal(ctx, uidA, hashA)
+	seal, err := s.Seal(ctx, uidA, 0, hashA)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// A second replica reads the same Secret and verifies the first's seal.
 	other := &Store{Client: s.Client, Secret: s.Secret, Now: s.Now}
-	ok, err := other.Verify(ctx, uidA, hashA, seal)
+	ok, err := other.Verify(ctx, uidA, 0, hashA, seal)
 	if err != nil || !ok {
 		t.Fatalf("another replica's Verify = %v, %v; want true", ok, err)
 	}
@@ -159,7 +161,7 @@ func TestStorePicksUpAddedKeys(t *testing.T) {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keywarden-system", Name: "keywarden-sealing-key"},
 		Type: SecretType, Data: map[string][]byte{"k1": old, "junk": []byte("short")}}
 	s, gets, now := newStore(t, sec)
-	before, err := s.Seal(ctx, uidA, hashA)
+	before, err := s.Seal(ctx, uidA, 0, hashA)
 	if err != nil || !strings.HasPrefix(before, "v1.k1.") {
 		t.Fatalf("Seal = %q, %v; want a seal by k1 (the short entry is skipped)", before, err)
 	}
@@ -170,17 +172,17 @@ func TestStorePicksUpAddedKeys(t *testing.T) {
 	if err := s.Client.Update(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	rotated := ring(t, map[string][]byte{"k2": sec.Data["k2"]}).Seal(uidA, hashA)
+	rotated := ring(t, map[string][]byte{"k2": sec.Data["k2"]}).Seal(uidA, 0, hashA)
 	*now = now.Add(time.Minute)
 	n := *gets
-	ok, err := s.Verify(ctx, uidA, hashA, rotated)
+	ok, err := s.Verify(ctx, uidA, 0, hashA, rotated)
 	if err != nil || !ok {
 		t.Fatalf("Verify of a seal by the added key = %v, %v", ok, err)
 	}
 	if *gets != n+1 {
 		t.Errorf("%d reads of the Secret for an unknown key, want 1", *gets-n)
 	}
-	if ok, _ := s.Verify(ctx, uidA, hashA, before); !ok {
+	if ok, _ := s.Verify(ctx, uidA, 0, hashA, before); !ok {
 		t.Error("the old key's seal no longer verifies after rotation")
 	}
 
@@ -188,7 +190,7 @@ func TestStorePicksUpAddedKeys(t *testing.T) {
 	// every call.
 	n = *gets
 	for range 100 {
-		if ok, _ := s.Verify(ctx, uidA, hashA, "v1.k9.AAAA"); ok {
+		if ok, _ := s.Verify(ctx, uidA, 0, hashA, "v1.k9.AAAA"); ok {
 			t.Fatal("a forged seal verified")
 		}
 	}

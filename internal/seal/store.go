@@ -57,21 +57,21 @@ func (s *Store) now() time.Time {
 	return time.Now()
 }
 
-// Seal seals the key of the given hash for the APIKey of the given UID with
-// the current sealing key.
-func (s *Store) Seal(ctx context.Context, apiKey types.UID, keyHash string) (string, error) {
+// Seal seals the key of the given hash and serial for the APIKey of the
+// given UID with the current sealing key.
+func (s *Store) Seal(ctx context.Context, apiKey types.UID, serial int64, keyHash string) (string, error) {
 	kr, err := s.keyring(ctx, reloadAfter)
 	if err != nil {
 		return "", err
 	}
-	return kr.Seal(apiKey, keyHash), nil
+	return kr.Seal(apiKey, serial, keyHash), nil
 }
 
 // Verify reports whether seal proves that Keywarden wrote the key of the
-// given hash for the APIKey of the given UID. A seal made with a key the
-// store does not know yet (added by another replica) makes it read the
-// Secret again, at most once every few seconds.
-func (s *Store) Verify(ctx context.Context, apiKey types.UID, keyHash, seal string) (bool, error) {
+// given hash and serial for the APIKey of the given UID. A seal made with a
+// key the store does not know yet (added by another replica) makes it read
+// the Secret again, at most once every few seconds.
+func (s *Store) Verify(ctx context.Context, apiKey types.UID, serial int64, keyHash, seal string) (bool, error) {
 	kr, err := s.keyring(ctx, reloadAfter)
 	if err != nil {
 		return false, err
@@ -81,7 +81,7 @@ func (s *Store) Verify(ctx context.Context, apiKey types.UID, keyHash, seal stri
 			return false, err
 		}
 	}
-	return kr.Verify(apiKey, keyHash, seal), nil
+	return kr.Verify(apiKey, serial, keyHash, seal), nil
 }
 
 // Ensure loads the keys, creating the Secret when there is none. The
