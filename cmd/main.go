@@ -84,7 +84,16 @@ func main() {
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	ctx := ctrl.SetupSignalHandler()
 
-	seals, err := newSealStore(ctx, cfg, sealingSecret)
+	direct, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	if err != nil {
+		log.Error(err, "Unable to create a client")
+		os.Exit(1)
+	}
+	if err := controllers.CheckAPIKeyCRD(ctx, direct); err != nil {
+		log.Error(err, "Refusing to start")
+		os.Exit(1)
+	}
+	seals, err := newSealStore(ctx, direct, sealingSecret)
 	if err != nil {
 		log.Error(err, "Unable to load the sealing keys")
 		os.Exit(1)
@@ -194,11 +203,7 @@ func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, 
 // newSealStore loads the sealing keys from the Secret of that name in the
 // manager's namespace, creating it on first start, so that a missing
 // permission or namespace stops the manager at once.
-func newSealStore(ctx context.Context, cfg *rest.Config, name string) (*seal.Store, error) {
-	direct, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
-	if err != nil {
-		return nil, err
-	}
+func newSealStore(ctx context.Context, direct client.Client, name string) (*seal.Store, error) {
 	s := &seal.Store{Client: direct, Secret: types.NamespacedName{Namespace: managerNamespace(), Name: name}}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
