@@ -274,3 +274,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFormatVectors pins the format with keys computed outside this
+// package (Python's int.to_bytes base62 and zlib.crc32), so that a change
+// of the body encoding or of the checksum algorithm fails here.
+func TestFormatVectors(t *testing.T) {
+	seq := make([]byte, RandomBytes)
+	for i := range seq {
+		seq[i] = byte(i)
+	}
+	for _, tc := range []struct {
+		prefix string
+		random []byte
+		want   string
+	}{
+		{"kw_", seq, "kw_003aUlTJC7tjlCTQj2uNU3MFagCXG9LRKRcwGkBIDlf45YXCo"},
+		{"pdm_", bytes.Repeat([]byte{0xff}, RandomBytes), "pdm_yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp10FB5yL"},
+		{"abcdefghijk_", make([]byte, RandomBytes), "abcdefghijk_000000000000000000000000000000000000000000035lzt1"},
+	} {
+		got, err := generate(bytes.NewReader(tc.random), tc.prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("generate(%x, %q) = %q, want %q", tc.random[:4], tc.prefix, got, tc.want)
+		}
+		if _, err := Parse(tc.want); err != nil {
+			t.Errorf("Parse(%q) = %v", tc.want, err)
+		}
+	}
+}
