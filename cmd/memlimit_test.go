@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"runtime/debug"
 	"testing"
 )
 
@@ -49,5 +50,24 @@ func TestSetMemoryLimitLeavesGOMEMLIMIT(t *testing.T) {
 	unlimited := func(string) ([]byte, error) { return nil, errors.New("no cgroup") }
 	if got := setMemoryLimit(unlimited); got != 0 {
 		t.Errorf("set %d without a container limit", got)
+	}
+}
+
+func TestSetMemoryLimitFromTheContainer(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	read := func(name string) ([]byte, error) {
+		if name == "/sys/fs/cgroup/memory.max" {
+			return []byte("536870912\n"), nil
+		}
+		return nil, fs.ErrNotExist
+	}
+	const want = 483183820 // 90% of 512 MiB
+	if got := setMemoryLimit(read); got != want {
+		t.Errorf("setMemoryLimit = %d, want %d", got, want)
+	}
+	if got := debug.SetMemoryLimit(-1); got != want {
+		t.Errorf("the Go runtime's memory limit is %d, want %d", got, want)
 	}
 }
