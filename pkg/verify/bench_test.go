@@ -92,6 +92,9 @@ func BenchmarkTrivialHTTP(b *testing.B) {
 	benchHTTP(b, srv.URL, func(int) []byte { return []byte(`{"key":"x"}`) })
 }
 
+// validPrefix starts every answer for a valid key.
+var validPrefix = []byte(`{"valid":true`)
+
 // httpClients is how many keep-alive clients per CPU the HTTP benchmarks
 // run, enough to keep the server saturated.
 const httpClients = 8
@@ -125,6 +128,12 @@ func benchHTTP(b *testing.B, url string, body func(int) []byte) {
 			lat = append(lat, time.Since(start))
 			if resp.StatusCode != http.StatusOK {
 				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			// A verifier that refused every key would answer faster
+			// than one that accepts them: count only acceptances.
+			if !bytes.HasPrefix(buf.Bytes(), validPrefix) {
+				b.Errorf("answer %.40q, want a valid key", buf.Bytes())
 				return
 			}
 			i++
