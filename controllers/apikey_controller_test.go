@@ -187,23 +187,52 @@ var _ = Describe("APIKey controller", func() {
 		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyReissued"))
 	})
 
-	It("expires a key at the end of its lifetime and deletes its Secret", func() {
-		k := newAPIKey(ns, "short")
-		k.Spec.Lifetime = &metav1.Duration{Duration: 3 * time.Second}
-		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		active := waitReady(ctx, k)
-		_, err := readSecret(ctx, ns, "short")
-		Expect(err).NotTo(HaveOccurred())
+	It("expires keys at their moment, not at a later poll, and deletes their Secrets", func() {
+		// Three keys a second apart. The controller wakes for each expiry
+		// (RequeueAfter); one that looked every few seconds instead would
+		// be late for some of them.
+		var active []*keywardenv1alpha1.APIKey
+		for i, lifetime := range []time.Duration{3 * time.Second, 4 * time.Second, 5 * time.Second} {
+			k := newAPIKey(ns, fmt.Sprintf("short-%d", i))
+			k.Spec.Lifetime = &metav1.Duration{Duration: lifetime}
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			active = append(active, k)
+		}
+		for i, k := range active {
+			active[i] = waitReady(ctx, k)
+			_, err := readSecret(ctx, ns, k.Name)
+			Expect(err).NotTo(HaveOccurred())
+		}
 
-		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseExpired, 15*time.Second)
-		Expect(secretGone(ctx, ns, "short")()).To(Succeed())
-		Expect(got.Status.ExpiresAt).To(Equal(active.Status.ExpiresAt))
-		Expect(got.Status.KeyHash).To(Equal(active.Status.KeyHash), "the hash stays so that the verifier can answer EXPIRED")
+		// Look at all of them every 20 ms, through the direct client, and
+		// note when each is Expired with its Secret gone.
+		expired := map[string]*keywardenv1alpha1.APIKey{}
+		lags := map[string]time.Duration{}
+		for deadline := time.Now().Add(15 * time.Second); len(expired) < len(active) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, k := range active {
+				if expired[k.Name] != nil {
+					continue
+				}
+				got := getKey(ctx, k)
+				if got.Status.Phase == keywardenv1alpha1.PhaseExpired && secretGone(ctx, ns, k.Name)() == nil {
+					expired[k.Name], lags[k.Name] = got, time.Since(k.Status.ExpiresAt.Time)
+				}
+			}
+		}
+		Expect(expired).To(HaveLen(len(active)), "not all keys expired within 15 s")
+		GinkgoWriter.Printf("expired, with the Secret deleted, this long after expiresAt: %v\n", lags)
+		for name, lag := range lags {
+			Expect(lag).To(BeNumerically("<", 1500*time.Millisecond), "%s expired %s after its expiresAt", name, lag)
+		}
+
+		first, got := active[0], expired[active[0].Name]
+		Expect(got.Status.ExpiresAt).To(Equal(first.Status.ExpiresAt))
+		Expect(got.Status.KeyHash).To(Equal(first.Status.KeyHash), "the hash stays so that the verifier can answer EXPIRED")
 		ready := condition(got, "Ready")
 		Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 		Expect(ready.Reason).To(Equal("Expired"))
 		Expect(condition(got, "Reconciling").Status).To(BeEmpty())
-		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyExpired"))
+		Eventually(eventReasons(ctx, first)).Should(ContainElement("KeyExpired"))
 	})
 
 	It("never issues a key whose expiresAt has already passed", func() {
