@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,5 +112,71 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		sooner := getKey(ctx, mine)
 		sooner.Spec.ExpiresAt = &metav1.Time{Time: sooner.Status.IssuedAt.Add(time.Hour)}
 		Expect(k8sClient.Update(ctx, sooner)).To(Succeed())
+	})
+})
+
+// The webhook as config/webhook ships it, pointed at a server that
+// accepts connections and never answers: creations and revocations still
+// go through, after the webhook's timeout, and the controller still
+// enforces the owner's limit.
+var _ = Describe("The validating webhook, unreachable", func() {
+	It("fails open within its timeout, and the controller enforces the limit alone", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		hang, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(hang.Close)
+		go func() {
+			var held []net.Conn // accepted and never answered
+			for {
+				c, err := hang.Accept()
+				if err != nil {
+					for _, c := range held {
+						_ = c.Close()
+					}
+					return
+				}
+				held = append(held, c)
+			}
+		}()
+		cfg := webhookConfig()
+		cfg.Name = "unreachable-" + ns
+		cfg.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}
+		cfg.Webhooks[0].ClientConfig = admissionv1.WebhookClientConfig{URL: ptr.To("https://" + hang.Addr().String() + "/validate-keywarden-dev-v1alpha1-apikey")}
+		Expect(k8sClient.Create(ctx, cfg)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { Expect(k8sClient.Delete(ctx, cfg)).To(Succeed()) })
+		timeout := time.Duration(*cfg.Webhooks[0].TimeoutSeconds) * time.Second
+
+		class := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{MaxActiveKeysPerOwner: ptr.To[int32](1)})
+		timed := func(what string, do func() error) {
+			GinkgoHelper()
+			start := time.Now()
+			Expect(do()).To(Succeed(), what)
+			took := time.Since(start)
+			GinkgoWriter.Printf("%s took %s with the webhook unreachable\n", what, took)
+			Expect(took).To(BeNumerically("<", timeout+3*time.Second), what)
+		}
+		first, second := newAPIKey(ns, "first"), newAPIKey(ns, "second")
+		first.Spec.ClassName, second.Spec.ClassName = class.Name, class.Name
+		// The API server may take a moment to see the new configuration:
+		// wait until a call is seen to hang on it.
+		Eventually(func() time.Duration {
+			probe := newAPIKey(ns, "probe-"+rand.String(5))
+			probe.Spec.Revoked = true
+			start := time.Now()
+			Expect(k8sClient.Create(ctx, probe)).To(Succeed())
+			return time.Since(start)
+		}, 30*time.Second, 100*time.Millisecond).Should(BeNumerically(">=", timeout-time.Second))
+
+		timed("creating a key", func() error { return k8sClient.Create(ctx, first) })
+		waitReady(ctx, first)
+		timed("creating a key over the limit", func() error { return k8sClient.Create(ctx, second) })
+		Expect(waitStalled(ctx, second, "ActiveKeyLimit").Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
+		timed("revoking a key", func() error {
+			patch := client.MergeFrom(first.DeepCopy())
+			first.Spec.Revoked = true
+			return k8sClient.Patch(ctx, first, patch)
+		})
+		waitReady(ctx, second)
 	})
 })
