@@ -29,6 +29,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/pkg/verify"
 	"keywarden.dev/keywarden/test/harness"
 )
@@ -370,6 +371,63 @@ var _ = Describe("The verifier", func() {
 		a.Record(ns, "shared", at.Add(time.Minute))
 		a.Flush(ctx)
 		Expect(lastUsed()).To(BeTemporally("==", at.Add(time.Minute)))
+	})
+
+	It("answers /readyz only once its index holds every APIKey that existed when it started", func() {
+		// Keys as the controller leaves them once they expire (it keeps
+		// those as they are): found, they answer EXPIRED; not indexed yet,
+		// NOT_FOUND.
+		const n = 300
+		raws := make([]string, n)
+		for i := range raws {
+			raw, err := keys.Generate(keys.DefaultPrefix)
+			Expect(err).NotTo(HaveOccurred())
+			raws[i] = raw
+			k := &keywardenv1alpha1.APIKey{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ready-" + itoa(i)},
+				Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "d", Owner: "o@example.com", Role: "readonly"},
+			}
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			base := k.DeepCopy()
+			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseExpired, KeyHash: keys.Hash(raw), Owner: "o@example.com", Role: "readonly"}
+			Expect(k8sClient.Status().Patch(ctx, k, client.MergeFrom(base))).To(Succeed())
+		}
+
+		replica, err := ctrl.NewManager(cfg, ctrl.Options{
+			Scheme: k8sClient.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(),
+		})
+		Expect(err).NotTo(HaveOccurred())
+		port, err := harness.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+		index, err := verify.AddToManager(replica, verify.Options{Addr: "127.0.0.1:" + itoa(port), Registerer: prometheus.NewRegistry()})
+		Expect(err).NotTo(HaveOccurred())
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			defer GinkgoRecover()
+			Expect(replica.Start(rctx)).To(Succeed())
+		}()
+
+		// The first ready answer: from then on every key must be found.
+		// (The manager starts the server only once its caches have
+		// synced, and the index's own sync follows within moments; this
+		// checks what a load balancer relies on, whichever does the work.)
+		notReady := 0
+		Eventually(func() int {
+			code, _ := getStatus("http://127.0.0.1:" + itoa(port) + "/readyz")
+			if code == http.StatusServiceUnavailable {
+				notReady++
+			}
+			return code
+		}, 20*time.Second, time.Millisecond).Should(Equal(http.StatusOK))
+		missing := 0
+		for _, raw := range raws {
+			if index.Verify(verify.Request{Key: raw}, time.Now()).Code == verify.CodeNotFound {
+				missing++
+			}
+		}
+		Expect(missing).To(BeZero(), "%d of %d keys unknown to a verifier that said it was ready", missing, n)
+		GinkgoWriter.Printf("/readyz answered 503 %d times before 200; %d keys indexed then\n", notReady, index.Len())
 	})
 
 	It("serves on a replica that is not the leader", func() {
