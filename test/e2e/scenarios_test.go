@@ -16,7 +16,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/controllers"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/test/harness"
 )
@@ -327,31 +330,56 @@ func apiServerOutage(e *env) {
 
 // crashDuringIssuance: 500 keys are created while the leader is killed three
 // times at random moments; in the end every key is Active with exactly one
-// Secret holding the key its status hashes, and no Secret's value changed
-// after it was first seen.
+// Secret holding the key its status hashes. Watched by APIKey all along:
+// once a key's hash is recorded, the Secret holding it is never replaced
+// (another UID under the same hash), and the key never changes, not even
+// through a reissue that says so (keySerial, KeyReissued): killing the
+// leader is no reason to replace a key.
 func crashDuringIssuance(e *env) {
 	const n = 500
 	e.kubectl("create", "namespace", "mass")
-	// Observe Secrets as a workload would, recording the first value of each.
-	first := map[string]string{}
-	changed := []string{}
+	c, err := client.New(e.cluster.Config, client.Options{Scheme: controllers.NewScheme()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	type held struct {
+		hash, secretUID string
+		serial          int64
+	}
+	recorded := map[string]held{} // APIKey -> what its status last recorded
+	var replaced []string
 	var mu sync.Mutex
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	observe := func() {
-		list, err := e.kube.CoreV1().Secrets("mass").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=keywarden"})
-		if err != nil {
+		secrets, err := e.kube.CoreV1().Secrets("mass").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=keywarden"})
+		if err == nil {
+			for _, s := range secrets.Items {
+				e.remember(string(s.Data["key"]))
+			}
+		}
+		var list keywardenv1alpha1.APIKeyList
+		if err := c.List(ctx, &list, client.InNamespace("mass")); err != nil {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		for _, s := range list.Items {
-			v := string(s.Data["key"])
-			e.remember(v)
-			if f, seen := first[s.Name+"/"+string(s.UID)]; !seen {
-				first[s.Name+"/"+string(s.UID)] = v
-			} else if f != v {
-				changed = append(changed, s.Name)
+		for _, k := range list.Items {
+			st := k.Status
+			if st.KeyHash == "" || st.SecretRef == nil {
+				continue
+			}
+			now := held{st.KeyHash, st.SecretRef.UID, st.KeySerial}
+			before, seen := recorded[k.Name]
+			recorded[k.Name] = now
+			switch {
+			case !seen || before == now:
+			case before.hash == now.hash:
+				replaced = append(replaced, fmt.Sprintf("%s: Secret %s replaced by %s under the same key", k.Name, before.secretUID, now.secretUID))
+			case now.serial <= before.serial:
+				replaced = append(replaced, fmt.Sprintf("%s: key replaced with no reissue recorded", k.Name))
+			default:
+				replaced = append(replaced, fmt.Sprintf("%s: reissued (serial %d to %d)", k.Name, before.serial, now.serial))
 			}
 		}
 	}
@@ -419,13 +447,16 @@ func crashDuringIssuance(e *env) {
 	if len(apikeys) != n || len(secrets.Items) != n {
 		e.t.Fatalf("%d APIKeys Active with %d Secrets, want %d of each", len(apikeys), len(secrets.Items), n)
 	}
-	if len(changed) != 0 {
-		e.t.Fatalf("Secrets whose value changed after it was first seen: %v", changed)
+	if len(recorded) != n {
+		e.t.Fatalf("%d APIKeys seen with a recorded key, want %d", len(recorded), n)
+	}
+	if len(replaced) != 0 {
+		e.t.Fatalf("keys replaced after their hash was recorded: %v", replaced)
 	}
 	if issuedAtKills[0] >= n {
 		e.t.Fatalf("the first kill came after issuance was over: %v", issuedAtKills)
 	}
-	e.note("crash during mass issuance: %d keys issued, %d kills of the leader survived (with %v keys issued), %d Secrets each with the key its status hashes, 0 orphaned, 0 values changed",
+	e.note("crash during mass issuance: %d keys issued, %d kills of the leader survived (with %v keys issued), %d Secrets each with the key its status hashes, 0 orphaned; watched by APIKey, 0 keys or Secrets replaced once recorded",
 		n, kills, issuedAtKills, len(secrets.Items))
 }
 
