@@ -46,6 +46,11 @@ func fromData(d map[string][]byte) bundle {
 // generate makes a new CA and a serving certificate for the names (DNS
 // names, or IP addresses), valid from now for validity.
 func generate(names []string, now time.Time, validity time.Duration) (bundle, error) {
+	return generateWith(names, now, validity, validity)
+}
+
+// generateWith is generate with the CA valid for caValidity.
+func generateWith(names []string, now time.Time, caValidity, validity time.Duration) (bundle, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return bundle{}, err
@@ -54,7 +59,7 @@ func generate(names []string, now time.Time, validity time.Duration) (bundle, er
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "keywarden-webhook-ca"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(validity),
+		NotAfter:              now.Add(caValidity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -115,7 +120,8 @@ func serial() *big.Int {
 }
 
 // usable reports whether the bundle holds a serving certificate for every
-// name, signed by its CA, that stays valid past now+renewBefore.
+// name, signed by its CA, both of which stay valid past now+renewBefore:
+// the API server stops trusting the webhook when either expires.
 func (b bundle) usable(names []string, now time.Time, renewBefore time.Duration) error {
 	if _, err := tls.X509KeyPair(b.cert, b.key); err != nil {
 		return fmt.Errorf("serving key pair: %w", err)
@@ -128,10 +134,16 @@ func (b bundle) usable(names []string, now time.Time, renewBefore time.Duration)
 	if err != nil {
 		return err
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(b.caCert) {
+	caBlock, _ := pem.Decode(b.caCert)
+	if caBlock == nil {
 		return errors.New("no CA certificate")
 	}
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		return fmt.Errorf("CA certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
 	for _, n := range names {
 		if _, err := cert.Verify(x509.VerifyOptions{DNSName: n, Roots: roots, CurrentTime: now}); err != nil {
 			return fmt.Errorf("serving certificate for %s: %w", n, err)
@@ -139,6 +151,9 @@ func (b bundle) usable(names []string, now time.Time, renewBefore time.Duration)
 	}
 	if cert.NotAfter.Before(now.Add(renewBefore)) {
 		return fmt.Errorf("serving certificate expires at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if ca.NotAfter.Before(now.Add(renewBefore)) {
+		return fmt.Errorf("CA certificate expires at %s", ca.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -14,6 +14,11 @@ func TestGenerateAndUsable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A serving certificate for a year, from a CA that lasts ten days.
+	shortCA, err := generateWith(names, t0, 10*24*time.Hour, 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name        string
 		b           bundle
@@ -30,6 +35,8 @@ func TestGenerateAndUsable(t *testing.T) {
 		{"empty", bundle{}, names, t0, 0, "serving key pair"},
 		{"key of another pair", bundle{caCert: b.caCert, caKey: b.caKey, cert: b.cert, key: mustGenerate(t).key}, names, t0, 0, "serving key pair"},
 		{"signed by another CA", bundle{caCert: mustGenerate(t).caCert, cert: b.cert, key: b.key}, names, t0, 0, "unknown authority"},
+		{"a CA that expires first", shortCA, names, t0, 30 * 24 * time.Hour, "CA certificate expires at"},
+		{"no CA", bundle{cert: b.cert, key: b.key}, names, t0, 0, "no CA certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

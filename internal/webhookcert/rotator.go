@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -38,9 +39,9 @@ type Rotator struct {
 	// Validity of new certificates, RenewBefore their expiry, and how often
 	// to check: 1 year, 30 days and 1 hour when zero.
 	Validity, RenewBefore, Interval time.Duration
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
-	Log logr.Logger
+	// Clock tells the time and ticks the checks; the real clock when nil.
+	Clock clock.WithTicker
+	Log   logr.Logger
 }
 
 func (r *Rotator) defaults() {
@@ -53,8 +54,8 @@ func (r *Rotator) defaults() {
 	if r.Interval == 0 {
 		r.Interval = time.Hour
 	}
-	if r.Now == nil {
-		r.Now = time.Now
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
 	}
 }
 
@@ -65,13 +66,13 @@ func (r *Rotator) NeedLeaderElection() bool { return false }
 // Start checks the certificates every interval until ctx ends.
 func (r *Rotator) Start(ctx context.Context) error {
 	r.defaults()
-	t := time.NewTicker(r.Interval)
+	t := r.Clock.NewTicker(r.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.C():
 			if err := r.Ensure(ctx); err != nil {
 				r.Log.Error(err, "Unable to renew the webhook certificate")
 			}
@@ -108,7 +109,7 @@ func (r *Rotator) ensureSecret(ctx context.Context) (bundle, error) {
 				return b, nil
 			}
 		}
-		b, err := generate(r.Names, r.Now(), r.Validity)
+		b, err := generate(r.Names, r.Clock.Now(), r.Validity)
 		if err != nil {
 			return bundle{}, err
 		}
@@ -136,7 +137,7 @@ func (r *Rotator) ensureSecret(ctx context.Context) (bundle, error) {
 	return bundle{}, fmt.Errorf("secret %s keeps changing", r.Secret)
 }
 
-func (r *Rotator) usable(b bundle) error { return b.usable(r.Names, r.Now(), r.RenewBefore) }
+func (r *Rotator) usable(b bundle) error { return b.usable(r.Names, r.Clock.Now(), r.RenewBefore) }
 
 // writeFiles writes the serving pair where the webhook server reads it, key
 // first, each through a rename so that no reader sees half a file.
