@@ -570,7 +570,7 @@ var _ = Describe("APIKey controller", func() {
 		// pass's error or its events.
 		DescribeTable("never copies an API error that quotes the key",
 			func(reason metav1.StatusReason) {
-				echoSecrets(ctx, ns, reason)
+				echoSecrets(ctx, ns, reason, admissionv1.Create)
 				k := unmanagedKey("echoed")
 				var tried []string
 				capturing := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
@@ -612,6 +612,33 @@ var _ = Describe("APIKey controller", func() {
 			Entry("refused as invalid: the key stalls", metav1.StatusReasonInvalid),
 			Entry("refused as forbidden: the pass fails and is retried", metav1.StatusReasonForbidden),
 		)
+
+		It("never copies an API error that quotes the key when deleting a Secret", func() {
+			k := unmanagedKey("echoed-delete")
+			_, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			s, err := readSecret(ctx, ns, "echoed-delete")
+			Expect(err).NotTo(HaveOccurred())
+			raw := string(s.Data["key"])
+			echoSecrets(ctx, ns, metav1.StatusReasonForbidden, admissionv1.Delete)
+
+			got := getKey(ctx, k)
+			patch := client.MergeFrom(got.DeepCopy())
+			got.Spec.Revoked = true
+			Expect(k8sClient.Patch(ctx, got, patch)).To(Succeed())
+			rec := &recordingRecorder{}
+			r.Recorder = rec
+			_, passErr := reconcileOnce(r, k)
+			Expect(passErr).To(HaveOccurred(), "the policy refuses the deletion")
+			Expect(keys.Quoted(passErr.Error(), raw)).To(BeFalse(), "the pass's error quotes the key")
+			Expect(passErr.Error()).To(ContainSubstring("deleting Secret echoed-delete: the API server answered 403 Forbidden"))
+			status, err := json.Marshal(getKey(ctx, k).Status)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(keys.Quoted(string(status), raw)).To(BeFalse(), "status quotes the key")
+			for _, note := range rec.notes() {
+				Expect(keys.Quoted(note, raw)).To(BeFalse(), "an event quotes the key")
+			}
+		})
 
 		It("counts a key it has just issued against the owner's limit while the cache lags", func() {
 			class := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{MaxActiveKeysPerOwner: ptr.To[int32](1)})
@@ -738,27 +765,31 @@ var _ = Describe("APIKey controller", func() {
 // echoSecrets makes the API server refuse every Secret created in the
 // namespace with a key in its data, with a message that quotes the key,
 // and waits until the policy is in force.
-func echoSecrets(ctx context.Context, ns string, reason metav1.StatusReason) {
+func echoSecrets(ctx context.Context, ns string, reason metav1.StatusReason, op admissionv1.OperationType) {
+	object := "object"
+	if op == admissionv1.Delete {
+		object = "oldObject"
+	}
 	policy := &admissionv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + strings.ToLower(string(op)) + "-" + ns},
 		Spec: admissionv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy: ptr.To(admissionv1.Fail),
 			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
 				RuleWithOperations: admissionv1.RuleWithOperations{
-					Operations: []admissionv1.OperationType{admissionv1.Create},
+					Operations: []admissionv1.OperationType{op},
 					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
 				},
 			}}},
 			Validations: []admissionv1.Validation{{
-				Expression:        "!has(object.data) || !('key' in object.data)",
-				MessageExpression: "'refused a Secret with key=' + string(object.data['key'])",
+				Expression:        "!has(" + object + ".data) || !('key' in " + object + ".data)",
+				MessageExpression: "'refused a Secret with key=' + string(" + object + ".data['key'])",
 				Reason:            &reason,
 			}},
 		},
 	}
 	ExpectWithOffset(1, k8sClient.Create(ctx, policy)).To(Succeed())
 	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + ns},
+		ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
 		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
 			PolicyName:        policy.Name,
 			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
@@ -776,6 +807,9 @@ func echoSecrets(ctx context.Context, ns string, reason metav1.StatusReason) {
 		probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "probe-"},
 			Data: map[string][]byte{"key": []byte("probe")}}
 		err := k8sClient.Create(ctx, probe)
+		if op == admissionv1.Delete && err == nil {
+			err = k8sClient.Delete(ctx, probe)
+		}
 		if err == nil {
 			_ = k8sClient.Delete(ctx, probe)
 			return errors.New("the policy is not in force yet")

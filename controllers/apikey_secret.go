@@ -122,9 +122,22 @@ func (r *APIKeyReconciler) deleteSecretUID(ctx context.Context, m *metav1.Partia
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}}
 	err := r.Delete(ctx, s, client.Preconditions{UID: &m.UID})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting Secret %s: %w", m.Name, err)
+		return fmt.Errorf("deleting Secret %s: %s", m.Name, withheld(err))
 	}
 	return nil
+}
+
+// withheld is an error of the API server on a Secret whose key this pass
+// does not know (so cannot look for): only its code and reason, since an
+// admission webhook or policy that refuses the deletion may quote the
+// Secret's data in its message.
+func withheld(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return err.Error() // not from the API server: it never saw the key
+	}
+	return fmt.Sprintf("the API server answered %d %s (its message is withheld: it may quote the Secret)",
+		status.Status().Code, status.Status().Reason)
 }
 
 // reconcileSecret issues the key when it has none, and keeps an issued key

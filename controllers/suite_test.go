@@ -134,8 +134,10 @@ var _ = AfterSuite(func() {
 		Expect(k8sClient.List(ctx, &coreEvents)).To(Succeed())
 		var newEvents eventsv1.EventList
 		Expect(k8sClient.List(ctx, &newEvents)).To(Succeed())
-		Expect(newEvents.Items).NotTo(BeEmpty(), "the check must see the controller's events")
-		Expect(logs.Len()).To(BeNumerically(">", 0), "the check must see the manager's logs")
+		if !narrowed {
+			Expect(newEvents.Items).NotTo(BeEmpty(), "the check must see the controller's events")
+			Expect(logs.Len()).To(BeNumerically(">", 0), "the check must see the manager's logs")
+		}
 
 		places := map[string][]byte{"manager log": logs.Bytes()}
 		for name, obj := range map[string]any{"APIKeys": apiKeys, "core/v1 Events": coreEvents, "events.k8s.io/v1 Events": newEvents} {
