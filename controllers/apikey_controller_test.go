@@ -168,14 +168,7 @@ var _ = Describe("APIKey controller", func() {
 		Expect(err).NotTo(HaveOccurred())
 
 		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
-		var second *keywardenv1alpha1.APIKey
-		Eventually(func(g Gomega) {
-			second = getKey(ctx, k)
-			g.Expect(second.Status.KeyHash).NotTo(BeEmpty())
-			g.Expect(second.Status.KeyHash).NotTo(Equal(first.Status.KeyHash))
-			g.Expect(second.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
-			g.Expect(condition(second, "Ready").Status).To(Equal(metav1.ConditionTrue))
-		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+		second := waitReissued(ctx, first)
 
 		s, err := readSecret(ctx, ns, "lost")
 		Expect(err).NotTo(HaveOccurred())
@@ -857,22 +850,15 @@ func (r *recordingRecorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason
 	r.events = append(r.events, [2]string{reason, fmt.Sprintf(note, args...)})
 }
 
-func (r *recordingRecorder) reasons() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, e := range r.events {
-		out = append(out, e[0])
-	}
-	return out
-}
+func (r *recordingRecorder) reasons() []string { return r.column(0) }
+func (r *recordingRecorder) notes() []string   { return r.column(1) }
 
-func (r *recordingRecorder) notes() []string {
+func (r *recordingRecorder) column(i int) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, e := range r.events {
-		out = append(out, e[1])
+		out = append(out, e[i])
 	}
 	return out
 }

@@ -79,7 +79,9 @@ func (r *APIKeyReconciler) reconcileGrant(ctx context.Context, p *pass) (bool, e
 	var roomErr error
 	d := policy.Decide(granted, &k.Spec, p.policy, p.violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
 		v, err := r.roomFor(ctx, p, owner)
-		roomErr = err
+		if err != nil {
+			roomErr = err
+		}
 		return v
 	})
 	if roomErr != nil {

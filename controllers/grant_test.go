@@ -164,13 +164,7 @@ var _ = Describe("The grant of an issued key", func() {
 		old, err := readSecret(ctx, ns, "reissued")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
-		var got *keywardenv1alpha1.APIKey
-		Eventually(func(g Gomega) {
-			got = getKey(ctx, k)
-			g.Expect(got.Status.KeyHash).NotTo(BeEmpty())
-			g.Expect(got.Status.KeyHash).NotTo(Equal(k.Status.KeyHash))
-			g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
-		}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+		got := waitReissued(ctx, k)
 		Expect(got.Status.Role).To(Equal("readonly"))
 		Expect(got.Status.Scopes).To(Equal(k.Status.Scopes))
 		Expect(got.Status.ExpiresAt).To(Equal(k.Status.ExpiresAt))

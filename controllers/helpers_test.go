@@ -82,6 +82,20 @@ func waitReady(ctx context.Context, k *keywardenv1alpha1.APIKey) *keywardenv1alp
 	return got
 }
 
+// waitReissued waits until the key, as issued, holds another key and is
+// Ready again, and returns it.
+func waitReissued(ctx context.Context, issued *keywardenv1alpha1.APIKey) *keywardenv1alpha1.APIKey {
+	var got *keywardenv1alpha1.APIKey
+	EventuallyWithOffset(1, func(g Gomega) {
+		got = getKey(ctx, issued)
+		g.Expect(got.Status.KeyHash).NotTo(BeEmpty())
+		g.Expect(got.Status.KeyHash).NotTo(Equal(issued.Status.KeyHash))
+		g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		g.Expect(condition(got, keywardenv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+	return got
+}
+
 // waitPhase waits until the key reaches the phase, and returns it.
 func waitPhase(ctx context.Context, k *keywardenv1alpha1.APIKey, phase keywardenv1alpha1.APIKeyPhase, timeout time.Duration) *keywardenv1alpha1.APIKey {
 	var got *keywardenv1alpha1.APIKey
