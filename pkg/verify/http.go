@@ -123,7 +123,12 @@ func decodeError(err error) string {
 
 func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := Request{Key: presentedKey(r), Scopes: q["scope"], Role: q.Get("role"), Namespace: q.Get("namespace")}
+	key, ambiguous := presentedKey(r)
+	if ambiguous != "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse{ambiguous})
+		return
+	}
+	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespace: q.Get("namespace")}
 	if req.Key == "" {
 		unauthorized(w, "")
 		return
@@ -145,16 +150,33 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// presentedKey takes the key from "Authorization: Bearer <key>", or else
-// from "X-API-Key".
-func presentedKey(r *http.Request) string {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, token, ok := strings.Cut(auth, " ")
+// presentedKey takes the key from "Authorization: Bearer <key>" or from
+// "X-API-Key". A request that presents more than one key (either header
+// twice, or both with different keys) is ambiguous: which one a proxy in
+// front passed on is unknown, so none is taken, and ambiguous says why.
+func presentedKey(r *http.Request) (key, ambiguous string) {
+	auths, apiKeys := r.Header.Values("Authorization"), r.Header.Values("X-API-Key")
+	if len(auths) > 1 || len(apiKeys) > 1 {
+		return "", "more than one Authorization or X-API-Key header: present one key, once"
+	}
+	var bearer string
+	if len(auths) == 1 {
+		scheme, token, ok := strings.Cut(auths[0], " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(token)
+			bearer = strings.TrimSpace(token)
 		}
 	}
-	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+	var apiKey string
+	if len(apiKeys) == 1 {
+		apiKey = strings.TrimSpace(apiKeys[0])
+	}
+	if bearer != "" && apiKey != "" && bearer != apiKey {
+		return "", "Authorization and X-API-Key present different keys: present one key"
+	}
+	if bearer != "" {
+		return bearer, ""
+	}
+	return apiKey, ""
 }
 
 func unauthorized(w http.ResponseWriter, code Code) {

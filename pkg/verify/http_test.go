@@ -148,6 +148,41 @@ func TestAuthzEndpoint(t *testing.T) {
 	}
 }
 
+func TestAuthzRefusesMoreThanOneKey(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name   string
+		hdr    http.Header
+		status int
+	}{
+		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + f.valid, "Bearer " + f.revoked}}, 400},
+		{"two X-API-Key headers", http.Header{"X-Api-Key": {f.revoked, f.valid}}, 400},
+		{"Authorization and X-API-Key with different keys", http.Header{"Authorization": {"Bearer " + f.revoked}, "X-Api-Key": {f.valid}}, 400},
+		{"Authorization and X-API-Key with the same key", http.Header{"Authorization": {"Bearer " + f.valid}, "X-Api-Key": {f.valid}}, 200},
+		{"Basic auth beside X-API-Key", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}, "X-Api-Key": {f.valid}}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/v1/authz", nil)
+			req.Header = tc.hdr
+			rec := httptest.NewRecorder()
+			f.h.Routes().ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if tc.status == 400 {
+				if rec.Header().Get("X-Keywarden-Owner") != "" || !strings.Contains(rec.Body.String(), "present one key") {
+					t.Errorf("answer %q: want the reason and nothing of any key", rec.Body)
+				}
+				for _, raw := range []string{f.valid, f.revoked} {
+					if strings.Contains(rec.Body.String(), raw) {
+						t.Error("the answer quotes a presented key")
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestRejectionsAreLoggedAndCountedWithoutTheKey(t *testing.T) {
 	f := newFixture(t)
 	f.do("POST", "/v1/keys/verify", `{"key":"`+f.revoked+`"}`, nil)
