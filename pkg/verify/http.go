@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,11 +31,40 @@ type Handler struct {
 	Usage *UsageRecorder
 	// Metrics, when set, counts verifications.
 	Metrics *Metrics
-	// Log receives one line per rejected key, with the display prefix
-	// and the code, never the key.
+	// Log receives a line for a rejected key that was found, with its
+	// display prefix and the code, never the key: at most one a key and
+	// code every rejectionLogEvery, so that a key holder cannot flood the
+	// log (the verifications metric counts every rejection).
 	Log logr.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	rejections rejectionLog
+}
+
+// rejectionLogEvery is how often a rejected key's line is logged at most.
+const rejectionLogEvery = time.Minute
+
+// rejectionLog counts the rejections of found keys, by display prefix and
+// code, in the current period. Only keys that exist can be counted, so it
+// is bounded by the number of keys.
+type rejectionLog struct {
+	mu    sync.Mutex
+	since time.Time
+	seen  map[string]int
+}
+
+// count records a rejection at now and reports whether to log it: the
+// first of its kind in the period. The period's map is dropped when it
+// ends.
+func (l *rejectionLog) count(kind string, now time.Time) (log bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil || now.Sub(l.since) >= rejectionLogEvery {
+		l.since, l.seen = now, map[string]int{}
+	}
+	l.seen[kind]++
+	return l.seen[kind] == 1
 }
 
 // Routes returns a mux with the handler's endpoints.
@@ -205,7 +235,10 @@ func (h *Handler) verify(endpoint string, req Request) Result {
 	case res.Valid && res.TrackLastUsed && h.Usage != nil:
 		h.Usage.Record(res.Namespace, res.Name, now())
 	case !res.Valid && res.KeyPrefix != "":
-		h.Log.Info("Key rejected", "keyPrefix", res.KeyPrefix, "code", res.Code, "endpoint", endpoint)
+		if h.rejections.count(res.KeyPrefix+"/"+string(res.Code), now()) {
+			h.Log.Info("Key rejected; later rejections of this key for this reason are not logged for a minute",
+				"keyPrefix", res.KeyPrefix, "code", res.Code, "endpoint", endpoint)
+		}
 	case !res.Valid:
 		h.Log.V(1).Info("Key rejected", "code", res.Code, "endpoint", endpoint)
 	}

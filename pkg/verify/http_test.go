@@ -183,6 +183,32 @@ func TestAuthzRefusesMoreThanOneKey(t *testing.T) {
 	}
 }
 
+func TestRejectionsOfAKeyAreLoggedOnceAMinute(t *testing.T) {
+	f := newFixture(t)
+	now := t0
+	f.h.Now = func() time.Time { return now }
+	lines := func() int { return strings.Count(f.logs.String(), `"msg"="Key rejected`) }
+	for range 500 {
+		f.do("GET", "/v1/authz?scope=nonexistent", "", map[string]string{"X-API-Key": f.valid})
+	}
+	if got := lines(); got != 1 {
+		t.Fatalf("%d lines for 500 rejections of one key for one reason, want 1", got)
+	}
+	f.do("GET", "/v1/authz", "", map[string]string{"X-API-Key": f.revoked})
+	f.do("GET", "/v1/authz?role=admin", "", map[string]string{"X-API-Key": f.valid})
+	if got := lines(); got != 3 {
+		t.Fatalf("%d lines, want one more for another key and one more for another reason", got)
+	}
+	now = now.Add(time.Minute)
+	f.do("GET", "/v1/authz?scope=nonexistent", "", map[string]string{"X-API-Key": f.valid})
+	if got := lines(); got != 4 {
+		t.Fatalf("%d lines, want one more a minute later", got)
+	}
+	if got := testutil.ToFloat64(f.h.Metrics.verifications.WithLabelValues("authz", "INSUFFICIENT_SCOPE")); got != 501 {
+		t.Errorf("the metric counted %v rejections, want all 501", got)
+	}
+}
+
 func TestRejectionsAreLoggedAndCountedWithoutTheKey(t *testing.T) {
 	f := newFixture(t)
 	f.do("POST", "/v1/keys/verify", `{"key":"`+f.revoked+`"}`, nil)
