@@ -18,7 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;patch
+// The rotator reads and patches the webhook configuration: config/with-webhook
+// grants that for Keywarden's own configuration only, and no other install
+// grants it at all.
 
 // Rotator keeps the webhook's certificates current.
 type Rotator struct {

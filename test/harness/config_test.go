@@ -23,8 +23,15 @@ func TestKustomizations(t *testing.T) {
 		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view"},
 		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition"},
 		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
-		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace"},
+		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace", "resourceNames:\n  - keywarden-validating-webhook-configuration\n  resources:\n  - validatingwebhookconfigurations"},
 		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service"},
+	}
+	// Only config/with-webhook may touch webhook configurations, and only
+	// Keywarden's own.
+	absent := map[string][]string{
+		"config/rbac":                      {"validatingwebhookconfigurations"},
+		"config/default":                   {"validatingwebhookconfigurations"},
+		"config/with-webhook-cert-manager": {"validatingwebhookconfigurations"},
 	}
 	for dir, want := range tests {
 		t.Run(dir, func(t *testing.T) {
@@ -35,6 +42,11 @@ func TestKustomizations(t *testing.T) {
 			for _, w := range want {
 				if !strings.Contains(string(out), w) {
 					t.Errorf("%s lacks %q", dir, w)
+				}
+			}
+			for _, w := range absent[dir] {
+				if strings.Contains(string(out), w) {
+					t.Errorf("%s grants %q", dir, w)
 				}
 			}
 		})
