@@ -327,7 +327,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, p *pass, m *metav1.Partial
 	// key keeps its issuance time and its grant, as reconcileGrant decided.
 	if st.IssuedAt == nil {
 		st.IssuedAt = p.stamp()
-		p.policy.Issue(&p.key.Spec, st.IssuedAt.Time, nil).Record(st)
+		p.policy.Issue(&p.key.Spec, st.IssuedAt.Time).Record(st)
 		setCompliance(p.key, nil) // reconcilePolicy admitted it under its class
 	}
 	if st.ExpiresAt != nil {

@@ -51,15 +51,9 @@ func (g Grant) Equal(o Grant) bool {
 		sameScopes(g.Scopes, o.Scopes) && sameTime(g.ExpiresAt, o.ExpiresAt)
 }
 
-// AsSpec is the grant as a spec that asks for exactly it, to check it
-// against a class.
-func (g Grant) AsSpec() *keywardenv1alpha1.APIKeySpec {
-	return &keywardenv1alpha1.APIKeySpec{Owner: g.Owner, Role: g.Role, Scopes: g.Scopes, ExpiresAt: g.ExpiresAt, ClassName: g.ClassName}
-}
-
-// Issue is the grant of a key issued at issuedAt under the policy. recorded
-// is the expiry already recorded for the key (a reissue keeps it).
-func (p Policy) Issue(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time, recorded *metav1.Time) Grant {
+// Issue is the grant of a key issued at issuedAt under the policy. (A key
+// reissued keeps the grant it has.)
+func (p Policy) Issue(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) Grant {
 	g := Grant{Owner: spec.Owner, Role: spec.Role, Scopes: p.EffectiveScopes(spec), ClassName: p.ClassName}
 	switch {
 	case spec.ExpiresAt != nil:
@@ -67,8 +61,6 @@ func (p Policy) Issue(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time, re
 	case spec.Lifetime != nil:
 		t := metav1.NewTime(issuedAt.Add(spec.Lifetime.Duration))
 		g.ExpiresAt = &t
-	case recorded != nil:
-		g.ExpiresAt = recorded.DeepCopy()
 	default:
 		g.ExpiresAt = p.ExpiresAt(spec, issuedAt)
 	}
