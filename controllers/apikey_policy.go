@@ -148,27 +148,19 @@ func (r *APIKeyReconciler) stallOnPolicy(p *pass, v *policy.Violation) {
 	p.outcome = lifecycle.Outcome{Phase: keywardenv1alpha1.PhasePending, Stalled: true, Reason: v.Reason, Message: v.Message}
 }
 
-// admit applies the owner's active-key limit. It reads the owner's keys
-// from the cache together with the keys this process admitted that the
-// cache does not show issued yet, and reserves the key's place when it
-// admits it, all under the owner's lock, so that concurrent passes never
-// issue more keys than the limit; the lock is not held while the key is
-// issued. A key refused only because of a place still being issued is
-// decided again shortly, in case that issuance fails.
+// admit applies the owner's active-key limit to a key not issued yet, and
+// reserves its place when it admits it (see place). A key refused only
+// because of a place still being issued is decided again shortly, in case
+// that issuance fails.
 func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 	k := p.key
-	owner := k.Namespace + "/" + k.Spec.Owner
-	unlock := r.owners.lock(owner)
-	defer unlock()
-	admitted, moved := r.admitted.snapshot(), r.admitted.movedTo(owner)
-	var peers keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: k.Spec.Owner}); err != nil {
-		return true, fmt.Errorf("listing the keys of owner %s: %w", k.Spec.Owner, err)
+	nn := client.ObjectKeyFromObject(k)
+	ok, ahead, tentative, err := r.place(ctx, p, k.Spec.Owner, func(string) { r.admitted.reserve(nn, k.UID) })
+	if err != nil {
+		return true, err
 	}
-	limit := p.policy.MaxActiveKeysPerOwner
-	ok, ahead, tentative := admitAmong(holder(k), peers.Items, admitted, moved, limit)
 	if !ok {
-		v := policy.LimitViolation(k.Spec.Owner, k.Namespace, ahead, limit)
+		v := policy.LimitViolation(k.Spec.Owner, k.Namespace, ahead, p.policy.MaxActiveKeysPerOwner)
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
 			p.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", v.Message)
 		}
@@ -178,7 +170,6 @@ func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 		}
 		return true, nil
 	}
-	r.admitted.reserve(client.ObjectKeyFromObject(k), k.UID)
 	return false, nil
 }
 
@@ -186,20 +177,35 @@ func (r *APIKeyReconciler) admit(ctx context.Context, p *pass) (bool, error) {
 // the owner, and reserves its place under that owner when it may.
 func (r *APIKeyReconciler) roomFor(ctx context.Context, p *pass, owner string) (*policy.Violation, error) {
 	k := p.key
+	nn := client.ObjectKeyFromObject(k)
+	ok, ahead, _, err := r.place(ctx, p, owner, func(ownerKey string) { r.admitted.reserveMove(nn, k.UID, ownerKey) })
+	if err != nil || ok {
+		return nil, err
+	}
+	return policy.LimitViolation(owner, k.Namespace, ahead, p.policy.MaxActiveKeysPerOwner), nil
+}
+
+// place decides whether the key has a place among the owner's active keys
+// under the pass's policy, and takes it (take, given namespace/owner) when
+// it has. It reads the owner's keys from the cache together with the keys
+// this process admitted that the cache does not show issued yet, all under
+// the owner's lock, so that concurrent passes never give an owner more keys
+// than the limit; the lock is not held while the key is issued.
+func (r *APIKeyReconciler) place(ctx context.Context, p *pass, owner string, take func(ownerKey string)) (ok bool, ahead int, tentative bool, err error) {
+	k := p.key
 	ownerKey := k.Namespace + "/" + owner
 	unlock := r.owners.lock(ownerKey)
 	defer unlock()
 	admitted, moved := r.admitted.snapshot(), r.admitted.movedTo(ownerKey)
 	var peers keywardenv1alpha1.APIKeyList
 	if err := r.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: owner}); err != nil {
-		return nil, fmt.Errorf("listing the keys of owner %s: %w", owner, err)
+		return false, 0, false, fmt.Errorf("listing the keys of owner %s: %w", owner, err)
 	}
-	limit := p.policy.MaxActiveKeysPerOwner
-	if ok, ahead, _ := admitAmong(holder(k), peers.Items, admitted, moved, limit); !ok {
-		return policy.LimitViolation(owner, k.Namespace, ahead, limit), nil
+	ok, ahead, tentative = admitAmong(holder(k), peers.Items, admitted, moved, p.policy.MaxActiveKeysPerOwner)
+	if ok {
+		take(ownerKey)
 	}
-	r.admitted.reserveMove(client.ObjectKeyFromObject(k), k.UID, ownerKey)
-	return nil, nil
+	return ok, ahead, tentative, nil
 }
 
 // limitRecheck is when an issued key whose reassignment the new owner's
@@ -214,8 +220,8 @@ const admissionRecheck = 2 * time.Second
 // (which may include the key itself; policy.Admit skips it), the keys
 // this process admitted, by UID (true while still being issued), which
 // count as issued whatever the peers' status says, and the issued keys
-// this process reassigned to the owner, which the peers may not list yet. tentative reports that
-// a refusal counted a key still being issued.
+// this process reassigned to the owner, which the peers may not list yet.
+// tentative reports that a refusal counted a key still being issued.
 func admitAmong(self policy.Holder, peers []keywardenv1alpha1.APIKey, admitted map[types.UID]bool, moved []types.UID, limit int) (ok bool, ahead int, tentative bool) {
 	others := make([]policy.Holder, 0, len(peers)+len(moved))
 	listed := make(map[types.UID]bool, len(peers))
