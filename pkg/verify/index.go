@@ -49,7 +49,7 @@ type Index struct {
 	byName map[types.NamespacedName][sha256.Size]byte
 
 	// OnConflict, when set, is called (outside the index's lock) when an
-	// APIKey records a hash that other APIKeys already record.
+	// APIKey comes to record a hash that other APIKeys already record.
 	OnConflict func(added types.NamespacedName, others []types.NamespacedName)
 }
 
@@ -83,12 +83,17 @@ func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
 	func() {
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
+		before, had := ix.byName[nn]
 		ix.unlink(nn)
 		if e == nil {
 			return
 		}
-		for o := ix.byHash[e.sum]; o != nil; o = o.next {
-			others = append(others, o.nn())
+		if !had || before != e.sum {
+			// Newly sharing a hash: an update of a key already sharing
+			// one reports nothing again.
+			for o := ix.byHash[e.sum]; o != nil; o = o.next {
+				others = append(others, o.nn())
+			}
 		}
 		e.next = ix.byHash[e.sum]
 		ix.byHash[e.sum] = e

@@ -274,10 +274,14 @@ func TestTwoAPIKeysWithOneHashAreBothRefused(t *testing.T) {
 		t.Errorf("Len = %d, want 2", ix.Len())
 	}
 
-	// An update of either keeps the conflict.
+	// An update of either keeps the conflict, and reports it no more.
 	ix.Upsert(a)
+	ix.Upsert(b)
 	if got := ix.Verify(Request{Key: raw}, t0).Code; got != CodeConflict {
 		t.Fatalf("after an update of a: %q, want CONFLICT", got)
+	}
+	if len(reported) != 1 {
+		t.Fatalf("OnConflict called %d times, want once: updates of keys already sharing a hash report nothing new", len(reported))
 	}
 	// Removing the impostor leaves the key valid for its own APIKey,
 	// never NOT_FOUND.
