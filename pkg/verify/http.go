@@ -19,11 +19,13 @@ const MaxBodyBytes = 8 << 10
 // Handler serves verification over HTTP:
 //
 //   - POST /v1/keys/verify: a JSON Request; always 200 with a JSON answer
-//     when the request is well-formed, 400 otherwise.
+//     when the request is well-formed, 400 otherwise (503 while the index
+//     is not complete).
 //   - GET /v1/authz (any method): forward authentication for reverse
 //     proxies; the key comes from "Authorization: Bearer" or "X-API-Key",
 //     requirements from the query (scope, repeatable; role; namespace).
-//     200 with X-Keywarden-* headers, 401 or 403.
+//     200 with X-Keywarden-* headers, 401 or 403 (503 while the index is
+//     not complete).
 type Handler struct {
 	// Index answers the lookups.
 	Index *Index
@@ -38,6 +40,10 @@ type Handler struct {
 	Log logr.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Ready reports whether the index holds every APIKey; until it does,
+	// verification answers 503, since a key not indexed yet is not a key
+	// that does not exist. Always ready when nil.
+	Ready func() bool
 
 	rejections rejectionLog
 }
@@ -65,6 +71,17 @@ func (l *rejectionLog) count(kind string, now time.Time) (log bool) {
 	}
 	l.seen[kind]++
 	return l.seen[kind] == 1
+}
+
+// notReadyMessage is the answer before the index is complete.
+const notReadyMessage = "the key index is not complete yet: retry shortly"
+
+func (h *Handler) ready() bool { return h.Ready == nil || h.Ready() }
+
+// unavailable answers a request that came before the index was complete.
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, errorResponse{notReadyMessage})
 }
 
 // Routes returns a mux with the handler's endpoints.
@@ -121,6 +138,10 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{`"key" is required`})
 		return
 	}
+	if !h.ready() {
+		unavailable(w)
+		return
+	}
 	res := h.verify("verify", Request(req))
 	if !res.Valid {
 		writeJSON(w, http.StatusOK, VerifyResponse{Code: res.Code})
@@ -161,6 +182,10 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespace: q.Get("namespace")}
 	if req.Key == "" {
 		unauthorized(w, "")
+		return
+	}
+	if !h.ready() {
+		unavailable(w)
 		return
 	}
 	res := h.verify("authz", req)

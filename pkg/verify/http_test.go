@@ -295,3 +295,31 @@ func validHeader(v string) bool {
 	}
 	return true
 }
+
+func TestVerificationWaitsForACompleteIndex(t *testing.T) {
+	f := newFixture(t)
+	var complete bool
+	f.h.Ready = func() bool { return complete }
+	verify := func() *httptest.ResponseRecorder {
+		return f.do("POST", "/v1/keys/verify", `{"key":"`+f.valid+`"}`, nil)
+	}
+	authz := func() *httptest.ResponseRecorder {
+		return f.do("GET", "/v1/authz", "", map[string]string{"Authorization": "Bearer " + f.valid})
+	}
+	for name, call := range map[string]func() *httptest.ResponseRecorder{"verify": verify, "authz": authz} {
+		rec := call()
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s before the index is complete: %d, Retry-After %q; want 503 with Retry-After", name, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if strings.Contains(rec.Body.String(), f.valid) || strings.Contains(rec.Body.String(), "NOT_FOUND") {
+			t.Errorf("%s before the index is complete answered %q", name, rec.Body.String())
+		}
+	}
+	complete = true
+	if rec := verify(); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"valid":true`) {
+		t.Errorf("verify once the index is complete: %d", rec.Code)
+	}
+	if rec := authz(); rec.Code != http.StatusOK {
+		t.Errorf("authz once the index is complete: %d", rec.Code)
+	}
+}

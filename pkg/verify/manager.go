@@ -66,14 +66,14 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	if err := mgr.Add(usage); err != nil {
 		return nil, err
 	}
-	return index, mgr.Add(&Server{
+	srv := &Server{
 		Addr:     o.Addr,
 		CertFile: o.CertFile,
 		KeyFile:  o.KeyFile,
-		Handler:  &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now},
-		Ready:    reg.HasSynced,
+		Handler:  &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced},
 		Log:      log,
-	})
+	}
+	return index, srv.AddTo(mgr)
 }
 
 // conflictEvents reports, with a Warning event on each of them, APIKeys

@@ -56,8 +56,8 @@ func TestServerTLSReloadsTheCertificate(t *testing.T) {
 
 	addr := freeAddr(t)
 	var ready atomic.Bool
-	srv := &Server{Addr: addr, CertFile: certFile, KeyFile: keyFile, Handler: &Handler{Index: NewIndex(), Log: logr.Discard()},
-		Ready: ready.Load, Log: logr.Discard()}
+	srv := &Server{Addr: addr, CertFile: certFile, KeyFile: keyFile, Handler: &Handler{Index: NewIndex(), Log: logr.Discard(), Ready: ready.Load},
+		Log: logr.Discard()}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Start(ctx) }()

@@ -408,18 +408,35 @@ var _ = Describe("The verifier", func() {
 			Expect(replica.Start(rctx)).To(Succeed())
 		}()
 
-		// The first ready answer: from then on every key must be found.
-		// (The manager starts the server only once its caches have
-		// synced, and the index's own sync follows within moments; this
-		// checks what a load balancer relies on, whichever does the work.)
-		notReady := 0
+		// The server answers from the moment the manager starts, before
+		// its caches sync: until the index holds every key, /readyz and
+		// verification answer 503; no request ever hears NOT_FOUND for a
+		// key that exists. Then every key is found.
+		url := "http://127.0.0.1:" + itoa(port)
+		notReady, early, notFound := 0, 0, 0
 		Eventually(func() int {
-			code, _ := getStatus("http://127.0.0.1:" + itoa(port) + "/readyz")
+			code, _ := getStatus(url + "/readyz")
 			if code == http.StatusServiceUnavailable {
 				notReady++
 			}
+			body, _ := json.Marshal(map[string]string{"key": raws[(notReady+early)%n]})
+			if resp, err := httpClient.Post(url+"/v1/keys/verify", "application/json", bytes.NewReader(body)); err == nil {
+				var out map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				_ = resp.Body.Close()
+				switch {
+				case resp.StatusCode == http.StatusServiceUnavailable:
+					early++
+				case out["code"] == string(verify.CodeNotFound):
+					notFound++
+				}
+			}
 			return code
 		}, 20*time.Second, time.Millisecond).Should(Equal(http.StatusOK))
+		Expect(notReady).To(BeNumerically(">", 0),
+			"/readyz never answered 503: the server did not answer before the index was complete, so this test saw nothing")
+		Expect(early).To(BeNumerically(">", 0), "verification never answered 503 before the index was complete")
+		Expect(notFound).To(BeZero(), "verification answered NOT_FOUND %d times for keys that exist", notFound)
 		missing := 0
 		for _, raw := range raws {
 			if index.Verify(verify.Request{Key: raw}, time.Now()).Code == verify.CodeNotFound {
@@ -427,7 +444,7 @@ var _ = Describe("The verifier", func() {
 			}
 		}
 		Expect(missing).To(BeZero(), "%d of %d keys unknown to a verifier that said it was ready", missing, n)
-		GinkgoWriter.Printf("/readyz answered 503 %d times before 200; %d keys indexed then\n", notReady, index.Len())
+		GinkgoWriter.Printf("/readyz answered 503 %d times, verification %d times, before 200; %d keys indexed then\n", notReady, early, index.Len())
 	})
 
 	It("serves on a replica that is not the leader", func() {
