@@ -11,9 +11,15 @@ import (
 	"strings"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/test/harness"
 )
@@ -205,4 +211,98 @@ data:
 		}
 	}
 	e.note("attacker with namespace rights (create Secrets, patch APIKeys, no Secret reads): a planted key was never recorded (SecretTampered, NOT_FOUND), a widening to admin for ten years and a reassignment past the limit were refused (Stalled, the key still readonly, alice's, as admitted); both keys Active")
+}
+
+// stolenManagerToken: whoever holds the manager's token (read from its pod,
+// say) has its RBAC rights, create, get and delete on every Secret. The
+// admission policy of config/rbac keeps those rights to Keywarden's own
+// Secrets: a token Secret for a kube-system account (cluster-admin, once
+// read back), an Opaque Secret anywhere, a key-shaped Secret no APIKey
+// controls, a sealing key outside the manager's namespace, and the
+// deletion of a Secret that is not Keywarden's are all refused by the
+// policy, not by RBAC (each refusal carries the policy's message). The
+// other scenarios are the use: their managers run with this same token.
+func stolenManagerToken(e *env) {
+	ctx := context.Background()
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.managerKubeconfig)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	stolen, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	const policy = "Keywarden's manager may"
+	refused := func(what string, err error) {
+		e.t.Helper()
+		if err == nil {
+			e.t.Errorf("%s: allowed with the manager's token", what)
+			return
+		}
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), policy) {
+			e.t.Errorf("%s: want the admission policy's refusal, got %v", what, err)
+		}
+	}
+	secret := func(ns, name string, typ corev1.SecretType, mutate ...func(*corev1.Secret)) *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: typ, Data: map[string][]byte{"k": []byte("v")}}
+		for _, m := range mutate {
+			m(s)
+		}
+		return s
+	}
+	create := func(s *corev1.Secret) error {
+		_, err := stolen.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
+		return err
+	}
+	keywardens := func(s *corev1.Secret) {
+		s.Labels = map[string]string{"app.kubernetes.io/managed-by": "keywarden"}
+	}
+
+	// RBAC allows it: without the policy the first attempt would pass.
+	allowed, err := stolen.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: "kube-system", Verb: "create", Resource: "secrets"}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if !allowed.Status.Allowed {
+		e.t.Fatal("the manager's RBAC does not allow creating Secrets in kube-system: this scenario would test RBAC, not the policy")
+	}
+
+	tokenSecret := secret("kube-system", "stolen-admin-token", corev1.SecretTypeServiceAccountToken, func(s *corev1.Secret) {
+		s.Annotations = map[string]string{corev1.ServiceAccountNameKey: "default"}
+		s.Data = nil
+	})
+	var last error
+	e.eventually("the admission policy refuses a token Secret created with the manager's token", 30*time.Second, func() bool {
+		last = create(tokenSecret)
+		if last == nil {
+			_ = e.kube.CoreV1().Secrets("kube-system").Delete(ctx, tokenSecret.Name, metav1.DeleteOptions{})
+		}
+		return last != nil
+	})
+	refused("a service-account-token Secret in kube-system", last)
+	refused("an Opaque Secret in kube-system", create(secret("kube-system", "stolen-opaque", corev1.SecretTypeOpaque)))
+	refused("an Opaque Secret in a tenant's namespace", create(secret("tenant", "stolen-opaque", corev1.SecretTypeOpaque, keywardens)))
+	refused("a key Secret that no APIKey controls", create(secret("tenant", "stolen-key", keywardenv1alpha1.SecretType, keywardens)))
+	refused("a sealing key outside the manager's namespace", create(secret("tenant", "keywarden-sealing-key", "keywarden.dev/sealing-key")))
+	certPEM, keyPEM, _, err := harness.SelfSignedCert("keywarden-webhook-service")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	refused("a webhook certificate outside the manager's namespace", create(secret("kube-system", "keywarden-webhook-cert", corev1.SecretTypeTLS, func(s *corev1.Secret) {
+		s.Data = map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}
+	})))
+
+	// A Secret that is not Keywarden's survives the token.
+	victim := secret("kube-system", "not-keywardens", corev1.SecretTypeOpaque)
+	if _, err := e.kube.CoreV1().Secrets(victim.Namespace).Create(ctx, victim, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	refused("deleting a Secret that is not Keywarden's", stolen.CoreV1().Secrets(victim.Namespace).Delete(ctx, victim.Name, metav1.DeleteOptions{}))
+	if _, err := e.kube.CoreV1().Secrets(victim.Namespace).Get(ctx, victim.Name, metav1.GetOptions{}); err != nil {
+		e.t.Errorf("the Secret that is not Keywarden's: %v", err)
+	}
+	e.note("stolen manager token: 6 Secrets refused by the admission policy (token, Opaque, unowned key, sealing key and certificate out of place) and 1 deletion; the managers issued every key of the other scenarios with that token")
 }

@@ -38,6 +38,10 @@ type env struct {
 	dir      string
 	managers []*harness.Manager
 	logs     []string
+	// managerKubeconfig presents a token of the manager's ServiceAccount,
+	// with config/rbac applied: the managers run with the rights and the
+	// admission policy an install gives them.
+	managerKubeconfig string
 
 	mu      sync.Mutex
 	rawKeys map[string]bool // every raw key seen in a Secret
@@ -69,6 +73,15 @@ func TestE2E(t *testing.T) {
 	}
 	e := &env{t: t, cluster: cluster, kube: kube, bin: bin, dir: dir, rawKeys: map[string]bool{}}
 	e.kubectl("apply", "-k", "config/crd")
+	e.kubectl("apply", "-k", "config/rbac")
+	token, err := harness.Token(context.Background(), kube, harness.ManagerNamespace, "keywarden-manager", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.managerKubeconfig = filepath.Join(dir, "manager.kubeconfig")
+	if err := cluster.KubeconfigWithToken(e.managerKubeconfig, token); err != nil {
+		t.Fatal(err)
+	}
 	e.startManager()
 	e.startManager()
 	defer func() {
@@ -87,6 +100,7 @@ func TestE2E(t *testing.T) {
 		{"API server outage", apiServerOutage},
 		{"crash during mass issuance", crashDuringIssuance},
 		{"attacker with namespace rights", attacker},
+		{"stolen manager token", stolenManagerToken},
 		{"secured metrics", securedMetrics},
 		{"no secret in the open", noSecretInTheOpen},
 	} {
@@ -102,7 +116,8 @@ func TestE2E(t *testing.T) {
 	fmt.Printf("\nEnd-to-end summary:\n  %s\n", strings.Join(e.summary, "\n  "))
 }
 
-// startManager starts one more manager process with leader election.
+// startManager starts one more manager process with leader election, as
+// the manager's ServiceAccount.
 func (e *env) startManager() *harness.Manager {
 	e.t.Helper()
 	log := filepath.Join(e.dir, fmt.Sprintf("manager-%d.log", len(e.logs)))
@@ -110,8 +125,8 @@ func (e *env) startManager() *harness.Manager {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := e.cluster.StartManager(e.bin, f, "",
-		"--leader-elect", "--leader-election-namespace", "default",
+	m, err := e.cluster.StartManager(e.bin, f, "", "--kubeconfig", e.managerKubeconfig,
+		"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
 		"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms",
 		"--last-used-interval", "2s")
 	if err != nil {

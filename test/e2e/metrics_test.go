@@ -84,8 +84,8 @@ func (e *env) startSecureMetrics(name string, extra ...string) (string, func()) 
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{
-		"--leader-elect", "--leader-election-namespace", "default",
+	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{"--kubeconfig", e.managerKubeconfig,
+		"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
 		"--metrics-bind-address", addr, "--metrics-secure=true"}, extra...)...)
 	if err != nil {
 		e.t.Fatal(err)

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,8 +19,13 @@ func ServiceAccountToken(ctx context.Context, kube kubernetes.Interface, namespa
 	if _, err := kube.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		return "", err
 	}
+	return Token(ctx, kube, namespace, name, 10*time.Minute)
+}
+
+// Token returns a token of an existing ServiceAccount, valid for ttl.
+func Token(ctx context.Context, kube kubernetes.Interface, namespace, name string, ttl time.Duration) (string, error) {
 	tr, err := kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(ttl.Seconds()))}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", err
 	}

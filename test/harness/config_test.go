@@ -20,8 +20,8 @@ func TestKustomizations(t *testing.T) {
 	}
 	tests := map[string][]string{
 		"config/crd":                       {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
-		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view"},
-		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition"},
+		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets"},
+		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets"},
 		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
 		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace", "resourceNames:\n  - keywarden-validating-webhook-configuration\n  resources:\n  - validatingwebhookconfigurations"},
 		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service"},
