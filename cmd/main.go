@@ -3,9 +3,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +64,11 @@ func main() {
 	flag.StringVar(&verifier.addr, "verifier-bind-address", ":8090", "Address of the key verification endpoints; 0 disables them.")
 	flag.StringVar(&verifier.certFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes); plain HTTP when empty.")
 	flag.StringVar(&verifier.keyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
+	flag.StringVar(&verifier.trustedNamespaces, "verifier-trusted-namespaces", "",
+		"Comma-separated namespaces whose keys the verifier accepts from a request that names no namespace and no class; "+
+			"* for every namespace. Unset, such a request gets 400: anyone who may create an APIKey can mint a key with any owner, role and scopes in its namespace.")
+	flag.StringVar(&verifier.trustedClasses, "verifier-trusted-classes", "",
+		"Comma-separated APIKeyClasses whose keys the verifier accepts from a request that names no namespace and no class.")
 	flag.DurationVar(&verifier.lastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
 	flag.BoolVar(&webhookFlags.enabled, "enable-webhook", false, "Serve the validating admission webhook for APIKeys (see config/with-webhook).")
 	flag.IntVar(&webhookFlags.port, "webhook-port", 9443, "Port of the admission webhook.")
@@ -222,8 +229,12 @@ func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error)
 	if err != nil {
 		return nil, err
 	}
+	trust, err := f.trust()
+	if err != nil {
+		return nil, err
+	}
 	_, err = verify.AddToManager(mgr, verify.Options{
-		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval,
+		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval, Trust: trust,
 	})
 	return mgr, err
 }
@@ -303,6 +314,34 @@ func managerNamespace() string {
 }
 
 type verifierFlags struct {
-	addr, certFile, keyFile string
-	lastUsedInterval        time.Duration
+	addr, certFile, keyFile           string
+	trustedNamespaces, trustedClasses string
+	lastUsedInterval                  time.Duration
+}
+
+// trust is the verifier's default trust: "*" alone among the namespaces
+// is every namespace.
+func (f verifierFlags) trust() (verify.Trust, error) {
+	t := verify.Trust{Namespaces: splitList(f.trustedNamespaces), Classes: splitList(f.trustedClasses)}
+	if slices.Contains(t.Namespaces, "*") {
+		if len(t.Namespaces) > 1 || len(t.Classes) > 0 {
+			return verify.Trust{}, errors.New(`--verifier-trusted-namespaces=* trusts every namespace: it goes alone, without other namespaces or classes`)
+		}
+		t.Namespaces, t.AnyNamespace = nil, true
+	}
+	if slices.Contains(t.Classes, "*") {
+		return verify.Trust{}, errors.New(`--verifier-trusted-classes does not take "*": trust every namespace with --verifier-trusted-namespaces=*`)
+	}
+	return t, nil
+}
+
+// splitList splits a comma-separated flag, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

@@ -80,7 +80,7 @@ func run(manager string, exit bool) error {
 To verify a key:
 
   key=$(%[2]s get secret grafana-readonly -o jsonpath='{.data.key}' | base64 -d)
-  curl -s -X POST http://%s/v1/keys/verify -d "{\"key\":\"$key\"}"
+  curl -s -X POST http://%s/v1/keys/verify -d "{\"key\":\"$key\",\"namespace\":\"default\"}"
 
 `, cluster.Kubeconfig, cluster.KubectlBin, verifierAddr)
 	if exit {

@@ -41,7 +41,7 @@ func benchSetup(b *testing.B) {
 // 100,000 keys.
 func BenchmarkVerify(b *testing.B) {
 	benchSetup(b)
-	req := Request{Scopes: []string{"logs:read"}}
+	req := Request{Scopes: []string{"logs:read"}, Namespaces: []string{"ns"}}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -76,7 +76,7 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 	srv := httptest.NewServer((&Handler{Index: benchIndex, Log: logr.Discard()}).Routes())
 	defer srv.Close()
 	benchHTTP(b, srv.URL+"/v1/keys/verify", func(i int) []byte {
-		return []byte(`{"key":"` + benchRaw[i%len(benchRaw)] + `"}`)
+		return []byte(`{"key":"` + benchRaw[i%len(benchRaw)] + `","namespace":"ns"}`)
 	})
 }
 
@@ -89,7 +89,7 @@ func BenchmarkTrivialHTTP(b *testing.B) {
 		_, _ = w.Write([]byte(`{"valid":true}` + "\n"))
 	}))
 	defer srv.Close()
-	benchHTTP(b, srv.URL, func(int) []byte { return []byte(`{"key":"x"}`) })
+	benchHTTP(b, srv.URL, func(int) []byte { return []byte(`{"key":"x","namespace":"ns"}`) })
 }
 
 // validPrefix starts every answer for a valid key.

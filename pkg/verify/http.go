@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,12 +24,18 @@ const MaxBodyBytes = 8 << 10
 //     is not complete).
 //   - GET /v1/authz (any method): forward authentication for reverse
 //     proxies; the key comes from "Authorization: Bearer" or "X-API-Key",
-//     requirements from the query (scope, repeatable; role; namespace).
-//     200 with X-Keywarden-* headers, 401 or 403 (503 while the index is
-//     not complete).
+//     requirements from the query (scope, namespace and class, repeatable;
+//     role). 200 with X-Keywarden-* headers, 401 or 403 (503 while the
+//     index is not complete).
+//
+// A request must say whose keys it accepts (namespaces or classes), or
+// Trust must; one that does not gets 400.
 type Handler struct {
 	// Index answers the lookups.
 	Index *Index
+	// Trust is whose keys a request that names no namespace and no class
+	// accepts.
+	Trust Trust
 	// Usage, when set, records the use of keys that opted in.
 	Usage *UsageRecorder
 	// Metrics, when set, counts verifications.
@@ -73,6 +80,40 @@ func (l *rejectionLog) count(kind string, now time.Time) (log bool) {
 	return l.seen[kind] == 1
 }
 
+// Trust is whose keys a verifier accepts from requests that do not say.
+type Trust struct {
+	// Namespaces and Classes are as in Request.
+	Namespaces, Classes []string
+	// AnyNamespace accepts keys of every namespace: only for a cluster
+	// where everyone who may create an APIKey anywhere is trusted.
+	AnyNamespace bool
+}
+
+// noTrustMessage answers a request that says nothing of whose keys it
+// accepts, to a verifier that has no default.
+const noTrustMessage = "say whose keys you accept: name one or more namespaces or classes " +
+	`(verify: "namespace", "namespaces", "class", "classes"; authz: the namespace and class query parameters). ` +
+	"Anyone who may create an APIKey in some namespace can mint a key with any owner, role and scopes there, " +
+	"so the verifier accepts none unless told which (--verifier-trusted-namespaces and --verifier-trusted-classes set a default)"
+
+// anyNamespaceMessage answers a request that names "*" as a namespace.
+const anyNamespaceMessage = `"*" is not a namespace: trusting the keys of every namespace is the verifier's setting (--verifier-trusted-namespaces=*), not a request's`
+
+// trusting completes req with the handler's default trust when it names
+// none, and says what is wrong with it if anything.
+func (h *Handler) trusting(req *Request) (problem string) {
+	if slices.Contains(req.Namespaces, "*") || slices.Contains(req.Classes, "*") {
+		return anyNamespaceMessage
+	}
+	if len(req.Namespaces) == 0 && len(req.Classes) == 0 {
+		req.Namespaces, req.Classes, req.AnyNamespace = h.Trust.Namespaces, h.Trust.Classes, h.Trust.AnyNamespace
+	}
+	if !req.Trusts() {
+		return noTrustMessage
+	}
+	return ""
+}
+
 // notReadyMessage is the answer before the index is complete.
 const notReadyMessage = "the key index is not complete yet: retry shortly"
 
@@ -94,10 +135,26 @@ func (h *Handler) Routes() *http.ServeMux {
 
 // verifyRequest is the JSON body of POST /v1/keys/verify.
 type verifyRequest struct {
-	Key       string   `json:"key"`
-	Scopes    []string `json:"scopes,omitempty"`
-	Role      string   `json:"role,omitempty"`
-	Namespace string   `json:"namespace,omitempty"`
+	Key        string   `json:"key"`
+	Scopes     []string `json:"scopes,omitempty"`
+	Role       string   `json:"role,omitempty"`
+	Namespace  string   `json:"namespace,omitempty"`
+	Namespaces []string `json:"namespaces,omitempty"`
+	Class      string   `json:"class,omitempty"`
+	Classes    []string `json:"classes,omitempty"`
+}
+
+// request is the Request of a verifyRequest: the one-value fields join
+// the lists.
+func (v *verifyRequest) request() Request {
+	r := Request{Key: v.Key, Scopes: v.Scopes, Role: v.Role, Namespaces: v.Namespaces, Classes: v.Classes}
+	if v.Namespace != "" {
+		r.Namespaces = append(r.Namespaces, v.Namespace)
+	}
+	if v.Class != "" {
+		r.Classes = append(r.Classes, v.Class)
+	}
+	return r
 }
 
 // VerifyResponse is the JSON answer of POST /v1/keys/verify.
@@ -106,6 +163,7 @@ type VerifyResponse struct {
 	Code      Code       `json:"code,omitempty"`
 	Namespace string     `json:"namespace,omitempty"`
 	Name      string     `json:"name,omitempty"`
+	Class     string     `json:"class,omitempty"`
 	Owner     string     `json:"owner,omitempty"`
 	Role      string     `json:"role,omitempty"`
 	Scopes    []string   `json:"scopes,omitempty"`
@@ -138,17 +196,22 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{`"key" is required`})
 		return
 	}
+	vreq := req.request()
+	if problem := h.trusting(&vreq); problem != "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
+		return
+	}
 	if !h.ready() {
 		unavailable(w)
 		return
 	}
-	res := h.verify("verify", Request(req))
+	res := h.verify("verify", vreq)
 	if !res.Valid {
 		writeJSON(w, http.StatusOK, VerifyResponse{Code: res.Code})
 		return
 	}
 	writeJSON(w, http.StatusOK, VerifyResponse{
-		Valid: true, Namespace: res.Namespace, Name: res.Name, Owner: res.Owner, Role: res.Role,
+		Valid: true, Namespace: res.Namespace, Name: res.Name, Class: res.Class, Owner: res.Owner, Role: res.Role,
 		Scopes: res.Scopes, ExpiresAt: res.ExpiresAt, KeyPrefix: res.KeyPrefix,
 	})
 }
@@ -179,7 +242,11 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{ambiguous})
 		return
 	}
-	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespace: q.Get("namespace")}
+	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: q["namespace"], Classes: q["class"]}
+	if problem := h.trusting(&req); problem != "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
+		return
+	}
 	if req.Key == "" {
 		unauthorized(w, "")
 		return
@@ -196,8 +263,11 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("X-Keywarden-Role", res.Role)
 		hdr.Set("X-Keywarden-Scopes", strings.Join(res.Scopes, ","))
 		hdr.Set("X-Keywarden-Key", res.Namespace+"/"+res.Name)
+		if res.Class != "" {
+			hdr.Set("X-Keywarden-Class", res.Class)
+		}
 		w.WriteHeader(http.StatusOK)
-	case CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace:
+	case CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeWrongClass:
 		w.Header().Set("X-Keywarden-Code", string(res.Code))
 		writeJSON(w, http.StatusForbidden, VerifyResponse{Code: res.Code})
 	default:

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -38,7 +40,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 1})
-	h := &Handler{Index: ix, Metrics: m, Log: log, Now: func() time.Time { return t0 }}
+	h := &Handler{Index: ix, Metrics: m, Log: log, Now: func() time.Time { return t0 }, Trust: Trust{Namespaces: []string{"shop"}}}
 	return &fixture{h: h, valid: valid, revoked: revoked, logs: logs, reg: reg}
 }
 
@@ -246,7 +248,8 @@ func TestRejectionsAreLoggedAndCountedWithoutTheKey(t *testing.T) {
 
 // FuzzHandler sends arbitrary bodies, headers and queries to both
 // endpoints: no panic, no 5xx, only the documented statuses (400 from
-// /v1/authz only for a request that presents two different keys).
+// /v1/authz only for a request that presents two different keys or names
+// "*" as a namespace or class).
 func FuzzHandler(f *testing.F) {
 	fx := newFixture(f)
 	f.Add(`{"key":"`+fx.valid+`"}`, "Bearer "+fx.valid, fx.valid, "scope=logs:read&role=readonly")
@@ -277,8 +280,10 @@ func FuzzHandler(f *testing.F) {
 		rec = httptest.NewRecorder()
 		fx.h.Routes().ServeHTTP(rec, req)
 		_, ambiguous := presentedKey(req)
+		q := req.URL.Query()
+		anyNamespace := slices.Contains(q["namespace"], "*") || slices.Contains(q["class"], "*")
 		switch {
-		case rec.Code == http.StatusBadRequest && ambiguous != "":
+		case rec.Code == http.StatusBadRequest && (ambiguous != "" || anyNamespace):
 		case rec.Code == http.StatusOK, rec.Code == http.StatusUnauthorized, rec.Code == http.StatusForbidden:
 		default:
 			t.Fatalf("authz answered %d", rec.Code)
@@ -321,5 +326,101 @@ func TestVerificationWaitsForACompleteIndex(t *testing.T) {
 	}
 	if rec := authz(); rec.Code != http.StatusOK {
 		t.Errorf("authz once the index is complete: %d", rec.Code)
+	}
+}
+
+// TestTrustOverHTTP: a service accepts a key only from the namespaces or
+// classes it names, or that the verifier is set to trust; a request that
+// says neither, to a verifier with no default, is a 400 that says why. The
+// attack: an editor of the sandbox namespace mints a key for the CFO, with
+// the admin role, and presents it to every service.
+func TestTrustOverHTTP(t *testing.T) {
+	ix := NewIndex()
+	shop, k := issued(t, "shop", "checkout", inClass("payments"))
+	ix.Upsert(k)
+	minted, m := issued(t, "sandbox", "cfo", func(k *keywardenv1alpha1.APIKey) {
+		k.Status.Owner, k.Status.Role = "cfo@example.com", "admin"
+	})
+	ix.Upsert(m)
+
+	const noTrust, anyNS = "400: say whose keys", "400: *"
+	tests := []struct {
+		name  string
+		trust Trust
+		// query is the request's namespaces and classes, in the query
+		// syntax; the verify body names the same.
+		query url.Values
+		key   string
+		want  string // "valid", a Code, or a 400's message prefix
+	}{
+		{"no default, no namespace named: the minted key", Trust{}, nil, minted, noTrust},
+		{"no default, no namespace named: a real key", Trust{}, nil, shop, noTrust},
+		{"no default, the service's namespace", Trust{}, url.Values{"namespace": {"shop"}}, shop, "valid"},
+		{"no default, the service's namespace: the minted key", Trust{}, url.Values{"namespace": {"shop"}}, minted, string(CodeWrongNamespace)},
+		{"no default, two namespaces", Trust{}, url.Values{"namespace": {"billing", "shop"}}, shop, "valid"},
+		{"no default, a class: the minted key has none", Trust{}, url.Values{"class": {"payments"}}, minted, string(CodeWrongClass)},
+		{"no default, a class", Trust{}, url.Values{"class": {"payments"}}, shop, "valid"},
+		{"no default, a class and another namespace", Trust{}, url.Values{"class": {"payments"}, "namespace": {"billing"}}, shop, string(CodeWrongNamespace)},
+		{"no default, \"*\" is not a namespace", Trust{}, url.Values{"namespace": {"*"}}, shop, anyNS},
+		{"no default, \"*\" is not a class", Trust{}, url.Values{"class": {"*"}}, shop, anyNS},
+		{"default namespaces", Trust{Namespaces: []string{"shop"}}, nil, shop, "valid"},
+		{"default namespaces: the minted key", Trust{Namespaces: []string{"shop"}}, nil, minted, string(CodeWrongNamespace)},
+		{"default namespaces, the request names its own", Trust{Namespaces: []string{"shop"}}, url.Values{"namespace": {"sandbox"}}, minted, "valid"},
+		{"default classes: the minted key", Trust{Classes: []string{"payments"}}, nil, minted, string(CodeWrongClass)},
+		{"default classes", Trust{Classes: []string{"payments"}}, nil, shop, "valid"},
+		{"every namespace, set on the verifier", Trust{AnyNamespace: true}, nil, minted, "valid"},
+		{"every namespace on the verifier, the request narrows it", Trust{AnyNamespace: true}, url.Values{"namespace": {"shop"}}, minted, string(CodeWrongNamespace)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &Handler{Index: ix, Log: logr.Discard(), Trust: tt.trust}
+			body := map[string]any{"key": tt.key}
+			if ns := tt.query["namespace"]; len(ns) > 0 {
+				body["namespaces"] = ns
+			}
+			if cl := tt.query["class"]; len(cl) > 0 {
+				body["classes"] = cl
+			}
+			b, _ := json.Marshal(body)
+			rec := httptest.NewRecorder()
+			h.Routes().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/keys/verify", bytes.NewReader(b)))
+			var got VerifyResponse
+			var problem errorResponse
+			_ = json.Unmarshal(rec.Body.Bytes(), &got)
+			_ = json.Unmarshal(rec.Body.Bytes(), &problem)
+
+			req := httptest.NewRequest("GET", "/v1/authz?"+tt.query.Encode(), nil)
+			req.Header.Set("Authorization", "Bearer "+tt.key)
+			arec := httptest.NewRecorder()
+			h.Routes().ServeHTTP(arec, req)
+
+			switch {
+			case strings.HasPrefix(tt.want, "400: "):
+				want := strings.TrimPrefix(tt.want, "400: ")
+				if rec.Code != 400 || !strings.Contains(problem.Error, want) {
+					t.Errorf("verify: %d %s, want 400 saying %q", rec.Code, rec.Body, want)
+				}
+				if arec.Code != 400 || !strings.Contains(arec.Body.String(), want) {
+					t.Errorf("authz: %d %s, want 400 saying %q", arec.Code, arec.Body, want)
+				}
+			case tt.want == "valid":
+				if rec.Code != 200 || !got.Valid {
+					t.Errorf("verify: %d %s, want valid", rec.Code, rec.Body)
+				}
+				if arec.Code != 200 {
+					t.Errorf("authz: %d, want 200", arec.Code)
+				}
+				if tt.key == shop && (got.Class != "payments" || arec.Header().Get("X-Keywarden-Class") != "payments") {
+					t.Errorf("the answer does not name the class: body %q, header %q", got.Class, arec.Header().Get("X-Keywarden-Class"))
+				}
+			default:
+				if rec.Code != 200 || got.Valid || string(got.Code) != tt.want || got.Owner != "" {
+					t.Errorf("verify: %d %s, want code %s", rec.Code, rec.Body, tt.want)
+				}
+				if arec.Code != 403 || arec.Header().Get("X-Keywarden-Code") != tt.want || arec.Header().Get("X-Keywarden-Owner") != "" {
+					t.Errorf("authz: %d code %q, want 403 %s", arec.Code, arec.Header().Get("X-Keywarden-Code"), tt.want)
+				}
+			}
+		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 // strings, so that a large number of keys stays small in memory.
 type entry struct {
 	namespace, name string
+	class           string
 	owner, role     string
 	scopes          []string
 	sum             [sha256.Size]byte
@@ -166,6 +167,7 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	e := &entry{
 		namespace:     k.Namespace,
 		name:          k.Name,
+		class:         g.ClassName,
 		owner:         g.Owner,
 		role:          g.Role,
 		sum:           sum,

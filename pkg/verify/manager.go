@@ -32,6 +32,9 @@ type Options struct {
 	Client client.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Trust is whose keys a request that names no namespace and no class
+	// accepts; with none, such a request gets 400.
+	Trust Trust
 }
 
 // AddToManager runs the verifier in the manager on every replica, whether
@@ -70,7 +73,7 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 		Addr:     o.Addr,
 		CertFile: o.CertFile,
 		KeyFile:  o.KeyFile,
-		Handler:  &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced},
+		Handler:  &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust},
 		Log:      log,
 	}
 	return index, srv.AddTo(mgr)

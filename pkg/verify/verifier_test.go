@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -47,8 +49,16 @@ func getStatus(u string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// trustedNamespace is the namespace of the running spec: the helpers below
+// name it as the one whose keys they accept, unless the request names its
+// own (the suite's verifier, like config/manager's, has no default).
+var trustedNamespace string
+
 // verifyKey calls POST /v1/keys/verify and returns the decoded answer.
 func verifyKey(req map[string]any) map[string]any {
+	if req["namespace"] == nil && req["namespaces"] == nil && req["class"] == nil && req["classes"] == nil {
+		req["namespace"] = trustedNamespace
+	}
 	b, err := json.Marshal(req)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	resp, err := httpClient.Post(baseURL+"/v1/keys/verify", "application/json", bytes.NewReader(b))
@@ -64,6 +74,13 @@ func code(raw string) any { return verifyKey(map[string]any{"key": raw})["code"]
 
 // authz calls GET /v1/authz with the key as a bearer token.
 func authz(raw string, q url.Values) *http.Response {
+	if q.Get("namespace") == "" && q.Get("class") == "" {
+		q = maps.Clone(q)
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("namespace", trustedNamespace)
+	}
 	req, err := http.NewRequest("GET", baseURL+"/v1/authz?"+q.Encode(), nil)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", "Bearer "+raw)
@@ -110,6 +127,7 @@ var _ = Describe("The verifier", func() {
 	BeforeEach(func() {
 		ctx = context.Background()
 		ns = newNamespace(ctx)
+		trustedNamespace = ns
 	})
 
 	It("answers valid with the key's owner, role, scopes and expiry", func() {
@@ -307,6 +325,8 @@ var _ = Describe("The verifier", func() {
 			`not json`:                            "the body is not a JSON object",
 			`{"key":"` + rand.String(9000) + `"}`: "the body is larger than 8 KiB",
 			`{"scopes":["a"]}`:                    `"key" is required`,
+			`{"key":"kw_x"}`:                      "say whose keys you accept",
+			`{"key":"kw_x","namespace":"*"}`:      `"*" is not a namespace`,
 		} {
 			resp, err := httpClient.Post(baseURL+"/v1/keys/verify", "application/json", bytes.NewReader([]byte(body)))
 			Expect(err).NotTo(HaveOccurred())
@@ -314,8 +334,36 @@ var _ = Describe("The verifier", func() {
 			Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 			_ = resp.Body.Close()
 			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
-			Expect(out).To(Equal(map[string]string{"error": want}))
+			Expect(out).To(HaveKeyWithValue("error", ContainSubstring(want)))
 		}
+		req, err := http.NewRequest("GET", baseURL+"/v1/authz", nil)
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("X-API-Key", "kw_x")
+		resp, err := httpClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+		Expect(string(body)).To(ContainSubstring("say whose keys you accept"))
+	})
+
+	It("accepts a key minted in another namespace only where that namespace is trusted", func() {
+		// The attack: an editor of a sandbox namespace mints a key in the
+		// CFO's name, with the admin role, through the real controller.
+		sandbox := newNamespace(ctx)
+		minted, _ := issue(ctx, sandbox, "cfo", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Owner, k.Spec.Role = "cfo@example.com", "admin"
+		})
+		Eventually(func() any { return verifyKey(map[string]any{"key": minted, "namespace": sandbox})["valid"] }).Should(BeTrue())
+		// A service that trusts its own namespace refuses it, and says
+		// nothing of whose it is.
+		got := verifyKey(map[string]any{"key": minted, "namespace": ns})
+		Expect(got).To(Equal(map[string]any{"valid": false, "code": "WRONG_NAMESPACE"}))
+		resp := authz(minted, url.Values{"namespace": {ns}})
+		Expect(resp.StatusCode).To(Equal(http.StatusForbidden))
+		Expect(resp.Header.Get("X-Keywarden-Owner")).To(BeEmpty())
+		// A service that names both namespaces accepts it: its choice.
+		Expect(verifyKey(map[string]any{"key": minted, "namespaces": []string{ns, sandbox}})["owner"]).To(Equal("cfo@example.com"))
 	})
 
 	It("flushes recorded use when it stops", func() {
@@ -419,7 +467,7 @@ var _ = Describe("The verifier", func() {
 			if code == http.StatusServiceUnavailable {
 				notReady++
 			}
-			body, _ := json.Marshal(map[string]string{"key": raws[(notReady+early)%n]})
+			body, _ := json.Marshal(map[string]string{"key": raws[(notReady+early)%n], "namespace": ns})
 			if resp, err := httpClient.Post(url+"/v1/keys/verify", "application/json", bytes.NewReader(body)); err == nil {
 				var out map[string]any
 				_ = json.NewDecoder(resp.Body).Decode(&out)
@@ -439,7 +487,7 @@ var _ = Describe("The verifier", func() {
 		Expect(notFound).To(BeZero(), "verification answered NOT_FOUND %d times for keys that exist", notFound)
 		missing := 0
 		for _, raw := range raws {
-			if index.Verify(verify.Request{Key: raw}, time.Now()).Code == verify.CodeNotFound {
+			if index.Verify(verify.Request{Key: raw, AnyNamespace: true}, time.Now()).Code == verify.CodeNotFound {
 				missing++
 			}
 		}
@@ -482,7 +530,7 @@ var _ = Describe("The verifier", func() {
 
 		url := "http://127.0.0.1:" + itoa(port)
 		Eventually(func() (int, error) { return getStatus(url + "/readyz") }, 20*time.Second).Should(Equal(200))
-		resp, err := httpClient.Post(url+"/v1/keys/verify", "application/json", bytes.NewReader([]byte(`{"key":"`+raw+`"}`)))
+		resp, err := httpClient.Post(url+"/v1/keys/verify", "application/json", bytes.NewReader([]byte(`{"key":"`+raw+`","namespace":"`+ns+`"}`)))
 		Expect(err).NotTo(HaveOccurred())
 		var out map[string]any
 		Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())

@@ -37,9 +37,12 @@ const (
 	CodeInsufficientScope Code = "INSUFFICIENT_SCOPE"
 	// CodeWrongRole: the key's role is not the required one.
 	CodeWrongRole Code = "WRONG_ROLE"
-	// CodeWrongNamespace: the key belongs to another namespace than the
-	// required one.
+	// CodeWrongNamespace: the key belongs to a namespace the caller does
+	// not trust (or the caller trusts none).
 	CodeWrongNamespace Code = "WRONG_NAMESPACE"
+	// CodeWrongClass: the key was not issued under a class the caller
+	// trusts.
+	CodeWrongClass Code = "WRONG_CLASS"
 	// CodeConflict: more than one APIKey records this key's hash, which
 	// Keywarden never does itself; the key is refused for all of them
 	// until only one is left.
@@ -47,9 +50,16 @@ const (
 )
 
 // Codes lists every Code.
-var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeConflict}
+var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeWrongClass, CodeConflict}
 
 // Request is a key to verify and what the caller requires of it.
+//
+// Anyone who may create an APIKey in some namespace can mint a key with
+// any owner, role and scopes there, so a key is only as trustworthy as
+// the namespace (and the class) it was issued in: a request says which it
+// accepts. A key must be in one of Namespaces, when any are named, and
+// issued under one of Classes, when any are named. With neither named no
+// key is accepted (WRONG_NAMESPACE), unless AnyNamespace is set.
 type Request struct {
 	// Key is the raw key as presented.
 	Key string
@@ -57,8 +67,20 @@ type Request struct {
 	Scopes []string
 	// Role, when set, must be the key's role.
 	Role string
-	// Namespace, when set, must be the key's namespace.
-	Namespace string
+	// Namespaces whose keys the caller accepts.
+	Namespaces []string
+	// Classes whose keys the caller accepts (the class the key was
+	// issued under, status.className).
+	Classes []string
+	// AnyNamespace accepts keys of every namespace when neither
+	// Namespaces nor Classes are named: only for a cluster where everyone
+	// who may create an APIKey anywhere is trusted.
+	AnyNamespace bool
+}
+
+// Trusts reports whether the request says whose keys it accepts.
+func (r *Request) Trusts() bool {
+	return len(r.Namespaces) > 0 || len(r.Classes) > 0 || r.AnyNamespace
 }
 
 // Result is the answer. When Valid is false only Code (and, for a key that
@@ -68,6 +90,8 @@ type Result struct {
 	Code      Code
 	Namespace string
 	Name      string
+	// Class is the class the key was issued under; empty for none.
+	Class     string
 	Owner     string
 	Role      string
 	Scopes    []string
@@ -100,7 +124,7 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 		return Result{Code: code, KeyPrefix: e.keyPrefix}
 	}
 	r := Result{
-		Valid: true, Namespace: e.namespace, Name: e.name, Owner: e.owner, Role: e.role,
+		Valid: true, Namespace: e.namespace, Name: e.name, Class: e.class, Owner: e.owner, Role: e.role,
 		Scopes: e.scopes, KeyPrefix: e.keyPrefix, TrackLastUsed: e.trackLastUsed,
 	}
 	if e.expiresAt != nil {
@@ -120,8 +144,12 @@ func (e *entry) check(req Request, now time.Time) (Code, bool) {
 		return CodeExpired, false
 	case !e.active:
 		return CodeNotActive, false
-	case req.Namespace != "" && req.Namespace != e.namespace:
+	case !req.Trusts():
 		return CodeWrongNamespace, false
+	case len(req.Namespaces) > 0 && !slices.Contains(req.Namespaces, e.namespace):
+		return CodeWrongNamespace, false
+	case len(req.Classes) > 0 && (e.class == "" || !slices.Contains(req.Classes, e.class)):
+		return CodeWrongClass, false
 	case req.Role != "" && req.Role != e.role:
 		return CodeWrongRole, false
 	}

@@ -48,11 +48,14 @@ func TestVerify(t *testing.T) {
 		mutate  func(*keywardenv1alpha1.APIKey)
 		present func(raw string) string
 		req     Request
-		now     time.Time
-		want    Code
+		// untrusted keeps a request that names no namespace and no class
+		// as it is; others are given the key's namespace.
+		untrusted bool
+		now       time.Time
+		want      Code
 	}{
 		{name: "valid", now: t0},
-		{name: "valid with every requirement met", req: Request{Scopes: []string{"audit:read", "logs:read"}, Role: "readonly", Namespace: "ns"}, now: t0},
+		{name: "valid with every requirement met", req: Request{Scopes: []string{"audit:read", "logs:read"}, Role: "readonly", Namespaces: []string{"ns"}}, now: t0},
 		{name: "malformed: garbage", present: func(string) string { return "hello" }, want: CodeMalformed},
 		{name: "malformed: checksum", present: func(raw string) string { return raw[:10] + flip(raw[10]) + raw[11:] }, want: CodeMalformed},
 		{name: "malformed: empty", present: func(string) string { return "" }, want: CodeMalformed},
@@ -65,7 +68,20 @@ func TestVerify(t *testing.T) {
 		{name: "pending", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhasePending }, want: CodeNotActive},
 		{name: "refused", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRefused }, want: CodeNotActive},
 		{name: "being deleted", mutate: func(k *keywardenv1alpha1.APIKey) { k.DeletionTimestamp = &metav1.Time{Time: t0} }, want: CodeNotActive},
-		{name: "wrong namespace", req: Request{Namespace: "other"}, want: CodeWrongNamespace},
+		// Whose keys a request accepts: it must say.
+		{name: "no namespace and no class named: no key is accepted", untrusted: true, want: CodeWrongNamespace},
+		{name: "every namespace, said explicitly", req: Request{AnyNamespace: true}},
+		{name: "wrong namespace", req: Request{Namespaces: []string{"other"}}, want: CodeWrongNamespace},
+		{name: "one of the namespaces named", req: Request{Namespaces: []string{"other", "ns"}}},
+		{name: "none of the namespaces named", req: Request{Namespaces: []string{"other", "sandbox"}}, want: CodeWrongNamespace},
+		{name: "a trusted class", mutate: inClass("payments"), req: Request{Classes: []string{"sandbox", "payments"}}},
+		{name: "a class not trusted", mutate: inClass("sandbox"), req: Request{Classes: []string{"payments"}}, want: CodeWrongClass},
+		{name: "no class, when classes are named", req: Request{Classes: []string{"payments"}}, want: CodeWrongClass},
+		{name: "a class asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = "payments" }, req: Request{Classes: []string{"payments"}}, want: CodeWrongClass},
+		{name: "trusted class, namespace not trusted", mutate: inClass("payments"), req: Request{Namespaces: []string{"other"}, Classes: []string{"payments"}}, want: CodeWrongNamespace},
+		{name: "trusted namespace, class not trusted", mutate: inClass("sandbox"), req: Request{Namespaces: []string{"ns"}, Classes: []string{"payments"}}, want: CodeWrongClass},
+		{name: "trusted namespace and class", mutate: inClass("payments"), req: Request{Namespaces: []string{"ns"}, Classes: []string{"payments"}}},
+		{name: "AnyNamespace does not widen named namespaces", req: Request{Namespaces: []string{"other"}, AnyNamespace: true}, want: CodeWrongNamespace},
 		{name: "wrong role", req: Request{Role: "admin"}, want: CodeWrongRole},
 		{name: "missing scope", req: Request{Scopes: []string{"logs:read", "logs:write"}}, want: CodeInsufficientScope},
 		{name: "no scopes at all", mutate: func(k *keywardenv1alpha1.APIKey) { k.Status.Scopes = nil }, req: Request{Scopes: []string{"logs:read"}}, want: CodeInsufficientScope},
@@ -88,7 +104,7 @@ func TestVerify(t *testing.T) {
 			k.Status.Role, k.Status.Owner = "", ""
 			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
 		}, now: t0.Add(time.Hour), want: CodeExpired},
-		{name: "revocation wins over a wrong namespace", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, req: Request{Namespace: "other"}, want: CodeRevoked},
+		{name: "revocation wins over a wrong namespace", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, req: Request{Namespaces: []string{"other"}}, want: CodeRevoked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +113,9 @@ func TestVerify(t *testing.T) {
 			ix.Upsert(k)
 			req := tt.req
 			req.Key = raw
+			if !req.Trusts() && !tt.untrusted {
+				req.Namespaces = []string{"ns"}
+			}
 			if tt.present != nil {
 				req.Key = tt.present(raw)
 			}
@@ -117,11 +136,19 @@ func TestVerify(t *testing.T) {
 			if res.Namespace != "ns" || res.Name != "key" || res.Owner != "team@example.com" || res.Role != "readonly" || res.KeyPrefix != raw[:8] {
 				t.Errorf("Verify = %+v", res)
 			}
+			if res.Class != k.Status.ClassName {
+				t.Errorf("class = %q, want the granted class %q", res.Class, k.Status.ClassName)
+			}
 			if len(res.Scopes) != 2 || res.Scopes[0] != "audit:read" || res.Scopes[1] != "logs:read" {
 				t.Errorf("scopes = %v, want the key's scopes sorted", res.Scopes)
 			}
 		})
 	}
+}
+
+// inClass records the key as issued under a class.
+func inClass(class string) func(*keywardenv1alpha1.APIKey) {
+	return func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName, k.Status.ClassName = class, class }
 }
 
 func flip(c byte) string {
@@ -145,10 +172,10 @@ func TestIndexFollowsTheAPIKey(t *testing.T) {
 	if ix.Len() != 1 {
 		t.Fatalf("Len after reissue = %d, want 1", ix.Len())
 	}
-	if got := ix.Verify(Request{Key: raw1}, t0).Code; got != CodeNotFound {
+	if got := ix.Verify(Request{Key: raw1, AnyNamespace: true}, t0).Code; got != CodeNotFound {
 		t.Errorf("old key after reissue: %q, want NOT_FOUND", got)
 	}
-	if !ix.Verify(Request{Key: raw2}, t0).Valid {
+	if !ix.Verify(Request{Key: raw2, AnyNamespace: true}, t0).Valid {
 		t.Errorf("new key after reissue is not valid")
 	}
 
@@ -156,13 +183,13 @@ func TestIndexFollowsTheAPIKey(t *testing.T) {
 	k3 := k2.DeepCopy()
 	k3.Status.KeyHash = ""
 	ix.Upsert(k3)
-	if ix.Len() != 0 || ix.Verify(Request{Key: raw2}, t0).Code != CodeNotFound {
+	if ix.Len() != 0 || ix.Verify(Request{Key: raw2, AnyNamespace: true}, t0).Code != CodeNotFound {
 		t.Errorf("a key without a hash stays indexed")
 	}
 
 	ix.Upsert(k2)
 	ix.Remove("ns", "key")
-	if ix.Len() != 0 || ix.Verify(Request{Key: raw2}, t0).Code != CodeNotFound {
+	if ix.Len() != 0 || ix.Verify(Request{Key: raw2, AnyNamespace: true}, t0).Code != CodeNotFound {
 		t.Errorf("a removed key stays indexed")
 	}
 	ix.Remove("ns", "absent")
@@ -172,9 +199,9 @@ func TestVerifyResultDoesNotAliasExpiry(t *testing.T) {
 	ix := NewIndex()
 	raw, k := issued(t, "ns", "key", func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: t0.Add(time.Hour)} })
 	ix.Upsert(k)
-	res := ix.Verify(Request{Key: raw}, t0)
+	res := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0)
 	*res.ExpiresAt = t0.Add(1000 * time.Hour)
-	if ix.Verify(Request{Key: raw}, t0.Add(2*time.Hour)).Valid {
+	if ix.Verify(Request{Key: raw, AnyNamespace: true}, t0.Add(2*time.Hour)).Valid {
 		t.Errorf("changing a result's expiry changed the index")
 	}
 }
@@ -190,7 +217,7 @@ func TestVerifyBeforeGrantsWereRecorded(t *testing.T) {
 		k.Status.Scopes = []keywardenv1alpha1.Scope{"logs:read", "logs:write"}
 	})
 	ix.Upsert(k)
-	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); !res.Valid || len(res.Scopes) != 2 || res.Role != "readonly" {
+	if res := ix.Verify(Request{Key: raw, AnyNamespace: true, Scopes: []string{"logs:write"}}, t0); !res.Valid || len(res.Scopes) != 2 || res.Role != "readonly" {
 		t.Errorf("a key without scopes does not get its role's: %+v", res)
 	}
 
@@ -200,7 +227,7 @@ func TestVerifyBeforeGrantsWereRecorded(t *testing.T) {
 		k.Status.Scopes = []keywardenv1alpha1.Scope{"logs:read", "logs:write"}
 	})
 	ix.Upsert(k)
-	if res := ix.Verify(Request{Key: raw, Scopes: []string{"logs:write"}}, t0); res.Code != CodeInsufficientScope {
+	if res := ix.Verify(Request{Key: raw, AnyNamespace: true, Scopes: []string{"logs:write"}}, t0); res.Code != CodeInsufficientScope {
 		t.Errorf("a scope the spec no longer names verifies: %+v", res)
 	}
 }
@@ -263,7 +290,7 @@ func TestTwoAPIKeysWithOneHashAreBothRefused(t *testing.T) {
 		t.Fatal("a conflict reported for one key")
 	}
 	ix.Upsert(b)
-	if res := ix.Verify(Request{Key: raw}, t0); res.Code != CodeConflict || res.Valid || res.Owner != "" {
+	if res := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0); res.Code != CodeConflict || res.Valid || res.Owner != "" {
 		t.Fatalf("Verify with two holders = %+v, want CONFLICT and nothing disclosed", res)
 	}
 	want := []types.NamespacedName{{Namespace: "other", Name: "b"}, {Namespace: "ns", Name: "a"}}
@@ -277,7 +304,7 @@ func TestTwoAPIKeysWithOneHashAreBothRefused(t *testing.T) {
 	// An update of either keeps the conflict, and reports it no more.
 	ix.Upsert(a)
 	ix.Upsert(b)
-	if got := ix.Verify(Request{Key: raw}, t0).Code; got != CodeConflict {
+	if got := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0).Code; got != CodeConflict {
 		t.Fatalf("after an update of a: %q, want CONFLICT", got)
 	}
 	if len(reported) != 1 {
@@ -286,14 +313,14 @@ func TestTwoAPIKeysWithOneHashAreBothRefused(t *testing.T) {
 	// Removing the impostor leaves the key valid for its own APIKey,
 	// never NOT_FOUND.
 	ix.Remove("other", "b")
-	if res := ix.Verify(Request{Key: raw}, t0); !res.Valid || res.Name != "a" {
+	if res := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0); !res.Valid || res.Name != "a" {
 		t.Fatalf("after removing b: %+v, want valid for a", res)
 	}
 	// And the other way round, with a moving to another hash.
 	ix.Upsert(b)
 	_, a2 := issued(t, "ns", "a", nil)
 	ix.Upsert(a2)
-	if res := ix.Verify(Request{Key: raw}, t0); !res.Valid || res.Name != "b" {
+	if res := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0); !res.Valid || res.Name != "b" {
 		t.Fatalf("after a was reissued: %+v, want the hash to answer for b alone", res)
 	}
 	if ix.Len() != 2 {

@@ -57,7 +57,7 @@ func expiry(e *env) {
 	time.Sleep(time.Until(at.Add(-time.Second)))
 	var valid atomic.Int64
 	if err := parallel(n, creators, func(i int) error {
-		ok, err := verify(m.VerifierURL, raws[names[i]])
+		ok, err := verify(m.VerifierURL, ns, raws[names[i]])
 		if ok {
 			valid.Add(1)
 		}
@@ -73,7 +73,7 @@ func expiry(e *env) {
 	var accepted atomic.Int64
 	asked := make([]time.Duration, n)
 	if err := parallel(n, creators, func(i int) error {
-		ok, err := verify(m.VerifierURL, raws[names[i]])
+		ok, err := verify(m.VerifierURL, ns, raws[names[i]])
 		asked[i] = time.Since(at.Time)
 		if ok {
 			accepted.Add(1)

@@ -375,8 +375,8 @@ func (e *env) rawKeys(ns string) map[string]string {
 
 // verify asks the manager's verifier about a raw key and returns whether it
 // is valid.
-func verify(base, raw string) (bool, error) {
-	body, _ := json.Marshal(map[string]string{"key": raw})
+func verify(base, namespace, raw string) (bool, error) {
+	body, _ := json.Marshal(map[string]string{"key": raw, "namespace": namespace})
 	resp, err := httpClient.Post(base+"/v1/keys/verify", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return false, err

@@ -123,7 +123,7 @@ func lastUsed(e *env) {
 			for i := g; time.Now().Before(stop); i += creators {
 				// Each client's requests go to each replica in turn, so
 				// every key is verified on every replica.
-				ok, err := verify(urls[(i/creators)%replicas], list[i%len(list)])
+				ok, err := verify(urls[(i/creators)%replicas], ns, list[i%len(list)])
 				if err != nil || !ok {
 					invalid.Add(1)
 				}

@@ -158,15 +158,15 @@ data:
 	}
 	for _, m := range e.managers {
 		e.eventually("the planted key is unknown and the issued one valid on every manager", 10*time.Second, func() bool {
-			bad, err1 := verify(m, map[string]any{"key": chosen})
-			good, err2 := verify(m, map[string]any{"key": real})
+			bad, err1 := verify(m, map[string]any{"key": chosen, "namespace": ns})
+			good, err2 := verify(m, map[string]any{"key": real, "namespace": ns})
 			return err1 == nil && err2 == nil && bad["code"] == "NOT_FOUND" && good["valid"] == true && good["owner"] == "alice@example.com"
 		})
 	}
 	if !strings.Contains(e.kubectl("get", "events", "-n", ns, "--field-selector", "reason=SecretTampered", "-o", "name"), "event") {
 		e.t.Error("no SecretTampered event")
 	}
-	admitted, err := verify(e.managers[0], map[string]any{"key": real})
+	admitted, err := verify(e.managers[0], map[string]any{"key": real, "namespace": ns})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ data:
 		return err == nil && out == "RoleNotAllowed/True"
 	})
 	for _, required := range []map[string]any{{"role": "admin"}, {"scopes": []string{"users:admin"}}} {
-		req := map[string]any{"key": real}
+		req := map[string]any{"key": real, "namespace": ns}
 		maps.Copy(req, required)
 		got, err := verify(e.managers[1], req)
 		if err != nil || got["valid"] != false {
@@ -186,8 +186,17 @@ data:
 			e.t.Fatalf("after the widening, the key with %v verifies as %v (%v)", required, got, err)
 		}
 	}
-	if got, _ := verify(e.managers[1], map[string]any{"key": real}); got["valid"] != true || got["role"] != "readonly" || got["expiresAt"] != admitted["expiresAt"] {
+	if got, _ := verify(e.managers[1], map[string]any{"key": real, "namespace": ns}); got["valid"] != true || got["role"] != "readonly" || got["expiresAt"] != admitted["expiresAt"] {
 		e.t.Fatalf("after the widening the key verifies as %v, want what was admitted: %v", got, admitted)
+	}
+	// A key of the tenant's namespace is no key to a service that trusts
+	// another; a request that says nothing of whose keys it accepts is
+	// refused by the default install.
+	if got, err := verify(e.managers[1], map[string]any{"key": real, "namespace": "default"}); err != nil || got["code"] != "WRONG_NAMESPACE" || got["owner"] != nil {
+		e.t.Fatalf("the tenant's key, to a service trusting default: %v %v", got, err)
+	}
+	if _, err := verify(e.managers[1], map[string]any{"key": real}); err == nil || !strings.Contains(err.Error(), "status 400") || !strings.Contains(err.Error(), "say whose keys you accept") {
+		e.t.Fatalf("a request naming no namespace or class: %v, want 400", err)
 	}
 
 	By("3. hand the key to an owner who has no room left")
@@ -198,7 +207,7 @@ data:
 		out, err := as("", "get", "apikey", "billing", "-o", `jsonpath={.status.conditions[?(@.type=="Stalled")].reason}/{.status.owner}`)
 		return err == nil && out == "ActiveKeyLimit/alice@example.com"
 	})
-	if got, _ := verify(e.managers[0], map[string]any{"key": real}); got["valid"] != true || got["owner"] != "alice@example.com" {
+	if got, _ := verify(e.managers[0], map[string]any{"key": real, "namespace": ns}); got["valid"] != true || got["owner"] != "alice@example.com" {
 		e.t.Fatalf("after the reassignment the key verifies as %v", got)
 	}
 

@@ -44,7 +44,7 @@ func quickstart(e *env) {
 		raw := e.secretKey("default", w.secret)
 		raws[name] = raw
 		for _, m := range e.managers {
-			got, err := verify(m, map[string]any{"key": raw})
+			got, err := verify(m, map[string]any{"key": raw, "namespace": "default"})
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -57,11 +57,11 @@ func quickstart(e *env) {
 	e.kubectl("patch", "apikey", "-n", "default", "wordpress-purge", "--type=merge", "-p", `{"spec":{"revoked":true}}`)
 	start := time.Now()
 	e.eventually("the revoked key is rejected", time.Second, func() bool {
-		got, err := verify(e.managers[0], map[string]any{"key": raws["wordpress-purge"]})
+		got, err := verify(e.managers[0], map[string]any{"key": raws["wordpress-purge"], "namespace": "default"})
 		return err == nil && got["code"] == "REVOKED"
 	})
 	revokedAfter := time.Since(start)
-	req, _ := http.NewRequest("GET", e.managers[1].VerifierURL+"/v1/authz", nil)
+	req, _ := http.NewRequest("GET", e.managers[1].VerifierURL+"/v1/authz?namespace=default", nil)
 	req.Header.Set("Authorization", "Bearer "+raws["wordpress-purge"])
 	e.eventually("forward auth answers 401 for the revoked key", time.Second, func() bool {
 		resp, err := http1.Do(req)
@@ -208,7 +208,7 @@ func failover(e *env) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			got, err := verify(survivor, map[string]any{"key": raw})
+			got, err := verify(survivor, map[string]any{"key": raw, "namespace": "default"})
 			if err == nil && got["valid"] == true {
 				ok.Add(1)
 			} else {
@@ -233,7 +233,7 @@ func failover(e *env) {
 	}
 	e.managers = []*harness.Manager{survivor}
 	restarted := e.startManager()
-	got, err := verify(restarted, map[string]any{"key": raw})
+	got, err := verify(restarted, map[string]any{"key": raw, "namespace": "default"})
 	if err != nil || got["valid"] != true {
 		e.t.Fatalf("the restarted manager does not verify: %v %v", got, err)
 	}
@@ -279,7 +279,7 @@ func apiServerOutage(e *env) {
 	for i, m := range e.managers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				got, err := verify(m, map[string]any{"key": raw})
+				got, err := verify(m, map[string]any{"key": raw, "namespace": "default"})
 				if err == nil && got["valid"] == true {
 					ok.Add(1)
 				} else {
