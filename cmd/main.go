@@ -96,7 +96,7 @@ func main() {
 		log.Error(err, "Unable to create a client")
 		os.Exit(1)
 	}
-	if err := controllers.CheckAPIKeyCRD(ctx, direct); err != nil {
+	if err := controllers.CheckCRDs(ctx, direct); err != nil {
 		log.Error(err, "Refusing to start")
 		os.Exit(1)
 	}

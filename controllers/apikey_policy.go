@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +54,32 @@ func (r *APIKeyReconciler) reconcileClass(ctx context.Context, p *pass) (bool, e
 	} else {
 		p.policy, p.violation = policy.Resolve(k.Spec.ClassName, classes.Items)
 	}
+	if p.violation == nil {
+		// A class that does not admit the key's namespace is, for this
+		// key, a class that does not resolve: nothing is issued or
+		// granted under it.
+		v, err := namespaceViolation(ctx, r.Client, p.policy, k.Namespace)
+		if err != nil {
+			return true, err
+		}
+		p.violation = v
+	}
 	return false, nil
+}
+
+// namespaceViolation reports whether the policy refuses keys of the
+// namespace, reading the namespace's labels (from the cache) only when the
+// policy selects namespaces.
+func namespaceViolation(ctx context.Context, c client.Reader, pol policy.Policy, namespace string) (*policy.Violation, error) {
+	if !pol.ChecksNamespace() {
+		return nil, nil
+	}
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := c.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	return pol.CheckNamespace(namespace, ns.Labels), nil
 }
 
 // reconcileGrant decides, for an issued key (also while it is reissued),
@@ -267,7 +293,7 @@ func setCompliance(k *keywardenv1alpha1.APIKey, v *policy.Violation) {
 	}
 	if v != nil {
 		c.Status, c.Reason = metav1.ConditionFalse, v.Reason
-		c.Message = "The key was issued but no longer fits its class, which changed: " + v.Message
+		c.Message = "The key was issued but no longer fits its class: " + v.Message
 	}
 	apimeta.SetStatusCondition(&k.Status.Conditions, c)
 }
@@ -277,6 +303,32 @@ func setCompliance(k *keywardenv1alpha1.APIKey, v *policy.Violation) {
 func (r *APIKeyReconciler) keysOfClassChange(ctx context.Context, _ client.Object) []reconcile.Request {
 	var list keywardenv1alpha1.APIKeyList
 	if err := r.List(ctx, &list); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		switch list.Items[i].Status.Phase {
+		case keywardenv1alpha1.PhaseExpired, keywardenv1alpha1.PhaseRevoked:
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// keysOfNamespaceChange enqueues the APIKeys of a namespace whose labels
+// changed, when some class selects namespaces: the change may admit a
+// stalled key, or take a namespace out of an issued key's class.
+func (r *APIKeyReconciler) keysOfNamespaceChange(ctx context.Context, obj client.Object) []reconcile.Request {
+	var classes keywardenv1alpha1.APIKeyClassList
+	if err := r.List(ctx, &classes); err != nil {
+		return nil
+	}
+	if !slices.ContainsFunc(classes.Items, func(c keywardenv1alpha1.APIKeyClass) bool { return c.Spec.NamespaceSelector != nil }) {
+		return nil
+	}
+	var list keywardenv1alpha1.APIKeyList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetName())); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request

@@ -94,6 +94,11 @@ func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.A
 	if viol == nil {
 		viol = pol.Check(&k.Spec, v.now())
 	}
+	if viol == nil {
+		if viol, err = namespaceViolation(ctx, v.Client, pol, k.Namespace); err != nil {
+			return pol, apierrors.NewInternalError(err)
+		}
+	}
 	if viol != nil {
 		return pol, apierrors.NewBadRequest(viol.Message)
 	}
@@ -118,6 +123,12 @@ func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alp
 	var listErr error
 	decide := func(spec *keywardenv1alpha1.APIKeySpec) policy.Decision {
 		pol, viol := policy.ResolveIssued(spec, granted, classes)
+		if viol == nil {
+			var err error
+			if viol, err = namespaceViolation(ctx, v.Client, pol, k.Namespace); err != nil {
+				listErr = err
+			}
+		}
 		return policy.Decide(granted, spec, pol, viol, issuedAt, func(owner string) *policy.Violation {
 			limitViol, err := v.limit(ctx, k, owner, pol)
 			if err != nil {

@@ -65,6 +65,16 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		Expect(list.Items).To(BeEmpty(), "nothing is left behind")
 	})
 
+	It("refuses at create a key of a class that does not admit the namespace", func() {
+		scoped := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"keywarden.dev/team": "payments"}},
+		})
+		want := fmt.Sprintf(`admission webhook "vapikey.keywarden.dev" denied the request: APIKeyClass %q admits the keys of namespaces labelled keywarden.dev/team=payments; namespace %q is not: label it, or use another class`, scoped.Name, ns)
+		Eventually(func() error {
+			return k8sClient.Create(ctx, key("elsewhere", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = scoped.Name }))
+		}).Should(MatchError(want))
+	})
+
 	It("refuses a key over the owner's limit, but never a revocation", func() {
 		first, second := key("one", nil), key("two", nil)
 		Expect(k8sClient.Create(ctx, first)).To(Succeed())

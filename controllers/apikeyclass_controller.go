@@ -17,7 +17,8 @@ import (
 )
 
 // APIKeyClassReconciler reports in each class's status whether the class can
-// be used: a default class is unusable while another class is a default too.
+// be used: a default class is unusable while another class is a default too,
+// and a class whose namespaceSelector cannot be evaluated admits no key.
 type APIKeyClassReconciler struct {
 	client.Client
 }
@@ -53,6 +54,8 @@ func (r *APIKeyClassReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if defaults := policy.DefaultClasses(all.Items); class.IsDefault() && len(defaults) > 1 {
 		ready.Status, ready.Reason = metav1.ConditionFalse, keywardenv1alpha1.ReasonAmbiguousDefaultClass
 		ready.Message = policy.AmbiguousDefaultMessage(defaults)
+	} else if problem := policy.NamespaceSelectorProblem(class); problem != "" {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, keywardenv1alpha1.ReasonInvalidNamespaceSelector, problem
 	}
 	apimeta.SetStatusCondition(&class.Status.Conditions, ready)
 	class.Status.ObservedGeneration = class.Generation

@@ -250,4 +250,81 @@ var _ = Describe("APIKeyClass policy", func() {
 		Expect(active).To(Equal(10))
 		GinkgoWriter.Printf("30 keys created at once for one owner with 4 workers: %d issued, %d refused\n", active, 30-active)
 	})
+
+	It("issues keys of a class only in the namespaces its namespaceSelector admits", func() {
+		label := func(name string, labels map[string]string) {
+			n := &corev1.Namespace{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, n)).To(Succeed())
+			n.Labels = labels
+			Expect(k8sClient.Update(ctx, n)).To(Succeed())
+		}
+		team := "team-" + rand.String(6)
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"keywarden.dev/team": team}},
+		})
+		label(ns, map[string]string{"keywarden.dev/team": team})
+		sandbox := newNamespace(ctx)
+
+		ours := newAPIKey(ns, "ours")
+		ours.Spec.ClassName = c.Name
+		Expect(k8sClient.Create(ctx, ours)).To(Succeed())
+		waitReady(ctx, ours)
+
+		// The attack: an editor of an unlabelled namespace asks for a key
+		// of the class. It is never issued.
+		theirs := newAPIKey(sandbox, "theirs")
+		theirs.Spec.ClassName = c.Name
+		Expect(k8sClient.Create(ctx, theirs)).To(Succeed())
+		got := waitStalled(ctx, theirs, keywardenv1alpha1.ReasonNamespaceNotAllowed)
+		Expect(condition(got, "Stalled").Message).To(And(ContainSubstring(c.Name), ContainSubstring(sandbox), ContainSubstring("keywarden.dev/team="+team)))
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhasePending))
+		Consistently(func(g Gomega) {
+			g.Expect(getKey(ctx, theirs).Status.KeyHash).To(BeEmpty())
+			_, err := readSecret(ctx, sandbox, "theirs")
+			g.Expect(err).To(HaveOccurred())
+		}, 2*time.Second, 200*time.Millisecond).Should(Succeed())
+		Eventually(eventReasons(ctx, theirs)).Should(ContainElement(keywardenv1alpha1.EventPolicyViolation))
+
+		// A default class that selects namespaces applies to the keys that
+		// name no class there too: no falling back to the built-in policy.
+		def := newClass(ctx, true, keywardenv1alpha1.APIKeyClassSpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"keywarden.dev/team": team}},
+		})
+		unclassed := newAPIKey(sandbox, "unclassed")
+		Expect(k8sClient.Create(ctx, unclassed)).To(Succeed())
+		Expect(condition(waitStalled(ctx, unclassed, keywardenv1alpha1.ReasonNamespaceNotAllowed), "Stalled").Message).To(ContainSubstring(def.Name))
+
+		// Labelling the namespace admits both.
+		label(sandbox, map[string]string{"keywarden.dev/team": team})
+		waitReady(ctx, theirs)
+		waitReady(ctx, unclassed)
+
+		// Taking the label away from a namespace leaves its issued key as
+		// it was, valid, but out of its class.
+		label(ns, nil)
+		Eventually(func(g Gomega) {
+			k := getKey(ctx, ours)
+			g.Expect(condition(k, "ClassCompliant")).To(And(
+				HaveField("Status", metav1.ConditionFalse), HaveField("Reason", keywardenv1alpha1.ReasonNamespaceNotAllowed)))
+			g.Expect(k.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+	})
+
+	It("reports a namespaceSelector it cannot evaluate on the class, and issues nothing under it", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"not a label key!": "x"}},
+		})
+		Eventually(func(g Gomega) {
+			got := &keywardenv1alpha1.APIKeyClass{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(c), got)).To(Succeed())
+			ready := apimeta.FindStatusCondition(got.Status.Conditions, "Ready")
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Reason).To(Equal(keywardenv1alpha1.ReasonInvalidNamespaceSelector))
+		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+		k := newAPIKey(ns, "under-invalid")
+		k.Spec.ClassName = c.Name
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitStalled(ctx, k, keywardenv1alpha1.ReasonInvalidNamespaceSelector)
+	})
 })

@@ -13,22 +13,40 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
 
-// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get,resourceNames=apikeys.keywarden.dev
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get,resourceNames=apikeys.keywarden.dev;apikeyclasses.keywarden.dev
 
-// statusFieldsWritten are the fields of APIKey status that this release
-// writes and reads back as the key's grant and seal. An API server whose
-// CRD lacks them drops them from every write: the controller would write
-// the same status for ever, and the verifier would read every key as one
-// issued before grants were recorded.
-var statusFieldsWritten = []string{"owner", "role", "keySerial"}
+// fieldsUsed are, by CRD, the fields this release relies on, where an API
+// server whose CRD lacks them would drop them silently (and the path under
+// the version's schema that holds them). Without status owner, role and
+// keySerial the controller would write the same status for ever, and the
+// verifier would read every key as one issued before grants were recorded;
+// without spec.namespaceSelector a class meant for some namespaces would
+// admit every one.
+var fieldsUsed = []struct {
+	plural string
+	under  string
+	fields []string
+}{
+	{"apikeys", "status", []string{"owner", "role", "keySerial"}},
+	{"apikeyclasses", "spec", []string{"namespaceSelector"}},
+}
 
-// CheckAPIKeyCRD fails when the installed APIKey CRD is older than this
-// release: it does not declare the status fields the controller writes.
-// Helm and some GitOps setups do not upgrade CRDs with the chart.
-func CheckAPIKeyCRD(ctx context.Context, c client.Reader) error {
+// CheckCRDs fails when an installed CRD of Keywarden's is older than this
+// release: it does not declare fields the manager relies on. Helm and some
+// GitOps setups do not upgrade CRDs with the chart.
+func CheckCRDs(ctx context.Context, c client.Reader) error {
+	for _, f := range fieldsUsed {
+		if err := checkCRD(ctx, c, f.plural, f.under, f.fields); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkCRD(ctx context.Context, c client.Reader, plural, under string, fields []string) error {
 	crd := &unstructured.Unstructured{}
 	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
-	name := "apikeys." + keywardenv1alpha1.GroupVersion.Group
+	name := plural + "." + keywardenv1alpha1.GroupVersion.Group
 	if err := c.Get(ctx, types.NamespacedName{Name: name}, crd); err != nil {
 		return fmt.Errorf("reading the CRD %s: %w", name, err)
 	}
@@ -38,11 +56,11 @@ func CheckAPIKeyCRD(ctx context.Context, c client.Reader) error {
 		if !ok || vm["name"] != keywardenv1alpha1.GroupVersion.Version {
 			continue
 		}
-		props, _, _ := unstructured.NestedMap(vm, "schema", "openAPIV3Schema", "properties", "status", "properties")
+		props, _, _ := unstructured.NestedMap(vm, "schema", "openAPIV3Schema", "properties", under, "properties")
 		var missing []string
-		for _, f := range statusFieldsWritten {
+		for _, f := range fields {
 			if _, ok := props[f]; !ok {
-				missing = append(missing, "status."+f)
+				missing = append(missing, under+"."+f)
 			}
 		}
 		if len(missing) > 0 {

@@ -11,47 +11,63 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func TestCheckAPIKeyCRD(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "config", "crd", "bases", "keywarden.dev_apikeys.yaml"))
+// crdFile reads a CRD of config/crd as this release generates it.
+func crdFile(t *testing.T, file string) *unstructured.Unstructured {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "config", "crd", "bases", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	current := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(b, &current.Object); err != nil {
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(b, &crd.Object); err != nil {
 		t.Fatal(err)
 	}
-	// The CRD as the previous release installed it: no grant, no serial.
-	previous := current.DeepCopy()
-	versions, _, _ := unstructured.NestedSlice(previous.Object, "spec", "versions")
+	return crd
+}
+
+// without is the CRD without the fields under the path of its first
+// version's schema, as an older release installed it.
+func without(t *testing.T, crd *unstructured.Unstructured, under string, fields ...string) *unstructured.Unstructured {
+	t.Helper()
+	old := crd.DeepCopy()
+	versions, _, _ := unstructured.NestedSlice(old.Object, "spec", "versions")
 	v0 := versions[0].(map[string]any)
-	for _, f := range []string{"owner", "role", "keySerial"} {
-		unstructured.RemoveNestedField(v0, "schema", "openAPIV3Schema", "properties", "status", "properties", f)
+	for _, f := range fields {
+		unstructured.RemoveNestedField(v0, "schema", "openAPIV3Schema", "properties", under, "properties", f)
 	}
 	versions[0] = v0
-	if err := unstructured.SetNestedSlice(previous.Object, versions, "spec", "versions"); err != nil {
+	if err := unstructured.SetNestedSlice(old.Object, versions, "spec", "versions"); err != nil {
 		t.Fatal(err)
 	}
+	return old
+}
 
+func TestCheckCRDs(t *testing.T) {
+	keys, classes := crdFile(t, "keywarden.dev_apikeys.yaml"), crdFile(t, "keywarden.dev_apikeyclasses.yaml")
 	for _, tc := range []struct {
 		name    string
-		crd     *unstructured.Unstructured
+		crds    []*unstructured.Unstructured
 		wantErr string
 	}{
-		{"this release's CRD", current, ""},
-		{"the previous release's CRD", previous, "lacks status.owner, status.role, status.keySerial"},
-		{"no CRD", nil, "not found"},
+		{"this release's CRDs", []*unstructured.Unstructured{keys, classes}, ""},
+		{"an APIKey CRD before grants and serials", []*unstructured.Unstructured{without(t, keys, "status", "owner", "role", "keySerial"), classes},
+			"apikeys.keywarden.dev is older than this manager (it lacks status.owner, status.role, status.keySerial)"},
+		{"an APIKeyClass CRD before namespace selectors", []*unstructured.Unstructured{keys, without(t, classes, "spec", "namespaceSelector")},
+			"apikeyclasses.keywarden.dev is older than this manager (it lacks spec.namespaceSelector)"},
+		{"no APIKey CRD", []*unstructured.Unstructured{classes}, "not found"},
+		{"no APIKeyClass CRD", []*unstructured.Unstructured{keys}, "not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := fake.NewClientBuilder()
-			if tc.crd != nil {
-				b = b.WithObjects(tc.crd)
+			for _, crd := range tc.crds {
+				b = b.WithObjects(crd)
 			}
-			err := CheckAPIKeyCRD(t.Context(), b.Build())
+			err := CheckCRDs(t.Context(), b.Build())
 			switch {
 			case tc.wantErr == "" && err != nil:
-				t.Fatalf("CheckAPIKeyCRD = %v", err)
+				t.Fatalf("CheckCRDs = %v", err)
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("CheckAPIKeyCRD = %v, want an error with %q", err, tc.wantErr)
+				t.Fatalf("CheckCRDs = %v, want an error with %q", err, tc.wantErr)
 			}
 		})
 	}

@@ -168,5 +168,14 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
 		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},
 			`spec.roles[1]: Duplicate value: {"name":"admin"}`),
+		Entry("a namespaceSelector with an unknown operator", map[string]any{"namespaceSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "team", "operator": "Equals", "values": []any{"a"}}}}},
+			`spec.namespaceSelector: Invalid value: the operators of matchExpressions are In, NotIn, Exists and DoesNotExist`),
+		Entry("a namespaceSelector's In without values", map[string]any{"namespaceSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "team", "operator": "In"}}}},
+			`spec.namespaceSelector: Invalid value: In and NotIn take one or more values; Exists and DoesNotExist take none`),
+		Entry("a namespaceSelector's Exists with values", map[string]any{"namespaceSelector": map[string]any{
+			"matchExpressions": []any{map[string]any{"key": "team", "operator": "Exists", "values": []any{"a"}}}}},
+			`spec.namespaceSelector: Invalid value: In and NotIn take one or more values; Exists and DoesNotExist take none`),
 	)
 })

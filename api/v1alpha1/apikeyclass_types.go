@@ -62,6 +62,16 @@ type APIKeyClassSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxActiveKeysPerOwner *int32 `json:"maxActiveKeysPerOwner,omitempty"`
+	// namespaceSelector selects, by their labels, the namespaces whose
+	// APIKeys may use this class. A key of the class in another namespace
+	// is never issued (Stalled, NamespaceNotAllowed); an issued key whose
+	// namespace stops matching keeps its grant and verifies, but no longer
+	// fits its class (ClassCompliant False) and is not reissued. Unset,
+	// every namespace may; {} selects every namespace too.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="the operators of matchExpressions are In, NotIn, Exists and DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))",message="In and NotIn take one or more values; Exists and DoesNotExist take none"
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // ClassRole is a role and the scopes it may grant.

@@ -44,6 +44,12 @@ const (
 	ReasonReconcileError = "ReconcileError"
 	// ReasonClassNotFound: spec.className names no APIKeyClass.
 	ReasonClassNotFound = "ClassNotFound"
+	// ReasonNamespaceNotAllowed: the key's class does not admit its
+	// namespace (spec.namespaceSelector).
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonInvalidNamespaceSelector: the class's namespaceSelector cannot
+	// be evaluated; the class admits no namespace until it is fixed.
+	ReasonInvalidNamespaceSelector = "InvalidNamespaceSelector"
 	// ReasonAmbiguousDefaultClass: more than one APIKeyClass is annotated as
 	// the default.
 	ReasonAmbiguousDefaultClass = "AmbiguousDefaultClass"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -30,6 +31,12 @@ type Policy struct {
 	DefaultLifetime, MaxLifetime time.Duration
 	// MaxActiveKeysPerOwner is the per-owner, per-namespace limit.
 	MaxActiveKeysPerOwner int
+	// Namespaces selects the namespaces whose keys may use the policy; nil
+	// admits every namespace. namespacesInvalid says why the class's
+	// selector could not be read, when it could not: then no namespace is
+	// admitted.
+	Namespaces        labels.Selector
+	namespacesInvalid string
 }
 
 // BuiltIn is the policy when no class applies: prefix kw_, any role and
@@ -60,7 +67,52 @@ func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
 	if n := c.Spec.MaxActiveKeysPerOwner; n != nil {
 		p.MaxActiveKeysPerOwner = int(*n)
 	}
+	if sel := c.Spec.NamespaceSelector; sel != nil {
+		if ns, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+			p.Namespaces, p.namespacesInvalid = labels.Nothing(), err.Error()
+		} else {
+			p.Namespaces = ns
+		}
+	}
 	return p
+}
+
+// NamespaceSelectorProblem says why a class's namespaceSelector cannot be
+// evaluated; empty when it can (or is unset).
+func NamespaceSelectorProblem(c *keywardenv1alpha1.APIKeyClass) string {
+	if p := FromClass(c); p.namespacesInvalid != "" {
+		return fmt.Sprintf("spec.namespaceSelector is invalid (%s): the class admits no namespace until it is fixed", p.namespacesInvalid)
+	}
+	return ""
+}
+
+// ChecksNamespace reports whether the policy admits only some namespaces,
+// so that a namespace's labels must be read to check a key.
+func (p Policy) ChecksNamespace() bool { return p.Namespaces != nil }
+
+// CheckNamespace reports whether the policy admits keys of the namespace,
+// which has the given labels.
+func (p Policy) CheckNamespace(namespace string, nsLabels map[string]string) *Violation {
+	switch {
+	case p.Namespaces == nil:
+		return nil
+	case p.namespacesInvalid != "":
+		return &Violation{keywardenv1alpha1.ReasonInvalidNamespaceSelector, fmt.Sprintf(
+			"APIKeyClass %q has an invalid spec.namespaceSelector (%s) and admits no namespace until it is fixed", p.ClassName, p.namespacesInvalid)}
+	case !p.Namespaces.Matches(labels.Set(nsLabels)):
+		return &Violation{keywardenv1alpha1.ReasonNamespaceNotAllowed, fmt.Sprintf(
+			"APIKeyClass %q admits the keys of namespaces labelled %s; namespace %q is not: label it, or use another class",
+			p.ClassName, describeSelector(p.Namespaces), namespace)}
+	}
+	return nil
+}
+
+// describeSelector writes a selector as kubectl's -l takes it.
+func describeSelector(s labels.Selector) string {
+	if s.Empty() {
+		return "anything"
+	}
+	return s.String()
 }
 
 // Violation is why a key does not fit its class: a condition reason and a

@@ -201,3 +201,49 @@ func TestAdmit(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNamespace(t *testing.T) {
+	withSelector := func(sel *metav1.LabelSelector) *keywardenv1alpha1.APIKeyClass {
+		return &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: keywardenv1alpha1.APIKeyClassSpec{NamespaceSelector: sel}}
+	}
+	team := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
+	notSandbox := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "sandbox", Operator: metav1.LabelSelectorOpDoesNotExist}}}
+	invalid := &metav1.LabelSelector{MatchLabels: map[string]string{"not a key!": "x"}}
+	tests := []struct {
+		name    string
+		policy  Policy
+		labels  map[string]string
+		want    string // the violation's reason, empty for none
+		message string
+	}{
+		{"built-in: every namespace", BuiltIn(), nil, "", ""},
+		{"a class without a selector: every namespace", FromClass(withSelector(nil)), nil, "", ""},
+		{"an empty selector: every namespace", FromClass(withSelector(&metav1.LabelSelector{})), nil, "", ""},
+		{"labelled", FromClass(withSelector(team)), map[string]string{"team": "payments", "x": "y"}, "", ""},
+		{"labelled otherwise", FromClass(withSelector(team)), map[string]string{"team": "shop"}, keywardenv1alpha1.ReasonNamespaceNotAllowed, `APIKeyClass "payments" admits the keys of namespaces labelled team=payments; namespace "ns" is not`},
+		{"unlabelled", FromClass(withSelector(team)), nil, keywardenv1alpha1.ReasonNamespaceNotAllowed, "namespace \"ns\" is not"},
+		{"an expression: not a sandbox", FromClass(withSelector(notSandbox)), map[string]string{"team": "shop"}, "", ""},
+		{"an expression: a sandbox", FromClass(withSelector(notSandbox)), map[string]string{"sandbox": ""}, keywardenv1alpha1.ReasonNamespaceNotAllowed, "labelled !sandbox"},
+		{"an invalid selector admits nothing", FromClass(withSelector(invalid)), map[string]string{"not a key!": "x"}, keywardenv1alpha1.ReasonInvalidNamespaceSelector, "invalid spec.namespaceSelector"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.policy.CheckNamespace("ns", tt.labels)
+			switch {
+			case tt.want == "" && v != nil:
+				t.Fatalf("refused: %v", v)
+			case tt.want != "" && (v == nil || v.Reason != tt.want || !strings.Contains(v.Message, tt.message)):
+				t.Fatalf("got %+v, want %s saying %q", v, tt.want, tt.message)
+			}
+			if got := tt.policy.ChecksNamespace(); got != (tt.policy.Namespaces != nil) {
+				t.Errorf("ChecksNamespace = %v", got)
+			}
+		})
+	}
+	if p := NamespaceSelectorProblem(withSelector(invalid)); !strings.Contains(p, "invalid") {
+		t.Errorf("the problem of an invalid selector: %q", p)
+	}
+	if p := NamespaceSelectorProblem(withSelector(team)); p != "" {
+		t.Errorf("the problem of a valid selector: %q", p)
+	}
+}
