@@ -23,6 +23,7 @@ func TestKustomizations(t *testing.T) {
 		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets"},
 		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets"},
 		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
+		"config/owner-binding":             {"kind: ValidatingAdmissionPolicy\n", "paramKind:", "name: keywarden-owner-binding", "parameterNotFoundAction: Deny"},
 		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace", "resourceNames:\n  - keywarden-validating-webhook-configuration\n  resources:\n  - validatingwebhookconfigurations"},
 		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service"},
 	}
