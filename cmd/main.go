@@ -69,6 +69,8 @@ func main() {
 			"* for every namespace. Unset, such a request gets 400: anyone who may create an APIKey can mint a key with any owner, role and scopes in its namespace.")
 	flag.StringVar(&verifier.trustedClasses, "verifier-trusted-classes", "",
 		"Comma-separated APIKeyClasses whose keys the verifier accepts from a request that names no namespace and no class.")
+	flag.DurationVar(&verifier.maxStaleness, "verifier-max-staleness", 0,
+		"How long the verifier may answer from its index while its watch of the API server fails, before /readyz and verification answer 503; 0 answers from the index however long.")
 	flag.DurationVar(&verifier.lastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
 	flag.BoolVar(&webhookFlags.enabled, "enable-webhook", false, "Serve the validating admission webhook for APIKeys (see config/with-webhook).")
 	flag.IntVar(&webhookFlags.port, "webhook-port", 9443, "Port of the admission webhook.")
@@ -220,11 +222,14 @@ func newSealStore(ctx context.Context, direct client.Client, name string) (*seal
 // newVerifierManager builds the manager that serves verification on every
 // replica: an APIKey cache, the verifier's index, server and usage recorder.
 func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error) {
+	fresh := &verify.Freshness{}
+	cacheOpts := controllers.CacheOptions()
+	cacheOpts.DefaultWatchErrorHandler = fresh.WatchError
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"}, // served by the controller manager
 		HealthProbeBindAddress: "0",                                     // the verifier has /healthz and /readyz
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  cacheOpts,
 	})
 	if err != nil {
 		return nil, err
@@ -235,6 +240,7 @@ func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error)
 	}
 	_, err = verify.AddToManager(mgr, verify.Options{
 		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval, Trust: trust,
+		Freshness: fresh, MaxStaleness: f.maxStaleness,
 	})
 	return mgr, err
 }
@@ -316,7 +322,7 @@ func managerNamespace() string {
 type verifierFlags struct {
 	addr, certFile, keyFile           string
 	trustedNamespaces, trustedClasses string
-	lastUsedInterval                  time.Duration
+	lastUsedInterval, maxStaleness    time.Duration
 }
 
 // trust is the verifier's default trust: "*" alone among the namespaces

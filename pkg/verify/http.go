@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -51,6 +52,11 @@ type Handler struct {
 	// verification answers 503, since a key not indexed yet is not a key
 	// that does not exist. Always ready when nil.
 	Ready func() bool
+	// Staleness, when set, is how long the index has not been known to be
+	// current (see Freshness); past MaxStaleness, when that is not zero,
+	// verification answers 503.
+	Staleness    func() time.Duration
+	MaxStaleness time.Duration
 
 	rejections rejectionLog
 }
@@ -117,12 +123,24 @@ func (h *Handler) trusting(req *Request) (problem string) {
 // notReadyMessage is the answer before the index is complete.
 const notReadyMessage = "the key index is not complete yet: retry shortly"
 
-func (h *Handler) ready() bool { return h.Ready == nil || h.Ready() }
+// ready reports whether the handler may answer from the index, and why not.
+func (h *Handler) ready() (bool, string) {
+	if h.Ready != nil && !h.Ready() {
+		return false, notReadyMessage
+	}
+	if h.MaxStaleness > 0 && h.Staleness != nil {
+		if s := h.Staleness(); s > h.MaxStaleness {
+			return false, fmt.Sprintf("the key index has not been known current for %s (the API server is out of reach), more than the %s this verifier allows: retry shortly, or ask another replica",
+				s.Round(time.Second), h.MaxStaleness)
+		}
+	}
+	return true, ""
+}
 
-// unavailable answers a request that came before the index was complete.
-func unavailable(w http.ResponseWriter) {
+// unavailable answers a request that the index cannot answer now.
+func unavailable(w http.ResponseWriter, why string) {
 	w.Header().Set("Retry-After", "1")
-	writeJSON(w, http.StatusServiceUnavailable, errorResponse{notReadyMessage})
+	writeJSON(w, http.StatusServiceUnavailable, errorResponse{why})
 }
 
 // Routes returns a mux with the handler's endpoints.
@@ -201,8 +219,8 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
 		return
 	}
-	if !h.ready() {
-		unavailable(w)
+	if ok, why := h.ready(); !ok {
+		unavailable(w, why)
 		return
 	}
 	res := h.verify("verify", vreq)
@@ -251,8 +269,8 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w, "")
 		return
 	}
-	if !h.ready() {
-		unavailable(w)
+	if ok, why := h.ready(); !ok {
+		unavailable(w, why)
 		return
 	}
 	res := h.verify("authz", req)

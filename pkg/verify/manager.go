@@ -35,6 +35,13 @@ type Options struct {
 	// Trust is whose keys a request that names no namespace and no class
 	// accepts; with none, such a request gets 400.
 	Trust Trust
+	// Freshness, when set, follows whether the index is current; its
+	// WatchError must be the manager cache's watch error handler. The
+	// metric keywarden_verifier_index_staleness_seconds reports it.
+	Freshness *Freshness
+	// MaxStaleness, when not zero, is how stale the index may be before
+	// /readyz and verification answer 503. It needs Freshness.
+	MaxStaleness time.Duration
 }
 
 // AddToManager runs the verifier in the manager on every replica, whether
@@ -53,6 +60,9 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	if o.Client == nil {
 		o.Client = mgr.GetClient()
 	}
+	if o.MaxStaleness > 0 && o.Freshness == nil {
+		return nil, errors.New("a maximum staleness needs a Freshness that the cache reports watch errors to")
+	}
 	index := NewIndex()
 	index.OnConflict = conflictEvents(mgr)
 	reg, err := index.Watch(context.Background(), mgr.GetCache())
@@ -62,6 +72,19 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	metrics, err := NewMetrics(o.Registerer, index)
 	if err != nil {
 		return nil, err
+	}
+	var staleness func() time.Duration
+	if f := o.Freshness; f != nil {
+		staleness = f.Staleness
+		if err := mgr.Add(f.Follow(mgr.GetCache(), APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
+			return nil, err
+		}
+		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keywarden_verifier_index_staleness_seconds",
+			Help: "How long the verifier's key index has not been known to be current: 0 while its watch of the API server runs.",
+		}, func() float64 { return f.Staleness().Seconds() })); err != nil {
+			return nil, err
+		}
 	}
 	log := mgr.GetLogger().WithName("verifier")
 	usage := NewUsageRecorder(o.Client, o.LastUsedInterval, log)
@@ -73,8 +96,9 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 		Addr:     o.Addr,
 		CertFile: o.CertFile,
 		KeyFile:  o.KeyFile,
-		Handler:  &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust},
-		Log:      log,
+		Handler: &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
+			Staleness: staleness, MaxStaleness: o.MaxStaleness},
+		Log: log,
 	}
 	return index, srv.AddTo(mgr)
 }

@@ -71,8 +71,8 @@ func (s *Server) build() (*http.Server, net.Listener, *certwatcher.CertWatcher, 
 	mux := s.Handler.Routes()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Handler.ready() {
-			http.Error(w, notReadyMessage, http.StatusServiceUnavailable)
+		if ok, why := s.Handler.ready(); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusOK)

@@ -49,6 +49,19 @@ func getStatus(u string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// gaugeValue reads a registered gauge by name.
+func gaugeValue(reg *prometheus.Registry, name string) float64 {
+	families, err := reg.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	Fail("no metric " + name)
+	return 0
+}
+
 // trustedNamespace is the namespace of the running spec: the helpers below
 // name it as the one whose keys they accept, unless the request names its
 // own (the suite's verifier, like config/manager's, has no default).
@@ -441,13 +454,18 @@ var _ = Describe("The verifier", func() {
 			Expect(k8sClient.Status().Patch(ctx, k, client.MergeFrom(base))).To(Succeed())
 		}
 
+		fresh := &verify.Freshness{}
+		cacheOpts := controllers.CacheOptions()
+		cacheOpts.DefaultWatchErrorHandler = fresh.WatchError
 		replica, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme: k8sClient.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(),
+			Scheme: k8sClient.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: cacheOpts,
 		})
 		Expect(err).NotTo(HaveOccurred())
 		port, err := harness.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		index, err := verify.AddToManager(replica, verify.Options{Addr: "127.0.0.1:" + itoa(port), Registerer: prometheus.NewRegistry()})
+		reg := prometheus.NewRegistry()
+		index, err := verify.AddToManager(replica, verify.Options{Addr: "127.0.0.1:" + itoa(port), Registerer: reg,
+			Freshness: fresh, MaxStaleness: time.Minute})
 		Expect(err).NotTo(HaveOccurred())
 		rctx, stop := context.WithCancel(ctx)
 		defer stop()
@@ -492,6 +510,12 @@ var _ = Describe("The verifier", func() {
 			}
 		}
 		Expect(missing).To(BeZero(), "%d of %d keys unknown to a verifier that said it was ready", missing, n)
+		// Its watch runs: the index is current, and its staleness is
+		// followed on the real informer (Follow would stop the manager if
+		// it could not read the informer's resource version).
+		Consistently(func() float64 {
+			return gaugeValue(reg, "keywarden_verifier_index_staleness_seconds")
+		}, 2*time.Second, 200*time.Millisecond).Should(BeZero())
 		GinkgoWriter.Printf("/readyz answered 503 %d times, verification %d times, before 200; %d keys indexed then\n", notReady, early, index.Len())
 	})
 

@@ -118,17 +118,17 @@ func TestE2E(t *testing.T) {
 
 // startManager starts one more manager process with leader election, as
 // the manager's ServiceAccount.
-func (e *env) startManager() *harness.Manager {
+func (e *env) startManager(extra ...string) *harness.Manager {
 	e.t.Helper()
 	log := filepath.Join(e.dir, fmt.Sprintf("manager-%d.log", len(e.logs)))
 	f, err := os.Create(log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := e.cluster.StartManager(e.bin, f, "", "--kubeconfig", e.managerKubeconfig,
+	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{"--kubeconfig", e.managerKubeconfig,
 		"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
 		"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms",
-		"--last-used-interval", "2s")
+		"--last-used-interval", "2s"}, extra...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -191,6 +191,17 @@ func (e *env) remember(raw string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rawKeys[raw] = true
+}
+
+// status GETs a URL and returns the status and the body ("" on error).
+func status(url string) (int, string) {
+	resp, err := http1.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // verify calls POST /v1/keys/verify on a manager's verifier.

@@ -264,6 +264,11 @@ func metric(m *harness.Manager, name string) (float64, error) {
 // created after the restart are issued, and goroutines stay bounded.
 func apiServerOutage(e *env) {
 	raw := e.secretKey("default", "grafana-readonly")
+	// A third replica that allows its index 5 s of staleness: it refuses
+	// to answer during the outage, and answers again after it.
+	strict := e.startManager("--verifier-max-staleness", "5s")
+	e.managers = e.managers[:len(e.managers)-1]
+	defer strict.Stop(10 * time.Second)
 	before := map[*harness.Manager]float64{}
 	for _, m := range e.managers {
 		n, err := metric(m, "go_goroutines")
@@ -294,7 +299,23 @@ func apiServerOutage(e *env) {
 	if err := e.cluster.StopAPIServer(); err != nil {
 		e.t.Fatal(err)
 	}
-	time.Sleep(20*time.Second - time.Since(down))
+	var refusedAfter time.Duration
+	var staleness float64
+	var refusal string
+	for time.Since(down) < 20*time.Second {
+		if refusedAfter == 0 {
+			if code, body := status(strict.VerifierURL + "/readyz"); code == http.StatusServiceUnavailable {
+				refusedAfter = time.Since(down)
+				_, err := verify(strict, map[string]any{"key": raw, "namespace": "default"})
+				refusal = fmt.Sprint(err)
+				staleness, _ = metric(strict, "keywarden_verifier_index_staleness_seconds")
+				if !strings.Contains(body, "not been known current") {
+					e.t.Errorf("the strict replica's /readyz says %q", body)
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	duringOutage := ok.Load()
 	restart := time.Now()
 	if err := e.cluster.StartAPIServer(); err != nil {
@@ -307,6 +328,19 @@ func apiServerOutage(e *env) {
 	recovered := time.Since(restart)
 	stop()
 	wg.Wait()
+	if refusedAfter == 0 {
+		e.t.Fatal("the replica with --verifier-max-staleness=5s kept answering through 20 s of outage")
+	}
+	if !strings.Contains(refusal, "status 503") || staleness <= 5 {
+		e.t.Fatalf("the strict replica, once its /readyz failed: verification %s; staleness metric %v", refusal, staleness)
+	}
+	e.eventually("the strict replica answers again after the outage", 60*time.Second, func() bool {
+		got, err := verify(strict, map[string]any{"key": raw, "namespace": "default"})
+		return err == nil && got["valid"] == true
+	})
+	if s, err := metric(strict, "keywarden_verifier_index_staleness_seconds"); err != nil || s != 0 {
+		e.t.Fatalf("the strict replica's staleness after the outage: %v %v", s, err)
+	}
 	if failed.Load() != 0 || duringOutage == 0 {
 		e.t.Fatalf("verifications: %d valid (%d during the outage), %d failed; first failure: %v", ok.Load(), duringOutage, failed.Load(), firstFailure.Load())
 	}
@@ -324,8 +358,8 @@ func apiServerOutage(e *env) {
 			e.t.Errorf("manager %d: %v goroutines after the outage, %v before", i, after, before[m])
 		}
 	}
-	e.note("API server outage: 20 s down (and %s to start again); %d verifications answered from the caches meanwhile, 0 failed; %d managers still running; 5 keys created after the restart issued within %s of it",
-		restarted.Round(100*time.Millisecond), duringOutage, len(e.managers), recovered.Round(time.Second))
+	e.note("API server outage: 20 s down (and %s to start again); %d verifications answered from the caches meanwhile, 0 failed; %d managers still running; 5 keys created after the restart issued within %s of it; a replica allowing 5 s of staleness answered 503 from %s into the outage (staleness %.0f s then) and valid again after it",
+		restarted.Round(100*time.Millisecond), duringOutage, len(e.managers), recovered.Round(time.Second), refusedAfter.Round(100*time.Millisecond), staleness)
 }
 
 // crashDuringIssuance: 500 keys are created while the leader is killed three

@@ -1,0 +1,158 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// Freshness tracks whether the APIKey watch behind an index is current.
+// While the API server answers and the watch runs, the index is current,
+// however long nothing changes. Otherwise the index answers from what it
+// holds, and its staleness is the time since the first sign of trouble:
+//
+//   - the API server does not answer its /readyz (Follow asks every
+//     followEvery): it is down, cut off, or has lost etcd; answering
+//     again ends this;
+//   - the APIKey informer reports a list or watch failure other than a
+//     refused connection (WatchError, which must be the cache's watch
+//     error handler, cache.Options.DefaultWatchErrorHandler): the watch
+//     is refused; hearing anything from it (an event, a bookmark, a new
+//     list: the informer's resource version moves) ends this.
+type Freshness struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu               sync.Mutex
+	version          string
+	brokenSince      time.Time // the watch failed
+	unreachableSince time.Time // the API server did not answer
+}
+
+func (f *Freshness) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// WatchError records a failure of the APIKey informer's list or watch (and
+// logs it as the informer would). Failures of other informers of the same
+// cache are only logged.
+func (f *Freshness) WatchError(ctx context.Context, r *toolscache.Reflector, err error) {
+	toolscache.DefaultWatchErrorHandler(ctx, r, err)
+	if !strings.HasSuffix(r.TypeDescription(), "."+keywardenv1alpha1.APIKeyKind) {
+		return
+	}
+	f.failed()
+}
+
+func (f *Freshness) failed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.brokenSince.IsZero() {
+		f.brokenSince = f.now()
+	}
+}
+
+// reached records whether the API server answered.
+func (f *Freshness) reached(ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case ok:
+		f.unreachableSince = time.Time{}
+	case f.unreachableSince.IsZero():
+		f.unreachableSince = f.now()
+	}
+}
+
+// heard records the informer's resource version: a new one means the
+// watch delivered something, so the index is current.
+func (f *Freshness) heard(version string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if version != f.version {
+		f.version, f.brokenSince = version, time.Time{}
+	}
+}
+
+// Staleness is how long the index has not been known to be current: zero
+// while the watch runs.
+func (f *Freshness) Staleness() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	since := f.brokenSince
+	if u := f.unreachableSince; !u.IsZero() && (since.IsZero() || u.Before(since)) {
+		since = u
+	}
+	if since.IsZero() {
+		return 0
+	}
+	return f.now().Sub(since)
+}
+
+// followEvery is how often Follow reads the informer's resource version
+// and asks the API server whether it is ready.
+const followEvery = time.Second
+
+// Follow reads the resource version of the cache's APIKey informer, and
+// calls ready (the API server's /readyz), every followEvery until ctx
+// ends. It runs on every replica.
+func (f *Freshness) Follow(informers cache.Informers, ready func(context.Context) error) everyReplica {
+	return func(ctx context.Context) error {
+		inf, err := informers.GetInformer(ctx, &keywardenv1alpha1.APIKey{})
+		if err != nil {
+			return err
+		}
+		versioned, ok := inf.(interface{ LastSyncResourceVersion() string })
+		if !ok {
+			return fmt.Errorf("the APIKey informer (%T) does not tell its resource version: the index's staleness cannot be followed", inf)
+		}
+		t := time.NewTicker(followEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				f.heard(versioned.LastSyncResourceVersion())
+				probe, cancel := context.WithTimeout(ctx, followEvery)
+				f.reached(ready(probe) == nil)
+				cancel()
+			}
+		}
+	}
+}
+
+// APIServerReady asks the API server of cfg, through its HTTP client,
+// whether it is ready (GET /readyz, which every client may call).
+func APIServerReady(c *http.Client, cfg *rest.Config) func(context.Context) error {
+	url := strings.TrimSuffix(cfg.Host, "/") + "/readyz"
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the API server's /readyz answered %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
