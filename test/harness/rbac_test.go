@@ -1,0 +1,202 @@
+package harness
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// managerRights are the rights the manager's code uses, one line per verb:
+// "scope group/resource[/names] verb", scope being "cluster" or the
+// namespace a Role grants it in. Each line is what a feature needs:
+//
+//   - APIKeys and their status and finalizers: the controller; the
+//     verifier's index and lastUsedAt writes.
+//   - APIKeyClasses and their status: the class policy and the class
+//     controller.
+//   - Secrets: issuing, adopting and deleting keys (never update: they
+//     are immutable); the sealing key. The admission policy of config/rbac
+//     narrows these further.
+//   - Namespaces: the classes' namespaceSelector.
+//   - Events: the controllers' and the verifier's events.
+//   - CRDs, by name: the start-up check of the installed CRDs.
+//   - TokenReviews and SubjectAccessReviews: the secured metrics endpoint.
+//   - Leases: leader election, in the manager's namespace.
+//   - The webhook's certificate Secret and its own webhook configuration,
+//     by name: only where Keywarden issues the webhook's certificate.
+var managerRights = func() map[string][]string {
+	base := []string{
+		"cluster keywarden.dev/apikeys get", "cluster keywarden.dev/apikeys list", "cluster keywarden.dev/apikeys watch",
+		"cluster keywarden.dev/apikeys update", "cluster keywarden.dev/apikeys patch",
+		"cluster keywarden.dev/apikeys/status get", "cluster keywarden.dev/apikeys/status update", "cluster keywarden.dev/apikeys/status patch",
+		"cluster keywarden.dev/apikeys/finalizers update",
+		"cluster keywarden.dev/apikeyclasses get", "cluster keywarden.dev/apikeyclasses list", "cluster keywarden.dev/apikeyclasses watch",
+		"cluster keywarden.dev/apikeyclasses/status get", "cluster keywarden.dev/apikeyclasses/status update", "cluster keywarden.dev/apikeyclasses/status patch",
+		"cluster core/secrets get", "cluster core/secrets list", "cluster core/secrets watch", "cluster core/secrets create", "cluster core/secrets delete",
+		"cluster core/namespaces get", "cluster core/namespaces list", "cluster core/namespaces watch",
+		"cluster events.k8s.io/events create", "cluster events.k8s.io/events patch",
+		"cluster apiextensions.k8s.io/customresourcedefinitions/apikeys.keywarden.dev get",
+		"cluster apiextensions.k8s.io/customresourcedefinitions/apikeyclasses.keywarden.dev get",
+		"cluster authentication.k8s.io/tokenreviews create",
+		"cluster authorization.k8s.io/subjectaccessreviews create",
+		"keywarden-system coordination.k8s.io/leases get", "keywarden-system coordination.k8s.io/leases list",
+		"keywarden-system coordination.k8s.io/leases watch", "keywarden-system coordination.k8s.io/leases create",
+		"keywarden-system coordination.k8s.io/leases update", "keywarden-system coordination.k8s.io/leases patch",
+		"keywarden-system coordination.k8s.io/leases delete",
+		"keywarden-system events.k8s.io/events create", "keywarden-system events.k8s.io/events patch",
+	}
+	webhook := append(slices.Clone(base),
+		"keywarden-system core/secrets/keywarden-webhook-cert get", "keywarden-system core/secrets/keywarden-webhook-cert update",
+		"cluster admissionregistration.k8s.io/validatingwebhookconfigurations/keywarden-validating-webhook-configuration get",
+		"cluster admissionregistration.k8s.io/validatingwebhookconfigurations/keywarden-validating-webhook-configuration patch",
+	)
+	return map[string][]string{
+		"config/rbac":                      base,
+		"config/default":                   base,
+		"config/with-webhook":              webhook,
+		"config/with-webhook-cert-manager": base,
+	}
+}()
+
+// TestManagerRBAC renders every install and compares what it grants the
+// manager's ServiceAccount with managerRights, both ways: a right the
+// code does not use (a widening) fails, and so does one it needs and the
+// install lacks.
+func TestManagerRBAC(t *testing.T) {
+	for dir, want := range managerRights {
+		t.Run(dir, func(t *testing.T) {
+			got, err := rightsOf(dir, "keywarden-system", "keywarden-manager")
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(want)
+			for _, r := range got {
+				if _, found := slices.BinarySearch(want, r); !found {
+					t.Errorf("%s grants the manager %q, which the code does not use", dir, r)
+				}
+			}
+			for _, r := range want {
+				if !slices.Contains(got, r) {
+					t.Errorf("%s does not grant the manager %q, which the code uses", dir, r)
+				}
+			}
+		})
+	}
+}
+
+// TestUserRolesHoldNoSecrets: the roles config/rbac aggregates into the
+// built-in admin, edit and view roles grant nothing on Secrets, and no
+// write of the status Keywarden trusts.
+func TestUserRolesHoldNoSecrets(t *testing.T) {
+	objs, err := Kustomize("config/rbac")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" || o.GetLabels()["rbac.authorization.k8s.io/aggregate-to-edit"] == "" && o.GetLabels()["rbac.authorization.k8s.io/aggregate-to-view"] == "" {
+			continue
+		}
+		var role rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range role.Rules {
+			writes := slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" })
+			for _, res := range r.Resources {
+				if res == "secrets" || res == "*" || strings.HasSuffix(res, "/status") && writes {
+					t.Errorf("the aggregated role %s grants %v on %s", role.Name, r.Verbs, res)
+				}
+			}
+		}
+	}
+}
+
+// rightsOf lists, one line per verb as in managerRights, what the
+// kustomization grants the ServiceAccount through its bindings.
+func rightsOf(dir, namespace, account string) ([]string, error) {
+	objs, err := Kustomize(dir)
+	if err != nil {
+		return nil, err
+	}
+	rules := map[string][]rbacv1.PolicyRule{} // by "Kind/namespace/name"
+	var bindings []rbacv1.RoleBinding         // ClusterRoleBindings with no namespace
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Role", "ClusterRole":
+			var role rbacv1.Role
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
+				return nil, err
+			}
+			rules[o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()] = role.Rules
+		case "RoleBinding", "ClusterRoleBinding":
+			var b rbacv1.RoleBinding
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b); err != nil {
+				return nil, err
+			}
+			bindings = append(bindings, b)
+		}
+	}
+	var out []string
+	for _, b := range bindings {
+		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool {
+			return s.Kind == rbacv1.ServiceAccountKind && s.Namespace == namespace && s.Name == account
+		}) {
+			continue
+		}
+		ref := b.RoleRef.Kind + "/"
+		if b.RoleRef.Kind == "Role" {
+			ref += b.Namespace
+		}
+		granted, ok := rules[ref+"/"+b.RoleRef.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s binds %s %s, which it does not hold", b.Name, b.RoleRef.Kind, b.RoleRef.Name)
+		}
+		scope := "cluster"
+		if b.Namespace != "" {
+			scope = b.Namespace
+		}
+		for _, r := range granted {
+			for _, line := range ruleLines(scope, r) {
+				if !slices.Contains(out, line) {
+					out = append(out, line)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func ruleLines(scope string, r rbacv1.PolicyRule) []string {
+	var out []string
+	names := r.ResourceNames
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	for _, g := range r.APIGroups {
+		if g == "" {
+			g = "core"
+		}
+		for _, res := range r.Resources {
+			for _, n := range names {
+				target := g + "/" + res
+				if n != "" {
+					target += "/" + n
+				}
+				for _, v := range r.Verbs {
+					out = append(out, scope+" "+target+" "+v)
+				}
+			}
+		}
+	}
+	for _, u := range r.NonResourceURLs {
+		for _, v := range r.Verbs {
+			out = append(out, scope+" "+u+" "+v)
+		}
+	}
+	return out
+}
