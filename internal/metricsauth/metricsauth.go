@@ -4,17 +4,28 @@
 // get the request's URL path (a SubjectAccessReview), such as a
 // ServiceAccount bound to a role with nonResourceURLs: ["/metrics"].
 //
-// It asks the API server through a client of its own, with a low rate
-// limit, so that a flood of scrapes slows only the scrapes, never the
-// controllers' requests. Tokens are never logged.
+// Decisions are cached for a short time by a hash of the token (never the
+// token), so that a scraper costs the API server two reviews a minute, not
+// two a scrape. Reviews are bounded per client address and overall, and a
+// request past either bound is answered 429 at once instead of waiting:
+// a flood of junk tokens cannot make the API server do more than a few
+// reviews a second, nor hold up a scraper whose decision is cached or who
+// comes from elsewhere. The reviews go through a client of its own, so
+// that they never take the controllers' share of requests. Tokens are
+// never logged.
 package metricsauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,16 +34,25 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
-// Reviews are asked for at this pace at most, with this burst.
+// Reviews are asked for at this pace at most, with this burst, overall and
+// per client address; decisions are kept this long.
 const (
-	reviewQPS   = 20
-	reviewBurst = 40
+	reviewQPS         = 20
+	reviewBurst       = 40
+	clientReviewQPS   = 2
+	clientReviewBurst = 10
+	allowedFor        = time.Minute
+	refusedFor        = 10 * time.Second
+	// maxEntries bounds the decisions and the client addresses kept.
+	maxEntries = 4096
 )
 
 // Filter is a metricsserver.Options FilterProvider.
 func Filter(cfg *rest.Config, _ *http.Client) (metricsserver.Filter, error) {
 	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = reviewQPS, reviewBurst
+	// The client's own limiter makes a request wait; Decide refuses past
+	// its own limits instead, so the client's is only a backstop.
+	cfg.QPS, cfg.Burst = 2*reviewQPS, 2*reviewBurst
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -57,11 +77,118 @@ type (
 type Authorizer struct {
 	Tokens TokenReviewer
 	Access AccessReviewer
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	once      sync.Once
+	mu        sync.Mutex
+	decisions map[[sha256.Size]byte]decision
+	clients   map[string]*client
+	reviews   *rate.Limiter
+}
+
+// decision is a cached answer for a token, method and path.
+type decision struct {
+	code  int
+	until time.Time
+}
+
+// client is the review budget of one client address.
+type client struct {
+	limiter  *rate.Limiter
+	lastSeen time.Time
+}
+
+func (a *Authorizer) init() {
+	a.once.Do(func() {
+		a.decisions = map[[sha256.Size]byte]decision{}
+		a.clients = map[string]*client{}
+		a.reviews = rate.NewLimiter(reviewQPS, reviewBurst)
+	})
+}
+
+func (a *Authorizer) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// cached returns the decision kept for the key, if one is.
+func (a *Authorizer) cached(key [sha256.Size]byte, now time.Time) (int, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d, ok := a.decisions[key]
+	if !ok || !now.Before(d.until) {
+		return 0, false
+	}
+	return d.code, true
+}
+
+// keep caches a decision; when the cache is full it first drops expired
+// decisions, then any.
+func (a *Authorizer) keep(key [sha256.Size]byte, code int, now time.Time) {
+	ttl := refusedFor
+	if code == http.StatusOK {
+		ttl = allowedFor
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.decisions) >= maxEntries {
+		for k, d := range a.decisions {
+			if !now.Before(d.until) {
+				delete(a.decisions, k)
+			}
+		}
+		for k := range a.decisions {
+			if len(a.decisions) < maxEntries {
+				break
+			}
+			delete(a.decisions, k)
+		}
+	}
+	a.decisions[key] = decision{code: code, until: now.Add(ttl)}
+}
+
+// mayReview spends one review of the client's budget and of the overall
+// one, if both have one left.
+func (a *Authorizer) mayReview(addr string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.clients[addr]
+	if !ok {
+		if len(a.clients) >= maxEntries {
+			for k, old := range a.clients {
+				if now.Sub(old.lastSeen) > time.Minute {
+					delete(a.clients, k)
+				}
+			}
+			if len(a.clients) >= maxEntries {
+				return false
+			}
+		}
+		c = &client{limiter: rate.NewLimiter(clientReviewQPS, clientReviewBurst)}
+		a.clients[addr] = c
+	}
+	c.lastSeen = now
+	if !c.limiter.AllowN(now, 1) {
+		return false
+	}
+	return a.reviews.AllowN(now, 1)
+}
+
+// host is the address of the request's client, without its port.
+func host(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 // Wrap serves a request with next once it is authorized, and otherwise
 // answers 401 (no token, or one the API server does not authenticate), 403
-// (a user not allowed the path) or 500 (a review that failed).
+// (a user not allowed the path), 429 (a review that would exceed the
+// client's or the overall budget) or 500 (a review that failed).
 func (a *Authorizer) Wrap(log logr.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code, err := a.Decide(r)
@@ -69,8 +196,11 @@ func (a *Authorizer) Wrap(log logr.Logger, next http.Handler) http.Handler {
 			log.Error(err, "Unable to review a metrics request", "path", r.URL.Path)
 		}
 		if code != http.StatusOK {
-			if code == http.StatusUnauthorized {
+			switch code {
+			case http.StatusUnauthorized:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keywarden-metrics"`)
+			case http.StatusTooManyRequests:
+				w.Header().Set("Retry-After", "1")
 			}
 			http.Error(w, http.StatusText(code), code)
 			return
@@ -80,12 +210,33 @@ func (a *Authorizer) Wrap(log logr.Logger, next http.Handler) http.Handler {
 }
 
 // Decide returns http.StatusOK for an authorized request, or the status
-// that refuses it, with the error of a review that failed.
+// that refuses it, with the error of a review that failed. A decision is
+// kept for allowedFor (refusedFor when it refuses); a failed review is not
+// kept.
 func (a *Authorizer) Decide(r *http.Request) (int, error) {
+	a.init()
 	token, ok := bearer(r.Header.Get("Authorization"))
 	if !ok {
 		return http.StatusUnauthorized, nil
 	}
+	now := a.now()
+	key := sha256.Sum256([]byte(verb(r.Method) + " " + r.URL.Path + "\x00" + token))
+	if code, ok := a.cached(key, now); ok {
+		return code, nil
+	}
+	if !a.mayReview(host(r), now) {
+		return http.StatusTooManyRequests, nil
+	}
+	code, err := a.review(r, token)
+	if err == nil {
+		a.keep(key, code, now)
+	}
+	return code, err
+}
+
+// review asks the API server who the token is and whether they may make
+// the request.
+func (a *Authorizer) review(r *http.Request, token string) (int, error) {
 	tr, err := a.Tokens.Create(r.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 	if err != nil {
 		return http.StatusInternalServerError, err

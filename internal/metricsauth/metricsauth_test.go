@@ -2,17 +2,23 @@ package metricsauth
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -152,5 +158,142 @@ func TestReviewFailure(t *testing.T) {
 	}
 	if strings.Contains(logged.String(), "secret-token-value") || strings.Contains(rec.Body.String(), "secret-token-value") {
 		t.Fatal("the token appears in the log or the response")
+	}
+}
+
+// countingReviews authenticates the tokens "scraper-a" and "scraper-b" as
+// users allowed /metrics and no other token, counting its reviews.
+type countingReviews struct{ tokens atomic.Int64 }
+
+func (c *countingReviews) Create(_ context.Context, r *authenticationv1.TokenReview, _ metav1.CreateOptions) (*authenticationv1.TokenReview, error) {
+	c.tokens.Add(1)
+	time.Sleep(time.Millisecond) // an API server round trip, roughly
+	out := r.DeepCopy()
+	if r.Spec.Token == "scraper-a" || r.Spec.Token == "scraper-b" {
+		out.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: r.Spec.Token}}
+	}
+	return out, nil
+}
+
+type allowAll struct{}
+
+func (allowAll) Create(_ context.Context, r *authorizationv1.SubjectAccessReview, _ metav1.CreateOptions) (*authorizationv1.SubjectAccessReview, error) {
+	out := r.DeepCopy()
+	out.Status.Allowed = true
+	return out, nil
+}
+
+// TestJunkTokensDoNotStarveScrapers: 100 connections send a fresh junk
+// token each, as fast as they can, for two seconds. A scraper whose
+// decision is cached keeps getting 200 from its first scrape on; a scraper
+// from another address gets its first 200 during the flood; the flood
+// costs the API server a bounded number of reviews (the flooding
+// address's budget), and is answered 429.
+func TestJunkTokensDoNotStarveScrapers(t *testing.T) {
+	reviews := &countingReviews{}
+	a := &Authorizer{Tokens: reviews, Access: allowAll{}}
+	srv := httptest.NewServer(a.Wrap(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "the metrics")
+	})))
+	t.Cleanup(srv.Close)
+	scrape := func(c *http.Client, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	local := &http.Client{Timeout: 5 * time.Second}
+	// Another address of the loopback network.
+	elsewhere := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext,
+	}}
+
+	if code := scrape(local, "scraper-a"); code != http.StatusOK {
+		t.Fatalf("the first scrape: %d", code)
+	}
+	before := reviews.tokens.Load()
+
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stop()
+	var junk [600]atomic.Int64 // by status
+	var wg sync.WaitGroup
+	flood := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: 5 * time.Second}
+	for range 100 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				junk[scrape(flood, rand.Text())].Add(1)
+			}
+		})
+	}
+	var aCodes []int
+	bCode := 0
+	for ctx.Err() == nil {
+		aCodes = append(aCodes, scrape(local, "scraper-a"))
+		if bCode == 0 && len(aCodes) == 10 {
+			bCode = scrape(elsewhere, "scraper-b")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wg.Wait()
+	during := reviews.tokens.Load() - before
+
+	for i, code := range aCodes {
+		if code != http.StatusOK {
+			t.Fatalf("scrape %d of the cached scraper during the flood: %d", i, code)
+		}
+	}
+	if bCode != http.StatusOK {
+		t.Fatalf("the first scrape of a scraper from another address during the flood: %d", bCode)
+	}
+	// The flooding address: its burst, then its rate for two seconds;
+	// plus the other scraper's one review.
+	if limit := int64(clientReviewBurst + 3*clientReviewQPS + 1); during > limit {
+		t.Fatalf("the flood cost %d token reviews, more than %d", during, limit)
+	}
+	if junk[http.StatusTooManyRequests].Load() == 0 || junk[http.StatusOK].Load() != 0 {
+		t.Fatalf("junk tokens: %d answered 429, %d answered 200", junk[http.StatusTooManyRequests].Load(), junk[http.StatusOK].Load())
+	}
+	t.Logf("flood: %d requests (%d answered 429, %d 401); %d token reviews; %d scrapes of the cached scraper, all 200",
+		junk[429].Load()+junk[401].Load()+junk[0].Load(), junk[429].Load(), junk[401].Load(), during, len(aCodes))
+}
+
+func TestDecisionsAreKeptByTokenAndExpire(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	reviews := &countingReviews{}
+	a := &Authorizer{Tokens: reviews, Access: allowAll{}, Now: func() time.Time { return now }}
+	decide := func(token, path string) int {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		code, err := a.Decide(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	steps := []struct {
+		advance      time.Duration
+		token, path  string
+		want         int
+		reviewsAfter int64
+	}{
+		{0, "scraper-a", "/metrics", 200, 1},
+		{30 * time.Second, "scraper-a", "/metrics", 200, 1}, // kept
+		{0, "scraper-a", "/other", 200, 2},                  // another path is another decision
+		{0, "junk", "/metrics", 401, 3},                     //
+		{5 * time.Second, "junk", "/metrics", 401, 3},       // a refusal is kept too
+		{6 * time.Second, "junk", "/metrics", 401, 4},       // for refusedFor
+		{20 * time.Second, "scraper-a", "/metrics", 200, 5}, // past allowedFor: reviewed again
+		{0, "scraper-b", "/metrics", 200, 6},                // another token
+	}
+	for i, s := range steps {
+		now = now.Add(s.advance)
+		if got := decide(s.token, s.path); got != s.want || reviews.tokens.Load() != s.reviewsAfter {
+			t.Fatalf("step %d: %d after %d reviews, want %d after %d", i, got, reviews.tokens.Load(), s.want, s.reviewsAfter)
+		}
 	}
 }
