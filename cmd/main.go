@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -64,6 +65,13 @@ func main() {
 	flag.StringVar(&verifier.addr, "verifier-bind-address", ":8090", "Address of the key verification endpoints; 0 disables them.")
 	flag.StringVar(&verifier.certFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes); plain HTTP when empty.")
 	flag.StringVar(&verifier.keyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
+	flag.StringVar(&verifier.certs, "verifier-certs", "",
+		"Who provides the verifier's TLS certificate: self (Keywarden issues, stores, publishes the CA of, and renews it), "+
+			"files (--verifier-tls-cert-file and --verifier-tls-key-file), or empty: files when those are set, plain HTTP otherwise.")
+	flag.StringVar(&verifier.service, "verifier-service", "keywarden-verifier", "The verifier's Service, in the manager's namespace, for the self-issued certificate's names.")
+	flag.StringVar(&verifier.certSecret, "verifier-cert-secret", "keywarden-verifier-cert", "The Secret, in the manager's namespace, that keeps the verifier's self-issued certificate.")
+	flag.StringVar(&verifier.caConfigMap, "verifier-ca-configmap", "keywarden-verifier-ca", "The ConfigMap, in the manager's namespace, where the CA of the verifier's self-issued certificate is published (key ca.crt) for clients.")
+	flag.StringVar(&verifier.certDir, "verifier-cert-dir", filepath.Join(os.TempDir(), "keywarden-verifier-certs"), "Where the self-issued certificate is written for the verifier to serve.")
 	flag.StringVar(&verifier.trustedNamespaces, "verifier-trusted-namespaces", "",
 		"Comma-separated namespaces whose keys the verifier accepts from a request that names no namespace and no class; "+
 			"* for every namespace. Unset, such a request gets 400: anyone who may create an APIKey can mint a key with any owner, role and scopes in its namespace.")
@@ -117,7 +125,7 @@ func main() {
 	if verifier.addr == "0" {
 		close(verifierStopped)
 	} else {
-		vmgr, err := newVerifierManager(cfg, verifier)
+		vmgr, err := newVerifierManager(cfg, verifier, direct)
 		if err != nil {
 			log.Error(err, "Unable to set up the verifier")
 			os.Exit(1)
@@ -221,7 +229,7 @@ func newSealStore(ctx context.Context, direct client.Client, name string) (*seal
 
 // newVerifierManager builds the manager that serves verification on every
 // replica: an APIKey cache, the verifier's index, server and usage recorder.
-func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error) {
+func newVerifierManager(cfg *rest.Config, f verifierFlags, direct client.Client) (ctrl.Manager, error) {
 	fresh := &verify.Freshness{}
 	cacheOpts := controllers.CacheOptions()
 	cacheOpts.DefaultWatchErrorHandler = fresh.WatchError
@@ -237,6 +245,36 @@ func newVerifierManager(cfg *rest.Config, f verifierFlags) (ctrl.Manager, error)
 	trust, err := f.trust()
 	if err != nil {
 		return nil, err
+	}
+	switch f.certs {
+	case "", "files":
+		if f.certs == "files" && f.certFile == "" {
+			return nil, errors.New("--verifier-certs=files needs --verifier-tls-cert-file and --verifier-tls-key-file")
+		}
+	case "self":
+		if f.certFile != "" || f.keyFile != "" {
+			return nil, errors.New("--verifier-certs=self issues the certificate: drop --verifier-tls-cert-file and --verifier-tls-key-file")
+		}
+		ns := managerNamespace()
+		rotator := &webhookcert.Rotator{
+			Client:      direct,
+			Secret:      types.NamespacedName{Namespace: ns, Name: f.certSecret},
+			CAConfigMap: types.NamespacedName{Namespace: ns, Name: f.caConfigMap},
+			Names:       []string{f.service + "." + ns + ".svc", f.service + "." + ns + ".svc.cluster.local"},
+			CertDir:     f.certDir,
+			Log:         ctrl.Log.WithName("verifier-cert"),
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := rotator.Ensure(ctx); err != nil {
+			return nil, fmt.Errorf("issuing the verifier's certificate: %w", err)
+		}
+		if err := mgr.Add(rotator); err != nil {
+			return nil, err
+		}
+		f.certFile, f.keyFile = filepath.Join(f.certDir, webhookcert.CertKey), filepath.Join(f.certDir, webhookcert.PrivKeyKey)
+	default:
+		return nil, fmt.Errorf("--verifier-certs must be self or files, not %q", f.certs)
 	}
 	_, err = verify.AddToManager(mgr, verify.Options{
 		Addr: f.addr, CertFile: f.certFile, KeyFile: f.keyFile, LastUsedInterval: f.lastUsedInterval, Trust: trust,
@@ -321,6 +359,8 @@ func managerNamespace() string {
 
 type verifierFlags struct {
 	addr, certFile, keyFile           string
+	certs, service, certSecret        string
+	caConfigMap, certDir              string
 	trustedNamespaces, trustedClasses string
 	lastUsedInterval, maxStaleness    time.Duration
 }

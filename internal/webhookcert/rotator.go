@@ -29,9 +29,12 @@ type Rotator struct {
 	Client client.Client
 	// Secret is where the CA and the serving certificate are kept.
 	Secret types.NamespacedName
-	// WebhookConfig is the ValidatingWebhookConfiguration whose webhooks
-	// get the CA bundle.
+	// WebhookConfig, when set, is the ValidatingWebhookConfiguration whose
+	// webhooks get the CA bundle.
 	WebhookConfig string
+	// CAConfigMap, when set, is the ConfigMap whose key ca.crt
+	// (CACertKey) gets the CA, for clients to trust (the verifier's).
+	CAConfigMap types.NamespacedName
 	// Names are the DNS names (or IP addresses) the certificate serves:
 	// the webhook Service's names.
 	Names []string
@@ -76,7 +79,7 @@ func (r *Rotator) Start(ctx context.Context) error {
 			return nil
 		case <-t.C():
 			if err := r.Ensure(ctx); err != nil {
-				r.Log.Error(err, "Unable to renew the webhook certificate")
+				r.Log.Error(err, "Unable to renew the serving certificate")
 			}
 		}
 	}
@@ -94,7 +97,50 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 	if err := r.writeFiles(b); err != nil {
 		return err
 	}
-	return r.injectCA(ctx, b.caCert)
+	if r.WebhookConfig != "" {
+		if err := r.injectCA(ctx, b.caCert); err != nil {
+			return err
+		}
+	}
+	if r.CAConfigMap.Name != "" {
+		return r.publishCA(ctx, b.caCert)
+	}
+	return nil
+}
+
+// publishCA makes CAConfigMap hold the CA.
+func (r *Rotator) publishCA(ctx context.Context, ca []byte) error {
+	for range 5 {
+		cm := &corev1.ConfigMap{}
+		err := r.Client.Get(ctx, r.CAConfigMap, cm)
+		switch {
+		case apierrors.IsNotFound(err):
+			cm = &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Namespace: r.CAConfigMap.Namespace, Name: r.CAConfigMap.Name},
+				Data:       map[string]string{CACertKey: string(ca)},
+			}
+			err = r.Client.Create(ctx, cm)
+		case err != nil:
+			return fmt.Errorf("reading ConfigMap %s: %w", r.CAConfigMap, err)
+		case cm.Data[CACertKey] == string(ca):
+			return nil
+		default:
+			if cm.Data == nil {
+				cm.Data = map[string]string{}
+			}
+			cm.Data[CACertKey] = string(ca)
+			err = r.Client.Update(ctx, cm)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
+			continue
+		default:
+			return fmt.Errorf("publishing the CA in ConfigMap %s: %w", r.CAConfigMap, err)
+		}
+	}
+	return fmt.Errorf("ConfigMap %s keeps changing", r.CAConfigMap)
 }
 
 func (r *Rotator) ensureSecret(ctx context.Context) (bundle, error) {
@@ -128,7 +174,7 @@ func (r *Rotator) ensureSecret(ctx context.Context) (bundle, error) {
 		}
 		switch {
 		case err == nil:
-			r.Log.Info("Issued a webhook serving certificate", "secret", r.Secret, "names", r.Names)
+			r.Log.Info("Issued a serving certificate", "secret", r.Secret, "names", r.Names)
 			return b, nil
 		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
 			continue // another replica won; use its certificate

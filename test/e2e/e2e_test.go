@@ -10,6 +10,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -74,6 +77,10 @@ func TestE2E(t *testing.T) {
 	e := &env{t: t, cluster: cluster, kube: kube, bin: bin, dir: dir, rawKeys: map[string]bool{}}
 	e.kubectl("apply", "-k", "config/crd")
 	e.kubectl("apply", "-k", "config/rbac")
+	// Every install is one the API server accepts as it is.
+	for _, dir := range []string{"config/default", "config/with-webhook", "config/owner-binding"} {
+		e.kubectl("apply", "--dry-run=server", "-k", dir)
+	}
 	token, err := harness.Token(context.Background(), kube, harness.ManagerNamespace, "keywarden-manager", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -128,10 +135,14 @@ func (e *env) startManager(extra ...string) *harness.Manager {
 	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{"--kubeconfig", e.managerKubeconfig,
 		"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
 		"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms",
-		"--last-used-interval", "2s"}, extra...)...)
+		"--last-used-interval", "2s",
+		// As config/manager runs it: TLS with a certificate of its own.
+		"--verifier-certs=self", "--verifier-cert-dir", filepath.Join(e.dir, fmt.Sprintf("verifier-certs-%d", len(e.logs)))}, extra...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	m.VerifierURL = strings.Replace(m.VerifierURL, "http://", "https://", 1)
+	e.trustVerifierCA()
 	e.managers = append(e.managers, m)
 	e.logs = append(e.logs, log)
 	e.eventually("the verifier of a new manager is ready", 30*time.Second, func() bool {
@@ -191,6 +202,34 @@ func (e *env) remember(raw string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rawKeys[raw] = true
+}
+
+// verifierName is the name the verifier's self-issued certificate is for,
+// as config/manager's Service.
+const verifierName = "keywarden-verifier." + harness.ManagerNamespace + ".svc"
+
+// trustVerifierCA makes http1 trust the CA that the managers publish in the
+// ConfigMap keywarden-verifier-ca, for the verifier's name, as a client in
+// the cluster would (the managers listen on loopback addresses).
+func (e *env) trustVerifierCA() {
+	e.t.Helper()
+	if http1.Transport != nil {
+		return // the managers share the certificate
+	}
+	var ca string
+	e.eventually("the verifier's CA is published", 30*time.Second, func() bool {
+		cm, err := e.kube.CoreV1().ConfigMaps(harness.ManagerNamespace).Get(context.Background(), "keywarden-verifier-ca", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		ca = cm.Data["ca.crt"]
+		return ca != ""
+	})
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ca)) {
+		e.t.Fatal("the published CA is not PEM")
+	}
+	http1.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: verifierName, MinVersion: tls.VersionTLS12}}
 }
 
 // status GETs a URL and returns the status and the body ("" on error).

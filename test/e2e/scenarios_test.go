@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -75,6 +76,18 @@ func quickstart(e *env) {
 	e.kubectl("delete", "apikey", "-n", "default", "platform-admin", "--wait=true", "--timeout=30s")
 	if _, err := e.cluster.Kubectl(context.Background(), "get", "secret", "-n", "default", "platform-admin-api-key"); err == nil || !strings.Contains(err.Error(), "NotFound") {
 		e.t.Fatalf("the deleted key's Secret is still there: %v", err)
+	}
+	// Over TLS only: a client that does not trust the published CA, or
+	// that speaks plain HTTP, gets no answer about a key.
+	body := strings.NewReader(`{"key":"` + raws["grafana-readonly"] + `","namespace":"default"}`)
+	untrusting := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: verifierName}}}
+	if _, err := untrusting.Post(e.managers[0].VerifierURL+"/v1/keys/verify", "application/json", body); err == nil ||
+		!strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		e.t.Fatalf("a client that does not trust the verifier's CA: %v", err)
+	}
+	plain := strings.Replace(e.managers[0].VerifierURL, "https://", "http://", 1)
+	if code, answer := status(plain + "/readyz"); code != http.StatusBadRequest || strings.Contains(answer, "valid") {
+		e.t.Fatalf("plain HTTP to the verifier: %d %q", code, answer)
 	}
 	e.note("quickstart: %d samples Ready and verified on %d managers; revocation seen in %s; deletion removed the Secret",
 		len(want), len(e.managers), revokedAfter)

@@ -21,11 +21,11 @@ func TestKustomizations(t *testing.T) {
 	tests := map[string][]string{
 		"config/crd":                       {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
 		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets"},
-		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets"},
+		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets", "--verifier-certs=self", "scheme: HTTPS", "kind: NetworkPolicy", "keywarden.dev/verifier-client: \"true\"", "name: keywarden-verifier-ca-reader"},
 		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
 		"config/owner-binding":             {"kind: ValidatingAdmissionPolicy\n", "paramKind:", "name: keywarden-owner-binding", "parameterNotFoundAction: Deny"},
-		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace", "resourceNames:\n  - keywarden-validating-webhook-configuration\n  resources:\n  - validatingwebhookconfigurations"},
-		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service"},
+		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace", "resourceNames:\n  - keywarden-validating-webhook-configuration\n  resources:\n  - validatingwebhookconfigurations", "mountPath: /var/run/keywarden/webhook-certs", "mountPath: /var/run/keywarden/verifier-certs", "port: webhook"},
+		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service", "mountPath: /etc/keywarden/webhook-certs", "mountPath: /var/run/keywarden/verifier-certs", "port: webhook"},
 	}
 	// Only config/with-webhook may touch webhook configurations, and only
 	// Keywarden's own.

@@ -26,6 +26,8 @@ import (
 //   - CRDs, by name: the start-up check of the installed CRDs.
 //   - TokenReviews and SubjectAccessReviews: the secured metrics endpoint.
 //   - Leases: leader election, in the manager's namespace.
+//   - The verifier's certificate Secret and CA ConfigMap, by name (create
+//     cannot be limited by name): its self-issued certificate.
 //   - The webhook's certificate Secret and its own webhook configuration,
 //     by name: only where Keywarden issues the webhook's certificate.
 var managerRights = func() map[string][]string {
@@ -48,6 +50,9 @@ var managerRights = func() map[string][]string {
 		"keywarden-system coordination.k8s.io/leases update", "keywarden-system coordination.k8s.io/leases patch",
 		"keywarden-system coordination.k8s.io/leases delete",
 		"keywarden-system events.k8s.io/events create", "keywarden-system events.k8s.io/events patch",
+		"keywarden-system core/secrets/keywarden-verifier-cert get", "keywarden-system core/secrets/keywarden-verifier-cert update",
+		"keywarden-system core/configmaps create",
+		"keywarden-system core/configmaps/keywarden-verifier-ca get", "keywarden-system core/configmaps/keywarden-verifier-ca update",
 	}
 	webhook := append(slices.Clone(base),
 		"keywarden-system core/secrets/keywarden-webhook-cert get", "keywarden-system core/secrets/keywarden-webhook-cert update",
