@@ -25,8 +25,8 @@ const MaxBodyBytes = 8 << 10
 //     is not complete).
 //   - GET /v1/authz (any method): forward authentication for reverse
 //     proxies; the key comes from "Authorization: Bearer" or "X-API-Key",
-//     requirements from the query (scope, namespace and class, repeatable;
-//     role). 200 with X-Keywarden-* headers, 401 or 403 (503 while the
+//     requirements from the query (scope, repeatable; namespace and class,
+//     once each, comma-separated lists; role). 200 with X-Keywarden-* headers, 401 or 403 (503 while the
 //     index is not complete).
 //
 // A request must say whose keys it accepts (namespaces or classes), or
@@ -102,17 +102,37 @@ const noTrustMessage = "say whose keys you accept: name one or more namespaces o
 	"Anyone who may create an APIKey in some namespace can mint a key with any owner, role and scopes there, " +
 	"so the verifier accepts none unless told which (--verifier-trusted-namespaces and --verifier-trusted-classes set a default)"
 
+// repeatedTrustMessage answers an authz request that repeats namespace or
+// class.
+const repeatedTrustMessage = "namespace and class may each appear once: name several as a comma-separated list (namespace=a,b)"
+
+// list splits a comma-separated query value, dropping blanks.
+func list(v string) []string {
+	var out []string
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
 // anyNamespaceMessage answers a request that names "*" as a namespace.
 const anyNamespaceMessage = `"*" is not a namespace: trusting the keys of every namespace is the verifier's setting (--verifier-trusted-namespaces=*), not a request's`
 
-// trusting completes req with the handler's default trust when it names
-// none, and says what is wrong with it if anything.
+// trusting completes req with the handler's default trust for what it
+// does not name, and says what is wrong with it if anything.
 func (h *Handler) trusting(req *Request) (problem string) {
 	if slices.Contains(req.Namespaces, "*") || slices.Contains(req.Classes, "*") {
 		return anyNamespaceMessage
 	}
-	if len(req.Namespaces) == 0 && len(req.Classes) == 0 {
-		req.Namespaces, req.Classes, req.AnyNamespace = h.Trust.Namespaces, h.Trust.Classes, h.Trust.AnyNamespace
+	// The defaults apply to each dimension the request does not name: a
+	// request that narrows by class stays within the default namespaces.
+	if len(req.Namespaces) == 0 {
+		req.Namespaces, req.AnyNamespace = h.Trust.Namespaces, h.Trust.AnyNamespace
+	}
+	if len(req.Classes) == 0 {
+		req.Classes = h.Trust.Classes
 	}
 	if !req.Trusts() {
 		return noTrustMessage
@@ -260,7 +280,14 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{ambiguous})
 		return
 	}
-	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: q["namespace"], Classes: q["class"]}
+	if len(q["namespace"]) > 1 || len(q["class"]) > 1 {
+		// A proxy that builds the query from a prefix and the client's
+		// own path would let the client add one: name several as a
+		// comma-separated list instead.
+		writeJSON(w, http.StatusBadRequest, errorResponse{repeatedTrustMessage})
+		return
+	}
+	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: list(q.Get("namespace")), Classes: list(q.Get("class"))}
 	if problem := h.trusting(&req); problem != "" {
 		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
 		return

@@ -248,8 +248,8 @@ func TestRejectionsAreLoggedAndCountedWithoutTheKey(t *testing.T) {
 
 // FuzzHandler sends arbitrary bodies, headers and queries to both
 // endpoints: no panic, no 5xx, only the documented statuses (400 from
-// /v1/authz only for a request that presents two different keys or names
-// "*" as a namespace or class).
+// /v1/authz only for a request that presents two different keys, names
+// "*" as a namespace or class, or repeats either).
 func FuzzHandler(f *testing.F) {
 	fx := newFixture(f)
 	f.Add(`{"key":"`+fx.valid+`"}`, "Bearer "+fx.valid, fx.valid, "scope=logs:read&role=readonly")
@@ -281,9 +281,10 @@ func FuzzHandler(f *testing.F) {
 		fx.h.Routes().ServeHTTP(rec, req)
 		_, ambiguous := presentedKey(req)
 		q := req.URL.Query()
-		anyNamespace := slices.Contains(q["namespace"], "*") || slices.Contains(q["class"], "*")
+		anyNamespace := slices.Contains(list(q.Get("namespace")), "*") || slices.Contains(list(q.Get("class")), "*")
+		repeated := len(q["namespace"]) > 1 || len(q["class"]) > 1
 		switch {
-		case rec.Code == http.StatusBadRequest && (ambiguous != "" || anyNamespace):
+		case rec.Code == http.StatusBadRequest && (ambiguous != "" || anyNamespace || repeated):
 		case rec.Code == http.StatusOK, rec.Code == http.StatusUnauthorized, rec.Code == http.StatusForbidden:
 		default:
 			t.Fatalf("authz answered %d", rec.Code)
@@ -357,7 +358,7 @@ func TestTrustOverHTTP(t *testing.T) {
 		{"no default, no namespace named: a real key", Trust{}, nil, shop, noTrust},
 		{"no default, the service's namespace", Trust{}, url.Values{"namespace": {"shop"}}, shop, "valid"},
 		{"no default, the service's namespace: the minted key", Trust{}, url.Values{"namespace": {"shop"}}, minted, string(CodeWrongNamespace)},
-		{"no default, two namespaces", Trust{}, url.Values{"namespace": {"billing", "shop"}}, shop, "valid"},
+		{"no default, two namespaces", Trust{}, url.Values{"namespace": {"billing,shop"}}, shop, "valid"},
 		{"no default, a class: the minted key has none", Trust{}, url.Values{"class": {"payments"}}, minted, string(CodeWrongClass)},
 		{"no default, a class", Trust{}, url.Values{"class": {"payments"}}, shop, "valid"},
 		{"no default, a class and another namespace", Trust{}, url.Values{"class": {"payments"}, "namespace": {"billing"}}, shop, string(CodeWrongNamespace)},
@@ -370,16 +371,21 @@ func TestTrustOverHTTP(t *testing.T) {
 		{"default classes", Trust{Classes: []string{"payments"}}, nil, shop, "valid"},
 		{"every namespace, set on the verifier", Trust{AnyNamespace: true}, nil, minted, "valid"},
 		{"every namespace on the verifier, the request narrows it", Trust{AnyNamespace: true}, url.Values{"namespace": {"shop"}}, minted, string(CodeWrongNamespace)},
+		// Naming a class narrows: the default namespaces still apply.
+		{"default namespaces, the request names a class: a key of the class elsewhere", Trust{Namespaces: []string{"billing"}}, url.Values{"class": {"payments"}}, shop, string(CodeWrongNamespace)},
+		{"default namespaces, the request names a class", Trust{Namespaces: []string{"shop"}}, url.Values{"class": {"payments"}}, shop, "valid"},
+		{"default classes, the request names a namespace", Trust{Classes: []string{"payments"}}, url.Values{"namespace": {"sandbox"}}, minted, string(CodeWrongClass)},
+		{"several namespaces as one list", Trust{}, url.Values{"namespace": {"billing,shop"}}, shop, "valid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &Handler{Index: ix, Log: logr.Discard(), Trust: tt.trust}
 			body := map[string]any{"key": tt.key}
-			if ns := tt.query["namespace"]; len(ns) > 0 {
-				body["namespaces"] = ns
+			if ns := tt.query.Get("namespace"); ns != "" {
+				body["namespaces"] = strings.Split(ns, ",")
 			}
-			if cl := tt.query["class"]; len(cl) > 0 {
-				body["classes"] = cl
+			if cl := tt.query.Get("class"); cl != "" {
+				body["classes"] = strings.Split(cl, ",")
 			}
 			b, _ := json.Marshal(body)
 			rec := httptest.NewRecorder()
@@ -422,5 +428,18 @@ func TestTrustOverHTTP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuthzTakesEachTrustParameterOnce: a proxy that builds the check's
+// query from a prefix of its own and the client's path lets the client
+// append a namespace; a repeated namespace or class is refused.
+func TestAuthzTakesEachTrustParameterOnce(t *testing.T) {
+	f := newFixture(t)
+	for _, q := range []string{"namespace=shop&namespace=sandbox", "class=a&class=b", "namespace=shop&_=/x&namespace=sandbox"} {
+		rec := f.do("GET", "/v1/authz?"+q, "", map[string]string{"X-API-Key": f.valid})
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "comma-separated") {
+			t.Errorf("%s: %d %s, want 400", q, rec.Code, rec.Body)
+		}
 	}
 }

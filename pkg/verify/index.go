@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -153,6 +154,18 @@ func (ix *Index) LastUsedAt(nn types.NamespacedName) time.Time {
 	return time.Time{}
 }
 
+// trustedClass is the class a request that trusts classes sees the key in:
+// its granted class while the key fits it, none once the controller says
+// it no longer does (its namespace left the class's namespaceSelector, or
+// the class changed under it). A service that trusts a class trusts what
+// the class admits today.
+func trustedClass(k *keywardenv1alpha1.APIKey, granted string) string {
+	if apimeta.IsStatusConditionFalse(k.Status.Conditions, keywardenv1alpha1.ConditionClassCompliant) {
+		return ""
+	}
+	return granted
+}
+
 func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	st := &k.Status
 	sum, ok := keys.ParseHash(st.KeyHash)
@@ -167,7 +180,7 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	e := &entry{
 		namespace:     k.Namespace,
 		name:          k.Name,
-		class:         g.ClassName,
+		class:         trustedClass(k, g.ClassName),
 		owner:         g.Owner,
 		role:          g.Role,
 		sum:           sum,

@@ -81,6 +81,14 @@ func TestVerify(t *testing.T) {
 		{name: "trusted class, namespace not trusted", mutate: inClass("payments"), req: Request{Namespaces: []string{"other"}, Classes: []string{"payments"}}, want: CodeWrongNamespace},
 		{name: "trusted namespace, class not trusted", mutate: inClass("sandbox"), req: Request{Namespaces: []string{"ns"}, Classes: []string{"payments"}}, want: CodeWrongClass},
 		{name: "trusted namespace and class", mutate: inClass("payments"), req: Request{Namespaces: []string{"ns"}, Classes: []string{"payments"}}},
+		{name: "a key that no longer fits its class is in no class", mutate: func(k *keywardenv1alpha1.APIKey) {
+			inClass("payments")(k)
+			k.Status.Conditions = []metav1.Condition{{Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionFalse, Reason: keywardenv1alpha1.ReasonNamespaceNotAllowed}}
+		}, req: Request{Classes: []string{"payments"}}, want: CodeWrongClass},
+		{name: "a key that fits its class, said so", mutate: func(k *keywardenv1alpha1.APIKey) {
+			inClass("payments")(k)
+			k.Status.Conditions = []metav1.Condition{{Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonCompliant}}
+		}, req: Request{Classes: []string{"payments"}}},
 		{name: "AnyNamespace does not widen named namespaces", req: Request{Namespaces: []string{"other"}, AnyNamespace: true}, want: CodeWrongNamespace},
 		{name: "wrong role", req: Request{Role: "admin"}, want: CodeWrongRole},
 		{name: "missing scope", req: Request{Scopes: []string{"logs:read", "logs:write"}}, want: CodeInsufficientScope},
