@@ -43,6 +43,10 @@ const (
 	clientReviewBurst = 10
 	allowedFor        = time.Minute
 	refusedFor        = 10 * time.Second
+	// staleFor is how long past allowedFor an allowed decision still
+	// answers when no review may be made now (the budgets are spent by a
+	// flood): a scraper is not locked out by others' junk.
+	staleFor = 10 * time.Minute
 	// maxEntries bounds the decisions and the client addresses kept.
 	maxEntries = 4096
 )
@@ -80,6 +84,10 @@ type Authorizer struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
+	// allowedFor, refusedFor and staleFor are the constants of the same
+	// names unless set (tests shorten them).
+	allowedFor, refusedFor, staleFor time.Duration
+
 	once      sync.Once
 	mu        sync.Mutex
 	decisions map[[sha256.Size]byte]decision
@@ -87,10 +95,11 @@ type Authorizer struct {
 	reviews   *rate.Limiter
 }
 
-// decision is a cached answer for a token, method and path.
+// decision is a cached answer for a token, method and path: fresh until
+// until, and, when allowed, a fallback until stale.
 type decision struct {
-	code  int
-	until time.Time
+	code         int
+	until, stale time.Time
 }
 
 // client is the review budget of one client address.
@@ -104,6 +113,9 @@ func (a *Authorizer) init() {
 		a.decisions = map[[sha256.Size]byte]decision{}
 		a.clients = map[string]*client{}
 		a.reviews = rate.NewLimiter(reviewQPS, reviewBurst)
+		if a.allowedFor == 0 {
+			a.allowedFor, a.refusedFor, a.staleFor = allowedFor, refusedFor, staleFor
+		}
 	})
 }
 
@@ -114,29 +126,33 @@ func (a *Authorizer) now() time.Time {
 	return time.Now()
 }
 
-// cached returns the decision kept for the key, if one is.
-func (a *Authorizer) cached(key [sha256.Size]byte, now time.Time) (int, bool) {
+// cached returns the decision kept for the key, if one is fresh, and
+// whether an allowed one is kept as a fallback.
+func (a *Authorizer) cached(key [sha256.Size]byte, now time.Time) (code int, fresh, fallback bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	d, ok := a.decisions[key]
-	if !ok || !now.Before(d.until) {
-		return 0, false
+	switch {
+	case !ok:
+		return 0, false, false
+	case now.Before(d.until):
+		return d.code, true, false
 	}
-	return d.code, true
+	return 0, false, d.code == http.StatusOK && now.Before(d.stale)
 }
 
 // keep caches a decision; when the cache is full it first drops expired
 // decisions, then any.
 func (a *Authorizer) keep(key [sha256.Size]byte, code int, now time.Time) {
-	ttl := refusedFor
+	ttl := a.refusedFor
 	if code == http.StatusOK {
-		ttl = allowedFor
+		ttl = a.allowedFor
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.decisions) >= maxEntries {
 		for k, d := range a.decisions {
-			if !now.Before(d.until) {
+			if !now.Before(d.until) && !now.Before(d.stale) {
 				delete(a.decisions, k)
 			}
 		}
@@ -147,7 +163,11 @@ func (a *Authorizer) keep(key [sha256.Size]byte, code int, now time.Time) {
 			delete(a.decisions, k)
 		}
 	}
-	a.decisions[key] = decision{code: code, until: now.Add(ttl)}
+	d := decision{code: code, until: now.Add(ttl)}
+	if code == http.StatusOK {
+		d.stale = d.until.Add(a.staleFor)
+	}
+	a.decisions[key] = d
 }
 
 // mayReview spends one review of the client's budget and of the overall
@@ -158,13 +178,18 @@ func (a *Authorizer) mayReview(addr string, now time.Time) bool {
 	c, ok := a.clients[addr]
 	if !ok {
 		if len(a.clients) >= maxEntries {
+			// Make room: the clients not seen for a minute, else the
+			// one seen longest ago.
+			var oldest string
 			for k, old := range a.clients {
 				if now.Sub(old.lastSeen) > time.Minute {
 					delete(a.clients, k)
+				} else if oldest == "" || old.lastSeen.Before(a.clients[oldest].lastSeen) {
+					oldest = k
 				}
 			}
 			if len(a.clients) >= maxEntries {
-				return false
+				delete(a.clients, oldest)
 			}
 		}
 		c = &client{limiter: rate.NewLimiter(clientReviewQPS, clientReviewBurst)}
@@ -177,12 +202,18 @@ func (a *Authorizer) mayReview(addr string, now time.Time) bool {
 	return a.reviews.AllowN(now, 1)
 }
 
-// host is the address of the request's client, without its port.
+// host is the client of a request: its IPv4 address, or the /64 network
+// of its IPv6 address (one host may hold a whole /64).
 func host(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		h = r.RemoteAddr
+	}
+	ip := net.ParseIP(h)
+	if ip == nil || ip.To4() != nil {
 		return h
 	}
-	return r.RemoteAddr
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // Wrap serves a request with next once it is authorized, and otherwise
@@ -212,7 +243,9 @@ func (a *Authorizer) Wrap(log logr.Logger, next http.Handler) http.Handler {
 // Decide returns http.StatusOK for an authorized request, or the status
 // that refuses it, with the error of a review that failed. A decision is
 // kept for allowedFor (refusedFor when it refuses); a failed review is not
-// kept.
+// kept. Past allowedFor an allowed token is reviewed again when the
+// budgets allow, and otherwise still allowed for staleFor: a flood cannot
+// lock out a scraper that was allowed.
 func (a *Authorizer) Decide(r *http.Request) (int, error) {
 	a.init()
 	token, ok := bearer(r.Header.Get("Authorization"))
@@ -221,10 +254,14 @@ func (a *Authorizer) Decide(r *http.Request) (int, error) {
 	}
 	now := a.now()
 	key := sha256.Sum256([]byte(verb(r.Method) + " " + r.URL.Path + "\x00" + token))
-	if code, ok := a.cached(key, now); ok {
+	code, fresh, fallback := a.cached(key, now)
+	if fresh {
 		return code, nil
 	}
 	if !a.mayReview(host(r), now) {
+		if fallback {
+			return http.StatusOK, nil
+		}
 		return http.StatusTooManyRequests, nil
 	}
 	code, err := a.review(r, token)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -294,6 +296,83 @@ func TestDecisionsAreKeptByTokenAndExpire(t *testing.T) {
 		now = now.Add(s.advance)
 		if got := decide(s.token, s.path); got != s.want || reviews.tokens.Load() != s.reviewsAfter {
 			t.Fatalf("step %d: %d after %d reviews, want %d after %d", i, got, reviews.tokens.Load(), s.want, s.reviewsAfter)
+		}
+	}
+}
+
+// TestFloodFromManyAddresses: junk from 30 addresses spends the overall
+// review budget. A scraper whose allowed decision runs out during the
+// flood keeps getting 200 from it (the fallback); a token never allowed
+// gets 429; an IPv6 host counts as its /64.
+func TestFloodFromManyAddresses(t *testing.T) {
+	reviews := &countingReviews{}
+	a := &Authorizer{Tokens: reviews, Access: allowAll{}, allowedFor: 300 * time.Millisecond, refusedFor: 300 * time.Millisecond, staleFor: time.Minute}
+	srv := httptest.NewServer(a.Wrap(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "the metrics")
+	})))
+	t.Cleanup(srv.Close)
+	from := func(ip string) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext,
+		}}
+	}
+	scrape := func(c *http.Client, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	scraper := from("127.0.0.2")
+	if code := scrape(scraper, "scraper-a"); code != http.StatusOK {
+		t.Fatalf("the first scrape: %d", code)
+	}
+	// An overall budget the flood spends for certain.
+	a.mu.Lock()
+	a.reviews = rate.NewLimiter(2, 2)
+	a.mu.Unlock()
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stop()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		c := from(fmt.Sprintf("127.0.1.%d", i+1))
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				scrape(c, rand.Text())
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // past allowedFor: the scraper's decision is no longer fresh
+	var codes []int
+	for ctx.Err() == nil {
+		codes = append(codes, scrape(scraper, "scraper-a"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	stranger := scrape(from("127.0.0.3"), "scraper-b")
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("scrape %d of the allowed scraper during the flood: %d", i, code)
+		}
+	}
+	if stranger != http.StatusOK && stranger != http.StatusTooManyRequests {
+		t.Fatalf("a token never allowed, during the flood: %d", stranger)
+	}
+	if limit := int64(1 + 2 + 3*2 + 1); reviews.tokens.Load() > limit {
+		t.Fatalf("%d token reviews, more than %d", reviews.tokens.Load(), limit)
+	}
+
+	for _, tc := range []struct{ remote, want string }{
+		{"192.0.2.7:4000", "192.0.2.7"},
+		{"[2001:db8:1:2:aaaa::1]:4000", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9]:4000", "2001:db8:1:2::/64"},
+	} {
+		if got := host(&http.Request{RemoteAddr: tc.remote}); got != tc.want {
+			t.Errorf("host(%s) = %s, want %s", tc.remote, got, tc.want)
 		}
 	}
 }
