@@ -36,6 +36,7 @@ type Freshness struct {
 	mu               sync.Mutex
 	version          string
 	brokenSince      time.Time // the watch failed
+	brokenAt         string    // the informer's resource version then
 	unreachableSince time.Time // the API server did not answer
 }
 
@@ -54,15 +55,18 @@ func (f *Freshness) WatchError(ctx context.Context, r *toolscache.Reflector, err
 	if !strings.HasSuffix(r.TypeDescription(), "."+keywardenv1alpha1.APIKeyKind) {
 		return
 	}
-	f.failed()
+	f.failed(r.LastSyncResourceVersion())
 }
 
-func (f *Freshness) failed() {
+// failed records a failure of the watch, which had reached the resource
+// version: only a later one ends it.
+func (f *Freshness) failed(version string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.brokenSince.IsZero() {
 		f.brokenSince = f.now()
 	}
+	f.brokenAt = version
 }
 
 // reached records whether the API server answered.
@@ -82,8 +86,9 @@ func (f *Freshness) reached(ok bool) {
 func (f *Freshness) heard(version string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if version != f.version {
-		f.version, f.brokenSince = version, time.Time{}
+	f.version = version
+	if !f.brokenSince.IsZero() && version != f.brokenAt {
+		f.brokenSince = time.Time{}
 	}
 }
 
@@ -138,7 +143,11 @@ func (f *Freshness) Follow(informers cache.Informers, ready func(context.Context
 // APIServerReady asks the API server of cfg, through its HTTP client,
 // whether it is ready (GET /readyz, which every client may call).
 func APIServerReady(c *http.Client, cfg *rest.Config) func(context.Context) error {
-	url := strings.TrimSuffix(cfg.Host, "/") + "/readyz"
+	base, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return func(context.Context) error { return fmt.Errorf("the API server's address: %w", err) }
+	}
+	url := strings.TrimSuffix(base.String(), "/") + "/readyz"
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {

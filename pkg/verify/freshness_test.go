@@ -20,9 +20,9 @@ func TestFreshness(t *testing.T) {
 	f.heard("100")
 	step(time.Hour)
 	want("a quiet watch is current however long nothing changes", 0)
-	f.failed()
+	f.failed("100")
 	step(5 * time.Second)
-	f.failed()
+	f.failed("100")
 	step(5 * time.Second)
 	want("from the first failure", 10*time.Second)
 	f.heard("100")
@@ -30,10 +30,19 @@ func TestFreshness(t *testing.T) {
 	f.heard("101")
 	want("a new resource version: current again", 0)
 	step(time.Minute)
-	f.failed()
+	f.failed("100")
 	step(3 * time.Second)
 	want("a later failure counts from itself", 3*time.Second)
 	f.heard("102")
+	want("a version past the failure's ends it", 0)
+	// The version moved before the failure, within one reading: the
+	// failure stands until the version moves past it.
+	f.heard("103")
+	f.failed("104")
+	step(time.Second)
+	f.heard("104")
+	want("the version of the failure itself ends nothing", time.Second)
+	f.heard("105")
 
 	// The API server does not answer: stale from the first unanswered
 	// call, until one is answered; the watch's own failure counts too,
@@ -42,7 +51,7 @@ func TestFreshness(t *testing.T) {
 	step(2 * time.Second)
 	f.reached(false)
 	want("from the first unanswered call", 2*time.Second)
-	f.failed()
+	f.failed("100")
 	step(time.Second)
 	want("the earlier of the two", 3*time.Second)
 	f.reached(true)
