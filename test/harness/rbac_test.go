@@ -102,7 +102,9 @@ func TestUserRolesHoldNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range objs {
-		if o.GetKind() != "ClusterRole" || o.GetLabels()["rbac.authorization.k8s.io/aggregate-to-edit"] == "" && o.GetLabels()["rbac.authorization.k8s.io/aggregate-to-view"] == "" {
+		l := o.GetLabels()
+		if o.GetKind() != "ClusterRole" || l["rbac.authorization.k8s.io/aggregate-to-admin"] == "" &&
+			l["rbac.authorization.k8s.io/aggregate-to-edit"] == "" && l["rbac.authorization.k8s.io/aggregate-to-view"] == "" {
 			continue
 		}
 		var role rbacv1.ClusterRole
@@ -132,6 +134,9 @@ func rightsOf(dir, namespace, account string) ([]string, error) {
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Role", "ClusterRole":
+			if _, aggregated := o.Object["aggregationRule"]; aggregated && o.GetKind() == "ClusterRole" {
+				return nil, fmt.Errorf("%s aggregates other roles: what it grants cannot be read from the manifests", o.GetName())
+			}
 			var role rbacv1.Role
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
 				return nil, err
@@ -147,9 +152,7 @@ func rightsOf(dir, namespace, account string) ([]string, error) {
 	}
 	var out []string
 	for _, b := range bindings {
-		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool {
-			return s.Kind == rbacv1.ServiceAccountKind && s.Namespace == namespace && s.Name == account
-		}) {
+		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return names(s, namespace, account) }) {
 			continue
 		}
 		ref := b.RoleRef.Kind + "/"
@@ -174,6 +177,21 @@ func rightsOf(dir, namespace, account string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// names reports whether a binding's subject includes the ServiceAccount:
+// the account itself, its user name, or a group it is in.
+func names(s rbacv1.Subject, namespace, account string) bool {
+	switch s.Kind {
+	case rbacv1.ServiceAccountKind:
+		return s.Namespace == namespace && s.Name == account
+	case rbacv1.UserKind:
+		return s.Name == "system:serviceaccount:"+namespace+":"+account
+	case rbacv1.GroupKind:
+		return s.Name == "system:serviceaccounts" || s.Name == "system:serviceaccounts:"+namespace ||
+			s.Name == "system:authenticated"
+	}
+	return false
 }
 
 func ruleLines(scope string, r rbacv1.PolicyRule) []string {
