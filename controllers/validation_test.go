@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -174,6 +175,15 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 		Entry("a namespaceSelector's In without values", map[string]any{"namespaceSelector": map[string]any{
 			"matchExpressions": []any{map[string]any{"key": "team", "operator": "In"}}}},
 			`spec.namespaceSelector: Invalid value: In and NotIn take one or more values; Exists and DoesNotExist take none`),
+		Entry("a namespaceSelector with too many expressions", map[string]any{"namespaceSelector": map[string]any{
+			"matchExpressions": func() []any {
+				var out []any
+				for i := range 33 {
+					out = append(out, map[string]any{"key": fmt.Sprintf("k%d", i), "operator": "Exists"})
+				}
+				return out
+			}()}},
+			`spec.namespaceSelector: Invalid value: a namespaceSelector holds at most 32 labels, 32 expressions and 64 values an expression`),
 		Entry("a namespaceSelector's Exists with values", map[string]any{"namespaceSelector": map[string]any{
 			"matchExpressions": []any{map[string]any{"key": "team", "operator": "Exists", "values": []any{"a"}}}}},
 			`spec.namespaceSelector: Invalid value: In and NotIn take one or more values; Exists and DoesNotExist take none`),
