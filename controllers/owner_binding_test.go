@@ -56,9 +56,26 @@ var _ = Describe("The owner-binding admission policy of config/owner-binding", O
 				Expect(unstructured.SetNestedField(o.Object, "system:masters, "+platform, "data", "groups")).To(Succeed())
 			}
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			DeferCleanup(func(ctx context.Context) { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, o))).To(Succeed()) })
 		}
 		ns = newNamespace(ctx)
+		// The policy and its binding go first, and its ConfigMap only once
+		// the API server no longer applies them: without its ConfigMap the
+		// policy refuses every create, the other specs' too.
+		DeferCleanup(func(ctx context.Context) {
+			for _, o := range objs {
+				if o.GetKind() != "ConfigMap" {
+					Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, o))).To(Succeed())
+				}
+			}
+			Eventually(func() error {
+				return as("alice@example.com").Create(ctx, keyOf("probe", "cfo@example.com"), client.DryRunAll)
+			}, 15*time.Second, 100*time.Millisecond).Should(Succeed())
+			for _, o := range objs {
+				if o.GetKind() == "ConfigMap" {
+					Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, o))).To(Succeed())
+				}
+			}
+		})
 		// The rights of a namespace editor over APIKeys, for everyone here.
 		role := &rbacv1.Role{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "apikey-editor"},
