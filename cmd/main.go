@@ -62,6 +62,9 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "How many APIKeys are reconciled at once.")
 	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Burst of queries to the Kubernetes API server.")
+	flag.StringVar(&namespacesFlag, "namespaces", "",
+		"Comma-separated namespaces whose APIKeys the manager issues and verifies, watching and writing nothing namespaced elsewhere "+
+			"(see config/namespaced); every namespace when empty.")
 	flag.StringVar(&verifier.addr, "verifier-bind-address", ":8090", "Address of the key verification endpoints; 0 disables them.")
 	flag.StringVar(&verifier.certFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes); plain HTTP when empty.")
 	flag.StringVar(&verifier.keyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
@@ -91,6 +94,7 @@ func main() {
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	watched = splitList(namespacesFlag)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 	if limit := setMemoryLimit(os.ReadFile); limit > 0 {
@@ -200,6 +204,7 @@ func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, 
 		Recorder:                mgr.GetEventRecorder("keywarden"),
 		Seals:                   seals,
 		MaxConcurrentReconciles: concurrency,
+		Namespaces:              watched,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKey controller: %w", err)
 	}
@@ -231,7 +236,7 @@ func newSealStore(ctx context.Context, direct client.Client, name string) (*seal
 // replica: an APIKey cache, the verifier's index, server and usage recorder.
 func newVerifierManager(cfg *rest.Config, f verifierFlags, direct client.Client) (ctrl.Manager, error) {
 	fresh := &verify.Freshness{}
-	cacheOpts := controllers.CacheOptions()
+	cacheOpts := controllers.CacheOptionsFor(watched)
 	cacheOpts.DefaultWatchErrorHandler = fresh.WatchError
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
@@ -297,7 +302,7 @@ func managerOptions(metricsAddr, probeAddr string, leaderElect bool) ctrl.Option
 		LeaderElectionID:       "keywarden.dev",
 		// A replica that stops cleanly hands leadership over at once.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
+		Cache:                         controllers.CacheOptionsFor(watched),
 		// The controllers are built again when leadership is lost and
 		// regained, in the same process.
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
@@ -342,7 +347,11 @@ func setupWebhook(mgr ctrl.Manager, cfg *rest.Config, f webhookOptions) error {
 	default:
 		return fmt.Errorf("--webhook-certs must be self or files, not %q", f.certs)
 	}
-	return (&controllers.APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr)
+	v := &controllers.APIKeyValidator{Client: mgr.GetClient()}
+	if len(watched) > 0 {
+		v.Namespaces = mgr.GetAPIReader()
+	}
+	return v.SetupWebhookWithManager(mgr)
 }
 
 // managerNamespace is the namespace the manager runs in: POD_NAMESPACE, else
@@ -356,6 +365,13 @@ func managerNamespace() string {
 	}
 	return "keywarden-system"
 }
+
+// namespacesFlag is --namespaces, and watched its namespaces: none for
+// every namespace.
+var (
+	namespacesFlag string
+	watched        []string
+)
 
 type verifierFlags struct {
 	addr, certFile, keyFile           string

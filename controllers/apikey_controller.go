@@ -39,6 +39,11 @@ type APIKeyReconciler struct {
 	APIReader client.Reader
 	// Recorder emits Kubernetes Events.
 	Recorder events.EventRecorder
+	// Namespaces, when set, are the only namespaces the manager watches
+	// (--namespaces): Namespace objects are then read one by one through
+	// APIReader, never listed, and a key a class's namespaceSelector
+	// refuses is looked at again every minute instead of on label changes.
+	Namespaces []string
 	// Seals seals the Secrets the controller writes and proves the seal of
 	// a Secret before its key is adopted.
 	Seals *seal.Store
@@ -84,15 +89,25 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&keywardenv1alpha1.APIKey{}).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Watches(&keywardenv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(r.refusedPeers)).
-		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.keysOfClassChange)).
-		WatchesMetadata(namespaceMetadata(), handler.EnqueueRequestsFromMapFunc(r.keysOfNamespaceChange),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
-		Complete(r)
+		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.keysOfClassChange))
+	if len(r.Namespaces) == 0 {
+		b = b.WatchesMetadata(namespaceMetadata(), handler.EnqueueRequestsFromMapFunc(r.keysOfNamespaceChange),
+			builder.WithPredicates(predicate.LabelChangedPredicate{}))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).Complete(r)
+}
+
+// namespaceReader reads Namespaces: from the cache, or, when the manager
+// watches only some namespaces, one by one from the API server.
+func (r *APIKeyReconciler) namespaceReader() client.Reader {
+	if len(r.Namespaces) > 0 {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 // namespaceMetadata is a Namespace as its metadata: what a class's

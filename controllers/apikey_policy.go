@@ -58,11 +58,15 @@ func (r *APIKeyReconciler) reconcileClass(ctx context.Context, p *pass) (bool, e
 		// A class that does not admit the key's namespace is, for this
 		// key, a class that does not resolve: nothing is issued or
 		// granted under it.
-		v, err := namespaceViolation(ctx, r.Client, p.policy, k.Namespace)
+		v, err := namespaceViolation(ctx, r.namespaceReader(), p.policy, k.Namespace)
 		if err != nil {
 			return true, err
 		}
 		p.violation = v
+		if v != nil && len(r.Namespaces) > 0 {
+			// No watch of the namespace's labels: look again.
+			p.requeue(limitRecheck)
+		}
 	}
 	return false, nil
 }

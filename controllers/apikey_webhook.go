@@ -24,6 +24,8 @@ import (
 type APIKeyValidator struct {
 	// Client reads classes and the owner's keys from the cache.
 	Client client.Reader
+	// Namespaces reads Namespace objects; Client when nil.
+	Namespaces client.Reader
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -95,7 +97,7 @@ func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.A
 		viol = pol.Check(&k.Spec, v.now())
 	}
 	if viol == nil {
-		if viol, err = namespaceViolation(ctx, v.Client, pol, k.Namespace); err != nil {
+		if viol, err = namespaceViolation(ctx, v.namespaces(), pol, k.Namespace); err != nil {
 			return pol, apierrors.NewInternalError(err)
 		}
 	}
@@ -125,7 +127,7 @@ func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alp
 		pol, viol := policy.ResolveIssued(spec, granted, classes)
 		if viol == nil {
 			var err error
-			if viol, err = namespaceViolation(ctx, v.Client, pol, k.Namespace); err != nil {
+			if viol, err = namespaceViolation(ctx, v.namespaces(), pol, k.Namespace); err != nil {
 				listErr = err
 			}
 		}
@@ -183,6 +185,13 @@ func (v *APIKeyValidator) limit(ctx context.Context, k *keywardenv1alpha1.APIKey
 		return policy.LimitViolation(owner, k.Namespace, ahead, pol.MaxActiveKeysPerOwner), nil
 	}
 	return nil, nil
+}
+
+func (v *APIKeyValidator) namespaces() client.Reader {
+	if v.Namespaces != nil {
+		return v.Namespaces
+	}
+	return v.Client
 }
 
 func (v *APIKeyValidator) now() time.Time {

@@ -40,6 +40,20 @@ func CacheOptions() cache.Options {
 	}
 }
 
+// CacheOptionsFor are CacheOptions for a manager that watches only the
+// given namespaces (all when none): namespaced objects are listed and
+// watched in those namespaces alone.
+func CacheOptionsFor(namespaces []string) cache.Options {
+	o := CacheOptions()
+	if len(namespaces) > 0 {
+		o.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
+		for _, ns := range namespaces {
+			o.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return o
+}
+
 // TrimForCache drops from an object what Keywarden never reads and what
 // can be large: managed fields, and the copy of the whole object that
 // client-side kubectl apply keeps in an annotation. Patches are computed

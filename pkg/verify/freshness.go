@@ -28,7 +28,9 @@ import (
 //     refused connection (WatchError, which must be the cache's watch
 //     error handler, cache.Options.DefaultWatchErrorHandler): the watch
 //     is refused; hearing anything from it (an event, a bookmark, a new
-//     list: the informer's resource version moves) ends this.
+//     list: the informer's resource version moves past the one it had
+//     reached) ends this, or, for an informer of several namespaces, the
+//     API server answering again.
 type Freshness struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -67,6 +69,13 @@ func (f *Freshness) failed(version string) {
 		f.brokenSince = f.now()
 	}
 	f.brokenAt = version
+}
+
+// recovered ends a watch failure without a resource version to go by.
+func (f *Freshness) recovered() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.brokenSince = time.Time{}
 }
 
 // reached records whether the API server answered.
@@ -120,10 +129,10 @@ func (f *Freshness) Follow(informers cache.Informers, ready func(context.Context
 		if err != nil {
 			return err
 		}
-		versioned, ok := inf.(interface{ LastSyncResourceVersion() string })
-		if !ok {
-			return fmt.Errorf("the APIKey informer (%T) does not tell its resource version: the index's staleness cannot be followed", inf)
-		}
+		// An informer of several namespaces (--namespaces) has no one
+		// resource version: there a watch failure ends when the API server
+		// answers again.
+		versioned, hasVersion := inf.(interface{ LastSyncResourceVersion() string })
 		t := time.NewTicker(followEvery)
 		defer t.Stop()
 		for {
@@ -131,10 +140,16 @@ func (f *Freshness) Follow(informers cache.Informers, ready func(context.Context
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
-				f.heard(versioned.LastSyncResourceVersion())
+				if hasVersion {
+					f.heard(versioned.LastSyncResourceVersion())
+				}
 				probe, cancel := context.WithTimeout(ctx, followEvery)
-				f.reached(ready(probe) == nil)
+				ok := ready(probe) == nil
 				cancel()
+				f.reached(ok)
+				if ok && !hasVersion {
+					f.recovered()
+				}
 			}
 		}
 	}

@@ -550,3 +550,52 @@ func noSecretInTheOpen(e *env) {
 	e.note("no secret in the open: %d raw keys searched for in %d places (%d KiB of logs, events, APIKeys and metrics): %d leaks found",
 		len(e.rawKeys), len(places), bytes>>10, leaks)
 }
+
+// namespacedInstall: config/namespaced replaces the cluster-wide rights
+// with Roles in team-a and team-b, and the manager runs with --namespaces
+// team-a,team-b, as its ServiceAccount. Keys there are issued and verify;
+// a key of team-c is never touched; and the manager never met a refusal
+// (a list or watch of anything namespaced across the cluster would be
+// refused, and logged). The other managers are stopped first: two installs
+// must not share namespaces.
+func namespacedInstall(e *env) {
+	for _, m := range e.managers {
+		m.Stop(10 * time.Second)
+	}
+	e.managers = nil
+	for _, ns := range []string{"team-a", "team-b", "team-c"} {
+		e.kubectl("create", "namespace", ns)
+	}
+	e.kubectl("apply", "-k", "config/namespaced")
+	e.kubectl("delete", "clusterrolebinding", "keywarden-manager")
+	m := e.startManager("--namespaces=team-a,team-b")
+	log := e.logs[len(e.logs)-1]
+	for _, ns := range []string{"team-a", "team-b", "team-c"} {
+		e.createKeys(ns, "key", 3)
+	}
+	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "team-a", "--timeout=60s")
+	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "team-b", "--timeout=60s")
+	got, err := verify(m, map[string]any{"key": e.secretKey("team-a", "key-0000"), "namespace": "team-a"})
+	if err != nil || got["valid"] != true {
+		e.t.Fatalf("a key of team-a: %v %v", got, err)
+	}
+	time.Sleep(3 * time.Second)
+	if out := e.kubectl("get", "apikeys", "-n", "team-c", "-o", "jsonpath={.items[*].status.phase}"); strings.TrimSpace(out) != "" {
+		e.t.Fatalf("keys of team-c, which the manager does not watch, have phases %q", out)
+	}
+	if secrets := e.kubectl("get", "secrets", "-n", "team-c", "-l", "app.kubernetes.io/managed-by=keywarden", "-o", "name"); strings.TrimSpace(secrets) != "" {
+		e.t.Fatalf("Secrets in team-c: %s", secrets)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "forbidden"); n > 0 {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "forbidden") {
+				e.t.Fatalf("the namespaced manager met %d refusals, the first: %.400s", n, line)
+			}
+		}
+	}
+	e.note("namespaced install: with Roles in team-a and team-b only, --namespaces team-a,team-b issued and verified their 6 keys, left team-c's 3 alone, and met no refusal")
+}

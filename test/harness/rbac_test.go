@@ -50,6 +50,7 @@ var managerRights = func() map[string][]string {
 		"keywarden-system coordination.k8s.io/leases update", "keywarden-system coordination.k8s.io/leases patch",
 		"keywarden-system coordination.k8s.io/leases delete",
 		"keywarden-system events.k8s.io/events create", "keywarden-system events.k8s.io/events patch",
+		"keywarden-system core/events create", "keywarden-system core/events patch",
 		"keywarden-system core/secrets/keywarden-verifier-cert get", "keywarden-system core/secrets/keywarden-verifier-cert update",
 		"keywarden-system core/configmaps create",
 		"keywarden-system core/configmaps/keywarden-verifier-ca get", "keywarden-system core/configmaps/keywarden-verifier-ca update",
@@ -59,7 +60,39 @@ var managerRights = func() map[string][]string {
 		"cluster admissionregistration.k8s.io/validatingwebhookconfigurations/keywarden-validating-webhook-configuration get",
 		"cluster admissionregistration.k8s.io/validatingwebhookconfigurations/keywarden-validating-webhook-configuration patch",
 	)
+	keys := func(ns string) []string {
+		var out []string
+		for _, r := range []string{
+			"keywarden.dev/apikeys get", "keywarden.dev/apikeys list", "keywarden.dev/apikeys watch",
+			"keywarden.dev/apikeys update", "keywarden.dev/apikeys patch",
+			"keywarden.dev/apikeys/status get", "keywarden.dev/apikeys/status update", "keywarden.dev/apikeys/status patch",
+			"keywarden.dev/apikeys/finalizers update",
+			"core/secrets get", "core/secrets list", "core/secrets watch", "core/secrets create", "core/secrets delete",
+			"events.k8s.io/events create", "events.k8s.io/events patch",
+		} {
+			out = append(out, ns+" "+r)
+		}
+		return out
+	}
+	// --namespaces team-a,team-b: nothing namespaced cluster-wide.
+	namespaced := append(keys("team-a"), keys("team-b")...)
+	namespaced = append(namespaced,
+		"cluster keywarden.dev/apikeyclasses get", "cluster keywarden.dev/apikeyclasses list", "cluster keywarden.dev/apikeyclasses watch",
+		"cluster keywarden.dev/apikeyclasses/status get", "cluster keywarden.dev/apikeyclasses/status update", "cluster keywarden.dev/apikeyclasses/status patch",
+		"cluster apiextensions.k8s.io/customresourcedefinitions/apikeys.keywarden.dev get",
+		"cluster apiextensions.k8s.io/customresourcedefinitions/apikeyclasses.keywarden.dev get",
+		"cluster authentication.k8s.io/tokenreviews create",
+		"cluster authorization.k8s.io/subjectaccessreviews create",
+		"cluster core/namespaces/team-a get", "cluster core/namespaces/team-b get",
+		"keywarden-system core/secrets create", "keywarden-system core/secrets/keywarden-sealing-key get",
+	)
+	for _, r := range base {
+		if strings.HasPrefix(r, "keywarden-system ") {
+			namespaced = append(namespaced, r)
+		}
+	}
 	return map[string][]string{
+		"config/namespaced":                namespaced,
 		"config/rbac":                      base,
 		"config/default":                   base,
 		"config/with-webhook":              webhook,
