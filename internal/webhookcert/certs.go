@@ -1,9 +1,12 @@
-// Package webhookcert lets the manager serve its admission webhook without
-// cert-manager: it keeps a CA and a serving certificate in a Secret, writes
-// the serving certificate where the webhook server reads it, injects the CA
-// into the ValidatingWebhookConfiguration, and renews both before they
-// expire. Every replica runs it; they agree through the Secret's
-// resourceVersion, so only one new certificate wins a renewal.
+// Package webhookcert lets the manager serve its admission webhook and its
+// verifier without cert-manager: it keeps a CA and a serving certificate in
+// a Secret, writes the serving certificate where the server reads it,
+// publishes the CA (in the ValidatingWebhookConfiguration, a ConfigMap, or
+// both), and renews both before they expire, with an overlap: the next CA
+// is published before any replica serves the next certificate, and the
+// previous one after they all have. Every replica runs it; they agree
+// through the Secret's resourceVersion, so only one new certificate wins a
+// renewal.
 package webhookcert
 
 import (
@@ -41,6 +44,63 @@ func (b bundle) data() map[string][]byte {
 
 func fromData(d map[string][]byte) bundle {
 	return bundle{caCert: d[CACertKey], caKey: d[CAKeyKey], cert: d[CertKey], key: d[PrivKeyKey]}
+}
+
+// Secret data keys of a renewal in progress: the next bundle and when it
+// is served, and the previous CA and until when it stays trusted.
+const (
+	nextPrefix       = "next."
+	nextFromKey      = "next.from"
+	previousCAKey    = "previous.ca.crt"
+	previousUntilKey = "previous.until"
+)
+
+// state is what the Secret holds: the bundle served, and a renewal in
+// progress.
+type state struct {
+	current       bundle
+	next          *bundle
+	nextFrom      time.Time
+	previousCA    []byte
+	previousUntil time.Time
+}
+
+func stateFrom(d map[string][]byte) state {
+	st := state{current: fromData(d)}
+	if from, err := time.Parse(time.RFC3339, string(d[nextFromKey])); err == nil {
+		n := bundle{caCert: d[nextPrefix+CACertKey], caKey: d[nextPrefix+CAKeyKey], cert: d[nextPrefix+CertKey], key: d[nextPrefix+PrivKeyKey]}
+		st.next, st.nextFrom = &n, from
+	}
+	if until, err := time.Parse(time.RFC3339, string(d[previousUntilKey])); err == nil && len(d[previousCAKey]) > 0 {
+		st.previousCA, st.previousUntil = d[previousCAKey], until
+	}
+	return st
+}
+
+func (st state) data() map[string][]byte {
+	d := st.current.data()
+	if n := st.next; n != nil {
+		for k, v := range n.data() {
+			d[nextPrefix+k] = v
+		}
+		d[nextFromKey] = []byte(st.nextFrom.UTC().Format(time.RFC3339))
+	}
+	if st.previousCA != nil {
+		d[previousCAKey] = st.previousCA
+		d[previousUntilKey] = []byte(st.previousUntil.UTC().Format(time.RFC3339))
+	}
+	return d
+}
+
+// trusted is the CAs clients must trust: the one served, the next one
+// while it is prepared, the previous one while replicas may still serve
+// it.
+func (st state) trusted() []byte {
+	out := append([]byte{}, st.current.caCert...)
+	if st.next != nil {
+		out = append(out, st.next.caCert...)
+	}
+	return append(out, st.previousCA...)
 }
 
 // generate makes a new CA and a serving certificate for the names (DNS

@@ -60,6 +60,14 @@ func TestRotatorDefaultsAndLoop(t *testing.T) {
 		}
 		return cert.NotAfter
 	}
+	secretState := func() state {
+		t.Helper()
+		s := &corev1.Secret{}
+		if err := c.Get(ctx, secretName, s); err != nil {
+			t.Fatal(err)
+		}
+		return stateFrom(s.Data)
+	}
 	first := stored()
 	year := 365 * 24 * time.Hour
 	if got := notAfter(first.cert); !got.Equal(t0.Add(year)) {
@@ -97,11 +105,19 @@ func TestRotatorDefaultsAndLoop(t *testing.T) {
 	if !stored().equal(first) {
 		t.Fatal("renewed 31 days before expiry")
 	}
-	// 336 days in: 29 days left. The next hourly check renews.
+	// 336 days in: 29 days left. The next hourly check prepares the
+	// renewal, and the one two hours later serves it.
 	fc.SetTime(t0.Add(336 * 24 * time.Hour))
 	step(time.Hour, true)
+	prepared := fc.Now()
+	waitFor(t, "the renewal to be prepared", func() bool { return secretState().next != nil })
+	if !stored().equal(first) {
+		t.Fatal("the renewed certificate was served at once, before its CA was trusted")
+	}
+	step(time.Hour, true)
+	step(time.Hour, true)
 	waitFor(t, "the renewal", func() bool { return !stored().equal(first) })
-	if got, want := notAfter(stored().cert), fc.Now().Add(year); !got.Equal(want) {
+	if got, want := notAfter(stored().cert), prepared.Add(year); !got.Equal(want) {
 		t.Errorf("renewed certificate valid until %s, want %s", got, want)
 	}
 

@@ -2,6 +2,7 @@ package webhookcert
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,14 +58,30 @@ func TestRotatorPublishesTheCA(t *testing.T) {
 	if again, _ := published(); again != first {
 		t.Fatal("a check replaced a usable CA")
 	}
-	// Within 30 days of expiry: renewed, and the new CA published.
+	// Within 30 days of expiry: the next CA is published beside the
+	// current one, then served, then alone.
 	fc.Step(340 * 24 * time.Hour)
 	if err := r.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	renewed, inSecret := published()
-	if renewed == first || renewed != inSecret {
-		t.Fatal("the renewed CA was not published")
+	both, _ := published()
+	if !strings.HasPrefix(both, first) || len(both) <= len(first) {
+		t.Fatal("the next CA was not published beside the current one")
+	}
+	next := strings.TrimPrefix(both, first)
+	fc.Step(2 * time.Hour)
+	if err := r.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, inSecret := published(); got != next+first || inSecret != next {
+		t.Fatal("once the next certificate is served, its CA and the previous one are not both published")
+	}
+	fc.Step(2 * time.Hour)
+	if err := r.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := published(); got != next {
+		t.Fatal("the previous CA is still published after the overlap")
 	}
 	if err := c.Get(ctx, caMap, cm); err != nil || cm.Data["note"] != "kept" {
 		t.Fatalf("the ConfigMap's other keys were lost: %v %v", cm.Data, err)

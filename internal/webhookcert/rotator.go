@@ -86,29 +86,38 @@ func (r *Rotator) Start(ctx context.Context) error {
 }
 
 // Ensure makes the Secret hold a usable certificate (creating or renewing
-// it), writes it into CertDir and puts the CA into the webhook
-// configuration. Call it once before the webhook server starts.
+// it), writes it into CertDir and publishes the CAs to trust (in the
+// webhook configuration, the CA ConfigMap, or both). Call it once before
+// the server starts.
+//
+// Renewal overlaps, so that no client ever meets a certificate signed by a
+// CA it was not given: when the certificate nears its end, a next CA and
+// certificate are made and the next CA is published beside the current
+// one; only overlap later (two checks) do replicas serve the next
+// certificate, and the old CA stays published for overlap more, until
+// every replica has moved on.
 func (r *Rotator) Ensure(ctx context.Context) error {
 	r.defaults()
-	b, err := r.ensureSecret(ctx)
+	st, err := r.ensureSecret(ctx)
 	if err != nil {
 		return err
 	}
-	if err := r.writeFiles(b); err != nil {
+	if err := r.writeFiles(st.current); err != nil {
 		return err
 	}
+	trusted := st.trusted()
 	if r.WebhookConfig != "" {
-		if err := r.injectCA(ctx, b.caCert); err != nil {
+		if err := r.injectCA(ctx, trusted); err != nil {
 			return err
 		}
 	}
 	if r.CAConfigMap.Name != "" {
-		return r.publishCA(ctx, b.caCert)
+		return r.publishCA(ctx, trusted)
 	}
 	return nil
 }
 
-// publishCA makes CAConfigMap hold the CA.
+// publishCA makes CAConfigMap hold the CAs to trust.
 func (r *Rotator) publishCA(ctx context.Context, ca []byte) error {
 	for range 5 {
 		cm := &corev1.ConfigMap{}
@@ -143,49 +152,83 @@ func (r *Rotator) publishCA(ctx context.Context, ca []byte) error {
 	return fmt.Errorf("ConfigMap %s keeps changing", r.CAConfigMap)
 }
 
-func (r *Rotator) ensureSecret(ctx context.Context) (bundle, error) {
+func (r *Rotator) ensureSecret(ctx context.Context) (state, error) {
 	for range 5 {
 		s := &corev1.Secret{}
 		err := r.Client.Get(ctx, r.Secret, s)
 		if err != nil && !apierrors.IsNotFound(err) {
-			return bundle{}, fmt.Errorf("reading Secret %s: %w", r.Secret, err)
+			return state{}, fmt.Errorf("reading Secret %s: %w", r.Secret, err)
 		}
 		exists := err == nil
+		var st state
 		if exists {
-			b := fromData(s.Data)
-			if r.usable(b) == nil {
-				return b, nil
-			}
+			st = stateFrom(s.Data)
 		}
-		b, err := generate(r.Names, r.Clock.Now(), r.Validity)
+		next, changed, err := r.advance(st)
 		if err != nil {
-			return bundle{}, err
+			return state{}, err
+		}
+		if !changed {
+			return st, nil
 		}
 		if !exists {
 			s = &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Namespace: r.Secret.Namespace, Name: r.Secret.Name},
 				Type:       corev1.SecretTypeTLS,
-				Data:       b.data(),
+				Data:       next.data(),
 			}
 			err = r.Client.Create(ctx, s)
 		} else {
-			s.Data = b.data()
-			err = r.Client.Update(ctx, s) // fails on a conflicting renewal by another replica
+			s.Data = next.data()
+			err = r.Client.Update(ctx, s) // fails on a conflicting change by another replica
 		}
 		switch {
 		case err == nil:
-			r.Log.Info("Issued a serving certificate", "secret", r.Secret, "names", r.Names)
-			return b, nil
+			return next, nil
 		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
-			continue // another replica won; use its certificate
+			continue // another replica moved first; look again
 		default:
-			return bundle{}, fmt.Errorf("writing Secret %s: %w", r.Secret, err)
+			return state{}, fmt.Errorf("writing Secret %s: %w", r.Secret, err)
 		}
 	}
-	return bundle{}, fmt.Errorf("secret %s keeps changing", r.Secret)
+	return state{}, fmt.Errorf("secret %s keeps changing", r.Secret)
 }
 
-func (r *Rotator) usable(b bundle) error { return b.usable(r.Names, r.Clock.Now(), r.RenewBefore) }
+// advance is the renewal's next step from the stored state: a first
+// certificate (or a new one, when the current one cannot serve at all), a
+// next one prepared near the end, the switch to it once overlap has
+// passed, the old CA dropped overlap after that.
+func (r *Rotator) advance(st state) (state, bool, error) {
+	now := r.Clock.Now()
+	overlap := 2 * r.Interval
+	if st.current.usable(r.Names, now, 0) != nil {
+		// Nothing usable is served (none yet, expired, other names): no
+		// client can be relying on it.
+		b, err := generate(r.Names, now, r.Validity)
+		if err != nil {
+			return state{}, false, err
+		}
+		r.Log.Info("Issued a serving certificate", "secret", r.Secret, "names", r.Names)
+		return state{current: b}, true, nil
+	}
+	switch {
+	case st.next != nil && !now.Before(st.nextFrom):
+		r.Log.Info("Serving the renewed certificate; the previous CA stays trusted a while", "secret", r.Secret)
+		return state{current: *st.next, previousCA: st.current.caCert, previousUntil: now.Add(overlap)}, true, nil
+	case st.next == nil && st.current.usable(r.Names, now, r.RenewBefore) != nil:
+		b, err := generate(r.Names, now, r.Validity)
+		if err != nil {
+			return state{}, false, err
+		}
+		r.Log.Info("Prepared a renewed certificate; its CA is trusted before it is served", "secret", r.Secret, "from", now.Add(overlap))
+		st.next, st.nextFrom = &b, now.Add(overlap)
+		return st, true, nil
+	case st.previousCA != nil && !now.Before(st.previousUntil):
+		st.previousCA, st.previousUntil = nil, time.Time{}
+		return st, true, nil
+	}
+	return st, false, nil
+}
 
 // writeFiles writes the serving pair where the webhook server reads it, key
 // first, each through a rename so that no reader sees half a file.
@@ -212,6 +255,7 @@ func (r *Rotator) writeFiles(b bundle) error {
 	return nil
 }
 
+// injectCA makes every webhook of WebhookConfig trust the CAs.
 func (r *Rotator) injectCA(ctx context.Context, ca []byte) error {
 	cfg := &admissionv1.ValidatingWebhookConfiguration{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.WebhookConfig}, cfg); err != nil {

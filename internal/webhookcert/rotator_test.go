@@ -66,11 +66,12 @@ func TestRotatorAgainstTheAPIServer(t *testing.T) {
 	}
 
 	dir := t.TempDir()
+	// Checks a second apart: the renewal's overlap is two seconds.
 	rotator := func(renewBefore time.Duration) *Rotator {
 		return &Rotator{
 			Client: c, Secret: types.NamespacedName{Namespace: "default", Name: "webhook-cert"},
 			WebhookConfig: hook.Name, Names: []string{"127.0.0.1"}, CertDir: dir,
-			RenewBefore: renewBefore, Log: logr.Discard(),
+			RenewBefore: renewBefore, Interval: time.Second, Log: logr.Discard(),
 		}
 	}
 	if err := rotator(0).Ensure(ctx); err != nil {
@@ -115,27 +116,84 @@ func TestRotatorAgainstTheAPIServer(t *testing.T) {
 		t.Fatal("a replica replaced a usable certificate")
 	}
 
-	t.Log("renewal inside the renewal window (here: longer than the validity)")
-	if err := rotator(400 * 24 * time.Hour).Ensure(ctx); err != nil {
+	t.Log("renewal inside the renewal window (here: longer than the validity), calling the webhook throughout")
+	calls, failed := 0, 0
+	call := func() {
+		calls++
+		if err := denied(); err == nil || !strings.Contains(err.Error(), "denied by the test webhook") {
+			failed++
+			t.Errorf("a call through the API server during the renewal: %v", err)
+		}
+	}
+	stored := func() state {
+		t.Helper()
+		if err := c.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+			t.Fatal(err)
+		}
+		return stateFrom(secret.Data)
+	}
+	injected := func() string {
+		t.Helper()
+		if err := c.Get(ctx, client.ObjectKeyFromObject(hook), hook); err != nil {
+			t.Fatal(err)
+		}
+		return string(hook.Webhooks[0].ClientConfig.CABundle)
+	}
+	renewing := rotator(400 * 24 * time.Hour)
+	if err := renewing.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
-		t.Fatal(err)
+	st := stored()
+	if st.next == nil || !st.current.equal(first) {
+		t.Fatal("the renewal did not start by preparing the next certificate beside the served one")
 	}
-	renewed := fromData(secret.Data)
-	if renewed.equal(first) {
-		t.Fatal("the certificate was not renewed")
+	if injected() != string(first.caCert)+string(st.next.caCert) {
+		t.Fatal("the next CA is not trusted before it is served")
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(hook), hook); err != nil {
-		t.Fatal(err)
+	next := *st.next
+	// The API server reads the webhook configuration again: both CAs.
+	for range 10 {
+		call()
+		time.Sleep(100 * time.Millisecond)
 	}
-	if string(hook.Webhooks[0].ClientConfig.CABundle) != string(renewed.caCert) {
-		t.Fatal("the renewed CA was not injected")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err := renewing.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		call()
+		if st = stored(); st.current.equal(next) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the next certificate was never served")
+		}
 	}
-	eventually(t, "the API server trusts the renewed certificate", func() bool {
-		err := denied()
-		return err != nil && strings.Contains(err.Error(), "denied by the test webhook")
-	})
+	if injected() != string(next.caCert)+string(first.caCert) {
+		t.Fatal("the previous CA is not trusted while replicas may still serve it")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "tls.crt")); string(b) != string(next.cert) {
+		t.Fatal("the renewed certificate is not served")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err := rotator(0).Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		call()
+		if stored().previousCA == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the previous CA was never dropped")
+		}
+	}
+	if injected() != string(next.caCert) {
+		t.Fatal("the previous CA is still trusted after the overlap")
+	}
+	for range 10 {
+		call()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d calls through the API server across the renewal, %d failed", calls, failed)
 }
 
 func eventually(t *testing.T, what string, f func() bool) {
