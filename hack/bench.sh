@@ -4,7 +4,9 @@
 # only context. docs/benchmarks.md describes the method.
 #
 # First the verifier in-process and over HTTP (Go benchmarks in pkg/verify),
-# then the manager binary on the local control plane (test/bench): issuance
+# then over HTTP and TLS loaded by wrk (hack/verifybench; wrk is installed
+# from Debian's packages when missing), then the manager binary on the
+# local control plane (test/bench): issuance
 # throughput and latency, expiry precision, lastUsedAt writes and memory.
 #
 #   MANAGER_BIN   the manager binary (make bench builds it)
@@ -35,6 +37,49 @@ awk '
 		printf "   RATIO in-process verification vs SHA-256 and lookup: %.2f (goal: <= 2)\n", ns["BenchmarkVerify"] / ns["BenchmarkSHA256AndLookup"]
 		printf "   RATIO HTTP throughput vs trivial handler: %.2f (goal: >= 0.70)\n", ns["BenchmarkTrivialHTTP"] / ns["BenchmarkVerifyHTTP"]
 	}' <<<"$out"
+
+# The verifier against a trivial handler, each served the same way over
+# plain HTTP and TLS (hack/verifybench), loaded by wrk: a load generator
+# that spends little CPU, so that the server's own cost shows.
+if ! command -v wrk >/dev/null; then
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+	else
+		echo "wrk is missing: install it (Debian: apt-get install wrk)" >&2
+		exit 1
+	fi
+fi
+vbdir=$(mktemp -d)
+go build -o "$vbdir/verifybench" ./hack/verifybench
+"$vbdir/verifybench" -keys "$vbdir/keys" >"$vbdir/log" 2>&1 &
+vbpid=$!
+trap 'kill $vbpid 2>/dev/null; rm -rf "$vbdir"' EXIT
+for _ in $(seq 1 120); do grep -q ready "$vbdir/log" && break; sleep 1; done
+wrkrun() { # scheme port -> "rps p99us invalid"
+	KEYS_FILE="$vbdir/keys" wrk -t1 -c32 -d"${WRK_DURATION:-5s}" -s hack/verifybench/verify.lua "$1://127.0.0.1:$2/v1/keys/verify" |
+		awk -F'[ =]' '/^requests=/ { print $4, $6, $8 }'
+}
+echo
+echo "== verification with wrk (1 thread, 32 connections; after a warm-up, three rounds of each in turn, the median ratio)"
+for scheme in http https; do
+	if [[ $scheme == http ]]; then vport=18090 tport=18092; else vport=18091 tport=18093; fi
+	WRK_DURATION=3s wrkrun "$scheme" "$vport" >/dev/null
+	WRK_DURATION=3s wrkrun "$scheme" "$tport" >/dev/null
+	ratios=() vall=() tall=()
+	for _ in 1 2 3; do
+		read -r vrps vp99 vbad < <(WRK_DURATION=${WRK_DURATION:-5s} wrkrun "$scheme" "$vport")
+		read -r trps tp99 _ < <(WRK_DURATION=${WRK_DURATION:-5s} wrkrun "$scheme" "$tport")
+		if [[ $vbad != 0 ]]; then
+			echo "   FAIL: $vbad verifications over $scheme did not answer valid" >&2
+			exit 1
+		fi
+		vall+=("$vrps/$vp99") tall+=("$trps/$tp99")
+		ratios+=("$(awk -v v="$vrps" -v t="$trps" 'BEGIN { printf "%.3f", v / t }')")
+	done
+	echo "   over $scheme: verifier ${vall[*]}, trivial handler ${tall[*]} (requests/s / p99 µs a round); all answered valid"
+	printf '%s\n' "${ratios[@]}" | sort -n | awk -v s="$scheme" 'NR == 2 { printf "   RATIO %s throughput vs trivial handler, wrk: %.2f (goal: >= 0.85)\n", toupper(s), $1 }'
+done
+kill $vbpid 2>/dev/null || true
 
 if [[ "${BENCH:-}" == none ]]; then
 	exit 0

@@ -245,10 +245,10 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	res := h.verify("verify", vreq)
 	if !res.Valid {
-		writeJSON(w, http.StatusOK, VerifyResponse{Code: res.Code})
+		writeAnswer(w, http.StatusOK, &VerifyResponse{Code: res.Code})
 		return
 	}
-	writeJSON(w, http.StatusOK, VerifyResponse{
+	writeAnswer(w, http.StatusOK, &VerifyResponse{
 		Valid: true, Namespace: res.Namespace, Name: res.Name, Class: res.Class, Owner: res.Owner, Role: res.Role,
 		Scopes: res.Scopes, ExpiresAt: res.ExpiresAt, KeyPrefix: res.KeyPrefix,
 	})
@@ -314,7 +314,7 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeWrongClass:
 		w.Header().Set("X-Keywarden-Code", string(res.Code))
-		writeJSON(w, http.StatusForbidden, VerifyResponse{Code: res.Code})
+		writeAnswer(w, http.StatusForbidden, &VerifyResponse{Code: res.Code})
 	default:
 		unauthorized(w, res.Code)
 	}
@@ -357,7 +357,7 @@ func unauthorized(w http.ResponseWriter, code Code) {
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="keywarden", error="invalid_token"`)
 	w.Header().Set("X-Keywarden-Code", string(code))
-	writeJSON(w, http.StatusUnauthorized, VerifyResponse{Code: code})
+	writeAnswer(w, http.StatusUnauthorized, &VerifyResponse{Code: code})
 }
 
 // verify runs one verification and records its metrics, log line and use.
