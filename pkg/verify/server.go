@@ -117,7 +117,11 @@ func (s *Server) AddTo(mgr manager.Manager) error {
 			return err
 		}
 	}
-	return mgr.Add(&manager.Server{Name: "verifier", Server: srv, Listener: ln, ShutdownTimeout: ptr.To(shutdownTimeout)})
+	if err := mgr.Add(&manager.Server{Name: "verifier", Server: srv, Listener: ln, ShutdownTimeout: ptr.To(shutdownTimeout)}); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	return nil
 }
 
 // everyReplica is a runnable that runs on every replica, leader or not.
