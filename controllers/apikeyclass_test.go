@@ -29,6 +29,21 @@ func newClass(ctx context.Context, isDefault bool, spec keywardenv1alpha1.APIKey
 	return c
 }
 
+// waitClassNotReady waits until the class's Ready condition is False for
+// the reason, and returns it.
+func waitClassNotReady(ctx context.Context, c *keywardenv1alpha1.APIKeyClass, reason string) *metav1.Condition {
+	var ready *metav1.Condition
+	EventuallyWithOffset(1, func(g Gomega) {
+		got := &keywardenv1alpha1.APIKeyClass{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(c), got)).To(Succeed())
+		ready = apimeta.FindStatusCondition(got.Status.Conditions, "Ready")
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(reason))
+	}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+	return ready
+}
+
 var _ = Describe("APIKeyClass policy", func() {
 	var (
 		ctx context.Context
@@ -130,16 +145,8 @@ var _ = Describe("APIKeyClass policy", func() {
 
 		second := newClass(ctx, true, keywardenv1alpha1.APIKeyClassSpec{})
 		for _, c := range []*keywardenv1alpha1.APIKeyClass{first, second} {
-			Eventually(func(g Gomega) {
-				got := &keywardenv1alpha1.APIKeyClass{}
-				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(c), got)).To(Succeed())
-				ready := apimeta.FindStatusCondition(got.Status.Conditions, "Ready")
-				g.Expect(ready).NotTo(BeNil())
-				g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
-				g.Expect(ready.Reason).To(Equal("AmbiguousDefaultClass"))
-				g.Expect(ready.Message).To(ContainSubstring(first.Name))
-				g.Expect(ready.Message).To(ContainSubstring(second.Name))
-			}, 10*time.Second).Should(Succeed())
+			ready := waitClassNotReady(ctx, c, "AmbiguousDefaultClass")
+			Expect(ready.Message).To(And(ContainSubstring(first.Name), ContainSubstring(second.Name)))
 		}
 		k2 := newAPIKey(ns, "ambiguous")
 		Expect(k8sClient.Create(ctx, k2)).To(Succeed())
@@ -314,14 +321,7 @@ var _ = Describe("APIKeyClass policy", func() {
 		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"not a label key!": "x"}},
 		})
-		Eventually(func(g Gomega) {
-			got := &keywardenv1alpha1.APIKeyClass{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(c), got)).To(Succeed())
-			ready := apimeta.FindStatusCondition(got.Status.Conditions, "Ready")
-			g.Expect(ready).NotTo(BeNil())
-			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(ready.Reason).To(Equal(keywardenv1alpha1.ReasonInvalidNamespaceSelector))
-		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+		waitClassNotReady(ctx, c, keywardenv1alpha1.ReasonInvalidNamespaceSelector)
 		k := newAPIKey(ns, "under-invalid")
 		k.Spec.ClassName = c.Name
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())

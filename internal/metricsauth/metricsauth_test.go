@@ -185,6 +185,20 @@ func (allowAll) Create(_ context.Context, r *authorizationv1.SubjectAccessReview
 	return out, nil
 }
 
+// scrapeStatus gets /metrics with a bearer token and returns the status, 0
+// when the request fails.
+func scrapeStatus(c *http.Client, base, token string) int {
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestJunkTokensDoNotStarveScrapers: 100 connections send a fresh junk
 // token each, as fast as they can, for two seconds. A scraper whose
 // decision is cached keeps getting 200 from its first scrape on; a scraper
@@ -198,17 +212,7 @@ func TestJunkTokensDoNotStarveScrapers(t *testing.T) {
 		_, _ = io.WriteString(w, "the metrics")
 	})))
 	t.Cleanup(srv.Close)
-	scrape := func(c *http.Client, token string) int {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		return resp.StatusCode
-	}
+	scrape := func(c *http.Client, token string) int { return scrapeStatus(c, srv.URL, token) }
 	local := &http.Client{Timeout: 5 * time.Second}
 	// Another address of the loopback network.
 	elsewhere := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -316,17 +320,7 @@ func TestFloodFromManyAddresses(t *testing.T) {
 			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext,
 		}}
 	}
-	scrape := func(c *http.Client, token string) int {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		return resp.StatusCode
-	}
+	scrape := func(c *http.Client, token string) int { return scrapeStatus(c, srv.URL, token) }
 	scraper := from("127.0.0.2")
 	if code := scrape(scraper, "scraper-a"); code != http.StatusOK {
 		t.Fatalf("the first scrape: %d", code)

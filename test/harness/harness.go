@@ -55,14 +55,19 @@ func Assets() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// assetsAndRoot returns Assets and RepoRoot.
+func assetsAndRoot() (assets, root string, err error) {
+	if assets, err = Assets(); err != nil {
+		return "", "", err
+	}
+	root, err = RepoRoot()
+	return assets, root, err
+}
+
 // NewEnvironment returns an envtest environment on the local control plane
 // binaries with Keywarden's CRDs. It never downloads anything.
 func NewEnvironment() (*envtest.Environment, error) {
-	assets, err := Assets()
-	if err != nil {
-		return nil, err
-	}
-	root, err := RepoRoot()
+	assets, root, err := assetsAndRoot()
 	if err != nil {
 		return nil, err
 	}

@@ -16,11 +16,7 @@ import (
 // "config/owner-binding") with the project's kubectl and returns its
 // objects, in order.
 func Kustomize(dir string) ([]*unstructured.Unstructured, error) {
-	assets, err := Assets()
-	if err != nil {
-		return nil, err
-	}
-	root, err := RepoRoot()
+	assets, root, err := assetsAndRoot()
 	if err != nil {
 		return nil, err
 	}
