@@ -76,10 +76,10 @@ func main() {
 	flag.StringVar(&verifier.caConfigMap, "verifier-ca-configmap", "keywarden-verifier-ca", "The ConfigMap, in the manager's namespace, where the CA of the verifier's self-issued certificate is published (key ca.crt) for clients.")
 	flag.StringVar(&verifier.certDir, "verifier-cert-dir", filepath.Join(os.TempDir(), "keywarden-verifier-certs"), "Where the self-issued certificate is written for the verifier to serve.")
 	flag.StringVar(&verifier.trustedNamespaces, "verifier-trusted-namespaces", "",
-		"Comma-separated namespaces whose keys the verifier accepts from a request that names no namespace and no class; "+
-			"* for every namespace. Unset, such a request gets 400: anyone who may create an APIKey can mint a key with any owner, role and scopes in its namespace.")
+		"Comma-separated namespaces whose keys the verifier accepts from a request that names no namespace; "+
+			"* for every namespace. A request left naming no namespace and no class gets 400: anyone who may create an APIKey can mint a key with any owner, role and scopes in its namespace.")
 	flag.StringVar(&verifier.trustedClasses, "verifier-trusted-classes", "",
-		"Comma-separated APIKeyClasses whose keys the verifier accepts from a request that names no namespace and no class.")
+		"Comma-separated APIKeyClasses whose keys the verifier accepts from a request that names no class (with namespaces named or defaulted, a key must match both).")
 	flag.DurationVar(&verifier.maxStaleness, "verifier-max-staleness", 0,
 		"How long the verifier may answer from its index while its watch of the API server fails, before /readyz and verification answer 503; 0 answers from the index however long.")
 	flag.DurationVar(&verifier.lastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")

@@ -26,16 +26,16 @@ const MaxBodyBytes = 8 << 10
 //   - GET /v1/authz (any method): forward authentication for reverse
 //     proxies; the key comes from "Authorization: Bearer" or "X-API-Key",
 //     requirements from the query (scope, repeatable; namespace and class,
-//     once each, comma-separated lists; role). 200 with X-Keywarden-* headers, 401 or 403 (503 while the
-//     index is not complete).
+//     once each, comma-separated lists; role). 200 with X-Keywarden-*
+//     headers, 401 or 403 (503 while the index is not complete).
 //
 // A request must say whose keys it accepts (namespaces or classes), or
 // Trust must; one that does not gets 400.
 type Handler struct {
 	// Index answers the lookups.
 	Index *Index
-	// Trust is whose keys a request that names no namespace and no class
-	// accepts.
+	// Trust is the default for the namespaces, and for the classes, that
+	// a request does not name.
 	Trust Trust
 	// Usage, when set, records the use of keys that opted in.
 	Usage *UsageRecorder
@@ -86,7 +86,9 @@ func (l *rejectionLog) count(kind string, now time.Time) (log bool) {
 	return l.seen[kind] == 1
 }
 
-// Trust is whose keys a verifier accepts from requests that do not say.
+// Trust is whose keys a verifier accepts when a request does not say: its
+// namespaces apply to a request that names none, its classes to one that
+// names no class.
 type Trust struct {
 	// Namespaces and Classes are as in Request.
 	Namespaces, Classes []string

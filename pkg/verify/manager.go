@@ -32,8 +32,8 @@ type Options struct {
 	Client client.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Trust is whose keys a request that names no namespace and no class
-	// accepts; with none, such a request gets 400.
+	// Trust is the default for the namespaces, and for the classes, that
+	// a request does not name; a request left with neither gets 400.
 	Trust Trust
 	// Freshness, when set, follows whether the index is current; its
 	// WatchError must be the manager cache's watch error handler. The
