@@ -312,6 +312,15 @@ func stolenManagerToken(e *env) {
 		s.Data = map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}
 	})))
 
+	// Nor another ConfigMap in its own namespace (RBAC lets it create any
+	// there): one that would decide who may set owners.
+	params := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: harness.ManagerNamespace, Name: "keywarden-owner-binding"},
+		Data: map[string]string{"groups": "system:authenticated"}}
+	_, err = stolen.CoreV1().ConfigMaps(params.Namespace).Create(ctx, params, metav1.CreateOptions{})
+	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), policy) {
+		e.t.Errorf("a ConfigMap keywarden-owner-binding created with the manager's token: want the admission policy's refusal, got %v", err)
+	}
+
 	// A Secret that is not Keywarden's survives the token.
 	victim := secret("kube-system", "not-keywardens", corev1.SecretTypeOpaque)
 	if _, err := e.kube.CoreV1().Secrets(victim.Namespace).Create(ctx, victim, metav1.CreateOptions{}); err != nil {
@@ -324,5 +333,5 @@ func stolenManagerToken(e *env) {
 	if e.t.Failed() {
 		return
 	}
-	e.note("stolen manager token: 7 Secrets refused by the admission policy (token, Opaque, unowned key, key with more than a key, sealing key and certificate out of place) and 1 deletion; the managers issued every key of the other scenarios with that token")
+	e.note("stolen manager token: 7 Secrets and 1 ConfigMap refused by the admission policies (token, Opaque, unowned key, key with more than a key, sealing key and certificate out of place; owner-binding parameters) and 1 deletion; the managers issued every key of the other scenarios with that token")
 }

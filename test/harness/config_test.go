@@ -20,7 +20,7 @@ func TestKustomizations(t *testing.T) {
 	}
 	tests := map[string][]string{
 		"config/crd":                       {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
-		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets"},
+		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets", "policyName: keywarden-manager-configmaps"},
 		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets", "--verifier-certs=self", "scheme: HTTPS", "kind: NetworkPolicy", "keywarden.dev/verifier-client: \"true\"", "name: keywarden-verifier-ca-reader"},
 		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
 		"config/owner-binding":             {"kind: ValidatingAdmissionPolicy\n", "paramKind:", "name: keywarden-owner-binding", "parameterNotFoundAction: Deny"},
