@@ -72,14 +72,13 @@ func (r *APIKeyReconciler) reconcileClass(ctx context.Context, p *pass) (bool, e
 }
 
 // namespaceViolation reports whether the policy refuses keys of the
-// namespace, reading the namespace's labels (from the cache) only when the
-// policy selects namespaces.
+// namespace, reading the namespace's labels through c (the cache, or the
+// API server with --namespaces) only when the policy selects namespaces.
 func namespaceViolation(ctx context.Context, c client.Reader, pol policy.Policy, namespace string) (*policy.Violation, error) {
 	if !pol.ChecksNamespace() {
 		return nil, nil
 	}
-	ns := &metav1.PartialObjectMetadata{}
-	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	ns := namespaceMetadata()
 	if err := c.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
 		return nil, fmt.Errorf("reading namespace %s: %w", namespace, err)
 	}
