@@ -304,8 +304,14 @@ func setCompliance(k *keywardenv1alpha1.APIKey, v *policy.Violation) {
 // keysOfClassChange enqueues every APIKey that is not terminal when a class
 // changes: the change may resolve a stall, or change compliance.
 func (r *APIKeyReconciler) keysOfClassChange(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.liveKeys(ctx)
+}
+
+// liveKeys lists the APIKeys that are not terminal (expired or revoked),
+// in the cache, as requests.
+func (r *APIKeyReconciler) liveKeys(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list); err != nil {
+	if err := r.List(ctx, &list, opts...); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -330,19 +336,7 @@ func (r *APIKeyReconciler) keysOfNamespaceChange(ctx context.Context, obj client
 	if !slices.ContainsFunc(classes.Items, func(c keywardenv1alpha1.APIKeyClass) bool { return c.Spec.NamespaceSelector != nil }) {
 		return nil
 	}
-	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(obj.GetName())); err != nil {
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		switch list.Items[i].Status.Phase {
-		case keywardenv1alpha1.PhaseExpired, keywardenv1alpha1.PhaseRevoked:
-			continue
-		}
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return r.liveKeys(ctx, client.InNamespace(obj.GetName()))
 }
 
 // refusedPeers enqueues the refused keys of the changed key's owner: a key
