@@ -265,17 +265,11 @@ func newVerifierManager(cfg *rest.Config, f verifierFlags, direct client.Client)
 			Client:      direct,
 			Secret:      types.NamespacedName{Namespace: ns, Name: f.certSecret},
 			CAConfigMap: types.NamespacedName{Namespace: ns, Name: f.caConfigMap},
-			Names:       []string{f.service + "." + ns + ".svc", f.service + "." + ns + ".svc.cluster.local"},
 			CertDir:     f.certDir,
 			Log:         ctrl.Log.WithName("verifier-cert"),
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := rotator.Ensure(ctx); err != nil {
+		if err := selfIssued(mgr, rotator, f.service, ns); err != nil {
 			return nil, fmt.Errorf("issuing the verifier's certificate: %w", err)
-		}
-		if err := mgr.Add(rotator); err != nil {
-			return nil, err
 		}
 		f.certFile, f.keyFile = filepath.Join(f.certDir, webhookcert.CertKey), filepath.Join(f.certDir, webhookcert.PrivKeyKey)
 	default:
@@ -332,16 +326,10 @@ func setupWebhook(mgr ctrl.Manager, cfg *rest.Config, f webhookOptions) error {
 			Client:        direct,
 			Secret:        types.NamespacedName{Namespace: ns, Name: f.secret},
 			WebhookConfig: f.config,
-			Names:         []string{f.service + "." + ns + ".svc", f.service + "." + ns + ".svc.cluster.local"},
 			CertDir:       f.certDir,
 			Log:           ctrl.Log.WithName("webhook-cert"),
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := rotator.Ensure(ctx); err != nil {
-			return err
-		}
-		if err := mgr.Add(rotator); err != nil {
+		if err := selfIssued(mgr, rotator, f.service, ns); err != nil {
 			return err
 		}
 	default:
@@ -352,6 +340,19 @@ func setupWebhook(mgr ctrl.Manager, cfg *rest.Config, f webhookOptions) error {
 		v.Namespaces = mgr.GetAPIReader()
 	}
 	return v.SetupWebhookWithManager(mgr)
+}
+
+// selfIssued has the rotator issue a certificate for the Service's names
+// in the namespace now, before the server that uses it starts, and renew
+// it while the manager runs.
+func selfIssued(mgr ctrl.Manager, r *webhookcert.Rotator, service, namespace string) error {
+	r.Names = []string{service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Ensure(ctx); err != nil {
+		return err
+	}
+	return mgr.Add(r)
 }
 
 // managerNamespace is the namespace the manager runs in: POD_NAMESPACE, else
