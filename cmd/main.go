@@ -48,6 +48,7 @@ func main() {
 		verifier               verifierFlags
 		webhookFlags           webhookOptions
 		sealingSecret          string
+		certTiming             webhookcert.Timing
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
@@ -90,13 +91,22 @@ func main() {
 	flag.StringVar(&webhookFlags.service, "webhook-service", "keywarden-webhook-service", "The webhook's Service, in the manager's namespace, for the self-issued certificate's names.")
 	flag.StringVar(&webhookFlags.config, "webhook-configuration", "keywarden-validating-webhook-configuration", "The ValidatingWebhookConfiguration that receives the self-issued CA.")
 	flag.StringVar(&webhookFlags.secret, "webhook-cert-secret", "keywarden-webhook-cert", "The Secret, in the manager's namespace, that keeps the self-issued certificate.")
+	flag.DurationVar(&certTiming.Validity, "self-issued-cert-validity", 365*24*time.Hour, "How long the self-issued certificates (the webhook's and the verifier's, and their CAs) are valid.")
+	flag.DurationVar(&certTiming.RenewBefore, "self-issued-cert-renew-before", 30*24*time.Hour,
+		"How long before its end a self-issued certificate is renewed; at least four check intervals, for the overlap in which the next CA is trusted before it is served and the previous one after.")
+	flag.DurationVar(&certTiming.Interval, "self-issued-cert-check-interval", time.Hour, "How often every replica checks the self-issued certificates. Every replica must run with the same timing.")
 	flag.StringVar(&sealingSecret, "sealing-key-secret", "keywarden-sealing-key", "The Secret, in the manager's namespace, that keeps the keys sealing every key Secret Keywarden writes (created on first start; add a key to rotate).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	watched = splitList(namespacesFlag)
+	verifier.certTiming, webhookFlags.certTiming = certTiming, certTiming
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	if err := certTiming.Check(); err != nil {
+		log.Error(err, "Invalid timing of the self-issued certificates (--self-issued-cert-*)")
+		os.Exit(1)
+	}
 	if limit := setMemoryLimit(os.ReadFile); limit > 0 {
 		log.Info("Set the Go memory limit from the container's", "bytes", limit)
 	}
@@ -266,6 +276,7 @@ func newVerifierManager(cfg *rest.Config, f verifierFlags, direct client.Client)
 			Secret:      types.NamespacedName{Namespace: ns, Name: f.certSecret},
 			CAConfigMap: types.NamespacedName{Namespace: ns, Name: f.caConfigMap},
 			CertDir:     f.certDir,
+			Timing:      f.certTiming,
 			Log:         ctrl.Log.WithName("verifier-cert"),
 		}
 		if err := selfIssued(mgr, rotator, f.service, ns); err != nil {
@@ -308,6 +319,7 @@ type webhookOptions struct {
 	port                    int
 	certDir, certs          string
 	service, config, secret string
+	certTiming              webhookcert.Timing
 }
 
 // setupWebhook registers the APIKey validator and, unless another tool
@@ -327,6 +339,7 @@ func setupWebhook(mgr ctrl.Manager, cfg *rest.Config, f webhookOptions) error {
 			Secret:        types.NamespacedName{Namespace: ns, Name: f.secret},
 			WebhookConfig: f.config,
 			CertDir:       f.certDir,
+			Timing:        f.certTiming,
 			Log:           ctrl.Log.WithName("webhook-cert"),
 		}
 		if err := selfIssued(mgr, rotator, f.service, ns); err != nil {
@@ -380,6 +393,7 @@ type verifierFlags struct {
 	caConfigMap, certDir              string
 	trustedNamespaces, trustedClasses string
 	lastUsedInterval, maxStaleness    time.Duration
+	certTiming                        webhookcert.Timing
 }
 
 // trust is the verifier's default trust: "*" alone among the namespaces

@@ -62,3 +62,31 @@ func mustGenerate(t *testing.T) bundle {
 	}
 	return b
 }
+
+func TestTimingCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		timing  Timing
+		wantErr string
+	}{
+		{"the defaults", Timing{365 * 24 * time.Hour, 30 * 24 * time.Hour, time.Hour}, ""},
+		{"short, for a test", Timing{40 * time.Second, 30 * time.Second, 2 * time.Second}, ""},
+		{"the tightest window", Timing{5 * time.Second, 4 * time.Second, time.Second}, ""},
+		{"checks faster than a second", Timing{time.Hour, 30 * time.Minute, 500 * time.Millisecond}, "at least 1s"},
+		{"a window shorter than four checks", Timing{365 * 24 * time.Hour, 3 * time.Hour, time.Hour}, "four check intervals"},
+		{"no window", Timing{365 * 24 * time.Hour, 0, time.Hour}, "four check intervals"},
+		{"validity within the window", Timing{30 * 24 * time.Hour, 30 * 24 * time.Hour, time.Hour}, "renewed at every check"},
+		{"validity less than a check past the window", Timing{5*time.Hour - time.Minute, 4 * time.Hour, time.Hour}, "renewed at every check"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.timing.Check()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -41,9 +41,9 @@ type Rotator struct {
 	// CertDir receives tls.crt and tls.key for the webhook server, which
 	// reloads them when they change.
 	CertDir string
-	// Validity of new certificates, RenewBefore their expiry, and how often
-	// to check: 1 year, 30 days and 1 hour when zero.
-	Validity, RenewBefore, Interval time.Duration
+	// Timing: new certificates are valid for 1 year, renewed 30 days
+	// before their end, and checked every hour, where it is zero.
+	Timing
 	// Clock tells the time and ticks the checks; the real clock when nil.
 	Clock clock.WithTicker
 	Log   logr.Logger
@@ -274,6 +274,29 @@ func (r *Rotator) injectCA(ctx context.Context, ca []byte) error {
 	}
 	if err := r.Client.Patch(ctx, cfg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("injecting the CA into ValidatingWebhookConfiguration %s: %w", r.WebhookConfig, err)
+	}
+	return nil
+}
+
+// Timing is how long self-issued certificates last, how long before their
+// end they are renewed, and how often every replica checks.
+type Timing struct {
+	Validity, RenewBefore, Interval time.Duration
+}
+
+// Check says whether a renewal with this timing can overlap. The next CA
+// is published at most one check after the renewal window opens, served
+// two checks later, and the last replica moves to it one check after
+// that: the window must hold four checks, and a certificate must outlive
+// its window by at least one, or it would be renewed at every check.
+func (t Timing) Check() error {
+	switch {
+	case t.Interval < time.Second:
+		return fmt.Errorf("the check interval (%s) must be at least 1s", t.Interval)
+	case t.RenewBefore < 4*t.Interval:
+		return fmt.Errorf("renewal must start at least four check intervals (%s) before the end, not %s: the next CA is trusted for two checks before it is served, and replicas check out of step", 4*t.Interval, t.RenewBefore)
+	case t.Validity < t.RenewBefore+t.Interval:
+		return fmt.Errorf("a certificate valid for %s would be renewed at every check: its validity must exceed the renewal window (%s) by at least one check interval (%s)", t.Validity, t.RenewBefore, t.Interval)
 	}
 	return nil
 }

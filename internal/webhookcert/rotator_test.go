@@ -71,7 +71,7 @@ func TestRotatorAgainstTheAPIServer(t *testing.T) {
 		return &Rotator{
 			Client: c, Secret: types.NamespacedName{Namespace: "default", Name: "webhook-cert"},
 			WebhookConfig: hook.Name, Names: []string{"127.0.0.1"}, CertDir: dir,
-			RenewBefore: renewBefore, Interval: time.Second, Log: logr.Discard(),
+			Timing: Timing{RenewBefore: renewBefore, Interval: time.Second}, Log: logr.Discard(),
 		}
 	}
 	if err := rotator(0).Ensure(ctx); err != nil {

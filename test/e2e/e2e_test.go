@@ -109,6 +109,7 @@ func TestE2E(t *testing.T) {
 		{"attacker with namespace rights", attacker},
 		{"stolen manager token", stolenManagerToken},
 		{"secured metrics", securedMetrics},
+		{"certificate renewal", certRenewal},
 		{"namespaced install", namespacedInstall},
 		{"no secret in the open", noSecretInTheOpen},
 	} {

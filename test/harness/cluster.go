@@ -50,6 +50,11 @@ func StartCluster(dir string) (*Cluster, error) {
 	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
 		return nil, err
 	}
+	// There is no kube-proxy to route a Service's cluster IP: the API
+	// server calls a webhook's Service at its EndpointSlices' addresses
+	// instead, picking one at random each time, which lets a test put
+	// replicas behind it on loopback ports.
+	api.Configure().Set("enable-aggregator-routing", "true")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
