@@ -221,15 +221,9 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{"use POST"})
 		return
 	}
-	var req verifyRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{decodeError(err)})
-		return
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"the body must hold exactly one JSON object"})
+	req, problem := decodeVerifyRequest(r.Body)
+	if problem != "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
 		return
 	}
 	if req.Key == "" {
