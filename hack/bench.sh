@@ -64,7 +64,7 @@ if command -v taskset >/dev/null; then
 fi
 "${server_cpu[@]}" "$vbdir/verifybench" -keys "$vbdir/keys" >"$vbdir/log" 2>&1 &
 vbpid=$!
-trap 'kill $vbpid 2>/dev/null; rm -rf "$vbdir"' EXIT
+trap 'kill $vbpid 2>/dev/null || true; rm -rf "$vbdir"' EXIT
 for _ in $(seq 1 120); do grep -q ready "$vbdir/log" && break; sleep 1; done
 wrkrun() { # scheme port -> "requests rps p99us invalid"
 	KEYS_FILE="$vbdir/keys" "${client_cpu[@]}" wrk -t1 -c32 -d"${WRK_DURATION:-2s}" -s hack/verifybench/verify.lua "$1://127.0.0.1:$2/v1/keys/verify" |
