@@ -283,8 +283,7 @@ func holder(k *keywardenv1alpha1.APIKey) policy.Holder {
 		UID:     k.UID,
 		Created: k.CreationTimestamp.Time,
 		Issued:  issued(&k.Status),
-		Gone: !k.DeletionTimestamp.IsZero() || k.Spec.Revoked ||
-			k.Status.Phase == keywardenv1alpha1.PhaseExpired || k.Status.Phase == keywardenv1alpha1.PhaseRevoked,
+		Gone:    lifecycle.Ending(k),
 	}
 }
 
@@ -316,8 +315,7 @@ func (r *APIKeyReconciler) liveKeys(ctx context.Context, opts ...client.ListOpti
 	}
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		switch list.Items[i].Status.Phase {
-		case keywardenv1alpha1.PhaseExpired, keywardenv1alpha1.PhaseRevoked:
+		if lifecycle.Terminal(list.Items[i].Status.Phase) {
 			continue
 		}
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})

@@ -15,6 +15,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/policy"
 )
 
@@ -28,9 +29,7 @@ type entry struct {
 	sum             [sha256.Size]byte
 	keyPrefix       string
 	expiresAt       *time.Time
-	revoked         bool
-	expired         bool
-	active          bool
+	standing        lifecycle.Standing
 	trackLastUsed   bool
 	// lastUsedAt is status.lastUsedAt in Unix nanoseconds, 0 when unset.
 	lastUsedAt int64
@@ -186,9 +185,7 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 		role:          g.Role,
 		sum:           sum,
 		keyPrefix:     st.KeyPrefix,
-		revoked:       k.Spec.Revoked || st.Phase == keywardenv1alpha1.PhaseRevoked,
-		expired:       st.Phase == keywardenv1alpha1.PhaseExpired,
-		active:        st.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero(),
+		standing:      lifecycle.StandingOf(k),
 		trackLastUsed: k.Spec.TrackLastUsed,
 	}
 	if st.LastUsedAt != nil {

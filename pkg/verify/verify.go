@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/lifecycle"
 )
 
 // Code says why a key is not valid. The set is closed: clients may switch
@@ -138,11 +139,11 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 // then the caller's requirements.
 func (e *entry) check(req Request, now time.Time) (Code, bool) {
 	switch {
-	case e.revoked:
+	case e.standing == lifecycle.StandingRevoked:
 		return CodeRevoked, false
-	case e.expiresAt != nil && !now.Before(*e.expiresAt), e.expired:
+	case e.expiresAt != nil && !now.Before(*e.expiresAt), e.standing == lifecycle.StandingExpired:
 		return CodeExpired, false
-	case !e.active:
+	case e.standing != lifecycle.StandingActive:
 		return CodeNotActive, false
 	case !req.Trusts():
 		return CodeWrongNamespace, false

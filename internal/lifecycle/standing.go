@@ -1,0 +1,52 @@
+package lifecycle
+
+import (
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// Terminal reports whether a phase ends a key's life: nothing brings an
+// Expired or Revoked key back (a new APIKey does). The controller leaves
+// such keys where they are, and class and namespace changes do not wake
+// them.
+func Terminal(phase keywardenv1alpha1.APIKeyPhase) bool {
+	return phase == keywardenv1alpha1.PhaseExpired || phase == keywardenv1alpha1.PhaseRevoked
+}
+
+// Ending reports whether a key has reached the end of its life or is
+// asked to: terminal, revoked in its spec, or being deleted. An ending key
+// holds no place under its owner's active-key limit.
+func Ending(k *keywardenv1alpha1.APIKey) bool {
+	return Terminal(k.Status.Phase) || k.Spec.Revoked || !k.DeletionTimestamp.IsZero()
+}
+
+// Standing is what an APIKey's object says of a use of its key, before
+// the time of the use is known (which may find an Active key past its
+// expiry).
+type Standing uint8
+
+const (
+	// StandingActive: the key verifies, until its expiry.
+	StandingActive Standing = iota
+	// StandingRevoked: revoked, or asked to be: never again.
+	StandingRevoked
+	// StandingExpired: the controller recorded its expiry.
+	StandingExpired
+	// StandingNotActive: not issued yet, being reissued, or being
+	// deleted.
+	StandingNotActive
+)
+
+// StandingOf is the key's standing. The verifier answers from it, so a
+// revocation in the spec takes effect before the controller has recorded
+// it.
+func StandingOf(k *keywardenv1alpha1.APIKey) Standing {
+	switch {
+	case k.Spec.Revoked || k.Status.Phase == keywardenv1alpha1.PhaseRevoked:
+		return StandingRevoked
+	case k.Status.Phase == keywardenv1alpha1.PhaseExpired:
+		return StandingExpired
+	case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero():
+		return StandingActive
+	}
+	return StandingNotActive
+}

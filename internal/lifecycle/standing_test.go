@@ -1,0 +1,53 @@
+package lifecycle
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// TestStanding: every phase, with and without a revocation asked in the
+// spec and a deletion under way, is terminal, ending and standing as the
+// controller and the verifier must both read it.
+func TestStanding(t *testing.T) {
+	deleting := metav1.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	type want struct {
+		terminal, ending bool
+		standing         Standing
+	}
+	tests := []struct {
+		phase    keywardenv1alpha1.APIKeyPhase
+		revoked  bool
+		deleting bool
+		want     want
+	}{
+		{"", false, false, want{false, false, StandingNotActive}},
+		{keywardenv1alpha1.PhasePending, false, false, want{false, false, StandingNotActive}},
+		{keywardenv1alpha1.PhaseRefused, false, false, want{false, false, StandingNotActive}},
+		{keywardenv1alpha1.PhaseActive, false, false, want{false, false, StandingActive}},
+		{keywardenv1alpha1.PhaseExpired, false, false, want{true, true, StandingExpired}},
+		{keywardenv1alpha1.PhaseRevoked, false, false, want{true, true, StandingRevoked}},
+		// Revocation asked for, not yet recorded: revoked at once.
+		{keywardenv1alpha1.PhaseActive, true, false, want{false, true, StandingRevoked}},
+		{keywardenv1alpha1.PhasePending, true, false, want{false, true, StandingRevoked}},
+		{keywardenv1alpha1.PhaseExpired, true, false, want{true, true, StandingRevoked}},
+		// Being deleted: no longer verifies, holds no place.
+		{keywardenv1alpha1.PhaseActive, false, true, want{false, true, StandingNotActive}},
+		{keywardenv1alpha1.PhaseRevoked, false, true, want{true, true, StandingRevoked}},
+		{keywardenv1alpha1.PhaseExpired, false, true, want{true, true, StandingExpired}},
+	}
+	for _, tt := range tests {
+		k := &keywardenv1alpha1.APIKey{}
+		k.Status.Phase, k.Spec.Revoked = tt.phase, tt.revoked
+		if tt.deleting {
+			k.DeletionTimestamp = &deleting
+		}
+		got := want{Terminal(k.Status.Phase), Ending(k), StandingOf(k)}
+		if got != tt.want {
+			t.Errorf("phase %q, revoked %v, deleting %v: got %+v, want %+v", tt.phase, tt.revoked, tt.deleting, got, tt.want)
+		}
+	}
+}
