@@ -95,12 +95,14 @@ func FuzzScanVerifyRequest(f *testing.F) {
 	})
 }
 
-// headerOnly is a ResponseWriter that keeps nothing but its header.
+// headerOnly is a ResponseWriter that keeps nothing but its header. Like
+// net/http's, it writes strings without a copy.
 type headerOnly struct{ h http.Header }
 
-func (w *headerOnly) Header() http.Header         { return w.h }
-func (w *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
-func (w *headerOnly) WriteHeader(int)             {}
+func (w *headerOnly) Header() http.Header               { return w.h }
+func (w *headerOnly) Write(b []byte) (int, error)       { return len(b), nil }
+func (w *headerOnly) WriteString(s string) (int, error) { return len(s), nil }
+func (w *headerOnly) WriteHeader(int)                   {}
 
 // TestVerifyAllocations: answering a verification of the usual shape
 // allocates the key and namespace it reads and the list of namespaces,

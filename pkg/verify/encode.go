@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -29,6 +30,15 @@ func writeAnswer(w http.ResponseWriter, status int, r *VerifyResponse) {
 	_, _ = w.Write(b)
 	*bp = b
 	answers.Put(bp)
+}
+
+// writeAnswerText writes a 200 answer already encoded.
+func writeAnswerText(w http.ResponseWriter, answer string) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, answer)
 }
 
 // appendJSON appends the answer as encoding/json encodes it, and a newline.

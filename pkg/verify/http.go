@@ -244,10 +244,19 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, http.StatusOK, &VerifyResponse{Code: res.Code})
 		return
 	}
-	writeAnswer(w, http.StatusOK, &VerifyResponse{
+	if res.answer != "" {
+		writeAnswerText(w, res.answer)
+		return
+	}
+	writeAnswer(w, http.StatusOK, validAnswer(&res))
+}
+
+// validAnswer is the answer to a verification of a valid key.
+func validAnswer(res *Result) *VerifyResponse {
+	return &VerifyResponse{
 		Valid: true, Namespace: res.Namespace, Name: res.Name, Class: res.Class, Owner: res.Owner, Role: res.Role,
 		Scopes: res.Scopes, ExpiresAt: res.ExpiresAt, KeyPrefix: res.KeyPrefix,
-	})
+	}
 }
 
 // decodeError describes a body that could not be decoded, without quoting

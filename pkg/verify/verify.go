@@ -101,6 +101,10 @@ type Result struct {
 	// TrackLastUsed is set for a valid key whose APIKey opted in to usage
 	// tracking.
 	TrackLastUsed bool
+	// answer is the JSON answer to POST /v1/keys/verify for a valid key,
+	// written when the key was indexed: the VerifyResponse of the fields
+	// above.
+	answer string
 }
 
 // Verify checks a request against the index at the time now.
@@ -126,7 +130,7 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 	}
 	r := Result{
 		Valid: true, Namespace: e.namespace, Name: e.name, Class: e.class, Owner: e.owner, Role: e.role,
-		Scopes: e.scopes, KeyPrefix: e.keyPrefix, TrackLastUsed: e.trackLastUsed,
+		Scopes: e.scopes, KeyPrefix: e.keyPrefix, TrackLastUsed: e.trackLastUsed, answer: e.answer,
 	}
 	if e.expiresAt != nil {
 		t := *e.expiresAt
