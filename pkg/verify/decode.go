@@ -13,17 +13,21 @@ import (
 var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // decodeVerifyRequest reads a verification request's body, at most
-// MaxBodyBytes of it, and decodes it as encoding/json would, into a struct that takes
-// no field it does not name and nothing after the object: a body of the
-// usual shape (known fields, strings of printable ASCII without escapes)
-// by a scanner of that shape alone, any other by encoding/json, which then
-// says what is wrong. The problem, when there is one, names no value: a
-// body may hold a key.
+// MaxBodyBytes of it, and decodes it as encoding/json would, into a
+// struct that takes no field it does not name and nothing after the
+// object: a body of the usual shape (known fields, strings of printable
+// ASCII without escapes) by a scanner of that shape alone, any other by
+// encoding/json, which then says what is wrong. The problem, when there is
+// one, names no value: a body may hold a key. The buffer goes back to its
+// pool cleared, for the same reason.
 func decodeVerifyRequest(r io.Reader) (verifyRequest, string) {
 	bp := bodies.Get().(*[]byte)
-	defer bodies.Put(bp)
 	body, err := readAll(r, (*bp)[:0], MaxBodyBytes)
-	*bp = body[:0]
+	defer func() {
+		clear(body)
+		*bp = body[:0]
+		bodies.Put(bp)
+	}()
 	if err != nil {
 		return verifyRequest{}, decodeError(err)
 	}

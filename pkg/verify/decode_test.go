@@ -126,3 +126,17 @@ func TestVerifyAllocations(t *testing.T) {
 		t.Fatalf("a verification allocates %.1f times, want at most 3", allocs)
 	}
 }
+
+// TestBodyBufferCleared: the buffer a body was read into goes back to its
+// pool without the key.
+func TestBodyBufferCleared(t *testing.T) {
+	const key = "kw_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+	for i, body := range []string{`{"key":"` + key + `"}`, `{"KEY":"` + key + `"}`, `{"key":"` + key + `",}`} {
+		_, _ = decodeVerifyRequest(strings.NewReader(body))
+		bp := bodies.Get().(*[]byte)
+		if strings.Contains(string((*bp)[:cap(*bp)]), key[:20]) {
+			t.Fatalf("after body %d the pooled buffer still holds the key", i)
+		}
+		bodies.Put(bp)
+	}
+}
