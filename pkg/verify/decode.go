@@ -80,44 +80,31 @@ func readAll(r io.Reader, b []byte, limit int) ([]byte, error) {
 // keeps its last value.
 func scanVerifyRequest(b []byte) (req verifyRequest, ok bool) {
 	s := scanner{b: b}
-	if !s.next('{') {
-		return req, false
-	}
-	if !s.next('}') {
-		for {
-			name, ok := s.plainString()
-			if !ok || !s.next(':') {
-				return req, false
-			}
-			switch string(name) {
-			case "key":
-				ok = s.stringInto(&req.Key)
-			case "role":
-				ok = s.stringInto(&req.Role)
-			case "namespace":
-				ok = s.stringInto(&req.Namespace)
-			case "class":
-				ok = s.stringInto(&req.Class)
-			case "scopes":
-				ok = s.stringsInto(&req.Scopes)
-			case "namespaces":
-				ok = s.stringsInto(&req.Namespaces)
-			case "classes":
-				ok = s.stringsInto(&req.Classes)
-			default:
-				return req, false
-			}
-			if !ok {
-				return req, false
-			}
-			if s.next(',') {
-				continue
-			}
-			if s.next('}') {
-				break
-			}
-			return req, false
+	field := func() bool {
+		name, ok := s.plainString()
+		if !ok || !s.next(':') {
+			return false
 		}
+		switch string(name) {
+		case "key":
+			return s.stringInto(&req.Key)
+		case "role":
+			return s.stringInto(&req.Role)
+		case "namespace":
+			return s.stringInto(&req.Namespace)
+		case "class":
+			return s.stringInto(&req.Class)
+		case "scopes":
+			return s.stringsInto(&req.Scopes)
+		case "namespaces":
+			return s.stringsInto(&req.Namespaces)
+		case "classes":
+			return s.stringsInto(&req.Classes)
+		}
+		return false
+	}
+	if !s.next('{') || !s.items('}', field) {
+		return req, false
 	}
 	s.space()
 	return req, s.i == len(s.b)
@@ -180,26 +167,30 @@ func (s *scanner) stringInto(v *string) bool {
 // stringsInto consumes a list of plain strings; an empty list is empty,
 // not nil, as encoding/json decodes it.
 func (s *scanner) stringsInto(v *[]string) bool {
-	if !s.next('[') {
-		return false
-	}
 	list := []string{}
-	if !s.next(']') {
-		for {
-			b, ok := s.plainString()
-			if !ok {
-				return false
-			}
-			list = append(list, string(b))
-			if s.next(',') {
-				continue
-			}
-			if s.next(']') {
-				break
-			}
+	ok := s.next('[') && s.items(']', func() bool {
+		b, ok := s.plainString()
+		list = append(list, string(b))
+		return ok
+	})
+	if ok {
+		*v = list
+	}
+	return ok
+}
+
+// items consumes the items of an object or a list, each by item, and the
+// closing byte; the opening one is consumed already.
+func (s *scanner) items(closing byte, item func() bool) bool {
+	if s.next(closing) {
+		return true
+	}
+	for {
+		if !item() {
 			return false
 		}
+		if !s.next(',') {
+			return s.next(closing)
+		}
 	}
-	*v = list
-	return true
 }
