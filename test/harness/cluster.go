@@ -53,7 +53,8 @@ func StartCluster(dir string) (*Cluster, error) {
 	// There is no kube-proxy to route a Service's cluster IP: the API
 	// server calls a webhook's Service at its EndpointSlices' addresses
 	// instead, picking one at random each time, which lets a test put
-	// replicas behind it on loopback ports.
+	// replicas behind it (at the machine's own address: EndpointSlices
+	// refuse loopback ones).
 	api.Configure().Set("enable-aggregator-routing", "true")
 	cfg, err := env.Start()
 	if err != nil {
