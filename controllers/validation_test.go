@@ -21,6 +21,7 @@ func manifest(ns string) *unstructured.Unstructured {
 		"metadata":   map[string]any{"namespace": ns, "name": "k-" + rand.String(6), "labels": map[string]any{labelUnmanaged: "true"}},
 		"spec": map[string]any{
 			"displayName": "Grafana dashboards",
+			"description": "Read-only dashboards for the on-call rota; ask #observability before widening",
 			"owner":       "observability@example.com",
 			"role":        "readonly",
 			"scopes":      []any{"dashboards:read", "audit-logs:read"},
@@ -67,6 +68,8 @@ var _ = Describe("APIKey validation by the API server", func() {
 			`spec.displayName: Invalid value: "": spec.displayName in body should be at least 1 chars long`),
 		Entry("displayName over 50 characters", func(s map[string]any) { s["displayName"] = strings.Repeat("x", 51) },
 			`spec.displayName: Too long: may not be more than 50 bytes`),
+		Entry("description over 500 characters", func(s map[string]any) { s["description"] = strings.Repeat("d", 501) },
+			`spec.description: Too long: may not be more than 500 bytes`),
 		Entry("missing owner", func(s map[string]any) { delete(s, "owner") },
 			`spec.owner: Required value`),
 		Entry("owner over 253 characters", func(s map[string]any) { s["owner"] = strings.Repeat("o", 254) },
@@ -146,6 +149,25 @@ var _ = Describe("APIKey validation by the API server", func() {
 })
 
 var _ = Describe("APIKeyClass validation by the API server", func() {
+	It("accepts a class whose roles describe their scopes", func() {
+		ctx := context.Background()
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "keywarden.dev/v1alpha1", "kind": "APIKeyClass",
+			"metadata": map[string]any{"name": "described-" + rand.String(6)},
+			"spec": map[string]any{"roles": []any{map[string]any{
+				"name": "reader", "scopes": []any{"logs:read", "audit:read"},
+				"scopeDescriptions": []any{map[string]any{"scope": "logs:read", "description": "Read the application logs"}}}}},
+		}}
+		Expect(k8sClient.Create(ctx, u, client.FieldValidation("Strict"))).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, u))).To(Succeed()) })
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(u.GroupVersionKind())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
+		d, _, _ := unstructured.NestedSlice(got.Object, "spec", "roles")
+		Expect(d).To(HaveLen(1))
+		Expect(d[0].(map[string]any)["scopeDescriptions"]).To(Equal([]any{map[string]any{"scope": "logs:read", "description": "Read the application logs"}}))
+	})
+
 	DescribeTable("refuses a bad class with the exact error",
 		func(spec map[string]any, want string) {
 			u := &unstructured.Unstructured{Object: map[string]any{
@@ -169,6 +191,25 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
 		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},
 			`spec.roles[1]: Duplicate value: {"name":"admin"}`),
+		Entry("a description of a scope the role does not grant", map[string]any{"roles": []any{map[string]any{
+			"name": "reader", "scopes": []any{"logs:read"},
+			"scopeDescriptions": []any{map[string]any{"scope": "logs:write", "description": "Write the logs"}}}}},
+			`spec.roles[0].scopeDescriptions: Invalid value: scopeDescriptions may describe only the role's scopes`),
+		Entry("a description of a scope in a role that lists none", map[string]any{"roles": []any{map[string]any{
+			"name": "reader", "scopeDescriptions": []any{map[string]any{"scope": "logs:read", "description": "Read the logs"}}}}},
+			`spec.roles[0].scopeDescriptions: Invalid value: scopeDescriptions may describe only the role's scopes`),
+		Entry("a scope described twice", map[string]any{"roles": []any{map[string]any{
+			"name": "reader", "scopes": []any{"logs:read"},
+			"scopeDescriptions": []any{map[string]any{"scope": "logs:read", "description": "a"}, map[string]any{"scope": "logs:read", "description": "b"}}}}},
+			`spec.roles[0].scopeDescriptions[1]: Duplicate value: {"scope":"logs:read"}`),
+		Entry("an empty scope description", map[string]any{"roles": []any{map[string]any{
+			"name": "reader", "scopes": []any{"logs:read"},
+			"scopeDescriptions": []any{map[string]any{"scope": "logs:read", "description": ""}}}}},
+			`spec.roles[0].scopeDescriptions[0].description: Invalid value: "": spec.roles[0].scopeDescriptions[0].description in body should be at least 1 chars long`),
+		Entry("a scope description over 256 characters", map[string]any{"roles": []any{map[string]any{
+			"name": "reader", "scopes": []any{"logs:read"},
+			"scopeDescriptions": []any{map[string]any{"scope": "logs:read", "description": strings.Repeat("r", 257)}}}}},
+			`spec.roles[0].scopeDescriptions[0].description: Too long: may not be more than 256 bytes`),
 		Entry("a namespaceSelector with an unknown operator", map[string]any{"namespaceSelector": map[string]any{
 			"matchExpressions": []any{map[string]any{"key": "team", "operator": "Equals", "values": []any{"a"}}}}},
 			`spec.namespaceSelector: Invalid value: the operators of matchExpressions are In, NotIn, Exists and DoesNotExist`),

@@ -37,6 +37,12 @@ type APIKeySpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`
 	Role string `json:"role"`
 
+	// description says what the key is for, for the people who review
+	// keys; kubectl describe shows it, and kubectl get -o wide.
+	// +optional
+	// +kubebuilder:validation:MaxLength=500
+	Description string `json:"description,omitempty"`
+
 	// scopes are the capabilities the key grants, such as audit-logs:read or
 	// schedules:admin. At most 64, without duplicates.
 	// +optional
@@ -272,6 +278,7 @@ type APIKeyStatus struct {
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Description",type=string,JSONPath=`.spec.description`,priority=1
 type APIKey struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -76,6 +76,8 @@ type APIKeyClassSpec struct {
 }
 
 // ClassRole is a role and the scopes it may grant.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.scopeDescriptions) || self.scopeDescriptions.all(d, has(self.scopes) && d.scope in self.scopes)",message="scopeDescriptions may describe only the role's scopes",fieldPath=".scopeDescriptions"
 type ClassRole struct {
 	// name of the role, as in APIKey spec.role.
 	// +required
@@ -90,6 +92,28 @@ type ClassRole struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
 	Scopes []Scope `json:"scopes,omitempty"`
+
+	// scopeDescriptions say what each scope lets a key do, for the people
+	// who choose and review keys; kubectl describe shows them.
+	// +optional
+	// +listType=map
+	// +listMapKey=scope
+	// +kubebuilder:validation:MaxItems=64
+	ScopeDescriptions []ScopeDescription `json:"scopeDescriptions,omitempty"`
+}
+
+// ScopeDescription says what a scope lets a key do.
+type ScopeDescription struct {
+	// scope is one of the role's scopes.
+	// +required
+	Scope Scope `json:"scope"`
+
+	// description of what the scope lets a key do, such as "Read the
+	// audit log".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Description string `json:"description"`
 }
 
 // APIKeyClassStatus is written by the controller.

@@ -31,6 +31,13 @@ import (
 func quickstart(e *env) {
 	e.kubectl("apply", "-k", "config/samples")
 	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "default", "--timeout=60s")
+	if wide := e.kubectl("get", "apikey", "grafana-readonly", "-n", "default", "-o", "wide"); !strings.Contains(wide, "DESCRIPTION") ||
+		!strings.Contains(wide, "Read-only dashboards for the on-call rota") {
+		e.t.Fatalf("kubectl get -o wide shows no description:\n%s", wide)
+	}
+	if described := e.kubectl("describe", "apikeyclass", "analytics"); !strings.Contains(described, "Read the audit log") {
+		e.t.Fatalf("kubectl describe shows no scope descriptions:\n%s", described)
+	}
 	want := map[string]struct {
 		secret, owner, role string
 		scopes              any
