@@ -99,7 +99,7 @@ func main() {
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	watched = splitList(namespacesFlag)
+	watched = verify.List(namespacesFlag)
 	verifier.certTiming, webhookFlags.certTiming = certTiming, certTiming
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
@@ -399,7 +399,7 @@ type verifierFlags struct {
 // trust is the verifier's default trust: "*" alone among the namespaces
 // is every namespace.
 func (f verifierFlags) trust() (verify.Trust, error) {
-	t := verify.Trust{Namespaces: splitList(f.trustedNamespaces), Classes: splitList(f.trustedClasses)}
+	t := verify.Trust{Namespaces: verify.List(f.trustedNamespaces), Classes: verify.List(f.trustedClasses)}
 	if slices.Contains(t.Namespaces, "*") {
 		if len(t.Namespaces) > 1 || len(t.Classes) > 0 {
 			return verify.Trust{}, errors.New(`--verifier-trusted-namespaces=* trusts every namespace: it goes alone, without other namespaces or classes`)
@@ -410,15 +410,4 @@ func (f verifierFlags) trust() (verify.Trust, error) {
 		return verify.Trust{}, errors.New(`--verifier-trusted-classes does not take "*": trust every namespace with --verifier-trusted-namespaces=*`)
 	}
 	return t, nil
-}
-
-// splitList splits a comma-separated flag, dropping blanks.
-func splitList(s string) []string {
-	var out []string
-	for part := range strings.SplitSeq(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
 }

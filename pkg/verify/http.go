@@ -108,8 +108,9 @@ const noTrustMessage = "say whose keys you accept: name one or more namespaces o
 // class.
 const repeatedTrustMessage = "namespace and class may each appear once: name several as a comma-separated list (namespace=a,b)"
 
-// list splits a comma-separated query value, dropping blanks.
-func list(v string) []string {
+// List splits a comma-separated list, dropping blanks: the namespace and
+// class parameters of GET /v1/authz, and the manager's list flags.
+func List(v string) []string {
 	var out []string
 	for part := range strings.SplitSeq(v, ",") {
 		if part = strings.TrimSpace(part); part != "" {
@@ -292,7 +293,7 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{repeatedTrustMessage})
 		return
 	}
-	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: list(q.Get("namespace")), Classes: list(q.Get("class"))}
+	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: List(q.Get("namespace")), Classes: List(q.Get("class"))}
 	if problem := h.trusting(&req); problem != "" {
 		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
 		return

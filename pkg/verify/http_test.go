@@ -281,7 +281,7 @@ func FuzzHandler(f *testing.F) {
 		fx.h.Routes().ServeHTTP(rec, req)
 		_, ambiguous := presentedKey(req)
 		q := req.URL.Query()
-		anyNamespace := slices.Contains(list(q.Get("namespace")), "*") || slices.Contains(list(q.Get("class")), "*")
+		anyNamespace := slices.Contains(List(q.Get("namespace")), "*") || slices.Contains(List(q.Get("class")), "*")
 		repeated := len(q["namespace"]) > 1 || len(q["class"]) > 1
 		switch {
 		case rec.Code == http.StatusBadRequest && (ambiguous != "" || anyNamespace || repeated):
