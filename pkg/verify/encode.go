@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -21,10 +20,7 @@ var answers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // order, empty ones left out, a final newline), without reflection: it is
 // every verification's answer.
 func writeAnswer(w http.ResponseWriter, status int, r *VerifyResponse) {
-	h := w.Header()
-	h["Content-Type"] = contentTypeJSON
-	h["Cache-Control"] = noStore
-	w.WriteHeader(status)
+	answerHeader(w, status)
 	bp := answers.Get().(*[]byte)
 	b := r.appendJSON((*bp)[:0])
 	_, _ = w.Write(b)
@@ -32,13 +28,12 @@ func writeAnswer(w http.ResponseWriter, status int, r *VerifyResponse) {
 	answers.Put(bp)
 }
 
-// writeAnswerText writes a 200 answer already encoded.
-func writeAnswerText(w http.ResponseWriter, answer string) {
+// answerHeader writes the header of an answer, with the shared values.
+func answerHeader(w http.ResponseWriter, status int) {
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
 	h["Cache-Control"] = noStore
-	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, answer)
+	w.WriteHeader(status)
 }
 
 // appendJSON appends the answer as encoding/json encodes it, and a newline.

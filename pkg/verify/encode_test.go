@@ -72,7 +72,11 @@ func TestIndexedAnswers(t *testing.T) {
 		if !res.Valid {
 			t.Fatalf("%q: %s", s, res.Code)
 		}
-		if want := string(validAnswer(&res).appendJSON(nil)); res.answer != want {
+		fields := VerifyResponse{
+			Valid: true, Namespace: res.Namespace, Name: res.Name, Class: res.Class, Owner: res.Owner, Role: res.Role,
+			Scopes: res.Scopes, ExpiresAt: res.ExpiresAt, KeyPrefix: res.KeyPrefix,
+		}
+		if want := string(fields.appendJSON(nil)); res.answer != want {
 			t.Fatalf("%q: indexed answer\n %s\nwant\n %s", s, res.answer, want)
 		}
 		if res.Owner != s || res.Role != s || res.Class != s || !slices.Contains(res.Scopes, s) || res.Namespace != k.Namespace || res.Name != "key" {

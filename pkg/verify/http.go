@@ -245,19 +245,9 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, http.StatusOK, &VerifyResponse{Code: res.Code})
 		return
 	}
-	if res.answer != "" {
-		writeAnswerText(w, res.answer)
-		return
-	}
-	writeAnswer(w, http.StatusOK, validAnswer(&res))
-}
-
-// validAnswer is the answer to a verification of a valid key.
-func validAnswer(res *Result) *VerifyResponse {
-	return &VerifyResponse{
-		Valid: true, Namespace: res.Namespace, Name: res.Name, Class: res.Class, Owner: res.Owner, Role: res.Role,
-		Scopes: res.Scopes, ExpiresAt: res.ExpiresAt, KeyPrefix: res.KeyPrefix,
-	}
+	// A valid key's answer was written when the key was indexed.
+	answerHeader(w, http.StatusOK)
+	_, _ = io.WriteString(w, res.answer)
 }
 
 // decodeError describes a body that could not be decoded, without quoting
