@@ -237,17 +237,12 @@ func servedCert(addr string) (string, error) {
 // metricSum adds up the series of a manager's metric whose line starts
 // with prefix and contains label.
 func metricSum(m *harness.Manager, prefix, label string) (float64, error) {
-	resp, err := http1.Get(m.MetricsURL + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
+	text, err := metricsText(m)
 	if err != nil {
 		return 0, err
 	}
 	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		if !strings.HasPrefix(line, prefix) || !strings.Contains(line, label) {
 			continue
 		}

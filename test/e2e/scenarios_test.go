@@ -177,14 +177,11 @@ func (e *env) leader() *harness.Manager {
 	var found *harness.Manager
 	e.eventually("a leader is elected", 30*time.Second, func() bool {
 		for _, m := range e.managers {
-			resp, err := http1.Get(m.MetricsURL + "/metrics")
+			text, err := metricsText(m)
 			if err != nil {
 				continue
 			}
-			var b strings.Builder
-			_, _ = io.Copy(&b, resp.Body)
-			_ = resp.Body.Close()
-			if regexp.MustCompile(`(?m)^leader_election_master_status\{name="keywarden.dev"\} 1$`).MatchString(b.String()) {
+			if regexp.MustCompile(`(?m)^leader_election_master_status\{name="keywarden.dev"\} 1$`).MatchString(text) {
 				found = m
 				return true
 			}
@@ -261,16 +258,24 @@ func failover(e *env) {
 		tookOver.Round(100*time.Millisecond), ok.Load())
 }
 
+// metricsText reads a manager's metrics endpoint.
+func metricsText(m *harness.Manager) (string, error) {
+	resp, err := http1.Get(m.MetricsURL + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
 // metric reads one unlabelled metric of a manager.
 func metric(m *harness.Manager, name string) (float64, error) {
-	resp, err := http1.Get(m.MetricsURL + "/metrics")
+	text, err := metricsText(m)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = resp.Body.Close() }()
-	var b strings.Builder
-	_, _ = io.Copy(&b, resp.Body)
-	match := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`).FindStringSubmatch(b.String())
+	match := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`).FindStringSubmatch(text)
 	if match == nil {
 		return 0, fmt.Errorf("no metric %s", name)
 	}
@@ -530,14 +535,11 @@ func noSecretInTheOpen(e *env) {
 		places[fmt.Sprintf("manager log %d", i)] = string(b)
 	}
 	for i, m := range e.managers {
-		resp, err := http1.Get(m.MetricsURL + "/metrics")
+		text, err := metricsText(m)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		var b strings.Builder
-		_, _ = io.Copy(&b, resp.Body)
-		_ = resp.Body.Close()
-		places[fmt.Sprintf("metrics of manager %d", i)] = b.String()
+		places[fmt.Sprintf("metrics of manager %d", i)] = text
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
