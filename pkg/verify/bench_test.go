@@ -62,7 +62,7 @@ func BenchmarkSHA256AndLookup(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		raw := benchRaw[i%len(benchRaw)]
-		if e, _ := benchIndex.lookup(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))); e == nil {
+		if e, _ := benchIndex.lookup(new(sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))))); e == nil {
 			b.Fatal("not found")
 		}
 		i++

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -334,4 +335,66 @@ func TestTwoAPIKeysWithOneHashAreBothRefused(t *testing.T) {
 	if ix.Len() != 2 {
 		t.Errorf("Len = %d, want 2", ix.Len())
 	}
+}
+
+// The index's map is keyed by a hash's first eight bytes: entries that
+// share them must still be told apart by the whole hash, in either order
+// and across removals, and only a whole hash held twice is a conflict.
+func TestHashesSharingTheirFirstBytes(t *testing.T) {
+	raw, a := issued(t, "ns", "a", nil)
+	alike := func(name string, last byte) *keywardenv1alpha1.APIKey {
+		_, k := issued(t, "ns", name, nil)
+		sum := keys.Sum(raw)
+		sum[len(sum)-1] ^= last // same first eight bytes, another hash
+		k.Status.KeyHash = keys.HashPrefix + fmt.Sprintf("%x", sum)
+		return k
+	}
+	b, c := alike("b", 1), alike("c", 2)
+	for _, order := range [][]*keywardenv1alpha1.APIKey{{a, b, c}, {b, a, c}, {b, c, a}} {
+		ix := NewIndex()
+		var reported int
+		ix.OnConflict = func(types.NamespacedName, []types.NamespacedName) { reported++ }
+		for _, k := range order {
+			ix.Upsert(k)
+		}
+		if res := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0); !res.Valid || res.Name != "a" {
+			t.Fatalf("order %s: %+v, want valid for a", names(order), res)
+		}
+		if reported != 0 {
+			t.Fatalf("order %s: a conflict reported for hashes that differ", names(order))
+		}
+		ix.Remove("ns", "b")
+		if res := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0); !res.Valid || res.Name != "a" {
+			t.Fatalf("order %s, b removed: %+v, want valid for a", names(order), res)
+		}
+		// A whole hash held twice is a conflict, reported with its
+		// holders only.
+		_, d := issued(t, "other", "d", nil)
+		d.Status.KeyHash = a.Status.KeyHash
+		var others []types.NamespacedName
+		ix.OnConflict = func(_ types.NamespacedName, o []types.NamespacedName) { others = o }
+		ix.Upsert(d)
+		if got := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0).Code; got != CodeConflict {
+			t.Fatalf("order %s, d holding a's hash: %q, want CONFLICT", names(order), got)
+		}
+		if len(others) != 1 || others[0].Name != "a" {
+			t.Fatalf("order %s: conflict reported with %v, want a alone", names(order), others)
+		}
+		ix.Remove("ns", "a")
+		ix.Remove("other", "d")
+		if got := ix.Verify(Request{Key: raw, AnyNamespace: true}, t0).Code; got != CodeNotFound {
+			t.Fatalf("order %s, a and d removed: %q, want NOT_FOUND", names(order), got)
+		}
+		if ix.Len() != 1 {
+			t.Fatalf("order %s: Len = %d, want 1 (c)", names(order), ix.Len())
+		}
+	}
+}
+
+func names(ks []*keywardenv1alpha1.APIKey) string {
+	s := ""
+	for _, k := range ks {
+		s += k.Name
+	}
+	return s
 }
