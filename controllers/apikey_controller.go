@@ -321,7 +321,7 @@ func (r *APIKeyReconciler) reconcileExpiry(ctx context.Context, p *pass) (bool, 
 	if st.IssuedAt == nil {
 		st.ExpiresAt = p.key.Spec.ExpiresAt.DeepCopy()
 	}
-	if !lifecycle.Expired(st.ExpiresAt, p.now) {
+	if !policy.Expired(st.ExpiresAt, p.now) {
 		if st.ExpiresAt != nil {
 			// A little past the moment, so that the pass sees it expired
 			// even if the clocks disagree by a hair.

@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
-	"keywarden.dev/keywarden/internal/lifecycle"
 )
 
 // Grant is what an issued key may do: what the controller admitted under
@@ -36,7 +35,7 @@ func Granted(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeySta
 	if len(g.Scopes) == 0 {
 		g.Scopes = st.Scopes
 	}
-	g.ExpiresAt = lifecycle.ExpiresAt(spec, st.IssuedAt, st.ExpiresAt)
+	g.ExpiresAt = EffectiveExpiry(spec, st.IssuedAt, st.ExpiresAt)
 	return g
 }
 

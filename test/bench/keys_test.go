@@ -24,6 +24,7 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/lifecycle"
+	"keywarden.dev/keywarden/internal/policy"
 )
 
 var httpClient = &http.Client{
@@ -85,7 +86,7 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 	st.KeyHash, st.KeyPrefix = keys.Hash(raw), keys.DisplayPrefix(raw)
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)}
 	st.IssuedAt = &now
-	st.ExpiresAt = lifecycle.ExpiresAt(&k.Spec, st.IssuedAt, nil)
+	st.ExpiresAt = policy.EffectiveExpiry(&k.Spec, st.IssuedAt, nil)
 	st.Scopes = k.Spec.Scopes
 	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, ObservedGeneration: k.Generation,
