@@ -24,7 +24,6 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/lifecycle"
-	"keywarden.dev/keywarden/internal/policy"
 	"keywarden.dev/keywarden/internal/seal"
 )
 
@@ -85,7 +84,7 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("the APIKey controller needs a sealing-key store")
 	}
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerIndex,
-		func(o client.Object) []string { return []string{ownerOf(o.(*keywardenv1alpha1.APIKey))} })
+		func(o client.Object) []string { return []string{lifecycle.OwnerOf(o.(*keywardenv1alpha1.APIKey))} })
 	if err != nil {
 		return err
 	}
@@ -118,58 +117,13 @@ func namespaceMetadata() *metav1.PartialObjectMetadata {
 	return ns
 }
 
-// pass carries one reconcile pass of one APIKey: the object as read, the
-// status being computed, and what to do once the status is written.
-type pass struct {
-	key     *keywardenv1alpha1.APIKey
-	now     time.Time
-	outcome lifecycle.Outcome
-	// requeueAfter schedules the next pass for a known moment (an expiry);
-	// set through requeue.
-	requeueAfter time.Duration
-	// events are emitted once the status that reports them is persisted.
-	events []event
-	// policy is the key's class policy, once resolved, or violation why
-	// it does not resolve.
-	policy    policy.Policy
-	violation *policy.Violation
-	// refused, for an issued key, is the change of its spec that was not
-	// granted.
-	refused *lifecycle.Refusal
-	// replaced are the versions of the key the pass's writes replaced.
-	replaced []string
-	// replacedTampered is set once the pass deleted a Secret whose value
-	// Keywarden did not seal.
-	replacedTampered bool
-}
-
-type event struct{ typ, reason, action, note string }
-
-// stamp is the pass's time as status stores it, to the second, so that what
-// the pass computes from it is what later passes read back.
-func (p *pass) stamp() *metav1.Time {
-	return &metav1.Time{Time: p.now.Truncate(time.Second)}
-}
-
-// requeue schedules the next pass within d at the latest: the earliest
-// wake-up any step of the pass asks for wins.
-func (p *pass) requeue(d time.Duration) {
-	if d > 0 && (p.requeueAfter == 0 || d < p.requeueAfter) {
-		p.requeueAfter = d
-	}
-}
-
-func (p *pass) emit(typ, reason, action, note string) {
-	p.events = append(p.events, event{typ, reason, action, note})
-}
-
-// phase is one step of a reconcile pass. It returns done when the pass is
-// complete and later phases must not run.
-type phase func(ctx context.Context, p *pass) (done bool, err error)
-
-// Reconcile brings one APIKey towards its declared state and writes its
-// status once, at the end of the pass.
-func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+// Reconcile names the whole life of a key: it observes the APIKey and its
+// world, decides in one pure function what the key's status, Secret,
+// events and next wake-up are (lifecycle.Decide), acts on the Secret, and
+// writes the status once, at the end of the pass. An action that learns
+// something (the Secret it created, one it ran into) adds it to what was
+// observed, and the pass decides again.
+func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := &keywardenv1alpha1.APIKey{}
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -189,51 +143,100 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if !key.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, key)
 	}
-	p := &pass{key: key, now: r.Clock.Now()}
+	var replaced []string
 	if !controllerutil.ContainsFinalizer(key, keywardenv1alpha1.Finalizer) {
 		base := key.DeepCopy()
 		controllerutil.AddFinalizer(key, keywardenv1alpha1.Finalizer)
 		if err := r.Patch(ctx, key, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
-		p.replaced = append(p.replaced, base.ResourceVersion)
-		r.written.record(req.NamespacedName, p.replaced)
+		replaced = append(replaced, base.ResourceVersion)
+		r.written.record(req.NamespacedName, replaced)
 	}
 
-	base := key.DeepCopy()
-	defer func() {
-		retErr = r.finish(ctx, base, p, retErr)
-		if retErr == nil && p.requeueAfter > 0 {
-			result.RequeueAfter = p.requeueAfter
-		}
-	}()
-
-	for _, step := range []phase{
-		r.reconcileTerminal, r.reconcileClass, r.reconcileGrant, r.reconcileExpiry, r.reconcilePolicy, r.reconcileSecret,
-	} {
-		if done, err := step(ctx, p); err != nil || done {
-			return ctrl.Result{}, err
-		}
+	o, err := r.observe(ctx, key)
+	if err != nil {
+		return r.finish(ctx, key, lifecycle.Decision{Status: *key.Status.DeepCopy()}, replaced, err)
 	}
-	return ctrl.Result{}, nil
+	d, err := r.decideAndAct(ctx, o)
+	return r.finish(ctx, key, d, replaced, err)
 }
 
-// finish computes the conditions from the pass's outcome, writes the status
-// if it changed, and emits the pass's events once the status is persisted.
-func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.APIKey, p *pass, err error) error {
-	o := p.outcome
-	o.Err = err
-	if o.Phase == keywardenv1alpha1.PhaseActive {
-		o.Refused = p.refused
+// maxRounds bounds the decisions of one pass: issuing after deleting a
+// tampered Secret and running into another takes four.
+const maxRounds = 8
+
+// decideAndAct decides, acts on the Secret, and decides again while an
+// action learns something the decision depends on.
+func (r *APIKeyReconciler) decideAndAct(ctx context.Context, o *lifecycle.Observed) (lifecycle.Decision, error) {
+	var reserved bool
+	for range maxRounds {
+		d, err := r.decide(ctx, o, &reserved)
+		if err != nil {
+			return d, err
+		}
+		more, err := r.act(ctx, o, &d)
+		if err != nil || !more {
+			return d, err
+		}
 	}
-	lifecycle.SetConditions(&p.key.Status, p.key.Generation, o)
-	if !equality.Semantic.DeepEqual(base.Status, p.key.Status) {
+	return lifecycle.Decision{Status: *o.Key.Status.DeepCopy()}, errors.New("the pass did not settle; retrying")
+}
+
+// decide decides, reading the keys of each owner the decision asks for
+// and taking the place it reserves, once (reserved). An owner's lock is
+// held from reading its keys until the place is reserved, never while the
+// Secret is written, and for one owner at a time.
+func (r *APIKeyReconciler) decide(ctx context.Context, o *lifecycle.Observed, reserved *bool) (lifecycle.Decision, error) {
+	locked, unlock := "", func() {}
+	defer func() { unlock() }()
+	for {
+		d := lifecycle.Decide(o)
+		if d.Err != nil {
+			return d, d.Err
+		}
+		need := d.NeedOwner
+		if rs := d.Reserve; need == "" && rs != nil && !*reserved && rs.Owner != locked {
+			// Decided from an owner's keys read under a lock released
+			// since: read them again under it.
+			need = rs.Owner
+		}
+		if need == "" {
+			if rs := d.Reserve; rs != nil && !*reserved {
+				nn, ownerKey := client.ObjectKeyFromObject(o.Key), o.Key.Namespace+"/"+rs.Owner
+				if rs.Move {
+					r.admitted.reserveMove(nn, o.Key.UID, ownerKey)
+				} else {
+					r.admitted.reserve(nn, o.Key.UID)
+				}
+				*reserved = true
+			}
+			return d, nil
+		}
+		unlock()
+		var err error
+		if unlock, err = r.observeOwner(ctx, o, need); err != nil {
+			return d, err
+		}
+		locked = need
+	}
+}
+
+// finish writes the decided status with the conditions of its outcome (or
+// of the pass's error) if it changed, and emits the decision's events once
+// the status is persisted.
+func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.APIKey, d lifecycle.Decision, replaced []string, err error) (ctrl.Result, error) {
+	base := key.DeepCopy()
+	o := d.Outcome
+	o.Err = err
+	key.Status = d.Status
+	lifecycle.SetConditions(&key.Status, key.Generation, o)
+	after := d.RequeueAfter
+	if !equality.Semantic.DeepEqual(base.Status, key.Status) {
 		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-		switch perr := r.Status().Patch(ctx, p.key, patch); {
+		switch perr := r.Status().Patch(ctx, key, patch); {
 		case perr == nil:
-			nn := client.ObjectKeyFromObject(p.key)
-			p.replaced = append(p.replaced, base.ResourceVersion)
-			r.written.record(nn, p.replaced)
+			r.written.record(client.ObjectKeyFromObject(key), append(replaced, base.ResourceVersion))
 		case apierrors.IsConflict(perr) && err == nil:
 			// The pass started from a copy that is no longer current
 			// (the cache lags behind another writer): the newer version
@@ -241,99 +244,34 @@ func (r *APIKeyReconciler) finish(ctx context.Context, base *keywardenv1alpha1.A
 			// idempotent. Its events are not emitted, and an admission it
 			// made stands until the next pass decides again.
 			ctrl.LoggerFrom(ctx).V(1).Info("Status changed during the pass; retrying")
-			p.requeue(100 * time.Millisecond)
-			return nil
+			if after == 0 || after > 100*time.Millisecond {
+				after = 100 * time.Millisecond
+			}
+			return ctrl.Result{RequeueAfter: after}, nil
 		default:
-			return kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", perr)})
+			return ctrl.Result{}, kerrors.NewAggregate([]error{err, fmt.Errorf("writing status: %w", perr)})
 		}
 	}
-	r.settleAdmission(p, err)
-	for _, e := range p.events {
-		r.Recorder.Eventf(p.key, nil, e.typ, e.reason, e.action, "%s", e.note)
+	r.settleAdmission(key, err)
+	for _, e := range d.Events {
+		r.Recorder.Eventf(key, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
-	return err
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // settleAdmission confirms the admission of a key whose status now records
 // it issued, and forgets that of a key the pass left unissued without an
 // error. A pass that failed keeps its admission: it may have written the
 // key's Secret, and its retry decides again.
-func (r *APIKeyReconciler) settleAdmission(p *pass, err error) {
-	nn := client.ObjectKeyFromObject(p.key)
+func (r *APIKeyReconciler) settleAdmission(key *keywardenv1alpha1.APIKey, err error) {
+	nn := client.ObjectKeyFromObject(key)
 	switch {
-	case p.key.Status.KeyHash != "":
+	case key.Status.KeyHash != "":
 		r.admitted.confirm(nn)
 	case err == nil:
 		r.admitted.forget(nn)
 	}
-}
-
-// reconcileTerminal keeps Expired and Revoked keys where they are and
-// revokes keys whose spec says so. It sets the Revoked phase and revokedAt,
-// and deletes the Secret. A key whose status already records the phase had
-// its Secret deleted by the pass that recorded it: only a Secret created
-// since is left, which the cache shows (its event started this pass), so the
-// API server is not asked again on every pass of every expired key.
-func (r *APIKeyReconciler) reconcileTerminal(ctx context.Context, p *pass) (bool, error) {
-	st := &p.key.Status
-	switch {
-	case st.Phase == keywardenv1alpha1.PhaseExpired:
-		p.outcome = expiredOutcome(st.ExpiresAt)
-		return true, r.deleteCachedSecret(ctx, p.key)
-	case st.Phase == keywardenv1alpha1.PhaseRevoked:
-		p.outcome = revokedOutcome()
-		return true, r.deleteCachedSecret(ctx, p.key)
-	case p.key.Spec.Revoked:
-		if st.RevokedAt == nil {
-			st.RevokedAt = p.stamp()
-		}
-		p.outcome = revokedOutcome()
-		p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke",
-			"The key was revoked and its Secret deleted")
-	default:
-		return false, nil
-	}
-	return true, r.deleteSecret(ctx, p.key)
-}
-
-func revokedOutcome() lifecycle.Outcome {
-	return lifecycle.Outcome{
-		Phase:   keywardenv1alpha1.PhaseRevoked,
-		Reason:  keywardenv1alpha1.ReasonRevoked,
-		Message: "The key is revoked; create a new APIKey to restore access",
-	}
-}
-
-func expiredOutcome(at *metav1.Time) lifecycle.Outcome {
-	msg := "The key expired; create a new APIKey to restore access"
-	if at != nil {
-		msg = fmt.Sprintf("The key expired at %s; create a new APIKey to restore access", at.UTC().Format(time.RFC3339))
-	}
-	return lifecycle.Outcome{Phase: keywardenv1alpha1.PhaseExpired, Reason: keywardenv1alpha1.ReasonExpired, Message: msg}
-}
-
-// reconcileExpiry expires the key when its expiry is reached (Expired
-// phase, Secret deleted) and otherwise schedules the pass that will expire
-// it. An issued key's expiry is its granted one; a key not issued yet knows
-// only an absolute spec.expiresAt, and one being reissued keeps its grant's.
-func (r *APIKeyReconciler) reconcileExpiry(ctx context.Context, p *pass) (bool, error) {
-	st := &p.key.Status
-	if st.IssuedAt == nil {
-		st.ExpiresAt = p.key.Spec.ExpiresAt.DeepCopy()
-	}
-	if !policy.Expired(st.ExpiresAt, p.now) {
-		if st.ExpiresAt != nil {
-			// A little past the moment, so that the pass sees it expired
-			// even if the clocks disagree by a hair.
-			p.requeue(st.ExpiresAt.Sub(p.now) + 10*time.Millisecond)
-		}
-		return false, nil
-	}
-	p.outcome = expiredOutcome(st.ExpiresAt)
-	note := "The key expired and its Secret was deleted"
-	if st.KeyHash == "" {
-		note = "The key expired before it was issued"
-	}
-	p.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyExpired, "Expire", note)
-	return true, r.deleteSecret(ctx, p.key)
 }

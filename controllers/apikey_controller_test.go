@@ -35,6 +35,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/seal"
 )
 
@@ -881,7 +882,7 @@ func withOwnerIndex(c client.WithWatch) client.WithWatch {
 			if err := c.List(ctx, keys, client.InNamespace(lo.Namespace)); err != nil {
 				return err
 			}
-			keys.Items = slices.DeleteFunc(keys.Items, func(k keywardenv1alpha1.APIKey) bool { return ownerOf(&k) != owner })
+			keys.Items = slices.DeleteFunc(keys.Items, func(k keywardenv1alpha1.APIKey) bool { return lifecycle.OwnerOf(&k) != owner })
 			return nil
 		},
 	})

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/policy"
 )
 
@@ -58,7 +59,7 @@ func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardenv
 	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() {
 		return nil, nil
 	}
-	if issued(&old.Status) {
+	if lifecycle.Issued(&old.Status) {
 		return nil, v.checkGrant(ctx, old, k)
 	}
 	o, n := old.Spec, k.Spec
@@ -176,12 +177,12 @@ func (v *APIKeyValidator) limit(ctx context.Context, k *keywardenv1alpha1.APIKey
 	if err := v.Client.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: owner}); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing the keys of owner %s: %w", owner, err))
 	}
-	self := holder(k)
+	self := lifecycle.HolderOf(k)
 	if self.Created.IsZero() {
 		// A new key queues after every key that exists.
 		self.Created = v.now().Add(time.Hour)
 	}
-	if ok, ahead, _ := admitAmong(self, peers.Items, nil, nil, pol.MaxActiveKeysPerOwner); !ok {
+	if ok, ahead, _ := lifecycle.AdmitAmong(self, peers.Items, nil, nil, pol.MaxActiveKeysPerOwner); !ok {
 		return policy.LimitViolation(owner, k.Namespace, ahead, pol.MaxActiveKeysPerOwner), nil
 	}
 	return nil, nil

@@ -1,0 +1,611 @@
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/policy"
+)
+
+// Wake-ups a decision asks for when nothing it watches tells it of a
+// change.
+const (
+	// LimitRecheck: a refusal that no event may end (room under a new
+	// owner's limit, or a namespace whose labels are not watched).
+	LimitRecheck = time.Minute
+	// AdmissionRecheck: a key refused while one of its owner's keys was
+	// still being issued, in case that issuance fails.
+	AdmissionRecheck = 2 * time.Second
+	// ConflictRecheck: a key stalled on a foreign Secret, which is not
+	// watched.
+	ConflictRecheck = time.Minute
+	// expirySlack puts the pass that expires a key a little past the
+	// moment, so that it sees the key expired even if clocks disagree by
+	// a hair.
+	expirySlack = 10 * time.Millisecond
+)
+
+// Observed is everything one reconcile pass knows of a key and its world.
+// The controller reads it before deciding and adds to it what its own
+// actions find (the Secret it created, the one it deleted); Decide reads
+// nothing else.
+type Observed struct {
+	// Key is the APIKey as read. Decide never changes it.
+	Key *keywardenv1alpha1.APIKey
+	// Now is the time of the pass.
+	Now time.Time
+	// Policy is the class policy that applies to the key, and Violation
+	// why none does (no such class, an ambiguous default, a
+	// namespaceSelector that refuses the key's namespace). Neither is read
+	// for an Expired or Revoked key, or one revoked in its spec.
+	Policy    policy.Policy
+	Violation *policy.Violation
+	// NamespacesUnwatched is set when namespace labels are not watched
+	// (the manager watches only some namespaces), so that a namespace a
+	// class refuses is looked at again by time.
+	NamespacesUnwatched bool
+	// Secret is the Secret at the key's Secret name, nil when there is
+	// none.
+	Secret *Secret
+	// Owners holds what the active-key limit needs of each owner's keys,
+	// read under that owner's lock. A decision that needs an owner it
+	// lacks asks for it (Decision.NeedOwner).
+	Owners map[string]*OwnerKeys
+
+	// Created is the Secret this pass created for a new key.
+	Created *Created
+	// CreateRaced is set when the create found a Secret of the name; the
+	// Secret is then read again from the API server.
+	CreateRaced bool
+	// CreateRefused is the API server's refusal of the new Secret as
+	// invalid, a message that quotes no key.
+	CreateRefused string
+	// TamperedDeleted is set once this pass deleted an owned Secret whose
+	// value Keywarden did not issue for this key.
+	TamperedDeleted bool
+}
+
+// Secret is what a pass reads of the Secret at a key's Secret name.
+type Secret struct {
+	Name string
+	UID  types.UID
+	// Owned is set when this APIKey is the Secret's controller.
+	Owned bool
+	// Read is set when the Secret's data was read: for an owned Secret
+	// that is not the one status records (or when none is recorded).
+	Read bool
+	// Gone is set when the API server no longer had the Secret that the
+	// cache listed.
+	Gone bool
+	// Deleting is set while the Secret is being deleted.
+	Deleting bool
+	// Hash and Prefix are those of the well-formed key the Secret holds,
+	// empty when it holds none.
+	Hash, Prefix string
+	// Sealed is set when the Secret's seal proves that Keywarden issued
+	// its key for this APIKey under the key's current serial.
+	Sealed bool
+}
+
+// Created is a Secret a pass created, and the key it holds.
+type Created struct {
+	Hash, Prefix string
+	UID          types.UID
+}
+
+// OwnerKeys is what the active-key limit needs of an owner: its keys in
+// the namespace, from the cache, with the keys this process admitted that
+// the cache does not show issued yet (by UID, true while being issued) and
+// those it reassigned to the owner.
+type OwnerKeys struct {
+	Peers    []keywardenv1alpha1.APIKey
+	Admitted map[types.UID]bool
+	Moved    []types.UID
+}
+
+// SecretAction is what a decision does to the key's Secret.
+type SecretAction uint8
+
+const (
+	// SecretKeep leaves the Secret as it is.
+	SecretKeep SecretAction = iota
+	// SecretDelete deletes the observed Secret (the decision asks for it
+	// only when this APIKey owns it).
+	SecretDelete
+	// SecretReplace deletes the observed Secret because Keywarden did not
+	// issue the key it holds; the pass then decides again with
+	// TamperedDeleted set.
+	SecretReplace
+	// SecretIssue generates a key and creates its Secret; the pass then
+	// decides again with what the create found.
+	SecretIssue
+)
+
+// Event is an Event to emit once the status that reports it is written.
+type Event struct {
+	Type, Reason, Action, Note string
+}
+
+// Reservation is a place under an owner's active-key limit that the
+// decision takes: for a new key, or (Move) for an issued key reassigned to
+// the owner or joining another class.
+type Reservation struct {
+	Owner string
+	Move  bool
+}
+
+// Decision is what a pass does: the status to write (the Ready,
+// Reconciling and Stalled conditions follow from Outcome when it is
+// written), what to do to the Secret, the events, and when to look again.
+type Decision struct {
+	Status  keywardenv1alpha1.APIKeyStatus
+	Outcome Outcome
+	Secret  SecretAction
+	Events  []Event
+	// RequeueAfter is the earliest wake-up any rule asked for; 0 for none.
+	RequeueAfter time.Duration
+	// NeedOwner, when set, is an owner whose keys the decision needs: the
+	// pass reads them into Observed.Owners and decides again. Nothing else
+	// of the decision is to be acted on.
+	NeedOwner string
+	// Reserve is the place under an owner's limit the decision takes.
+	Reserve *Reservation
+	// Err is a transient failure: the pass is retried with backoff.
+	Err error
+
+	// refused is the refused change of an issued key's spec, reported
+	// when the key ends the pass Active.
+	refused *Refusal
+}
+
+func (d *Decision) requeue(after time.Duration) {
+	if after > 0 && (d.RequeueAfter == 0 || after < d.RequeueAfter) {
+		d.RequeueAfter = after
+	}
+}
+
+func (d *Decision) emit(typ, reason, action, note string) {
+	d.Events = append(d.Events, Event{typ, reason, action, note})
+}
+
+// Decide is the whole life of a key, for one pass: from what the pass
+// observed, what the key's status becomes, what is done to its Secret,
+// which events are emitted and when the key is looked at again. In order:
+// a key that ended (or is revoked) stays ended and loses its Secret; an
+// issued key's grant follows its spec as far as its class and its owner's
+// limit allow; a key whose expiry has come expires; a key not issued yet
+// must fit its class and its owner's limit; then the key is issued, or
+// its Secret is kept whole.
+func Decide(o *Observed) Decision {
+	d := Decision{Status: *o.Key.Status.DeepCopy()}
+	d.decide(o)
+	if d.Outcome.Phase == keywardenv1alpha1.PhaseActive {
+		d.Outcome.Refused = d.refused
+	}
+	return d
+}
+
+func (d *Decision) decide(o *Observed) {
+	k, st := o.Key, &d.Status
+	switch {
+	case st.Phase == keywardenv1alpha1.PhaseExpired:
+		// The pass that recorded the phase deleted the Secret: one is
+		// left only if it was created since.
+		d.Outcome = expiredOutcome(st.ExpiresAt)
+		d.deleteSecret(o)
+		return
+	case st.Phase == keywardenv1alpha1.PhaseRevoked:
+		d.Outcome = revokedOutcome()
+		d.deleteSecret(o)
+		return
+	case k.Spec.Revoked:
+		if st.RevokedAt == nil {
+			st.RevokedAt = stamp(o.Now)
+		}
+		d.Outcome = revokedOutcome()
+		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke", "The key was revoked and its Secret deleted")
+		d.deleteSecret(o)
+		return
+	}
+	if v := o.Violation; v != nil && v.Reason == keywardenv1alpha1.ReasonNamespaceNotAllowed && o.NamespacesUnwatched {
+		d.requeue(LimitRecheck)
+	}
+	if Issued(st) && !d.grant(o) {
+		return
+	}
+	if d.expire(o) {
+		return
+	}
+	if !d.admit(o) {
+		return
+	}
+	d.keepSecret(o)
+}
+
+// grant decides, for an issued key (also while it is reissued), whether
+// its grant (recorded in status, the only thing the verifier reads)
+// follows a change of its spec: each part the class and the owner's limit
+// allow is granted (GrantChanged), each other part keeps its granted value
+// and is reported in Stalled while the key stays Ready. It also records
+// whether the grant still fits its class (ClassCompliant). A key issued
+// before grants were recorded gets the grant its spec gave it then, with
+// no new key. It reports false when it needs an owner's keys.
+func (d *Decision) grant(o *Observed) bool {
+	k, st := o.Key, &d.Status
+	if st.IssuedAt == nil {
+		// A hash without an issuance time (a status restored by hand):
+		// count the key's lifetime from now.
+		st.IssuedAt = stamp(o.Now)
+	}
+	self := HolderOf(k)
+	var move string
+	g := policy.Decide(policy.Granted(&k.Spec, st), &k.Spec, o.Policy, o.Violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
+		ok, ahead, _, known := o.room(owner, self)
+		switch {
+		case !known:
+			if d.NeedOwner == "" {
+				d.NeedOwner = owner
+			}
+			return &policy.Violation{Reason: keywardenv1alpha1.ReasonActiveKeyLimit}
+		case ok:
+			move = owner
+			return nil
+		}
+		return policy.LimitViolation(owner, k.Namespace, ahead, o.Policy.MaxActiveKeysPerOwner)
+	})
+	if d.NeedOwner != "" {
+		return false
+	}
+	if move != "" {
+		d.Reserve = &Reservation{Owner: move, Move: true}
+	}
+	g.Grant.Record(st)
+	if len(g.Changes) > 0 {
+		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventGrantChanged, "Grant",
+			"The key's grant changed: "+strings.Join(g.Changes, ", "))
+	}
+	if v := g.Refused; v != nil {
+		d.refused = &Refusal{Reason: v.Reason, Message: v.Message}
+		if g.Refuses(keywardenv1alpha1.ReasonActiveKeyLimit) {
+			// Room under the new owner's limit sends no event to this
+			// key (it counts against its granted owner): look again.
+			d.requeue(LimitRecheck)
+		}
+		if c := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionStalled); c == nil || c.Message != v.Message {
+			d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventGrantChangeRefused, "Grant",
+				"A change of the key's spec was refused and the key keeps its grant: "+v.Message)
+		}
+	}
+	v := o.Violation
+	if v == nil {
+		if v = o.Policy.CheckAccess(g.Grant.Role, g.Grant.Scopes); v == nil {
+			v = o.Policy.CheckExpiry(g.Grant.ExpiresAt, st.IssuedAt.Time)
+		}
+	}
+	setCompliance(st, k.Generation, v)
+	return true
+}
+
+// expire expires the key when its expiry has come (Expired, Secret
+// deleted) and otherwise wakes the pass that will expire it. An issued
+// key's expiry is its granted one; a key not issued yet knows only an
+// absolute spec.expiresAt, and one being reissued keeps its grant's.
+func (d *Decision) expire(o *Observed) bool {
+	st := &d.Status
+	if st.IssuedAt == nil {
+		st.ExpiresAt = o.Key.Spec.ExpiresAt.DeepCopy()
+	}
+	if !policy.Expired(st.ExpiresAt, o.Now) {
+		if st.ExpiresAt != nil {
+			d.requeue(st.ExpiresAt.Sub(o.Now) + expirySlack)
+		}
+		return false
+	}
+	d.Outcome = expiredOutcome(st.ExpiresAt)
+	note := "The key expired and its Secret was deleted"
+	if st.KeyHash == "" {
+		note = "The key expired before it was issued"
+	}
+	d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyExpired, "Expire", note)
+	d.deleteSecret(o)
+	return true
+}
+
+// admit enforces, for a key never issued, its class (a key the class does
+// not allow is Stalled with the rule's reason) and its owner's active-key
+// limit (a key over it is Refused; its place is reserved when it is
+// admitted). An issued key keeps its grant and its place, but one being
+// reissued needs its class to resolve: its new key takes the class's
+// prefix.
+func (d *Decision) admit(o *Observed) bool {
+	k, st := o.Key, &d.Status
+	if Issued(st) {
+		if st.KeyHash == "" && o.Violation != nil {
+			d.stallOnPolicy(o, o.Violation)
+			return false
+		}
+		return true
+	}
+	v := o.Violation
+	if v == nil {
+		v = o.Policy.Check(&k.Spec, o.Now)
+	}
+	if v != nil {
+		d.stallOnPolicy(o, v)
+		return false
+	}
+	ok, ahead, tentative, known := o.room(k.Spec.Owner, HolderOf(k))
+	if !known {
+		d.NeedOwner = k.Spec.Owner
+		return false
+	}
+	if !ok {
+		v := policy.LimitViolation(k.Spec.Owner, k.Namespace, ahead, o.Policy.MaxActiveKeysPerOwner)
+		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
+			d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", v.Message)
+		}
+		d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseRefused, Stalled: true, Reason: v.Reason, Message: v.Message}
+		if tentative {
+			d.requeue(AdmissionRecheck)
+		}
+		return false
+	}
+	d.Reserve = &Reservation{Owner: k.Spec.Owner}
+	return true
+}
+
+func (d *Decision) stallOnPolicy(o *Observed, v *policy.Violation) {
+	if !HasCondition(o.Key, keywardenv1alpha1.ConditionStalled, v.Reason) {
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventPolicyViolation, "Issue", v.Message)
+	}
+	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhasePending, Stalled: true, Reason: v.Reason, Message: v.Message}
+}
+
+// keepSecret issues the key when it has none, and keeps an issued key
+// whole: its Secret must exist, belong to this APIKey and hold the key
+// whose hash is in status.
+func (d *Decision) keepSecret(o *Observed) {
+	st, s := &d.Status, o.Secret
+	if st.KeyHash == "" {
+		d.issue(o)
+		return
+	}
+	switch {
+	case o.TamperedDeleted:
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Reissue",
+			fmt.Sprintf("Secret %s was replaced by one that does not hold the issued key; it was deleted, the old key is invalid and a new one is issued", SecretName(o.Key)))
+		d.startReissue(fmt.Sprintf("Secret %s no longer holds the issued key; the old key is invalid and a new one is being issued", SecretName(o.Key)))
+		return
+	case s != nil && !s.Owned:
+		d.conflict(o)
+		return
+	case s == nil:
+		d.startReissue(fmt.Sprintf("Secret %s was deleted; the old key is invalid and a new one is being issued", SecretName(o.Key)))
+		return
+	case st.SecretRef == nil || st.SecretRef.UID != string(s.UID):
+		// Another Secret object than the one recorded: the same key
+		// restored (from a backup, say), which is the issued key whatever
+		// its seal, or another value.
+		switch {
+		case s.Gone:
+			d.Err = errors.New("Secret " + s.Name + " was deleted while it was read")
+			return
+		case !s.Read:
+			d.Err = errors.New("Secret " + s.Name + " was not read")
+			return
+		case s.Hash != st.KeyHash:
+			d.Secret = SecretReplace
+			return
+		}
+		st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)}
+	}
+	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
+}
+
+// issue records the key of a Secret this APIKey already owns when
+// Keywarden sealed it for this APIKey (a pass wrote the Secret and stopped
+// before recording the hash), or has a new key generated into a new
+// Secret. An owned Secret without a valid seal holds a value someone else
+// chose: it is deleted and never recorded.
+func (d *Decision) issue(o *Observed) {
+	st, s := &d.Status, o.Secret
+	// A key issued before (its issuance time is kept) and lost since is
+	// being reissued.
+	reissue := st.IssuedAt != nil
+	d.Outcome = Outcome{
+		Phase: keywardenv1alpha1.PhasePending, Progressing: true,
+		Reason: keywardenv1alpha1.ReasonIssuing, Message: "The key is being issued",
+	}
+	if reissue {
+		d.Outcome.Reason = keywardenv1alpha1.ReasonReissuing
+	}
+	if o.TamperedDeleted {
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
+			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", SecretName(o.Key)))
+	}
+	switch {
+	case o.Created != nil:
+		d.record(o, o.Created.Hash, o.Created.Prefix, o.Created.UID, reissue)
+	case o.CreateRaced && o.TamperedDeleted:
+		// The Secret this pass deleted is still going.
+		d.requeue(time.Second)
+	case s != nil && !s.Owned:
+		d.conflict(o)
+	case s != nil && s.Gone:
+		// The cache still shows a Secret that is gone: look again once
+		// it has caught up.
+		d.requeue(100 * time.Millisecond)
+	case s != nil && s.Deleting:
+		// Going (perhaps held by a finalizer): neither adopted nor
+		// replaced until it is gone.
+		d.requeue(5 * time.Second)
+	case s != nil && s.Sealed && s.Hash != "":
+		d.record(o, s.Hash, s.Prefix, s.UID, reissue)
+	case s != nil && s.Read:
+		d.Secret = SecretReplace
+	case s != nil:
+		d.Err = errors.New("Secret " + s.Name + " was not read")
+	case o.CreateRaced:
+		// Neither the cache nor the API server shows the Secret the
+		// create ran into: look again at once.
+		d.requeue(time.Millisecond)
+	case o.CreateRefused != "":
+		// Retrying cannot help: only a change of the spec can.
+		d.Outcome = Outcome{
+			Phase: keywardenv1alpha1.PhasePending, Stalled: true,
+			Reason: keywardenv1alpha1.ReasonSecretInvalid, Message: o.CreateRefused,
+		}
+	default:
+		d.Secret = SecretIssue
+	}
+}
+
+// record records the key a Secret holds as the issued key. A new key's
+// grant is what admit admitted; a reissued key keeps its issuance time and
+// its grant.
+func (d *Decision) record(o *Observed, hash, prefix string, uid types.UID, reissue bool) {
+	k, st := o.Key, &d.Status
+	st.KeyHash, st.KeyPrefix = hash, prefix
+	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: SecretName(k), UID: string(uid)}
+	if st.IssuedAt == nil {
+		st.IssuedAt = stamp(o.Now)
+		o.Policy.Issue(&k.Spec, st.IssuedAt.Time).Record(st)
+		setCompliance(st, k.Generation, nil) // admitted under its class
+	}
+	if st.ExpiresAt != nil {
+		d.requeue(st.ExpiresAt.Sub(o.Now) + expirySlack)
+	}
+	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
+	if reissue {
+		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyReissued, "Issue",
+			fmt.Sprintf("A new key %s... was issued into Secret %s", prefix, st.SecretRef.Name))
+		return
+	}
+	d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyIssued, "Issue",
+		fmt.Sprintf("Key %s... was issued into Secret %s", prefix, st.SecretRef.Name))
+}
+
+// conflict reports a Secret of the key's Secret name that this APIKey
+// does not own. The Secret is never touched; an issued key whose Secret it
+// replaced is no longer valid.
+func (d *Decision) conflict(o *Observed) {
+	st := &d.Status
+	if st.KeyHash != "" {
+		st.KeySerial++ // the issued key is gone for good
+	}
+	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
+	msg := fmt.Sprintf("Secret %s exists and is not owned by this APIKey; it is left untouched. Delete or rename it, or create the APIKey with another spec.secretName", o.Secret.Name)
+	if !HasCondition(o.Key, keywardenv1alpha1.ConditionStalled, keywardenv1alpha1.ReasonSecretConflict) {
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretConflict, "Issue", msg)
+	}
+	d.Outcome = Outcome{
+		Phase: keywardenv1alpha1.PhasePending, Stalled: true,
+		Reason: keywardenv1alpha1.ReasonSecretConflict, Message: msg,
+	}
+	d.requeue(ConflictRecheck)
+}
+
+// startReissue forgets the lost key; the status that says so is written
+// before a new key is issued, so that a crash between writing the new
+// Secret and recording its hash leads to adoption of that Secret, never to
+// a second new key.
+func (d *Decision) startReissue(msg string) {
+	st := &d.Status
+	st.KeySerial++ // a Secret of the old key is never adopted again
+	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
+	d.Outcome = Outcome{
+		Phase: keywardenv1alpha1.PhasePending, Progressing: true,
+		Reason: keywardenv1alpha1.ReasonReissuing, Message: msg,
+	}
+	d.requeue(time.Millisecond)
+}
+
+// deleteSecret deletes the key's Secret if this APIKey owns it; a foreign
+// Secret of the same name is left alone.
+func (d *Decision) deleteSecret(o *Observed) {
+	if o.Secret != nil && o.Secret.Owned {
+		d.Secret = SecretDelete
+	}
+}
+
+// room decides whether the key has a place among the owner's active keys
+// under the observed policy; known is false when the owner's keys were not
+// observed.
+func (o *Observed) room(owner string, self policy.Holder) (ok bool, ahead int, tentative, known bool) {
+	ok2, found := o.Owners[owner]
+	if !found {
+		return false, 0, false, false
+	}
+	ok, ahead, tentative = AdmitAmong(self, ok2.Peers, ok2.Admitted, ok2.Moved, o.Policy.MaxActiveKeysPerOwner)
+	return ok, ahead, tentative, true
+}
+
+func revokedOutcome() Outcome {
+	return Outcome{
+		Phase:   keywardenv1alpha1.PhaseRevoked,
+		Reason:  keywardenv1alpha1.ReasonRevoked,
+		Message: "The key is revoked; create a new APIKey to restore access",
+	}
+}
+
+func expiredOutcome(at *metav1.Time) Outcome {
+	msg := "The key expired; create a new APIKey to restore access"
+	if at != nil {
+		msg = fmt.Sprintf("The key expired at %s; create a new APIKey to restore access", at.UTC().Format(time.RFC3339))
+	}
+	return Outcome{Phase: keywardenv1alpha1.PhaseExpired, Reason: keywardenv1alpha1.ReasonExpired, Message: msg}
+}
+
+// stamp is a time as status stores it, to the second, so that what a pass
+// computes from it is what later passes read back.
+func stamp(now time.Time) *metav1.Time {
+	return &metav1.Time{Time: now.Truncate(time.Second)}
+}
+
+// setCompliance records whether an issued key still fits its class.
+func setCompliance(st *keywardenv1alpha1.APIKeyStatus, generation int64, v *policy.Violation) {
+	c := metav1.Condition{
+		Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, ObservedGeneration: generation,
+		Reason: keywardenv1alpha1.ReasonCompliant, Message: "The key fits its class",
+	}
+	if v != nil {
+		c.Status, c.Reason = metav1.ConditionFalse, v.Reason
+		c.Message = "The key was issued but no longer fits its class: " + v.Message
+	}
+	apimeta.SetStatusCondition(&st.Conditions, c)
+}
+
+// HasCondition reports whether the key's condition of the given type is
+// True with the given reason.
+func HasCondition(k *keywardenv1alpha1.APIKey, typ, reason string) bool {
+	c := apimeta.FindStatusCondition(k.Status.Conditions, typ)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
+}
+
+// Issued reports whether a key was issued: it holds a key, or held one and
+// is being reissued. An issued key keeps its grant and its place under its
+// owner's limit until it expires, is revoked or is deleted.
+func Issued(st *keywardenv1alpha1.APIKeyStatus) bool {
+	return st.KeyHash != "" || st.IssuedAt != nil
+}
+
+// SecretName is the name of the Secret that holds the key: the one
+// recorded in status once issued, otherwise spec.secretName or the
+// APIKey's name.
+func SecretName(k *keywardenv1alpha1.APIKey) string {
+	if ref := k.Status.SecretRef; ref != nil && ref.Name != "" {
+		return ref.Name
+	}
+	if k.Spec.SecretName != "" {
+		return k.Spec.SecretName
+	}
+	return k.Name
+}

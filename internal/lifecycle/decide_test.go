@@ -1,0 +1,527 @@
+package lifecycle
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/policy"
+)
+
+var (
+	now      = time.Date(2026, 11, 1, 12, 0, 0, 500_000_000, time.UTC)
+	hashA    = "sha256:" + strings.Repeat("a", 64)
+	hashB    = "sha256:" + strings.Repeat("b", 64)
+	inAnHour = metav1.NewTime(now.Add(time.Hour).Truncate(time.Second))
+)
+
+// newKey is a key as created: Pending, nothing issued.
+func newKey(mutate ...func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.APIKey {
+	k := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "k", UID: "uid-k", Generation: 2, CreationTimestamp: metav1.NewTime(now.Add(-time.Hour))},
+		Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "k", Owner: "team", Role: "reader"},
+		Status:     keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhasePending},
+	}
+	for _, m := range mutate {
+		m(k)
+	}
+	return k
+}
+
+// issuedKey is an Active key whose Secret "k" (UID s1) holds hashA.
+func issuedKey(mutate ...func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.APIKey {
+	k := newKey(func(k *keywardenv1alpha1.APIKey) {
+		k.Status = keywardenv1alpha1.APIKeyStatus{
+			Phase: keywardenv1alpha1.PhaseActive, KeyHash: hashA, KeyPrefix: "kw_aaaaa", KeySerial: 3,
+			SecretRef: &keywardenv1alpha1.SecretReference{Name: "k", UID: "s1"},
+			IssuedAt:  &metav1.Time{Time: now.Add(-time.Hour).Truncate(time.Second)},
+			Owner:     "team", Role: "reader",
+		}
+	})
+	for _, m := range mutate {
+		m(k)
+	}
+	return k
+}
+
+func stalledOn(reason, msg string) func(*keywardenv1alpha1.APIKey) {
+	return func(k *keywardenv1alpha1.APIKey) {
+		apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: msg})
+	}
+}
+
+func reissuing(k *keywardenv1alpha1.APIKey) {
+	k.Status.Phase, k.Status.KeyHash, k.Status.KeyPrefix, k.Status.SecretRef = keywardenv1alpha1.PhasePending, "", "", nil
+}
+
+// Secrets at the key's name.
+var (
+	ownSecret     = &Secret{Name: "k", UID: "s1", Owned: true}
+	foreignSecret = &Secret{Name: "k", UID: "s9"}
+	sealedSecret  = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb", Sealed: true}
+	unsealed      = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}
+	restored      = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"}
+)
+
+func withSecret(s *Secret) func(*Observed) { return func(o *Observed) { o.Secret = s } }
+
+func peers(owner string, limit int, keys ...keywardenv1alpha1.APIKey) func(*Observed) {
+	return func(o *Observed) {
+		o.Policy.MaxActiveKeysPerOwner = limit
+		o.Owners[owner] = &OwnerKeys{Peers: keys}
+	}
+}
+
+func peer(uid string, issued bool) keywardenv1alpha1.APIKey {
+	k := keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour))}}
+	if issued {
+		k.Status.KeyHash = hashB
+	}
+	return k
+}
+
+type want struct {
+	phase       keywardenv1alpha1.APIKeyPhase
+	reason      string
+	stalled     bool
+	progressing bool
+	refused     string
+	secret      SecretAction
+	events      []string
+	requeue     time.Duration
+	reserve     *Reservation
+	needOwner   string
+	err         bool
+	status      func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus)
+}
+
+// TestDecide holds every transition of a key's life, one row each.
+func TestDecide(t *testing.T) {
+	stamp := &metav1.Time{Time: now.Truncate(time.Second)}
+	limitMsg := policy.LimitViolation("other", "ns", 1, 1).Message
+	rows := []struct {
+		name    string
+		key     *keywardenv1alpha1.APIKey
+		observe []func(*Observed)
+		want    want
+	}{
+		// Issuance.
+		{
+			name: "a new key without a Secret is issued, taking its owner's place",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				secret: SecretIssue, reserve: &Reservation{Owner: "team"}},
+		},
+		{
+			name: "a new key whose owner's keys were not read asks for them",
+			key:  newKey(),
+			want: want{needOwner: "team"},
+		},
+		{
+			name: "the Secret created for a new key: Active, its grant recorded",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) {
+				o.Created = &Created{Hash: hashB, Prefix: "kw_bbbbb", UID: "s2"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyIssued}, reserve: &Reservation{Owner: "team"},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != hashB || st.KeyPrefix != "kw_bbbbb" || st.SecretRef == nil || st.SecretRef.UID != "s2" || st.SecretRef.Name != "k" {
+						t.Errorf("status records %q %q %+v, want the created Secret's key", st.KeyHash, st.KeyPrefix, st.SecretRef)
+					}
+					if !st.IssuedAt.Equal(stamp) || st.Owner != "team" || st.Role != "reader" {
+						t.Errorf("issuedAt %v owner %q role %q, want %v team reader", st.IssuedAt, st.Owner, st.Role, stamp)
+					}
+					if !apimeta.IsStatusConditionTrue(st.Conditions, keywardenv1alpha1.ConditionClassCompliant) {
+						t.Error("a key issued under its class is not ClassCompliant")
+					}
+				}},
+		},
+		{
+			name: "a new key with a lifetime wakes at its expiry once issued",
+			key:  newKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour} }),
+			observe: []func(*Observed){peers("team", 10), func(o *Observed) {
+				o.Created = &Created{Hash: hashB, Prefix: "kw_bbbbb", UID: "s2"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyIssued}, reserve: &Reservation{Owner: "team"},
+				requeue: inAnHour.Sub(now) + expirySlack,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.ExpiresAt == nil || !st.ExpiresAt.Equal(&inAnHour) {
+						t.Errorf("expiresAt %v, want %v", st.ExpiresAt, inAnHour)
+					}
+				}},
+		},
+		{
+			name: "a new key over its owner's limit is refused",
+			key:  newKey(), observe: []func(*Observed){peers("team", 1, peer("p", true))},
+			want: want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, stalled: true,
+				events: []string{keywardenv1alpha1.EventKeyRefused}},
+		},
+		{
+			name:    "a key refused before is refused without another event",
+			key:     newKey(func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRefused }),
+			observe: []func(*Observed){peers("team", 1, peer("p", true))},
+			want:    want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, stalled: true},
+		},
+		{
+			name: "a key refused for a place still being issued is decided again shortly",
+			key:  newKey(), observe: []func(*Observed){peers("team", 1, peer("p", false)), func(o *Observed) {
+				o.Owners["team"].Admitted = map[types.UID]bool{"p": true}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, stalled: true,
+				events: []string{keywardenv1alpha1.EventKeyRefused}, requeue: AdmissionRecheck},
+		},
+		{
+			name: "a role its class does not allow stalls the key",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) {
+				o.Policy.Roles = map[string][]keywardenv1alpha1.Scope{"admin": nil}
+			}},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonRoleNotAllowed, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}},
+		},
+		{
+			name: "a key stalled on the same rule gets no second event",
+			key:  newKey(stalledOn(keywardenv1alpha1.ReasonRoleNotAllowed, "m")),
+			observe: []func(*Observed){func(o *Observed) {
+				o.Policy.Roles = map[string][]keywardenv1alpha1.Scope{"admin": nil}
+			}},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonRoleNotAllowed, stalled: true},
+		},
+		{
+			name: "a class that does not resolve stalls a new key",
+			key:  newKey(), observe: []func(*Observed){func(o *Observed) {
+				o.Violation = &policy.Violation{Reason: keywardenv1alpha1.ReasonClassNotFound, Message: "m"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonClassNotFound, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}},
+		},
+		{
+			name: "a namespace a class refuses is looked at again when its labels are not watched",
+			key:  newKey(), observe: []func(*Observed){func(o *Observed) {
+				o.Violation = &policy.Violation{Reason: keywardenv1alpha1.ReasonNamespaceNotAllowed, Message: "m"}
+				o.NamespacesUnwatched = true
+			}},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonNamespaceNotAllowed, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}, requeue: LimitRecheck},
+		},
+
+		// A Secret found where a key is to be issued.
+		{
+			name: "an owned Secret Keywarden sealed for the key is adopted",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), withSecret(sealedSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyIssued}, reserve: &Reservation{Owner: "team"},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != hashB || st.SecretRef.UID != "s2" {
+						t.Errorf("adopted %q in %+v, want the Secret's key", st.KeyHash, st.SecretRef)
+					}
+				}},
+		},
+		{
+			name: "an owned Secret without Keywarden's seal is deleted, never recorded",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), withSecret(unsealed)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				secret: SecretReplace, reserve: &Reservation{Owner: "team"},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != "" {
+						t.Errorf("recorded %q from an unsealed Secret", st.KeyHash)
+					}
+				}},
+		},
+		{
+			name: "once the unsealed Secret is deleted, a new key is issued",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) { o.TamperedDeleted = true }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				secret: SecretIssue, reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretTampered}},
+		},
+		{
+			name: "and once created, both are told",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) {
+				o.TamperedDeleted = true
+				o.Created = &Created{Hash: hashA, Prefix: "kw_aaaaa", UID: "s3"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, reserve: &Reservation{Owner: "team"},
+				events: []string{keywardenv1alpha1.EventSecretTampered, keywardenv1alpha1.EventKeyIssued}},
+		},
+		{
+			name: "an owned Secret being deleted is waited for",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Owned: true, Read: true, Deleting: true})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				reserve: &Reservation{Owner: "team"}, requeue: 5 * time.Second},
+		},
+		{
+			name: "an owned Secret the cache lists and the API server no longer has is waited for",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Owned: true, Read: true, Gone: true})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				reserve: &Reservation{Owner: "team"}, requeue: 100 * time.Millisecond},
+		},
+		{
+			name: "a foreign Secret of the name stalls the key and is left alone",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), withSecret(foreignSecret)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
+		},
+		{
+			name:    "a foreign Secret reported before gets no second event",
+			key:     newKey(stalledOn(keywardenv1alpha1.ReasonSecretConflict, "m")),
+			observe: []func(*Observed){peers("team", 10), withSecret(foreignSecret)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				reserve: &Reservation{Owner: "team"}, requeue: ConflictRecheck},
+		},
+		{
+			name: "a create that ran into a Secret no reader shows is tried again at once",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) { o.CreateRaced = true }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				reserve: &Reservation{Owner: "team"}, requeue: time.Millisecond},
+		},
+		{
+			name: "a create that ran into the Secret the pass deleted waits for it to go",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) { o.CreateRaced, o.TamperedDeleted = true, true }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				reserve: &Reservation{Owner: "team"}, requeue: time.Second, events: []string{keywardenv1alpha1.EventSecretTampered}},
+		},
+		{
+			name: "a Secret the API server refuses as invalid stalls the key",
+			key:  newKey(), observe: []func(*Observed){peers("team", 10), func(o *Observed) { o.CreateRefused = "The API server refuses Secret k: m" }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretInvalid, stalled: true,
+				reserve: &Reservation{Owner: "team"}},
+		},
+
+		// An issued key.
+		{
+			name: "an issued key whose Secret is in place stays Active",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive},
+		},
+		{
+			name:    "an issued key wakes at its expiry",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = inAnHour.DeepCopy() }),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: inAnHour.Sub(now) + expirySlack},
+		},
+		{
+			name: "a deleted Secret starts a reissue, recorded before a new key is written",
+			key:  issuedKey(),
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonReissuing, progressing: true, requeue: time.Millisecond,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != "" || st.SecretRef != nil || st.KeySerial != 4 || st.IssuedAt == nil {
+						t.Errorf("hash %q ref %+v serial %d issuedAt %v; want the key forgotten, serial 4, issuance kept", st.KeyHash, st.SecretRef, st.KeySerial, st.IssuedAt)
+					}
+				}},
+		},
+		{
+			name: "the same key restored in another Secret object is the issued key",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(restored)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.SecretRef.UID != "s2" || st.KeyHash != hashA {
+					t.Errorf("ref %+v hash %q, want the restored Secret recorded", st.SecretRef, st.KeyHash)
+				}
+			}},
+		},
+		{
+			name: "another value in another Secret object is deleted",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(sealedSecret)},
+			want: want{secret: SecretReplace},
+		},
+		{
+			name: "and the key is then reissued",
+			key:  issuedKey(), observe: []func(*Observed){func(o *Observed) { o.TamperedDeleted = true }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonReissuing, progressing: true, requeue: time.Millisecond,
+				events: []string{keywardenv1alpha1.EventSecretTampered}},
+		},
+		{
+			name: "a foreign Secret in the issued key's place ends that key for good",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(foreignSecret)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != "" || st.KeySerial != 4 {
+						t.Errorf("hash %q serial %d, want the key forgotten and serial 4", st.KeyHash, st.KeySerial)
+					}
+				}},
+		},
+		{
+			name: "a key being reissued records its new Secret, keeping its issuance",
+			key:  issuedKey(reissuing), observe: []func(*Observed){func(o *Observed) {
+				o.Created = &Created{Hash: hashB, Prefix: "kw_bbbbb", UID: "s2"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyReissued},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if !st.IssuedAt.Equal(&metav1.Time{Time: now.Add(-time.Hour).Truncate(time.Second)}) || st.KeyHash != hashB {
+						t.Errorf("issuedAt %v hash %q, want the first issuance and the new key", st.IssuedAt, st.KeyHash)
+					}
+				}},
+		},
+		{
+			name: "a key being reissued whose class is gone stalls",
+			key:  issuedKey(reissuing), observe: []func(*Observed){func(o *Observed) {
+				o.Violation = &policy.Violation{Reason: keywardenv1alpha1.ReasonClassNotFound, Message: "m"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonClassNotFound, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}},
+		},
+
+		// Expiry.
+		{
+			name:    "an issued key past its expiry expires and loses its Secret",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)} }),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete,
+				events: []string{keywardenv1alpha1.EventKeyExpired}},
+		},
+		{
+			name: "a key whose expiry came before it was issued expires",
+			key:  newKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)} }),
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired,
+				events: []string{keywardenv1alpha1.EventKeyExpired}},
+		},
+		{
+			name:    "a key stalled on a foreign Secret wakes at its expiry, not a minute later",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: now.Add(5 * time.Second)} }),
+			observe: []func(*Observed){withSecret(foreignSecret)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: 5*time.Second + expirySlack},
+		},
+
+		// Revocation and the end of a key.
+		{
+			name:    "a key revoked in its spec is revoked and loses its Secret",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked, secret: SecretDelete,
+				events: []string{keywardenv1alpha1.EventKeyRevoked},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if !st.RevokedAt.Equal(stamp) {
+						t.Errorf("revokedAt %v, want %v", st.RevokedAt, stamp)
+					}
+				}},
+		},
+		{
+			name:    "a revoked key leaves a foreign Secret alone",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }),
+			observe: []func(*Observed){withSecret(foreignSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked,
+				events: []string{keywardenv1alpha1.EventKeyRevoked}},
+		},
+		{
+			name:    "an Expired key stays Expired, and a Secret created since is deleted",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseExpired }),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete},
+		},
+		{
+			name: "a Revoked key stays Revoked",
+			key:  issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRevoked }),
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked},
+		},
+
+		// An issued key's grant.
+		{
+			name:    "a new owner with room is granted, taking a place under that owner",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "other" }),
+			observe: []func(*Observed){withSecret(ownSecret), peers("other", 10)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventGrantChanged},
+				reserve: &Reservation{Owner: "other", Move: true},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.Owner != "other" {
+						t.Errorf("granted owner %q, want other", st.Owner)
+					}
+				}},
+		},
+		{
+			name:    "a new owner whose keys were not read is asked for",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "other" }),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{needOwner: "other"},
+		},
+		{
+			name:    "a new owner without room is refused: the key stays Ready with its grant, looked at again",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "other" }),
+			observe: []func(*Observed){withSecret(ownSecret), peers("other", 1, peer("p", true))},
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonActiveKeyLimit, requeue: LimitRecheck,
+				events: []string{keywardenv1alpha1.EventGrantChangeRefused},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.Owner != "team" {
+						t.Errorf("granted owner %q, want team kept", st.Owner)
+					}
+				}},
+		},
+		{
+			name:    "a refusal reported before gets no second event",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "other" }, stalledOn(keywardenv1alpha1.ReasonActiveKeyLimit, limitMsg)),
+			observe: []func(*Observed){withSecret(ownSecret), peers("other", 1, peer("p", true))},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonActiveKeyLimit, requeue: LimitRecheck},
+		},
+		{
+			name: "an issued key its class no longer allows keeps its grant and is not ClassCompliant",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) {
+				o.Policy.Roles = map[string][]keywardenv1alpha1.Scope{"admin": nil}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				c := apimeta.FindStatusCondition(st.Conditions, keywardenv1alpha1.ConditionClassCompliant)
+				if c == nil || c.Status != metav1.ConditionFalse || c.Reason != keywardenv1alpha1.ReasonRoleNotAllowed {
+					t.Errorf("ClassCompliant %+v, want False RoleNotAllowed", c)
+				}
+			}},
+		},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			o := &Observed{Key: row.key, Now: now, Policy: policy.BuiltIn(), Owners: map[string]*OwnerKeys{}}
+			for _, f := range row.observe {
+				f(o)
+			}
+			before := row.key.DeepCopy()
+			d := Decide(o)
+			if !equality.Semantic.DeepEqual(before, row.key) {
+				t.Fatal("Decide changed the observed key")
+			}
+			w := row.want
+			if d.NeedOwner != w.needOwner {
+				t.Fatalf("NeedOwner %q, want %q", d.NeedOwner, w.needOwner)
+			}
+			if w.needOwner != "" {
+				return
+			}
+			out := d.Outcome
+			if out.Phase != w.phase || out.Reason != w.reason || out.Stalled != w.stalled || out.Progressing != w.progressing {
+				t.Errorf("outcome %s/%s stalled=%v progressing=%v (%s), want %s/%s stalled=%v progressing=%v",
+					out.Phase, out.Reason, out.Stalled, out.Progressing, out.Message, w.phase, w.reason, w.stalled, w.progressing)
+			}
+			if got := ""; out.Refused != nil || w.refused != "" {
+				if out.Refused != nil {
+					got = out.Refused.Reason
+				}
+				if got != w.refused {
+					t.Errorf("refused %q, want %q", got, w.refused)
+				}
+			}
+			if d.Secret != w.secret {
+				t.Errorf("Secret action %d, want %d", d.Secret, w.secret)
+			}
+			var events []string
+			for _, e := range d.Events {
+				events = append(events, e.Reason)
+			}
+			if !slices.Equal(events, w.events) {
+				t.Errorf("events %v, want %v", events, w.events)
+			}
+			if d.RequeueAfter != w.requeue {
+				t.Errorf("requeue after %v, want %v", d.RequeueAfter, w.requeue)
+			}
+			if (d.Reserve == nil) != (w.reserve == nil) || d.Reserve != nil && *d.Reserve != *w.reserve {
+				t.Errorf("reserve %+v, want %+v", d.Reserve, w.reserve)
+			}
+			if (d.Err != nil) != w.err {
+				t.Errorf("err %v, want err %v", d.Err, w.err)
+			}
+			if w.status != nil {
+				w.status(t, &d.Status)
+			}
+		})
+	}
+}
