@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +74,43 @@ var _ = Describe("APIKeyClass policy", func() {
 		Expect(got.Status.Scopes).To(ConsistOf(keywardenv1alpha1.Scope("logs:read"), keywardenv1alpha1.Scope("audit:read")))
 		Expect(got.Status.ExpiresAt.Time).To(Equal(got.Status.IssuedAt.Add(24 * time.Hour)))
 		Expect(condition(got, "ClassCompliant").Status).To(Equal(metav1.ConditionTrue))
+	})
+
+	It("warns once as a key enters its class's expiry warning, leaving it Ready, and not a key issued for less", func() {
+		// The window starts three seconds after issuance for a key of an
+		// hour: the pass that marks it is the one its wake-up asked for.
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{ExpiryWarning: &metav1.Duration{Duration: time.Hour - 3*time.Second}})
+		long, short := newAPIKey(ns, "long"), newAPIKey(ns, "short")
+		long.Spec.ClassName, long.Spec.Lifetime = c.Name, &metav1.Duration{Duration: time.Hour}
+		short.Spec.ClassName, short.Spec.Lifetime = c.Name, &metav1.Duration{Duration: 30 * time.Minute}
+		Expect(k8sClient.Create(ctx, long)).To(Succeed())
+		Expect(k8sClient.Create(ctx, short)).To(Succeed())
+		issued := waitReady(ctx, long)
+		Expect(condition(issued, keywardenv1alpha1.ConditionExpiringSoon).Type).To(BeEmpty(), "warned before the window")
+		var got *keywardenv1alpha1.APIKey
+		Eventually(func(g Gomega) {
+			got = getKey(ctx, long)
+			c := condition(got, keywardenv1alpha1.ConditionExpiringSoon)
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(c.Message).To(ContainSubstring(got.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+		}, 10*time.Second).Should(Succeed())
+		Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionTrue))
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		Eventually(eventReasons(ctx, got)).Should(ContainElement(keywardenv1alpha1.EventKeyExpiringSoon))
+		// Later passes (a label change wakes one) tell nothing again.
+		Expect(k8sClient.Patch(ctx, got, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"touched":"yes"}}}`)))).To(Succeed())
+		Consistently(func() ([]string, error) {
+			reasons, err := eventReasons(ctx, got)()
+			var n []string
+			for _, r := range reasons {
+				if r == keywardenv1alpha1.EventKeyExpiringSoon {
+					n = append(n, r)
+				}
+			}
+			return n, err
+		}, time.Second).Should(HaveLen(1))
+		Expect(condition(getKey(ctx, short), keywardenv1alpha1.ConditionExpiringSoon).Type).To(BeEmpty(), "a key issued for less than the window was warned")
+		Expect(eventReasons(ctx, waitReady(ctx, short))()).NotTo(ContainElement(keywardenv1alpha1.EventKeyExpiringSoon))
 	})
 
 	DescribeTable("does not issue a key the class does not allow",

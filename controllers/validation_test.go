@@ -187,6 +187,8 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 			`spec.defaultLifetime: Invalid value: defaultLifetime may not exceed maxLifetime`),
 		Entry("a zero maximum lifetime", map[string]any{"maxLifetime": "0s"},
 			`spec.maxLifetime: Invalid value: "0s": maxLifetime must be positive`),
+		Entry("an expiry warning in days", map[string]any{"expiryWarning": "7d"},
+			`spec.expiryWarning: Invalid value: "7d": spec.expiryWarning in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`),
 		Entry("a limit of zero keys", map[string]any{"maxActiveKeysPerOwner": 0},
 			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
 		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -14,6 +16,11 @@ const AnnotationDefaultClass = "keywarden.dev/is-default-class"
 // DefaultMaxActiveKeysPerOwner is the limit of active keys per owner when a
 // class sets none, or when no class applies.
 const DefaultMaxActiveKeysPerOwner = 10
+
+// DefaultExpiryWarning is how long before its expiry a key is marked
+// ExpiringSoon when its class sets no expiryWarning, or when no class
+// applies: seven days, as GitHub and GitLab warn.
+const DefaultExpiryWarning = 7 * 24 * time.Hour
 
 // APIKeyClassSpec is the policy for the keys of a class.
 //
@@ -54,6 +61,18 @@ type APIKeyClassSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLifetime must be positive"
 	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+
+	// expiryWarning is how long before a key's expiry the key is marked
+	// ExpiringSoon (a condition that leaves Ready as it is) and one Warning
+	// Event, KeyExpiringSoon, is emitted, as a Go duration such as 72h.
+	// Defaults to 168h (7 days); 0s turns the warning off. A key issued
+	// for no longer than this is not warned: it was meant to be
+	// short-lived.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	ExpiryWarning *metav1.Duration `json:"expiryWarning,omitempty"`
 
 	// maxActiveKeysPerOwner is how many active keys (issued or waiting to
 	// be, not expired, revoked or being deleted) one owner may hold in a

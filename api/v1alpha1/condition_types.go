@@ -18,6 +18,9 @@ const (
 	// its class (the class changed after issuance). It does not affect
 	// Ready: changing a class never revokes issued keys.
 	ConditionClassCompliant = "ClassCompliant"
+	// ConditionExpiringSoon is True while an issued key's expiry is within
+	// its class's expiryWarning. It does not affect Ready.
+	ConditionExpiringSoon = "ExpiringSoon"
 )
 
 // Condition reasons.
@@ -31,6 +34,9 @@ const (
 	ReasonReissuing = "Reissuing"
 	// ReasonExpired: the key reached its expiry.
 	ReasonExpired = "Expired"
+	// ReasonExpiringSoon: the key's expiry is within its class's
+	// expiryWarning.
+	ReasonExpiringSoon = "ExpiringSoon"
 	// ReasonRevoked: the key was revoked.
 	ReasonRevoked = "Revoked"
 	// ReasonSecretConflict: a Secret of the target name exists and does not
@@ -78,6 +84,9 @@ const (
 	EventKeyReissued = "KeyReissued"
 	// EventKeyExpired: the key expired and its Secret was deleted.
 	EventKeyExpired = "KeyExpired"
+	// EventKeyExpiringSoon (Warning): the key's expiry came within its
+	// class's expiryWarning; emitted once.
+	EventKeyExpiringSoon = "KeyExpiringSoon"
 	// EventKeyRevoked: the key was revoked and its Secret was deleted.
 	EventKeyRevoked = "KeyRevoked"
 	// EventKeyRefused: the owner's active-key limit keeps the key from being

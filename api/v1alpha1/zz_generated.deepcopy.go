@@ -131,6 +131,11 @@ func (in *APIKeyClassSpec) DeepCopyInto(out *APIKeyClassSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.ExpiryWarning != nil {
+		in, out := &in.ExpiryWarning, &out.ExpiryWarning
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MaxActiveKeysPerOwner != nil {
 		in, out := &in.MaxActiveKeysPerOwner, &out.MaxActiveKeysPerOwner
 		*out = new(int32)

@@ -187,10 +187,48 @@ func (d *Decision) emit(typ, reason, action, note string) {
 func Decide(o *Observed) Decision {
 	d := Decision{Status: *o.Key.Status.DeepCopy()}
 	d.decide(o)
+	if d.NeedOwner != "" {
+		return d
+	}
 	if d.Outcome.Phase == keywardenv1alpha1.PhaseActive {
 		d.Outcome.Refused = d.refused
 	}
+	d.warnExpiry(o)
 	return d
+}
+
+// warnExpiry marks an issued key whose expiry is within its class's
+// expiryWarning ExpiringSoon, with one Warning Event as it enters the
+// window, and otherwise wakes the pass that will. A key whose class does
+// not resolve gets the default window; the condition goes once the key
+// has ended.
+func (d *Decision) warnExpiry(o *Observed) {
+	st := &d.Status
+	window := o.Policy.ExpiryWarning
+	if o.Violation != nil {
+		window = keywardenv1alpha1.DefaultExpiryWarning
+	}
+	if Terminal(d.Outcome.Phase) || !Issued(st) || st.ExpiresAt == nil || window <= 0 ||
+		st.IssuedAt != nil && st.ExpiresAt.Sub(st.IssuedAt.Time) <= window {
+		// A key issued for no longer than the window was meant to be
+		// short-lived: it is not warned.
+		apimeta.RemoveStatusCondition(&st.Conditions, keywardenv1alpha1.ConditionExpiringSoon)
+		return
+	}
+	if start := st.ExpiresAt.Add(-window); o.Now.Before(start) {
+		apimeta.RemoveStatusCondition(&st.Conditions, keywardenv1alpha1.ConditionExpiringSoon)
+		d.requeue(start.Sub(o.Now))
+		return
+	}
+	msg := fmt.Sprintf("The key expires at %s, within its class's expiry warning of %s; issue a replacement and move its users to it",
+		st.ExpiresAt.UTC().Format(time.RFC3339), window)
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: keywardenv1alpha1.ConditionExpiringSoon, Status: metav1.ConditionTrue, ObservedGeneration: o.Key.Generation,
+		Reason: keywardenv1alpha1.ReasonExpiringSoon, Message: msg,
+	})
+	if !HasCondition(o.Key, keywardenv1alpha1.ConditionExpiringSoon, keywardenv1alpha1.ReasonExpiringSoon) {
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyExpiringSoon, "Expire", msg)
+	}
 }
 
 func (d *Decision) decide(o *Observed) {

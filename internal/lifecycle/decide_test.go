@@ -51,6 +51,10 @@ func issuedKey(mutate ...func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.API
 	return k
 }
 
+func issuedFor30Days(k *keywardenv1alpha1.APIKey) {
+	k.Status.IssuedAt = &metav1.Time{Time: now.Add(-30 * 24 * time.Hour).Truncate(time.Second)}
+}
+
 func stalledOn(reason, msg string) func(*keywardenv1alpha1.APIKey) {
 	return func(k *keywardenv1alpha1.APIKey) {
 		apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: msg})
@@ -85,6 +89,18 @@ func peer(uid string, issued bool) keywardenv1alpha1.APIKey {
 		k.Status.KeyHash = hashB
 	}
 	return k
+}
+
+func expiringSoon(want bool) func(*testing.T, *keywardenv1alpha1.APIKeyStatus) {
+	return func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+		t.Helper()
+		if got := apimeta.IsStatusConditionTrue(st.Conditions, keywardenv1alpha1.ConditionExpiringSoon); got != want {
+			t.Errorf("ExpiringSoon %v, want %v", got, want)
+		}
+		if !want && apimeta.FindStatusCondition(st.Conditions, keywardenv1alpha1.ConditionExpiringSoon) != nil {
+			t.Error("an ExpiringSoon condition that is not True is left in status")
+		}
+	}
 }
 
 type want struct {
@@ -467,6 +483,68 @@ func TestDecide(t *testing.T) {
 					t.Errorf("ClassCompliant %+v, want False RoleNotAllowed", c)
 				}
 			}},
+		},
+
+		// Warning before expiry.
+		{
+			name: "an issued key within its class's expiry warning is ExpiringSoon, still Ready, told once",
+			key: issuedKey(issuedFor30Days, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(keywardenv1alpha1.DefaultExpiryWarning - time.Hour)}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyExpiringSoon},
+				requeue: keywardenv1alpha1.DefaultExpiryWarning - time.Hour + expirySlack, status: expiringSoon(true)},
+		},
+		{
+			name: "a key already ExpiringSoon is not told again",
+			key: issuedKey(issuedFor30Days, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(time.Hour)}
+				apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionExpiringSoon, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonExpiringSoon})
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: time.Hour + expirySlack, status: expiringSoon(true)},
+		},
+		{
+			name: "a key before the window wakes as it enters it",
+			key: issuedKey(issuedFor30Days, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(keywardenv1alpha1.DefaultExpiryWarning + time.Hour)}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: time.Hour, status: expiringSoon(false)},
+		},
+		{
+			name: "a class that turns the warning off",
+			key: issuedKey(issuedFor30Days, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(time.Hour)}
+				apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionExpiringSoon, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonExpiringSoon})
+			}),
+			observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) { o.Policy.ExpiryWarning = 0 }},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: time.Hour + expirySlack, status: expiringSoon(false)},
+		},
+		{
+			name: "an expired key is no longer ExpiringSoon",
+			key: issuedKey(issuedFor30Days, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)}
+				apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionExpiringSoon, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonExpiringSoon})
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete,
+				events: []string{keywardenv1alpha1.EventKeyExpired}, status: expiringSoon(false)},
+		},
+		{
+			name: "a key issued for less than the window is not warned",
+			key: issuedKey(func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(time.Hour)}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: time.Hour + expirySlack, status: expiringSoon(false)},
+		},
+		{
+			name:    "a key not issued yet is not warned",
+			key:     newKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.ExpiresAt = &metav1.Time{Time: now.Add(time.Hour)} }),
+			observe: []func(*Observed){peers("team", 10)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				secret: SecretIssue, reserve: &Reservation{Owner: "team"}, requeue: time.Hour + expirySlack, status: expiringSoon(false)},
 		},
 	}
 	for _, row := range rows {

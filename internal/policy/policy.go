@@ -31,6 +31,9 @@ type Policy struct {
 	DefaultLifetime, MaxLifetime time.Duration
 	// MaxActiveKeysPerOwner is the per-owner, per-namespace limit.
 	MaxActiveKeysPerOwner int
+	// ExpiryWarning is how long before its expiry a key is marked
+	// ExpiringSoon; zero for never.
+	ExpiryWarning time.Duration
 	// Namespaces selects the namespaces whose keys may use the policy; nil
 	// admits every namespace. namespacesInvalid says why the class's
 	// selector could not be read, when it could not: then no namespace is
@@ -40,9 +43,13 @@ type Policy struct {
 }
 
 // BuiltIn is the policy when no class applies: prefix kw_, any role and
-// scope, no lifetime bound, 10 active keys per owner.
+// scope, no lifetime bound, 10 active keys per owner, a warning 7 days
+// before expiry.
 func BuiltIn() Policy {
-	return Policy{KeyPrefix: keys.DefaultPrefix, MaxActiveKeysPerOwner: keywardenv1alpha1.DefaultMaxActiveKeysPerOwner}
+	return Policy{
+		KeyPrefix: keys.DefaultPrefix, MaxActiveKeysPerOwner: keywardenv1alpha1.DefaultMaxActiveKeysPerOwner,
+		ExpiryWarning: keywardenv1alpha1.DefaultExpiryWarning,
+	}
 }
 
 // FromClass is the policy of a class.
@@ -63,6 +70,9 @@ func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
 	}
 	if d := c.Spec.MaxLifetime; d != nil {
 		p.MaxLifetime = d.Duration
+	}
+	if d := c.Spec.ExpiryWarning; d != nil {
+		p.ExpiryWarning = d.Duration
 	}
 	if n := c.Spec.MaxActiveKeysPerOwner; n != nil {
 		p.MaxActiveKeysPerOwner = int(*n)
