@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -99,6 +101,46 @@ type APIKeySpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	ClassName string `json:"className,omitempty"`
+
+	// rotation replaces the key with a new one, in the same Secret, on a
+	// schedule or on request, while the previous key stays valid for a
+	// grace period.
+	// +optional
+	Rotation *Rotation `json:"rotation,omitempty"`
+}
+
+// DefaultGracePeriod is how long a rotated-out key stays valid when the
+// APIKey sets no gracePeriod.
+const DefaultGracePeriod = 24 * time.Hour
+
+// Rotation is when a key is replaced, and how long the key it replaces
+// stays valid.
+type Rotation struct {
+	// every rotates the key on a schedule, this long after its issuance or
+	// its last rotation, as a Go duration such as 720h (at least 1m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
+	Every *metav1.Duration `json:"every,omitempty"`
+
+	// gracePeriod is how long the previous key stays valid after a
+	// rotation (never past the key's expiry), as a Go duration; 0s for
+	// none. Defaults to 24h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+
+	// request asks for one rotation each time it changes: set it to a new
+	// value (a date, a ticket, a CI run) to rotate the key once. Applying
+	// the same value again does nothing, and the value the key was created
+	// with does not rotate it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Request string `json:"request,omitempty"`
 }
 
 // Scope is a capability a key grants: lower-case letters, digits and
@@ -167,6 +209,14 @@ type SecretReference struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	UID string `json:"uid,omitempty"`
+
+	// resourceVersion of the Secret when the controller last saw it hold
+	// the key. A Secret changed since is read again: a value edited in
+	// place is treated as a replaced Secret. Empty for the immutable
+	// Secrets of earlier releases, which cannot change in place.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
 // APIKeyStatus is written by the controller (and lastUsedAt by the verifier).
@@ -247,6 +297,11 @@ type APIKeyStatus struct {
 	// +optional
 	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
 
+	// rotation records the key's rotations: the key a rotation is
+	// writing into the Secret, and the keys rotated out.
+	// +optional
+	Rotation *RotationStatus `json:"rotation,omitempty"`
+
 	// observedGeneration is the generation of the spec last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -322,4 +377,49 @@ func (t *SecretTemplate) GetLabels() map[string]LabelValue {
 		return nil
 	}
 	return t.Labels
+}
+
+// RotationStatus is the state of a key's rotations.
+type RotationStatus struct {
+	// lastRotatedAt is when the key was last rotated; the schedule counts
+	// from it, or from issuance before the first rotation.
+	// +optional
+	LastRotatedAt *metav1.Time `json:"lastRotatedAt,omitempty"`
+
+	// request is the spec.rotation.request last acted on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Request string `json:"request,omitempty"`
+
+	// next is the key a rotation is writing into the Secret. It is
+	// recorded before the Secret is written, so that it verifies as the
+	// current key does from the moment a workload can read it.
+	// +optional
+	Next *RecordedKey `json:"next,omitempty"`
+
+	// previous are the keys rotated out, newest first: each verifies, as
+	// a previous key, until its validUntil, and is refused as ROTATED
+	// after.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Previous []PreviousKey `json:"previous,omitempty"`
+}
+
+// RecordedKey is a key known by its hash and display prefix.
+type RecordedKey struct {
+	// keyHash is "sha256:" and the hex SHA-256 of the key.
+	// +kubebuilder:validation:MaxLength=128
+	KeyHash string `json:"keyHash"`
+	// keyPrefix is the key's display prefix.
+	// +kubebuilder:validation:MaxLength=32
+	KeyPrefix string `json:"keyPrefix"`
+}
+
+// PreviousKey is a rotated-out key.
+type PreviousKey struct {
+	RecordedKey `json:",inline"`
+	// rotatedAt is when a new key replaced it.
+	RotatedAt metav1.Time `json:"rotatedAt"`
+	// validUntil is the end of its grace period.
+	ValidUntil metav1.Time `json:"validUntil"`
 }

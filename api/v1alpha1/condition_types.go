@@ -84,6 +84,9 @@ const (
 	EventKeyReissued = "KeyReissued"
 	// EventKeyExpired: the key expired and its Secret was deleted.
 	EventKeyExpired = "KeyExpired"
+	// EventKeyRotated: a new key replaced the key in its Secret; the
+	// previous key stays valid for its grace period.
+	EventKeyRotated = "KeyRotated"
 	// EventKeyExpiringSoon (Warning): the key's expiry came within its
 	// class's expiryWarning; emitted once.
 	EventKeyExpiringSoon = "KeyExpiringSoon"

@@ -74,6 +74,14 @@ func (r *VerifyResponse) appendJSON(b []byte) []byte {
 		b = append(b, '"')
 	}
 	field("keyPrefix", r.KeyPrefix)
+	if r.Previous {
+		b = append(b, `,"previous":true`...)
+	}
+	if r.ValidUntil != nil {
+		b = append(b, `,"validUntil":"`...)
+		b = r.ValidUntil.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
 	return append(b, "}\n"...)
 }
 

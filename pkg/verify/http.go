@@ -210,6 +210,10 @@ type VerifyResponse struct {
 	Scopes    []string   `json:"scopes,omitempty"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 	KeyPrefix string     `json:"keyPrefix,omitempty"`
+	// Previous is set for a key a rotation replaced, which verifies until
+	// ValidUntil: tell its holder to pick up the current key.
+	Previous   bool       `json:"previous,omitempty"`
+	ValidUntil *time.Time `json:"validUntil,omitempty"`
 }
 
 type errorResponse struct {
@@ -306,6 +310,10 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("X-Keywarden-Key", res.Namespace+"/"+res.Name)
 		if res.Class != "" {
 			hdr.Set("X-Keywarden-Class", res.Class)
+		}
+		if res.Previous {
+			// A key a rotation replaced, in its grace period.
+			hdr.Set("X-Keywarden-Previous-Key-Valid-Until", res.ValidUntil.UTC().Format(time.RFC3339))
 		}
 		w.WriteHeader(http.StatusOK)
 	case CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeWrongClass:

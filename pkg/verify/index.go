@@ -37,6 +37,10 @@ type entry struct {
 	trackLastUsed bool
 	// lastUsedAt is status.lastUsedAt in Unix nanoseconds, 0 when unset.
 	lastUsedAt int64
+	// previous is set for a key a rotation replaced: it verifies before
+	// validUntil and is refused as ROTATED from then on.
+	previous   bool
+	validUntil *time.Time
 	// next is another entry whose hash begins with the same eight bytes
 	// (see Index). Among them, Keywarden never gives two APIKeys one key,
 	// so a hash two entries record answers CONFLICT for both until one of
@@ -59,7 +63,9 @@ func (e *entry) nn() types.NamespacedName {
 type Index struct {
 	mu     sync.RWMutex
 	byHash map[uint64]*entry
-	byName map[types.NamespacedName][sha256.Size]byte
+	// byName holds the hashes of each APIKey's keys: the current one, a
+	// rotation's next one, and those rotated out.
+	byName map[types.NamespacedName][][sha256.Size]byte
 
 	// OnConflict, when set, is called (outside the index's lock) when an
 	// APIKey comes to record a hash that other APIKeys already record.
@@ -68,7 +74,7 @@ type Index struct {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byHash: map[uint64]*entry{}, byName: map[types.NamespacedName][sha256.Size]byte{}}
+	return &Index{byHash: map[uint64]*entry{}, byName: map[types.NamespacedName][][sha256.Size]byte{}}
 }
 
 // short is the map key of a hash.
@@ -76,7 +82,7 @@ func short(sum *[sha256.Size]byte) uint64 {
 	return binary.LittleEndian.Uint64(sum[:8])
 }
 
-// Len is the number of keys indexed.
+// Len is the number of APIKeys indexed.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -100,32 +106,37 @@ func (ix *Index) lookup(hash *[sha256.Size]byte) (e *entry, shared bool) {
 	return e, false
 }
 
-// Upsert indexes the APIKey as it is now, replacing what was indexed for it.
-// A key without a hash (not issued, or being reissued) is not indexed.
+// Upsert indexes the APIKey as it is now, replacing what was indexed for
+// it: its current key, a rotation's next key and the keys rotated out. A
+// key without a hash (not issued, or being reissued) is not indexed.
 func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
 	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
-	e := newEntry(k)
+	entries := newEntries(k)
 	var others []types.NamespacedName
 	func() {
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
-		before, had := ix.byName[nn]
+		before := ix.byName[nn]
 		ix.unlink(nn)
-		if e == nil {
+		if len(entries) == 0 {
 			return
 		}
-		if !had || before != e.sum {
-			// Newly sharing a hash: an update of a key already sharing
-			// one reports nothing again.
-			for o := ix.byHash[short(&e.sum)]; o != nil; o = o.next {
-				if o.sum == e.sum {
-					others = append(others, o.nn())
+		sums := make([][sha256.Size]byte, 0, len(entries))
+		for _, e := range entries {
+			if !slices.Contains(before, e.sum) {
+				// Newly sharing a hash: an update of a key already
+				// sharing one reports nothing again.
+				for o := ix.byHash[short(&e.sum)]; o != nil; o = o.next {
+					if o.sum == e.sum && !slices.Contains(others, o.nn()) {
+						others = append(others, o.nn())
+					}
 				}
 			}
+			e.next = ix.byHash[short(&e.sum)]
+			ix.byHash[short(&e.sum)] = e
+			sums = append(sums, e.sum)
 		}
-		e.next = ix.byHash[short(&e.sum)]
-		ix.byHash[short(&e.sum)] = e
-		ix.byName[nn] = e.sum
+		ix.byName[nn] = sums
 	}()
 	if len(others) > 0 && ix.OnConflict != nil {
 		ix.OnConflict(nn, others)
@@ -139,27 +150,32 @@ func (ix *Index) Remove(namespace, name string) {
 	ix.unlink(types.NamespacedName{Namespace: namespace, Name: name})
 }
 
-// unlink removes the APIKey's entry; the caller holds the lock.
+// unlink removes the APIKey's entries; the caller holds the lock.
 func (ix *Index) unlink(nn types.NamespacedName) {
-	sum, ok := ix.byName[nn]
+	sums, ok := ix.byName[nn]
 	if !ok {
 		return
 	}
 	delete(ix.byName, nn)
-	var prev *entry
-	for e := ix.byHash[short(&sum)]; e != nil; prev, e = e, e.next {
-		if e.namespace != nn.Namespace || e.name != nn.Name {
-			continue
+	for i := range sums {
+		sum := &sums[i]
+		var prev *entry
+		for e := ix.byHash[short(sum)]; e != nil; {
+			next := e.next
+			if e.sum != *sum || e.namespace != nn.Namespace || e.name != nn.Name {
+				prev, e = e, next
+				continue
+			}
+			switch {
+			case prev != nil:
+				prev.next = next
+			case next != nil:
+				ix.byHash[short(sum)] = next
+			default:
+				delete(ix.byHash, short(sum))
+			}
+			e = next
 		}
-		switch {
-		case prev != nil:
-			prev.next = e.next
-		case e.next != nil:
-			ix.byHash[short(&sum)] = e.next
-		default:
-			delete(ix.byHash, short(&sum))
-		}
-		return
 	}
 }
 
@@ -168,11 +184,11 @@ func (ix *Index) unlink(nn types.NamespacedName) {
 func (ix *Index) LastUsedAt(nn types.NamespacedName) time.Time {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	sum, ok := ix.byName[nn]
-	if !ok {
+	sums := ix.byName[nn]
+	if len(sums) == 0 {
 		return time.Time{}
 	}
-	for e := ix.byHash[short(&sum)]; e != nil; e = e.next {
+	for e := ix.byHash[short(&sums[0])]; e != nil; e = e.next {
 		if e.namespace == nn.Namespace && e.name == nn.Name && e.lastUsedAt != 0 {
 			return time.Unix(0, e.lastUsedAt)
 		}
@@ -192,12 +208,50 @@ func trustedClass(k *keywardenv1alpha1.APIKey, granted string) string {
 	return granted
 }
 
-func newEntry(k *keywardenv1alpha1.APIKey) *entry {
-	st := &k.Status
-	sum, ok := keys.ParseHash(st.KeyHash)
-	if !ok {
+// newEntries returns the entries of the APIKey's keys: the current one
+// first, then a rotation's next one (which verifies as the current one
+// does), then those rotated out. A key without a current hash has none.
+func newEntries(k *keywardenv1alpha1.APIKey) []*entry {
+	cur := newEntry(k, k.Status.KeyHash, k.Status.KeyPrefix)
+	if cur == nil {
 		// Not issued, being reissued, or not a hash this verifier
 		// understands: nothing can match it.
+		return nil
+	}
+	out := []*entry{cur}
+	rot := k.Status.Rotation
+	if rot == nil {
+		return out
+	}
+	if n := rot.Next; n != nil {
+		if e := newEntry(k, n.KeyHash, n.KeyPrefix); e != nil && e.sum != cur.sum {
+			out = append(out, e)
+		}
+	}
+	for i := range rot.Previous {
+		p := &rot.Previous[i]
+		if slices.ContainsFunc(out, func(o *entry) bool { return o.sum == sha(p.KeyHash) }) {
+			continue
+		}
+		if e := newEntry(k, p.KeyHash, p.KeyPrefix); e != nil {
+			t := p.ValidUntil.Time
+			e.previous, e.validUntil = true, &t
+			e.pack()
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func sha(hash string) [sha256.Size]byte {
+	sum, _ := keys.ParseHash(hash)
+	return sum
+}
+
+func newEntry(k *keywardenv1alpha1.APIKey, hash, prefix string) *entry {
+	st := &k.Status
+	sum, ok := keys.ParseHash(hash)
+	if !ok {
 		return nil
 	}
 	// What the key may do is its grant, recorded by the controller in
@@ -210,7 +264,7 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 		owner:         g.Owner,
 		role:          g.Role,
 		sum:           sum,
-		keyPrefix:     st.KeyPrefix,
+		keyPrefix:     prefix,
 		standing:      lifecycle.StandingOf(k),
 		trackLastUsed: k.Spec.TrackLastUsed,
 	}
@@ -242,7 +296,7 @@ func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 func (e *entry) pack() {
 	a := VerifyResponse{
 		Valid: true, Namespace: e.namespace, Name: e.name, Class: e.class, Owner: e.owner, Role: e.role,
-		Scopes: e.scopes, ExpiresAt: e.expiresAt, KeyPrefix: e.keyPrefix,
+		Scopes: e.scopes, ExpiresAt: e.expiresAt, KeyPrefix: e.keyPrefix, Previous: e.previous, ValidUntil: e.validUntil,
 	}
 	e.answer = string(a.appendJSON(nil))
 	fields := []*string{&e.namespace, &e.name, &e.class, &e.owner, &e.role, &e.keyPrefix}

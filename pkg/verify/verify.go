@@ -43,6 +43,9 @@ const (
 	// CodeWrongClass: the key was not issued under a class the caller
 	// trusts.
 	CodeWrongClass Code = "WRONG_CLASS"
+	// CodeRotated: the key was replaced by a rotation and its grace period
+	// has ended; its holder is to use the APIKey's current key.
+	CodeRotated Code = "ROTATED"
 	// CodeConflict: more than one APIKey records this key's hash, which
 	// Keywarden never does itself; the key is refused for all of them
 	// until only one is left.
@@ -50,7 +53,7 @@ const (
 )
 
 // Codes lists every Code.
-var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeWrongClass, CodeConflict}
+var Codes = []Code{CodeMalformed, CodeNotFound, CodeExpired, CodeRevoked, CodeRotated, CodeNotActive, CodeInsufficientScope, CodeWrongRole, CodeWrongNamespace, CodeWrongClass, CodeConflict}
 
 // Request is a key to verify and what the caller requires of it.
 //
@@ -97,6 +100,10 @@ type Result struct {
 	Scopes    []string
 	ExpiresAt *time.Time
 	KeyPrefix string
+	// Previous is set for a key a rotation replaced, valid until
+	// ValidUntil: its holder is to move to the current key.
+	Previous   bool
+	ValidUntil *time.Time
 	// TrackLastUsed is set for a valid key whose APIKey opted in to usage
 	// tracking.
 	TrackLastUsed bool
@@ -135,6 +142,10 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 		t := *e.expiresAt
 		r.ExpiresAt = &t
 	}
+	if e.previous {
+		t := *e.validUntil
+		r.Previous, r.ValidUntil = true, &t
+	}
 	return r
 }
 
@@ -146,6 +157,8 @@ func (e *entry) check(req Request, now time.Time) (Code, bool) {
 		return CodeRevoked, false
 	case e.expiresAt != nil && !now.Before(*e.expiresAt), e.standing == lifecycle.StandingExpired:
 		return CodeExpired, false
+	case e.previous && !now.Before(*e.validUntil):
+		return CodeRotated, false
 	case e.standing != lifecycle.StandingActive:
 		return CodeNotActive, false
 	case !req.Trusts():

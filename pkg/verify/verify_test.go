@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -397,4 +398,87 @@ func names(ks []*keywardenv1alpha1.APIKey) string {
 		s += k.Name
 	}
 	return s
+}
+
+// A rotation leaves an APIKey with several keys: the current one, the next
+// one while it is written into the Secret (valid as the current one), and
+// those rotated out, each valid until the end of its grace period, then
+// refused as ROTATED; a revocation or the expiry ends them all at once.
+func TestRotatedKeys(t *testing.T) {
+	cur, k := issued(t, "ns", "a", nil)
+	next, _ := issued(t, "ns", "x", nil)
+	inGrace, _ := issued(t, "ns", "y", nil)
+	pastGrace, _ := issued(t, "ns", "z", nil)
+	until := t0.Add(time.Hour)
+	k.Status.ExpiresAt = &metav1.Time{Time: t0.Add(48 * time.Hour)}
+	k.Status.Rotation = &keywardenv1alpha1.RotationStatus{
+		Next: &keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(next), KeyPrefix: keys.DisplayPrefix(next)},
+		Previous: []keywardenv1alpha1.PreviousKey{
+			{RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(inGrace), KeyPrefix: keys.DisplayPrefix(inGrace)},
+				RotatedAt: metav1.Time{Time: t0}, ValidUntil: metav1.Time{Time: until}},
+			{RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(pastGrace), KeyPrefix: keys.DisplayPrefix(pastGrace)},
+				RotatedAt: metav1.Time{Time: t0.Add(-time.Hour)}, ValidUntil: metav1.Time{Time: t0}},
+		},
+	}
+	ix := NewIndex()
+	ix.Upsert(k)
+	req := func(key string) Request { return Request{Key: key, Namespaces: []string{"ns"}} }
+	for _, key := range []string{cur, next} {
+		if res := ix.Verify(req(key), t0); !res.Valid || res.Previous || res.ValidUntil != nil || res.Name != "a" {
+			t.Errorf("current or next key: %+v, want valid for a and not previous", res)
+		}
+	}
+	res := ix.Verify(req(inGrace), t0)
+	if !res.Valid || !res.Previous || res.ValidUntil == nil || !res.ValidUntil.Equal(until) || res.Name != "a" || res.KeyPrefix != keys.DisplayPrefix(inGrace) {
+		t.Fatalf("key in its grace period: %+v, want valid for a, previous, until %v", res, until)
+	}
+	var a VerifyResponse
+	if err := json.Unmarshal([]byte(res.answer), &a); err != nil || !a.Previous || a.ValidUntil == nil || !a.ValidUntil.Equal(until) {
+		t.Fatalf("the answer of a key in its grace period %s (%v) does not say it is previous and until when", res.answer, err)
+	}
+	if got := ix.Verify(req(inGrace), until).Code; got != CodeRotated {
+		t.Errorf("key at the end of its grace: %q, want ROTATED", got)
+	}
+	if res := ix.Verify(req(pastGrace), t0); res.Code != CodeRotated || res.KeyPrefix != keys.DisplayPrefix(pastGrace) {
+		t.Errorf("key past its grace: %+v, want ROTATED with its prefix", res)
+	}
+	if ix.Len() != 1 {
+		t.Errorf("Len = %d, want 1 APIKey", ix.Len())
+	}
+
+	revoked := k.DeepCopy()
+	revoked.Spec.Revoked = true
+	ix.Upsert(revoked)
+	for _, key := range []string{cur, next, inGrace, pastGrace} {
+		if got := ix.Verify(req(key), t0).Code; got != CodeRevoked {
+			t.Errorf("a key of a revoked APIKey: %q, want REVOKED for every generation", got)
+		}
+	}
+	ix.Upsert(k)
+	if got := ix.Verify(req(inGrace), k.Status.ExpiresAt.Time).Code; got != CodeExpired {
+		t.Errorf("a previous key at the APIKey's expiry: %q, want EXPIRED", got)
+	}
+
+	// The rotation completes: the next key becomes current, and the key
+	// it replaced is no longer current.
+	done := k.DeepCopy()
+	done.Status.KeyHash, done.Status.KeyPrefix = keys.Hash(next), keys.DisplayPrefix(next)
+	done.Status.Rotation.Next = nil
+	done.Status.Rotation.Previous = append([]keywardenv1alpha1.PreviousKey{{
+		RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(cur), KeyPrefix: keys.DisplayPrefix(cur)},
+		RotatedAt:   metav1.Time{Time: t0}, ValidUntil: metav1.Time{Time: until},
+	}}, done.Status.Rotation.Previous...)
+	ix.Upsert(done)
+	if res := ix.Verify(req(cur), t0); !res.Valid || !res.Previous {
+		t.Errorf("the replaced key: %+v, want valid as previous", res)
+	}
+	if res := ix.Verify(req(next), t0); !res.Valid || res.Previous {
+		t.Errorf("the new current key: %+v, want valid and current", res)
+	}
+	ix.Remove("ns", "a")
+	for _, key := range []string{cur, next, inGrace, pastGrace} {
+		if got := ix.Verify(req(key), t0).Code; got != CodeNotFound {
+			t.Errorf("after the APIKey went: %q, want NOT_FOUND for every generation", got)
+		}
+	}
 }
