@@ -59,6 +59,9 @@ type APIKeyReconciler struct {
 	// admitted holds the keys this process admitted under their owner's
 	// limit until the cache shows them issued.
 	admitted admissions
+	// next holds the values of the next keys of rotations this process
+	// recorded, until they are in their Secrets.
+	next nextKeys
 }
 
 // staleRecheck is when a pass skipped for a stale cache looks again, should
@@ -68,7 +71,7 @@ const staleRecheck = time.Second
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeyclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -129,6 +132,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if apierrors.IsNotFound(err) {
 			r.written.forget(req.NamespacedName)
 			r.admitted.forget(req.NamespacedName)
+			r.next.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

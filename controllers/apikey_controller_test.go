@@ -49,7 +49,7 @@ var _ = Describe("APIKey controller", func() {
 		ns = newNamespace(ctx)
 	})
 
-	It("issues a key into an immutable Secret and records only its hash and prefix", func() {
+	It("issues a key into a Secret and records only its hash and prefix", func() {
 		k := newAPIKey(ns, "purge")
 		k.Spec.Lifetime = &metav1.Duration{Duration: 720 * time.Hour}
 		k.Spec.SecretTemplate = &keywardenv1alpha1.SecretTemplate{
@@ -64,7 +64,7 @@ var _ = Describe("APIKey controller", func() {
 		raw := string(s.Data["key"])
 		By("the Secret's shape")
 		Expect(s.Type).To(Equal(corev1.SecretType("keywarden.dev/api-key")))
-		Expect(s.Immutable).To(Equal(ptr.To(true)))
+		Expect(s.Immutable).To(BeNil(), "a rotation writes the next key in place")
 		Expect(s.Data).To(HaveLen(1))
 		Expect(s.Labels).To(Equal(map[string]string{
 			"app.kubernetes.io/managed-by": "keywarden",
@@ -85,7 +85,7 @@ var _ = Describe("APIKey controller", func() {
 		sum := sha256.Sum256([]byte(raw))
 		Expect(got.Status.KeyHash).To(Equal("sha256:" + hex.EncodeToString(sum[:])))
 		Expect(got.Status.KeyPrefix).To(Equal(raw[:8]))
-		Expect(got.Status.SecretRef).To(Equal(&keywardenv1alpha1.SecretReference{Name: "purge", UID: string(s.UID)}))
+		Expect(got.Status.SecretRef).To(Equal(&keywardenv1alpha1.SecretReference{Name: "purge", UID: string(s.UID), ResourceVersion: s.ResourceVersion}))
 		Expect(got.Status.IssuedAt).NotTo(BeNil())
 		Expect(got.Status.ExpiresAt.Time).To(BeTemporally("~", got.Status.IssuedAt.Add(720*time.Hour), time.Second))
 		Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
@@ -101,12 +101,18 @@ var _ = Describe("APIKey controller", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Status).To(Equal(status.CurrentStatus))
 
-		By("the Secret cannot be edited")
-		s.Data["key"] = []byte("kw_changed")
-		err = k8sClient.Update(ctx, s)
-		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "update of an immutable Secret: %v", err)
-
 		Eventually(eventReasons(ctx, got)).Should(ContainElement("KeyIssued"))
+
+		By("a value edited in place is replaced by a new key, as a replaced Secret is")
+		Expect(got.Status.SecretRef.ResourceVersion).To(Equal(s.ResourceVersion))
+		s.Data["key"] = []byte(newRawKey(keys.DefaultPrefix))
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		reissued := waitReissued(ctx, got)
+		after, err := readSecret(ctx, ns, "purge")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after.UID).NotTo(Equal(s.UID))
+		Expect(keys.Hash(string(after.Data["key"]))).To(Equal(reissued.Status.KeyHash))
+		Expect(eventReasons(ctx, got)()).To(ContainElement(keywardenv1alpha1.EventSecretTampered))
 	})
 
 	It("names the Secret after spec.secretName", func() {

@@ -139,21 +139,27 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 	if o.Secret, err = r.observeSecret(ctx, key, m, !ended); err != nil {
 		return nil, err
 	}
+	if rot := st.Rotation; rot != nil && rot.Next != nil {
+		_, o.NextHeld = r.next.get(client.ObjectKeyFromObject(key), key.UID, rot.Next.KeyHash)
+	} else {
+		r.next.forget(client.ObjectKeyFromObject(key))
+	}
 	return o, nil
 }
 
 // observeSecret describes the Secret of the given metadata (nil when there
 // is none). For a key that lives on, an owned Secret that is not the one
-// status records is read through the API server (Secret data is never
-// cached), and, before a key is recorded, its seal is checked.
+// status records, or has changed since, or is being rotated, is read
+// through the API server (Secret data is never cached), and, before a key
+// is recorded, its seal is checked.
 func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1alpha1.APIKey, m *metav1.PartialObjectMetadata, live bool) (*lifecycle.Secret, error) {
 	if m == nil {
 		return nil, nil
 	}
 	st := &key.Status
-	s := &lifecycle.Secret{Name: m.Name, UID: m.UID, Owned: ownedBy(m, key)}
-	recorded := st.KeyHash != "" && st.SecretRef != nil && st.SecretRef.UID == string(m.UID)
-	if !s.Owned || !live || recorded {
+	s := &lifecycle.Secret{Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, Owned: ownedBy(m, key)}
+	rotating := st.Rotation != nil && st.Rotation.Next != nil
+	if !s.Owned || !live || st.KeyHash != "" && lifecycle.Recorded(st, s) && !rotating {
 		return s, nil
 	}
 	sk, err := r.readKey(ctx, key, m.UID)

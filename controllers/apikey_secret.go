@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -98,8 +98,89 @@ func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *li
 		return true, nil
 	case lifecycle.SecretIssue:
 		return true, r.issue(ctx, o, d.Status.KeySerial)
+	case lifecycle.SecretRotate:
+		return false, r.prepareRotation(ctx, o, d)
+	case lifecycle.SecretWriteNext:
+		return true, r.writeNext(ctx, o, d)
 	}
 	return false, nil
+}
+
+// prepareRotation generates the next key of a rotation, records it in the
+// decided status and holds its value until a later pass, which reads that
+// status back, writes it into the Secret.
+func (r *APIKeyReconciler) prepareRotation(ctx context.Context, o *lifecycle.Observed, d *lifecycle.Decision) error {
+	k, prefix := o.Key, o.Policy.KeyPrefix
+	if o.Violation != nil || prefix == "" {
+		prefix = keyPrefixOf(d.Status.KeyPrefix)
+	}
+	raw, err := keys.Generate(prefix)
+	if err != nil {
+		return err
+	}
+	hash := keys.Hash(raw)
+	sealed, err := r.Seals.Seal(ctx, k.UID, d.Status.KeySerial, hash)
+	if err != nil {
+		return fmt.Errorf("sealing the Secret: %w", err)
+	}
+	d.Status.Rotation.Next = &keywardenv1alpha1.RecordedKey{KeyHash: hash, KeyPrefix: keys.DisplayPrefix(raw)}
+	r.next.hold(client.ObjectKeyFromObject(k), k.UID, hash, raw, sealed)
+	return nil
+}
+
+// keyPrefixOf is the class prefix of a key's display prefix: a key
+// rotated while its class does not resolve keeps the prefix it has.
+func keyPrefixOf(display string) string {
+	if i := strings.IndexByte(display, '_'); i > 0 {
+		return display[:i+1]
+	}
+	return keys.DefaultPrefix
+}
+
+// writeNext writes a rotation's held next key into the key's Secret, in
+// place: the Secret keeps its name and its object, so that a mounted
+// volume sees the new key without a restart and Reloader sees an update.
+// A Secret written before rotation existed is immutable: it is replaced
+// (deleted and created again), the current key staying valid meanwhile.
+// What was written is added to o, for the pass to complete the rotation.
+func (r *APIKeyReconciler) writeNext(ctx context.Context, o *lifecycle.Observed, d *lifecycle.Decision) error {
+	k := o.Key
+	held, ok := r.next.get(client.ObjectKeyFromObject(k), k.UID, d.Status.Rotation.Next.KeyHash)
+	if !ok {
+		return errors.New("the next key's value is no longer held; retrying")
+	}
+	name := lifecycle.SecretName(k)
+	s := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: name}, s)
+	switch {
+	case apierrors.IsNotFound(err):
+		s = r.newSecret(k, held.raw, held.sealed)
+		err = r.Create(ctx, s)
+	case err != nil:
+		return fmt.Errorf("reading Secret %s: %s", name, withheld(err))
+	case !ownedBy(s, k):
+		return fmt.Errorf("secret %s is not this APIKey's; the rotation waits", name)
+	case s.Immutable != nil && *s.Immutable:
+		if err := r.deleteSecretUID(ctx, s.Namespace, s.Name, s.UID); err != nil {
+			return err
+		}
+		s = r.newSecret(k, held.raw, held.sealed)
+		err = r.Create(ctx, s)
+	default:
+		s.Data = map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(held.raw)}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[seal.Annotation] = held.sealed
+		err = r.Update(ctx, s)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the next key into Secret %s: %s", name, apiErrorAbout(err, held.raw))
+	}
+	next := d.Status.Rotation.Next
+	o.Secret = &lifecycle.Secret{Name: s.Name, UID: s.UID, ResourceVersion: s.ResourceVersion, Owned: true, Read: true,
+		Hash: next.KeyHash, Prefix: next.KeyPrefix}
+	return nil
 }
 
 // issue generates a new key and writes it into a new, immutable, sealed
@@ -121,7 +202,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, o *lifecycle.Observed, ser
 	err = r.Create(ctx, secret)
 	switch {
 	case err == nil:
-		o.Created = &lifecycle.Created{Hash: hash, Prefix: prefix, UID: secret.UID}
+		o.Created = &lifecycle.Created{Hash: hash, Prefix: prefix, UID: secret.UID, ResourceVersion: secret.ResourceVersion}
 		return nil
 	case apierrors.IsAlreadyExists(err):
 		o.CreateRaced = true
@@ -157,17 +238,16 @@ func withheld(err error) string {
 		status.Status().Code, status.Status().Reason)
 }
 
-// newSecret builds the immutable Secret that holds a new raw key, with its
-// seal.
+// newSecret builds the Secret that holds a new raw key, with its seal. It
+// is mutable: a rotation writes the next key into it in place.
 func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw, sealed string) *corev1.Secret {
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace,
 			Name:      lifecycle.SecretName(key),
 		},
-		Type:      keywardenv1alpha1.SecretType,
-		Immutable: ptr.To(true),
-		Data:      map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
+		Type: keywardenv1alpha1.SecretType,
+		Data: map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
 	}
 	s.Annotations = make(map[string]string, 1+len(key.Spec.SecretTemplate.GetAnnotations()))
 	for k, v := range key.Spec.SecretTemplate.GetAnnotations() {

@@ -27,6 +27,9 @@ const (
 	// ConflictRecheck: a key stalled on a foreign Secret, which is not
 	// watched.
 	ConflictRecheck = time.Minute
+	// MaxPreviousKeys is how many rotated-out keys status keeps, so that
+	// their use is refused as ROTATED rather than unknown.
+	MaxPreviousKeys = 8
 	// expirySlack puts the pass that expires a key a little past the
 	// moment, so that it sees the key expired even if clocks disagree by
 	// a hair.
@@ -71,12 +74,17 @@ type Observed struct {
 	// TamperedDeleted is set once this pass deleted an owned Secret whose
 	// value Keywarden did not issue for this key.
 	TamperedDeleted bool
+	// NextHeld is set when this process holds the value of the next key
+	// status.rotation.next records (it generated it, and has not
+	// restarted since).
+	NextHeld bool
 }
 
 // Secret is what a pass reads of the Secret at a key's Secret name.
 type Secret struct {
-	Name string
-	UID  types.UID
+	Name            string
+	UID             types.UID
+	ResourceVersion string
 	// Owned is set when this APIKey is the Secret's controller.
 	Owned bool
 	// Read is set when the Secret's data was read: for an owned Secret
@@ -97,8 +105,9 @@ type Secret struct {
 
 // Created is a Secret a pass created, and the key it holds.
 type Created struct {
-	Hash, Prefix string
-	UID          types.UID
+	Hash, Prefix    string
+	UID             types.UID
+	ResourceVersion string
 }
 
 // OwnerKeys is what the active-key limit needs of an owner: its keys in
@@ -127,6 +136,15 @@ const (
 	// SecretIssue generates a key and creates its Secret; the pass then
 	// decides again with what the create found.
 	SecretIssue
+	// SecretRotate generates the next key, records it in
+	// status.rotation.next and holds its value in memory; nothing is
+	// written into the Secret in that pass.
+	SecretRotate
+	// SecretWriteNext writes the held next key into the Secret, in place,
+	// in a pass that read back the status recording it: the verifiers,
+	// which watch the same objects, know the key before a workload can
+	// read it. The pass then decides again with the Secret written.
+	SecretWriteNext
 )
 
 // Event is an Event to emit once the status that reports it is written.
@@ -416,6 +434,10 @@ func (d *Decision) keepSecret(o *Observed) {
 		d.issue(o)
 		return
 	}
+	if rot := st.Rotation; rot != nil && rot.Next != nil && !o.TamperedDeleted && (s == nil || s.Owned) {
+		d.continueRotation(o)
+		return
+	}
 	switch {
 	case o.TamperedDeleted:
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Reissue",
@@ -428,10 +450,11 @@ func (d *Decision) keepSecret(o *Observed) {
 	case s == nil:
 		d.startReissue(fmt.Sprintf("Secret %s was deleted; the old key is invalid and a new one is being issued", SecretName(o.Key)))
 		return
-	case st.SecretRef == nil || st.SecretRef.UID != string(s.UID):
-		// Another Secret object than the one recorded: the same key
-		// restored (from a backup, say), which is the issued key whatever
-		// its seal, or another value.
+	case !Recorded(st, s):
+		// Another Secret object than the one recorded, or the same one
+		// changed: the same key restored (from a backup, say), which is
+		// the issued key whatever its seal, a change of its metadata, or
+		// another value.
 		switch {
 		case s.Gone:
 			d.Err = errors.New("Secret " + s.Name + " was deleted while it was read")
@@ -443,9 +466,100 @@ func (d *Decision) keepSecret(o *Observed) {
 			d.Secret = SecretReplace
 			return
 		}
-		st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)}
+		st.SecretRef = secretRef(s.Name, s.UID, s.ResourceVersion)
 	}
 	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
+	d.rotateWhenDue(o)
+}
+
+// rotateWhenDue begins a rotation of an Active key whose spec asks for one
+// (a new spec.rotation.request) or whose schedule has come, and otherwise
+// wakes the pass that will.
+func (d *Decision) rotateWhenDue(o *Observed) {
+	st, spec := &d.Status, o.Key.Spec.Rotation
+	if spec == nil {
+		return
+	}
+	var handled string
+	if st.Rotation != nil {
+		handled = st.Rotation.Request
+	}
+	requested := spec.Request != "" && spec.Request != handled
+	if !requested && spec.Every != nil {
+		base := st.IssuedAt
+		if st.Rotation != nil && st.Rotation.LastRotatedAt != nil {
+			base = st.Rotation.LastRotatedAt
+		}
+		due := base.Add(spec.Every.Duration)
+		if o.Now.Before(due) {
+			d.requeue(due.Sub(o.Now))
+			return
+		}
+	} else if !requested {
+		return
+	}
+	if st.Rotation == nil {
+		st.Rotation = &keywardenv1alpha1.RotationStatus{}
+	}
+	st.Rotation.Request = spec.Request
+	d.Secret = SecretRotate
+	d.Outcome.Message = "The key is issued; a rotation is recording its next key"
+}
+
+// continueRotation follows a rotation whose next key is recorded: the
+// Secret holds it (the rotation is complete: the key it replaced stays
+// valid for its grace period), or still holds the current key or none
+// (the next key is written into it when this process holds its value;
+// otherwise the value was lost with a restart, and another next key is
+// recorded), or holds anything else (treated as a tampered Secret).
+func (d *Decision) continueRotation(o *Observed) {
+	st, s, next := &d.Status, o.Secret, d.Status.Rotation.Next
+	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
+	switch {
+	case s != nil && (!s.Read || s.Gone):
+		d.Err = errors.New("Secret " + s.Name + " was not read")
+	case s != nil && s.Hash == next.KeyHash:
+		d.completeRotation(o)
+	case (s == nil || s.Hash == st.KeyHash) && o.NextHeld:
+		d.Secret = SecretWriteNext
+		d.Outcome.Message = fmt.Sprintf("The key is issued; a rotation is writing its next key into Secret %s", SecretName(o.Key))
+	case s == nil || s.Hash == st.KeyHash:
+		st.Rotation.Next = nil
+		d.Secret = SecretRotate
+		d.Outcome.Message = "The key is issued; a rotation is recording its next key"
+	default:
+		d.Secret = SecretReplace
+	}
+}
+
+// completeRotation makes the next key the current one; the key it
+// replaces stays valid for the grace period, never past the key's expiry.
+func (d *Decision) completeRotation(o *Observed) {
+	st, s, rot := &d.Status, o.Secret, d.Status.Rotation
+	grace := keywardenv1alpha1.DefaultGracePeriod
+	if spec := o.Key.Spec.Rotation; spec != nil && spec.GracePeriod != nil {
+		grace = spec.GracePeriod.Duration
+	}
+	at := stamp(o.Now)
+	until := metav1.NewTime(at.Add(grace))
+	if st.ExpiresAt != nil && st.ExpiresAt.Before(&until) {
+		until = *st.ExpiresAt.DeepCopy()
+	}
+	prev := keywardenv1alpha1.PreviousKey{
+		RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: st.KeyHash, KeyPrefix: st.KeyPrefix},
+		RotatedAt:   *at, ValidUntil: until,
+	}
+	rot.Previous = append([]keywardenv1alpha1.PreviousKey{prev}, rot.Previous...)
+	if len(rot.Previous) > MaxPreviousKeys {
+		rot.Previous = rot.Previous[:MaxPreviousKeys]
+	}
+	st.KeyHash, st.KeyPrefix = rot.Next.KeyHash, rot.Next.KeyPrefix
+	st.SecretRef = secretRef(s.Name, s.UID, s.ResourceVersion)
+	rot.Next, rot.LastRotatedAt = nil, at
+	d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRotated, "Rotate",
+		fmt.Sprintf("Key %s... replaced key %s... in Secret %s; the previous key is valid until %s",
+			st.KeyPrefix, prev.KeyPrefix, s.Name, until.UTC().Format(time.RFC3339)))
+	d.rotateWhenDue(o)
 }
 
 // issue records the key of a Secret this APIKey already owns when
@@ -471,7 +585,7 @@ func (d *Decision) issue(o *Observed) {
 	}
 	switch {
 	case o.Created != nil:
-		d.record(o, o.Created.Hash, o.Created.Prefix, o.Created.UID, reissue)
+		d.record(o, o.Created.Hash, o.Created.Prefix, secretRef(SecretName(o.Key), o.Created.UID, o.Created.ResourceVersion), reissue)
 	case o.CreateRaced && o.TamperedDeleted:
 		// The Secret this pass deleted is still going.
 		d.requeue(time.Second)
@@ -486,7 +600,7 @@ func (d *Decision) issue(o *Observed) {
 		// replaced until it is gone.
 		d.requeue(5 * time.Second)
 	case s != nil && s.Sealed && s.Hash != "":
-		d.record(o, s.Hash, s.Prefix, s.UID, reissue)
+		d.record(o, s.Hash, s.Prefix, secretRef(s.Name, s.UID, s.ResourceVersion), reissue)
 	case s != nil && s.Read:
 		d.Secret = SecretReplace
 	case s != nil:
@@ -509,14 +623,17 @@ func (d *Decision) issue(o *Observed) {
 // record records the key a Secret holds as the issued key. A new key's
 // grant is what admit admitted; a reissued key keeps its issuance time and
 // its grant.
-func (d *Decision) record(o *Observed, hash, prefix string, uid types.UID, reissue bool) {
+func (d *Decision) record(o *Observed, hash, prefix string, ref *keywardenv1alpha1.SecretReference, reissue bool) {
 	k, st := o.Key, &d.Status
-	st.KeyHash, st.KeyPrefix = hash, prefix
-	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: SecretName(k), UID: string(uid)}
+	st.KeyHash, st.KeyPrefix, st.SecretRef = hash, prefix, ref
 	if st.IssuedAt == nil {
 		st.IssuedAt = stamp(o.Now)
 		o.Policy.Issue(&k.Spec, st.IssuedAt.Time).Record(st)
 		setCompliance(st, k.Generation, nil) // admitted under its class
+		if r := k.Spec.Rotation; r != nil && r.Request != "" {
+			// The request the key was created with asks for no rotation.
+			st.Rotation = &keywardenv1alpha1.RotationStatus{Request: r.Request}
+		}
 	}
 	if st.ExpiresAt != nil {
 		d.requeue(st.ExpiresAt.Sub(o.Now) + expirySlack)
@@ -536,6 +653,9 @@ func (d *Decision) record(o *Observed, hash, prefix string, uid types.UID, reiss
 // replaced is no longer valid.
 func (d *Decision) conflict(o *Observed) {
 	st := &d.Status
+	if st.Rotation != nil {
+		st.Rotation.Next = nil // never reached the Secret, or went with it
+	}
 	if st.KeyHash != "" {
 		st.KeySerial++ // the issued key is gone for good
 	}
@@ -557,6 +677,9 @@ func (d *Decision) conflict(o *Observed) {
 // a second new key.
 func (d *Decision) startReissue(msg string) {
 	st := &d.Status
+	if st.Rotation != nil {
+		st.Rotation.Next = nil // never reached the Secret, or went with it
+	}
 	st.KeySerial++ // a Secret of the old key is never adopted again
 	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
 	d.Outcome = Outcome{
@@ -646,4 +769,17 @@ func SecretName(k *keywardenv1alpha1.APIKey) string {
 		return k.Spec.SecretName
 	}
 	return k.Name
+}
+
+func secretRef(name string, uid types.UID, resourceVersion string) *keywardenv1alpha1.SecretReference {
+	return &keywardenv1alpha1.SecretReference{Name: name, UID: string(uid), ResourceVersion: resourceVersion}
+}
+
+// Recorded reports whether the Secret is the one status records, as the
+// controller last saw it hold the key: the same object, unchanged since
+// (a Secret recorded without its resourceVersion is an immutable one of an
+// earlier release, which cannot change in place).
+func Recorded(st *keywardenv1alpha1.APIKeyStatus, s *Secret) bool {
+	ref := st.SecretRef
+	return ref != nil && ref.UID == string(s.UID) && (ref.ResourceVersion == "" || ref.ResourceVersion == s.ResourceVersion)
 }

@@ -55,6 +55,33 @@ func issuedFor30Days(k *keywardenv1alpha1.APIKey) {
 	k.Status.IssuedAt = &metav1.Time{Time: now.Add(-30 * 24 * time.Hour).Truncate(time.Second)}
 }
 
+func rotation(every time.Duration, grace *time.Duration, request string) func(*keywardenv1alpha1.APIKey) {
+	return func(k *keywardenv1alpha1.APIKey) {
+		k.Spec.Rotation = &keywardenv1alpha1.Rotation{Request: request}
+		if every > 0 {
+			k.Spec.Rotation.Every = &metav1.Duration{Duration: every}
+		}
+		if grace != nil {
+			k.Spec.Rotation.GracePeriod = &metav1.Duration{Duration: *grace}
+		}
+	}
+}
+
+func handled(request string) func(*keywardenv1alpha1.APIKey) {
+	return func(k *keywardenv1alpha1.APIKey) {
+		if k.Status.Rotation == nil {
+			k.Status.Rotation = &keywardenv1alpha1.RotationStatus{}
+		}
+		k.Status.Rotation.Request = request
+	}
+}
+
+// rotating is a key whose rotation recorded hashB as the next key.
+func rotating(k *keywardenv1alpha1.APIKey) {
+	handled("r1")(k)
+	k.Status.Rotation.Next = &keywardenv1alpha1.RecordedKey{KeyHash: hashB, KeyPrefix: "kw_bbbbb"}
+}
+
 func stalledOn(reason, msg string) func(*keywardenv1alpha1.APIKey) {
 	return func(k *keywardenv1alpha1.APIKey) {
 		apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: reason, Message: msg})
@@ -339,6 +366,27 @@ func TestDecide(t *testing.T) {
 			}},
 		},
 		{
+			name:    "a recorded Secret changed since, still holding the key: its new version is recorded",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.SecretRef.ResourceVersion = "5" }),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.SecretRef.ResourceVersion != "6" || st.SecretRef.UID != "s1" {
+					t.Errorf("secretRef %+v, want version 6 recorded", st.SecretRef)
+				}
+			}},
+		},
+		{
+			name:    "a value edited in place is treated as a replaced Secret",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.SecretRef.ResourceVersion = "5" }),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want:    want{secret: SecretReplace},
+		},
+		{
+			name: "a recorded Secret without its version is an immutable one of an earlier release, not read",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true})},
+			want: want{phase: keywardenv1alpha1.PhaseActive},
+		},
+		{
 			name: "another value in another Secret object is deleted",
 			key:  issuedKey(), observe: []func(*Observed){withSecret(sealedSecret)},
 			want: want{secret: SecretReplace},
@@ -545,6 +593,189 @@ func TestDecide(t *testing.T) {
 			observe: []func(*Observed){peers("team", 10)},
 			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
 				secret: SecretIssue, reserve: &Reservation{Owner: "team"}, requeue: time.Hour + expirySlack, status: expiringSoon(false)},
+		},
+
+		// Rotation.
+		{
+			name: "a new rotation request rotates an Active key: the next key is recorded before the Secret is written",
+			key:  issuedKey(rotation(0, nil, "r1")), observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.Rotation == nil || st.Rotation.Request != "r1" || st.KeyHash != hashA {
+					t.Errorf("rotation %+v hash %q, want the request handled and the current key kept", st.Rotation, st.KeyHash)
+				}
+			}},
+		},
+		{
+			name: "the same request applied again does nothing",
+			key:  issuedKey(rotation(0, nil, "r1"), handled("r1")), observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive},
+		},
+		{
+			name: "the request a key is created with asks for no rotation",
+			key:  newKey(rotation(0, nil, "r0")), observe: []func(*Observed){peers("team", 10), func(o *Observed) {
+				o.Created = &Created{Hash: hashB, Prefix: "kw_bbbbb", UID: "s2"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyIssued}, reserve: &Reservation{Owner: "team"},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.Rotation == nil || st.Rotation.Request != "r0" {
+						t.Errorf("rotation %+v, want the request handled at issuance", st.Rotation)
+					}
+				}},
+		},
+		{
+			name: "a schedule not due yet wakes the key when it is",
+			key:  issuedKey(rotation(2*time.Hour, nil, "")), observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(-time.Hour).Truncate(time.Second).Add(2 * time.Hour).Sub(now)},
+		},
+		{
+			name: "a schedule that has come rotates the key",
+			key:  issuedKey(rotation(time.Hour, nil, "")), observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate},
+		},
+		{
+			name: "a schedule counts from the last rotation",
+			key: issuedKey(rotation(time.Hour, nil, ""), func(k *keywardenv1alpha1.APIKey) {
+				k.Status.Rotation = &keywardenv1alpha1.RotationStatus{LastRotatedAt: &metav1.Time{Time: now.Add(-time.Minute).Truncate(time.Second)}}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(-time.Minute).Truncate(time.Second).Add(time.Hour).Sub(now)},
+		},
+		{
+			name:    "the Secret holds the next key: the rotation completes, the replaced key valid for its grace",
+			key:     issuedKey(rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				r := st.Rotation
+				if st.KeyHash != hashB || st.KeyPrefix != "kw_bbbbb" || r.Next != nil || !r.LastRotatedAt.Equal(stamp) {
+					t.Errorf("hash %q next %+v last %v, want the next key current at %v", st.KeyHash, r.Next, r.LastRotatedAt, stamp)
+				}
+				if len(r.Previous) != 1 || r.Previous[0].KeyHash != hashA || !r.Previous[0].ValidUntil.Equal(&metav1.Time{Time: stamp.Add(keywardenv1alpha1.DefaultGracePeriod)}) {
+					t.Errorf("previous %+v, want the replaced key valid for the default grace", r.Previous)
+				}
+			}},
+		},
+		{
+			name: "a grace period never runs past the key's expiry",
+			key: issuedKey(rotation(0, nil, "r1"), rotating, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = inAnHour.DeepCopy()
+			}),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, requeue: inAnHour.Sub(now) + expirySlack,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(&inAnHour) {
+						t.Errorf("previous %+v, want valid until the expiry %v", p, inAnHour)
+					}
+				}},
+		},
+		{
+			name:    "a grace period of zero ends the replaced key at once",
+			key:     issuedKey(rotation(0, new(time.Duration(0)), "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(stamp) {
+					t.Errorf("previous %+v, want valid until %v", p, stamp)
+				}
+			}},
+		},
+		{
+			name: "status keeps the last rotated-out keys only",
+			key: issuedKey(rotation(0, nil, "r1"), rotating, func(k *keywardenv1alpha1.APIKey) {
+				for range MaxPreviousKeys {
+					k.Status.Rotation.Previous = append(k.Status.Rotation.Previous, keywardenv1alpha1.PreviousKey{RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: "sha256:old"}})
+				}
+			}),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if p := st.Rotation.Previous; len(p) != MaxPreviousKeys || p[0].KeyHash != hashA {
+					t.Errorf("%d previous keys, the first %q; want %d, the newest first", len(p), p[0].KeyHash, MaxPreviousKeys)
+				}
+			}},
+		},
+		{
+			name:    "a next key that never reached the Secret is replaced by another",
+			key:     issuedKey(rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.Rotation.Next != nil || st.KeyHash != hashA {
+					t.Errorf("next %+v hash %q, want the lost next key dropped and the current key kept", st.Rotation.Next, st.KeyHash)
+				}
+			}},
+		},
+		{
+			name:    "the held next key is written into the Secret once its status is read back",
+			key:     issuedKey(rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"}), func(o *Observed) { o.NextHeld = true }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretWriteNext, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.Rotation.Next == nil || st.Rotation.Next.KeyHash != hashB || st.KeyHash != hashA {
+					t.Errorf("next %+v hash %q, want the next key kept and the current key current", st.Rotation.Next, st.KeyHash)
+				}
+			}},
+		},
+		{
+			name: "a Secret gone during a rotation gets the held next key, the current one staying valid",
+			key:  issuedKey(rotation(0, nil, "r1"), rotating), observe: []func(*Observed){func(o *Observed) { o.NextHeld = true }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretWriteNext, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.KeyHash != hashA || st.KeySerial != 3 {
+					t.Errorf("hash %q serial %d, want the current key kept", st.KeyHash, st.KeySerial)
+				}
+			}},
+		},
+		{
+			name: "a Secret gone during a rotation whose next key's value was lost: another next key",
+			key:  issuedKey(rotation(0, nil, "r1"), rotating),
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.KeyHash != hashA || st.Rotation.Next != nil {
+					t.Errorf("hash %q next %+v, want the current key kept and the lost next key dropped", st.KeyHash, st.Rotation.Next)
+				}
+			}},
+		},
+		{
+			name:    "a Secret holding neither key during a rotation is replaced",
+			key:     issuedKey(rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: "sha256:" + strings.Repeat("c", 64)})},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, secret: SecretReplace},
+		},
+		{
+			name: "and then the key is reissued, the next key dropped",
+			key:  issuedKey(rotation(0, nil, "r1"), rotating), observe: []func(*Observed){func(o *Observed) { o.TamperedDeleted = true }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonReissuing, progressing: true, requeue: time.Millisecond,
+				events: []string{keywardenv1alpha1.EventSecretTampered}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.Rotation.Next != nil {
+						t.Errorf("next %+v, want dropped", st.Rotation.Next)
+					}
+				}},
+		},
+		{
+			name: "a foreign Secret during a rotation stalls the key, the next key dropped",
+			key:  issuedKey(rotation(0, nil, "r1"), rotating), observe: []func(*Observed){withSecret(foreignSecret)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.Rotation.Next != nil {
+						t.Errorf("next %+v, want dropped", st.Rotation.Next)
+					}
+				}},
+		},
+		{
+			name: "an expired key is not rotated",
+			key: issuedKey(rotation(0, nil, "r1"), func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete,
+				events: []string{keywardenv1alpha1.EventKeyExpired}},
+		},
+		{
+			name:    "a revoked key is not rotated",
+			key:     issuedKey(rotation(0, nil, "r1"), func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked, secret: SecretDelete,
+				events: []string{keywardenv1alpha1.EventKeyRevoked}},
+		},
+		{
+			name: "a key being reissued is issued, not rotated",
+			key:  issuedKey(rotation(0, nil, "r1"), reissuing),
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonReissuing, progressing: true, secret: SecretIssue},
 		},
 	}
 	for _, row := range rows {

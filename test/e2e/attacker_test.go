@@ -230,8 +230,10 @@ data:
 // read back), an Opaque Secret anywhere, a key-shaped Secret no APIKey
 // controls, a sealing key outside the manager's namespace, and the
 // deletion of a Secret that is not Keywarden's are all refused by the
-// policy, not by RBAC (each refusal carries the policy's message). The
-// other scenarios are the use: their managers run with this same token.
+// policy, not by RBAC (each refusal carries the policy's message), and so
+// are updates of Secrets that are not Keywarden's key Secrets, or that
+// would stop being one. The other scenarios are the use: their managers
+// run with this same token, and rotate keys in place.
 func stolenManagerToken(e *env) {
 	ctx := context.Background()
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.managerKubeconfig)
@@ -330,8 +332,42 @@ func stolenManagerToken(e *env) {
 	if _, err := e.kube.CoreV1().Secrets(victim.Namespace).Get(ctx, victim.Name, metav1.GetOptions{}); err != nil {
 		e.t.Errorf("the Secret that is not Keywarden's: %v", err)
 	}
+	// Updates: RBAC lets the token update every Secret (a rotation writes
+	// a key's next value in place); the policy keeps that to Keywarden's
+	// key Secrets, which stay key Secrets.
+	update := func(s *corev1.Secret) error {
+		_, err := stolen.CoreV1().Secrets(s.Namespace).Update(ctx, s, metav1.UpdateOptions{})
+		return err
+	}
+	edited, err := e.kube.CoreV1().Secrets(victim.Namespace).Get(ctx, victim.Name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	edited.Data = map[string][]byte{"k": []byte("attacker's")}
+	refused("updating a Secret that is not Keywarden's", update(edited))
+	// A Secret of Keywarden's type that Keywarden does not manage (the
+	// type cannot change, so this is the only one a token could dress).
+	unmanaged := secret("kube-system", "unmanaged-key", keywardenv1alpha1.SecretType, func(s *corev1.Secret) {
+		s.Data = map[string][]byte{"key": []byte("x")}
+	})
+	if unmanaged, err = e.kube.CoreV1().Secrets(unmanaged.Namespace).Create(ctx, unmanaged, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	keywardens(unmanaged)
+	unmanaged.OwnerReferences = []metav1.OwnerReference{{APIVersion: "keywarden.dev/v1alpha1", Kind: "APIKey", Name: "billing", UID: "0a6f5d4e-0000-4000-8000-000000000000", Controller: ptr.To(true)}}
+	refused("dressing a Secret that is not Keywarden's as a key's", update(unmanaged))
+	keySecret, err := e.kube.CoreV1().Secrets("default").Get(ctx, "grafana-readonly", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	keySecret.Labels["argocd.argoproj.io/secret-type"] = "cluster"
+	keySecret.Data["server"], keySecret.Data["config"] = []byte("https://attacker.example"), []byte("{}")
+	refused("turning a key's Secret into an Argo CD cluster", update(keySecret))
+	if got, err := e.kube.CoreV1().Secrets(victim.Namespace).Get(ctx, victim.Name, metav1.GetOptions{}); err != nil || string(got.Data["k"]) != "v" {
+		e.t.Errorf("the Secret that is not Keywarden's after the updates: %v %v", got.Data, err)
+	}
 	if e.t.Failed() {
 		return
 	}
-	e.note("stolen manager token: 7 Secrets and 1 ConfigMap refused by the admission policies (token, Opaque, unowned key, key with more than a key, sealing key and certificate out of place; owner-binding parameters) and 1 deletion; the managers issued every key of the other scenarios with that token")
+	e.note("stolen manager token: 7 Secrets and 1 ConfigMap refused by the admission policies (token, Opaque, unowned key, key with more than a key, sealing key and certificate out of place; owner-binding parameters), 1 deletion and 3 updates (a Secret not Keywarden's, edited or dressed as a key's; a key's Secret turned into an Argo CD cluster); the managers issued and rotated every key of the other scenarios with that token")
 }

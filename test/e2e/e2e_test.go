@@ -102,6 +102,7 @@ func TestE2E(t *testing.T) {
 		run  func(*env)
 	}{
 		{"quickstart", quickstart},
+		{"rotation", rotation},
 		{"bad input at the door", badInput},
 		{"failover", failover},
 		{"API server outage", apiServerOutage},
