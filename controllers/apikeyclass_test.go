@@ -118,6 +118,9 @@ var _ = Describe("APIKeyClass policy", func() {
 			c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
 				Roles:       []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read"}}},
 				MaxLifetime: &metav1.Duration{Duration: 720 * time.Hour},
+				Rotation: &keywardenv1alpha1.ClassRotation{
+					MaxEvery: &metav1.Duration{Duration: 720 * time.Hour}, MaxGracePeriod: &metav1.Duration{Duration: 48 * time.Hour},
+				},
 			})
 			k := newAPIKey(ns, "refused")
 			k.Spec.ClassName, k.Spec.Role, k.Spec.Scopes = c.Name, "readonly", []keywardenv1alpha1.Scope{"logs:read"}
@@ -136,6 +139,12 @@ var _ = Describe("APIKeyClass policy", func() {
 			"ScopeNotAllowed", `scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`),
 		Entry("a lifetime over the maximum", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: 8760 * time.Hour} },
 			"LifetimeExceedsMax", `lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`),
+		Entry("a rotation less often than the class requires", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: 2160 * time.Hour}}
+		}, "RotationRequired", `rotation every 2160h0m0s is less often than the 720h0m0s required by APIKeyClass %q`),
+		Entry("a grace period over the class's maximum", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 72 * time.Hour}}
+		}, "GracePeriodExceedsMax", `grace period 72h0m0s exceeds the maximum of 48h0m0s set by APIKeyClass %q`),
 	)
 
 	It("waits for a class that does not exist yet, then issues", func() {

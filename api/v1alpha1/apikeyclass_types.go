@@ -74,6 +74,11 @@ type APIKeyClassSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	ExpiryWarning *metav1.Duration `json:"expiryWarning,omitempty"`
 
+	// rotation sets how the keys of this class rotate: a schedule and a
+	// grace period for keys that set none, and bounds on both.
+	// +optional
+	Rotation *ClassRotation `json:"rotation,omitempty"`
+
 	// maxActiveKeysPerOwner is how many active keys (issued or waiting to
 	// be, not expired, revoked or being deleted) one owner may hold in a
 	// namespace. Defaults to 10.
@@ -92,6 +97,50 @@ type APIKeyClassSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="the operators of matchExpressions are In, NotIn, Exists and DoesNotExist"
 	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))",message="In and NotIn take one or more values; Exists and DoesNotExist take none"
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+}
+
+// ClassRotation is a class's rules for rotation.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.every) || !has(self.maxEvery) || duration(self.every) <= duration(self.maxEvery)",message="rotation.every may not exceed rotation.maxEvery",fieldPath=".every"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || !has(self.maxGracePeriod) || duration(self.gracePeriod) <= duration(self.maxGracePeriod)",message="rotation.gracePeriod may not exceed rotation.maxGracePeriod",fieldPath=".gracePeriod"
+type ClassRotation struct {
+	// every is the rotation schedule of keys that set none, as a Go
+	// duration such as 720h (at least 1m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
+	Every *metav1.Duration `json:"every,omitempty"`
+
+	// maxEvery requires rotation: a key of the class must rotate at least
+	// this often. A new key whose schedule is longer is not issued
+	// (Stalled, RotationRequired); a key that sets no schedule gets every,
+	// or else this one.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.maxEvery must be at least 1m"
+	MaxEvery *metav1.Duration `json:"maxEvery,omitempty"`
+
+	// gracePeriod is the grace period of keys that set none. Defaults to
+	// 24h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+
+	// maxGracePeriod bounds the grace period: a new key that asks for a
+	// longer one is not issued (Stalled, GracePeriodExceedsMax), and an
+	// issued key's previous keys are never valid longer than this after a
+	// rotation.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	MaxGracePeriod *metav1.Duration `json:"maxGracePeriod,omitempty"`
 }
 
 // ClassRole is a role and the scopes it may grant.

@@ -70,6 +70,12 @@ const (
 	// ReasonActiveKeyLimit: the owner already holds as many active keys as
 	// the class allows; the key is issued once one of them goes.
 	ReasonActiveKeyLimit = "ActiveKeyLimit"
+	// ReasonRotationRequired: the key's class requires a rotation schedule
+	// no longer than its rotation.maxEvery.
+	ReasonRotationRequired = "RotationRequired"
+	// ReasonGracePeriodExceedsMax: the key asks for a grace period longer
+	// than its class's rotation.maxGracePeriod.
+	ReasonGracePeriodExceedsMax = "GracePeriodExceedsMax"
 	// ReasonCompliant: the key fits its class.
 	ReasonCompliant = "Compliant"
 	// ReasonDeleting: the APIKey is being deleted.

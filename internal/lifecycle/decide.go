@@ -477,20 +477,20 @@ func (d *Decision) keepSecret(o *Observed) {
 // wakes the pass that will.
 func (d *Decision) rotateWhenDue(o *Observed) {
 	st, spec := &d.Status, o.Key.Spec.Rotation
-	if spec == nil {
-		return
-	}
-	var handled string
+	var handled, request string
 	if st.Rotation != nil {
 		handled = st.Rotation.Request
 	}
-	requested := spec.Request != "" && spec.Request != handled
-	if !requested && spec.Every != nil {
+	if spec != nil {
+		request = spec.Request
+	}
+	requested := request != "" && request != handled
+	if every := rotationPolicy(o).RotationSchedule(spec); !requested && every > 0 {
 		base := st.IssuedAt
 		if st.Rotation != nil && st.Rotation.LastRotatedAt != nil {
 			base = st.Rotation.LastRotatedAt
 		}
-		due := base.Add(spec.Every.Duration)
+		due := base.Add(every)
 		if o.Now.Before(due) {
 			d.requeue(due.Sub(o.Now))
 			return
@@ -501,9 +501,18 @@ func (d *Decision) rotateWhenDue(o *Observed) {
 	if st.Rotation == nil {
 		st.Rotation = &keywardenv1alpha1.RotationStatus{}
 	}
-	st.Rotation.Request = spec.Request
+	st.Rotation.Request = request
 	d.Secret = SecretRotate
 	d.Outcome.Message = "The key is issued; a rotation is recording its next key"
+}
+
+// rotationPolicy is the policy whose rotation rules apply to the key: its
+// class's, or the built-in defaults while its class does not resolve.
+func rotationPolicy(o *Observed) policy.Policy {
+	if o.Violation != nil {
+		return policy.BuiltIn()
+	}
+	return o.Policy
 }
 
 // continueRotation follows a rotation whose next key is recorded: the
@@ -536,10 +545,7 @@ func (d *Decision) continueRotation(o *Observed) {
 // replaces stays valid for the grace period, never past the key's expiry.
 func (d *Decision) completeRotation(o *Observed) {
 	st, s, rot := &d.Status, o.Secret, d.Status.Rotation
-	grace := keywardenv1alpha1.DefaultGracePeriod
-	if spec := o.Key.Spec.Rotation; spec != nil && spec.GracePeriod != nil {
-		grace = spec.GracePeriod.Duration
-	}
+	grace := rotationPolicy(o).RotationGrace(o.Key.Spec.Rotation)
 	at := stamp(o.Now)
 	until := metav1.NewTime(at.Add(grace))
 	if st.ExpiresAt != nil && st.ExpiresAt.Before(&until) {

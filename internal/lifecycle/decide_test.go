@@ -757,6 +757,57 @@ func TestDecide(t *testing.T) {
 				}},
 		},
 		{
+			name: "a class's schedule rotates a key that sets none",
+			key:  issuedKey(), observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) { o.Policy.RotationEvery = time.Hour }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate},
+		},
+		{
+			name: "a class that requires rotation holds a longer schedule to its maximum",
+			key:  issuedKey(rotation(100*time.Hour, nil, "")), observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) { o.Policy.MaxRotationEvery = time.Hour }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate},
+		},
+		{
+			name: "a class's maximum grace bounds the grace of a rotation",
+			key:  issuedKey(rotation(0, new(48*time.Hour), "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
+				o.Policy.MaxGracePeriod = time.Hour
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(&metav1.Time{Time: stamp.Add(time.Hour)}) {
+					t.Errorf("previous %+v, want valid for the class's maximum of an hour", p)
+				}
+			}},
+		},
+		{
+			name: "a key whose class does not resolve rotates with the default grace",
+			key:  issuedKey(rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
+				o.Policy, o.Violation = policy.Policy{}, &policy.Violation{Reason: keywardenv1alpha1.ReasonClassNotFound, Message: "m"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(&metav1.Time{Time: stamp.Add(keywardenv1alpha1.DefaultGracePeriod)}) {
+					t.Errorf("previous %+v, want valid for the default grace", p)
+				}
+			}},
+		},
+		{
+			name: "a new key rotating less often than its class requires is not issued",
+			key:  newKey(rotation(100*time.Hour, nil, "")), observe: []func(*Observed){peers("team", 10), func(o *Observed) { o.Policy.MaxRotationEvery = time.Hour }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonRotationRequired, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}},
+		},
+		{
+			name: "a new key asking for more grace than its class allows is not issued",
+			key:  newKey(rotation(0, new(48*time.Hour), "")), observe: []func(*Observed){peers("team", 10), func(o *Observed) { o.Policy.MaxGracePeriod = time.Hour }},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonGracePeriodExceedsMax, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}},
+		},
+		{
+			name: "a rotation takes no place under the owner's limit",
+			key:  issuedKey(rotation(0, nil, "r1")), observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate},
+		},
+		{
 			name: "an expired key is not rotated",
 			key: issuedKey(rotation(0, nil, "r1"), func(k *keywardenv1alpha1.APIKey) {
 				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)}

@@ -34,6 +34,12 @@ type Policy struct {
 	// ExpiryWarning is how long before its expiry a key is marked
 	// ExpiringSoon; zero for never.
 	ExpiryWarning time.Duration
+	// RotationEvery and GracePeriod are the rotation schedule and grace
+	// period of keys that set none (zero: no schedule; the grace defaults
+	// to 24h); MaxRotationEvery and MaxGracePeriod bound them, zero when
+	// unbounded.
+	RotationEvery, MaxRotationEvery time.Duration
+	GracePeriod, MaxGracePeriod     time.Duration
 	// Namespaces selects the namespaces whose keys may use the policy; nil
 	// admits every namespace. namespacesInvalid says why the class's
 	// selector could not be read, when it could not: then no namespace is
@@ -48,7 +54,7 @@ type Policy struct {
 func BuiltIn() Policy {
 	return Policy{
 		KeyPrefix: keys.DefaultPrefix, MaxActiveKeysPerOwner: keywardenv1alpha1.DefaultMaxActiveKeysPerOwner,
-		ExpiryWarning: keywardenv1alpha1.DefaultExpiryWarning,
+		ExpiryWarning: keywardenv1alpha1.DefaultExpiryWarning, GracePeriod: keywardenv1alpha1.DefaultGracePeriod,
 	}
 }
 
@@ -73,6 +79,16 @@ func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
 	}
 	if d := c.Spec.ExpiryWarning; d != nil {
 		p.ExpiryWarning = d.Duration
+	}
+	if r := c.Spec.Rotation; r != nil {
+		for _, f := range []struct {
+			from *metav1.Duration
+			to   *time.Duration
+		}{{r.Every, &p.RotationEvery}, {r.MaxEvery, &p.MaxRotationEvery}, {r.GracePeriod, &p.GracePeriod}, {r.MaxGracePeriod, &p.MaxGracePeriod}} {
+			if f.from != nil {
+				*f.to = f.from.Duration
+			}
+		}
 	}
 	if n := c.Spec.MaxActiveKeysPerOwner; n != nil {
 		p.MaxActiveKeysPerOwner = int(*n)
@@ -179,7 +195,8 @@ func AmbiguousDefaultMessage(defaults []*keywardenv1alpha1.APIKeyClass) string {
 }
 
 // Check reports the first rule of the policy that the key breaks, for a key
-// that would be issued at issuedAt: its role, its scopes, its lifetime.
+// that would be issued at issuedAt: its role, its scopes, its lifetime, its
+// rotation.
 func (p Policy) Check(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) *Violation {
 	if v := p.CheckAccess(spec.Role, spec.Scopes); v != nil {
 		return v
@@ -189,7 +206,50 @@ func (p Policy) Check(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) *V
 			return p.lifetimeViolation(lt)
 		}
 	}
+	return p.CheckRotation(spec.Rotation)
+}
+
+// CheckRotation reports whether a key's rotation settings fit the
+// policy: a schedule no longer than maxEvery when the class requires one,
+// and a grace period no longer than maxGracePeriod.
+func (p Policy) CheckRotation(r *keywardenv1alpha1.Rotation) *Violation {
+	if p.MaxRotationEvery > 0 && r != nil && r.Every != nil && r.Every.Duration > p.MaxRotationEvery {
+		return &Violation{keywardenv1alpha1.ReasonRotationRequired,
+			fmt.Sprintf("rotation every %s is less often than the %s required by %s", r.Every.Duration, p.MaxRotationEvery, p.describe())}
+	}
+	if p.MaxGracePeriod > 0 && r != nil && r.GracePeriod != nil && r.GracePeriod.Duration > p.MaxGracePeriod {
+		return &Violation{keywardenv1alpha1.ReasonGracePeriodExceedsMax,
+			fmt.Sprintf("grace period %s exceeds the maximum of %s set by %s", r.GracePeriod.Duration, p.MaxGracePeriod, p.describe())}
+	}
 	return nil
+}
+
+// RotationSchedule is how often the key rotates: its own schedule, else
+// the class's, else its maximum; zero for never. A schedule longer than
+// the class's maximum is held to it.
+func (p Policy) RotationSchedule(r *keywardenv1alpha1.Rotation) time.Duration {
+	every := p.RotationEvery
+	if r != nil && r.Every != nil {
+		every = r.Every.Duration
+	}
+	if p.MaxRotationEvery > 0 && (every == 0 || every > p.MaxRotationEvery) {
+		every = p.MaxRotationEvery
+	}
+	return every
+}
+
+// RotationGrace is how long a key the rotation replaced stays valid: the
+// key's own grace period, else the class's, else 24h, held to the class's
+// maximum.
+func (p Policy) RotationGrace(r *keywardenv1alpha1.Rotation) time.Duration {
+	grace := p.GracePeriod
+	if r != nil && r.GracePeriod != nil {
+		grace = r.GracePeriod.Duration
+	}
+	if p.MaxGracePeriod > 0 && grace > p.MaxGracePeriod {
+		grace = p.MaxGracePeriod
+	}
+	return grace
 }
 
 // CheckAccess reports whether the policy lets a key have the role and the

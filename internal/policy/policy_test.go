@@ -99,6 +99,10 @@ func TestCheck(t *testing.T) {
 		s.MaxLifetime = &metav1.Duration{Duration: 720 * time.Hour}
 	})
 	p := FromClass(&c)
+	rc := class("rotating", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Rotation = &keywardenv1alpha1.ClassRotation{MaxEvery: &metav1.Duration{Duration: 24 * time.Hour}, MaxGracePeriod: &metav1.Duration{Duration: time.Hour}}
+	})
+	rotating := FromClass(&rc)
 	spec := func(role string, scopes ...keywardenv1alpha1.Scope) keywardenv1alpha1.APIKeySpec {
 		return keywardenv1alpha1.APIKeySpec{Role: role, Scopes: scopes}
 	}
@@ -123,6 +127,13 @@ func TestCheck(t *testing.T) {
 		{name: "expiresAt too far from issuance", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.ExpiresAt = &metav1.Time{Time: t0.Add(800 * time.Hour)} },
 			reason: "LifetimeExceedsMax"},
 		{name: "no expiry under a max: the max applies instead", p: p, spec: spec("admin")},
+		{name: "rotation less often than the class requires", p: rotating, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: 25 * time.Hour}}
+		}, reason: "RotationRequired", message: `rotation every 25h0m0s is less often than the 24h0m0s required by APIKeyClass "rotating"`},
+		{name: "no schedule where the class requires one: the class's applies", p: rotating, spec: spec("admin")},
+		{name: "a grace period over the class's maximum", p: rotating, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 2 * time.Hour}}
+		}, reason: "GracePeriodExceedsMax", message: `grace period 2h0m0s exceeds the maximum of 1h0m0s set by APIKeyClass "rotating"`},
 		{name: "built-in allows anything", p: BuiltIn(), spec: spec("whatever", "any:scope"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 1e6 * time.Hour} }},
 	}
 	for _, tt := range tests {
@@ -245,5 +256,35 @@ func TestCheckNamespace(t *testing.T) {
 	}
 	if p := NamespaceSelectorProblem(withSelector(team)); p != "" {
 		t.Errorf("the problem of a valid selector: %q", p)
+	}
+}
+
+func TestRotationScheduleAndGrace(t *testing.T) {
+	d := func(x time.Duration) *metav1.Duration { return &metav1.Duration{Duration: x} }
+	c := class("c", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Rotation = &keywardenv1alpha1.ClassRotation{Every: d(10 * time.Hour), MaxEvery: d(20 * time.Hour), GracePeriod: d(time.Hour), MaxGracePeriod: d(2 * time.Hour)}
+	})
+	bounded := FromClass(&c)
+	tests := []struct {
+		name         string
+		p            Policy
+		r            *keywardenv1alpha1.Rotation
+		every, grace time.Duration
+	}{
+		{"built-in, nothing set: no schedule, a day's grace", BuiltIn(), nil, 0, keywardenv1alpha1.DefaultGracePeriod},
+		{"built-in, the key's own", BuiltIn(), &keywardenv1alpha1.Rotation{Every: d(5 * time.Hour), GracePeriod: d(0)}, 5 * time.Hour, 0},
+		{"the class's defaults", bounded, &keywardenv1alpha1.Rotation{Request: "x"}, 10 * time.Hour, time.Hour},
+		{"the key's own within the bounds", bounded, &keywardenv1alpha1.Rotation{Every: d(15 * time.Hour), GracePeriod: d(90 * time.Minute)}, 15 * time.Hour, 90 * time.Minute},
+		{"held to the class's maximums", bounded, &keywardenv1alpha1.Rotation{Every: d(30 * time.Hour), GracePeriod: d(3 * time.Hour)}, 20 * time.Hour, 2 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.RotationSchedule(tt.r); got != tt.every {
+				t.Errorf("RotationSchedule = %v, want %v", got, tt.every)
+			}
+			if got := tt.p.RotationGrace(tt.r); got != tt.grace {
+				t.Errorf("RotationGrace = %v, want %v", got, tt.grace)
+			}
+		})
 	}
 }
