@@ -106,7 +106,7 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 		Owners: map[string]*lifecycle.OwnerKeys{},
 	}
 	st := &key.Status
-	ended := lifecycle.Terminal(st.Phase) || key.Spec.Revoked
+	ended := lifecycle.Terminal(st.Phase) || lifecycle.Revoked(key)
 	if !ended {
 		var classes keywardenv1alpha1.APIKeyClassList
 		if err := r.List(ctx, &classes); err != nil {
@@ -129,7 +129,7 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 		}
 	}
 	readers := []client.Reader{r.Client}
-	if !lifecycle.Terminal(st.Phase) && (st.KeyHash != "" || key.Spec.Revoked) {
+	if !lifecycle.Terminal(st.Phase) && (st.KeyHash != "" || lifecycle.Revoked(key)) {
 		readers = append(readers, r.APIReader)
 	}
 	m, err := r.secretMeta(ctx, key, readers...)
@@ -139,7 +139,7 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 	if o.Secret, err = r.observeSecret(ctx, key, m, !ended); err != nil {
 		return nil, err
 	}
-	if rot := st.Rotation; rot != nil && rot.Next != nil {
+	if rot := st.Rotation; !ended && rot != nil && rot.Next != nil {
 		_, o.NextHeld = r.next.get(client.ObjectKeyFromObject(key), key.UID, rot.Next.KeyHash)
 	} else {
 		r.next.forget(client.ObjectKeyFromObject(key))

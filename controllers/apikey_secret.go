@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -99,7 +100,12 @@ func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *li
 	case lifecycle.SecretIssue:
 		return true, r.issue(ctx, o, d.Status.KeySerial)
 	case lifecycle.SecretRotate:
-		return false, r.prepareRotation(ctx, o, d)
+		if err := r.prepareRotation(ctx, o, d); err != nil {
+			// Nothing was generated: the request is not handled.
+			d.Status.Rotation = o.Key.Status.Rotation.DeepCopy()
+			return false, err
+		}
+		return false, nil
 	case lifecycle.SecretWriteNext:
 		return true, r.writeNext(ctx, o, d)
 	}
@@ -140,47 +146,68 @@ func keyPrefixOf(display string) string {
 // writeNext writes a rotation's held next key into the key's Secret, in
 // place: the Secret keeps its name and its object, so that a mounted
 // volume sees the new key without a restart and Reloader sees an update.
-// A Secret written before rotation existed is immutable: it is replaced
-// (deleted and created again), the current key staying valid meanwhile.
 // What was written is added to o, for the pass to complete the rotation.
+//
+// The APIKey is read again first: only the next key status records now is
+// written (another manager that was leader a moment ago may have recorded
+// another). A Secret that cannot be updated in place (immutable, as earlier
+// releases wrote them, or no longer labelled and typed as a key's, which
+// the admission policy requires of an update) is replaced: deleted and
+// created again, with a Warning that running pods mounting it keep the
+// previous key until they restart.
 func (r *APIKeyReconciler) writeNext(ctx context.Context, o *lifecycle.Observed, d *lifecycle.Decision) error {
 	k := o.Key
-	held, ok := r.next.get(client.ObjectKeyFromObject(k), k.UID, d.Status.Rotation.Next.KeyHash)
+	next := d.Status.Rotation.Next
+	held, ok := r.next.get(client.ObjectKeyFromObject(k), k.UID, next.KeyHash)
 	if !ok {
 		return errors.New("the next key's value is no longer held; retrying")
 	}
+	now := &keywardenv1alpha1.APIKey{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(k), now); err != nil {
+		return fmt.Errorf("reading the APIKey again: %w", err)
+	}
+	if rot := now.Status.Rotation; now.UID != k.UID || rot == nil || rot.Next == nil || rot.Next.KeyHash != next.KeyHash {
+		return errors.New("the APIKey no longer records this next key; retrying")
+	}
 	name := lifecycle.SecretName(k)
 	s := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: name}, s)
-	switch {
-	case apierrors.IsNotFound(err):
-		s = r.newSecret(k, held.raw, held.sealed)
-		err = r.Create(ctx, s)
-	case err != nil:
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: name}, s); err != nil {
 		return fmt.Errorf("reading Secret %s: %s", name, withheld(err))
-	case !ownedBy(s, k):
+	}
+	if !ownedBy(s, k) {
 		return fmt.Errorf("secret %s is not this APIKey's; the rotation waits", name)
-	case s.Immutable != nil && *s.Immutable:
-		if err := r.deleteSecretUID(ctx, s.Namespace, s.Name, s.UID); err != nil {
-			return err
-		}
-		s = r.newSecret(k, held.raw, held.sealed)
-		err = r.Create(ctx, s)
-	default:
+	}
+	old := string(s.Data[keywardenv1alpha1.SecretKeyField])
+	var err error
+	if inShape(s) {
 		s.Data = map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(held.raw)}
 		if s.Annotations == nil {
 			s.Annotations = map[string]string{}
 		}
 		s.Annotations[seal.Annotation] = held.sealed
 		err = r.Update(ctx, s)
+	} else {
+		if err := r.deleteSecretUID(ctx, s.Namespace, s.Name, s.UID); err != nil {
+			return err
+		}
+		o.SecretReplaced = true
+		s = r.newSecret(k, held.raw, held.sealed)
+		err = r.Create(ctx, s)
 	}
 	if err != nil {
-		return fmt.Errorf("writing the next key into Secret %s: %s", name, apiErrorAbout(err, held.raw))
+		return fmt.Errorf("writing the next key into Secret %s: %s", name, apiErrorAbout(err, held.raw, old))
 	}
-	next := d.Status.Rotation.Next
 	o.Secret = &lifecycle.Secret{Name: s.Name, UID: s.UID, ResourceVersion: s.ResourceVersion, Owned: true, Read: true,
 		Hash: next.KeyHash, Prefix: next.KeyPrefix}
 	return nil
+}
+
+// inShape reports whether the Secret can take a new key in place: mutable,
+// of Keywarden's type and labelled as Keywarden's (the admission policy
+// lets the manager update only such Secrets).
+func inShape(s *corev1.Secret) bool {
+	return (s.Immutable == nil || !*s.Immutable) && s.Type == keywardenv1alpha1.SecretType &&
+		s.Labels[keywardenv1alpha1.LabelManagedBy] == keywardenv1alpha1.ManagedByValue
 }
 
 // issue generates a new key and writes it into a new, immutable, sealed
@@ -267,13 +294,13 @@ func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw, sealed 
 }
 
 // apiErrorAbout is the message of an error of the API server on writing a
-// Secret that holds raw. It is kept only when it quotes no part of the key
+// Secret that holds one of raws (the key written, and the key it replaces). It is kept only when it quotes no part of the key
 // in any encoding (an admission webhook or policy may echo the Secret it
 // refuses): the message leaves the reconciler as a condition, an event or a
 // log line, where no key material may go.
-func apiErrorAbout(err error, raw string) string {
+func apiErrorAbout(err error, raws ...string) string {
 	msg := err.Error()
-	if !keys.Quoted(msg, raw) {
+	if !slices.ContainsFunc(raws, func(raw string) bool { return keys.Quoted(msg, raw) }) {
 		return msg
 	}
 	var status apierrors.APIStatus

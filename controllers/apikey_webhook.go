@@ -56,7 +56,7 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardenv1alph
 // controller would judge it against the key's grant (policy.Decide), with
 // the same message. Revoking is always allowed.
 func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardenv1alpha1.APIKey) (admission.Warnings, error) {
-	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() {
+	if lifecycle.Revoked(k) || !k.DeletionTimestamp.IsZero() {
 		return nil, nil
 	}
 	if lifecycle.Issued(&old.Status) {
@@ -158,7 +158,7 @@ func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alp
 }
 
 func (v *APIKeyValidator) checkLimit(ctx context.Context, k *keywardenv1alpha1.APIKey, pol policy.Policy) error {
-	if k.Spec.Revoked {
+	if lifecycle.Revoked(k) {
 		return nil
 	}
 	viol, err := v.limit(ctx, k, k.Spec.Owner, pol)

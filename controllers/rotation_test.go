@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
@@ -118,6 +119,20 @@ var _ = Describe("Rotation", func() {
 		Expect(got.Status.SecretRef.UID).To(Equal(string(after.UID)))
 		Expect(verifies(ctx, k, first).Previous).To(BeTrue())
 		Expect(verifies(ctx, k, second).Valid).To(BeTrue())
+		Eventually(eventReasons(ctx, got)).Should(ContainElement(keywardenv1alpha1.EventSecretReplaced), "no word that running pods keep the previous key")
+
+		By("a Secret no longer labelled as Keywarden's, which the admission policy would not let it update")
+		delete(after.Labels, keywardenv1alpha1.LabelManagedBy)
+		Expect(k8sClient.Update(ctx, after)).To(Succeed())
+		requestRotation(ctx, k, "r2")
+		Eventually(func(g Gomega) {
+			g.Expect(getKey(ctx, k).Status.KeyHash).NotTo(Equal(got.Status.KeyHash))
+			g.Expect(getKey(ctx, k).Status.Rotation.Next).To(BeNil())
+		}).Should(Succeed())
+		third, relabelled := secretValue(ctx, ns, "legacy")
+		Expect(relabelled.Labels).To(HaveKeyWithValue(keywardenv1alpha1.LabelManagedBy, keywardenv1alpha1.ManagedByValue))
+		Expect(verifies(ctx, k, third).Valid).To(BeTrue())
+		Expect(verifies(ctx, k, second).Previous).To(BeTrue())
 	})
 
 	Context("driven pass by pass, with the manager killed at each write", func() {
@@ -154,6 +169,38 @@ var _ = Describe("Rotation", func() {
 			ExpectWithOffset(1, res.Previous).To(BeFalse(), "the Secret holds a rotated-out key")
 			return raw
 		}
+
+		It("withholds a refusal of the Secret write that quotes the key it replaces", func() {
+			var quoting atomic.Value
+			c := interceptor.NewClient(k8sClient, interceptor.Funcs{
+				Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+					if raw, ok := quoting.Load().(string); ok && raw != "" {
+						if _, isSecret := obj.(*corev1.Secret); isSecret {
+							return apierrors.NewForbidden(corev1.Resource("secrets"), obj.GetName(), errors.New("a webhook refuses the Secret holding "+raw))
+						}
+					}
+					return c.Update(ctx, obj, opts...)
+				},
+			})
+			r := &APIKeyReconciler{Client: withOwnerIndex(c), APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}
+			k := newAPIKey(ns, "quoted")
+			k.Labels = map[string]string{labelUnmanaged: "true"}
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			for range 3 {
+				Expect(once(r, k)).To(Succeed())
+			}
+			current, _ := secretValue(ctx, ns, "quoted")
+			quoting.Store(current)
+			requestRotation(ctx, k, "r1")
+			Expect(once(r, k)).To(Succeed())
+			err := once(r, k)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).NotTo(ContainSubstring(current))
+			Expect(err.Error()).To(ContainSubstring("withheld"))
+			got := getKey(ctx, k)
+			Expect(condition(got, "Ready").Message).NotTo(ContainSubstring(current))
+			Expect(condition(got, "Ready").Message).To(ContainSubstring("withheld"))
+		})
 
 		It("never leaves a Secret whose key does not verify, and completes without a second new key", func() {
 			var failStatus, failSecret atomic.Bool

@@ -219,8 +219,10 @@ type SecretReference struct {
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
-// APIKeyStatus is written by the controller (and lastUsedAt by the verifier).
-// It never contains the raw key.
+// APIKeyStatus is written by the controller (and lastUsedAt and revocation
+// by the verifier). It never contains the raw key.
+//
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revocation) || (has(self.revocation) && self.revocation == oldSelf.revocation)",message="a revocation recorded in status is irreversible"
 type APIKeyStatus struct {
 	// phase is the key's lifecycle phase.
 	// +optional
@@ -291,6 +293,13 @@ type APIKeyStatus struct {
 	// revokedAt is when the controller saw the key revoked.
 	// +optional
 	RevokedAt *metav1.Time `json:"revokedAt,omitempty"`
+
+	// revocation, when set, revoked the key without a change of its spec:
+	// the verifier saw a rotated-out key of a class with revokeOnReuse
+	// used. Irreversible; the key is Revoked whatever its spec says, and
+	// the manifest in Git need not change.
+	// +optional
+	Revocation *Revocation `json:"revocation,omitempty"`
 
 	// lastUsedAt is when the verifier last saw the key, for keys with
 	// spec.trackLastUsed, coalesced to at most one write a minute.
@@ -422,4 +431,16 @@ type PreviousKey struct {
 	RotatedAt metav1.Time `json:"rotatedAt"`
 	// validUntil is the end of its grace period.
 	ValidUntil metav1.Time `json:"validUntil"`
+}
+
+// Revocation is a revocation recorded in status.
+type Revocation struct {
+	// reason is RotatedKeyReused.
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+	// message says what happened, naming no key.
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message"`
+	// at is when it was recorded.
+	At metav1.Time `json:"at"`
 }

@@ -141,6 +141,14 @@ type ClassRotation struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	MaxGracePeriod *metav1.Duration `json:"maxGracePeriod,omitempty"`
+
+	// revokeOnReuse revokes a key when one of its rotated-out keys is used
+	// after its grace period (GitLab's reuse detection): whoever presents
+	// an old key may hold a stolen copy, and the current key may be
+	// stolen with it. Off by default: every such use is reported (event
+	// RotatedKeyUsed) either way.
+	// +optional
+	RevokeOnReuse bool `json:"revokeOnReuse,omitempty"`
 }
 
 // ClassRole is a role and the scopes it may grant.

@@ -39,6 +39,9 @@ const (
 	ReasonExpiringSoon = "ExpiringSoon"
 	// ReasonRevoked: the key was revoked.
 	ReasonRevoked = "Revoked"
+	// ReasonRotatedKeyReused: a rotated-out key of a class with
+	// revokeOnReuse was used after its grace, which revoked the key.
+	ReasonRotatedKeyReused = "RotatedKeyReused"
 	// ReasonSecretConflict: a Secret of the target name exists and does not
 	// belong to this APIKey; it is left untouched.
 	ReasonSecretConflict = "SecretConflict"
@@ -93,6 +96,14 @@ const (
 	// EventKeyRotated: a new key replaced the key in its Secret; the
 	// previous key stays valid for its grace period.
 	EventKeyRotated = "KeyRotated"
+	// EventSecretReplaced (Warning): a rotation could not write the new
+	// key into the Secret in place and replaced the Secret; running pods
+	// that mount it keep the previous key until they restart.
+	EventSecretReplaced = "SecretReplaced"
+	// EventRotatedKeyUsed (Warning, from the verifier): a rotated-out key
+	// was used after its grace period; at most once a minute for each
+	// key, on each replica.
+	EventRotatedKeyUsed = "RotatedKeyUsed"
 	// EventKeyExpiringSoon (Warning): the key's expiry came within its
 	// class's expiryWarning; emitted once.
 	EventKeyExpiringSoon = "KeyExpiringSoon"

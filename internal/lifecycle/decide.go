@@ -74,6 +74,10 @@ type Observed struct {
 	// TamperedDeleted is set once this pass deleted an owned Secret whose
 	// value Keywarden did not issue for this key.
 	TamperedDeleted bool
+	// SecretReplaced is set once this pass replaced the Secret (deleted
+	// and created it again) to write a rotation's next key: it could not
+	// take it in place.
+	SecretReplaced bool
 	// NextHeld is set when this process holds the value of the next key
 	// status.rotation.next records (it generated it, and has not
 	// restarted since).
@@ -260,14 +264,22 @@ func (d *Decision) decide(o *Observed) {
 		return
 	case st.Phase == keywardenv1alpha1.PhaseRevoked:
 		d.Outcome = revokedOutcome()
+		if r := st.Revocation; r != nil {
+			d.Outcome.Message = "The key is revoked (" + r.Reason + "): " + r.Message + "; create a new APIKey to restore access"
+		}
 		d.deleteSecret(o)
 		return
-	case k.Spec.Revoked:
+	case Revoked(k):
 		if st.RevokedAt == nil {
 			st.RevokedAt = stamp(o.Now)
 		}
 		d.Outcome = revokedOutcome()
-		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke", "The key was revoked and its Secret deleted")
+		note := "The key was revoked and its Secret deleted"
+		if r := st.Revocation; r != nil {
+			d.Outcome.Message = "The key is revoked (" + r.Reason + "): " + r.Message + "; create a new APIKey to restore access"
+			note = "The key was revoked (" + r.Reason + ") and its Secret deleted: " + r.Message
+		}
+		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke", note)
 		d.deleteSecret(o)
 		return
 	}
@@ -434,7 +446,7 @@ func (d *Decision) keepSecret(o *Observed) {
 		d.issue(o)
 		return
 	}
-	if rot := st.Rotation; rot != nil && rot.Next != nil && !o.TamperedDeleted && (s == nil || s.Owned) {
+	if rot := st.Rotation; rot != nil && rot.Next != nil && !o.TamperedDeleted && s != nil && s.Owned {
 		d.continueRotation(o)
 		return
 	}
@@ -515,24 +527,25 @@ func rotationPolicy(o *Observed) policy.Policy {
 	return o.Policy
 }
 
-// continueRotation follows a rotation whose next key is recorded: the
-// Secret holds it (the rotation is complete: the key it replaced stays
-// valid for its grace period), or still holds the current key or none
-// (the next key is written into it when this process holds its value;
+// continueRotation follows a rotation whose next key is recorded, in a
+// Secret that this APIKey owns (a Secret gone is a lost Secret, rotation or
+// not): the Secret holds the next key (the rotation is complete: the key it
+// replaced stays valid for its grace period), or still holds the current
+// key (the next key is written into it when this process holds its value;
 // otherwise the value was lost with a restart, and another next key is
 // recorded), or holds anything else (treated as a tampered Secret).
 func (d *Decision) continueRotation(o *Observed) {
 	st, s, next := &d.Status, o.Secret, d.Status.Rotation.Next
 	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
 	switch {
-	case s != nil && (!s.Read || s.Gone):
+	case !s.Read || s.Gone:
 		d.Err = errors.New("Secret " + s.Name + " was not read")
-	case s != nil && s.Hash == next.KeyHash:
+	case s.Hash == next.KeyHash:
 		d.completeRotation(o)
-	case (s == nil || s.Hash == st.KeyHash) && o.NextHeld:
+	case s.Hash == st.KeyHash && o.NextHeld:
 		d.Secret = SecretWriteNext
 		d.Outcome.Message = fmt.Sprintf("The key is issued; a rotation is writing its next key into Secret %s", SecretName(o.Key))
-	case s == nil || s.Hash == st.KeyHash:
+	case s.Hash == st.KeyHash:
 		st.Rotation.Next = nil
 		d.Secret = SecretRotate
 		d.Outcome.Message = "The key is issued; a rotation is recording its next key"
@@ -562,6 +575,10 @@ func (d *Decision) completeRotation(o *Observed) {
 	st.KeyHash, st.KeyPrefix = rot.Next.KeyHash, rot.Next.KeyPrefix
 	st.SecretRef = secretRef(s.Name, s.UID, s.ResourceVersion)
 	rot.Next, rot.LastRotatedAt = nil, at
+	if o.SecretReplaced {
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretReplaced, "Rotate",
+			fmt.Sprintf("Secret %s could not take the new key in place (immutable, as earlier releases wrote it, or no longer labelled as Keywarden's) and was replaced; running pods that mount it keep the previous key until they restart: restart them before %s", s.Name, until.UTC().Format(time.RFC3339)))
+	}
 	d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRotated, "Rotate",
 		fmt.Sprintf("Key %s... replaced key %s... in Secret %s; the previous key is valid until %s",
 			st.KeyPrefix, prev.KeyPrefix, s.Name, until.UTC().Format(time.RFC3339)))

@@ -465,6 +465,15 @@ func TestDecide(t *testing.T) {
 				}},
 		},
 		{
+			name: "a revocation the verifier recorded in status revokes the key, its spec unchanged",
+			key: issuedKey(func(k *keywardenv1alpha1.APIKey) {
+				k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: keywardenv1alpha1.ReasonRotatedKeyReused, Message: "key kw_bbbbb..., rotated out, was used"}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked, secret: SecretDelete,
+				events: []string{keywardenv1alpha1.EventKeyRevoked}},
+		},
+		{
 			name:    "a revoked key leaves a foreign Secret alone",
 			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }),
 			observe: []func(*Observed){withSecret(foreignSecret)},
@@ -712,22 +721,25 @@ func TestDecide(t *testing.T) {
 			}},
 		},
 		{
-			name: "a Secret gone during a rotation gets the held next key, the current one staying valid",
+			name: "a Secret deleted during a rotation is a lost Secret: the current key is invalid, the next one dropped",
 			key:  issuedKey(rotation(0, nil, "r1"), rotating), observe: []func(*Observed){func(o *Observed) { o.NextHeld = true }},
-			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretWriteNext, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
-				if st.KeyHash != hashA || st.KeySerial != 3 {
-					t.Errorf("hash %q serial %d, want the current key kept", st.KeyHash, st.KeySerial)
-				}
-			}},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonReissuing, progressing: true, requeue: time.Millisecond,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != "" || st.Rotation.Next != nil || st.KeySerial != 4 {
+						t.Errorf("hash %q next %+v serial %d, want both keys forgotten and serial 4", st.KeyHash, st.Rotation.Next, st.KeySerial)
+					}
+				}},
 		},
 		{
-			name: "a Secret gone during a rotation whose next key's value was lost: another next key",
-			key:  issuedKey(rotation(0, nil, "r1"), rotating),
-			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
-				if st.KeyHash != hashA || st.Rotation.Next != nil {
-					t.Errorf("hash %q next %+v, want the current key kept and the lost next key dropped", st.KeyHash, st.Rotation.Next)
-				}
-			}},
+			name:    "a Secret replaced to take the next key: the rotation completes with a warning to restart its pods",
+			key:     issuedKey(rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s7", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) { o.SecretReplaced = true }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventSecretReplaced, keywardenv1alpha1.EventKeyRotated},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.SecretRef.UID != "s7" || st.KeyHash != hashB {
+						t.Errorf("secretRef %+v hash %q, want the new Secret and the next key recorded", st.SecretRef, st.KeyHash)
+					}
+				}},
 		},
 		{
 			name:    "a Secret holding neither key during a rotation is replaced",

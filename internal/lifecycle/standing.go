@@ -16,7 +16,13 @@ func Terminal(phase keywardenv1alpha1.APIKeyPhase) bool {
 // asked to: terminal, revoked in its spec, or being deleted. An ending key
 // holds no place under its owner's active-key limit.
 func Ending(k *keywardenv1alpha1.APIKey) bool {
-	return Terminal(k.Status.Phase) || k.Spec.Revoked || !k.DeletionTimestamp.IsZero()
+	return Terminal(k.Status.Phase) || Revoked(k) || !k.DeletionTimestamp.IsZero()
+}
+
+// Revoked reports whether the key is revoked or asked to be: in its spec,
+// or by a revocation the verifier recorded in its status.
+func Revoked(k *keywardenv1alpha1.APIKey) bool {
+	return k.Spec.Revoked || k.Status.Revocation != nil
 }
 
 // Standing is what an APIKey's object says of a use of its key, before
@@ -37,11 +43,11 @@ const (
 )
 
 // StandingOf is the key's standing. The verifier answers from it, so a
-// revocation in the spec takes effect before the controller has recorded
-// it.
+// revocation in the spec, or in status by the verifier, takes effect before
+// the controller has recorded it.
 func StandingOf(k *keywardenv1alpha1.APIKey) Standing {
 	switch {
-	case k.Spec.Revoked || k.Status.Phase == keywardenv1alpha1.PhaseRevoked:
+	case Revoked(k) || k.Status.Phase == keywardenv1alpha1.PhaseRevoked:
 		return StandingRevoked
 	case k.Status.Phase == keywardenv1alpha1.PhaseExpired:
 		return StandingExpired

@@ -40,6 +40,19 @@ func TestStanding(t *testing.T) {
 		{keywardenv1alpha1.PhaseExpired, false, true, want{true, true, StandingExpired}},
 	}
 	for _, tt := range tests {
+		// A revocation the verifier recorded in status stands for one in
+		// the spec.
+		if tt.revoked {
+			k := &keywardenv1alpha1.APIKey{}
+			k.Status.Phase = tt.phase
+			k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: keywardenv1alpha1.ReasonRotatedKeyReused}
+			if tt.deleting {
+				k.DeletionTimestamp = &deleting
+			}
+			if got := (want{Terminal(k.Status.Phase), Ending(k), StandingOf(k)}); got != tt.want {
+				t.Errorf("phase %q, revocation in status, deleting %v: got %+v, want %+v", tt.phase, tt.deleting, got, tt.want)
+			}
+		}
 		k := &keywardenv1alpha1.APIKey{}
 		k.Status.Phase, k.Spec.Revoked = tt.phase, tt.revoked
 		if tt.deleting {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // MaxBodyBytes bounds a verification request's body.
@@ -39,6 +40,10 @@ type Handler struct {
 	Trust Trust
 	// Usage, when set, records the use of keys that opted in.
 	Usage *UsageRecorder
+	// RotatedKeyUsed, when set, is told of a use of a rotated-out key past
+	// its grace period (with its APIKey and display prefix), at most once a
+	// minute for each key, as the rejection is logged.
+	RotatedKeyUsed func(apiKey types.NamespacedName, keyPrefix string)
 	// Metrics, when set, counts verifications.
 	Metrics *Metrics
 	// Log receives a line for a rejected key that was found, with its
@@ -382,6 +387,9 @@ func (h *Handler) verify(endpoint string, req Request) Result {
 		if h.rejections.count(res.KeyPrefix+"/"+string(res.Code), now()) {
 			h.Log.Info("Key rejected; later rejections of this key for this reason are not logged for a minute",
 				"keyPrefix", res.KeyPrefix, "code", res.Code, "endpoint", endpoint)
+			if res.Code == CodeRotated && h.RotatedKeyUsed != nil {
+				h.RotatedKeyUsed(types.NamespacedName{Namespace: res.Namespace, Name: res.Name}, res.KeyPrefix)
+			}
 		}
 	case !res.Valid:
 		h.Log.V(1).Info("Key rejected", "code", res.Code, "endpoint", endpoint)

@@ -15,8 +15,11 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
 )
 
 // fixture is a handler over an index with one valid and one revoked key.
@@ -441,5 +444,48 @@ func TestAuthzTakesEachTrustParameterOnce(t *testing.T) {
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "comma-separated") {
 			t.Errorf("%s: %d %s, want 400", q, rec.Code, rec.Body)
 		}
+	}
+}
+
+// Each use of a rotated-out key past its grace is answered ROTATED and
+// counted; its APIKey is told at most once a minute, without the key.
+func TestRotatedKeyUseIsReportedOnceAMinute(t *testing.T) {
+	f := newFixture(t)
+	old, k := issued(t, "shop", "rotated", nil)
+	current, _ := issued(t, "shop", "x", nil)
+	k.Status.KeyHash, k.Status.KeyPrefix = keys.Hash(current), keys.DisplayPrefix(current)
+	k.Status.Rotation = &keywardenv1alpha1.RotationStatus{Previous: []keywardenv1alpha1.PreviousKey{{
+		RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(old), KeyPrefix: keys.DisplayPrefix(old)},
+		RotatedAt:   metav1.Time{Time: t0.Add(-2 * time.Hour)}, ValidUntil: metav1.Time{Time: t0.Add(-time.Hour)},
+	}}}
+	f.h.Index.Upsert(k)
+	now := t0
+	f.h.Now = func() time.Time { return now }
+	var told []string
+	f.h.RotatedKeyUsed = func(nn types.NamespacedName, prefix string) { told = append(told, nn.String()+" "+prefix) }
+	for range 50 {
+		rec := f.do("POST", "/v1/keys/verify", `{"key":"`+old+`","namespace":"shop"}`, nil)
+		if !strings.Contains(rec.Body.String(), `"code":"ROTATED"`) || strings.Contains(rec.Body.String(), "rotated") {
+			t.Fatalf("answer %s, want ROTATED and no word of the APIKey", rec.Body.String())
+		}
+		f.do("GET", "/v1/authz", "", map[string]string{"X-API-Key": old})
+	}
+	want := "shop/rotated " + keys.DisplayPrefix(old)
+	if len(told) != 1 || told[0] != want {
+		t.Fatalf("told %v, want once %q", told, want)
+	}
+	now = now.Add(time.Minute)
+	f.do("POST", "/v1/keys/verify", `{"key":"`+old+`","namespace":"shop"}`, nil)
+	if len(told) != 2 {
+		t.Fatalf("told %d times, want once more a minute later", len(told))
+	}
+	if got := testutil.ToFloat64(f.h.Metrics.verifications.WithLabelValues("verify", "ROTATED")); got != 51 {
+		t.Errorf("the metric counted %v uses, want all 51", got)
+	}
+	if strings.Contains(f.logs.String(), old) {
+		t.Error("the logs quote the rotated-out key")
+	}
+	if res := f.do("POST", "/v1/keys/verify", `{"key":"`+current+`","namespace":"shop"}`, nil); !strings.Contains(res.Body.String(), `"valid":true`) {
+		t.Errorf("the current key: %s", res.Body.String())
 	}
 }

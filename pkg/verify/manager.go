@@ -9,7 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -97,7 +99,7 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 		CertFile: o.CertFile,
 		KeyFile:  o.KeyFile,
 		Handler: &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
-			Staleness: staleness, MaxStaleness: o.MaxStaleness},
+			Staleness: staleness, MaxStaleness: o.MaxStaleness, RotatedKeyUsed: rotatedKeyUsed(mgr, o.Client, o.Now)},
 		Log: log,
 	}
 	return index, srv.AddTo(mgr)
@@ -125,6 +127,58 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 				continue
 			}
 			rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyConflict, "Verify", "%s", note)
+		}
+	}
+}
+
+// rotatedKeyUsed reports a use of a rotated-out key past its grace with a
+// Warning event on its APIKey and, when the key's class has
+// revokeOnReuse, revokes the APIKey by recording the revocation in its
+// status (w), which every replica's index sees as revoked. The event and
+// the revocation name the key's display prefix, never the key.
+func rotatedKeyUsed(mgr ctrl.Manager, w client.Client, now func() time.Time) func(types.NamespacedName, string) {
+	rec := mgr.GetEventRecorder("keywarden-verifier")
+	reader, fresh := mgr.GetClient(), mgr.GetAPIReader()
+	log := mgr.GetLogger().WithName("verifier")
+	if now == nil {
+		now = time.Now
+	}
+	return func(nn types.NamespacedName, prefix string) {
+		ctx := context.Background()
+		k := &keywardenv1alpha1.APIKey{}
+		if err := reader.Get(ctx, nn, k); err != nil {
+			return
+		}
+		note := fmt.Sprintf("Key %s..., rotated out of this APIKey, was used after its grace period; whoever holds it should use the current key", prefix)
+		revoke := false
+		if class := k.Status.ClassName; class != "" && k.Status.Revocation == nil && !k.Spec.Revoked {
+			c := &keywardenv1alpha1.APIKeyClass{}
+			if err := reader.Get(ctx, types.NamespacedName{Name: class}, c); err == nil && c.Spec.Rotation != nil && c.Spec.Rotation.RevokeOnReuse {
+				revoke = true
+				note += fmt.Sprintf("; APIKeyClass %s revokes on reuse, so the APIKey is revoked", class)
+			}
+		}
+		rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventRotatedKeyUsed, "Verify", "%s", note)
+		if !revoke {
+			return
+		}
+		revocation := &keywardenv1alpha1.Revocation{
+			Reason: keywardenv1alpha1.ReasonRotatedKeyReused, At: metav1.NewTime(now().Truncate(time.Second)),
+			Message: fmt.Sprintf("key %s..., rotated out, was used after its grace period", prefix),
+		}
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := fresh.Get(ctx, nn, k); err != nil {
+				return err
+			}
+			if k.Status.Revocation != nil {
+				return nil
+			}
+			base := k.DeepCopy()
+			k.Status.Revocation = revocation
+			return w.Status().Patch(ctx, k, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		})
+		if err != nil {
+			log.Error(err, "Recording the revocation of a key whose rotated-out key was reused", "apiKey", nn.String(), "keyPrefix", prefix)
 		}
 	}
 }

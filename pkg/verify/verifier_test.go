@@ -19,6 +19,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -268,6 +269,81 @@ var _ = Describe("The verifier", func() {
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
 		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["name"] }, 10*time.Second, 10*time.Millisecond).Should(Equal("genuine"))
 	})
+
+	DescribeTable("reports a rotated-out key used after its grace, and revokes its APIKey where its class says so",
+		func(revokeOnReuse bool) {
+			class := &keywardenv1alpha1.APIKeyClass{
+				ObjectMeta: metav1.ObjectMeta{Name: "reuse-" + rand.String(6)},
+				Spec:       keywardenv1alpha1.APIKeyClassSpec{Rotation: &keywardenv1alpha1.ClassRotation{RevokeOnReuse: revokeOnReuse}},
+			}
+			Expect(k8sClient.Create(ctx, class)).To(Succeed())
+			old, k := issue(ctx, ns, "rotated", func(k *keywardenv1alpha1.APIKey) {
+				k.Spec.ClassName = class.Name
+				k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{}}
+			})
+			before := k.Status.KeyHash
+			patch := []byte(`{"spec":{"rotation":{"request":"now"}}}`)
+			Expect(k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+				g.Expect(k.Status.KeyHash).NotTo(Equal(before))
+				g.Expect(k.Status.Rotation.Next).To(BeNil())
+			}, 20*time.Second, 20*time.Millisecond).Should(Succeed())
+			s := &corev1.Secret{}
+			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: k.Status.SecretRef.Name}, s)).To(Succeed())
+			current := string(s.Data["key"])
+			Eventually(func() any { return verifyKey(map[string]any{"key": current})["valid"] }).Should(BeTrue())
+
+			Expect(code(old)).To(Equal("ROTATED"))
+			for range 4 {
+				if revokeOnReuse {
+					// Revoked as soon as the first use is seen.
+					Expect(code(old)).To(BeElementOf("ROTATED", "REVOKED"))
+				} else {
+					Expect(code(old)).To(Equal("ROTATED"))
+				}
+			}
+			Eventually(func(g Gomega) {
+				var events eventsv1.EventList
+				g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+				var notes []string
+				for _, e := range events.Items {
+					if e.Regarding.UID == k.UID && e.Reason == keywardenv1alpha1.EventRotatedKeyUsed {
+						notes = append(notes, e.Note)
+					}
+				}
+				g.Expect(notes).To(HaveLen(1), "RotatedKeyUsed events for five uses in a minute")
+				g.Expect(notes[0]).To(ContainSubstring(old[:8]))
+				g.Expect(notes[0]).NotTo(ContainSubstring(old))
+			}, 10*time.Second).Should(Succeed())
+			if !revokeOnReuse {
+				Consistently(func() any { return verifyKey(map[string]any{"key": current})["valid"] }, time.Second).Should(BeTrue())
+				Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+				Expect(k.Status.Revocation).To(BeNil())
+				return
+			}
+			Eventually(func() any { return code(current) }, 5*time.Second, 10*time.Millisecond).Should(Equal("REVOKED"))
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+				g.Expect(k.Status.Revocation).NotTo(BeNil())
+				g.Expect(k.Status.Revocation.Reason).To(Equal(keywardenv1alpha1.ReasonRotatedKeyReused))
+				g.Expect(k.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRevoked))
+				g.Expect(k.Spec.Revoked).To(BeFalse(), "the manifest need not change")
+			}, 10*time.Second).Should(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: s.Name}, &corev1.Secret{}))
+			}, 10*time.Second).Should(BeTrue(), "the revoked key's Secret is deleted")
+
+			By("a revocation in status cannot be taken back")
+			base := k.DeepCopy()
+			k.Status.Revocation = nil
+			err := k8sClient.Status().Patch(ctx, k, client.MergeFrom(base))
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring("a revocation recorded in status is irreversible"))
+		},
+		Entry("a class that revokes on reuse", true),
+		Entry("a class that does not", false),
+	)
 
 	It("checks the required namespace, role and scopes", func() {
 		raw, _ := issue(ctx, ns, "scoped", nil)

@@ -87,7 +87,8 @@ func (r *Request) Trusts() bool {
 }
 
 // Result is the answer. When Valid is false only Code (and, for a key that
-// was found, KeyPrefix) is set.
+// was found, KeyPrefix; for a ROTATED key, its APIKey's Namespace and Name)
+// is set.
 type Result struct {
 	Valid     bool
 	Code      Code
@@ -132,7 +133,13 @@ func (ix *Index) Verify(req Request, now time.Time) Result {
 		return Result{Code: CodeConflict}
 	}
 	if code, ok := e.check(req, now); !ok {
-		return Result{Code: code, KeyPrefix: e.keyPrefix}
+		r := Result{Code: code, KeyPrefix: e.keyPrefix}
+		if code == CodeRotated {
+			// Whose: the use is reported on the APIKey (never to the
+			// caller).
+			r.Namespace, r.Name = e.namespace, e.name
+		}
+		return r
 	}
 	r := Result{
 		Valid: true, Namespace: e.namespace, Name: e.name, Class: e.class, Owner: e.owner, Role: e.role,
