@@ -6,12 +6,13 @@
 # First the verifier in-process and over HTTP (Go benchmarks in pkg/verify),
 # then over HTTP and TLS loaded by wrk (hack/verifybench; wrk is installed
 # from Debian's packages when missing), then the manager binary on the
-# local control plane (test/bench): issuance
+# local control plane (test/bench): issuance and rotation
 # throughput and latency, expiry precision, lastUsedAt writes and memory.
 #
 #   MANAGER_BIN   the manager binary (make bench builds it)
 #   BENCH         the control-plane benchmarks to run, comma-separated
-#                 (issuance,latency,expiry,lastused,memory; all by default),
+#                 (issuance,rotation,latency,expiry,lastused,memory; all by
+#                 default),
 #                 or "none"
 #   BENCHTIME     -benchtime of the Go benchmarks (2s)
 #   BENCH_*       sizes; see test/bench

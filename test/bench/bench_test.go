@@ -49,6 +49,7 @@ func TestBench(t *testing.T) {
 		run  func(*env)
 	}{
 		{"issuance", issuance},
+		{"rotation", rotation},
 		{"latency", latency},
 		{"expiry", expiry},
 		{"lastused", lastUsed},

@@ -17,7 +17,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -69,9 +68,8 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 				keywardenv1alpha1.LabelAPIKeyUID: string(k.UID),
 			},
 		},
-		Type:      keywardenv1alpha1.SecretType,
-		Immutable: ptr.To(true),
-		Data:      map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
+		Type: keywardenv1alpha1.SecretType,
+		Data: map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},
 	}
 	if err := controllerutil.SetControllerReference(k, s, e.c.Scheme()); err != nil {
 		return err
@@ -84,7 +82,7 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	st := &k.Status
 	st.KeyHash, st.KeyPrefix = keys.Hash(raw), keys.DisplayPrefix(raw)
-	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)}
+	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID), ResourceVersion: s.ResourceVersion}
 	st.IssuedAt = &now
 	st.ExpiresAt = policy.EffectiveExpiry(&k.Spec, st.IssuedAt, nil)
 	st.Scopes = k.Spec.Scopes
