@@ -517,6 +517,130 @@ func crashDuringIssuance(e *env) {
 	}
 	e.note("crash during mass issuance: %d keys issued, %d kills of the leader survived (with %v keys issued), %d Secrets each with the key its status hashes, 0 orphaned; watched by APIKey, 0 keys or Secrets replaced once recorded",
 		n, kills, issuedAtKills, len(secrets.Items))
+	rotateUnderKills(e, c, n)
+}
+
+// rotateUnderKills asks every key of the crash scenario to rotate at once
+// and kills the leader twice meanwhile. Watched throughout: every Secret
+// holds a key that verifies. (Secrets are listed before APIKeys, so status
+// may be ahead of the Secret: a Secret read with the key a rotation has
+// since replaced holds a previous key, which verifies in its grace.) At
+// the end each key rotated exactly once, from the key it had to the key
+// its Secret holds, and the key it had is its one previous key.
+func rotateUnderKills(e *env, c client.Client, n int) {
+	before := map[string]string{}
+	var list keywardenv1alpha1.APIKeyList
+	if err := c.List(context.Background(), &list, client.InNamespace("mass")); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, k := range list.Items {
+		before[k.Name] = k.Status.KeyHash
+	}
+	if len(before) != n {
+		e.t.Fatalf("%d keys before the rotation, want %d", len(before), n)
+	}
+	var (
+		mu         sync.Mutex
+		violations []string
+		samples    int
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			secrets, err := e.kube.CoreV1().Secrets("mass").List(ctx, metav1.ListOptions{})
+			var keysNow keywardenv1alpha1.APIKeyList
+			if err == nil {
+				err = c.List(ctx, &keysNow, client.InNamespace("mass"))
+			}
+			if err != nil {
+				continue
+			}
+			held := map[string]string{}
+			for _, s := range secrets.Items {
+				e.remember(string(s.Data["key"]))
+				held[s.Name] = keys.Hash(string(s.Data["key"]))
+			}
+			mu.Lock()
+			samples++
+			for _, k := range keysNow.Items {
+				h, ok := held[k.Name]
+				if ok && !verifiesNow(&k.Status, h) {
+					violations = append(violations, k.Name+": its Secret holds a key that its status does not make valid")
+				}
+			}
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	var requested sync.WaitGroup
+	var requestErr error
+	requested.Go(func() {
+		_, requestErr = e.kubectlIn(strings.ReplaceAll(keysManifest("mass", "k", n), "  role: standard\n", "  role: standard\n  rotation:\n    request: r1\n"), "apply", "-f", "-")
+	})
+	kills := 0
+	for kills < 2 {
+		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
+		l := e.leader()
+		for i, m := range e.managers {
+			if m == l {
+				m.Kill()
+				kills++
+				e.managers = append(e.managers[:i], e.managers[i+1:]...)
+				break
+			}
+		}
+		e.startManager()
+	}
+	requested.Wait()
+	if requestErr != nil {
+		e.t.Fatal(requestErr)
+	}
+	var pending []string
+	e.eventually("every key rotated", 3*time.Minute, func() bool {
+		var now keywardenv1alpha1.APIKeyList
+		if err := c.List(context.Background(), &now, client.InNamespace("mass")); err != nil {
+			return false
+		}
+		pending = pending[:0]
+		for _, k := range now.Items {
+			if r := k.Status.Rotation; r == nil || r.Request != "r1" || r.Next != nil || len(r.Previous) == 0 || k.Status.Phase != keywardenv1alpha1.PhaseActive {
+				pending = append(pending, k.Name)
+			}
+		}
+		return len(pending) == 0
+	})
+	stop()
+	wg.Wait()
+	if len(violations) > 0 {
+		e.t.Fatalf("%d violations in %d samples: %v", len(violations), samples, violations[:min(len(violations), 10)])
+	}
+	if err := c.List(context.Background(), &list, client.InNamespace("mass")); err != nil {
+		e.t.Fatal(err)
+	}
+	secrets, err := e.kube.CoreV1().Secrets("mass").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	held := map[string]string{}
+	for _, s := range secrets.Items {
+		held[s.Name] = keys.Hash(string(s.Data["key"]))
+	}
+	for _, k := range list.Items {
+		st := k.Status
+		switch {
+		case len(st.Rotation.Previous) != 1:
+			e.t.Errorf("%s rotated %d times, want once", k.Name, len(st.Rotation.Previous))
+		case st.Rotation.Previous[0].KeyHash != before[k.Name]:
+			e.t.Errorf("%s: its previous key is not the key it had", k.Name)
+		case held[k.Name] != st.KeyHash:
+			e.t.Errorf("%s: its Secret does not hold its current key", k.Name)
+		case st.KeyHash == before[k.Name]:
+			e.t.Errorf("%s: not rotated", k.Name)
+		}
+	}
+	e.note("rotation under kills: %d keys asked to rotate at once, %d kills of the leader survived; in %d samples every Secret held a key its status made valid; each key rotated once, its previous key the one it had",
+		n, kills, samples)
 }
 
 // noSecretInTheOpen: none of the raw keys seen in Secrets appears in the
@@ -607,4 +731,26 @@ func namespacedInstall(e *env) {
 		}
 	}
 	e.note("namespaced install: with Roles in team-a and team-b only, --namespaces team-a,team-b issued and verified their 6 keys, left team-c's 3 alone, and met no refusal")
+}
+
+// verifiesNow reports whether the status makes the key of that hash valid
+// now: the current key, a rotation's next key, or a previous key in its
+// grace.
+func verifiesNow(st *keywardenv1alpha1.APIKeyStatus, hash string) bool {
+	if hash == st.KeyHash {
+		return true
+	}
+	r := st.Rotation
+	if r == nil {
+		return false
+	}
+	if r.Next != nil && r.Next.KeyHash == hash {
+		return true
+	}
+	for _, p := range r.Previous {
+		if p.KeyHash == hash && time.Now().Before(p.ValidUntil.Time) {
+			return true
+		}
+	}
+	return false
 }
