@@ -296,8 +296,9 @@ type APIKeyStatus struct {
 
 	// revocation, when set, revoked the key without a change of its spec:
 	// the verifier saw a rotated-out key of a class with revokeOnReuse
-	// used. Irreversible; the key is Revoked whatever its spec says, and
-	// the manifest in Git need not change.
+	// used, or one of its keys was reported as leaked. Irreversible; the
+	// key is Revoked whatever its spec says, and the manifest in Git need
+	// not change.
 	// +optional
 	Revocation *Revocation `json:"revocation,omitempty"`
 
@@ -435,7 +436,7 @@ type PreviousKey struct {
 
 // Revocation is a revocation recorded in status.
 type Revocation struct {
-	// reason is RotatedKeyReused.
+	// reason is RotatedKeyReused or KeyReported.
 	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason"`
 	// message says what happened, naming no key.

@@ -42,6 +42,9 @@ const (
 	// ReasonRotatedKeyReused: a rotated-out key of a class with
 	// revokeOnReuse was used after its grace, which revoked the key.
 	ReasonRotatedKeyReused = "RotatedKeyReused"
+	// ReasonKeyReported: the key was reported as leaked (POST
+	// /v1/keys/report), which revoked it.
+	ReasonKeyReported = "KeyReported"
 	// ReasonSecretConflict: a Secret of the target name exists and does not
 	// belong to this APIKey; it is left untouched.
 	ReasonSecretConflict = "SecretConflict"
@@ -104,6 +107,9 @@ const (
 	// was used after its grace period; at most once a minute for each
 	// key, on each replica.
 	EventRotatedKeyUsed = "RotatedKeyUsed"
+	// EventKeyReported (Warning, from the verifier): a key of the APIKey
+	// was reported as leaked; the APIKey is revoked.
+	EventKeyReported = "KeyReported"
 	// EventKeyExpiringSoon (Warning): the key's expiry came within its
 	// class's expiryWarning; emitted once.
 	EventKeyExpiringSoon = "KeyExpiringSoon"

@@ -29,8 +29,11 @@ const MaxBodyBytes = 8 << 10
 //     requirements from the query (scope, repeatable; namespace and class,
 //     once each, comma-separated lists; role). 200 with X-Keywarden-*
 //     headers, 401 or 403 (503 while the index is not complete).
+//   - POST /v1/keys/report: {"key": ...}, a key found where it should not
+//     be; 202 whatever the key (see report.go), 400 for a bad body, 429
+//     past the rate.
 //
-// A request must say whose keys it accepts (namespaces or classes), or
+// A verification request must say whose keys it accepts (namespaces or classes), or
 // Trust must; one that does not gets 400.
 type Handler struct {
 	// Index answers the lookups.
@@ -44,6 +47,8 @@ type Handler struct {
 	// its grace period (with its APIKey and display prefix), at most once a
 	// minute for each key, as the rejection is logged.
 	RotatedKeyUsed func(apiKey types.NamespacedName, keyPrefix string)
+
+	reports reports
 	// Metrics, when set, counts verifications.
 	Metrics *Metrics
 	// Log receives a line for a rejected key that was found, with its
@@ -176,6 +181,7 @@ func (h *Handler) Routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/keys/verify", h.serveVerify)
 	mux.HandleFunc("/v1/authz", h.serveAuthz)
+	mux.HandleFunc("/v1/keys/report", h.serveReport)
 	return mux
 }
 
@@ -369,12 +375,17 @@ func unauthorized(w http.ResponseWriter, code Code) {
 	writeAnswer(w, http.StatusUnauthorized, &VerifyResponse{Code: code})
 }
 
+// now is the handler's time.
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
 // verify runs one verification and records its metrics, log line and use.
 func (h *Handler) verify(endpoint string, req Request) Result {
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
+	now := h.now
 	start := time.Now()
 	res := h.Index.Verify(req, now())
 	if h.Metrics != nil {
@@ -408,6 +419,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type Metrics struct {
 	verifications *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
+	reports       *prometheus.CounterVec
 }
 
 // NewMetrics creates the verifier's metrics and registers them, with a gauge
@@ -423,12 +435,16 @@ func NewMetrics(reg prometheus.Registerer, ix *Index) (*Metrics, error) {
 			Help:    "Time to verify one key, excluding the HTTP transport.",
 			Buckets: []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2},
 		}, []string{"endpoint"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keywarden_key_reports_total",
+			Help: "Keys reported as leaked to POST /v1/keys/report, by result: revoked (a key that verified) or ignored.",
+		}, []string{"result"}),
 	}
 	indexed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "keywarden_verifier_keys_indexed",
 		Help: "Keys in the verifier's index.",
 	}, func() float64 { return float64(ix.Len()) })
-	for _, c := range []prometheus.Collector{m.verifications, m.latency, indexed} {
+	for _, c := range []prometheus.Collector{m.verifications, m.latency, m.reports, indexed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

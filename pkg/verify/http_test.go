@@ -489,3 +489,70 @@ func TestRotatedKeyUseIsReportedOnceAMinute(t *testing.T) {
 		t.Errorf("the current key: %s", res.Body.String())
 	}
 }
+
+// POST /v1/keys/report: a key that verifies is queued for revocation; any
+// other body that is well formed gets the very same answer and changes
+// nothing; the endpoint is rate-limited and never logs the key.
+func TestReport(t *testing.T) {
+	f := newFixture(t)
+	queued := make(chan string, 10)
+	stop := make(chan struct{})
+	defer close(stop)
+	go f.h.RunReports(stop, func(nn types.NamespacedName, prefix string) { queued <- nn.String() + " " + prefix })
+	unknown, _ := issued(t, "shop", "never-indexed", nil)
+	malformed := f.valid[:len(f.valid)-1] + flip(f.valid[len(f.valid)-1])
+	report := func(body string) *httptest.ResponseRecorder { return f.do("POST", "/v1/keys/report", body, nil) }
+
+	var answers []string
+	for _, key := range []string{unknown, malformed, f.revoked, "not a key at all", f.valid} {
+		rec := report(`{"key":"` + key + `"}`)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("report: %d %s, want 202", rec.Code, rec.Body.String())
+		}
+		answers = append(answers, rec.Header().Get("Content-Type")+" "+rec.Body.String())
+	}
+	for _, a := range answers[1:] {
+		if a != answers[0] {
+			t.Fatalf("answers differ: %q and %q: the endpoint tells whether a key exists", answers[0], a)
+		}
+	}
+	select {
+	case got := <-queued:
+		if want := "shop/checkout " + keys.DisplayPrefix(f.valid); got != want {
+			t.Fatalf("queued %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the valid key was not queued for revocation")
+	}
+	select {
+	case got := <-queued:
+		t.Fatalf("queued %q too: only a key that verifies revokes", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if got := testutil.ToFloat64(f.h.Metrics.reports.WithLabelValues("ignored")); got != 4 {
+		t.Errorf("ignored reports counted %v, want 4", got)
+	}
+
+	for _, bad := range []string{`{"key":`, `{"credential":"x"}`, `{}`, `{"key":"a"}{"key":"b"}`} {
+		if rec := report(bad); rec.Code != http.StatusBadRequest {
+			t.Errorf("report %s: %d, want 400", bad, rec.Code)
+		}
+	}
+	if rec := f.do("GET", "/v1/keys/report?key="+f.valid, "", nil); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d, want 405", rec.Code)
+	}
+	limited := 0
+	for range 2 * ReportBurst {
+		if report(`{"key":"`+unknown+`"}`).Code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("no report refused with 429 past the burst")
+	}
+	for _, key := range []string{f.valid, unknown, malformed, f.revoked} {
+		if strings.Contains(f.logs.String(), key) {
+			t.Fatal("the logs quote a reported key")
+		}
+	}
+}

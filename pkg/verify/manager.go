@@ -7,16 +7,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/lifecycle"
 )
 
 // Options configure the verifier that AddToManager runs.
@@ -94,14 +98,16 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	if err := mgr.Add(usage); err != nil {
 		return nil, err
 	}
-	srv := &Server{
-		Addr:     o.Addr,
-		CertFile: o.CertFile,
-		KeyFile:  o.KeyFile,
-		Handler: &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
-			Staleness: staleness, MaxStaleness: o.MaxStaleness, RotatedKeyUsed: rotatedKeyUsed(mgr, o.Client, o.Now)},
-		Log: log,
+	revoker := newRevoker(mgr, o.Client, o.Now)
+	h := &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
+		Staleness: staleness, MaxStaleness: o.MaxStaleness, RotatedKeyUsed: revoker.rotatedKeyUsed}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		h.RunReports(ctx.Done(), revoker.reported)
+		return nil
+	})); err != nil {
+		return nil, err
 	}
+	srv := &Server{Addr: o.Addr, CertFile: o.CertFile, KeyFile: o.KeyFile, Handler: h, Log: log}
 	return index, srv.AddTo(mgr)
 }
 
@@ -131,54 +137,80 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 	}
 }
 
-// rotatedKeyUsed reports a use of a rotated-out key past its grace with a
-// Warning event on its APIKey and, when the key's class has
-// revokeOnReuse, revokes the APIKey by recording the revocation in its
-// status (w), which every replica's index sees as revoked. The event and
-// the revocation name the key's display prefix, never the key.
-func rotatedKeyUsed(mgr ctrl.Manager, w client.Client, now func() time.Time) func(types.NamespacedName, string) {
-	rec := mgr.GetEventRecorder("keywarden-verifier")
-	reader, fresh := mgr.GetClient(), mgr.GetAPIReader()
-	log := mgr.GetLogger().WithName("verifier")
+// revoker reports, with Warning events, what the verifier sees of a key
+// that may be in the wrong hands, and revokes the key's APIKey when it
+// must, by recording the revocation in its status (every replica's index
+// sees it revoked as soon as its watch delivers the write). Events and
+// revocations name a key's display prefix, never the key.
+type revoker struct {
+	rec    events.EventRecorder
+	reader client.Reader // the cache
+	fresh  client.Reader // the API server
+	w      client.Client
+	log    logr.Logger
+	now    func() time.Time
+}
+
+func newRevoker(mgr ctrl.Manager, w client.Client, now func() time.Time) *revoker {
 	if now == nil {
 		now = time.Now
 	}
-	return func(nn types.NamespacedName, prefix string) {
-		ctx := context.Background()
+	return &revoker{rec: mgr.GetEventRecorder("keywarden-verifier"), reader: mgr.GetClient(), fresh: mgr.GetAPIReader(),
+		w: w, log: mgr.GetLogger().WithName("verifier"), now: now}
+}
+
+// rotatedKeyUsed reports a use of a rotated-out key past its grace on its
+// APIKey, and revokes the APIKey when its class has revokeOnReuse.
+func (r *revoker) rotatedKeyUsed(nn types.NamespacedName, prefix string) {
+	ctx := context.Background()
+	k := &keywardenv1alpha1.APIKey{}
+	if err := r.reader.Get(ctx, nn, k); err != nil {
+		return
+	}
+	note := fmt.Sprintf("Key %s..., rotated out of this APIKey, was used after its grace period; whoever holds it should use the current key", prefix)
+	revoke := false
+	if class := k.Status.ClassName; class != "" && !lifecycle.Revoked(k) {
+		c := &keywardenv1alpha1.APIKeyClass{}
+		if err := r.reader.Get(ctx, types.NamespacedName{Name: class}, c); err == nil && c.Spec.Rotation != nil && c.Spec.Rotation.RevokeOnReuse {
+			revoke = true
+			note += fmt.Sprintf("; APIKeyClass %s revokes on reuse, so the APIKey is revoked", class)
+		}
+	}
+	r.rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventRotatedKeyUsed, "Verify", "%s", note)
+	if revoke {
+		r.revoke(ctx, nn, keywardenv1alpha1.ReasonRotatedKeyReused, fmt.Sprintf("key %s..., rotated out, was used after its grace period", prefix))
+	}
+}
+
+// reported revokes the APIKey of a key reported as leaked.
+func (r *revoker) reported(nn types.NamespacedName, prefix string) {
+	ctx := context.Background()
+	k := &keywardenv1alpha1.APIKey{}
+	if err := r.reader.Get(ctx, nn, k); err != nil {
+		return
+	}
+	r.rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyReported, "Report",
+		"Key %s... was reported as leaked (POST /v1/keys/report); the APIKey is revoked, every one of its keys with it", prefix)
+	r.revoke(ctx, nn, keywardenv1alpha1.ReasonKeyReported, fmt.Sprintf("key %s... was reported as leaked", prefix))
+}
+
+// revoke records the revocation in the APIKey's status, unless one is
+// recorded already.
+func (r *revoker) revoke(ctx context.Context, nn types.NamespacedName, reason, message string) {
+	revocation := &keywardenv1alpha1.Revocation{Reason: reason, Message: message, At: metav1.NewTime(r.now().Truncate(time.Second))}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		k := &keywardenv1alpha1.APIKey{}
-		if err := reader.Get(ctx, nn, k); err != nil {
-			return
+		if err := r.fresh.Get(ctx, nn, k); err != nil {
+			return err
 		}
-		note := fmt.Sprintf("Key %s..., rotated out of this APIKey, was used after its grace period; whoever holds it should use the current key", prefix)
-		revoke := false
-		if class := k.Status.ClassName; class != "" && k.Status.Revocation == nil && !k.Spec.Revoked {
-			c := &keywardenv1alpha1.APIKeyClass{}
-			if err := reader.Get(ctx, types.NamespacedName{Name: class}, c); err == nil && c.Spec.Rotation != nil && c.Spec.Rotation.RevokeOnReuse {
-				revoke = true
-				note += fmt.Sprintf("; APIKeyClass %s revokes on reuse, so the APIKey is revoked", class)
-			}
+		if k.Status.Revocation != nil {
+			return nil
 		}
-		rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventRotatedKeyUsed, "Verify", "%s", note)
-		if !revoke {
-			return
-		}
-		revocation := &keywardenv1alpha1.Revocation{
-			Reason: keywardenv1alpha1.ReasonRotatedKeyReused, At: metav1.NewTime(now().Truncate(time.Second)),
-			Message: fmt.Sprintf("key %s..., rotated out, was used after its grace period", prefix),
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := fresh.Get(ctx, nn, k); err != nil {
-				return err
-			}
-			if k.Status.Revocation != nil {
-				return nil
-			}
-			base := k.DeepCopy()
-			k.Status.Revocation = revocation
-			return w.Status().Patch(ctx, k, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-		})
-		if err != nil {
-			log.Error(err, "Recording the revocation of a key whose rotated-out key was reused", "apiKey", nn.String(), "keyPrefix", prefix)
-		}
+		base := k.DeepCopy()
+		k.Status.Revocation = revocation
+		return r.w.Status().Patch(ctx, k, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
+		r.log.Error(err, "Recording a revocation", "apiKey", nn.String(), "reason", reason)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -268,6 +269,48 @@ var _ = Describe("The verifier", func() {
 		By("deleting the impostor gives the key back to its APIKey")
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
 		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["name"] }, 10*time.Second, 10*time.Millisecond).Should(Equal("genuine"))
+	})
+
+	It("revokes a key reported as leaked at once, every generation, without a change of its spec, and nothing for an unknown key", func() {
+		reportKey := func(raw string) {
+			resp, err := httpClient.Post(baseURL+"/v1/keys/report", "application/json", strings.NewReader(`{"key":"`+raw+`"}`))
+			Expect(err).NotTo(HaveOccurred())
+			_ = resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
+		}
+		raw, k := issue(ctx, ns, "leaked", nil)
+		bystander, _ := issue(ctx, ns, "bystander", nil)
+		unknown, err := keys.Generate(keys.DefaultPrefix)
+		Expect(err).NotTo(HaveOccurred())
+		reportKey(unknown)
+
+		start := time.Now()
+		reportKey(raw)
+		Eventually(func() any { return code(raw) }, time.Second, 5*time.Millisecond).Should(Equal("REVOKED"), "revoked within a second")
+		GinkgoWriter.Printf("revoked %s after the report\n", time.Since(start))
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), k)).To(Succeed())
+			g.Expect(k.Status.Revocation).NotTo(BeNil())
+			g.Expect(k.Status.Revocation.Reason).To(Equal(keywardenv1alpha1.ReasonKeyReported))
+			g.Expect(k.Status.Revocation.Message).NotTo(ContainSubstring(raw))
+			g.Expect(k.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRevoked))
+			g.Expect(k.Spec.Revoked).To(BeFalse())
+			g.Expect(apimeta.FindStatusCondition(k.Status.Conditions, "Ready").Message).To(ContainSubstring("KeyReported"))
+		}, 10*time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			var events eventsv1.EventList
+			g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+			found := false
+			for _, e := range events.Items {
+				found = found || e.Regarding.UID == k.UID && e.Reason == keywardenv1alpha1.EventKeyReported && !strings.Contains(e.Note, raw)
+			}
+			g.Expect(found).To(BeTrue(), "no KeyReported event")
+		}, 10*time.Second).Should(Succeed())
+		Expect(verifyKey(map[string]any{"key": bystander})["valid"]).To(BeTrue(), "a report revoked another key")
+
+		By("applying the manifest again, revoked: false, does not bring it back")
+		Expect(k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"revoked":false,"displayName":"re-applied"}}`)))).To(Succeed())
+		Consistently(func() any { return code(raw) }, time.Second).Should(Equal("REVOKED"))
 	})
 
 	DescribeTable("reports a rotated-out key used after its grace, and revokes its APIKey where its class says so",

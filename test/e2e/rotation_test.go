@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,7 +136,29 @@ spec:
 		got, err := verify(e.managers[1], map[string]any{"key": held[2], "namespace": "rotation"})
 		return err == nil && got["code"] == "ROTATED"
 	})
-	e.remember(e.secretKey("rotation", "billing"))
-	e.note("rotation: two rotations on request from kubectl, the Secret written in place; %d verifications of current and in-grace keys by a workload reading the Secret, none failed; the same manifest applied again rotated nothing; without grace the replaced key is ROTATED",
-		checks.Load())
+	current := e.secretKey("rotation", "billing")
+
+	// A leak reported to one replica revokes the key on the other within a
+	// second, the manifest unchanged.
+	resp, err := http1.Post(e.managers[0].VerifierURL+"/v1/keys/report", "application/json", strings.NewReader(`{"key":"`+current+`"}`))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		e.t.Fatalf("report: %d", resp.StatusCode)
+	}
+	start := time.Now()
+	e.eventually("the reported key is revoked on the other replica", time.Second, func() bool {
+		got, err := verify(e.managers[1], map[string]any{"key": current, "namespace": "rotation"})
+		return err == nil && got["code"] == "REVOKED"
+	})
+	revokedAfter := time.Since(start)
+	e.kubectl("wait", "--for=jsonpath={.status.phase}=Revoked", "apikey/billing", "-n", "rotation", "--timeout=30s")
+	apply("v4") // the manifest as in Git: revoked: false
+	if got, err := verify(e.managers[0], map[string]any{"key": current, "namespace": "rotation"}); err != nil || got["code"] != "REVOKED" {
+		e.t.Fatalf("the reported key after the manifest was applied again: %v %v", got, err)
+	}
+	e.note("rotation: two rotations on request from kubectl, the Secret written in place; %d verifications of current and in-grace keys by a workload reading the Secret, none failed; the same manifest applied again rotated nothing; without grace the replaced key is ROTATED; the key reported as leaked to one replica was REVOKED on the other in %s, and stayed so with its manifest applied again",
+		checks.Load(), revokedAfter)
 }
