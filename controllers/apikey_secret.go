@@ -169,6 +169,9 @@ func (r *APIKeyReconciler) writeNext(ctx context.Context, o *lifecycle.Observed,
 	if rot := now.Status.Rotation; now.UID != k.UID || rot == nil || rot.Next == nil || rot.Next.KeyHash != next.KeyHash {
 		return errors.New("the APIKey no longer records this next key; retrying")
 	}
+	if lifecycle.Revoked(now) {
+		return errors.New("the APIKey was revoked meanwhile; retrying")
+	}
 	name := lifecycle.SecretName(k)
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: name}, s); err != nil {

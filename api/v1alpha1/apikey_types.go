@@ -221,8 +221,6 @@ type SecretReference struct {
 
 // APIKeyStatus is written by the controller (and lastUsedAt and revocation
 // by the verifier). It never contains the raw key.
-//
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revocation) || (has(self.revocation) && self.revocation == oldSelf.revocation)",message="a revocation recorded in status is irreversible"
 type APIKeyStatus struct {
 	// phase is the key's lifecycle phase.
 	// +optional
@@ -329,10 +327,15 @@ type APIKeyStatus struct {
 // key, writes it once into a Secret in the same namespace and keeps only its
 // hash and display prefix in status.
 //
+// The rule that keeps status.revocation sits on the object, not on its
+// status, so that removing the whole status cannot drop a revocation
+// either.
+//
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ak,categories=keywarden
 // +kubebuilder:selectablefield:JSONPath=`.spec.owner`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.revocation) || (has(self.status) && has(self.status.revocation) && self.status.revocation == oldSelf.status.revocation)",message="a revocation recorded in status is irreversible"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name may be at most 63 characters: the Secret carries it as a label value"
 
 // +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.status.keyPrefix`

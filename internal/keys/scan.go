@@ -28,16 +28,19 @@ func ScanFormat(prefixes []string) string {
 }
 
 // ScanBefore and ScanAfter are what may come before and after a key in
-// text: anything a key could not be continued with, so that a key is not
-// found inside a longer token.
+// text, in the fields of a GitHub custom pattern: the start or end of the
+// text, or anything a key could not be continued with, so that a key is
+// not found inside a longer token.
 const (
-	ScanBefore = "(?:^|[^" + keyChars + "_])"
-	ScanAfter  = "(?:[^" + keyChars + "_]|$)"
+	ScanBefore = `(?:\A|[^` + keyChars + `_])`
+	ScanAfter  = `(?:\z|[^` + keyChars + `_])`
 )
 
-// ScanPattern is the whole pattern, the key in its first group.
+// ScanPattern is the whole pattern, the key in its first group, with the
+// same boundaries as word boundaries, which consume nothing: two keys
+// separated by one character are both found.
 func ScanPattern(prefixes []string) string {
-	return ScanBefore + "(" + ScanFormat(prefixes) + ")" + ScanAfter
+	return `\b(` + ScanFormat(prefixes) + `)\b`
 }
 
 // GitleaksConfig is a gitleaks configuration that adds a rule for the keys

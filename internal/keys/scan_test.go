@@ -34,6 +34,15 @@ func TestScanPattern(t *testing.T) {
 					t.Fatalf("%s key not found in %q: %v", prefix, text, m)
 				}
 			}
+			other, err := Generate(prefix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sep := range []string{",", " ", "\n", ";"} {
+				if m := re.FindAllStringSubmatch(raw+sep+other, -1); len(m) != 2 || m[0][1] != raw || m[1][1] != other {
+					t.Fatalf("two keys separated by %q: found %d", sep, len(m))
+				}
+			}
 			// A wrong checksum: found, and refused by Check.
 			last := raw[len(raw)-1]
 			wrong := raw[:len(raw)-1] + string(alphabet[(strings.IndexByte(alphabet, last)+1)%len(alphabet)])

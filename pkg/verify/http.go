@@ -14,6 +14,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
+
+	"keywarden.dev/keywarden/internal/keys"
 )
 
 // MaxBodyBytes bounds a verification request's body.
@@ -31,7 +33,7 @@ const MaxBodyBytes = 8 << 10
 //     headers, 401 or 403 (503 while the index is not complete).
 //   - POST /v1/keys/report: {"key": ...}, a key found where it should not
 //     be; 202 whatever the key (see report.go), 400 for a bad body, 429
-//     past the rate.
+//     past a source's rate.
 //
 // A verification request must say whose keys it accepts (namespaces or classes), or
 // Trust must; one that does not gets 400.
@@ -43,12 +45,13 @@ type Handler struct {
 	Trust Trust
 	// Usage, when set, records the use of keys that opted in.
 	Usage *UsageRecorder
-	// RotatedKeyUsed, when set, is told of a use of a rotated-out key past
-	// its grace period (with its APIKey and display prefix), at most once a
-	// minute for each key, as the rejection is logged.
-	RotatedKeyUsed func(apiKey types.NamespacedName, keyPrefix string)
+	// Suspects, when set, is handed the keys that may be in the wrong
+	// hands: a key reported as leaked that verifies, and a rotated-out key
+	// used after its grace (at most once a minute for each key, as the
+	// rejection is logged). It must not block.
+	Suspects func(Suspect)
 
-	reports reports
+	reportLimits sourceLimits
 	// Metrics, when set, counts verifications.
 	Metrics *Metrics
 	// Log receives a line for a rejected key that was found, with its
@@ -398,8 +401,9 @@ func (h *Handler) verify(endpoint string, req Request) Result {
 		if h.rejections.count(res.KeyPrefix+"/"+string(res.Code), now()) {
 			h.Log.Info("Key rejected; later rejections of this key for this reason are not logged for a minute",
 				"keyPrefix", res.KeyPrefix, "code", res.Code, "endpoint", endpoint)
-			if res.Code == CodeRotated && h.RotatedKeyUsed != nil {
-				h.RotatedKeyUsed(types.NamespacedName{Namespace: res.Namespace, Name: res.Name}, res.KeyPrefix)
+			if res.Code == CodeRotated && h.Suspects != nil {
+				h.Suspects(Suspect{APIKey: types.NamespacedName{Namespace: res.Namespace, Name: res.Name},
+					KeyHash: keys.Hash(req.Key), KeyPrefix: res.KeyPrefix})
 			}
 		}
 	case !res.Valid:

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
@@ -462,7 +461,12 @@ func TestRotatedKeyUseIsReportedOnceAMinute(t *testing.T) {
 	now := t0
 	f.h.Now = func() time.Time { return now }
 	var told []string
-	f.h.RotatedKeyUsed = func(nn types.NamespacedName, prefix string) { told = append(told, nn.String()+" "+prefix) }
+	f.h.Suspects = func(k Suspect) {
+		if k.Reported || k.KeyHash != keys.Hash(old) {
+			t.Errorf("suspect %+v, want the rotated-out key, not reported", k)
+		}
+		told = append(told, k.APIKey.String()+" "+k.KeyPrefix)
+	}
 	for range 50 {
 		rec := f.do("POST", "/v1/keys/verify", `{"key":"`+old+`","namespace":"shop"}`, nil)
 		if !strings.Contains(rec.Body.String(), `"code":"ROTATED"`) || strings.Contains(rec.Body.String(), "rotated") {
@@ -496,12 +500,22 @@ func TestRotatedKeyUseIsReportedOnceAMinute(t *testing.T) {
 func TestReport(t *testing.T) {
 	f := newFixture(t)
 	queued := make(chan string, 10)
-	stop := make(chan struct{})
-	defer close(stop)
-	go f.h.RunReports(stop, func(nn types.NamespacedName, prefix string) { queued <- nn.String() + " " + prefix })
+	f.h.Suspects = func(k Suspect) {
+		if !k.Reported || k.KeyHash != keys.Hash(f.valid) {
+			t.Errorf("suspect %+v, want the reported key", k)
+		}
+		queued <- k.APIKey.String() + " " + k.KeyPrefix
+	}
 	unknown, _ := issued(t, "shop", "never-indexed", nil)
 	malformed := f.valid[:len(f.valid)-1] + flip(f.valid[len(f.valid)-1])
 	report := func(body string) *httptest.ResponseRecorder { return f.do("POST", "/v1/keys/report", body, nil) }
+	from := func(addr, body string) int {
+		req := httptest.NewRequest("POST", "/v1/keys/report", strings.NewReader(body))
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		f.h.Routes().ServeHTTP(rec, req)
+		return rec.Code
+	}
 
 	var answers []string
 	for _, key := range []string{unknown, malformed, f.revoked, "not a key at all", f.valid} {
@@ -541,14 +555,18 @@ func TestReport(t *testing.T) {
 	if rec := f.do("GET", "/v1/keys/report?key="+f.valid, "", nil); rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d, want 405", rec.Code)
 	}
+	// One source flooding is limited; another is not held back by it.
 	limited := 0
 	for range 2 * ReportBurst {
-		if report(`{"key":"`+unknown+`"}`).Code == http.StatusTooManyRequests {
+		if from("203.0.113.7:4000", `{"key":"`+unknown+`"}`) == http.StatusTooManyRequests {
 			limited++
 		}
 	}
 	if limited == 0 {
-		t.Error("no report refused with 429 past the burst")
+		t.Error("no report refused with 429 past a source's burst")
+	}
+	if code := from("198.51.100.9:5000", `{"key":"`+f.valid+`"}`); code != http.StatusAccepted {
+		t.Errorf("another source during the flood: %d, want 202", code)
 	}
 	for _, key := range []string{f.valid, unknown, malformed, f.revoked} {
 		if strings.Contains(f.logs.String(), key) {

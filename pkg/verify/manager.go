@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,13 +11,13 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -98,15 +99,12 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	if err := mgr.Add(usage); err != nil {
 		return nil, err
 	}
-	revoker := newRevoker(mgr, o.Client, o.Now)
-	h := &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
-		Staleness: staleness, MaxStaleness: o.MaxStaleness, RotatedKeyUsed: revoker.rotatedKeyUsed}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		h.RunReports(ctx.Done(), revoker.reported)
-		return nil
-	})); err != nil {
+	suspects := newSuspects(mgr, o.Client, o.Now)
+	if err := mgr.Add(everyReplica(suspects.run)); err != nil {
 		return nil, err
 	}
+	h := &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
+		Staleness: staleness, MaxStaleness: o.MaxStaleness, Suspects: suspects.add}
 	srv := &Server{Addr: o.Addr, CertFile: o.CertFile, KeyFile: o.KeyFile, Handler: h, Log: log}
 	return index, srv.AddTo(mgr)
 }
@@ -137,12 +135,17 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 	}
 }
 
-// revoker reports, with Warning events, what the verifier sees of a key
-// that may be in the wrong hands, and revokes the key's APIKey when it
-// must, by recording the revocation in its status (every replica's index
-// sees it revoked as soon as its watch delivers the write). Events and
-// revocations name a key's display prefix, never the key.
-type revoker struct {
+// suspects reports, on their APIKeys, the keys the verifier saw that may
+// be in the wrong hands, and revokes the APIKeys that must be: that of a
+// key reported as leaked, and that of a rotated-out key used after its
+// grace when its class has revokeOnReuse. The revocation is recorded in
+// the APIKey's status (every replica's index sees it as soon as its watch
+// delivers the write). Work is queued, one item a key (a key reported a
+// thousand times is written once), and retried with backoff until done:
+// a report answered "received" is never dropped while the process runs.
+// Events name a key's display prefix, never the key, and follow the write.
+type suspects struct {
+	queue  workqueue.TypedRateLimitingInterface[Suspect]
 	rec    events.EventRecorder
 	reader client.Reader // the cache
 	fresh  client.Reader // the API server
@@ -151,66 +154,141 @@ type revoker struct {
 	now    func() time.Time
 }
 
-func newRevoker(mgr ctrl.Manager, w client.Client, now func() time.Time) *revoker {
+// suspectTimeout bounds each API call of a suspect's handling.
+const suspectTimeout = 10 * time.Second
+
+func newSuspects(mgr ctrl.Manager, w client.Client, now func() time.Time) *suspects {
 	if now == nil {
 		now = time.Now
 	}
-	return &revoker{rec: mgr.GetEventRecorder("keywarden-verifier"), reader: mgr.GetClient(), fresh: mgr.GetAPIReader(),
-		w: w, log: mgr.GetLogger().WithName("verifier"), now: now}
-}
-
-// rotatedKeyUsed reports a use of a rotated-out key past its grace on its
-// APIKey, and revokes the APIKey when its class has revokeOnReuse.
-func (r *revoker) rotatedKeyUsed(nn types.NamespacedName, prefix string) {
-	ctx := context.Background()
-	k := &keywardenv1alpha1.APIKey{}
-	if err := r.reader.Get(ctx, nn, k); err != nil {
-		return
-	}
-	note := fmt.Sprintf("Key %s..., rotated out of this APIKey, was used after its grace period; whoever holds it should use the current key", prefix)
-	revoke := false
-	if class := k.Status.ClassName; class != "" && !lifecycle.Revoked(k) {
-		c := &keywardenv1alpha1.APIKeyClass{}
-		if err := r.reader.Get(ctx, types.NamespacedName{Name: class}, c); err == nil && c.Spec.Rotation != nil && c.Spec.Rotation.RevokeOnReuse {
-			revoke = true
-			note += fmt.Sprintf("; APIKeyClass %s revokes on reuse, so the APIKey is revoked", class)
-		}
-	}
-	r.rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventRotatedKeyUsed, "Verify", "%s", note)
-	if revoke {
-		r.revoke(ctx, nn, keywardenv1alpha1.ReasonRotatedKeyReused, fmt.Sprintf("key %s..., rotated out, was used after its grace period", prefix))
+	return &suspects{
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[Suspect](),
+			workqueue.TypedRateLimitingQueueConfig[Suspect]{Name: "keywarden_suspect_keys"}),
+		rec: mgr.GetEventRecorder("keywarden-verifier"), reader: mgr.GetClient(), fresh: mgr.GetAPIReader(),
+		w: w, log: mgr.GetLogger().WithName("verifier"), now: now,
 	}
 }
 
-// reported revokes the APIKey of a key reported as leaked.
-func (r *revoker) reported(nn types.NamespacedName, prefix string) {
-	ctx := context.Background()
-	k := &keywardenv1alpha1.APIKey{}
-	if err := r.reader.Get(ctx, nn, k); err != nil {
-		return
-	}
-	r.rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyReported, "Report",
-		"Key %s... was reported as leaked (POST /v1/keys/report); the APIKey is revoked, every one of its keys with it", prefix)
-	r.revoke(ctx, nn, keywardenv1alpha1.ReasonKeyReported, fmt.Sprintf("key %s... was reported as leaked", prefix))
-}
+func (s *suspects) add(k Suspect) { s.queue.Add(k) }
 
-// revoke records the revocation in the APIKey's status, unless one is
-// recorded already.
-func (r *revoker) revoke(ctx context.Context, nn types.NamespacedName, reason, message string) {
-	revocation := &keywardenv1alpha1.Revocation{Reason: reason, Message: message, At: metav1.NewTime(r.now().Truncate(time.Second))}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		k := &keywardenv1alpha1.APIKey{}
-		if err := r.fresh.Get(ctx, nn, k); err != nil {
-			return err
-		}
-		if k.Status.Revocation != nil {
+func (s *suspects) run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.queue.ShutDown()
+	}()
+	for {
+		k, quit := s.queue.Get()
+		if quit {
 			return nil
 		}
-		base := k.DeepCopy()
-		k.Status.Revocation = revocation
-		return r.w.Status().Patch(ctx, k, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err := s.handle(ctx, k); err != nil {
+			s.log.Error(err, "Handling a suspect key; retrying", "apiKey", k.APIKey.String(), "keyPrefix", k.KeyPrefix)
+			s.queue.AddRateLimited(k)
+		} else {
+			s.queue.Forget(k)
+		}
+		s.queue.Done(k)
+	}
+}
+
+// handle reports the key on its APIKey, as the API server has it now, and
+// revokes the APIKey when it must. An APIKey that no longer records the
+// key (deleted, or recreated under the same name) is left alone.
+func (s *suspects) handle(ctx context.Context, k Suspect) error {
+	ctx, cancel := context.WithTimeout(ctx, suspectTimeout)
+	defer cancel()
+	key := &keywardenv1alpha1.APIKey{}
+	if err := s.fresh.Get(ctx, k.APIKey, key); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !records(&key.Status, k.KeyHash) {
+		return nil
+	}
+	if !k.Reported {
+		revoke, class := false, key.Status.ClassName
+		if class != "" && !lifecycle.Revoked(key) {
+			c := &keywardenv1alpha1.APIKeyClass{}
+			if err := s.fresh.Get(ctx, types.NamespacedName{Name: class}, c); client.IgnoreNotFound(err) != nil {
+				return err
+			} else if err == nil && c.Spec.Rotation != nil && c.Spec.Rotation.RevokeOnReuse {
+				revoke = true
+			}
+		}
+		note := fmt.Sprintf("Key %s..., rotated out of this APIKey, was used after its grace period; whoever holds it should use the current key", k.KeyPrefix)
+		if revoke {
+			wrote, err := s.revoke(ctx, key, keywardenv1alpha1.ReasonRotatedKeyReused, fmt.Sprintf("key %s..., rotated out, was used after its grace period", k.KeyPrefix))
+			if err != nil {
+				return err
+			}
+			if wrote {
+				note += fmt.Sprintf("; APIKeyClass %s revokes on reuse, so the APIKey is revoked", class)
+			}
+		}
+		s.rec.Eventf(key, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventRotatedKeyUsed, "Verify", "%s", note)
+		return nil
+	}
+	wrote, err := s.revoke(ctx, key, keywardenv1alpha1.ReasonKeyReported, fmt.Sprintf("key %s... was reported as leaked", k.KeyPrefix))
+	if err != nil || !wrote {
+		return err
+	}
+	s.log.Info("A key was reported as leaked; its APIKey is revoked", "apiKey", k.APIKey.String(), "keyPrefix", k.KeyPrefix)
+	s.rec.Eventf(key, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyReported, "Report",
+		"Key %s... was reported as leaked (POST /v1/keys/report); the APIKey is revoked, every one of its keys with it", k.KeyPrefix)
+	return nil
+}
+
+// revoke records the revocation in the APIKey's status unless one is
+// recorded already; wrote reports whether this call recorded it. The
+// write is a JSON patch that tests the APIKey's UID and adds the
+// revocation, with no resourceVersion: changes of the APIKey meanwhile
+// cannot make it fail, and the API server keeps the first revocation.
+func (s *suspects) revoke(ctx context.Context, key *keywardenv1alpha1.APIKey, reason, message string) (wrote bool, _ error) {
+	if key.Status.Revocation != nil {
+		return false, nil
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/uid", "value": key.UID},
+		{"op": "add", "path": "/status/revocation", "value": keywardenv1alpha1.Revocation{
+			Reason: reason, Message: message, At: metav1.NewTime(s.now().Truncate(time.Second))}},
 	})
 	if err != nil {
-		r.log.Error(err, "Recording a revocation", "apiKey", nn.String(), "reason", reason)
+		return false, err
 	}
+	err = s.w.Status().Patch(ctx, key, client.RawPatch(types.JSONPatchType, patch))
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case apierrors.IsInvalid(err) || apierrors.IsConflict(err):
+		// Recreated (the UID test failed), or revoked meanwhile (the
+		// API server keeps the first revocation): read it again.
+		now := &keywardenv1alpha1.APIKey{}
+		if gerr := s.fresh.Get(ctx, client.ObjectKeyFromObject(key), now); gerr != nil {
+			return false, client.IgnoreNotFound(gerr)
+		}
+		if now.UID != key.UID || now.Status.Revocation != nil {
+			return false, nil
+		}
+	}
+	return false, err
+}
+
+// records reports whether the status makes the key of that hash valid:
+// the current key, a rotation's next key, or a key rotated out.
+func records(st *keywardenv1alpha1.APIKeyStatus, hash string) bool {
+	if st.KeyHash == hash {
+		return true
+	}
+	if r := st.Rotation; r != nil {
+		if r.Next != nil && r.Next.KeyHash == hash {
+			return true
+		}
+		for _, p := range r.Previous {
+			if p.KeyHash == hash {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -377,10 +377,13 @@ var _ = Describe("The verifier", func() {
 				return apierrors.IsNotFound(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: s.Name}, &corev1.Secret{}))
 			}, 10*time.Second).Should(BeTrue(), "the revoked key's Secret is deleted")
 
-			By("a revocation in status cannot be taken back")
+			By("a revocation in status cannot be taken back, nor dropped with the whole status")
 			base := k.DeepCopy()
 			k.Status.Revocation = nil
 			err := k8sClient.Status().Patch(ctx, k, client.MergeFrom(base))
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring("a revocation recorded in status is irreversible"))
+			err = k8sClient.Status().Patch(ctx, base, client.RawPatch(types.MergePatchType, []byte(`{"status":null}`)))
 			Expect(err).To(HaveOccurred())
 			Expect(err.Error()).To(ContainSubstring("a revocation recorded in status is irreversible"))
 		},
