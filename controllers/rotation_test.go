@@ -39,6 +39,18 @@ func secretValue(ctx context.Context, ns, name string) (string, *corev1.Secret) 
 	return string(s.Data[keywardenv1alpha1.SecretKeyField]), s
 }
 
+// waitRotated waits until the key has rotated away from the key it held,
+// and returns it.
+func waitRotated(ctx context.Context, before *keywardenv1alpha1.APIKey) *keywardenv1alpha1.APIKey {
+	var got *keywardenv1alpha1.APIKey
+	EventuallyWithOffset(1, func(g Gomega) {
+		got = getKey(ctx, before)
+		g.Expect(got.Status.KeyHash).NotTo(Equal(before.Status.KeyHash))
+		g.Expect(got.Status.Rotation.Next).To(BeNil())
+	}).Should(Succeed())
+	return got
+}
+
 func requestRotation(ctx context.Context, k *keywardenv1alpha1.APIKey, request string) {
 	patch := []byte(`{"spec":{"rotation":{"request":"` + request + `"}}}`)
 	ExpectWithOffset(1, k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
@@ -63,12 +75,7 @@ var _ = Describe("Rotation", func() {
 		first, before := secretValue(ctx, ns, "rotated")
 
 		requestRotation(ctx, k, "2026-12-01")
-		var got *keywardenv1alpha1.APIKey
-		Eventually(func(g Gomega) {
-			got = getKey(ctx, k)
-			g.Expect(got.Status.KeyHash).NotTo(Equal(issued.Status.KeyHash))
-			g.Expect(got.Status.Rotation.Next).To(BeNil())
-		}).Should(Succeed())
+		got := waitRotated(ctx, issued)
 		second, after := secretValue(ctx, ns, "rotated")
 		Expect(after.UID).To(Equal(before.UID), "the Secret keeps its object")
 		Expect(after.ResourceVersion).NotTo(Equal(before.ResourceVersion))
@@ -107,12 +114,7 @@ var _ = Describe("Rotation", func() {
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
 
 		requestRotation(ctx, k, "r1")
-		var got *keywardenv1alpha1.APIKey
-		Eventually(func(g Gomega) {
-			got = getKey(ctx, k)
-			g.Expect(got.Status.KeyHash).NotTo(Equal(issued.Status.KeyHash))
-			g.Expect(got.Status.Rotation.Next).To(BeNil())
-		}).Should(Succeed())
+		got := waitRotated(ctx, issued)
 		second, after := secretValue(ctx, ns, "legacy")
 		Expect(keys.Hash(second)).To(Equal(got.Status.KeyHash))
 		Expect(after.Immutable).To(BeNil())
@@ -125,10 +127,7 @@ var _ = Describe("Rotation", func() {
 		delete(after.Labels, keywardenv1alpha1.LabelManagedBy)
 		Expect(k8sClient.Update(ctx, after)).To(Succeed())
 		requestRotation(ctx, k, "r2")
-		Eventually(func(g Gomega) {
-			g.Expect(getKey(ctx, k).Status.KeyHash).NotTo(Equal(got.Status.KeyHash))
-			g.Expect(getKey(ctx, k).Status.Rotation.Next).To(BeNil())
-		}).Should(Succeed())
+		waitRotated(ctx, got)
 		third, relabelled := secretValue(ctx, ns, "legacy")
 		Expect(relabelled.Labels).To(HaveKeyWithValue(keywardenv1alpha1.LabelManagedBy, keywardenv1alpha1.ManagedByValue))
 		Expect(verifies(ctx, k, third).Valid).To(BeTrue())

@@ -33,17 +33,13 @@ func rotation(e *env) {
 	rounds := envInt("BENCH_ROUNDS", 2)
 	workers := controllers.DefaultMaxConcurrentReconciles
 
-	var ctrlTime, baseTime time.Duration
-	for r := range rounds {
-		d, stats := e.rotateWithController(fmt.Sprintf("rotate-controller-%d", r), n, 2*n*r)
-		ctrlTime += d
-		report("round %d: controller %.0f keys/s; %s", r+1, float64(n)/d.Seconds(), stats)
-		d = e.rotateWithPlainClient(fmt.Sprintf("rotate-baseline-%d", r), n, workers)
-		baseTime += d
-		report("round %d: baseline %.0f keys/s", r+1, float64(n)/d.Seconds())
-	}
-	ctrlRate := float64(n*rounds) / ctrlTime.Seconds()
-	baseRate := float64(n*rounds) / baseTime.Seconds()
+	ctrlRate, baseRate := alternate(n, rounds,
+		func(r int) (time.Duration, string) {
+			return e.rotateWithController(fmt.Sprintf("rotate-controller-%d", r), n, 2*n*r)
+		},
+		func(r int) time.Duration {
+			return e.rotateWithPlainClient(fmt.Sprintf("rotate-baseline-%d", r), n, workers)
+		})
 	report("%d issued keys asked to rotate at once by %d clients, %d rounds", n, creators, rounds)
 	report("controller (%d workers): %.0f keys/s until all rotated", workers, ctrlRate)
 	report("baseline (plain client, %d writers, 4 writes a key): %.0f keys/s", workers, baseRate)

@@ -462,15 +462,8 @@ func crashDuringIssuance(e *env) {
 		time.Sleep(time.Duration(300+rand.IntN(1500)) * time.Millisecond)
 		l := e.leader()
 		issuedAtKills = append(issuedAtKills, strings.Count(e.kubectl("get", "apikeys", "-n", "mass", "-o", "jsonpath={.items[*].status.keyHash}"), "sha256:"))
-		for i, m := range e.managers {
-			if m == l {
-				m.Kill()
-				kills++
-				e.managers = append(e.managers[:i], e.managers[i+1:]...)
-				break
-			}
-		}
-		e.startManager()
+		e.replace(l)
+		kills++
 	}
 	created.Wait()
 	if createErr != nil {
@@ -518,6 +511,18 @@ func crashDuringIssuance(e *env) {
 	e.note("crash during mass issuance: %d keys issued, %d kills of the leader survived (with %v keys issued), %d Secrets each with the key its status hashes, 0 orphaned; watched by APIKey, 0 keys or Secrets replaced once recorded",
 		n, kills, issuedAtKills, len(secrets.Items))
 	rotateUnderKills(e, c, n)
+}
+
+// replace kills the manager and starts another in its place.
+func (e *env) replace(m *harness.Manager) {
+	for i, o := range e.managers {
+		if o == m {
+			m.Kill()
+			e.managers = append(e.managers[:i], e.managers[i+1:]...)
+			break
+		}
+	}
+	e.startManager()
 }
 
 // rotateUnderKills asks every key of the crash scenario to rotate at once
@@ -581,16 +586,8 @@ func rotateUnderKills(e *env, c client.Client, n int) {
 	kills := 0
 	for kills < 2 {
 		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
-		l := e.leader()
-		for i, m := range e.managers {
-			if m == l {
-				m.Kill()
-				kills++
-				e.managers = append(e.managers[:i], e.managers[i+1:]...)
-				break
-			}
-		}
-		e.startManager()
+		e.replace(e.leader())
+		kills++
 	}
 	requested.Wait()
 	if requestErr != nil {
