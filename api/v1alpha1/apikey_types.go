@@ -324,8 +324,9 @@ type APIKeyStatus struct {
 }
 
 // APIKey is an API key declared as a resource. The controller generates the
-// key, writes it once into a Secret in the same namespace and keeps only its
-// hash and display prefix in status.
+// key, writes it into a Secret in the same namespace (and writes there
+// again only to rotate it) and keeps only its hash and display prefix in
+// status.
 //
 // The rule that keeps status.revocation sits on the object, not on its
 // status, so that removing the whole status cannot drop a revocation
