@@ -211,51 +211,51 @@ func trustedClass(k *keywardenv1alpha1.APIKey, granted string) string {
 // newEntries returns the entries of the APIKey's keys: the current one
 // first, then a rotation's next one (which verifies as the current one
 // does), then those rotated out. A key without a current hash has none.
+// What the generations share (the grant, the standing) is read once.
 func newEntries(k *keywardenv1alpha1.APIKey) []*entry {
-	cur := newEntry(k, k.Status.KeyHash, k.Status.KeyPrefix)
-	if cur == nil {
-		// Not issued, being reissued, or not a hash this verifier
-		// understands: nothing can match it.
-		return nil
+	type generation struct {
+		hash, prefix string
+		validUntil   *time.Time // a rotated-out key's end of grace
 	}
-	out := []*entry{cur}
-	rot := k.Status.Rotation
-	if rot == nil {
-		return out
-	}
-	if n := rot.Next; n != nil {
-		if e := newEntry(k, n.KeyHash, n.KeyPrefix); e != nil && e.sum != cur.sum {
-			out = append(out, e)
+	st := &k.Status
+	gens := []generation{{hash: st.KeyHash, prefix: st.KeyPrefix}}
+	if rot := st.Rotation; rot != nil {
+		if n := rot.Next; n != nil {
+			gens = append(gens, generation{hash: n.KeyHash, prefix: n.KeyPrefix})
+		}
+		for i := range rot.Previous {
+			p := &rot.Previous[i]
+			t := p.ValidUntil.Time // a copy: the entry keeps nothing of the object
+			gens = append(gens, generation{p.KeyHash, p.KeyPrefix, &t})
 		}
 	}
-	for i := range rot.Previous {
-		p := &rot.Previous[i]
-		if slices.ContainsFunc(out, func(o *entry) bool { return o.sum == sha(p.KeyHash) }) {
+	base := newEntry(k)
+	out := make([]*entry, 0, len(gens))
+	for i, g := range gens {
+		sum, ok := keys.ParseHash(g.hash)
+		if !ok && i == 0 {
+			// Not issued, being reissued, or not a hash this verifier
+			// understands: nothing can match it.
+			return nil
+		}
+		if !ok || slices.ContainsFunc(out, func(o *entry) bool { return o.sum == sum }) {
 			continue
 		}
-		if e := newEntry(k, p.KeyHash, p.KeyPrefix); e != nil {
-			t := p.ValidUntil.Time
-			e.previous, e.validUntil = true, &t
-			e.pack()
-			out = append(out, e)
-		}
+		e := *base
+		e.scopes = slices.Clone(base.scopes) // pack points each entry's into its own answer
+		e.sum, e.keyPrefix = sum, g.prefix
+		e.previous, e.validUntil = g.validUntil != nil, g.validUntil
+		e.pack()
+		out = append(out, &e)
 	}
 	return out
 }
 
-func sha(hash string) [sha256.Size]byte {
-	sum, _ := keys.ParseHash(hash)
-	return sum
-}
-
-func newEntry(k *keywardenv1alpha1.APIKey, hash, prefix string) *entry {
+// newEntry is what every key of the APIKey shares: its grant, as recorded
+// by the controller in status (never what its spec asks for), and its
+// standing.
+func newEntry(k *keywardenv1alpha1.APIKey) *entry {
 	st := &k.Status
-	sum, ok := keys.ParseHash(hash)
-	if !ok {
-		return nil
-	}
-	// What the key may do is its grant, recorded by the controller in
-	// status, never what its spec asks for.
 	g := policy.Granted(&k.Spec, st)
 	e := &entry{
 		namespace:     k.Namespace,
@@ -263,8 +263,6 @@ func newEntry(k *keywardenv1alpha1.APIKey, hash, prefix string) *entry {
 		class:         trustedClass(k, g.ClassName),
 		owner:         g.Owner,
 		role:          g.Role,
-		sum:           sum,
-		keyPrefix:     prefix,
 		standing:      lifecycle.StandingOf(k),
 		trackLastUsed: k.Spec.TrackLastUsed,
 	}
@@ -282,7 +280,6 @@ func newEntry(k *keywardenv1alpha1.APIKey, hash, prefix string) *entry {
 		t := g.ExpiresAt.Time // a copy: the entry keeps nothing of the object
 		e.expiresAt = &t
 	}
-	e.pack()
 	return e
 }
 
