@@ -10,6 +10,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/test/harness"
 )
 
 // creators is how many clients create APIKeys at once, as a deployment tool
@@ -67,15 +68,23 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" && existing == 0 {
 		go e.saveProfile(pprof, "profile?seconds=10", filepath.Join(dir, "cpu-issuance.pb.gz"))
 	}
+	return e.timeWithManager(m, w, n, "Ready", func(i int) error { return e.c.Create(e.ctx, newKey(ns, i)) })
+}
+
+// timeWithManager runs trigger(i) for n keys from as many clients as a
+// deployment tool would use, with the manager m running, and returns the
+// time until w has seen all n keys, with the manager's requests and CPU per
+// key.
+func (e *env) timeWithManager(m *harness.Manager, w *watcher, n int, what string, trigger func(i int) error) (time.Duration, string) {
 	before := e.scrape(m)
 	cpu0 := procCPU(e, m.Cmd.Process.Pid)
 	start := time.Now()
-	if err := parallel(n, creators, func(i int) error { return e.c.Create(e.ctx, newKey(ns, i)) }); err != nil {
+	if err := parallel(n, creators, trigger); err != nil {
 		e.t.Fatal(err)
 	}
 	last, ok := w.waitAll(10 * time.Minute)
 	if !ok {
-		e.t.Fatalf("%s keys Ready (waited up to 10 minutes)", w)
+		e.t.Fatalf("%s keys %s (waited up to 10 minutes)", w, what)
 	}
 	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
 	return last.Sub(start), fmt.Sprintf("%s and %.1f ms of CPU a key",
@@ -88,18 +97,29 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 func (e *env) issueWithPlainClient(ns string, n, workers int) time.Duration {
 	e.namespace(ns)
 	w := e.watchKeys(ns, n, ready)
-	queue := make(chan *keywardenv1alpha1.APIKey, n)
+	return timeWithWriters(e, w, n, workers, "Ready", func(i int) (*keywardenv1alpha1.APIKey, error) {
+		k := newKey(ns, i)
+		return k, e.c.Create(e.ctx, k)
+	}, e.writeIssued)
+}
+
+// timeWithWriters runs trigger(i) for n keys from as many clients as
+// timeWithManager, and hands what each returns to write, run by the given
+// number of writers (the manager stopped); it returns the time until w has
+// seen all n keys.
+func timeWithWriters[T any](e *env, w *watcher, n, workers int, what string, trigger func(i int) (T, error), write func(T) error) time.Duration {
+	queue := make(chan T, n)
 	done := make(chan error, 1)
 	go func() {
-		done <- parallel(n, workers, func(int) error { return e.writeIssued(<-queue) })
+		done <- parallel(n, workers, func(int) error { return write(<-queue) })
 	}()
 	start := time.Now()
 	if err := parallel(n, creators, func(i int) error {
-		k := newKey(ns, i)
-		if err := e.c.Create(e.ctx, k); err != nil {
+		v, err := trigger(i)
+		if err != nil {
 			return err
 		}
-		queue <- k
+		queue <- v
 		return nil
 	}); err != nil {
 		e.t.Fatal(err)
@@ -109,7 +129,7 @@ func (e *env) issueWithPlainClient(ns string, n, workers int) time.Duration {
 	}
 	last, ok := w.waitAll(10 * time.Minute)
 	if !ok {
-		e.t.Fatalf("%s baseline keys Ready", w)
+		e.t.Fatalf("%s baseline keys %s", w, what)
 	}
 	return last.Sub(start)
 }

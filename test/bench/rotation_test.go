@@ -70,19 +70,7 @@ func (e *env) rotateWithController(ns string, n, existing int) (time.Duration, s
 	defer m.Stop(10 * time.Second)
 	e.waitIdle(m, existing+n)
 	w := e.watchKeys(ns, n, rotated)
-	before := e.scrape(m)
-	cpu0 := procCPU(e, m.Cmd.Process.Pid)
-	start := time.Now()
-	if err := parallel(n, creators, func(i int) error { return e.requestRotation(ns, i) }); err != nil {
-		e.t.Fatal(err)
-	}
-	last, ok := w.waitAll(10 * time.Minute)
-	if !ok {
-		e.t.Fatalf("%s keys rotated (waited up to 10 minutes)", w)
-	}
-	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
-	return last.Sub(start), fmt.Sprintf("%s and %.1f ms of CPU a key",
-		requestsPerKey(before, e.scrape(m), n), float64(cpu.Milliseconds())/float64(n))
+	return e.timeWithManager(m, w, n, "rotated", func(i int) error { return e.requestRotation(ns, i) })
 }
 
 // rotateWithPlainClient prefills n issued keys in a new namespace, with the
@@ -93,29 +81,8 @@ func (e *env) rotateWithPlainClient(ns string, n, workers int) time.Duration {
 	e.namespace(ns)
 	e.prefill(ns, 0, n, creators)
 	w := e.watchKeys(ns, n, rotated)
-	queue := make(chan int, n)
-	done := make(chan error, 1)
-	go func() {
-		done <- parallel(n, workers, func(int) error { return e.writeRotated(ns, <-queue) })
-	}()
-	start := time.Now()
-	if err := parallel(n, creators, func(i int) error {
-		if err := e.requestRotation(ns, i); err != nil {
-			return err
-		}
-		queue <- i
-		return nil
-	}); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		e.t.Fatal(err)
-	}
-	last, ok := w.waitAll(10 * time.Minute)
-	if !ok {
-		e.t.Fatalf("%s baseline keys rotated", w)
-	}
-	return last.Sub(start)
+	return timeWithWriters(e, w, n, workers, "rotated", func(i int) (int, error) { return i, e.requestRotation(ns, i) },
+		func(i int) error { return e.writeRotated(ns, i) })
 }
 
 // writeRotated does, with a plain client, the minimum writes of a
