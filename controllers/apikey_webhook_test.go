@@ -35,6 +35,12 @@ var _ = Describe("The validating webhook, through the API server", func() {
 			MaxLifetime:           &metav1.Duration{Duration: 720 * time.Hour},
 			MaxActiveKeysPerOwner: ptr.To[int32](2),
 		})
+		// The webhook reads classes from the manager's cache: wait until
+		// it holds this one, or a create right after may be told the class
+		// does not exist.
+		Eventually(func() error {
+			return mgrCache.Get(ctx, client.ObjectKeyFromObject(c), &keywardenv1alpha1.APIKeyClass{})
+		}).Should(Succeed())
 	})
 	key := func(name string, mutate func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.APIKey {
 		k := newAPIKey(ns, name)
