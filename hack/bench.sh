@@ -67,9 +67,15 @@ fi
 vbpid=$!
 trap 'kill $vbpid 2>/dev/null || true; rm -rf "$vbdir"' EXIT
 for _ in $(seq 1 120); do grep -q ready "$vbdir/log" && break; sleep 1; done
-wrkrun() { # scheme port -> "requests rps p99us invalid"
-	KEYS_FILE="$vbdir/keys" "${client_cpu[@]}" wrk -t1 -c32 -d"${WRK_DURATION:-2s}" -s hack/verifybench/verify.lua "$1://127.0.0.1:$2/v1/keys/verify" |
-		awk -F'[ =]' '/^requests=/ { print $2, $4, $6, $8 }'
+# The server's CPU time (user and system, in clock ticks, all threads): it
+# serves nothing between runs, so the difference across a run is that run's.
+cputicks() { awk '{ print $14 + $15 }' "/proc/$vbpid/stat"; }
+wrkrun() { # scheme port -> "requests rps p99us invalid cputicks"
+	local before out
+	before=$(cputicks)
+	out=$(KEYS_FILE="$vbdir/keys" "${client_cpu[@]}" wrk -t1 -c32 -d"${WRK_DURATION:-2s}" -s hack/verifybench/verify.lua "$1://127.0.0.1:$2/v1/keys/verify" |
+		awk -F'[ =]' '/^requests=/ { print $2, $4, $6, $8 }')
+	echo "$out $(($(cputicks) - before))"
 }
 span() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 pairs=${WRK_PAIRS:-10}
@@ -79,24 +85,28 @@ for scheme in http https; do
 	if [[ $scheme == http ]]; then vport=18090 tport=18092; else vport=18091 tport=18093; fi
 	WRK_DURATION=3s wrkrun "$scheme" "$vport" >/dev/null
 	WRK_DURATION=3s wrkrun "$scheme" "$tport" >/dev/null
-	ratios=() vsum=0 tsum=0 vp99=() tp99=()
+	ratios=() vsum=0 tsum=0 vp99=() tp99=() vcpu=0 tcpu=0
 	for i in $(seq 1 "$pairs"); do
 		if ((i % 2)); then
-			read -r vn vrps vp vbad < <(wrkrun "$scheme" "$vport")
-			read -r tn trps tp _ < <(wrkrun "$scheme" "$tport")
+			read -r vn vrps vp vbad vc < <(wrkrun "$scheme" "$vport")
+			read -r tn trps tp _ tc < <(wrkrun "$scheme" "$tport")
 		else
-			read -r tn trps tp _ < <(wrkrun "$scheme" "$tport")
-			read -r vn vrps vp vbad < <(wrkrun "$scheme" "$vport")
+			read -r tn trps tp _ tc < <(wrkrun "$scheme" "$tport")
+			read -r vn vrps vp vbad vc < <(wrkrun "$scheme" "$vport")
 		fi
 		if [[ $vbad != 0 ]]; then
 			echo "   FAIL: $vbad verifications over $scheme did not answer valid" >&2
 			exit 1
 		fi
-		vsum=$((vsum + vn)) tsum=$((tsum + tn)) vp99+=("$vp") tp99+=("$tp")
+		vsum=$((vsum + vn)) tsum=$((tsum + tn)) vp99+=("$vp") tp99+=("$tp") vcpu=$((vcpu + vc)) tcpu=$((tcpu + tc))
 		ratios+=("$(awk -v v="$vrps" -v t="$trps" 'BEGIN { printf "%.3f", v / t }')")
 	done
 	printf '   over %s: verifier %d requests, trivial handler %d; p99 of a run %s µs and %s µs; pair ratios %s; all answered valid\n' \
 		"$scheme" "$vsum" "$tsum" "$(span "${vp99[@]}")" "$(span "${tp99[@]}")" "${ratios[*]}"
+	# Throughput moves with whatever else the machine runs; the server's CPU
+	# time a request much less, so it is printed beside it.
+	awk -v s="$scheme" -v vn="$vsum" -v tn="$tsum" -v vc="$vcpu" -v tc="$tcpu" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		printf "   server CPU a request over %s: verifier %.1f µs, trivial handler %.1f µs; ratio %.2f\n", s, vc / hz * 1e6 / vn, tc / hz * 1e6 / tn, (tc / tn) / (vc / vn) }'
 	printf '%s\n' "${ratios[@]}" | sort -n | awk -v s="$scheme" '{ r[NR] = $1 } END {
 		m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
 		printf "   RATIO %s throughput vs trivial handler, wrk: %.2f, the median of the pairs (goal: >= 0.85)\n", toupper(s), m }'
