@@ -232,6 +232,8 @@ var _ = Describe("APIKey controller", func() {
 		Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 		Expect(ready.Reason).To(Equal("Expired"))
 		Expect(condition(got, "Reconciling").Status).To(BeEmpty())
+		Expect(condition(got, "Stalled")).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", "Expired")),
+			"an expired key no longer does what it was declared for")
 		Eventually(eventReasons(ctx, first)).Should(ContainElement("KeyExpired"))
 	})
 
@@ -256,7 +258,8 @@ var _ = Describe("APIKey controller", func() {
 		Expect(k8sClient.Patch(ctx, k, patch)).To(Succeed())
 		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseRevoked, 20*time.Second)
 		Expect(got.Status.RevokedAt).NotTo(BeNil())
-		Expect(condition(got, "Ready").Reason).To(Equal("Revoked"))
+		Expect(condition(got, "Ready")).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", "Revoked")),
+			"revoked as declared is the declared state reached")
 		Eventually(secretGone(ctx, ns, "leaked"), 10*time.Second).Should(Succeed())
 		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyRevoked"))
 
@@ -679,7 +682,7 @@ var _ = Describe("APIKey controller", func() {
 			got := getKey(ctx, older)
 			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
 			Expect(got.Status.KeyHash).To(BeEmpty())
-			Expect(apimeta.FindStatusCondition(got.Status.Conditions, keywardenv1alpha1.ConditionStalled)).To(HaveField("Reason", keywardenv1alpha1.ReasonActiveKeyLimit))
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, keywardenv1alpha1.ConditionReconciling)).To(HaveField("Reason", keywardenv1alpha1.ReasonActiveKeyLimit))
 		})
 
 		It("looks past the cache for the Secret when a key expires, and never again after", func() {

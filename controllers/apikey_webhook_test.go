@@ -187,7 +187,7 @@ var _ = Describe("The validating webhook, unreachable", func() {
 		timed("creating a key", func() error { return k8sClient.Create(ctx, first) })
 		waitReady(ctx, first)
 		timed("creating a key over the limit", func() error { return k8sClient.Create(ctx, second) })
-		Expect(waitStalled(ctx, second, "ActiveKeyLimit").Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
+		waitRefused(ctx, second)
 		timed("revoking a key", func() error {
 			patch := client.MergeFrom(first.DeepCopy())
 			first.Spec.Revoked = true

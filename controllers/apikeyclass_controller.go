@@ -58,6 +58,16 @@ func (r *APIKeyClassReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, keywardenv1alpha1.ReasonInvalidNamespaceSelector, problem
 	}
 	apimeta.SetStatusCondition(&class.Status.Conditions, ready)
+	// A class that cannot be used waits for a person to fix it: Stalled,
+	// so that kstatus, Flux and Argo CD report it as failed rather than
+	// as progressing for ever.
+	if ready.Status == metav1.ConditionFalse {
+		stalled := ready
+		stalled.Type, stalled.Status = keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue
+		apimeta.SetStatusCondition(&class.Status.Conditions, stalled)
+	} else {
+		apimeta.RemoveStatusCondition(&class.Status.Conditions, keywardenv1alpha1.ConditionStalled)
+	}
 	class.Status.ObservedGeneration = class.Generation
 	if equality.Semantic.DeepEqual(base.Status, class.Status) {
 		return ctrl.Result{}, nil

@@ -249,9 +249,8 @@ var _ = Describe("APIKeyClass policy", func() {
 		}
 		eleventh := newAPIKey(ns, "key-10")
 		Expect(k8sClient.Create(ctx, eleventh)).To(Succeed())
-		got := waitStalled(ctx, eleventh, "ActiveKeyLimit")
-		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
-		Expect(condition(got, "Stalled").Message).To(Equal("owner web-team@example.com already holds 10 active keys (limit 10) in namespace " + ns + "; revoke or delete one of them first"))
+		got := waitRefused(ctx, eleventh)
+		Expect(condition(got, "Reconciling").Message).To(Equal("owner web-team@example.com already holds 10 active keys (limit 10) in namespace " + ns + "; revoke or delete one of them first"))
 		Expect(secretGone(ctx, ns, "key-10")()).To(Succeed())
 		Eventually(eventReasons(ctx, got)).Should(ContainElement("KeyRefused"))
 

@@ -120,6 +120,21 @@ func waitStalled(ctx context.Context, k *keywardenv1alpha1.APIKey, reason string
 	return got
 }
 
+// waitRefused waits until the key is Refused for its owner's limit: not
+// stalled (no person is needed), but reconciling until a place frees.
+func waitRefused(ctx context.Context, k *keywardenv1alpha1.APIKey) *keywardenv1alpha1.APIKey {
+	var got *keywardenv1alpha1.APIKey
+	EventuallyWithOffset(1, func(g Gomega) {
+		got = getKey(ctx, k)
+		g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRefused))
+		g.Expect(condition(got, "Reconciling")).To(And(
+			HaveField("Status", metav1.ConditionTrue), HaveField("Reason", keywardenv1alpha1.ReasonActiveKeyLimit)))
+		g.Expect(condition(got, "Stalled").Status).To(BeEmpty())
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+	}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
+	return got
+}
+
 // readSecret reads a Secret through the direct client and records the raw
 // key it holds for the leak check.
 func readSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {

@@ -310,7 +310,10 @@ type APIKeyStatus struct {
 	// +optional
 	Rotation *RotationStatus `json:"rotation,omitempty"`
 
-	// observedGeneration is the generation of the spec last reconciled.
+	// observedGeneration is the generation of the spec last reconciled; 0
+	// until the controller has seen the key, so that kstatus (Flux) and
+	// Argo CD see it as in progress rather than as current.
+	// +kubebuilder:default=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -344,6 +347,7 @@ type APIKeyStatus struct {
 // +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.role`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -357,6 +361,7 @@ type APIKey struct {
 	Spec APIKeySpec `json:"spec"`
 
 	// status is the observed state of the key.
+	// +kubebuilder:default={}
 	// +optional
 	Status APIKeyStatus `json:"status,omitempty"`
 }

@@ -194,7 +194,10 @@ type ScopeDescription struct {
 
 // APIKeyClassStatus is written by the controller.
 type APIKeyClassStatus struct {
-	// observedGeneration is the generation of the spec last reconciled.
+	// observedGeneration is the generation of the spec last reconciled; 0
+	// until the controller has seen the class, so that kstatus (Flux) and
+	// Argo CD see it as in progress rather than as current.
+	// +kubebuilder:default=0
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -229,6 +232,7 @@ type APIKeyClass struct {
 	Spec APIKeyClassSpec `json:"spec"`
 
 	// status is the observed state of the class.
+	// +kubebuilder:default={}
 	// +optional
 	Status APIKeyClassStatus `json:"status,omitempty"`
 }

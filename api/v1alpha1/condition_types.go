@@ -3,15 +3,19 @@ package v1alpha1
 // Condition types, in the kstatus convention that Flux health checks and
 // `kubectl wait --for=condition=Ready` understand.
 const (
-	// ConditionReady is True when the key is issued: its Secret exists and
-	// its hash is recorded in status.
+	// ConditionReady is True when the key has reached the state its spec
+	// declares: issued (its Secret exists and its hash is recorded in
+	// status), or revoked as the spec declares (reason Revoked).
 	ConditionReady = "Ready"
 	// ConditionReconciling is True while the controller is working towards
-	// the declared state.
+	// the declared state: issuing, reissuing, retrying after an error, or
+	// waiting for a place under the owner's limit (phase Refused).
 	ConditionReconciling = "Reconciling"
 	// ConditionStalled is True when the controller cannot make progress
-	// without a change from a person. On an issued key that stays Ready, it
-	// reports a change of the spec that was refused: the key keeps its
+	// without a change from a person: a key its class does not allow, a
+	// taken Secret name, an expired key, or one the verifier revoked while
+	// its spec still declares it active. On an issued key that stays Ready,
+	// it reports a change of the spec that was refused: the key keeps its
 	// previous grant.
 	ConditionStalled = "Stalled"
 	// ConditionClassCompliant is False when an issued key no longer fits

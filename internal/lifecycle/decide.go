@@ -263,20 +263,16 @@ func (d *Decision) decide(o *Observed) {
 		d.deleteSecret(o)
 		return
 	case st.Phase == keywardenv1alpha1.PhaseRevoked:
-		d.Outcome = revokedOutcome()
-		if r := st.Revocation; r != nil {
-			d.Outcome.Message = "The key is revoked (" + r.Reason + "): " + r.Message + "; create a new APIKey to restore access"
-		}
+		d.Outcome = revokedOutcome(k, st.Revocation)
 		d.deleteSecret(o)
 		return
 	case Revoked(k):
 		if st.RevokedAt == nil {
 			st.RevokedAt = stamp(o.Now)
 		}
-		d.Outcome = revokedOutcome()
+		d.Outcome = revokedOutcome(k, st.Revocation)
 		note := "The key was revoked and its Secret deleted"
 		if r := st.Revocation; r != nil {
-			d.Outcome.Message = "The key is revoked (" + r.Reason + "): " + r.Message + "; create a new APIKey to restore access"
 			note = "The key was revoked (" + r.Reason + ") and its Secret deleted: " + r.Message
 		}
 		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventKeyRevoked, "Revoke", note)
@@ -420,7 +416,9 @@ func (d *Decision) admit(o *Observed) bool {
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
 			d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", v.Message)
 		}
-		d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseRefused, Stalled: true, Reason: v.Reason, Message: v.Message}
+		// It waits for a place, which needs no person: one of the owner's
+		// keys expiring frees it as well.
+		d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseRefused, Progressing: true, Reason: v.Reason, Message: v.Message}
 		if tentative {
 			d.requeue(AdmissionRecheck)
 		}
@@ -732,20 +730,36 @@ func (o *Observed) room(owner string, self policy.Holder) (ok bool, ahead int, t
 	return ok, ahead, tentative, true
 }
 
-func revokedOutcome() Outcome {
-	return Outcome{
-		Phase:   keywardenv1alpha1.PhaseRevoked,
-		Reason:  keywardenv1alpha1.ReasonRevoked,
-		Message: "The key is revoked; create a new APIKey to restore access",
+// revokedOutcome is the outcome of a revoked key. One revoked as its spec
+// declares has reached its declared state. One the verifier revoked
+// (reported, or a rotated-out key reused) while its spec still declares
+// it active has not, and never will: it stalls until a person replaces it
+// and acknowledges the revocation in the spec, or deletes the APIKey.
+func revokedOutcome(k *keywardenv1alpha1.APIKey, r *keywardenv1alpha1.Revocation) Outcome {
+	out := Outcome{
+		Phase: keywardenv1alpha1.PhaseRevoked, Reason: keywardenv1alpha1.ReasonRevoked,
+		Message: "The key is revoked, as its spec declares; its Secret is deleted",
 	}
+	if r == nil {
+		return out
+	}
+	out.Message = "The key is revoked (" + r.Reason + "): " + r.Message + "; its Secret is deleted"
+	if !k.Spec.Revoked {
+		out.Stalled, out.Reason = true, r.Reason
+		out.Message += "; create a new APIKey to restore access, and set revoked: true on this one or delete it"
+	}
+	return out
 }
 
+// expiredOutcome is the outcome of an expired key: it no longer does what
+// it was declared for, and only a person (with a new APIKey) can change
+// that, so it is stalled.
 func expiredOutcome(at *metav1.Time) Outcome {
 	msg := "The key expired; create a new APIKey to restore access"
 	if at != nil {
 		msg = fmt.Sprintf("The key expired at %s; create a new APIKey to restore access", at.UTC().Format(time.RFC3339))
 	}
-	return Outcome{Phase: keywardenv1alpha1.PhaseExpired, Reason: keywardenv1alpha1.ReasonExpired, Message: msg}
+	return Outcome{Phase: keywardenv1alpha1.PhaseExpired, Stalled: true, Reason: keywardenv1alpha1.ReasonExpired, Message: msg}
 }
 
 // stamp is a time as status stores it, to the second, so that what a pass

@@ -202,21 +202,21 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a new key over its owner's limit is refused",
 			key:  newKey(), observe: []func(*Observed){peers("team", 1, peer("p", true))},
-			want: want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, stalled: true,
+			want: want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, progressing: true,
 				events: []string{keywardenv1alpha1.EventKeyRefused}},
 		},
 		{
 			name:    "a key refused before is refused without another event",
 			key:     newKey(func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRefused }),
 			observe: []func(*Observed){peers("team", 1, peer("p", true))},
-			want:    want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, stalled: true},
+			want:    want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, progressing: true},
 		},
 		{
 			name: "a key refused for a place still being issued is decided again shortly",
 			key:  newKey(), observe: []func(*Observed){peers("team", 1, peer("p", false)), func(o *Observed) {
 				o.Owners["team"].Admitted = map[types.UID]bool{"p": true}
 			}},
-			want: want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, stalled: true,
+			want: want{phase: keywardenv1alpha1.PhaseRefused, reason: keywardenv1alpha1.ReasonActiveKeyLimit, progressing: true,
 				events: []string{keywardenv1alpha1.EventKeyRefused}, requeue: AdmissionRecheck},
 		},
 		{
@@ -434,13 +434,13 @@ func TestDecide(t *testing.T) {
 			name:    "an issued key past its expiry expires and loses its Secret",
 			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)} }),
 			observe: []func(*Observed){withSecret(ownSecret)},
-			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete,
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, stalled: true, secret: SecretDelete,
 				events: []string{keywardenv1alpha1.EventKeyExpired}},
 		},
 		{
 			name: "a key whose expiry came before it was issued expires",
 			key:  newKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)} }),
-			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired,
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, stalled: true,
 				events: []string{keywardenv1alpha1.EventKeyExpired}},
 		},
 		{
@@ -470,8 +470,25 @@ func TestDecide(t *testing.T) {
 				k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: keywardenv1alpha1.ReasonRotatedKeyReused, Message: "key kw_bbbbb..., rotated out, was used"}
 			}),
 			observe: []func(*Observed){withSecret(ownSecret)},
-			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked, secret: SecretDelete,
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRotatedKeyReused, stalled: true, secret: SecretDelete,
 				events: []string{keywardenv1alpha1.EventKeyRevoked}},
+		},
+		{
+			name: "a key the verifier revoked stays stalled while its spec declares it active",
+			key: issuedKey(func(k *keywardenv1alpha1.APIKey) {
+				k.Status.Phase = keywardenv1alpha1.PhaseRevoked
+				k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: keywardenv1alpha1.ReasonKeyReported, Message: "reported as leaked"}
+			}),
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonKeyReported, stalled: true},
+		},
+		{
+			name: "a key the verifier revoked, its revocation acknowledged in the spec, has reached its declared state",
+			key: issuedKey(func(k *keywardenv1alpha1.APIKey) {
+				k.Spec.Revoked = true
+				k.Status.Phase = keywardenv1alpha1.PhaseRevoked
+				k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: keywardenv1alpha1.ReasonKeyReported, Message: "reported as leaked"}
+			}),
+			want: want{phase: keywardenv1alpha1.PhaseRevoked, reason: keywardenv1alpha1.ReasonRevoked},
 		},
 		{
 			name:    "a revoked key leaves a foreign Secret alone",
@@ -484,7 +501,7 @@ func TestDecide(t *testing.T) {
 			name:    "an Expired key stays Expired, and a Secret created since is deleted",
 			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseExpired }),
 			observe: []func(*Observed){withSecret(ownSecret)},
-			want:    want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete},
+			want:    want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, stalled: true, secret: SecretDelete},
 		},
 		{
 			name: "a Revoked key stays Revoked",
@@ -585,7 +602,7 @@ func TestDecide(t *testing.T) {
 				apimeta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{Type: keywardenv1alpha1.ConditionExpiringSoon, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonExpiringSoon})
 			}),
 			observe: []func(*Observed){withSecret(ownSecret)},
-			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete,
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, stalled: true, secret: SecretDelete,
 				events: []string{keywardenv1alpha1.EventKeyExpired}, status: expiringSoon(false)},
 		},
 		{
@@ -825,7 +842,7 @@ func TestDecide(t *testing.T) {
 				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-time.Second)}
 			}),
 			observe: []func(*Observed){withSecret(ownSecret)},
-			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, secret: SecretDelete,
+			want: want{phase: keywardenv1alpha1.PhaseExpired, reason: keywardenv1alpha1.ReasonExpired, stalled: true, secret: SecretDelete,
 				events: []string{keywardenv1alpha1.EventKeyExpired}},
 		},
 		{

@@ -84,9 +84,14 @@ func SetConditions(status *keywardenv1alpha1.APIKeyStatus, generation int64, o O
 		}
 		set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued, msg)
 		remove(keywardenv1alpha1.ConditionStalled)
+	case o.Phase == keywardenv1alpha1.PhaseRevoked:
+		// Revoked as the spec declares: the declared state is reached and
+		// nothing more is to be done, which kstatus, Flux and Argo CD read
+		// from Ready=True (the phase says which state it is).
+		set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, o.Reason, o.Message)
+		remove(keywardenv1alpha1.ConditionReconciling)
+		remove(keywardenv1alpha1.ConditionStalled)
 	default:
-		// A terminal phase (Expired, Revoked): nothing more to do, and not
-		// ready.
 		set(keywardenv1alpha1.ConditionReady, metav1.ConditionFalse, o.Reason, o.Message)
 		remove(keywardenv1alpha1.ConditionReconciling)
 		remove(keywardenv1alpha1.ConditionStalled)
