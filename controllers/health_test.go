@@ -336,4 +336,68 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		_, msg = argoHealth(scripts["APIKey"], objects["issued, no longer fitting its changed class"])
 		Expect(msg).To(ContainSubstring("no longer fits its class"))
 	})
+
+	It("brings revoked, expired and refused keys the previous release left to the new conditions, keeping their keys", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		limited := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			Roles:                 []keywardenv1alpha1.ClassRole{{Name: "standard", Scopes: []keywardenv1alpha1.Scope{"cache:purge", "audit-logs:read"}}},
+			MaxActiveKeysPerOwner: ptr.To(int32(1)),
+		})
+		// What the previous release wrote: a terminal key Ready=False
+		// alone, a refused one Stalled. The manager does not see these
+		// keys until the label goes, as if it had just been upgraded.
+		old := func(name string, phase keywardenv1alpha1.APIKeyPhase, revoked bool, conds ...metav1.Condition) *keywardenv1alpha1.APIKey {
+			k := newAPIKey(ns, name)
+			k.Labels = map[string]string{labelUnmanaged: "true"}
+			k.Spec.Revoked, k.Spec.ClassName = revoked, limited.Name
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			now := metav1.Now()
+			for i := range conds {
+				conds[i].LastTransitionTime, conds[i].ObservedGeneration = now, k.Generation
+			}
+			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: phase, ObservedGeneration: k.Generation, Conditions: conds, Owner: k.Spec.Owner, Role: k.Spec.Role}
+			if phase != keywardenv1alpha1.PhaseRefused {
+				k.Status.KeyHash, k.Status.KeyPrefix = "sha256:"+strings.Repeat("ab", 32), "kw_abcd..."
+				k.Status.IssuedAt, k.Status.ExpiresAt = &metav1.Time{Time: now.Add(-2 * time.Hour)}, &metav1.Time{Time: now.Add(-time.Hour)}
+			}
+			if revoked {
+				k.Status.RevokedAt = &now
+			}
+			Expect(k8sClient.Status().Update(ctx, k)).To(Succeed())
+			return k
+		}
+		notReady := func(reason string) metav1.Condition {
+			return metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: reason, Message: "m"}
+		}
+		revoked := old("old-revoked", keywardenv1alpha1.PhaseRevoked, true, notReady("Revoked"))
+		expired := old("old-expired", keywardenv1alpha1.PhaseExpired, false, notReady("Expired"))
+		holder := newAPIKey(ns, "holder")
+		holder.Spec.ClassName = limited.Name
+		Expect(k8sClient.Create(ctx, holder)).To(Succeed())
+		waitReady(ctx, holder)
+		refused := old("old-refused", keywardenv1alpha1.PhaseRefused, false, notReady("ActiveKeyLimit"),
+			metav1.Condition{Type: "Stalled", Status: metav1.ConditionTrue, Reason: "ActiveKeyLimit", Message: "m"})
+		for _, k := range []*keywardenv1alpha1.APIKey{revoked, expired, refused} {
+			before, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(getKey(ctx, k), "APIKey")})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(before.Status).NotTo(Equal(status.CurrentStatus), k.Name)
+			Expect(k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType,
+				[]byte(`{"metadata":{"labels":{"`+labelUnmanaged+`":null}}}`)))).To(Succeed())
+		}
+		want := map[string]status.Status{"old-revoked": status.CurrentStatus, "old-expired": status.FailedStatus}
+		for _, k := range []*keywardenv1alpha1.APIKey{revoked, expired} {
+			Eventually(func(g Gomega) {
+				got := getKey(ctx, k)
+				res, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(got, "APIKey")})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(res.Status).To(Equal(want[k.Name]), k.Name)
+				g.Expect(got.Status.KeyHash).To(Equal("sha256:"+strings.Repeat("ab", 32)), "the key's hash, by which the verifier answers, is kept")
+			}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		}
+		got := waitRefused(ctx, refused)
+		res, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(got, "APIKey")})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Status).To(Equal(status.InProgressStatus))
+	})
 })
