@@ -49,6 +49,7 @@ func main() {
 		webhookFlags           webhookOptions
 		sealingSecret          string
 		certTiming             webhookcert.Timing
+		perKeyMetrics          bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
@@ -97,6 +98,7 @@ func main() {
 	flag.DurationVar(&certTiming.Interval, "self-issued-cert-check-interval", time.Hour, "How often every replica checks the self-issued certificates. Every replica must run with the same timing.")
 	flag.StringVar(&sealingSecret, "sealing-key-secret", "keywarden-sealing-key", "The Secret, in the manager's namespace, that keeps the keys sealing every key Secret Keywarden writes (created on first start; add a key to rotate).")
 	opts := zap.Options{}
+	flag.BoolVar(&perKeyMetrics, "per-key-metrics", true, "Export the per-key series (keywarden_apikey_phase, keywarden_apikey_*_timestamp_seconds): one series a key for each; turn off for very large fleets, leaving the counts by namespace, class and phase.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	watched = verify.List(namespacesFlag)
@@ -136,6 +138,7 @@ func main() {
 	// process, so that a replica holds one copy of every APIKey.
 	verifierStopped := make(chan struct{})
 	var shared *sharedCache
+	keysFrom := &keySource{}
 	if verifier.addr == "0" {
 		close(verifierStopped)
 	} else {
@@ -145,6 +148,7 @@ func main() {
 			os.Exit(1)
 		}
 		shared = newSharedCache(vmgr.GetCache())
+		keysFrom.set(vmgr.GetCache())
 		go func() {
 			defer close(verifierStopped)
 			if err := vmgr.Start(ctx); err != nil {
@@ -152,6 +156,12 @@ func main() {
 				os.Exit(1)
 			}
 		}()
+	}
+
+	metrics, err := registerKeyMetrics(perKeyMetrics, keysFrom, ctrl.Log.WithName("metrics"))
+	if err != nil {
+		log.Error(err, "Unable to register the metrics")
+		os.Exit(1)
 	}
 
 	// The controllers run in a leader-elected manager. A replica that loses
@@ -172,7 +182,7 @@ func main() {
 			view := shared.forManager()
 			mgrOpts.NewCache = func(*rest.Config, cache.Options) (cache.Cache, error) { return view, nil }
 		}
-		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, seals, webhookFlags)
+		mgr, err := newControllerManager(cfg, mgrOpts, concurrency, seals, webhookFlags, metrics)
 		switch {
 		case err != nil && rebuilding:
 			// Still cut off from the API server: try again shortly.
@@ -185,6 +195,9 @@ func main() {
 		case err != nil:
 			log.Error(err, "Unable to set up the manager")
 			os.Exit(1)
+		}
+		if shared == nil {
+			keysFrom.set(mgr.GetCache())
 		}
 		log.Info("Starting the manager")
 		err = mgr.Start(ctx)
@@ -203,7 +216,7 @@ func main() {
 
 // newControllerManager builds the leader-elected manager: the APIKey and
 // APIKeyClass controllers and, when enabled, the webhook.
-func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, seals *seal.Store, wh webhookOptions) (ctrl.Manager, error) {
+func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, seals *seal.Store, wh webhookOptions, metrics *controllers.Metrics) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return nil, err
@@ -215,6 +228,7 @@ func newControllerManager(cfg *rest.Config, opts ctrl.Options, concurrency int, 
 		Seals:                   seals,
 		MaxConcurrentReconciles: concurrency,
 		Namespaces:              watched,
+		Metrics:                 metrics,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKey controller: %w", err)
 	}

@@ -43,6 +43,8 @@ type APIKeyReconciler struct {
 	// APIReader, never listed, and a key a class's namespaceSelector
 	// refuses is looked at again every minute instead of on label changes.
 	Namespaces []string
+	// Metrics counts what passes did; nothing is counted when nil.
+	Metrics *Metrics
 	// Seals seals the Secrets the controller writes and proves the seal of
 	// a Secret before its key is adopted.
 	Seals *seal.Store
@@ -257,6 +259,7 @@ func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.AP
 		}
 	}
 	r.settleAdmission(key, err)
+	r.Metrics.recordPass(base, key, d.Events)
 	for _, e := range d.Events {
 		r.Recorder.Eventf(key, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}

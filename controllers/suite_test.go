@@ -11,6 +11,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keymetrics"
 	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/test/harness"
 )
@@ -46,6 +48,8 @@ var (
 	managerWG sync.WaitGroup
 	// mgrCache is the suite manager's informer cache.
 	mgrCache cache.Cache
+	// metricsRegistry holds the suite manager's key metrics.
+	metricsRegistry *prometheus.Registry
 	// seals is the sealing-key store of every reconciler in the suite.
 	seals *seal.Store
 
@@ -96,12 +100,21 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrCache = mgr.GetCache()
+	metricsRegistry = prometheus.NewPedanticRegistry()
+	passMetrics, err := NewMetrics(metricsRegistry)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(metricsRegistry.Register(&keymetrics.Collector{PerKey: true, Class: ClassLabel, List: func() ([]keywardenv1alpha1.APIKey, error) {
+		var l keywardenv1alpha1.APIKeyList
+		err := mgrCache.List(context.Background(), &l, client.UnsafeDisableDeepCopy)
+		return l.Items, err
+	}})).To(Succeed())
 	Expect((&APIKeyReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("keywarden"),
 		Seals:                   seals,
 		MaxConcurrentReconciles: 4,
+		Metrics:                 passMetrics,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr)).To(Succeed())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -174,9 +175,18 @@ func (h *Handler) ready() (bool, string) {
 }
 
 // unavailable answers a request that the index cannot answer now.
-func unavailable(w http.ResponseWriter, why string) {
+func (h *Handler) unavailable(w http.ResponseWriter, endpoint, why string) {
 	w.Header().Set("Retry-After", "1")
-	writeJSON(w, http.StatusServiceUnavailable, errorResponse{why})
+	h.fail(w, endpoint, http.StatusServiceUnavailable, errorResponse{why})
+}
+
+// fail answers a request the endpoint could not answer (a malformed one,
+// or one the verifier cannot answer now), and counts it.
+func (h *Handler) fail(w http.ResponseWriter, endpoint string, status int, body errorResponse) {
+	if h.Metrics != nil {
+		h.Metrics.errors.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	}
+	writeJSON(w, status, body)
 }
 
 // Routes returns a mux with the handler's endpoints.
@@ -237,25 +247,25 @@ type errorResponse struct {
 func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{"use POST"})
+		h.fail(w, "verify", http.StatusMethodNotAllowed, errorResponse{"use POST"})
 		return
 	}
 	req, problem := decodeVerifyRequest(r.Body)
 	if problem != "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
+		h.fail(w, "verify", http.StatusBadRequest, errorResponse{problem})
 		return
 	}
 	if req.Key == "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse{`"key" is required`})
+		h.fail(w, "verify", http.StatusBadRequest, errorResponse{`"key" is required`})
 		return
 	}
 	vreq := req.request()
 	if problem := h.trusting(&vreq); problem != "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
+		h.fail(w, "verify", http.StatusBadRequest, errorResponse{problem})
 		return
 	}
 	if ok, why := h.ready(); !ok {
-		unavailable(w, why)
+		h.unavailable(w, "verify", why)
 		return
 	}
 	res := h.verify("verify", vreq)
@@ -291,19 +301,19 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key, ambiguous := presentedKey(r)
 	if ambiguous != "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse{ambiguous})
+		h.fail(w, "authz", http.StatusBadRequest, errorResponse{ambiguous})
 		return
 	}
 	if len(q["namespace"]) > 1 || len(q["class"]) > 1 {
 		// A proxy that builds the query from a prefix and the client's
 		// own path would let the client add one: name several as a
 		// comma-separated list instead.
-		writeJSON(w, http.StatusBadRequest, errorResponse{repeatedTrustMessage})
+		h.fail(w, "authz", http.StatusBadRequest, errorResponse{repeatedTrustMessage})
 		return
 	}
 	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: List(q.Get("namespace")), Classes: List(q.Get("class"))}
 	if problem := h.trusting(&req); problem != "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse{problem})
+		h.fail(w, "authz", http.StatusBadRequest, errorResponse{problem})
 		return
 	}
 	if req.Key == "" {
@@ -311,7 +321,7 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, why := h.ready(); !ok {
-		unavailable(w, why)
+		h.unavailable(w, "authz", why)
 		return
 	}
 	res := h.verify("authz", req)
@@ -424,6 +434,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	reports       *prometheus.CounterVec
+	errors        *prometheus.CounterVec
 }
 
 // NewMetrics creates the verifier's metrics and registers them, with a gauge
@@ -443,12 +454,16 @@ func NewMetrics(reg prometheus.Registerer, ix *Index) (*Metrics, error) {
 			Name: "keywarden_key_reports_total",
 			Help: "Keys reported as leaked to POST /v1/keys/report, by result: revoked (a key that verified) or ignored.",
 		}, []string{"result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keywarden_verifier_errors_total",
+			Help: "Requests the verifier answered with an error, by endpoint and HTTP status: 400 (malformed), 405, 429 (reports over their rate) and 503 (not ready, or its index stale).",
+		}, []string{"endpoint", "code"}),
 	}
 	indexed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "keywarden_verifier_keys_indexed",
 		Help: "Keys in the verifier's index.",
 	}, func() float64 { return float64(ix.Len()) })
-	for _, c := range []prometheus.Collector{m.verifications, m.latency, m.reports, indexed} {
+	for _, c := range []prometheus.Collector{m.verifications, m.latency, m.reports, m.errors, indexed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -323,6 +323,15 @@ func TestVerificationWaitsForACompleteIndex(t *testing.T) {
 			t.Errorf("%s before the index is complete answered %q", name, rec.Body.String())
 		}
 	}
+	for _, endpoint := range []string{"verify", "authz"} {
+		if got := testutil.ToFloat64(f.h.Metrics.errors.WithLabelValues(endpoint, "503")); got != 1 {
+			t.Errorf("errors{%s,503} = %v, want 1", endpoint, got)
+		}
+	}
+	f.do("POST", "/v1/keys/verify", `{"key":`, nil)
+	if got := testutil.ToFloat64(f.h.Metrics.errors.WithLabelValues("verify", "400")); got != 1 {
+		t.Errorf("errors{verify,400} = %v, want 1", got)
+	}
 	complete = true
 	if rec := verify(); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"valid":true`) {
 		t.Errorf("verify once the index is complete: %d", rec.Code)

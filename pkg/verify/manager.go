@@ -105,6 +105,17 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	}
 	h := &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
 		Staleness: staleness, MaxStaleness: o.MaxStaleness, Suspects: suspects.add}
+	if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keywarden_verifier_ready",
+		Help: "1 while the verifier answers verifications; 0 while it answers 503 (its index not synced yet, or stale beyond --verifier-max-staleness).",
+	}, func() float64 {
+		if ok, _ := h.ready(); ok {
+			return 1
+		}
+		return 0
+	})); err != nil {
+		return nil, err
+	}
 	srv := &Server{Addr: o.Addr, CertFile: o.CertFile, KeyFile: o.KeyFile, Handler: h, Log: log}
 	return index, srv.AddTo(mgr)
 }

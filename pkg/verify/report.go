@@ -111,37 +111,37 @@ func source(r *http.Request) string {
 func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, errorResponse{"use POST"})
+		h.fail(w, "report", http.StatusMethodNotAllowed, errorResponse{"use POST"})
 		return
 	}
 	if !h.reportLimits.allow(source(r), h.now()) {
 		w.Header().Set("Retry-After", strconv.Itoa(1+ReportBurst/ReportRate))
-		writeJSON(w, http.StatusTooManyRequests, errorResponse{"too many reports from this address; try again later"})
+		h.fail(w, "report", http.StatusTooManyRequests, errorResponse{"too many reports from this address; try again later"})
 		return
 	}
 	body, err := readAll(r.Body, nil, MaxBodyBytes)
 	defer clear(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{decodeError(err)})
+		h.fail(w, "report", http.StatusBadRequest, errorResponse{decodeError(err)})
 		return
 	}
 	var req reportRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{decodeError(err)})
+		h.fail(w, "report", http.StatusBadRequest, errorResponse{decodeError(err)})
 		return
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"the body must hold exactly one JSON object"})
+		h.fail(w, "report", http.StatusBadRequest, errorResponse{"the body must hold exactly one JSON object"})
 		return
 	}
 	if req.Key == "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse{`"key" is required`})
+		h.fail(w, "report", http.StatusBadRequest, errorResponse{`"key" is required`})
 		return
 	}
 	if ok, why := h.ready(); !ok {
-		unavailable(w, why)
+		h.unavailable(w, "report", why)
 		return
 	}
 	res := h.Index.Verify(Request{Key: req.Key, AnyNamespace: true}, h.now())
