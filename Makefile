@@ -3,11 +3,13 @@
 # Tool versions, pinned. Each tool is installed into bin/ by `go install`.
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+PROMTOOL_VERSION ?= v0.316.0
 
 ROOT := $(abspath .)
 BIN := $(ROOT)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
 IMG ?= keywarden:dev
 
 # How much `make test` fuzzes the key parser and the HTTP handler: counts of
@@ -60,8 +62,8 @@ controlplane: ## Build etcd, kube-apiserver and kubectl from the Go module proxy
 	hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet lint controlplane ## Verify generated files, lint, run the unit and integration tests and short fuzz runs.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test ./... -count=1
+test: verify-generated vet lint controlplane $(PROMTOOL) ## Verify generated files, lint, run the unit and integration tests and short fuzz runs.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PROMTOOL=$(PROMTOOL) PROMETHEUS_OPERATOR_CRDS="$$(hack/monitoring-crds.sh)" go test ./... -count=1
 	go test ./internal/keys -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_PARSE)
 	go test ./pkg/verify -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZ_HANDLER)
 
@@ -118,3 +120,7 @@ $(CONTROLLER_GEN):
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/.tmp/golangci-lint $@
+
+$(PROMTOOL): ## promtool checks and unit-tests the alerts (config/prometheus).
+	GOBIN=$(BIN)/.tmp go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	mv $(BIN)/.tmp/promtool $@

@@ -103,6 +103,7 @@ func TestE2E(t *testing.T) {
 	}{
 		{"quickstart", quickstart},
 		{"rotation", rotation},
+		{"monitoring", monitoring},
 		{"bad input at the door", badInput},
 		{"failover", failover},
 		{"API server outage", apiServerOutage},
