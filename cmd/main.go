@@ -138,7 +138,11 @@ func main() {
 	// process, so that a replica holds one copy of every APIKey.
 	verifierStopped := make(chan struct{})
 	var shared *sharedCache
-	keysFrom := &keySource{}
+	keyState, metrics, err := registerKeyMetrics(perKeyMetrics)
+	if err != nil {
+		log.Error(err, "Unable to register the metrics")
+		os.Exit(1)
+	}
 	if verifier.addr == "0" {
 		close(verifierStopped)
 	} else {
@@ -148,7 +152,10 @@ func main() {
 			os.Exit(1)
 		}
 		shared = newSharedCache(vmgr.GetCache())
-		keysFrom.set(vmgr.GetCache())
+		if err := keyState.Watch(ctx, vmgr.GetCache()); err != nil {
+			log.Error(err, "Unable to watch the keys for their metrics")
+			os.Exit(1)
+		}
 		go func() {
 			defer close(verifierStopped)
 			if err := vmgr.Start(ctx); err != nil {
@@ -156,12 +163,6 @@ func main() {
 				os.Exit(1)
 			}
 		}()
-	}
-
-	metrics, err := registerKeyMetrics(perKeyMetrics, keysFrom, ctrl.Log.WithName("metrics"))
-	if err != nil {
-		log.Error(err, "Unable to register the metrics")
-		os.Exit(1)
 	}
 
 	// The controllers run in a leader-elected manager. A replica that loses
@@ -197,7 +198,13 @@ func main() {
 			os.Exit(1)
 		}
 		if shared == nil {
-			keysFrom.set(mgr.GetCache())
+			// The keys' metrics follow this manager's cache, replayed
+			// from the start.
+			keyState.Reset()
+			if err := keyState.Watch(ctx, mgr.GetCache()); err != nil {
+				log.Error(err, "Unable to watch the keys for their metrics")
+				os.Exit(1)
+			}
 		}
 		log.Info("Starting the manager")
 		err = mgr.Start(ctx)

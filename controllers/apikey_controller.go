@@ -162,10 +162,10 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	o, err := r.observe(ctx, key)
 	if err != nil {
-		return r.finish(ctx, key, lifecycle.Decision{Status: *key.Status.DeepCopy()}, replaced, err)
+		return r.finish(ctx, key, lifecycle.Decision{Status: *key.Status.DeepCopy()}, replaced, err, "")
 	}
 	d, err := r.decideAndAct(ctx, o)
-	return r.finish(ctx, key, d, replaced, err)
+	return r.finish(ctx, key, d, replaced, err, o.Policy.ClassName)
 }
 
 // maxRounds bounds the decisions of one pass: issuing after deleting a
@@ -231,7 +231,7 @@ func (r *APIKeyReconciler) decide(ctx context.Context, o *lifecycle.Observed, re
 // finish writes the decided status with the conditions of its outcome (or
 // of the pass's error) if it changed, and emits the decision's events once
 // the status is persisted.
-func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.APIKey, d lifecycle.Decision, replaced []string, err error) (ctrl.Result, error) {
+func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.APIKey, d lifecycle.Decision, replaced []string, err error, class string) (ctrl.Result, error) {
 	base := key.DeepCopy()
 	o := d.Outcome
 	o.Err = err
@@ -259,7 +259,11 @@ func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.AP
 		}
 	}
 	r.settleAdmission(key, err)
-	r.Metrics.recordPass(base, key, d.Events)
+	if err == nil {
+		// A failed pass is retried and decides again: only the pass that
+		// succeeds is counted.
+		r.Metrics.recordPass(base, key, d.Events, class)
+	}
 	for _, e := range d.Events {
 		r.Recorder.Eventf(key, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}

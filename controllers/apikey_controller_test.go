@@ -16,6 +16,8 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -258,8 +261,8 @@ var _ = Describe("APIKey controller", func() {
 		Expect(k8sClient.Patch(ctx, k, patch)).To(Succeed())
 		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseRevoked, 20*time.Second)
 		Expect(got.Status.RevokedAt).NotTo(BeNil())
-		Expect(condition(got, "Ready")).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", "Revoked")),
-			"revoked as declared is the declared state reached")
+		Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Type", "Ready")),
+			"a revoked key holds no key to be ready with")
 		Eventually(secretGone(ctx, ns, "leaked"), 10*time.Second).Should(Succeed())
 		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyRevoked"))
 
@@ -338,6 +341,43 @@ var _ = Describe("APIKey controller", func() {
 		reconcileOnce := func(r *APIKeyReconciler, k *keywardenv1alpha1.APIKey) (ctrl.Result, error) {
 			return r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)})
 		}
+
+		It("counts a revocation once, by the pass that succeeds, not by one whose Secret delete failed", func() {
+			k := unmanagedKey("counted")
+			_, err := reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			Expect(k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"revoked":true}}`)))).To(Succeed())
+
+			reg := prometheus.NewRegistry()
+			m, err := NewMetrics(reg)
+			Expect(err).NotTo(HaveOccurred())
+			failing := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
+				Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+					if _, ok := obj.(*corev1.Secret); ok {
+						return errors.New("simulated failure of the Secret's deletion")
+					}
+					return c.Delete(ctx, obj, opts...)
+				},
+			}))
+			failing.Metrics = m
+			for range 2 {
+				_, err = reconcileOnce(failing, k)
+				Expect(err).To(MatchError(ContainSubstring("simulated failure")))
+			}
+			revocations := func() float64 {
+				return testutil.ToFloat64(m.byEvent[keywardenv1alpha1.EventKeyRevoked].WithLabelValues(ns, ""))
+			}
+			Expect(revocations()).To(BeZero(), "a failed pass was counted")
+			r.Metrics = m
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseRevoked))
+			Expect(revocations()).To(Equal(1.0))
+			_, err = reconcileOnce(r, k)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(revocations()).To(Equal(1.0), "a later pass over the revoked key counted it again")
+		})
 
 		It("adopts the Secret written by a pass that crashed before recording the hash", func() {
 			k := unmanagedKey("crashy")

@@ -266,7 +266,7 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		Eventually(func(g Gomega) {
 			got := getKey(ctx, reported)
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-			g.Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(got, "Stalled").Status).To(BeEmpty())
 			objects["revoked by the verifier, then acknowledged"] = unstructuredOf(got, "APIKey")
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 

@@ -53,12 +53,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // recordPass counts a pass whose status was written: its events, and a
 // stall it entered (a key already stalled for that reason is not counted
-// again).
-func (m *Metrics) recordPass(before, after *keywardenv1alpha1.APIKey, events []lifecycle.Event) {
+// again). class is the class the pass's policy resolved; the label is
+// always a class that exists (or was issued under), never the free text of
+// a spec, so that nobody can grow the counters' series at will.
+func (m *Metrics) recordPass(before, after *keywardenv1alpha1.APIKey, events []lifecycle.Event, class string) {
 	if m == nil {
 		return
 	}
-	class := ClassLabel(after)
+	if after.Status.ClassName != "" {
+		class = after.Status.ClassName
+	}
 	for _, e := range events {
 		if c, ok := m.byEvent[e.Reason]; ok {
 			c.WithLabelValues(after.Namespace, class).Inc()
@@ -73,13 +77,4 @@ func (m *Metrics) recordPass(before, after *keywardenv1alpha1.APIKey, events []l
 		return
 	}
 	m.stalls.WithLabelValues(after.Namespace, class, now.Reason).Inc()
-}
-
-// ClassLabel is the class a key's metrics are labelled with: the class it
-// was issued under, else the one it names; empty for the built-in policy.
-func ClassLabel(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.ClassName != "" {
-		return k.Status.ClassName
-	}
-	return k.Spec.ClassName
 }

@@ -103,11 +103,9 @@ var _ = BeforeSuite(func() {
 	metricsRegistry = prometheus.NewPedanticRegistry()
 	passMetrics, err := NewMetrics(metricsRegistry)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(metricsRegistry.Register(&keymetrics.Collector{PerKey: true, Class: ClassLabel, List: func() ([]keywardenv1alpha1.APIKey, error) {
-		var l keywardenv1alpha1.APIKeyList
-		err := mgrCache.List(context.Background(), &l, client.UnsafeDisableDeepCopy)
-		return l.Items, err
-	}})).To(Succeed())
+	keyState := &keymetrics.Collector{PerKey: true}
+	Expect(keyState.Watch(context.Background(), mgrCache)).To(Succeed())
+	Expect(metricsRegistry.Register(keyState)).To(Succeed())
 	Expect((&APIKeyReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),

@@ -3,9 +3,10 @@ package v1alpha1
 // Condition types, in the kstatus convention that Flux health checks and
 // `kubectl wait --for=condition=Ready` understand.
 const (
-	// ConditionReady is True when the key has reached the state its spec
-	// declares: issued (its Secret exists and its hash is recorded in
-	// status), or revoked as the spec declares (reason Revoked).
+	// ConditionReady is True when the key is issued: its Secret exists and
+	// its hash is recorded in status. A key revoked as its spec declares
+	// has no Ready condition: it holds no key, and it has reached its
+	// declared state (kstatus reads it as current).
 	ConditionReady = "Ready"
 	// ConditionReconciling is True while the controller is working towards
 	// the declared state: issuing, reissuing, retrying after an error, or

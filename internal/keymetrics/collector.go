@@ -1,5 +1,6 @@
 // Package keymetrics exports the state of the APIKeys a manager holds as
-// Prometheus series, read at each scrape: how many keys are in each
+// Prometheus series, kept from the informers' events and read at each
+// scrape: how many keys are in each
 // phase, how many are stalled and why, and, per key, its phase, when it
 // was issued, when it expires and when it was last used, as cert-manager
 // exports certmanager_certificate_expiration_timestamp_seconds. Per-key
@@ -8,9 +9,15 @@
 package keymetrics
 
 import (
+	"context"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
@@ -36,17 +43,147 @@ var (
 		[]string{"namespace", "name", "class"}, nil)
 )
 
-// Collector reads the keys at each scrape.
+// summary is what the metrics need of one APIKey.
+type summary struct {
+	specClass, statusClass string
+	phase, stalled         string
+	issued, expires        float64 // Unix seconds; 0 when unset
+	lastUsed               float64
+	tracked                bool
+}
+
+func summarize(k *keywardenv1alpha1.APIKey) summary {
+	s := summary{
+		specClass: k.Spec.ClassName, statusClass: k.Status.ClassName,
+		phase:    string(k.Status.Phase),
+		issued:   seconds(k.Status.IssuedAt),
+		expires:  seconds(k.Status.ExpiresAt),
+		lastUsed: seconds(k.Status.LastUsedAt),
+		tracked:  k.Spec.TrackLastUsed,
+	}
+	if s.phase == "" {
+		s.phase = string(keywardenv1alpha1.PhasePending)
+	}
+	if c := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+		s.stalled = c.Reason
+	}
+	return s
+}
+
+// Collector keeps what the metrics need of each APIKey, and of which
+// classes exist, current from the informers' events, so that a scrape
+// reads a few numbers a key rather than listing (and copying) every
+// APIKey.
 type Collector struct {
-	// List returns the keys; it must not copy them needlessly (the
-	// manager's cache, read without deep copies).
-	List func() ([]keywardenv1alpha1.APIKey, error)
 	// PerKey exports the per-key series.
 	PerKey bool
-	// Class is the class a key is labelled with.
-	Class func(*keywardenv1alpha1.APIKey) string
-	// OnError, when set, is told why the keys could not be read.
-	OnError func(error)
+
+	mu      sync.RWMutex
+	keys    map[types.NamespacedName]summary
+	classes map[string]bool
+}
+
+// Set records the key as it is now.
+func (c *Collector) Set(k *keywardenv1alpha1.APIKey) {
+	s := summarize(k)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil {
+		c.keys = map[types.NamespacedName]summary{}
+	}
+	c.keys[types.NamespacedName{Namespace: k.Namespace, Name: k.Name}] = s
+}
+
+// Remove forgets a key.
+func (c *Collector) Remove(namespace, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.keys, types.NamespacedName{Namespace: namespace, Name: name})
+}
+
+// SetClass records whether a class exists.
+func (c *Collector) SetClass(name string, exists bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.classes == nil {
+		c.classes = map[string]bool{}
+	}
+	if exists {
+		c.classes[name] = true
+	} else {
+		delete(c.classes, name)
+	}
+}
+
+// Reset forgets every key and class, before watching a new cache.
+func (c *Collector) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys, c.classes = nil, nil
+}
+
+// Watch keeps the collector current from the informers of APIKeys and
+// APIKeyClasses.
+func (c *Collector) Watch(ctx context.Context, informers cache.Informers) error {
+	keys, err := informers.GetInformer(ctx, &keywardenv1alpha1.APIKey{})
+	if err != nil {
+		return err
+	}
+	if _, err := keys.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
+				c.Set(k)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
+				c.Set(k)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
+				c.Remove(k.Namespace, k.Name)
+			}
+		},
+	}); err != nil {
+		return err
+	}
+	classes, err := informers.GetInformer(ctx, &keywardenv1alpha1.APIKeyClass{})
+	if err != nil {
+		return err
+	}
+	_, err = classes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.class(obj, true) },
+		UpdateFunc: func(_, obj any) { c.class(obj, true) },
+		DeleteFunc: func(obj any) { c.class(obj, false) },
+	})
+	return err
+}
+
+func (c *Collector) class(obj any, exists bool) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if k, ok := obj.(*keywardenv1alpha1.APIKeyClass); ok {
+		c.SetClass(k.Name, exists)
+	}
+}
+
+// classOf is the class a key is labelled with: the one it was issued
+// under, else the one its spec names if that class exists, else none. A
+// spec's free text never becomes a label: nobody with the right to create
+// APIKeys can grow the series at will.
+func (c *Collector) classOf(s *summary) string {
+	switch {
+	case s.statusClass != "":
+		return s.statusClass
+	case c.classes[s.specClass]:
+		return s.specClass
+	}
+	return ""
 }
 
 // Describe sends the descriptors of the series.
@@ -58,42 +195,29 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 type group struct{ namespace, class, detail string }
 
-// Collect sends the series of the keys as they are now. When the keys
-// cannot be read (the cache not synced yet, at start), it sends none of
-// them, rather than zeros; it does not fail the scrape either, which would
-// lose every other metric with it. OnError hears of the failure.
+// Collect sends the series of the keys as they are now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	keys, err := c.List()
-	if err != nil {
-		if c.OnError != nil {
-			c.OnError(err)
-		}
-		return
-	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	phases, stalled := map[group]int{}, map[group]int{}
-	for i := range keys {
-		k := &keys[i]
-		class := c.Class(k)
-		phase := string(k.Status.Phase)
-		if phase == "" {
-			phase = string(keywardenv1alpha1.PhasePending)
-		}
-		phases[group{k.Namespace, class, phase}]++
-		if s := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionStalled); s != nil && s.Status == metav1.ConditionTrue {
-			stalled[group{k.Namespace, class, s.Reason}]++
+	for nn, s := range c.keys {
+		class := c.classOf(&s)
+		phases[group{nn.Namespace, class, s.phase}]++
+		if s.stalled != "" {
+			stalled[group{nn.Namespace, class, s.stalled}]++
 		}
 		if !c.PerKey {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, 1, k.Namespace, k.Name, class, phase)
-		if t := k.Status.IssuedAt; t != nil {
-			ch <- prometheus.MustNewConstMetric(issuedDesc, prometheus.GaugeValue, seconds(t), k.Namespace, k.Name, class)
+		ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, 1, nn.Namespace, nn.Name, class, s.phase)
+		if s.issued != 0 {
+			ch <- prometheus.MustNewConstMetric(issuedDesc, prometheus.GaugeValue, s.issued, nn.Namespace, nn.Name, class)
 		}
-		if t := k.Status.ExpiresAt; t != nil {
-			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, seconds(t), k.Namespace, k.Name, class)
+		if s.expires != 0 {
+			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, s.expires, nn.Namespace, nn.Name, class)
 		}
-		if k.Spec.TrackLastUsed {
-			ch <- prometheus.MustNewConstMetric(lastUsedDesc, prometheus.GaugeValue, seconds(k.Status.LastUsedAt), k.Namespace, k.Name, class)
+		if s.tracked {
+			ch <- prometheus.MustNewConstMetric(lastUsedDesc, prometheus.GaugeValue, s.lastUsed, nn.Namespace, nn.Name, class)
 		}
 	}
 	for g, n := range phases {

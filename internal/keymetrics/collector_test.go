@@ -1,12 +1,10 @@
 package keymetrics
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -120,10 +118,10 @@ keywarden_apikey_phase{class="gold",name="used",namespace="a",phase="Active"} 1
 		"keywarden_apikey_expiration_timestamp_seconds", "keywarden_apikey_last_used_timestamp_seconds"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Collector{
-				List:   func() ([]keywardenv1alpha1.APIKey, error) { return tt.keys, nil },
-				PerKey: tt.perKey,
-				Class:  func(k *keywardenv1alpha1.APIKey) string { return k.Spec.ClassName },
+			c := &Collector{PerKey: tt.perKey}
+			c.SetClass("gold", true)
+			for i := range tt.keys {
+				c.Set(&tt.keys[i])
 			}
 			// Each case looks at the metrics its text names; the per-key
 			// ones are always looked at, so that "none" is checked too.
@@ -140,24 +138,41 @@ keywarden_apikey_phase{class="gold",name="used",namespace="a",phase="Active"} 1
 	}
 }
 
-func TestCollectorListError(t *testing.T) {
-	var told error
-	c := &Collector{
-		List:    func() ([]keywardenv1alpha1.APIKey, error) { return nil, errors.New("cache not synced") },
-		Class:   func(k *keywardenv1alpha1.APIKey) string { return "" },
-		OnError: func(err error) { told = err },
-		PerKey:  true,
+// TestCollectorClassLabel: a key is labelled with the class it was issued
+// under, or the existing class its spec names; the free text of a spec
+// that names no class never becomes a label.
+func TestCollectorClassLabel(t *testing.T) {
+	c := &Collector{PerKey: true}
+	c.SetClass("gold", true)
+	c.SetClass("gone", true)
+	c.SetClass("gone", false)
+	keys := []keywardenv1alpha1.APIKey{
+		key("a", "issued", "whatever", keywardenv1alpha1.PhaseActive, func(k *keywardenv1alpha1.APIKey) { k.Status.ClassName = "silver" }),
+		key("a", "waiting", "gold", keywardenv1alpha1.PhaseRefused),
+		key("a", "made-up", "x-9f8e7d6c5b4a", keywardenv1alpha1.PhasePending, stalled("ClassNotFound")),
+		key("a", "deleted-class", "gone", keywardenv1alpha1.PhasePending, stalled("ClassNotFound")),
 	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c, prometheus.NewGauge(prometheus.GaugeOpts{Name: "other"}))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("a failed list failed the scrape: %v", err)
+	for i := range keys {
+		c.Set(&keys[i])
 	}
-	if len(families) != 1 || families[0].GetName() != "other" {
-		t.Errorf("gathered %v, want only the other metric", families)
+	c.Set(&keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "removed"}})
+	c.Remove("a", "removed")
+	want := `
+# HELP keywarden_apikey_phase 1 for each APIKey, labelled with its phase.
+# TYPE keywarden_apikey_phase gauge
+keywarden_apikey_phase{class="",name="deleted-class",namespace="a",phase="Pending"} 1
+keywarden_apikey_phase{class="",name="made-up",namespace="a",phase="Pending"} 1
+keywarden_apikey_phase{class="gold",name="waiting",namespace="a",phase="Refused"} 1
+keywarden_apikey_phase{class="silver",name="issued",namespace="a",phase="Active"} 1
+# HELP keywarden_apikeys_stalled APIKeys whose Stalled condition is True, by namespace, class and reason: they need a person.
+# TYPE keywarden_apikeys_stalled gauge
+keywarden_apikeys_stalled{class="",namespace="a",reason="ClassNotFound"} 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "keywarden_apikey_phase", "keywarden_apikeys_stalled"); err != nil {
+		t.Error(err)
 	}
-	if told == nil || !strings.Contains(told.Error(), "cache not synced") {
-		t.Errorf("OnError heard %v", told)
+	c.Reset()
+	if n := testutil.CollectAndCount(c); n != 0 {
+		t.Errorf("%d series after Reset, want none", n)
 	}
 }

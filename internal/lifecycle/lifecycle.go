@@ -86,9 +86,11 @@ func SetConditions(status *keywardenv1alpha1.APIKeyStatus, generation int64, o O
 		remove(keywardenv1alpha1.ConditionStalled)
 	case o.Phase == keywardenv1alpha1.PhaseRevoked:
 		// Revoked as the spec declares: the declared state is reached and
-		// nothing more is to be done, which kstatus, Flux and Argo CD read
-		// from Ready=True (the phase says which state it is).
-		set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, o.Reason, o.Message)
+		// nothing more is to be done. Ready goes (it means a key in its
+		// Secret, which a revoked key no longer has), and with neither
+		// Reconciling nor Stalled, kstatus, Flux and Argo CD read the key
+		// as current; the phase says which state it is.
+		remove(keywardenv1alpha1.ConditionReady)
 		remove(keywardenv1alpha1.ConditionReconciling)
 		remove(keywardenv1alpha1.ConditionStalled)
 	default:

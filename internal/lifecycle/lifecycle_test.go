@@ -81,12 +81,12 @@ func TestSetConditions(t *testing.T) {
 			stalled:   cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonExpired},
 		},
 		{
-			name:      "revoked as declared: ready, nothing left to do",
+			name:      "revoked as declared: nothing left to do, and no key to be ready",
 			before:    keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, Conditions: []metav1.Condition{{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "KeyReported"}}},
 			outcome:   Outcome{Phase: keywardenv1alpha1.PhaseRevoked, Reason: keywardenv1alpha1.ReasonRevoked, Message: "m"},
 			phase:     keywardenv1alpha1.PhaseRevoked,
 			observed:  3,
-			ready:     cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonRevoked},
+			ready:     absent,
 			reconcile: absent, stalled: absent,
 		},
 		{
