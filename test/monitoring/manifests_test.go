@@ -11,8 +11,8 @@ import (
 	"keywarden.dev/keywarden/test/harness"
 )
 
-// TestManifestsOnTheAPIServer applies config/prometheus with a server-side
-// dry run to the local control plane with the Prometheus Operator's CRDs
+// TestManifestsOnTheAPIServer applies the README's argocd-cm patch, and
+// config/prometheus with a server-side dry run to the local control plane with the Prometheus Operator's CRDs
 // installed (PROMETHEUS_OPERATOR_CRDS, from hack/monitoring-crds.sh): the
 // API server validates the ServiceMonitor and the PrometheusRule against
 // the operator's schemas, and the Service, ServiceAccount, token Secret
@@ -50,6 +50,25 @@ func TestManifestsOnTheAPIServer(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}
+	}
+
+	// The README's command merges the Argo CD health checks into an
+	// existing argocd-cm, keeping what it held.
+	if out, err := c.Kubectl(ctx, "create", "namespace", "argocd"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := c.Kubectl(ctx, "create", "configmap", "argocd-cm", "-n", "argocd", "--from-literal=url=https://argocd.example.com"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := c.Kubectl(ctx, "-n", "argocd", "patch", "configmap", "argocd-cm", "--type", "merge", "--patch-file", filepath.Join(c.Root, "docs/gitops/argocd-cm.yaml")); err != nil {
+		t.Fatalf("the README's patch of argocd-cm: %v\n%s", err, out)
+	}
+	keys, err := c.Kubectl(ctx, "get", "configmap", "argocd-cm", "-n", "argocd", "-o", `go-template={{range $k, $v := .data}}{{$k}} {{end}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys != "resource.customizations.health.keywarden.dev_APIKey resource.customizations.health.keywarden.dev_APIKeyClass url " {
+		t.Errorf("argocd-cm holds %q after the patch", keys)
 	}
 
 	// A field the operator does not know is refused: the dry run checks
