@@ -158,6 +158,14 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		keyObj := func(situation string, k *keywardenv1alpha1.APIKey) {
 			objects[situation] = unstructuredOf(k, "APIKey")
 		}
+		// keyWhen records the key once its condition has that status.
+		keyWhen := func(situation string, k *keywardenv1alpha1.APIKey, typ string, want metav1.ConditionStatus) {
+			Eventually(func(g Gomega) {
+				got := getKey(ctx, k)
+				g.Expect(condition(got, typ).Status).To(Equal(want))
+				keyObj(situation, got)
+			}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		}
 		create := func(name string, mutate func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.APIKey {
 			k := newAPIKey(ns, name)
 			if mutate != nil {
@@ -225,22 +233,14 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		cpatch := client.MergeFrom(narrowed.DeepCopy())
 		narrowed.Spec.Roles = []keywardenv1alpha1.ClassRole{{Name: "readonly"}}
 		Expect(k8sClient.Patch(ctx, narrowed, cpatch)).To(Succeed())
-		Eventually(func(g Gomega) {
-			got := getKey(ctx, grandfathered)
-			g.Expect(condition(got, keywardenv1alpha1.ConditionClassCompliant).Status).To(Equal(metav1.ConditionFalse))
-			keyObj("issued, no longer fitting its changed class", got)
-		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		keyWhen("issued, no longer fitting its changed class", grandfathered, keywardenv1alpha1.ConditionClassCompliant, metav1.ConditionFalse)
 
 		By("a key within its class's expiry warning")
 		warned := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{ExpiryWarning: &metav1.Duration{Duration: time.Hour - time.Second}})
 		expiring := create("expiring", func(k *keywardenv1alpha1.APIKey) {
 			k.Spec.ClassName, k.Spec.Lifetime = warned.Name, &metav1.Duration{Duration: time.Hour}
 		})
-		Eventually(func(g Gomega) {
-			got := getKey(ctx, expiring)
-			g.Expect(condition(got, keywardenv1alpha1.ConditionExpiringSoon).Status).To(Equal(metav1.ConditionTrue))
-			keyObj("issued, expiring within its class's warning", got)
-		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		keyWhen("issued, expiring within its class's warning", expiring, keywardenv1alpha1.ConditionExpiringSoon, metav1.ConditionTrue)
 
 		By("an expired key")
 		expired := create("expired", func(k *keywardenv1alpha1.APIKey) {
