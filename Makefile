@@ -4,12 +4,14 @@
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 PROMTOOL_VERSION ?= v0.316.0
+HELM_VERSION ?= v3.22.0
 
 ROOT := $(abspath .)
 BIN := $(ROOT)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
+HELM := $(BIN)/helm-$(HELM_VERSION)
 IMG ?= keywarden:dev
 
 # How much `make test` fuzzes the key parser and the HTTP handler: counts of
@@ -41,6 +43,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC in config/.
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
+.PHONY: chart
+chart: controlplane ## Regenerate the Helm chart's templates and CRDs (charts/keywarden) from config/.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/chart
+
 .PHONY: fmt
 fmt: ## Run go fmt.
 	go fmt ./...
@@ -62,8 +68,8 @@ controlplane: ## Build etcd, kube-apiserver and kubectl from the Go module proxy
 	hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet lint controlplane $(PROMTOOL) ## Verify generated files, lint, run the unit and integration tests and short fuzz runs.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PROMTOOL=$(PROMTOOL) PROMETHEUS_OPERATOR_CRDS="$$(hack/monitoring-crds.sh)" go test ./... -count=1
+test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify generated files, lint, run the unit and integration tests and short fuzz runs.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PROMTOOL=$(PROMTOOL) HELM=$(HELM) PROMETHEUS_OPERATOR_CRDS="$$(hack/monitoring-crds.sh)" go test ./... -count=1
 	go test ./internal/keys -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_PARSE)
 	go test ./pkg/verify -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZ_HANDLER)
 
@@ -120,6 +126,10 @@ $(CONTROLLER_GEN):
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/.tmp/golangci-lint $@
+
+$(HELM): ## helm lints and renders the chart (charts/keywarden).
+	GOBIN=$(BIN)/.tmp go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/.tmp/helm $@
 
 $(PROMTOOL): ## promtool checks and unit-tests the alerts (config/prometheus).
 	GOBIN=$(BIN)/.tmp go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)

@@ -1,0 +1,260 @@
+// Package chart tests the Helm chart charts/keywarden: that it is what
+// hack/chart generates from config/ (so the two cannot drift apart), that
+// helm lint passes, that each option renders the matching install of
+// config/ object for object, and that the API server accepts every
+// rendering (a server-side dry run on the local control plane). make test
+// provides helm (HELM) and the Prometheus Operator's CRDs.
+package chart
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"keywarden.dev/keywarden/internal/chartgen"
+	"keywarden.dev/keywarden/test/harness"
+)
+
+func root(t *testing.T) string {
+	t.Helper()
+	r, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	bin := os.Getenv("HELM")
+	if bin == "" {
+		t.Fatal("HELM is not set: run make test, which builds helm into bin/")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
+	}
+	return string(out)
+}
+
+// TestChartIsGeneratedFromConfig: the chart's templates and CRDs are what
+// hack/chart makes of config/ now.
+func TestChartIsGeneratedFromConfig(t *testing.T) {
+	r := root(t)
+	files, err := chartgen.Generate(r, harness.Kustomize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := chartgen.Compare(filepath.Join(r, "charts", "keywarden"), files); len(diff) > 0 {
+		t.Errorf("charts/keywarden differs from config/; run make chart:\n  %s", strings.Join(diff, "\n  "))
+	}
+}
+
+func decode(t *testing.T, text string) []*unstructured.Unstructured {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(text), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return objs
+		} else if err != nil {
+			t.Fatalf("decoding a rendering: %v", err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
+
+func byID(objs []*unstructured.Unstructured, skip func(*unstructured.Unstructured) bool) map[string]*unstructured.Unstructured {
+	m := map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		if !skip(o) {
+			m[o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()] = o
+		}
+	}
+	return m
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// options are the values the tests render with, each with the install of
+// config/ it must equal (none for options config/ has no install of).
+var options = []struct {
+	name    string
+	set     []string
+	install string
+}{
+	{"defaults", nil, "config/default"},
+	{"webhook with a self-issued certificate", []string{"webhook.certificates=self"}, "config/with-webhook"},
+	{"webhook with cert-manager", []string{"webhook.certificates=cert-manager"}, "config/with-webhook-cert-manager"},
+	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, ""},
+	{"lean", []string{"networkPolicy.enabled=false", "podDisruptionBudget.enabled=false", "metrics.service.enabled=false"}, ""},
+	{"sized", []string{"replicas=3", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "resources.limits.memory=512Mi"}, ""},
+}
+
+// kubeVersion is the local control plane's, which the chart is rendered
+// for (helm otherwise assumes an old default).
+const kubeVersion = "1.37.2"
+
+func template(t *testing.T, chart string, set []string) string {
+	args := []string{"template", "keywarden", chart, "--namespace", chartgen.Namespace, "--kube-version", kubeVersion}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	return helm(t, args...)
+}
+
+// TestChartRendersTheInstalls: helm lint passes with every option, and
+// each option that config/ has an install of renders it object for object
+// (apart from what only a chart adds: the PodDisruptionBudget and the
+// metrics Service; and what only config/ holds: its Namespace and CRDs,
+// which Helm installs from crds/).
+func TestChartRendersTheInstalls(t *testing.T) {
+	r := root(t)
+	chart := filepath.Join(r, "charts", "keywarden")
+	helm(t, "lint", "--strict", "--kube-version", kubeVersion, chart)
+	for _, o := range options {
+		t.Run(o.name, func(t *testing.T) {
+			lintArgs := []string{"lint", "--strict", "--kube-version", kubeVersion, chart}
+			for _, s := range o.set {
+				lintArgs = append(lintArgs, "--set", s)
+			}
+			helm(t, lintArgs...)
+			rendered := decode(t, template(t, chart, o.set))
+			if len(rendered) < 15 {
+				t.Fatalf("%d objects rendered", len(rendered))
+			}
+			switch o.name {
+			case "monitoring":
+				want, err := harness.Kustomize("config/prometheus")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := byID(rendered, func(*unstructured.Unstructured) bool { return false })
+				for id, w := range byID(want, func(*unstructured.Unstructured) bool { return false }) {
+					if g, ok := got[id]; !ok || !equality.Semantic.DeepEqual(g.Object, w.Object) {
+						t.Errorf("%s: not rendered as config/prometheus holds it", id)
+					}
+				}
+			case "lean":
+				for _, kind := range []string{"NetworkPolicy", "PodDisruptionBudget"} {
+					for _, g := range rendered {
+						if g.GetKind() == kind {
+							t.Errorf("%s rendered though disabled", kind)
+						}
+					}
+				}
+			case "sized":
+				text := template(t, chart, o.set)
+				for _, want := range []string{"replicas: 3", "image: registry.example.com/keywarden:v1.2.3", "memory: 512Mi"} {
+					if !strings.Contains(text, want) {
+						t.Errorf("no %q in the rendering", want)
+					}
+				}
+			}
+			if o.install == "" {
+				return
+			}
+			want, err := harness.Kustomize(o.install)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chartOnly := func(u *unstructured.Unstructured) bool {
+				return u.GetKind() == "PodDisruptionBudget" || u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
+			}
+			configOnly := func(u *unstructured.Unstructured) bool {
+				return u.GetKind() == "Namespace" || u.GetKind() == "CustomResourceDefinition"
+			}
+			got, exp := byID(rendered, chartOnly), byID(want, configOnly)
+			if g, w := keys(got), keys(exp); strings.Join(g, ",") != strings.Join(w, ",") {
+				t.Fatalf("the chart renders\n  %s\nwhere %s holds\n  %s", strings.Join(g, "\n  "), o.install, strings.Join(w, "\n  "))
+			}
+			for id, w := range exp {
+				if !equality.Semantic.DeepEqual(got[id].Object, w.Object) {
+					t.Errorf("%s differs from %s's", id, o.install)
+				}
+			}
+		})
+	}
+}
+
+// TestChartOnTheAPIServer applies every rendering with a server-side dry
+// run, with strict field validation, to the local control plane holding
+// the chart's CRDs and the Prometheus Operator's. cert-manager's kinds are
+// left out: its CRDs are not at hand.
+func TestChartOnTheAPIServer(t *testing.T) {
+	crds := os.Getenv("PROMETHEUS_OPERATOR_CRDS")
+	if crds == "" {
+		t.Fatal("PROMETHEUS_OPERATOR_CRDS is not set: run make test, which fetches them with hack/monitoring-crds.sh")
+	}
+	r := root(t)
+	chart := filepath.Join(r, "charts", "keywarden")
+	c, err := harness.StartCluster(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for _, dir := range []string{crds, filepath.Join(chart, "crds")} {
+		if out, err := c.Kubectl(ctx, "apply", "--server-side", "-f", dir); err != nil {
+			t.Fatalf("installing %s: %v\n%s", dir, err, out)
+		}
+	}
+	if out, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--all", "crd"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, o := range options {
+		t.Run(o.name, func(t *testing.T) {
+			var docs []string
+			for _, u := range decode(t, template(t, chart, o.set)) {
+				if strings.HasPrefix(u.GetAPIVersion(), "cert-manager.io/") {
+					continue
+				}
+				b, err := u.MarshalJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				docs = append(docs, string(b))
+			}
+			out, err := c.KubectlIn(ctx, strings.NewReader(strings.Join(docs, "\n")), "apply", "--dry-run=server", "--validate=strict", "-f", "-")
+			if err != nil {
+				t.Fatalf("the API server refuses the rendering: %v\n%s", err, out)
+			}
+			if n := strings.Count(out, "(server dry run)"); n != len(docs) {
+				t.Errorf("%d of %d objects accepted:\n%s", n, len(docs), out)
+			}
+		})
+	}
+	// The dry run refuses what is wrong: a field the Deployment does not
+	// have.
+	bad := strings.Replace(template(t, chart, nil), "terminationGracePeriodSeconds:", "terminationGraceSeconds:", 1)
+	if out, err := c.KubectlIn(ctx, strings.NewReader(bad), "apply", "--dry-run=server", "--validate=strict", "-f", "-"); err == nil {
+		t.Errorf("a Deployment with an unknown field passed the dry run:\n%s", out)
+	}
+}
