@@ -70,6 +70,9 @@ func Templates(variants []Variant, optional []Optional, wrap func(*unstructured.
 				entries[id] = e
 				order = append(order, id)
 			}
+			if e.byVariant[i] != "" {
+				return nil, fmt.Errorf("%s is twice in one install", id)
+			}
 			e.byVariant[i] = text
 		}
 	}
@@ -237,6 +240,11 @@ func render(o *unstructured.Unstructured) (string, error) {
 			continue
 		}
 		line = strings.ReplaceAll(line, "__KEYWARDEN_IMAGE__", `{{ .Values.image.repository }}:{{ .Values.image.tag }}`)
+		if trimmed == "namespace: "+Namespace {
+			// A namespace such as "123" or "true" must stay a string.
+			fmt.Fprintf(&out, "%snamespace: {{ .Release.Namespace | quote }}\n", line[:indent])
+			continue
+		}
 		line = strings.ReplaceAll(line, Namespace, "{{ .Release.Namespace }}")
 		out.WriteString(line + "\n")
 	}

@@ -42,7 +42,7 @@ func TestTemplates(t *testing.T) {
 		file      string
 		want, not []string
 	}{
-		{"configmap-same.yaml", []string{Header + "{{- if .Values.enabled }}\n---\n", "namespace: {{ .Release.Namespace }}", "{{- end }}\n"}, []string{"eq .Values.mode", Namespace}},
+		{"configmap-same.yaml", []string{Header + "{{- if .Values.enabled }}\n---\n", "namespace: {{ .Release.Namespace | quote }}", "{{- end }}\n"}, []string{"eq .Values.mode", Namespace}},
 		{"configmap-varies.yaml", []string{`{{- if eq .Values.mode "a" }}`, "mode: a", `{{- else if or (eq .Values.mode "b") (eq .Values.mode "c") }}`, "mode: b", "{{- end }}"}, nil},
 		{"secret-only-b.yaml", []string{`{{- if eq .Values.mode "b" }}`}, []string{`"c"`, `"a"`}},
 		{"configmap-rule.yaml", []string{"{{- if .Values.rules }}", `key {{"{{"}} $labels.name {{"}}"}}`}, nil},
@@ -71,5 +71,12 @@ func TestTemplates(t *testing.T) {
 	}
 	if _, err := Templates(variants, []Optional{{Objects: []*unstructured.Unstructured{same}, Condition: func(*unstructured.Unstructured) string { return "x" }}}, nil); err == nil {
 		t.Error("an object both in an install and optional was accepted")
+	}
+}
+
+func TestTemplatesRefuseAnObjectTwiceInAnInstall(t *testing.T) {
+	twice := []Variant{{Condition: "true", Objects: []*unstructured.Unstructured{obj("ConfigMap", "x", nil), obj("ConfigMap", "x", nil)}}}
+	if _, err := Templates(twice, nil, nil); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("an object twice in one install: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -38,6 +39,15 @@ func root(t *testing.T) string {
 
 func helm(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := helmRun(t, args...)
+	if err != nil {
+		t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func helmRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	bin := os.Getenv("HELM")
 	if bin == "" {
 		t.Fatal("HELM is not set: run make test, which builds helm into bin/")
@@ -48,9 +58,9 @@ func helm(t *testing.T, args ...string) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
+		return string(out), fmt.Errorf("%w: %s", err, stderr.Bytes())
 	}
-	return string(out)
+	return string(out), nil
 }
 
 // TestChartIsGeneratedFromConfig: the chart's templates and CRDs are what
@@ -115,6 +125,7 @@ var options = []struct {
 	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, ""},
 	{"lean", []string{"networkPolicy.enabled=false", "podDisruptionBudget.enabled=false", "metrics.service.enabled=false"}, ""},
 	{"sized", []string{"replicas=3", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "resources.limits.memory=512Mi"}, ""},
+	{"single replica", []string{"replicas=1"}, ""},
 }
 
 // kubeVersion is the local control plane's, which the chart is rendered
@@ -169,6 +180,12 @@ func TestChartRendersTheInstalls(t *testing.T) {
 						}
 					}
 				}
+			case "single replica":
+				for _, g := range rendered {
+					if g.GetKind() == "PodDisruptionBudget" {
+						t.Error("a PodDisruptionBudget of minAvailable 1 for one replica would block every drain")
+					}
+				}
 			case "sized":
 				text := template(t, chart, o.set)
 				for _, want := range []string{"replicas: 3", "image: registry.example.com/keywarden:v1.2.3", "memory: 512Mi"} {
@@ -200,6 +217,68 @@ func TestChartRendersTheInstalls(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestChartRefusesBadValues: values the chart cannot honour fail the
+// rendering, rather than rendering less (a misspelt webhook mode would
+// otherwise render no Deployment, and an upgrade would delete it).
+func TestChartRefusesBadValues(t *testing.T) {
+	chart := filepath.Join(root(t), "charts", "keywarden")
+	for _, set := range [][]string{
+		{"webhook.certificates=Self"},
+		{"webhook.certificates=certmanager"},
+		{"replicas=0"},
+		{"networkpolicy.enabled=false"},
+		{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"},
+	} {
+		args := []string{"template", "keywarden", chart, "--kube-version", kubeVersion}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		if out, err := helmRun(t, args...); err == nil {
+			t.Errorf("--set %v rendered %d bytes, want an error", set, len(out))
+		}
+	}
+}
+
+// TestChartInAnotherNamespace: installed into another namespace, nothing
+// of the chart is left in keywarden-system, and it is config/default with
+// that namespace.
+func TestChartInAnotherNamespace(t *testing.T) {
+	r := root(t)
+	chart := filepath.Join(r, "charts", "keywarden")
+	const ns = "123"
+	text := helm(t, "template", "keywarden", chart, "--namespace", ns, "--kube-version", kubeVersion)
+	if strings.Contains(text, chartgen.Namespace) {
+		t.Errorf("the rendering for namespace %s still names %s", ns, chartgen.Namespace)
+	}
+	want, err := harness.Kustomize("config/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := make([]*unstructured.Unstructured, 0, len(want))
+	for _, w := range want {
+		b, err := w.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Decoded as the rendering is, so that numbers compare alike.
+		moved = append(moved, decode(t, strings.ReplaceAll(string(b), chartgen.Namespace, ns))...)
+	}
+	got := byID(decode(t, text), func(u *unstructured.Unstructured) bool {
+		return u.GetKind() == "PodDisruptionBudget" || u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
+	})
+	exp := byID(moved, func(u *unstructured.Unstructured) bool {
+		return u.GetKind() == "Namespace" || u.GetKind() == "CustomResourceDefinition"
+	})
+	if g, w := keys(got), keys(exp); strings.Join(g, ",") != strings.Join(w, ",") {
+		t.Fatalf("rendered\n  %s\nwant\n  %s", strings.Join(g, "\n  "), strings.Join(w, "\n  "))
+	}
+	for id, w := range exp {
+		if !equality.Semantic.DeepEqual(got[id].Object, w.Object) {
+			t.Errorf("%s differs from config/default's in namespace %s", id, ns)
+		}
 	}
 }
 
