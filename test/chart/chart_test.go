@@ -9,9 +9,7 @@ package chart
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +20,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"keywarden.dev/keywarden/internal/chartgen"
 	"keywarden.dev/keywarden/test/harness"
@@ -78,19 +75,11 @@ func TestChartIsGeneratedFromConfig(t *testing.T) {
 
 func decode(t *testing.T, text string) []*unstructured.Unstructured {
 	t.Helper()
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(text), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			return objs
-		} else if err != nil {
-			t.Fatalf("decoding a rendering: %v", err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
+	objs, err := harness.Decode([]byte(text))
+	if err != nil {
+		t.Fatalf("decoding a rendering: %v", err)
 	}
+	return objs
 }
 
 func byID(objs []*unstructured.Unstructured, skip func(*unstructured.Unstructured) bool) map[string]*unstructured.Unstructured {

@@ -28,14 +28,24 @@ func Kustomize(dir string) ([]*unstructured.Unstructured, error) {
 		}
 		return nil, err
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	objs, err := Decode(out)
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", dir, err)
+	}
+	return objs, nil
+}
+
+// Decode reads a stream of YAML or JSON objects (kustomize's or helm's
+// output), in order, skipping empty documents.
+func Decode(stream []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(stream), 4096)
 	var objs []*unstructured.Unstructured
 	for {
 		u := &unstructured.Unstructured{}
 		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
 			return objs, nil
 		} else if err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", dir, err)
+			return nil, err
 		}
 		if len(u.Object) > 0 {
 			objs = append(objs, u)
