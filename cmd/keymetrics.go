@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"keywarden.dev/keywarden/controllers"
@@ -14,14 +13,10 @@ import (
 // controller manager of the moment) and the counters of the controller's
 // passes.
 func registerKeyMetrics(perKey bool) (*keymetrics.Collector, *controllers.Metrics, error) {
-	return registerKeyMetricsWith(ctrlmetrics.Registry, perKey)
-}
-
-func registerKeyMetricsWith(reg prometheus.Registerer, perKey bool) (*keymetrics.Collector, *controllers.Metrics, error) {
 	c := &keymetrics.Collector{PerKey: perKey}
-	if err := reg.Register(c); err != nil {
+	if err := ctrlmetrics.Registry.Register(c); err != nil {
 		return nil, nil, err
 	}
-	m, err := controllers.NewMetrics(reg)
+	m, err := controllers.NewMetrics(ctrlmetrics.Registry)
 	return c, m, err
 }
