@@ -23,7 +23,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -98,11 +97,7 @@ var _ = Describe("APIKey controller", func() {
 		Expect(condition(got, "Ready").ObservedGeneration).To(Equal(got.Generation))
 
 		By("kstatus sees the key as Current")
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
-		Expect(err).NotTo(HaveOccurred())
-		res, err := status.Compute(&unstructured.Unstructured{Object: u})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(res.Status).To(Equal(status.CurrentStatus))
+		Expect(kstatusOf(got)).To(Equal(status.CurrentStatus))
 
 		Eventually(eventReasons(ctx, got)).Should(ContainElement("KeyIssued"))
 

@@ -125,6 +125,15 @@ func unstructuredOf(obj client.Object, kind string) map[string]any {
 	return u.Object
 }
 
+// kstatusOf is what kstatus (as Flux computes it) says of the key.
+func kstatusOf(k *keywardenv1alpha1.APIKey) (status.Status, error) {
+	res, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(k, "APIKey")})
+	if err != nil {
+		return "", err
+	}
+	return res.Status, nil
+}
+
 // watchKey records every version of the key the API server sends from
 // now on, until stop.
 func watchKey(ctx context.Context, k *keywardenv1alpha1.APIKey) (stop func() []keywardenv1alpha1.APIKey) {
@@ -379,9 +388,7 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		refused := old("old-refused", keywardenv1alpha1.PhaseRefused, false, notReady("ActiveKeyLimit"),
 			metav1.Condition{Type: "Stalled", Status: metav1.ConditionTrue, Reason: "ActiveKeyLimit", Message: "m"})
 		for _, k := range []*keywardenv1alpha1.APIKey{revoked, expired, refused} {
-			before, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(getKey(ctx, k), "APIKey")})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(before.Status).NotTo(Equal(status.CurrentStatus), k.Name)
+			Expect(kstatusOf(getKey(ctx, k))).NotTo(Equal(status.CurrentStatus), k.Name)
 			Expect(k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType,
 				[]byte(`{"metadata":{"labels":{"`+labelUnmanaged+`":null}}}`)))).To(Succeed())
 		}
@@ -389,15 +396,11 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		for _, k := range []*keywardenv1alpha1.APIKey{revoked, expired} {
 			Eventually(func(g Gomega) {
 				got := getKey(ctx, k)
-				res, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(got, "APIKey")})
-				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(res.Status).To(Equal(want[k.Name]), k.Name)
+				g.Expect(kstatusOf(got)).To(Equal(want[k.Name]), k.Name)
 				g.Expect(got.Status.KeyHash).To(Equal("sha256:"+strings.Repeat("ab", 32)), "the key's hash, by which the verifier answers, is kept")
 			}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 		}
 		got := waitRefused(ctx, refused)
-		res, err := status.Compute(&unstructured.Unstructured{Object: unstructuredOf(got, "APIKey")})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(res.Status).To(Equal(status.InProgressStatus))
+		Expect(kstatusOf(got)).To(Equal(status.InProgressStatus))
 	})
 })
