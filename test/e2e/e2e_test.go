@@ -220,6 +220,13 @@ func (e *env) trustVerifierCA() {
 	if http1.Transport != nil {
 		return // the managers share the certificate
 	}
+	http1.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: publishedVerifierCA(e), ServerName: verifierName, MinVersion: tls.VersionTLS12}}
+}
+
+// publishedVerifierCA waits for the ConfigMap keywarden-verifier-ca and
+// returns a pool of the CAs it holds.
+func publishedVerifierCA(e *env) *x509.CertPool {
+	e.t.Helper()
 	var ca string
 	e.eventually("the verifier's CA is published", 30*time.Second, func() bool {
 		cm, err := e.kube.CoreV1().ConfigMaps(harness.ManagerNamespace).Get(context.Background(), "keywarden-verifier-ca", metav1.GetOptions{})
@@ -233,7 +240,7 @@ func (e *env) trustVerifierCA() {
 	if !pool.AppendCertsFromPEM([]byte(ca)) {
 		e.t.Fatal("the published CA is not PEM")
 	}
-	http1.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: verifierName, MinVersion: tls.VersionTLS12}}
+	return pool
 }
 
 // status GETs a URL and returns the status and the body ("" on error).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +22,9 @@ import (
 // (--metrics-secure), a replica answers a scrape without a token with 401,
 // one from a ServiceAccount that may not get /metrics with 403, and one
 // from a ServiceAccount bound to config/rbac's metrics reader role with the
-// metrics; given --metrics-cert-dir, it serves that certificate.
+// metrics, over the verifier's certificate, which a scraper verifies with
+// the published CA; given another --metrics-cert-dir, it serves that
+// certificate.
 func securedMetrics(e *env) {
 	ctx := context.Background()
 	e.kubectl("apply", "-f", "config/rbac/metrics_reader_role.yaml")
@@ -37,10 +40,12 @@ func securedMetrics(e *env) {
 		e.t.Fatal(err)
 	}
 
-	// As config/manager runs it: a self-signed certificate, which the
-	// client does not check here.
-	addr, stop := e.startSecureMetrics("self-signed")
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	// As config/manager runs it: the verifier's self-issued certificate,
+	// which a scraper verifies with the CA the manager publishes and the
+	// verifier's name, as config/prometheus's ServiceMonitor does.
+	dir := e.t.TempDir()
+	addr, stop := e.startSecureMetrics("verifier-cert", "--verifier-certs=self", "--verifier-cert-dir", dir, "--metrics-cert-dir", dir)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: publishedVerifierCA(e), ServerName: verifierName}}}
 	if code := scrapeStatus(e, c, addr, ""); code != http.StatusUnauthorized {
 		e.t.Fatalf("a scrape without a token: %d, want 401", code)
 	}
@@ -48,7 +53,7 @@ func securedMetrics(e *env) {
 		e.t.Fatalf("a scrape by a ServiceAccount without the reader role: %d, want 403", code)
 	}
 	if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
-		e.t.Fatalf("a scrape by the metrics reader: %d, want 200", code)
+		e.t.Fatalf("a scrape by the metrics reader, verifying the certificate with keywarden-verifier-ca: %d, want 200", code)
 	}
 	if resp, err := http1.Get("http://" + addr + "/metrics"); err == nil {
 		_ = resp.Body.Close()
@@ -58,9 +63,23 @@ func securedMetrics(e *env) {
 	}
 	stop()
 
+	// Without a certificate to serve: controller-runtime's in-memory
+	// self-signed one, which the published CA does not vouch for.
+	addr, stop = e.startSecureMetrics("self-signed")
+	e.eventually("the self-signed metrics endpoint listens, and the published CA does not vouch for it", 30*time.Second, func() bool {
+		resp, err := c.Get("https://" + addr + "/metrics")
+		if err == nil {
+			_ = resp.Body.Close()
+			e.t.Fatal("the in-memory self-signed metrics certificate verified with keywarden-verifier-ca")
+		}
+		var refused *tls.CertificateVerificationError
+		return errors.As(err, &refused)
+	})
+	stop()
+
 	// With --metrics-cert-dir: the certificate given, which the client
 	// verifies.
-	dir := e.t.TempDir()
+	dir = e.t.TempDir()
 	pool := writeServingCert(e, dir)
 	addr, stop = e.startSecureMetrics("cert-dir", "--metrics-cert-dir", dir)
 	defer stop()
@@ -68,7 +87,7 @@ func securedMetrics(e *env) {
 	if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
 		e.t.Fatalf("a scrape by the metrics reader, verifying the certificate given: %d, want 200", code)
 	}
-	e.note("secured metrics: no token 401, a ServiceAccount without the reader role 403, with it 200; the certificate of --metrics-cert-dir served")
+	e.note("secured metrics: no token 401, a ServiceAccount without the reader role 403, with it 200, the verifier's certificate verified with keywarden-verifier-ca; without it a self-signed one that CA refuses; the certificate of --metrics-cert-dir served")
 }
 
 // startSecureMetrics starts one more replica, with its metrics served as
