@@ -75,7 +75,7 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 
 .PHONY: test-e2e
 test-e2e: build controlplane ## Run the end-to-end scenarios: the manager binary as processes, kubectl, HTTP.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" MANAGER_BIN=$(BIN)/manager go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" MANAGER_BIN=$(BIN)/manager PLUGIN_BIN=$(BIN)/kubectl-keywarden go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
 
 .PHONY: bench
 bench: build controlplane ## Run the benchmarks (docs/benchmarks.md); each prints its ratio against a baseline measured in the same run.
@@ -88,8 +88,9 @@ dev: build controlplane ## Run Keywarden against a local control plane with the 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary into bin/manager.
+build: ## Build the manager into bin/manager and the kubectl plugin into bin/kubectl-keywarden.
 	go build -o $(BIN)/manager ./cmd
+	go build -o $(BIN)/kubectl-keywarden ./cmd/kubectl-keywarden
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.

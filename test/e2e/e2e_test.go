@@ -48,7 +48,11 @@ type env struct {
 
 	mu      sync.Mutex
 	rawKeys map[string]bool // every raw key seen in a Secret
-	summary []string
+	// pluginBin is kubectl-keywarden; pluginOutput all it printed but
+	// the keys create printed.
+	pluginBin    string
+	pluginOutput strings.Builder
+	summary      []string
 }
 
 var http1 = &http.Client{Timeout: 5 * time.Second}
@@ -74,7 +78,10 @@ func TestE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, cluster: cluster, kube: kube, bin: bin, dir: dir, rawKeys: map[string]bool{}}
+	e := &env{t: t, cluster: cluster, kube: kube, bin: bin, dir: dir, rawKeys: map[string]bool{}, pluginBin: os.Getenv("PLUGIN_BIN")}
+	if e.pluginBin == "" {
+		t.Fatal("PLUGIN_BIN is not set: run make test-e2e")
+	}
 	e.kubectl("apply", "-k", "config/crd")
 	e.kubectl("apply", "-k", "config/rbac")
 	// Every install is one the API server accepts as it is.
@@ -103,6 +110,7 @@ func TestE2E(t *testing.T) {
 	}{
 		{"quickstart", quickstart},
 		{"rotation", rotation},
+		{"kubectl plugin", kubectlPlugin},
 		{"monitoring", monitoring},
 		{"bad input at the door", badInput},
 		{"failover", failover},

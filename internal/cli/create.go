@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/keyview"
+)
+
+type createOptions struct {
+	displayName, owner, role, description, class string
+	scopes                                       []string
+	lifetime, expiresAt                          string
+	trackLastUsed                                bool
+	dryRun, output                               string
+	timeout                                      time.Duration
+}
+
+func (a *app) createCommand() *cobra.Command {
+	var o createOptions
+	cmd := &cobra.Command{
+		Use:   "create NAME --display-name TEXT --owner OWNER --role ROLE",
+		Short: "Create a key, wait until it is issued, and print it once",
+		Long: `Create an APIKey, wait until Keywarden issues it, and print the raw key on
+standard output, once and alone, so that KEY=$(kubectl keywarden create ...)
+works; everything else goes to standard error. Keywarden keeps only the
+key's hash; the key stays in its Secret for workloads.
+
+When the key is refused (its owner holds as many keys as the class allows)
+or its class does not allow it, the command says why, deletes the APIKey it
+created, and exits 1: nothing was issued.
+
+With --dry-run=client it prints the manifest instead (-o yaml or json), for
+Git.`,
+		Example: `  KEY=$(kubectl keywarden create wordpress-purge -n team-a \
+    --display-name "WordPress purge plugin" --owner alice@example.com \
+    --role standard --scope cache:purge --lifetime 90d)
+  kubectl keywarden create ci --display-name CI --owner ci --role readonly --dry-run=client -o yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.create(cmd.Context(), args[0], o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.displayName, "display-name", "", "the key's human-readable name (required)")
+	f.StringVar(&o.owner, "owner", "", "the user or team the key belongs to (required)")
+	f.StringVar(&o.role, "role", "", "the key's role (required)")
+	f.StringSliceVar(&o.scopes, "scope", nil, "a scope the key grants; repeat it or separate with commas (none: all its role's scopes in its class)")
+	f.StringVar(&o.lifetime, "lifetime", "", "how long the key is valid after issuance: 30d, 1d12h, 720h")
+	f.StringVar(&o.expiresAt, "expires-at", "", "when the key stops being valid: RFC 3339 (2027-01-31T00:00:00Z) or a date (2027-01-31, midnight UTC)")
+	f.StringVar(&o.class, "class", "", "the APIKeyClass whose policy applies (default: the cluster's default class)")
+	f.StringVar(&o.description, "description", "", "what the key is for, for the people who review keys")
+	f.BoolVar(&o.trackLastUsed, "track-last-used", false, "record when the key was last used")
+	f.StringVar(&o.dryRun, "dry-run", "none", `"client" prints the manifest instead of creating it`)
+	f.StringVarP(&o.output, "output", "o", "", "with --dry-run=client: yaml (default) or json")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the key to be issued")
+	for _, name := range []string{"display-name", "owner", "role"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"yaml", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("dry-run", cobra.FixedCompletions([]string{"none", "client"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// manifest builds the APIKey the options declare.
+func (o createOptions) manifest(ns, name string) (*keywardenv1alpha1.APIKey, error) {
+	k := &keywardenv1alpha1.APIKey{
+		TypeMeta:   metav1.TypeMeta{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: keywardenv1alpha1.APIKeyKind},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: keywardenv1alpha1.APIKeySpec{
+			DisplayName: o.displayName, Owner: o.owner, Role: o.role, Description: o.description,
+			ClassName: o.class, TrackLastUsed: o.trackLastUsed,
+		},
+	}
+	for _, s := range o.scopes {
+		if s = strings.TrimSpace(s); s != "" {
+			k.Spec.Scopes = append(k.Spec.Scopes, keywardenv1alpha1.Scope(s))
+		}
+	}
+	if o.lifetime != "" && o.expiresAt != "" {
+		return nil, errors.New("--lifetime and --expires-at are mutually exclusive: give at most one")
+	}
+	if o.lifetime != "" {
+		d, err := keyview.ParseDuration(o.lifetime)
+		if err != nil {
+			return nil, fmt.Errorf("--lifetime: %w", err)
+		}
+		k.Spec.Lifetime = &metav1.Duration{Duration: d}
+	}
+	if o.expiresAt != "" {
+		t, err := time.Parse(time.RFC3339, o.expiresAt)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, o.expiresAt); err != nil {
+				return nil, fmt.Errorf("--expires-at %q is neither RFC 3339 (2027-01-31T00:00:00Z) nor a date (2027-01-31)", o.expiresAt)
+			}
+		}
+		mt := metav1.NewTime(t)
+		k.Spec.ExpiresAt = &mt
+	}
+	return k, nil
+}
+
+func (a *app) create(ctx context.Context, name string, o createOptions) error {
+	ns, _, err := a.namespace()
+	if err != nil {
+		return err
+	}
+	k, err := o.manifest(ns, name)
+	if err != nil {
+		return err
+	}
+	switch o.dryRun {
+	case "client":
+		return a.printManifest(manifestOnly(k), o.output)
+	case "none", "":
+		if o.output != "" {
+			return errors.New("-o prints the manifest of --dry-run=client; create prints only the key")
+		}
+	default:
+		return fmt.Errorf("--dry-run must be none or client, not %q", o.dryRun)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, k); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("apikey %s/%s already exists: choose another name (kubectl keywarden show %s -n %s)", ns, name, name, ns)
+		}
+		if apierrors.IsInvalid(err) {
+			return fmt.Errorf("the API server refused the key: %s", apiMessage(err))
+		}
+		return explain(err, "create", "apikeys.keywarden.dev", ns)
+	}
+	fmt.Fprintf(a.Err, "apikey %s/%s created; waiting for Keywarden to issue it\n", ns, name)
+
+	issued, err := a.waitIssued(ctx, k, o.timeout)
+	if err != nil {
+		return err
+	}
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: issued.Status.SecretRef.Name}, &secret); err != nil {
+		return fmt.Errorf("the key is issued into Secret %s/%s, but reading it failed: %w", ns, issued.Status.SecretRef.Name,
+			explain(err, "get", "secrets", ns))
+	}
+	raw := strings.TrimSpace(string(secret.Data[keywardenv1alpha1.SecretKeyField]))
+	// Print only the key the APIKey records: a Secret changed meanwhile
+	// holds a key that does not verify, or one someone else chose.
+	if raw == "" || keys.Hash(raw) != issued.Status.KeyHash {
+		return fmt.Errorf("the Secret %s/%s does not hold the key apikey %s records: it was changed since issuance, and Keywarden issues a new key; nothing is printed (see kubectl keywarden show %s -n %s)",
+			ns, secret.Name, name, name, ns)
+	}
+	fmt.Fprintf(a.Err, "apikey %s/%s issued: prefix %s, owner %s, role %s, expires %s; the key is in Secret %s (field %s). It is printed once, now:\n",
+		ns, name, issued.Status.KeyPrefix, keyview.Clean(issued.Status.Owner), issued.Status.Role, keyview.Expires(issued), secret.Name, keywardenv1alpha1.SecretKeyField)
+	fmt.Fprintln(a.Out, raw)
+	return nil
+}
+
+// waitIssued waits until the key is issued. When it is refused or stalls,
+// or no manager picks it up, it deletes the APIKey it created and says why.
+func (a *app) waitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey, timeout time.Duration) (*keywardenv1alpha1.APIKey, error) {
+	c, _ := a.client()
+	start := time.Now()
+	var last *keywardenv1alpha1.APIKey
+	var failure error
+	done, err := poll(ctx, timeout, func() (bool, error) {
+		var k keywardenv1alpha1.APIKey
+		if err := c.Get(ctx, client.ObjectKeyFromObject(created), &k); err != nil {
+			return false, explain(err, "get", "apikeys.keywarden.dev", created.Namespace)
+		}
+		last = &k
+		switch {
+		case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.Status.KeyHash != "" && k.Status.SecretRef != nil:
+			return true, nil
+		case k.Status.Phase == keywardenv1alpha1.PhaseRefused:
+			reason, message := keywardenv1alpha1.ReasonActiveKeyLimit, ""
+			for _, c := range k.Status.Conditions {
+				if c.Type == keywardenv1alpha1.ConditionReconciling {
+					reason, message = c.Reason, c.Message
+				}
+			}
+			failure = fmt.Errorf("apikey %s/%s was refused (%s): %s", k.Namespace, k.Name, reason, keyview.Clean(message))
+		case stalled(&k) != nil && seen(&k):
+			s := stalled(&k)
+			failure = fmt.Errorf("apikey %s/%s cannot be issued (%s): %s", k.Namespace, k.Name, s.Reason, keyview.Clean(s.Message))
+		case k.Status.Phase == keywardenv1alpha1.PhaseExpired || k.Status.Phase == keywardenv1alpha1.PhaseRevoked:
+			failure = fmt.Errorf("apikey %s/%s is %s", k.Namespace, k.Name, k.Status.Phase)
+		case k.Status.ObservedGeneration == 0 && time.Since(start) > a.managerWait:
+			failure = managerMissing(fmt.Sprintf("apikey %s/%s was created", k.Namespace, k.Name), a.managerWait)
+		}
+		return failure != nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !done {
+		failure = fmt.Errorf("apikey %s/%s was not issued within %s (it is %s)", created.Namespace, created.Name, timeout, keyview.Status(last))
+	}
+	if failure == nil {
+		return last, nil
+	}
+	// Nothing was issued: leave nothing behind, as a refused request to
+	// an API-key service leaves nothing.
+	del := c.Delete(context.WithoutCancel(ctx), created, client.Preconditions{UID: &created.UID})
+	switch {
+	case del == nil || apierrors.IsNotFound(del):
+		return nil, fmt.Errorf("%w\nThe APIKey was deleted: nothing was issued", failure)
+	default:
+		return nil, fmt.Errorf("%w\nDeleting the APIKey failed too: %v", failure, explain(del, "delete", "apikeys.keywarden.dev", created.Namespace))
+	}
+}
+
+// manifestOnly is the key as it goes into Git: no status, no fields the
+// API server sets.
+func manifestOnly(k *keywardenv1alpha1.APIKey) map[string]any {
+	m := map[string]any{
+		"apiVersion": k.APIVersion, "kind": k.Kind,
+		"metadata": map[string]any{"name": k.Name, "namespace": k.Namespace},
+		"spec":     k.Spec,
+	}
+	return m
+}
+
+// apiMessage is the API server's message for a refused object: it names
+// the fields.
+func apiMessage(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return status.Status().Message
+	}
+	return err.Error()
+}
+
+func (a *app) printManifest(obj any, output string) error {
+	switch output {
+	case "", "yaml":
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		_, err = a.Out.Write(b)
+		return err
+	case "json":
+		b, err := json.MarshalIndent(obj, "", "    ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(a.Out, string(b))
+		return err
+	}
+	return fmt.Errorf("-o must be yaml or json, not %q", output)
+}

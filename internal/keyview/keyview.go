@@ -1,0 +1,247 @@
+// Package keyview holds the rules by which kubectl-keywarden shows APIKeys
+// to a person: the list's order, columns and filters, durations in days,
+// and conditions in words. Everything here is pure: the time is given.
+package keyview
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// TimeFormat is how times are shown: to the minute, in the local zone.
+const TimeFormat = "2006-01-02 15:04"
+
+// ParseDuration reads a duration as a person writes it: a Go duration
+// (90m, 720h), or days with an optional Go duration after them (30d, 1d12h).
+// It must be positive.
+func ParseDuration(s string) (time.Duration, error) {
+	days, rest := 0, s
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.Atoi(s[:i])
+		if err != nil || n < 0 || n > 100*366 {
+			return 0, fmt.Errorf("%q is not a duration: use days (30d), hours (12h) or minutes (90m)", s)
+		}
+		days, rest = n, s[i+1:]
+	}
+	var d time.Duration
+	if rest != "" {
+		var err error
+		if d, err = time.ParseDuration(rest); err != nil || d < 0 {
+			return 0, fmt.Errorf("%q is not a duration: use days (30d), hours (12h) or minutes (90m)", s)
+		}
+	}
+	d += time.Duration(days) * 24 * time.Hour
+	if d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration", s)
+	}
+	return d, nil
+}
+
+// Phases are the phases a key can be in, as --phase accepts them.
+var Phases = []keywardenv1alpha1.APIKeyPhase{
+	keywardenv1alpha1.PhasePending, keywardenv1alpha1.PhaseActive, keywardenv1alpha1.PhaseRefused,
+	keywardenv1alpha1.PhaseExpired, keywardenv1alpha1.PhaseRevoked,
+}
+
+// ParsePhase reads a phase in any case.
+func ParsePhase(s string) (keywardenv1alpha1.APIKeyPhase, error) {
+	for _, p := range Phases {
+		if strings.EqualFold(s, string(p)) {
+			return p, nil
+		}
+	}
+	names := make([]string, len(Phases))
+	for i, p := range Phases {
+		names[i] = string(p)
+	}
+	return "", fmt.Errorf("%q is not a phase: one of %s", s, strings.Join(names, ", "))
+}
+
+// Phase is the key's phase; Pending until the controller has written one.
+func Phase(k *keywardenv1alpha1.APIKey) keywardenv1alpha1.APIKeyPhase {
+	if k.Status.Phase == "" {
+		return keywardenv1alpha1.PhasePending
+	}
+	return k.Status.Phase
+}
+
+// Owner is the owner the key is granted to, or, before it is issued, the
+// owner its spec declares.
+func Owner(k *keywardenv1alpha1.APIKey) string {
+	if k.Status.Owner != "" {
+		return k.Status.Owner
+	}
+	return k.Spec.Owner
+}
+
+// Role is the role the key is granted, or, before it is issued, the role
+// its spec declares.
+func Role(k *keywardenv1alpha1.APIKey) string {
+	if k.Status.Role != "" {
+		return k.Status.Role
+	}
+	return k.Spec.Role
+}
+
+// Class is the class the key was issued under, or the one its spec names.
+func Class(k *keywardenv1alpha1.APIKey) string {
+	if k.Status.ClassName != "" {
+		return k.Status.ClassName
+	}
+	return k.Spec.ClassName
+}
+
+// Scopes are the key's granted scopes, or, before it is issued, the scopes
+// its spec declares.
+func Scopes(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope {
+	if k.Status.Scopes != nil || k.Status.Phase == keywardenv1alpha1.PhaseActive {
+		return k.Status.Scopes
+	}
+	return k.Spec.Scopes
+}
+
+// Status is the STATUS column: the phase, with the reason when the key
+// needs a person (Stalled) or waits for a place (Refused), and "expiring
+// soon" for an active key whose class warns of its expiry.
+func Status(k *keywardenv1alpha1.APIKey) string {
+	phase := Phase(k)
+	switch phase {
+	case keywardenv1alpha1.PhaseExpired, keywardenv1alpha1.PhaseRevoked:
+		return string(phase)
+	case keywardenv1alpha1.PhaseRefused:
+		if c := condition(k, keywardenv1alpha1.ConditionReconciling); c != nil && c.Reason != "" {
+			return string(phase) + " (" + c.Reason + ")"
+		}
+		return string(phase)
+	}
+	if c := condition(k, keywardenv1alpha1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+		return string(phase) + " (Stalled: " + c.Reason + ")"
+	}
+	if c := condition(k, keywardenv1alpha1.ConditionExpiringSoon); phase == keywardenv1alpha1.PhaseActive && c != nil && c.Status == metav1.ConditionTrue {
+		return "Active (expiring soon)"
+	}
+	return string(phase)
+}
+
+func condition(k *keywardenv1alpha1.APIKey, t string) *metav1.Condition {
+	for i := range k.Status.Conditions {
+		if k.Status.Conditions[i].Type == t {
+			return &k.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// Expires is the EXPIRES column: when the key expires, "never" when it
+// does not, and, before issuance, what its spec asks for.
+func Expires(k *keywardenv1alpha1.APIKey) string {
+	switch {
+	case k.Status.ExpiresAt != nil:
+		return k.Status.ExpiresAt.Local().Format(TimeFormat)
+	case k.Status.IssuedAt != nil:
+		return "never"
+	case k.Spec.ExpiresAt != nil:
+		return k.Spec.ExpiresAt.Local().Format(TimeFormat)
+	case k.Spec.Lifetime != nil:
+		return Days(k.Spec.Lifetime.Duration) + " after issuance"
+	}
+	return "-"
+}
+
+// LastUsed is the LAST USED column: when a tracked key was last used,
+// "Never" when it has not been, "untracked" when its use is not recorded.
+func LastUsed(k *keywardenv1alpha1.APIKey) string {
+	switch {
+	case !k.Spec.TrackLastUsed:
+		return "untracked"
+	case k.Status.LastUsedAt == nil:
+		return "Never"
+	}
+	return k.Status.LastUsedAt.Local().Format(TimeFormat)
+}
+
+// Days writes a duration in days when it is whole days, else as Go does.
+func Days(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// Newest sorts keys newest first (by creation), then by namespace and name.
+func Newest(keys []keywardenv1alpha1.APIKey) {
+	sort.SliceStable(keys, func(i, j int) bool {
+		a, b := &keys[i], &keys[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return b.CreationTimestamp.Before(&a.CreationTimestamp)
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+}
+
+// Filter selects keys for the list. Empty fields select every key.
+type Filter struct {
+	Owner, Role, Class string
+	Phase              keywardenv1alpha1.APIKeyPhase
+	// Search is text looked for, in any case, in the name, display name,
+	// owner, prefix and description.
+	Search string
+	// ExpiringWithin selects active keys that expire within it.
+	ExpiringWithin time.Duration
+	// UnusedFor selects active tracked keys not used for it: last used
+	// before, or never used and issued before.
+	UnusedFor time.Duration
+}
+
+// Match reports whether the filter selects the key at the time now.
+func (f Filter) Match(k *keywardenv1alpha1.APIKey, now time.Time) bool {
+	switch {
+	case f.Owner != "" && Owner(k) != f.Owner && k.Spec.Owner != f.Owner:
+		return false
+	case f.Role != "" && Role(k) != f.Role:
+		return false
+	case f.Class != "" && Class(k) != f.Class:
+		return false
+	case f.Phase != "" && Phase(k) != f.Phase:
+		return false
+	case f.Search != "" && !search(k, f.Search):
+		return false
+	}
+	active := Phase(k) == keywardenv1alpha1.PhaseActive
+	if f.ExpiringWithin > 0 && (!active || k.Status.ExpiresAt == nil || k.Status.ExpiresAt.After(now.Add(f.ExpiringWithin))) {
+		return false
+	}
+	if f.UnusedFor > 0 {
+		if !active || !k.Spec.TrackLastUsed {
+			return false
+		}
+		since := k.Status.IssuedAt
+		if k.Status.LastUsedAt != nil {
+			since = k.Status.LastUsedAt
+		}
+		if since == nil || since.After(now.Add(-f.UnusedFor)) {
+			return false
+		}
+	}
+	return true
+}
+
+func search(k *keywardenv1alpha1.APIKey, text string) bool {
+	text = strings.ToLower(text)
+	for _, field := range []string{k.Name, k.Spec.DisplayName, k.Spec.Owner, k.Status.Owner, k.Status.KeyPrefix, k.Spec.Description} {
+		if strings.Contains(strings.ToLower(field), text) {
+			return true
+		}
+	}
+	return false
+}

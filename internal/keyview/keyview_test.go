@@ -1,0 +1,287 @@
+package keyview
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+var update = flag.Bool("update", false, "write the golden files")
+
+func init() { time.Local = time.UTC }
+
+var now = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+
+func cond(t string, s metav1.ConditionStatus, reason string) metav1.Condition {
+	return metav1.Condition{Type: t, Status: s, Reason: reason, Message: reason + " message"}
+}
+
+const day = 24 * time.Hour
+
+// key is an issued, tracked key created age ago.
+func key(name string, age time.Duration, mutate ...func(*keywardenv1alpha1.APIKey)) keywardenv1alpha1.APIKey {
+	k := keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a", CreationTimestamp: *at(-age)},
+		Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "Key " + name, Owner: "alice", Role: "readonly", TrackLastUsed: true},
+		Status: keywardenv1alpha1.APIKeyStatus{
+			Phase: keywardenv1alpha1.PhaseActive, KeyPrefix: "kw_" + name[:1] + "Xy9", Owner: "alice", Role: "readonly",
+			IssuedAt: at(-age + time.Second), ExpiresAt: at(-age + 30*day),
+			Conditions: []metav1.Condition{cond(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued)},
+		},
+	}
+	for _, m := range mutate {
+		m(&k)
+	}
+	return k
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * day, "1d12h": 36 * time.Hour, "720h": 720 * time.Hour, "90m": 90 * time.Minute, "0d1s": time.Second,
+	} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0d", "0s", "d", "-1d", "1.5d", "30", "30days", "1d-2h", "99999999d", "1dd"} {
+		if got, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+func TestParsePhase(t *testing.T) {
+	if p, err := ParsePhase("active"); err != nil || p != keywardenv1alpha1.PhaseActive {
+		t.Errorf("ParsePhase(active) = %q, %v", p, err)
+	}
+	if _, err := ParsePhase("Stalled"); err == nil || !strings.Contains(err.Error(), "Pending, Active, Refused, Expired, Revoked") {
+		t.Errorf("ParsePhase(Stalled): %v, want the phases named", err)
+	}
+}
+
+func TestColumns(t *testing.T) {
+	tests := []struct {
+		name                      string
+		key                       keywardenv1alpha1.APIKey
+		status, expires, lastUsed string
+	}{
+		{"active, never used", key("a", day), "Active", "2026-12-31 12:00", "Never"},
+		{"used", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.LastUsedAt = at(-time.Hour) }), "Active", "2026-12-31 12:00", "2026-12-02 11:00"},
+		{"untracked", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = false }), "Active", "2026-12-31 12:00", "untracked"},
+		{"never expires", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = nil }), "Active", "never", "Never"},
+		{"pending, no status", key("a", 0, func(k *keywardenv1alpha1.APIKey) { k.Status = keywardenv1alpha1.APIKeyStatus{} }), "Pending", "-", "Never"},
+		{"pending with a lifetime", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
+			k.Status = keywardenv1alpha1.APIKeyStatus{}
+			k.Spec.Lifetime = &metav1.Duration{Duration: 30 * day}
+		}), "Pending", "30d after issuance", "Never"},
+		{"pending with a date", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
+			k.Status = keywardenv1alpha1.APIKeyStatus{}
+			k.Spec.ExpiresAt = at(2 * day)
+		}), "Pending", "2026-12-04 12:00", "Never"},
+		{"refused", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
+			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseRefused, Conditions: []metav1.Condition{
+				cond(keywardenv1alpha1.ConditionReconciling, metav1.ConditionTrue, keywardenv1alpha1.ReasonActiveKeyLimit)}}
+		}), "Refused (ActiveKeyLimit)", "-", "Never"},
+		{"stalled before issuance", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
+			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhasePending, Conditions: []metav1.Condition{
+				cond(keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue, keywardenv1alpha1.ReasonRoleNotAllowed)}}
+		}), "Pending (Stalled: RoleNotAllowed)", "-", "Never"},
+		{"expired is not shown stalled", key("a", 40*day, func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Phase = keywardenv1alpha1.PhaseExpired
+			k.Status.Conditions = []metav1.Condition{cond(keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue, keywardenv1alpha1.ReasonExpired)}
+		}), "Expired", "2026-11-22 12:00", "Never"},
+		{"expiring soon", key("a", 28*day, func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Conditions = append(k.Status.Conditions, cond(keywardenv1alpha1.ConditionExpiringSoon, metav1.ConditionTrue, keywardenv1alpha1.ReasonExpiringSoon))
+		}), "Active (expiring soon)", "2026-12-04 12:00", "Never"},
+	}
+	for _, tt := range tests {
+		k := tt.key
+		if got := Status(&k); got != tt.status {
+			t.Errorf("%s: status %q, want %q", tt.name, got, tt.status)
+		}
+		if got := Expires(&k); got != tt.expires {
+			t.Errorf("%s: expires %q, want %q", tt.name, got, tt.expires)
+		}
+		if got := LastUsed(&k); got != tt.lastUsed {
+			t.Errorf("%s: last used %q, want %q", tt.name, got, tt.lastUsed)
+		}
+	}
+}
+
+func TestFilter(t *testing.T) {
+	active := key("active", day)
+	used := key("used", 40*day, func(k *keywardenv1alpha1.APIKey) {
+		k.Status.LastUsedAt = at(-31 * day)
+		k.Status.ExpiresAt = at(3 * day)
+		k.Spec.Description = "The WordPress purge plugin"
+	})
+	old := key("old", 40*day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = at(100 * day) })
+	untracked := key("untracked", 40*day, func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed, k.Status.ExpiresAt = false, at(100*day) })
+	reassigned := key("reassigned", day, func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "bob" })
+	revoked := key("revoked", 40*day, func(k *keywardenv1alpha1.APIKey) {
+		k.Status.Phase = keywardenv1alpha1.PhaseRevoked
+		k.Status.ExpiresAt = at(day)
+	})
+	all := []keywardenv1alpha1.APIKey{active, used, old, untracked, reassigned, revoked}
+	tests := []struct {
+		name   string
+		filter Filter
+		want   string
+	}{
+		{"none", Filter{}, "active used old untracked reassigned revoked"},
+		{"owner granted or declared", Filter{Owner: "bob"}, "reassigned"},
+		{"phase", Filter{Phase: keywardenv1alpha1.PhaseRevoked}, "revoked"},
+		{"search description, any case", Filter{Search: "wordpress"}, "used"},
+		{"search prefix", Filter{Search: "kw_oXy"}, "old"},
+		{"search display name", Filter{Search: "KEY UNTR"}, "untracked"},
+		{"expiring within 7d: active only", Filter{ExpiringWithin: 7 * day}, "used"},
+		{"unused for 30d: tracked, active, issued or used before", Filter{UnusedFor: 30 * day}, "used old"},
+		{"role", Filter{Role: "admin"}, ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for i := range all {
+			if tt.filter.Match(&all[i], now) {
+				got = append(got, all[i].Name)
+			}
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("%s: %v, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestNewest(t *testing.T) {
+	keys := []keywardenv1alpha1.APIKey{key("b", day), key("c", time.Hour), key("a", day), key("d", 2*day)}
+	Newest(keys)
+	var got []string
+	for _, k := range keys {
+		got = append(got, k.Name)
+	}
+	if strings.Join(got, " ") != "c a b d" {
+		t.Errorf("order %v, want c a b d (newest first, then by name)", got)
+	}
+}
+
+// A namespace member writes an APIKey whose text would drive an admin's
+// terminal: escape sequences and line breaks reach it escaped.
+func TestCleanAttack(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain name":                "plain name",
+		"\x1b]0;pwned\x07title":     `\x1b]0;pwned\atitle`,
+		"row\nNAME forged   Active": `row\nNAME forged   Active`,
+		"clear\x1b[2J\x1b[H":        `clear\x1b[2J\x1b[H`,
+		"bidi\u202eevil":            `bidi\u202eevil`,
+		"ünïcode ok":                "ünïcode ok",
+	} {
+		if got := Clean(in); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+	k := key("evil", day, func(k *keywardenv1alpha1.APIKey) {
+		k.Spec.DisplayName = "x\x1b[2Jy"
+		k.Status.Owner = "mallory\nforged-row"
+		k.Spec.Description = "\x1b]8;;http://evil\x07link"
+		k.Status.Conditions[0].Message = "msg\x1b[1A"
+	})
+	var b bytes.Buffer
+	if err := Table(&b, []keywardenv1alpha1.APIKey{k}, TableOptions{Wide: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Show(&b, Details{Key: &k}, now); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\x1b\x07") || strings.Contains(b.String(), "\nforged-row") {
+		t.Errorf("control characters reached the output:\n%q", b.String())
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test ./internal/keyview -update to accept):\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func fleet() []keywardenv1alpha1.APIKey {
+	keys := []keywardenv1alpha1.APIKey{
+		key("wordpress-purge", 3*day, func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.DisplayName, k.Spec.Description = "WordPress purge plugin", "Purges the CDN from WordPress"
+			k.Status.Scopes = []keywardenv1alpha1.Scope{"cache:purge"}
+			k.Status.LastUsedAt = at(-2 * time.Hour)
+			k.Status.ClassName = "standard"
+		}),
+		key("billing-export", 10*day, func(k *keywardenv1alpha1.APIKey) {
+			k.Namespace, k.Spec.TrackLastUsed = "team-b", false
+			k.Status.ExpiresAt = nil
+		}),
+		key("ci-deploy", time.Hour, func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Owner, k.Spec.Role = "bob", "admin"
+			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseRefused, Conditions: []metav1.Condition{
+				cond(keywardenv1alpha1.ConditionReconciling, metav1.ConditionTrue, keywardenv1alpha1.ReasonActiveKeyLimit)}}
+		}),
+		key("old-report", 50*day, func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Phase = keywardenv1alpha1.PhaseRevoked
+			k.Status.RevokedAt = at(-5 * day)
+			k.Status.Conditions = nil
+		}),
+	}
+	Newest(keys)
+	return keys
+}
+
+func TestTableGolden(t *testing.T) {
+	for name, o := range map[string]TableOptions{"list.golden": {}, "list-all-wide.golden": {AllNamespaces: true, Wide: true}} {
+		var b bytes.Buffer
+		if err := Table(&b, fleet(), o); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, name, b.String())
+	}
+}
+
+func TestShowGolden(t *testing.T) {
+	k := fleet()[1] // wordpress-purge
+	k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: 30 * day}}
+	k.Status.Rotation = &keywardenv1alpha1.RotationStatus{LastRotatedAt: at(-day), Previous: []keywardenv1alpha1.PreviousKey{
+		{RecordedKey: keywardenv1alpha1.RecordedKey{KeyPrefix: "kw_wOld1"}, RotatedAt: *at(-day), ValidUntil: *at(0)},
+	}}
+	k.Status.SecretRef = &keywardenv1alpha1.SecretReference{Name: "wordpress-purge"}
+	class := &keywardenv1alpha1.APIKeyClass{Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{
+		{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"cache:purge"}, ScopeDescriptions: []keywardenv1alpha1.ScopeDescription{{Scope: "cache:purge", Description: "Purge cached pages"}}},
+	}}}
+	events := []corev1.Event{{Type: "Normal", Reason: "KeyIssued", Message: "Issued a key into Secret wordpress-purge", LastTimestamp: *at(-3 * day)}}
+	var b bytes.Buffer
+	if err := Show(&b, Details{Key: &k, Class: class, Events: events}, now); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "show.golden", b.String())
+
+	pending := key("new", 0, func(k *keywardenv1alpha1.APIKey) { k.Status = keywardenv1alpha1.APIKeyStatus{} })
+	b.Reset()
+	if err := Show(&b, Details{Key: &pending, EventsNote: "you may not list events in team-a"}, now); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "show-pending.golden", b.String())
+}

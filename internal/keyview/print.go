@@ -1,0 +1,301 @@
+package keyview
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// Clean makes text that anyone who may write an APIKey chose safe to put
+// on a person's terminal: control characters (escape sequences that would
+// move the cursor, rewrite earlier lines or set the window title, and
+// line breaks that would forge rows) are shown escaped, as Go quotes them.
+func Clean(s string) string {
+	if strings.IndexFunc(s, unsafeRune) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeRune(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r == unicode.ReplacementChar || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return Clean(s)
+}
+
+// TableOptions shape the list.
+type TableOptions struct {
+	// AllNamespaces adds the NAMESPACE column.
+	AllNamespaces bool
+	// Wide adds CLASS, SCOPES and DESCRIPTION.
+	Wide bool
+}
+
+// Table writes the keys as the list shows them, in the order given.
+func Table(w io.Writer, keys []keywardenv1alpha1.APIKey, o TableOptions) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	head := []string{"NAME", "PREFIX", "DISPLAY NAME", "OWNER", "ROLE", "CREATED", "EXPIRES", "LAST USED", "STATUS"}
+	if o.AllNamespaces {
+		head = append([]string{"NAMESPACE"}, head...)
+	}
+	if o.Wide {
+		head = append(head, "CLASS", "SCOPES", "DESCRIPTION")
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for i := range keys {
+		k := &keys[i]
+		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), cell(k.Spec.DisplayName), cell(Owner(k)), cell(Role(k)),
+			k.CreationTimestamp.Local().Format(TimeFormat), Expires(k), LastUsed(k), Status(k)}
+		if o.AllNamespaces {
+			row = append([]string{cell(k.Namespace)}, row...)
+		}
+		if o.Wide {
+			row = append(row, cell(Class(k)), cell(joinScopes(Scopes(k))), cell(k.Spec.Description))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func joinScopes(s []keywardenv1alpha1.Scope) string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = string(x)
+	}
+	return strings.Join(out, ",")
+}
+
+// Condition says a condition in words: what it means for the key, then the
+// controller's message and reason.
+func Condition(c metav1.Condition) string {
+	var meaning string
+	yes := c.Status == metav1.ConditionTrue
+	switch c.Type {
+	case keywardenv1alpha1.ConditionReady:
+		meaning = map[bool]string{true: "the key is issued and verifies", false: "the key does not verify"}[yes]
+	case keywardenv1alpha1.ConditionReconciling:
+		meaning = map[bool]string{true: "the controller is working on the key", false: "the controller has nothing to do"}[yes]
+	case keywardenv1alpha1.ConditionStalled:
+		meaning = map[bool]string{true: "the key needs a person: the controller cannot go on without a change", false: "nothing blocks the key"}[yes]
+	case keywardenv1alpha1.ConditionClassCompliant:
+		meaning = map[bool]string{true: "the key fits its class", false: "the key no longer fits its class (it stays valid)"}[yes]
+	case keywardenv1alpha1.ConditionExpiringSoon:
+		meaning = map[bool]string{true: "the key expires soon", false: "the key is not near its expiry"}[yes]
+	default:
+		meaning = c.Type + " is " + string(c.Status)
+	}
+	s := meaning
+	if c.Message != "" {
+		s += ". " + Clean(c.Message)
+	}
+	if c.Reason != "" {
+		s += " (" + Clean(c.Reason) + ")"
+	}
+	return s
+}
+
+// Details is what show prints about a key: the key, its class (nil when it
+// has none or may not be read) and its events.
+type Details struct {
+	Key    *keywardenv1alpha1.APIKey
+	Class  *keywardenv1alpha1.APIKeyClass
+	Events []corev1.Event
+	// EventsNote says why there are no events to show, when they could
+	// not be read.
+	EventsNote string
+}
+
+// Show writes a key's details for a person.
+func Show(w io.Writer, d Details, now time.Time) error {
+	k := d.Key
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	line := func(label, value string) { fmt.Fprintf(tw, "%s:\t%s\n", label, value) }
+	line("Name", k.Namespace+"/"+k.Name)
+	line("Display name", cell(k.Spec.DisplayName))
+	if k.Spec.Description != "" {
+		line("Description", Clean(k.Spec.Description))
+	}
+	line("Status", Status(k))
+	line("Prefix", cell(k.Status.KeyPrefix))
+	owner := cell(Owner(k))
+	if k.Status.Owner != "" && k.Spec.Owner != k.Status.Owner {
+		owner += " (the spec asks for " + Clean(k.Spec.Owner) + ", not admitted)"
+	}
+	line("Owner", owner)
+	role := cell(Role(k))
+	if k.Status.Role != "" && k.Spec.Role != k.Status.Role {
+		role += " (the spec asks for " + Clean(k.Spec.Role) + ", not admitted)"
+	}
+	line("Role", role)
+	line("Class", cell(Class(k)))
+	line("Created", k.CreationTimestamp.Local().Format(TimeFormat))
+	if k.Status.IssuedAt != nil {
+		line("Issued", k.Status.IssuedAt.Local().Format(TimeFormat))
+	}
+	exp := Expires(k)
+	if k.Status.ExpiresAt != nil {
+		exp += " (" + relative(k.Status.ExpiresAt.Time, now) + ")"
+	}
+	line("Expires", exp)
+	line("Last used", LastUsed(k))
+	switch phase := Phase(k); {
+	case phase == keywardenv1alpha1.PhaseExpired || phase == keywardenv1alpha1.PhaseRevoked:
+		line("Secret", "deleted with the key")
+	case k.Status.SecretRef != nil:
+		line("Secret", k.Status.SecretRef.Name+" (field "+keywardenv1alpha1.SecretKeyField+")")
+	default:
+		secret := k.Spec.SecretName
+		if secret == "" {
+			secret = k.Name
+		}
+		line("Secret", secret+" (not written yet)")
+	}
+	if r := k.Spec.Rotation; r != nil || k.Status.Rotation != nil {
+		line("Rotation", rotation(k, now))
+	}
+	if k.Status.Revocation != nil {
+		line("Revoked by", Clean(k.Status.Revocation.Reason)+" at "+k.Status.Revocation.At.Local().Format(TimeFormat)+": "+Clean(k.Status.Revocation.Message))
+	} else if k.Status.RevokedAt != nil {
+		line("Revoked", k.Status.RevokedAt.Local().Format(TimeFormat))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "Scopes:")
+	scopes := Scopes(k)
+	if len(scopes) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	descriptions := scopeDescriptions(d.Class, Role(k))
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, s := range scopes {
+		fmt.Fprintf(tw, "  %s\t%s\n", Clean(string(s)), Clean(descriptions[s]))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "Conditions:")
+	if len(k.Status.Conditions) == 0 {
+		fmt.Fprintln(w, "  (none: the controller has not seen the key)")
+	}
+	for _, c := range k.Status.Conditions {
+		fmt.Fprintf(w, "  %s: %s\n", c.Type, Condition(c))
+	}
+
+	fmt.Fprintln(w, "Events:")
+	switch {
+	case d.EventsNote != "":
+		fmt.Fprintf(w, "  (%s)\n", d.EventsNote)
+	case len(d.Events) == 0:
+		fmt.Fprintln(w, "  (none)")
+	}
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, e := range d.Events {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", eventTime(e).Local().Format(TimeFormat), cell(e.Type), cell(e.Reason), Clean(e.Message))
+	}
+	return tw.Flush()
+}
+
+func scopeDescriptions(c *keywardenv1alpha1.APIKeyClass, role string) map[keywardenv1alpha1.Scope]string {
+	out := map[keywardenv1alpha1.Scope]string{}
+	if c == nil {
+		return out
+	}
+	for _, r := range c.Spec.Roles {
+		if r.Name != role {
+			continue
+		}
+		for _, d := range r.ScopeDescriptions {
+			out[d.Scope] = d.Description
+		}
+	}
+	return out
+}
+
+func rotation(k *keywardenv1alpha1.APIKey, now time.Time) string {
+	var parts []string
+	if r := k.Spec.Rotation; r != nil && r.Every != nil {
+		parts = append(parts, "every "+Days(r.Every.Duration))
+	}
+	if r := k.Spec.Rotation; r != nil && r.GracePeriod != nil {
+		parts = append(parts, "grace "+Days(r.GracePeriod.Duration))
+	}
+	if st := k.Status.Rotation; st != nil {
+		if st.LastRotatedAt != nil {
+			parts = append(parts, "last rotated "+st.LastRotatedAt.Local().Format(TimeFormat))
+		}
+		if st.Next != nil {
+			parts = append(parts, "rotating now (next key "+Clean(st.Next.KeyPrefix)+")")
+		}
+		for _, p := range st.Previous {
+			state := "valid until " + p.ValidUntil.Local().Format(TimeFormat)
+			if !p.ValidUntil.After(now) {
+				state = "refused since " + p.ValidUntil.Local().Format(TimeFormat)
+			}
+			parts = append(parts, "previous key "+Clean(p.KeyPrefix)+" "+state)
+		}
+	}
+	if len(parts) == 0 {
+		return "on request"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func eventTime(e corev1.Event) time.Time {
+	switch {
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// EventTime is when an event last happened, for ordering.
+func EventTime(e corev1.Event) time.Time { return eventTime(e) }
+
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	if d >= 0 {
+		return "in " + approx(d)
+	}
+	return approx(-d) + " ago"
+}
+
+// approx writes a duration coarsely: days, hours, minutes or seconds.
+func approx(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
+	case d >= 2*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + " hours"
+	case d >= 2*time.Minute:
+		return strconv.Itoa(int(d/time.Minute)) + " minutes"
+	}
+	return strconv.Itoa(int(d/time.Second)) + " seconds"
+}
