@@ -72,17 +72,26 @@ func run(manager string, exit bool) error {
 		return err
 	}
 	fmt.Printf("\n%s\n", out)
+	plugin, err := filepath.Abs(filepath.Dir(manager))
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`Keywarden is running. To use this cluster:
 
   export KUBECONFIG=%s
   %s get apikeys -A
 
+The kubectl plugin (bin/kubectl-keywarden), with kubectl on the PATH:
+
+  export PATH=%s:%s:$PATH
+  kubectl keywarden list -A
+
 To verify a key:
 
   key=$(%[2]s get secret grafana-readonly -o jsonpath='{.data.key}' | base64 -d)
-  curl -s -X POST http://%s/v1/keys/verify -d "{\"key\":\"$key\",\"namespace\":\"default\"}"
+  curl -s -X POST http://%[5]s/v1/keys/verify -d "{\"key\":\"$key\",\"namespace\":\"default\"}"
 
-`, cluster.Kubeconfig, cluster.KubectlBin, verifierAddr)
+`, cluster.Kubeconfig, cluster.KubectlBin, plugin, filepath.Dir(cluster.KubectlBin), verifierAddr)
 	if exit {
 		return nil
 	}

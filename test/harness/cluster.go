@@ -47,6 +47,12 @@ func StartCluster(dir string) (*Cluster, error) {
 	env.ControlPlaneStopTimeout = 5 * time.Second
 	api := env.ControlPlane.GetAPIServer()
 	api.CertDir = filepath.Join(dir, "apiserver")
+	// Certificates of an earlier cluster in the same directory (make dev
+	// run again) would be served without their CA, which envtest makes
+	// only for certificates it issues itself: start afresh.
+	if err := os.RemoveAll(api.CertDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
 		return nil, err
 	}
