@@ -92,6 +92,10 @@ build: ## Build the manager into bin/manager and the kubectl plugin into bin/kub
 	go build -o $(BIN)/manager ./cmd
 	go build -o $(BIN)/kubectl-keywarden ./cmd/kubectl-keywarden
 
+.PHONY: krew
+krew: ## Build the plugin's release archives and krew manifest into dist/ (VERSION=v0.1.0 RELEASE_URL=https://... HOMEPAGE=https://...).
+	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist
+
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.
 	go run ./cmd

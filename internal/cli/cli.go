@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keyview"
 )
 
 // Streams are the command's standard input, output and error.
@@ -61,9 +64,12 @@ func Main(args []string, s Streams) int {
 }
 
 func (a *app) run(args []string) int {
+	// Ctrl-C ends the waits, and create still cleans up after itself.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cmd := a.command()
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	err := cmd.ExecuteContext(ctx)
 	var code exitCode
 	switch {
 	case err == nil:
@@ -71,8 +77,18 @@ func (a *app) run(args []string) int {
 	case errors.As(err, &code):
 		return int(code)
 	}
-	fmt.Fprintln(a.Err, "error:", err)
+	a.printErr(err)
 	return 1
+}
+
+// printErr writes an error for a person: each line with the control
+// characters of text from the cluster escaped.
+func (a *app) printErr(err error) {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = keyview.Clean(l)
+	}
+	fmt.Fprintln(a.Err, "error:", strings.Join(lines, "\n"))
 }
 
 func (a *app) command() *cobra.Command {
@@ -114,6 +130,11 @@ func (a *app) client() (client.Client, error) {
 		return nil, fmt.Errorf("reading the kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "kubectl-keywarden"
+	if cfg.Timeout == 0 {
+		// Without --request-timeout, no call hangs on an API server
+		// that does not answer.
+		cfg.Timeout = 30 * time.Second
+	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme()})
 	if err != nil {
 		return nil, explain(err, "connect to", "the API server", "")
@@ -144,8 +165,11 @@ func (a *app) namespace() (string, bool, error) {
 // what is missing, or which verb on which resource they may not use.
 func explain(err error, verb, resource, namespace string) error {
 	where := ""
-	if namespace != "" {
+	switch {
+	case namespace != "":
 		where = " in namespace " + namespace
+	case strings.HasPrefix(resource, "apikeys"):
+		where = " across all namespaces"
 	}
 	var netErr *net.OpError
 	switch {
@@ -154,9 +178,12 @@ func explain(err error, verb, resource, namespace string) error {
 	case apimeta.IsNoMatchError(err) || isMissingResource(err):
 		return errors.New("the cluster has no APIKey resource (apikeys.keywarden.dev): Keywarden's CRDs are not installed; " +
 			"install Keywarden (kubectl apply -k config/default, or its Helm chart) or use the context of a cluster that has it")
-	case apierrors.IsForbidden(err):
+	case apierrors.IsForbidden(err) && isRBAC(err):
 		return fmt.Errorf("you may not %s %s%s: ask an admin for a Role that allows %q on %s (check with kubectl auth can-i %s %s%s)",
 			verb, resource, where, verb, resource, verb, resource, nsFlag(namespace))
+	case apierrors.IsForbidden(err):
+		// An admission policy, a webhook or a quota: its own words.
+		return fmt.Errorf("the API server refused to %s %s%s: %s", verb, resource, where, apiMessage(err))
 	case apierrors.IsUnauthorized(err):
 		return errors.New("the API server did not accept your credentials: log in again, or check the kubeconfig's user")
 	case errors.As(err, &netErr):
@@ -165,11 +192,19 @@ func explain(err error, verb, resource, namespace string) error {
 	return fmt.Errorf("%s %s%s: %w", verb, resource, where, err)
 }
 
+// nsFlag is the namespace flag of a hint: -A for every namespace.
 func nsFlag(ns string) string {
 	if ns == "" {
-		return ""
+		return " -A"
 	}
 	return " -n " + ns
+}
+
+// isRBAC reports whether a 403 is the authorizer's (RBAC's) refusal, whose
+// message says "cannot <verb> resource", rather than an admission
+// policy's, a webhook's or a quota's.
+func isRBAC(err error) bool {
+	return strings.Contains(apiMessage(err), " cannot ") && strings.Contains(apiMessage(err), " resource ")
 }
 
 // isMissingResource reports a 404 for the resource itself, as a cluster
@@ -252,10 +287,36 @@ func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) (b
 	}
 }
 
-// seen reports whether the controller has reconciled the key's current
-// generation.
+// seen reports whether the controller has completed a pass over the key's
+// current generation (issued, stalled or refused it).
 func seen(k *keywardenv1alpha1.APIKey) bool {
 	return k.Status.ObservedGeneration >= k.Generation && k.Status.ObservedGeneration > 0
+}
+
+// pickedUp reports whether a controller has looked at the generation at
+// all: a pass that failed with a transient error leaves the generation
+// observed in its conditions only.
+func pickedUp(k *keywardenv1alpha1.APIKey, generation int64) bool {
+	if k.Status.ObservedGeneration >= generation && k.Status.ObservedGeneration > 0 {
+		return true
+	}
+	for _, c := range k.Status.Conditions {
+		if c.ObservedGeneration >= generation && c.ObservedGeneration > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// progress says what the controller last wrote of its work on the key:
+// the Reconciling condition's reason and message, or "".
+func progress(k *keywardenv1alpha1.APIKey) string {
+	for _, c := range k.Status.Conditions {
+		if c.Type == keywardenv1alpha1.ConditionReconciling && c.Status == "True" {
+			return " (" + c.Reason + ": " + c.Message + ")"
+		}
+	}
+	return ""
 }
 
 func stalled(k *keywardenv1alpha1.APIKey) *condition {

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
@@ -103,6 +106,117 @@ func TestWithoutKeywarden(t *testing.T) {
 		t.Errorf("create with a planted key in the Secret: exit %d, %d bytes out, %s", code, len(stdout), strings.ReplaceAll(stderr, planted, "<planted key>"))
 	}
 
+	// Someone with rights in the namespace changes the new APIKey before
+	// it is issued (a wider role, say): create prints nothing.
+	go func() {
+		k := waitFor(t, c, "changed")
+		k.Spec.Role = "admin"
+		if err := c.Update(ctx, k); err != nil {
+			t.Error(err)
+			return
+		}
+		fakeIssue(t, c, "changed", "")
+	}()
+	code, stdout, stderr = run(t, kubeconfig, false, "", "create", "changed", "--display-name", "x", "--owner", "x", "--role", "x")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "was changed or replaced by someone else while it waited to be issued: nothing is printed") {
+		t.Errorf("create of a key changed before issuance: exit %d, %d bytes out, %s", code, len(stdout), stderr)
+	}
+
+	// A manager that picked the key up but fails (its Secret refused, say)
+	// is not a missing manager: create says what it last reported.
+	go setStatus(t, c, "failing", func(k *keywardenv1alpha1.APIKey) {
+		k.Status.Phase = keywardenv1alpha1.PhasePending
+		k.Status.Conditions = []metav1.Condition{{Type: keywardenv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonReconcileError,
+			Message: "Retrying after an error: secrets is forbidden: exceeded quota", ObservedGeneration: k.Generation, LastTransitionTime: metav1.Now()}}
+	})
+	code, _, stderr = run(t, kubeconfig, false, "", "create", "failing", "--display-name", "x", "--owner", "x", "--role", "x", "--timeout", "3s")
+	if code != 1 || strings.Contains(stderr, "is it running") ||
+		!strings.Contains(stderr, "was not issued within 3s: it is Pending (ReconcileError: Retrying after an error: secrets is forbidden: exceeded quota)") {
+		t.Errorf("create while the manager fails: exit %d: %s", code, stderr)
+	}
+
+	// An expired key is not revoked again.
+	expired := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Name: "expired", Namespace: "default"},
+		Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "Expired", Owner: "alice", Role: "readonly"},
+	}
+	if err := c.Create(ctx, expired); err != nil {
+		t.Fatal(err)
+	}
+	setStatus(t, c, "expired", func(k *keywardenv1alpha1.APIKey) {
+		k.Status.Phase, k.Status.ObservedGeneration = keywardenv1alpha1.PhaseExpired, k.Generation
+		k.Status.ExpiresAt = &metav1.Time{Time: time.Now().Add(-time.Hour)}
+	})
+	code, _, stderr = run(t, kubeconfig, false, "", "revoke", "--yes", "expired")
+	if code != 1 || !strings.Contains(stderr, "apikey default/expired expired at") || !strings.Contains(stderr, "revoking it would change nothing") {
+		t.Errorf("revoke of an expired key: exit %d: %s", code, stderr)
+	}
+
+	// A key stalled on a refused change of its spec (anyone who may edit
+	// it can cause one) still rotates: rotate waits for the rotation it
+	// asked for.
+	stalledKey := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Name: "stalled", Namespace: "default"},
+		Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "Stalled", Owner: "alice", Role: "readonly"},
+	}
+	if err := c.Create(ctx, stalledKey); err != nil {
+		t.Fatal(err)
+	}
+	oldKey, _ := keys.Generate("kw_")
+	setStatus(t, c, "stalled", func(k *keywardenv1alpha1.APIKey) {
+		k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: k.Generation, KeyPrefix: keys.DisplayPrefix(oldKey),
+			KeyHash: keys.Hash(oldKey), Owner: "alice", Role: "readonly", SecretRef: &keywardenv1alpha1.SecretReference{Name: "stalled"},
+			Conditions: []metav1.Condition{{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: keywardenv1alpha1.ReasonRoleNotAllowed,
+				Message: "role \"admin\" is not allowed", ObservedGeneration: k.Generation, LastTransitionTime: metav1.Now()}}}
+	})
+	go fakeRotate(t, c, "stalled", oldKey)
+	code, stdout, stderr = run(t, kubeconfig, false, "", "rotate", "stalled", "--timeout", "20s")
+	if code != 0 || !strings.Contains(stdout, "apikey default/stalled rotated at") || !strings.Contains(stdout, "the previous key "+keys.DisplayPrefix(oldKey)+" verifies until") {
+		t.Errorf("rotate of an active key stalled on another change: exit %d: %s%s", code, stdout, stderr)
+	}
+
+	// An admission policy's refusal is not a missing right: its own words
+	// are shown (here, config/owner-binding's).
+	if err := harness.CreateManagerNamespace(cfg); err != nil {
+		t.Fatal(err)
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl := exec.Command(filepath.Join(env.BinaryAssetsDirectory, "kubectl"), "--kubeconfig", kubeconfig, "apply", "-k", filepath.Join(root, "config", "owner-binding"))
+	if out, err := kubectl.CombinedOutput(); err != nil {
+		t.Fatalf("applying config/owner-binding: %v\n%s", err, out)
+	}
+	// alice may do anything RBAC allows, but is not trusted to set others
+	// as owners (system:masters is).
+	alice, err := env.AddUser(envtest.User{Name: "alice"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-admin"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "alice", APIGroup: "rbac.authorization.k8s.io"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err = alice.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceConfig := filepath.Join(t.TempDir(), "alice")
+	if err := os.WriteFile(aliceConfig, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := false
+	for deadline := time.Now().Add(30 * time.Second); !refused && time.Now().Before(deadline); {
+		_, _, stderr = run(t, aliceConfig, false, "", "create", "not-mine", "--display-name", "x", "--owner", "someone-else", "--role", "x")
+		refused = strings.Contains(stderr, "the API server refused to create apikeys.keywarden.dev in namespace default: ") &&
+			strings.Contains(stderr, "spec.owner must be your own username, alice")
+	}
+	if !refused || strings.Contains(stderr, "you may not") {
+		t.Errorf("create refused by the owner-binding policy: %s", stderr)
+	}
+
 	// An active key, as a manager left it before it stopped.
 	k := &keywardenv1alpha1.APIKey{
 		ObjectMeta: metav1.ObjectMeta{Name: "active", Namespace: "default"},
@@ -142,27 +256,95 @@ func TestWithoutKeywarden(t *testing.T) {
 
 // fakeIssue plays a manager that issued a key for the APIKey name, and an
 // attacker who then put the planted key in its Secret.
+// (planted empty: the Secret holds the key issued.)
 func fakeIssue(t *testing.T, c client.Client, name, planted string) {
-	ctx := context.Background()
 	issued, err := keys.Generate("kw_")
 	if err != nil {
 		t.Error(err)
 		return
 	}
-	k := &keywardenv1alpha1.APIKey{}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, k); err == nil {
-			break
-		}
+	if planted == "" {
+		planted = issued
 	}
+	k := waitFor(t, c, name)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Data: map[string][]byte{"key": []byte(planted)}}
-	if err := c.Create(ctx, secret); err != nil {
+	if err := c.Create(context.Background(), secret); err != nil {
 		t.Error(err)
 		return
 	}
-	k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: k.Generation, KeyPrefix: keys.DisplayPrefix(issued),
-		KeyHash: keys.Hash(issued), Owner: "x", Role: "x", SecretRef: &keywardenv1alpha1.SecretReference{Name: name}}
-	if err := c.Status().Update(ctx, k); err != nil {
-		t.Error(err)
+	setStatus(t, c, name, func(k *keywardenv1alpha1.APIKey) {
+		k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: k.Generation, KeyPrefix: keys.DisplayPrefix(issued),
+			KeyHash: keys.Hash(issued), Owner: k.Spec.Owner, Role: k.Spec.Role, SecretRef: &keywardenv1alpha1.SecretReference{Name: name, UID: string(secret.UID)}}
+	})
+	_ = k
+}
+
+// waitFor waits for the APIKey to exist and returns it.
+func waitFor(t *testing.T, c client.Client, name string) *keywardenv1alpha1.APIKey {
+	k := &keywardenv1alpha1.APIKey{}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, k); err == nil {
+			return k
+		}
+	}
+	t.Errorf("apikey %s did not appear", name)
+	return k
+}
+
+// setStatus plays the controller: it writes the status f makes of the
+// APIKey once it exists, retrying on conflicts.
+func setStatus(t *testing.T, c client.Client, name string, f func(*keywardenv1alpha1.APIKey)) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		k := waitFor(t, c, name)
+		f(k)
+		if err := c.Status().Update(context.Background(), k); err == nil {
+			return
+		}
+	}
+	t.Errorf("apikey %s: status not written", name)
+}
+
+// fakeRotate plays a controller that rotates the key when asked: first it
+// records the next key (the Stalled condition stays), then completes.
+func fakeRotate(t *testing.T, c client.Client, name, oldKey string) {
+	var request string
+	for deadline := time.Now().Add(30 * time.Second); request == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if k := waitFor(t, c, name); k.Spec.Rotation != nil {
+			request = k.Spec.Rotation.Request
+		}
+	}
+	next, _ := keys.Generate("kw_")
+	setStatus(t, c, name, func(k *keywardenv1alpha1.APIKey) {
+		k.Status.ObservedGeneration = k.Generation
+		k.Status.Rotation = &keywardenv1alpha1.RotationStatus{Next: &keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(next), KeyPrefix: keys.DisplayPrefix(next)}}
+	})
+	time.Sleep(time.Second)
+	setStatus(t, c, name, func(k *keywardenv1alpha1.APIKey) {
+		now := metav1.Now()
+		k.Status.KeyHash, k.Status.KeyPrefix = keys.Hash(next), keys.DisplayPrefix(next)
+		k.Status.Rotation = &keywardenv1alpha1.RotationStatus{LastRotatedAt: &now, Request: request, Previous: []keywardenv1alpha1.PreviousKey{{
+			RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: keys.Hash(oldKey), KeyPrefix: keys.DisplayPrefix(oldKey)},
+			RotatedAt:   now, ValidUntil: metav1.NewTime(now.Add(24 * time.Hour)),
+		}}}
+	})
+}
+
+// Text with control characters, which a namespace member may put in a
+// display name, prints as JSON and YAML with them escaped.
+func TestManifestEscapesControlCharacters(t *testing.T) {
+	k := &keywardenv1alpha1.APIKey{Spec: keywardenv1alpha1.APIKeySpec{DisplayName: "csi\u009b2J esc\x1b[2J nl\n bidi\u202e 😀 back\\slash"}}
+	for _, output := range []string{"json", "yaml"} {
+		var out bytes.Buffer
+		a := &app{Streams: Streams{Out: &out}}
+		if err := a.printManifest(k, output); err != nil {
+			t.Fatalf("-o %s: %v", output, err)
+		}
+		if strings.ContainsAny(out.String(), "\u009b\x1b\u202e") {
+			t.Errorf("-o %s let control characters through:\n%q", output, out.String())
+		}
+		var back keywardenv1alpha1.APIKey
+		if err := yaml.Unmarshal(out.Bytes(), &back); err != nil || back.Spec.DisplayName != k.Spec.DisplayName {
+			t.Errorf("-o %s does not read back as the same object: %v, %q", output, err, back.Spec.DisplayName)
+		}
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -112,7 +114,7 @@ func (o createOptions) manifest(ns, name string) (*keywardenv1alpha1.APIKey, err
 }
 
 func (a *app) create(ctx context.Context, name string, o createOptions) error {
-	ns, _, err := a.namespace()
+	ns, explicit, err := a.namespace()
 	if err != nil {
 		return err
 	}
@@ -122,6 +124,9 @@ func (a *app) create(ctx context.Context, name string, o createOptions) error {
 	}
 	switch o.dryRun {
 	case "client":
+		if !explicit {
+			k.Namespace = "" // as kubectl does: the manifest goes where it is applied
+		}
 		return a.printManifest(manifestOnly(k), o.output)
 	case "none", "":
 		if o.output != "" {
@@ -149,26 +154,48 @@ func (a *app) create(ctx context.Context, name string, o createOptions) error {
 	if err != nil {
 		return err
 	}
-	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: issued.Status.SecretRef.Name}, &secret); err != nil {
-		return fmt.Errorf("the key is issued into Secret %s/%s, but reading it failed: %w", ns, issued.Status.SecretRef.Name,
-			explain(err, "get", "secrets", ns))
-	}
-	raw := strings.TrimSpace(string(secret.Data[keywardenv1alpha1.SecretKeyField]))
-	// Print only the key the APIKey records: a Secret changed meanwhile
-	// holds a key that does not verify, or one someone else chose.
-	if raw == "" || keys.Hash(raw) != issued.Status.KeyHash {
-		return fmt.Errorf("the Secret %s/%s does not hold the key apikey %s records: it was changed since issuance, and Keywarden issues a new key; nothing is printed (see kubectl keywarden show %s -n %s)",
-			ns, secret.Name, name, name, ns)
+	raw, err := a.issuedKey(ctx, issued)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(a.Err, "apikey %s/%s issued: prefix %s, owner %s, role %s, expires %s; the key is in Secret %s (field %s). It is printed once, now:\n",
-		ns, name, issued.Status.KeyPrefix, keyview.Clean(issued.Status.Owner), issued.Status.Role, keyview.Expires(issued), secret.Name, keywardenv1alpha1.SecretKeyField)
-	fmt.Fprintln(a.Out, raw)
+		ns, name, issued.Status.KeyPrefix, keyview.Clean(issued.Status.Owner), issued.Status.Role, keyview.Expires(issued), issued.Status.SecretRef.Name, keywardenv1alpha1.SecretKeyField)
+	if _, err := fmt.Fprintln(a.Out, raw); err != nil {
+		return fmt.Errorf("writing the key to standard output: %w; it stays in Secret %s/%s", err, ns, issued.Status.SecretRef.Name)
+	}
 	return nil
 }
 
-// waitIssued waits until the key is issued. When it is refused or stalls,
-// or no manager picks it up, it deletes the APIKey it created and says why.
+// issuedKey reads the key from the issued key's Secret: only a key the
+// APIKey records as its current one, read again once in case a rotation
+// came between. A Secret someone changed meanwhile holds a key that does
+// not verify, or one they chose: nothing is printed then.
+func (a *app) issuedKey(ctx context.Context, k *keywardenv1alpha1.APIKey) (string, error) {
+	c, _ := a.client()
+	for attempt := 0; ; attempt++ {
+		var secret corev1.Secret
+		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Status.SecretRef.Name}, &secret); err != nil {
+			return "", fmt.Errorf("the key is issued into Secret %s/%s, but reading it failed: %w", k.Namespace, k.Status.SecretRef.Name,
+				explain(err, "get", "secrets", k.Namespace))
+		}
+		raw := strings.TrimSpace(string(secret.Data[keywardenv1alpha1.SecretKeyField]))
+		if raw != "" && keys.Check([]byte(raw)) == nil && keys.Hash(raw) == k.Status.KeyHash &&
+			(k.Status.SecretRef.UID == "" || secret.UID == types.UID(k.Status.SecretRef.UID)) {
+			return raw, nil
+		}
+		var again keywardenv1alpha1.APIKey
+		if attempt > 0 || c.Get(ctx, client.ObjectKeyFromObject(k), &again) != nil || again.UID != k.UID || again.Status.SecretRef == nil {
+			return "", fmt.Errorf("the Secret %s/%s does not hold the key apikey %s records: it was changed since issuance, and Keywarden issues a new key; nothing is printed (see kubectl keywarden show %s -n %s)",
+				k.Namespace, secret.Name, k.Name, k.Name, k.Namespace)
+		}
+		k = &again
+	}
+}
+
+// waitIssued waits until the key is issued as it was asked for. When it is
+// refused or stalls, when no manager picks it up, or when the wait is
+// interrupted, it deletes the APIKey it created and says why; when someone
+// else changed or replaced the APIKey meanwhile, it prints nothing.
 func (a *app) waitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey, timeout time.Duration) (*keywardenv1alpha1.APIKey, error) {
 	c, _ := a.client()
 	start := time.Now()
@@ -177,11 +204,18 @@ func (a *app) waitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey,
 	done, err := poll(ctx, timeout, func() (bool, error) {
 		var k keywardenv1alpha1.APIKey
 		if err := c.Get(ctx, client.ObjectKeyFromObject(created), &k); err != nil {
+			if apierrors.IsNotFound(err) {
+				return false, fmt.Errorf("apikey %s/%s was deleted while it waited to be issued", created.Namespace, created.Name)
+			}
 			return false, explain(err, "get", "apikeys.keywarden.dev", created.Namespace)
+		}
+		if k.UID != created.UID || k.Generation != created.Generation {
+			return false, fmt.Errorf("apikey %s/%s was changed or replaced by someone else while it waited to be issued: nothing is printed; "+
+				"see kubectl keywarden show %s -n %s", created.Namespace, created.Name, created.Name, created.Namespace)
 		}
 		last = &k
 		switch {
-		case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.Status.KeyHash != "" && k.Status.SecretRef != nil:
+		case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.Status.KeyHash != "" && k.Status.SecretRef != nil && seen(&k):
 			return true, nil
 		case k.Status.Phase == keywardenv1alpha1.PhaseRefused:
 			reason, message := keywardenv1alpha1.ReasonActiveKeyLimit, ""
@@ -190,28 +224,30 @@ func (a *app) waitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey,
 					reason, message = c.Reason, c.Message
 				}
 			}
-			failure = fmt.Errorf("apikey %s/%s was refused (%s): %s", k.Namespace, k.Name, reason, keyview.Clean(message))
+			failure = fmt.Errorf("apikey %s/%s was refused (%s): %s", k.Namespace, k.Name, reason, message)
 		case stalled(&k) != nil && seen(&k):
 			s := stalled(&k)
-			failure = fmt.Errorf("apikey %s/%s cannot be issued (%s): %s", k.Namespace, k.Name, s.Reason, keyview.Clean(s.Message))
+			failure = fmt.Errorf("apikey %s/%s cannot be issued (%s): %s", k.Namespace, k.Name, s.Reason, s.Message)
 		case k.Status.Phase == keywardenv1alpha1.PhaseExpired || k.Status.Phase == keywardenv1alpha1.PhaseRevoked:
 			failure = fmt.Errorf("apikey %s/%s is %s", k.Namespace, k.Name, k.Status.Phase)
-		case k.Status.ObservedGeneration == 0 && time.Since(start) > a.managerWait:
+		case !pickedUp(&k, k.Generation) && time.Since(start) > a.managerWait:
 			failure = managerMissing(fmt.Sprintf("apikey %s/%s was created", k.Namespace, k.Name), a.managerWait)
 		}
 		return failure != nil, nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, context.Canceled):
+		failure = fmt.Errorf("interrupted while apikey %s/%s waited to be issued", created.Namespace, created.Name)
+	case err != nil:
 		return nil, err
-	}
-	if !done {
-		failure = fmt.Errorf("apikey %s/%s was not issued within %s (it is %s)", created.Namespace, created.Name, timeout, keyview.Status(last))
+	case !done:
+		failure = fmt.Errorf("apikey %s/%s was not issued within %s: it is %s%s", created.Namespace, created.Name, timeout, keyview.Status(last), progress(last))
 	}
 	if failure == nil {
 		return last, nil
 	}
-	// Nothing was issued: leave nothing behind, as a refused request to
-	// an API-key service leaves nothing.
+	// Nothing was issued, or nothing shown: leave nothing behind, as a
+	// refused request to an API-key service leaves nothing.
 	del := c.Delete(context.WithoutCancel(ctx), created, client.Preconditions{UID: &created.UID})
 	switch {
 	case del == nil || apierrors.IsNotFound(del):
@@ -243,21 +279,51 @@ func apiMessage(err error) string {
 }
 
 func (a *app) printManifest(obj any, output string) error {
+	b, err := json.MarshalIndent(obj, "", "    ")
+	if err != nil {
+		return err
+	}
+	// Text from the cluster with control characters stays escaped, in
+	// JSON as in YAML (whose parser refuses them raw).
+	b = []byte(escapeJSON(string(b)))
 	switch output {
 	case "", "yaml":
-		b, err := yaml.Marshal(obj)
+		y, err := yaml.JSONToYAML(b)
 		if err != nil {
 			return err
 		}
-		_, err = a.Out.Write(b)
+		if escapeJSON(string(y)) != string(y) {
+			// The YAML emitter writes some (such as bidi controls) as they
+			// are: the escaped JSON is YAML too.
+			y = append(b, '\n')
+		}
+		_, err = a.Out.Write(y)
 		return err
 	case "json":
-		b, err := json.MarshalIndent(obj, "", "    ")
-		if err != nil {
-			return err
-		}
 		_, err = fmt.Fprintln(a.Out, string(b))
 		return err
 	}
 	return fmt.Errorf("-o must be yaml or json, not %q", output)
+}
+
+// escapeJSON writes the characters keyview.Clean escapes as JSON \u
+// escapes: the same document, safe on a terminal.
+func escapeJSON(s string) string {
+	if keyview.Clean(s) == s {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if keyview.Clean(string(r)) != string(r) && r != '\\' && r != '\n' {
+			if r > 0xffff {
+				r1, r2 := utf16.EncodeRune(r)
+				fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+				continue
+			}
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -16,6 +16,7 @@ import (
 
 func (a *app) revokeCommand() *cobra.Command {
 	var yes bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "revoke NAME...",
 		Short: "Revoke keys: the verifier refuses them and their Secrets are deleted",
@@ -29,20 +30,21 @@ Git, set revoked: true in its manifest too, or the next sync fails (the API
 server refuses to set it back to false).`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: a.completeNames,
-		RunE:              func(cmd *cobra.Command, args []string) error { return a.revoke(cmd.Context(), args, yes) },
+		RunE:              func(cmd *cobra.Command, args []string) error { return a.revoke(cmd.Context(), args, yes, timeout) },
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for Keywarden to confirm each revocation")
 	return cmd
 }
 
-func (a *app) revoke(ctx context.Context, names []string, yes bool) error {
+func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time.Duration) error {
 	ns, _, err := a.namespace()
 	if err != nil {
 		return err
 	}
 	failed := false
 	fail := func(err error) {
-		fmt.Fprintln(a.Err, "error:", err)
+		a.printErr(err)
 		failed = true
 	}
 	var targets []*keywardenv1alpha1.APIKey
@@ -58,6 +60,8 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool) error {
 			fail(err)
 		case revokedAt(k) != "":
 			fail(fmt.Errorf("apikey %s/%s was already revoked %s", ns, name, revokedAt(k)))
+		case k.Status.Phase == keywardenv1alpha1.PhaseExpired:
+			fail(fmt.Errorf("apikey %s/%s expired %s: it no longer verifies, and revoking it would change nothing", ns, name, expiredAt(k)))
 		default:
 			targets = append(targets, k)
 		}
@@ -73,7 +77,7 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool) error {
 			fail(explain(err, "patch", "apikeys.keywarden.dev", ns))
 			continue
 		}
-		at, err := a.waitRevoked(ctx, k)
+		at, err := a.waitRevoked(ctx, k, timeout)
 		if err != nil {
 			fail(err)
 			continue
@@ -113,25 +117,39 @@ func (a *app) confirm(targets []*keywardenv1alpha1.APIKey) bool {
 }
 
 // waitRevoked waits for the controller to record the revocation.
-func (a *app) waitRevoked(ctx context.Context, k *keywardenv1alpha1.APIKey) (string, error) {
+func (a *app) waitRevoked(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout time.Duration) (string, error) {
 	c, _ := a.client()
-	var when string
-	done, err := poll(ctx, a.managerWait, func() (bool, error) {
-		var got keywardenv1alpha1.APIKey
+	var got keywardenv1alpha1.APIKey
+	start := time.Now()
+	var failure error
+	done, err := poll(ctx, timeout, func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(k), &got); err != nil {
 			return false, explain(err, "get", "apikeys.keywarden.dev", k.Namespace)
 		}
 		if got.Status.Phase == keywardenv1alpha1.PhaseRevoked && got.Status.RevokedAt != nil {
-			when = got.Status.RevokedAt.Local().Format(time.RFC3339)
 			return true, nil
 		}
-		return false, nil
+		if !pickedUp(&got, got.Generation) && time.Since(start) > a.managerWait {
+			failure = managerMissing(fmt.Sprintf("apikey %s/%s is marked revoked (spec.revoked), and the verifier refuses it once Keywarden confirms", k.Namespace, k.Name), a.managerWait)
+		}
+		return failure != nil, nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return "", err
+	case failure != nil:
+		return "", failure
+	case !done:
+		return "", fmt.Errorf("apikey %s/%s is marked revoked (spec.revoked), but Keywarden has not confirmed it within %s: it is %s%s",
+			k.Namespace, k.Name, timeout, keyview.Status(&got), progress(&got))
 	}
-	if !done {
-		return "", managerMissing(fmt.Sprintf("apikey %s/%s is marked revoked (spec.revoked), and the verifier refuses it once Keywarden confirms", k.Namespace, k.Name), a.managerWait)
+	return got.Status.RevokedAt.Local().Format(time.RFC3339), nil
+}
+
+// expiredAt says when a key expired.
+func expiredAt(k *keywardenv1alpha1.APIKey) string {
+	if k.Status.ExpiresAt == nil {
+		return ""
 	}
-	return when, nil
+	return "at " + k.Status.ExpiresAt.Local().Format(keyview.TimeFormat)
 }

@@ -60,13 +60,19 @@ func (a *app) rotate(ctx context.Context, name string, timeout time.Duration) er
 			return false, explain(err, "get", "apikeys.keywarden.dev", ns)
 		}
 		st := got.Status.Rotation
+		taken := st != nil && (st.Request == request || st.Next != nil)
 		switch {
 		case st != nil && st.Request == request && st.Next == nil:
 			return true, nil
+		case taken:
+			// A rotation is under way: a Stalled condition now is about
+			// another change of the spec, not this request.
 		case seen(&got) && stalled(&got) != nil:
+			// The controller completed a pass over the request without
+			// taking it.
 			s := stalled(&got)
-			failure = fmt.Errorf("apikey %s/%s was not rotated (%s): %s", ns, name, s.Reason, keyview.Clean(s.Message))
-		case got.Status.ObservedGeneration < got.Generation && time.Since(start) > a.managerWait:
+			failure = fmt.Errorf("apikey %s/%s was not rotated (%s): %s", ns, name, s.Reason, s.Message)
+		case !pickedUp(&got, got.Generation) && time.Since(start) > a.managerWait:
 			failure = managerMissing(fmt.Sprintf("apikey %s/%s: rotation requested", ns, name), a.managerWait)
 		}
 		return failure != nil, nil
@@ -77,7 +83,7 @@ func (a *app) rotate(ctx context.Context, name string, timeout time.Duration) er
 	case failure != nil:
 		return failure
 	case !done:
-		return fmt.Errorf("apikey %s/%s was not rotated within %s (it is %s)", ns, name, timeout, keyview.Status(&got))
+		return fmt.Errorf("apikey %s/%s was not rotated within %s: it is %s%s", ns, name, timeout, keyview.Status(&got), progress(&got))
 	}
 	st := got.Status.Rotation
 	fmt.Fprintf(a.Out, "apikey %s/%s rotated at %s: the key in Secret %s is now %s", ns, name,

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,7 +36,17 @@ It searches every namespace you may list APIKeys in, or only --namespace.`,
 }
 
 func (a *app) whose(ctx context.Context) error {
-	b, err := io.ReadAll(io.LimitReader(a.In, 4096))
+	var b []byte
+	var err error
+	if f, ok := a.In.(*os.File); ok && a.terminal {
+		// At a terminal: ask, and read without echo, so that the key
+		// stays out of the terminal's scrollback.
+		fmt.Fprint(a.Err, "Paste the key (it is not shown), then press Enter: ")
+		b, err = term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.Err)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(a.In, 4096))
+	}
 	if err != nil {
 		return fmt.Errorf("reading standard input: %w", err)
 	}

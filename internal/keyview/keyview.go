@@ -206,7 +206,7 @@ type Filter struct {
 // Match reports whether the filter selects the key at the time now.
 func (f Filter) Match(k *keywardenv1alpha1.APIKey, now time.Time) bool {
 	switch {
-	case f.Owner != "" && Owner(k) != f.Owner && k.Spec.Owner != f.Owner:
+	case f.Owner != "" && Owner(k) != f.Owner:
 		return false
 	case f.Role != "" && Role(k) != f.Role:
 		return false

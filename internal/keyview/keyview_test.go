@@ -140,7 +140,8 @@ func TestFilter(t *testing.T) {
 		want   string
 	}{
 		{"none", Filter{}, "active used old untracked reassigned revoked"},
-		{"owner granted or declared", Filter{Owner: "bob"}, "reassigned"},
+		{"owner as granted, as the column shows it", Filter{Owner: "alice"}, "active used old untracked reassigned revoked"},
+		{"an owner asked for but not granted", Filter{Owner: "bob"}, ""},
 		{"phase", Filter{Phase: keywardenv1alpha1.PhaseRevoked}, "revoked"},
 		{"search description, any case", Filter{Search: "wordpress"}, "used"},
 		{"search prefix", Filter{Search: "kw_oXy"}, "old"},
@@ -184,6 +185,7 @@ func TestCleanAttack(t *testing.T) {
 		"clear\x1b[2J\x1b[H":        `clear\x1b[2J\x1b[H`,
 		"bidi\u202eevil":            `bidi\u202eevil`,
 		"ünïcode ok":                "ünïcode ok",
+		`looks\x1b escaped`:         `looks\\x1b escaped`,
 	} {
 		if got := Clean(in); got != want {
 			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
@@ -204,6 +206,18 @@ func TestCleanAttack(t *testing.T) {
 	}
 	if strings.ContainsAny(b.String(), "\x1b\x07") || strings.Contains(b.String(), "\nforged-row") {
 		t.Errorf("control characters reached the output:\n%q", b.String())
+	}
+
+	// A long text is cut in the list, so that it wraps no row.
+	long := key("long", day, func(k *keywardenv1alpha1.APIKey) {
+		k.Spec.DisplayName = strings.Repeat("x", 50) + strings.Repeat("y", 200)
+	})
+	b.Reset()
+	if err := Table(&b, []keywardenv1alpha1.APIKey{long}, TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), strings.Repeat("y", 11)) || !strings.Contains(b.String(), strings.Repeat("y", 9)+"…") {
+		t.Errorf("a long display name is not cut at 60 characters:\n%s", b.String())
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 // Clean makes text that anyone who may write an APIKey chose safe to put
 // on a person's terminal: control characters (escape sequences that would
 // move the cursor, rewrite earlier lines or set the window title, and
-// line breaks that would forge rows) are shown escaped, as Go quotes them.
+// line breaks that would forge rows) are shown escaped, as Go quotes them,
+// and so are backslashes, so that an escape shown is never text that
+// merely looks like one.
 func Clean(s string) string {
 	if strings.IndexFunc(s, unsafeRune) < 0 {
 		return s
@@ -36,7 +38,7 @@ func Clean(s string) string {
 }
 
 func unsafeRune(r rune) bool {
-	return unicode.IsControl(r) || r == unicode.ReplacementChar || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	return r == '\\' || unicode.IsControl(r) || r == unicode.ReplacementChar || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 func cell(s string) string {
@@ -44,6 +46,18 @@ func cell(s string) string {
 		return "-"
 	}
 	return Clean(s)
+}
+
+// maxCell is the widest a table cell gets: a long text wraps no row.
+const maxCell = 60
+
+// tableCell is a cell of the list, cut to maxCell characters.
+func tableCell(s string) string {
+	s = cell(s)
+	if r := []rune(s); len(r) > maxCell {
+		return string(r[:maxCell-1]) + "…"
+	}
+	return s
 }
 
 // TableOptions shape the list.
@@ -67,13 +81,13 @@ func Table(w io.Writer, keys []keywardenv1alpha1.APIKey, o TableOptions) error {
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for i := range keys {
 		k := &keys[i]
-		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), cell(k.Spec.DisplayName), cell(Owner(k)), cell(Role(k)),
+		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), tableCell(k.Spec.DisplayName), tableCell(Owner(k)), cell(Role(k)),
 			k.CreationTimestamp.Local().Format(TimeFormat), Expires(k), LastUsed(k), Status(k)}
 		if o.AllNamespaces {
 			row = append([]string{cell(k.Namespace)}, row...)
 		}
 		if o.Wide {
-			row = append(row, cell(Class(k)), cell(joinScopes(Scopes(k))), cell(k.Spec.Description))
+			row = append(row, tableCell(Class(k)), tableCell(joinScopes(Scopes(k))), tableCell(k.Spec.Description))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}

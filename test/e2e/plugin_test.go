@@ -240,7 +240,7 @@ func kubectlPlugin(e *env) {
 	viewer := e.pluginAccount(ns, "viewer", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list"]}]`)
 	e.pluginFails(viewer, "", []string{"you may not create apikeys.keywarden.dev in namespace plugin-team", "kubectl auth can-i create apikeys.keywarden.dev -n plugin-team"},
 		"create", "x", "-n", ns, "--display-name", "x", "--owner", "x", "--role", "readonly")
-	e.pluginFails(viewer, "", []string{"you may not list apikeys.keywarden.dev:"}, "list", "-A")
+	e.pluginFails(viewer, "", []string{"you may not list apikeys.keywarden.dev across all namespaces", "kubectl auth can-i list apikeys.keywarden.dev -A"}, "list", "-A")
 	e.pluginFails(viewer, "", []string{"you may not patch apikeys.keywarden.dev in namespace plugin-team"}, "revoke", "nightly-report", "-n", ns)
 	if r := e.plugin(viewer, "", "show", "nightly-report", "-n", ns); r.code != 0 || !strings.Contains(r.stdout, "(you may not list events in namespace plugin-team)") {
 		e.t.Fatalf("show as a viewer: %d %s%s", r.code, r.stdout, r.stderr)
