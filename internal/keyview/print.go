@@ -224,7 +224,7 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	fmt.Fprintln(w, "Events:")
 	switch {
 	case d.EventsNote != "":
-		fmt.Fprintf(w, "  (%s)\n", d.EventsNote)
+		fmt.Fprintf(w, "  (%s)\n", Clean(d.EventsNote))
 	case len(d.Events) == 0:
 		fmt.Fprintln(w, "  (none)")
 	}

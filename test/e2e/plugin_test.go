@@ -292,6 +292,18 @@ func kubectlPlugin(e *env) {
 	if r := e.pluginOK("__complete", "revoke", "-n", ns, "wor"); !strings.HasPrefix(r.stdout, "wordpress-purge\n") {
 		e.t.Fatalf("completion of revoke wor: %q", r.stdout)
 	}
+	// kubectl completes `kubectl keywarden revoke wor<TAB>` through
+	// hack/kubectl_complete-keywarden on the PATH.
+	root, err := harness.RepoRoot()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd = exec.Command(kubectl, "__complete", "keywarden", "revoke", "-n", ns, "wor")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+e.cluster.Kubeconfig,
+		"PATH="+filepath.Dir(e.pluginBin)+":"+filepath.Join(root, "hack")+":"+os.Getenv("PATH"))
+	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "wordpress-purge\n") {
+		e.t.Fatalf("kubectl __complete keywarden revoke wor: %v\n%s", err, out)
+	}
 	if r := e.pluginOK("completion", "bash"); !strings.Contains(r.stdout, "__start_kubectl-keywarden") {
 		e.t.Fatal("completion bash printed no bash completion")
 	}
