@@ -282,6 +282,25 @@ func kubectlPlugin(e *env) {
 	}
 	e.pluginFails("", "", []string{"only an active key can be rotated", "Revoked"}, "rotate", "nightly-report", "-n", ns)
 
+	// The kubeconfig's namespace and --context, as kubectl reads them.
+	b, err := os.ReadFile(e.cluster.Kubeconfig)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	contexts := filepath.Join(e.dir, "plugin-contexts.kubeconfig")
+	if err := os.WriteFile(contexts, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	cluster := e.kubectl("--kubeconfig", contexts, "config", "view", "-o", "jsonpath={.contexts[0].context.cluster}")
+	user := e.kubectl("--kubeconfig", contexts, "config", "view", "-o", "jsonpath={.contexts[0].context.user}")
+	e.kubectl("--kubeconfig", contexts, "config", "set-context", "team", "--cluster", cluster, "--user", user, "--namespace", ns)
+	if r := e.plugin(contexts, "", "list", "--context", "team", "--phase", "Revoked"); r.code != 0 || !strings.Contains(r.stdout, "nightly-report") {
+		e.t.Fatalf("list --context team: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := e.plugin(contexts, "", "list", "--phase", "Revoked"); r.code != 0 || strings.Contains(r.stdout, "nightly-report") {
+		e.t.Fatalf("list in the current context's namespace: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// kubectl finds the plugin on the PATH; completion offers names.
 	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
 	cmd := exec.Command(kubectl, "keywarden", "list", "-n", ns, "--phase", "Revoked")
