@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,15 +16,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keyview"
 )
 
@@ -135,20 +130,12 @@ func (a *app) client() (client.Client, error) {
 		// that does not answer.
 		cfg.Timeout = 30 * time.Second
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: keyops.Scheme()})
 	if err != nil {
-		return nil, explain(err, "connect to", "the API server", "")
+		return nil, keyops.Explain(err, "connect to", "the API server", "")
 	}
 	a.c = c
 	return c, nil
-}
-
-// scheme knows Kubernetes' own kinds and Keywarden's.
-func scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(keywardenv1alpha1.AddToScheme(s))
-	return s
 }
 
 // namespace is the namespace of --namespace or the kubeconfig's context,
@@ -161,83 +148,19 @@ func (a *app) namespace() (string, bool, error) {
 	return ns, explicit, nil
 }
 
-// explain turns an error of the API server into one a person can act on:
-// what is missing, or which verb on which resource they may not use.
-func explain(err error, verb, resource, namespace string) error {
-	where := ""
-	switch {
-	case namespace != "":
-		where = " in namespace " + namespace
-	case strings.HasPrefix(resource, "apikeys"):
-		where = " across all namespaces"
-	}
-	var netErr *net.OpError
-	switch {
-	case err == nil:
-		return nil
-	case apimeta.IsNoMatchError(err) || isMissingResource(err):
-		return errors.New("the cluster has no APIKey resource (apikeys.keywarden.dev): Keywarden's CRDs are not installed; " +
-			"install Keywarden (kubectl apply -k config/default, or its Helm chart) or use the context of a cluster that has it")
-	case apierrors.IsForbidden(err) && isRBAC(err):
-		return fmt.Errorf("you may not %s %s%s: ask an admin for a Role that allows %q on %s (check with kubectl auth can-i %s %s%s)",
-			verb, resource, where, verb, resource, verb, resource, nsFlag(namespace))
-	case apierrors.IsForbidden(err):
-		// An admission policy, a webhook or a quota: its own words.
-		return fmt.Errorf("the API server refused to %s %s%s: %s", verb, resource, where, apiMessage(err))
-	case apierrors.IsUnauthorized(err):
-		return errors.New("the API server did not accept your credentials: log in again, or check the kubeconfig's user")
-	case errors.As(err, &netErr):
-		return fmt.Errorf("cannot reach the API server: %w", err)
-	}
-	return fmt.Errorf("%s %s%s: %w", verb, resource, where, err)
-}
-
-// nsFlag is the namespace flag of a hint: -A for every namespace.
-func nsFlag(ns string) string {
-	if ns == "" {
-		return " -A"
-	}
-	return " -n " + ns
-}
-
-// isRBAC reports whether a 403 is the authorizer's (RBAC's) refusal, whose
-// message says "cannot <verb> resource", rather than an admission
-// policy's, a webhook's or a quota's.
-func isRBAC(err error) bool {
-	return strings.Contains(apiMessage(err), " cannot ") && strings.Contains(apiMessage(err), " resource ")
-}
-
-// isMissingResource reports a 404 for the resource itself, as a cluster
-// without the CRD answers a list (discovery may still have the group
-// cached).
-func isMissingResource(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || !apierrors.IsNotFound(err) {
-		return false
-	}
-	d := status.Status().Details
-	return d == nil || d.Name == ""
-}
-
-// notFound says a key does not exist.
-func notFound(ns, name string) error {
-	return fmt.Errorf("apikey %s/%s does not exist", ns, name)
+// ops acts with the person's client.
+func (a *app) ops() (keyops.Ops, error) {
+	c, err := a.client()
+	return keyops.Ops{Client: c, ManagerWait: a.managerWait}, err
 }
 
 // get reads one APIKey from the API server.
 func (a *app) get(ctx context.Context, ns, name string) (*keywardenv1alpha1.APIKey, error) {
-	c, err := a.client()
+	o, err := a.ops()
 	if err != nil {
 		return nil, err
 	}
-	var k keywardenv1alpha1.APIKey
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &k); err != nil {
-		if apierrors.IsNotFound(err) && !isMissingResource(err) {
-			return nil, notFound(ns, name)
-		}
-		return nil, explain(err, "get", "apikeys.keywarden.dev", ns)
-	}
-	return &k, nil
+	return o.Get(ctx, ns, name)
 }
 
 // completeNames offers the names of the APIKeys in the namespace.
@@ -265,73 +188,4 @@ func (a *app) completeNames(cmd *cobra.Command, args []string, prefix string) ([
 		}
 	}
 	return names, cobra.ShellCompDirectiveNoFileComp
-}
-
-// poll calls f every interval until it returns true or an error, or the
-// timeout passes (then it returns false).
-func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) (bool, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		done, err := f()
-		if done || err != nil {
-			return done, err
-		}
-		if time.Now().After(deadline) {
-			return false, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// seen reports whether the controller has completed a pass over the key's
-// current generation (issued, stalled or refused it).
-func seen(k *keywardenv1alpha1.APIKey) bool {
-	return k.Status.ObservedGeneration >= k.Generation && k.Status.ObservedGeneration > 0
-}
-
-// pickedUp reports whether a controller has looked at the generation at
-// all: a pass that failed with a transient error leaves the generation
-// observed in its conditions only.
-func pickedUp(k *keywardenv1alpha1.APIKey, generation int64) bool {
-	if k.Status.ObservedGeneration >= generation && k.Status.ObservedGeneration > 0 {
-		return true
-	}
-	for _, c := range k.Status.Conditions {
-		if c.ObservedGeneration >= generation && c.ObservedGeneration > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// progress says what the controller last wrote of its work on the key:
-// the Reconciling condition's reason and message, or "".
-func progress(k *keywardenv1alpha1.APIKey) string {
-	for _, c := range k.Status.Conditions {
-		if c.Type == keywardenv1alpha1.ConditionReconciling && c.Status == "True" {
-			return " (" + c.Reason + ": " + c.Message + ")"
-		}
-	}
-	return ""
-}
-
-func stalled(k *keywardenv1alpha1.APIKey) *condition {
-	for _, c := range k.Status.Conditions {
-		if c.Type == keywardenv1alpha1.ConditionStalled && c.Status == "True" {
-			return &condition{Reason: c.Reason, Message: c.Message}
-		}
-	}
-	return nil
-}
-
-type condition struct{ Reason, Message string }
-
-// managerMissing is what a command says when no controller picked up a
-// change in time.
-func managerMissing(what string, wait time.Duration) error {
-	return fmt.Errorf("%s, but no Keywarden manager picked it up within %s: is it running? (kubectl get pods -n keywarden-system)", what, wait)
 }

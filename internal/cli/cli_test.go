@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/test/harness"
 )
@@ -74,7 +75,7 @@ func TestWithoutKeywarden(t *testing.T) {
 	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: keyops.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestWithoutKeywarden(t *testing.T) {
 		fakeIssue(t, c, "changed", "")
 	}()
 	code, stdout, stderr = run(t, kubeconfig, false, "", "create", "changed", "--display-name", "x", "--owner", "x", "--role", "x")
-	if code != 1 || stdout != "" || !strings.Contains(stderr, "was changed or replaced by someone else while it waited to be issued: nothing is printed") {
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "was changed or replaced by someone else while it waited to be issued: nothing is shown") {
 		t.Errorf("create of a key changed before issuance: exit %d, %d bytes out, %s", code, len(stdout), stderr)
 	}
 

@@ -10,15 +10,10 @@ import (
 	"unicode/utf16"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
-	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/keyview"
 )
 
@@ -113,48 +108,42 @@ func (o createOptions) manifest(ns, name string) (*keywardenv1alpha1.APIKey, err
 	return k, nil
 }
 
-func (a *app) create(ctx context.Context, name string, o createOptions) error {
+func (a *app) create(ctx context.Context, name string, opts createOptions) error {
 	ns, explicit, err := a.namespace()
 	if err != nil {
 		return err
 	}
-	k, err := o.manifest(ns, name)
+	k, err := opts.manifest(ns, name)
 	if err != nil {
 		return err
 	}
-	switch o.dryRun {
+	switch opts.dryRun {
 	case "client":
 		if !explicit {
 			k.Namespace = "" // as kubectl does: the manifest goes where it is applied
 		}
-		return a.printManifest(manifestOnly(k), o.output)
+		return a.printManifest(manifestOnly(k), opts.output)
 	case "none", "":
-		if o.output != "" {
+		if opts.output != "" {
 			return errors.New("-o prints the manifest of --dry-run=client; create prints only the key")
 		}
 	default:
-		return fmt.Errorf("--dry-run must be none or client, not %q", o.dryRun)
+		return fmt.Errorf("--dry-run must be none or client, not %q", opts.dryRun)
 	}
-	c, err := a.client()
+	o, err := a.ops()
 	if err != nil {
 		return err
 	}
-	if err := c.Create(ctx, k); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("apikey %s/%s already exists: choose another name (kubectl keywarden show %s -n %s)", ns, name, name, ns)
-		}
-		if apierrors.IsInvalid(err) {
-			return fmt.Errorf("the API server refused the key: %s", apiMessage(err))
-		}
-		return explain(err, "create", "apikeys.keywarden.dev", ns)
+	if err := o.Create(ctx, k); err != nil {
+		return err
 	}
 	fmt.Fprintf(a.Err, "apikey %s/%s created; waiting for Keywarden to issue it\n", ns, name)
 
-	issued, err := a.waitIssued(ctx, k, o.timeout)
+	issued, err := o.WaitIssued(ctx, k, opts.timeout)
 	if err != nil {
 		return err
 	}
-	raw, err := a.issuedKey(ctx, issued)
+	raw, err := o.IssuedKey(ctx, issued)
 	if err != nil {
 		return err
 	}
@@ -166,97 +155,6 @@ func (a *app) create(ctx context.Context, name string, o createOptions) error {
 	return nil
 }
 
-// issuedKey reads the key from the issued key's Secret: only a key the
-// APIKey records as its current one, read again once in case a rotation
-// came between. A Secret someone changed meanwhile holds a key that does
-// not verify, or one they chose: nothing is printed then.
-func (a *app) issuedKey(ctx context.Context, k *keywardenv1alpha1.APIKey) (string, error) {
-	c, _ := a.client()
-	for attempt := 0; ; attempt++ {
-		var secret corev1.Secret
-		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Status.SecretRef.Name}, &secret); err != nil {
-			return "", fmt.Errorf("the key is issued into Secret %s/%s, but reading it failed: %w", k.Namespace, k.Status.SecretRef.Name,
-				explain(err, "get", "secrets", k.Namespace))
-		}
-		raw := strings.TrimSpace(string(secret.Data[keywardenv1alpha1.SecretKeyField]))
-		if raw != "" && keys.Check([]byte(raw)) == nil && keys.Hash(raw) == k.Status.KeyHash &&
-			(k.Status.SecretRef.UID == "" || secret.UID == types.UID(k.Status.SecretRef.UID)) {
-			return raw, nil
-		}
-		var again keywardenv1alpha1.APIKey
-		if attempt > 0 || c.Get(ctx, client.ObjectKeyFromObject(k), &again) != nil || again.UID != k.UID || again.Status.SecretRef == nil {
-			return "", fmt.Errorf("the Secret %s/%s does not hold the key apikey %s records: it was changed since issuance, and Keywarden issues a new key; nothing is printed (see kubectl keywarden show %s -n %s)",
-				k.Namespace, secret.Name, k.Name, k.Name, k.Namespace)
-		}
-		k = &again
-	}
-}
-
-// waitIssued waits until the key is issued as it was asked for. When it is
-// refused or stalls, when no manager picks it up, or when the wait is
-// interrupted, it deletes the APIKey it created and says why; when someone
-// else changed or replaced the APIKey meanwhile, it prints nothing.
-func (a *app) waitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey, timeout time.Duration) (*keywardenv1alpha1.APIKey, error) {
-	c, _ := a.client()
-	start := time.Now()
-	var last *keywardenv1alpha1.APIKey
-	var failure error
-	done, err := poll(ctx, timeout, func() (bool, error) {
-		var k keywardenv1alpha1.APIKey
-		if err := c.Get(ctx, client.ObjectKeyFromObject(created), &k); err != nil {
-			if apierrors.IsNotFound(err) {
-				return false, fmt.Errorf("apikey %s/%s was deleted while it waited to be issued", created.Namespace, created.Name)
-			}
-			return false, explain(err, "get", "apikeys.keywarden.dev", created.Namespace)
-		}
-		if k.UID != created.UID || k.Generation != created.Generation {
-			return false, fmt.Errorf("apikey %s/%s was changed or replaced by someone else while it waited to be issued: nothing is printed; "+
-				"see kubectl keywarden show %s -n %s", created.Namespace, created.Name, created.Name, created.Namespace)
-		}
-		last = &k
-		switch {
-		case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.Status.KeyHash != "" && k.Status.SecretRef != nil && seen(&k):
-			return true, nil
-		case k.Status.Phase == keywardenv1alpha1.PhaseRefused:
-			reason, message := keywardenv1alpha1.ReasonActiveKeyLimit, ""
-			for _, c := range k.Status.Conditions {
-				if c.Type == keywardenv1alpha1.ConditionReconciling {
-					reason, message = c.Reason, c.Message
-				}
-			}
-			failure = fmt.Errorf("apikey %s/%s was refused (%s): %s", k.Namespace, k.Name, reason, message)
-		case stalled(&k) != nil && seen(&k):
-			s := stalled(&k)
-			failure = fmt.Errorf("apikey %s/%s cannot be issued (%s): %s", k.Namespace, k.Name, s.Reason, s.Message)
-		case k.Status.Phase == keywardenv1alpha1.PhaseExpired || k.Status.Phase == keywardenv1alpha1.PhaseRevoked:
-			failure = fmt.Errorf("apikey %s/%s is %s", k.Namespace, k.Name, k.Status.Phase)
-		case !pickedUp(&k, k.Generation) && time.Since(start) > a.managerWait:
-			failure = managerMissing(fmt.Sprintf("apikey %s/%s was created", k.Namespace, k.Name), a.managerWait)
-		}
-		return failure != nil, nil
-	})
-	switch {
-	case errors.Is(err, context.Canceled):
-		failure = fmt.Errorf("interrupted while apikey %s/%s waited to be issued", created.Namespace, created.Name)
-	case err != nil:
-		return nil, err
-	case !done:
-		failure = fmt.Errorf("apikey %s/%s was not issued within %s: it is %s%s", created.Namespace, created.Name, timeout, keyview.Status(last), progress(last))
-	}
-	if failure == nil {
-		return last, nil
-	}
-	// Nothing was issued, or nothing shown: leave nothing behind, as a
-	// refused request to an API-key service leaves nothing.
-	del := c.Delete(context.WithoutCancel(ctx), created, client.Preconditions{UID: &created.UID})
-	switch {
-	case del == nil || apierrors.IsNotFound(del):
-		return nil, fmt.Errorf("%w\nThe APIKey was deleted: nothing was issued", failure)
-	default:
-		return nil, fmt.Errorf("%w\nDeleting the APIKey failed too: %v", failure, explain(del, "delete", "apikeys.keywarden.dev", created.Namespace))
-	}
-}
-
 // manifestOnly is the key as it goes into Git: no status, no fields the
 // API server sets.
 func manifestOnly(k *keywardenv1alpha1.APIKey) map[string]any {
@@ -266,16 +164,6 @@ func manifestOnly(k *keywardenv1alpha1.APIKey) map[string]any {
 		"spec":     k.Spec,
 	}
 	return m
-}
-
-// apiMessage is the API server's message for a refused object: it names
-// the fields.
-func apiMessage(err error) string {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return status.Status().Message
-	}
-	return err.Error()
 }
 
 func (a *app) printManifest(obj any, output string) error {

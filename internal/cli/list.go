@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keyview"
 )
 
@@ -96,7 +97,7 @@ func (a *app) list(ctx context.Context, o listOptions) error {
 		opts, where = append(opts, client.InNamespace(ns)), ns
 	}
 	if err := c.List(ctx, &list, opts...); err != nil {
-		return explain(err, "list", "apikeys.keywarden.dev", where)
+		return keyops.Explain(err, "list", "apikeys.keywarden.dev", where)
 	}
 	now := a.now()
 	shown := list.Items[:0]

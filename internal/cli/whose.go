@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/keyview"
 )
@@ -76,13 +77,13 @@ func (a *app) whose(ctx context.Context) error {
 		err, searched = c.List(ctx, &list, client.InNamespace(ns)), "namespace "+ns
 	}
 	if err != nil {
-		return explain(err, "list", "apikeys.keywarden.dev", strings.TrimPrefix(searched, "namespace "))
+		return keyops.Explain(err, "list", "apikeys.keywarden.dev", strings.TrimPrefix(searched, "namespace "))
 	}
 	tw := tabwriter.NewWriter(a.Out, 0, 8, 3, ' ', 0)
 	found := false
 	for i := range list.Items {
 		k := &list.Items[i]
-		which := holds(k, hash)
+		which := keyops.Holds(k, hash)
 		if which == "" {
 			continue
 		}
@@ -97,25 +98,4 @@ func (a *app) whose(ctx context.Context) error {
 		return exitCode(1)
 	}
 	return tw.Flush()
-}
-
-// holds says which of the key's keys has the hash: "current", "next" (a
-// rotation is writing it), "previous, valid until ..." or
-// "previous, refused since ...", or "" for none.
-func holds(k *keywardenv1alpha1.APIKey, hash string) string {
-	st := &k.Status
-	switch {
-	case st.KeyHash == hash:
-		return "current"
-	case st.Rotation == nil:
-		return ""
-	case st.Rotation.Next != nil && st.Rotation.Next.KeyHash == hash:
-		return "next (being rotated in)"
-	}
-	for _, p := range st.Rotation.Previous {
-		if p.KeyHash == hash {
-			return "previous, rotated out " + p.RotatedAt.Local().Format(keyview.TimeFormat) + ", grace until " + p.ValidUntil.Local().Format(keyview.TimeFormat)
-		}
-	}
-	return ""
 }
