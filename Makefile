@@ -75,7 +75,7 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 
 .PHONY: test-e2e
 test-e2e: build controlplane ## Run the end-to-end scenarios: the manager binary as processes, kubectl, HTTP.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" MANAGER_BIN=$(BIN)/manager PLUGIN_BIN=$(BIN)/kubectl-keywarden go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" MANAGER_BIN=$(BIN)/manager PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
 
 .PHONY: bench
 bench: build controlplane ## Run the benchmarks (docs/benchmarks.md); each prints its ratio against a baseline measured in the same run.

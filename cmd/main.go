@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/console"
 	"keywarden.dev/keywarden/internal/metricsauth"
 	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/internal/webhookcert"
@@ -50,6 +51,8 @@ func main() {
 		sealingSecret          string
 		certTiming             webhookcert.Timing
 		perKeyMetrics          bool
+		consoleAddr            string
+		consoleSessionTTL      time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
@@ -97,6 +100,10 @@ func main() {
 		"How long before its end a self-issued certificate is renewed; at least four check intervals, for the overlap in which the next CA is trusted before it is served and the previous one after.")
 	flag.DurationVar(&certTiming.Interval, "self-issued-cert-check-interval", time.Hour, "How often every replica checks the self-issued certificates. Every replica must run with the same timing.")
 	flag.StringVar(&sealingSecret, "sealing-key-secret", "keywarden-sealing-key", "The Secret, in the manager's namespace, that keeps the keys sealing every key Secret Keywarden writes (created on first start; add a key to rotate).")
+	flag.StringVar(&consoleAddr, "console-bind-address", "0",
+		"Address of the web console (plain HTTP: put it behind TLS, such as an Ingress or an authenticating proxy, except on loopback); 0 disables it. "+
+			"The console has no rights of its own: people sign in with their Kubernetes bearer token, and it acts with it.")
+	flag.DurationVar(&consoleSessionTTL, "console-session-ttl", 8*time.Hour, "How long a sign-in to the console lasts.")
 	opts := zap.Options{}
 	flag.BoolVar(&perKeyMetrics, "per-key-metrics", true, "Export the per-key series (keywarden_apikey_phase, keywarden_apikey_*_timestamp_seconds): one series a key for each; turn off for very large fleets, leaving the counts by namespace, class and phase.")
 	opts.BindFlags(flag.CommandLine)
@@ -160,6 +167,20 @@ func main() {
 			defer close(verifierStopped)
 			if err := vmgr.Start(ctx); err != nil {
 				log.Error(err, "The verifier stopped with an error")
+				os.Exit(1)
+			}
+		}()
+	}
+
+	if consoleAddr != "0" {
+		c, err := console.New(console.Options{Config: cfg, SessionTTL: consoleSessionTTL, Log: ctrl.Log.WithName("console")})
+		if err != nil {
+			log.Error(err, "Unable to set up the console")
+			os.Exit(1)
+		}
+		go func() {
+			if err := c.Run(ctx, consoleAddr); err != nil {
+				log.Error(err, "The console stopped")
 				os.Exit(1)
 			}
 		}()

@@ -30,6 +30,9 @@ func main() {
 // verifierAddr is where `make dev` serves the verifier.
 const verifierAddr = "127.0.0.1:8090"
 
+// consoleAddr is where `make dev` serves the console.
+const consoleAddr = "127.0.0.1:8095"
+
 func run(manager string, exit bool) error {
 	root, err := harness.RepoRoot()
 	if err != nil {
@@ -50,7 +53,7 @@ func run(manager string, exit bool) error {
 	}
 	defer func() { _ = logFile.Close() }()
 	fmt.Printf("Starting the manager (log: %s)\n", logPath)
-	mgr, err := cluster.StartManager(manager, logFile, verifierAddr)
+	mgr, err := cluster.StartManager(manager, logFile, verifierAddr, "--console-bind-address", consoleAddr)
 	if err != nil {
 		return err
 	}
@@ -58,6 +61,16 @@ func run(manager string, exit bool) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// A ServiceAccount to sign in to the console with: the console acts
+	// with the rights of the token it is given, here those of cluster-admin.
+	for _, args := range [][]string{
+		{"create", "serviceaccount", "keywarden-console-admin", "-n", "default"},
+		{"create", "clusterrolebinding", "keywarden-console-admin", "--clusterrole", "cluster-admin", "--serviceaccount", "default:keywarden-console-admin"},
+	} {
+		if _, err := cluster.Kubectl(ctx, args...); err != nil {
+			return err
+		}
+	}
 	fmt.Println("Applying config/samples")
 	if out, err := cluster.Kubectl(ctx, "apply", "-k", "config/samples"); err != nil {
 		return err
@@ -86,12 +99,18 @@ The kubectl plugin (bin/kubectl-keywarden), with kubectl on the PATH:
   export PATH=%s:%s:$PATH
   kubectl keywarden list -A
 
+The console, signed in with a token of the ServiceAccount
+keywarden-console-admin (cluster-admin, for this local cluster only):
+
+  http://%[6]s
+  %[2]s create token keywarden-console-admin -n default
+
 To verify a key:
 
   key=$(%[2]s get secret grafana-readonly -o jsonpath='{.data.key}' | base64 -d)
   curl -s -X POST http://%[5]s/v1/keys/verify -d "{\"key\":\"$key\",\"namespace\":\"default\"}"
 
-`, cluster.Kubeconfig, cluster.KubectlBin, plugin, filepath.Dir(cluster.KubectlBin), verifierAddr)
+`, cluster.Kubeconfig, cluster.KubectlBin, plugin, filepath.Dir(cluster.KubectlBin), verifierAddr, consoleAddr)
 	if exit {
 		return nil
 	}

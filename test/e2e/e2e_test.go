@@ -111,6 +111,7 @@ func TestE2E(t *testing.T) {
 		{"quickstart", quickstart},
 		{"rotation", rotation},
 		{"kubectl plugin", kubectlPlugin},
+		{"web console", webConsole},
 		{"monitoring", monitoring},
 		{"bad input at the door", badInput},
 		{"failover", failover},

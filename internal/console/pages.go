@@ -1,0 +1,339 @@
+package console
+
+import (
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keyops"
+	"keywarden.dev/keywarden/internal/keyview"
+)
+
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"status":   func(k *keywardenv1alpha1.APIKey) string { return keyview.Status(k) },
+		"expires":  func(k *keywardenv1alpha1.APIKey) string { return keyview.Expires(k) },
+		"lastUsed": func(k *keywardenv1alpha1.APIKey) string { return keyview.LastUsed(k) },
+		"owner":    func(k *keywardenv1alpha1.APIKey) string { return keyview.Owner(k) },
+		"role":     func(k *keywardenv1alpha1.APIKey) string { return keyview.Role(k) },
+		"class":    func(k *keywardenv1alpha1.APIKey) string { return keyview.Class(k) },
+		"scopes":   func(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope { return keyview.Scopes(k) },
+		"when":     func(t metav1.Time) string { return t.Local().Format(keyview.TimeFormat) },
+		"whenp": func(t *metav1.Time) string {
+			if t == nil {
+				return "-"
+			}
+			return t.Local().Format(keyview.TimeFormat)
+		},
+		"condition": func(c metav1.Condition) string { return keyview.Condition(c) },
+		"eventTime": func(e corev1.Event) string { return keyview.EventTime(e).Local().Format(keyview.TimeFormat) },
+		"phaseClass": func(k *keywardenv1alpha1.APIKey) string {
+			return "phase-" + strings.ToLower(string(keyview.Phase(k)))
+		},
+		"secretName": func(k *keywardenv1alpha1.APIKey) string { return keyops.SecretName(k) },
+	}
+	pages := map[string]*template.Template{}
+	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, err
+		}
+		pages[page] = t
+	}
+	return pages, nil
+}
+
+// page is the data every signed-in page has.
+func page(r *request, data map[string]any) map[string]any {
+	data["User"], data["CSRF"] = r.session.User, r.csrf
+	if _, ok := data["Namespace"]; !ok {
+		data["Namespace"] = r.URL.Query().Get("namespace")
+	}
+	return data
+}
+
+// views are the list's preset filters.
+var views = map[string]keyview.Filter{
+	"expiring": {ExpiringWithin: 7 * 24 * time.Hour},
+	"unused":   {UnusedFor: 30 * 24 * time.Hour},
+}
+
+// keys is the list of keys of a namespace, or of every namespace the
+// person may list, newest first, searched and filtered.
+func (s *Server) keys(w http.ResponseWriter, r *request) {
+	q := r.URL.Query()
+	ns := q.Get("namespace")
+	filter := views[q.Get("view")]
+	filter.Search, filter.Owner, filter.Role = q.Get("search"), q.Get("owner"), q.Get("role")
+	if p := q.Get("phase"); p != "" {
+		phase, err := keyview.ParsePhase(p)
+		if err != nil {
+			s.message(w, r.Request, http.StatusBadRequest, "Cannot do that", err.Error(), r)
+			return
+		}
+		filter.Phase = phase
+	}
+	var list keywardenv1alpha1.APIKeyList
+	var opts []client.ListOption
+	if ns != "" {
+		opts = append(opts, client.InNamespace(ns))
+	}
+	if err := r.client.List(r.Context(), &list, opts...); err != nil {
+		s.apiError(w, r, keyops.Explain(err, "list", "apikeys.keywarden.dev", ns))
+		return
+	}
+	now := s.now()
+	shown := list.Items[:0]
+	for i := range list.Items {
+		if filter.Match(&list.Items[i], now) {
+			shown = append(shown, list.Items[i])
+		}
+	}
+	keyview.Newest(shown)
+	s.render(w, r.Request, http.StatusOK, "keys", page(r, map[string]any{
+		"Keys": shown, "All": ns == "", "Search": filter.Search, "Phase": q.Get("phase"), "Owner": filter.Owner, "Role": filter.Role,
+		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items),
+	}))
+}
+
+// key is one key's page: its grant with the class's scope descriptions,
+// expiry, use, Secret, conditions and events.
+func (s *Server) key(w http.ResponseWriter, r *request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	o := keyops.Ops{Client: r.client}
+	k, err := o.Get(r.Context(), ns, name)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	descriptions := map[keywardenv1alpha1.Scope]string{}
+	if class := keyview.Class(k); class != "" {
+		var cl keywardenv1alpha1.APIKeyClass
+		if err := r.client.Get(r.Context(), client.ObjectKey{Name: class}, &cl); err == nil {
+			for _, role := range cl.Spec.Roles {
+				if role.Name == keyview.Role(k) {
+					for _, d := range role.ScopeDescriptions {
+						descriptions[d.Scope] = d.Description
+					}
+				}
+			}
+		}
+	}
+	var events corev1.EventList
+	eventsNote := ""
+	err = r.client.List(r.Context(), &events, client.InNamespace(ns), client.MatchingFieldsSelector{Selector: fields.SelectorFromSet(fields.Set{
+		"involvedObject.kind": keywardenv1alpha1.APIKeyKind, "involvedObject.name": name, "involvedObject.uid": string(k.UID),
+	})})
+	switch {
+	case apierrors.IsForbidden(err):
+		eventsNote = "You may not list events in namespace " + ns + "."
+	case err != nil:
+		eventsNote = "The events could not be read."
+	}
+	sort.SliceStable(events.Items, func(i, j int) bool {
+		return keyview.EventTime(events.Items[i]).After(keyview.EventTime(events.Items[j]))
+	})
+	if len(events.Items) > 10 {
+		events.Items = events.Items[:10]
+	}
+	type scope struct{ Scope, Description string }
+	var scopes []scope
+	for _, sc := range keyview.Scopes(k) {
+		scopes = append(scopes, scope{string(sc), descriptions[sc]})
+	}
+	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
+		"Key": k, "Scopes": scopes, "Events": events.Items, "EventsNote": eventsNote, "Namespace": ns,
+		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
+	}))
+}
+
+// newKeyPage is the Add form; with a class chosen, its roles and scopes
+// are offered as choices.
+func (s *Server) newKeyPage(w http.ResponseWriter, r *request) {
+	s.render(w, r.Request, http.StatusOK, "new", s.newKeyData(r, map[string]any{}))
+}
+
+func (s *Server) newKeyData(r *request, data map[string]any) map[string]any {
+	q := r.URL.Query()
+	ns := q.Get("namespace")
+	if ns == "" {
+		ns = r.PostFormValue("namespace")
+	}
+	className := q.Get("class")
+	if className == "" {
+		className = r.PostFormValue("class")
+	}
+	var classes keywardenv1alpha1.APIKeyClassList
+	classNames := []string{}
+	if err := r.client.List(r.Context(), &classes); err == nil {
+		for _, c := range classes.Items {
+			classNames = append(classNames, c.Name)
+		}
+	}
+	var roles []keywardenv1alpha1.ClassRole
+	for _, c := range classes.Items {
+		if c.Name == className {
+			roles = c.Spec.Roles
+		}
+	}
+	data["Namespace"], data["Class"], data["Classes"], data["Roles"] = ns, className, classNames, roles
+	return page(r, data)
+}
+
+// createKey creates the key with the person's token, waits for its
+// issuance, and shows it once, read from its Secret with the same token.
+// The page is the answer to the POST: the key is in no URL, and
+// reloading asks to send the form again, which finds the name taken.
+func (s *Server) createKey(w http.ResponseWriter, r *request) {
+	f := r.PostForm
+	ns, name := strings.TrimSpace(f.Get("namespace")), strings.TrimSpace(f.Get("name"))
+	retry := func(status int, msg string) {
+		s.render(w, r.Request, status, "new", s.newKeyData(r, map[string]any{"Error": msg, "Form": f}))
+	}
+	if ns == "" || name == "" {
+		retry(http.StatusBadRequest, "A key needs a namespace and a name.")
+		return
+	}
+	k := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: keywardenv1alpha1.APIKeySpec{
+			DisplayName: strings.TrimSpace(f.Get("displayName")), Owner: strings.TrimSpace(f.Get("owner")), Role: strings.TrimSpace(f.Get("role")),
+			Description: strings.TrimSpace(f.Get("description")), ClassName: strings.TrimSpace(f.Get("class")), TrackLastUsed: f.Get("trackLastUsed") == "on",
+		},
+	}
+	for _, sc := range f["scope"] {
+		for _, part := range strings.Split(sc, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				k.Spec.Scopes = append(k.Spec.Scopes, keywardenv1alpha1.Scope(part))
+			}
+		}
+	}
+	if l := strings.TrimSpace(f.Get("lifetime")); l != "" {
+		d, err := keyview.ParseDuration(l)
+		if err != nil {
+			retry(http.StatusBadRequest, "Lifetime: "+err.Error())
+			return
+		}
+		k.Spec.Lifetime = &metav1.Duration{Duration: d}
+	}
+	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
+	if err := o.Create(r.Context(), k); err != nil {
+		retry(http.StatusBadRequest, err.Error())
+		return
+	}
+	issued, err := o.WaitIssued(r.Context(), k, s.opts.IssueTimeout)
+	if err != nil {
+		retry(http.StatusConflict, err.Error())
+		return
+	}
+	raw, err := o.IssuedKey(r.Context(), issued)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.opts.Log.Info("Key created in the console", "user", r.session.User, "namespace", ns, "name", name, "prefix", issued.Status.KeyPrefix)
+	s.render(w, r.Request, http.StatusOK, "created", page(r, map[string]any{"Key": issued, "Raw": raw, "Namespace": ns}))
+}
+
+// revokePage asks for confirmation, naming the key.
+func (s *Server) revokePage(w http.ResponseWriter, r *request) { s.confirmPage(w, r, "revoke") }
+func (s *Server) rotatePage(w http.ResponseWriter, r *request) { s.confirmPage(w, r, "rotate") }
+
+func (s *Server) confirmPage(w http.ResponseWriter, r *request, action string) {
+	k, err := keyops.Ops{Client: r.client}.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.render(w, r.Request, http.StatusOK, "confirm", page(r, map[string]any{"Key": k, "Action": action, "Namespace": k.Namespace}))
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *request) {
+	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
+	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err == nil {
+		_, err = o.Revoke(r.Context(), k, s.opts.IssueTimeout)
+	}
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.opts.Log.Info("Key revoked in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+}
+
+func (s *Server) rotate(w http.ResponseWriter, r *request) {
+	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
+	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err == nil {
+		_, err = o.Rotate(r.Context(), k, "console "+s.now().UTC().Format("2006-01-02T15:04:05.000Z"), s.opts.IssueTimeout)
+	}
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+}
+
+// classes lists the classes with their roles and limits, and, in a
+// namespace, how many active keys each owner holds under them.
+func (s *Server) classes(w http.ResponseWriter, r *request) {
+	ns := r.URL.Query().Get("namespace")
+	var classes keywardenv1alpha1.APIKeyClassList
+	if err := r.client.List(r.Context(), &classes); err != nil {
+		s.apiError(w, r, keyops.Explain(err, "list", "apikeyclasses.keywarden.dev", ""))
+		return
+	}
+	type usage struct {
+		Owner         string
+		Active, Limit int
+	}
+	type classView struct {
+		Class *keywardenv1alpha1.APIKeyClass
+		Limit int
+		Usage []usage
+	}
+	counts := map[string]map[string]int{} // class -> owner -> active keys
+	note := ""
+	if ns != "" {
+		var list keywardenv1alpha1.APIKeyList
+		if err := r.client.List(r.Context(), &list, client.InNamespace(ns)); err != nil {
+			note = keyops.Explain(err, "list", "apikeys.keywarden.dev", ns).Error()
+		}
+		for i := range list.Items {
+			k := &list.Items[i]
+			if keyview.Phase(k) != keywardenv1alpha1.PhaseActive {
+				continue
+			}
+			c := keyview.Class(k)
+			if counts[c] == nil {
+				counts[c] = map[string]int{}
+			}
+			counts[c][keyview.Owner(k)]++
+		}
+	}
+	var out []classView
+	for i := range classes.Items {
+		c := &classes.Items[i]
+		limit := int(keywardenv1alpha1.DefaultMaxActiveKeysPerOwner)
+		if c.Spec.MaxActiveKeysPerOwner != nil {
+			limit = int(*c.Spec.MaxActiveKeysPerOwner)
+		}
+		v := classView{Class: c, Limit: limit}
+		for owner, n := range counts[c.Name] {
+			v.Usage = append(v.Usage, usage{owner, n, limit})
+		}
+		sort.Slice(v.Usage, func(i, j int) bool { return v.Usage[i].Owner < v.Usage[j].Owner })
+		out = append(out, v)
+	}
+	s.render(w, r.Request, http.StatusOK, "classes", page(r, map[string]any{"Classes": out, "Note": note, "Namespace": ns}))
+}

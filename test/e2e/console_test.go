@@ -1,0 +1,285 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"keywarden.dev/keywarden/test/harness"
+)
+
+const consoleClass = `apiVersion: keywarden.dev/v1alpha1
+kind: APIKeyClass
+metadata:
+  name: console-team
+spec:
+  keyPrefix: ct_
+  maxActiveKeysPerOwner: 3
+  roles:
+    - name: standard
+      scopes: [cache:purge, pages:read]
+      scopeDescriptions:
+        - scope: cache:purge
+          description: Purge cached pages
+`
+
+// webConsole: an admin signs in to the console with a ServiceAccount
+// token in a real headless Chromium, adds a key and sees it once (not
+// after a reload), lists, searches and filters, revokes with a
+// confirmation and sees verification fail; a token without rights gets
+// the missing permission in words; a cross-site form post and a tampered
+// cookie are refused. Screenshots of each page go to the test's directory.
+func webConsole(e *env) {
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		e.t.Skip("Chromium is not installed (hack/chromium.sh installs Debian's chromium when run as root): the console's browser tests did not run")
+	}
+	ctx := context.Background()
+	const ns = "console-team"
+	e.kubectl("create", "namespace", ns)
+	if _, err := e.kubectlIn(consoleClass, "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+	adminToken := e.consoleAccount(ns, "console-admin", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","patch"]},`+
+		`{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]},{"apiGroups":[""],"resources":["events"],"verbs":["list"]}]`, true)
+	strangerToken := e.consoleAccount(ns, "console-stranger", `[]`, false)
+
+	port, err := harness.FreePort()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	log := filepath.Join(e.dir, "manager-console.log")
+	f, err := os.Create(log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := e.cluster.StartManager(e.bin, f, "", "--kubeconfig", e.managerKubeconfig, "--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
+		"--console-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.logs = append(e.logs, log)
+	defer m.Stop(10 * time.Second)
+	e.eventually("the console answers", 30*time.Second, func() bool {
+		code, _ := status(base + "/login")
+		return code == http.StatusOK
+	})
+
+	alloc, cancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1280, 900))...)
+	defer cancel()
+	browser, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	// The first run starts the browser, with no timeout of its own.
+	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
+		e.t.Fatalf("starting Chromium: %v", err)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		e.t.Helper()
+		step, cancel := context.WithTimeout(browser, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(step, steps...); err != nil {
+			now, cancel := context.WithTimeout(browser, 5*time.Second)
+			defer cancel()
+			page, _ := chromedp.Run(now, chromedp.Text(chromedp.CSS("main")))
+			e.t.Fatalf("%s: %v; the page says:\n%s", what, err, page)
+		}
+	}
+	text := func(sel string) string {
+		e.t.Helper()
+		return browse(e, browser, "read "+sel, chromedp.Text(chromedp.CSS(sel)))
+	}
+	var pages strings.Builder // every page but the one that shows the key, for the leak check
+	shot := func(name string) {
+		e.t.Helper()
+		png := browse(e, browser, "screenshot "+name, chromedp.FullScreenshot(100))
+		html := browse(e, browser, "the page "+name, chromedp.OuterHTML(chromedp.CSS("html")))
+		if err := os.WriteFile(filepath.Join(e.dir, "console-"+name+".png"), png, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+		if name != "created" {
+			pages.WriteString(html)
+		}
+	}
+	signIn := func(token string) {
+		e.t.Helper()
+		run("sign in", chromedp.Navigate(base+"/login"), chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#signin")),
+			chromedp.WaitVisible(chromedp.CSS("form.signout")))
+	}
+
+	// A token without rights: the missing permission, in words.
+	run("the sign-in page", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shot("login")
+	signIn(strangerToken)
+	if msg := text("p.message"); !strings.Contains(msg, "you may not list apikeys.keywarden.dev across all namespaces") {
+		e.t.Fatalf("a token without rights sees: %q", msg)
+	}
+	shot("no-permission")
+	run("sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
+
+	// The admin: the session cookie is HttpOnly, Secure and SameSite=Strict.
+	signIn(adminToken)
+	got, err := chromedp.Call(browser, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cookies := got.Cookies
+	if len(cookies) != 1 || !cookies[0].HTTPOnly || !cookies[0].Secure || cookies[0].SameSite != network.CookieSameSiteStrict || strings.Contains(cookies[0].Value, adminToken[:20]) {
+		e.t.Fatalf("session cookies: %+v; the page says: %s", cookies, text("main"))
+	}
+	session := cookies[0]
+
+	// Add a key: shown once.
+	run("the Add page", chromedp.Navigate(base+"/keys/new?namespace="+ns+"&class=console-team"), chromedp.WaitVisible(chromedp.CSS("#create")))
+	shot("add")
+	run("add a key", chromedp.SetValue(chromedp.CSS("#name"), "cdn-purge"), chromedp.SetValue(chromedp.CSS("#displayName"), "CDN purge"),
+		chromedp.SetValue(chromedp.CSS("#owner"), "alice@example.com"), chromedp.Click(chromedp.CSS(`input[name=scope][value="cache:purge"]`)),
+		chromedp.SetValue(chromedp.CSS("#lifetime"), "30d"), chromedp.SetValue(chromedp.CSS("#description"), "Purges the CDN after deploys"),
+		chromedp.Click(chromedp.CSS("#trackLastUsed")), chromedp.Click(chromedp.CSS("#create")),
+		chromedp.WaitVisible(chromedp.CSS("#rawkey")))
+	raw := browse(e, browser, "the key shown", chromedp.Value(chromedp.CSS("#rawkey")))
+	if raw == "" || raw != e.secretKey(ns, "cdn-purge") {
+		e.t.Fatalf("the page showed %d characters that are not the key in the Secret", len(raw))
+	}
+	// The screenshot shows the page with the key masked: artifacts keep no key.
+	run("mask the key", chromedp.SetValue(chromedp.CSS("#rawkey"), strings.Repeat("•", 20)))
+	shot("created")
+	if got, err := verify(e.managers[0], map[string]any{"key": raw, "namespace": ns}); err != nil || got["valid"] != true || fmt.Sprint(got["scopes"]) != "[cache:purge]" {
+		e.t.Fatalf("the key from the console verifies as %v, %v", got, err)
+	}
+	run("reload", chromedp.Reload(), chromedp.Sleep(time.Second))
+	html := browse(e, browser, "the page reloaded", chromedp.OuterHTML(chromedp.CSS("html")))
+	if strings.Contains(html, raw) {
+		e.t.Fatal("the key is shown again after a reload")
+	}
+	pages.WriteString(html)
+
+	// A second key, expiring soon, from kubectl; then list, search, filter.
+	if _, err := e.kubectlIn(`{"apiVersion":"keywarden.dev/v1alpha1","kind":"APIKey","metadata":{"name":"short-lived","namespace":"`+ns+`"},`+
+		`"spec":{"displayName":"Short-lived","owner":"bob@example.com","role":"standard","className":"console-team","lifetime":"72h"}}`, "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+	e.kubectl("wait", "--for=condition=Ready", "apikey/short-lived", "-n", ns, "--timeout=30s")
+	e.secretKey(ns, "short-lived")
+	rows := func(query string) string {
+		e.t.Helper()
+		run("list "+query, chromedp.Navigate(base+"/keys?namespace="+ns+query), chromedp.WaitReady(chromedp.CSS("main")))
+		return text("main")
+	}
+	if all := rows(""); !strings.Contains(all, "CDN purge") || !strings.Contains(all, "Short-lived") || strings.Index(all, "Short-lived") > strings.Index(all, "CDN purge") ||
+		!strings.Contains(all, "untracked") {
+		e.t.Fatalf("the list, newest first:\n%s", all)
+	}
+	shot("keys")
+	if got := rows("&search=PURGES+THE"); !strings.Contains(got, "CDN purge") || strings.Contains(got, "Short-lived") {
+		e.t.Fatalf("search by description:\n%s", got)
+	}
+	if got := rows("&view=expiring"); strings.Contains(got, "CDN purge") || !strings.Contains(got, "Short-lived") {
+		e.t.Fatalf("the expiring view:\n%s", got)
+	}
+	if got := rows("&owner=nobody"); !strings.Contains(got, "No keys match.") {
+		e.t.Fatalf("a filter that matches nothing:\n%s", got)
+	}
+	run("the classes", chromedp.Navigate(base+"/classes?namespace="+ns), chromedp.WaitReady(chromedp.CSS("main")))
+	if got := text("main"); !strings.Contains(got, "alice@example.com: 1 of 3 active keys") {
+		e.t.Fatalf("the classes page:\n%s", got)
+	}
+	shot("classes")
+
+	// A cross-site form post, from a page of another origin, is refused.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<html><body><form id="f" method="post" action="%s/keys/%s/short-lived/revoke"><input name="csrf" value="guess"></form>`+
+			`<script>document.getElementById("f").submit()</script></body></html>`, base, ns)
+	}))
+	defer evil.Close()
+	run("a cross-site post", chromedp.Navigate(evil.URL), chromedp.Sleep(2*time.Second))
+	if e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.spec.revoked}") == "true" {
+		e.t.Fatal("a cross-site form post revoked a key")
+	}
+	// A tampered cookie signs no one in.
+	tampered := []byte(session.Value)
+	tampered[len(tampered)/2] ^= 1
+	req, _ := http.NewRequest(http.MethodGet, base+"/keys?namespace="+ns, nil)
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: string(tampered)})
+	noRedirect := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" || strings.Contains(string(body), "CDN purge") {
+		e.t.Fatalf("a tampered cookie: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		e.t.Fatalf("Content-Security-Policy: %q", csp)
+	}
+
+	// The key's page, then revoke with a confirmation naming the key.
+	run("the key's page", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purge"), chromedp.WaitVisible(chromedp.CSS("#revoke")))
+	if got := text("main"); !strings.Contains(got, "cache:purge — Purge cached pages") || !strings.Contains(got, "KeyIssued") {
+		e.t.Fatalf("the key's page:\n%s", got)
+	}
+	shot("key")
+	run("revoke", chromedp.Click(chromedp.CSS("#revoke")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	if got := text("main"); !strings.Contains(got, "Revoke “CDN purge”?") || !strings.Contains(got, ns+"/cdn-purge") {
+		e.t.Fatalf("the confirmation:\n%s", got)
+	}
+	shot("revoke")
+	run("confirm", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("span.phase-revoked")))
+	if got, err := verify(e.managers[1], map[string]any{"key": raw, "namespace": ns}); err != nil || got["code"] != "REVOKED" {
+		e.t.Fatalf("the key revoked in the console verifies as %v, %v", got, err)
+	}
+	shot("revoked")
+
+	e.mu.Lock()
+	e.pluginOutput.WriteString(pages.String())
+	e.mu.Unlock()
+	e.note("console: signed in with a ServiceAccount token in headless Chromium; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; revoked after a confirmation naming it, then REVOKED at the verifier; no rights: the missing permission named; a cross-site post and a tampered cookie refused; %d screenshots", 9)
+}
+
+// consoleAccount makes a ServiceAccount with a Role of the rules in the
+// namespace (and, with classes, the right to read APIKeyClasses) and
+// returns a token of it.
+func (e *env) consoleAccount(ns, name, rules string, classes bool) string {
+	e.t.Helper()
+	role := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"` + name + `","namespace":"` + ns + `"},"rules":` + rules + `}`
+	if _, err := e.kubectlIn(role, "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+	e.kubectl("create", "serviceaccount", name, "-n", ns)
+	e.kubectl("create", "rolebinding", name, "-n", ns, "--role", name, "--serviceaccount", ns+":"+name)
+	if classes {
+		e.kubectl("create", "clusterrole", name+"-classes", "--verb=get,list", "--resource=apikeyclasses.keywarden.dev")
+		e.kubectl("create", "clusterrolebinding", name+"-classes", "--clusterrole", name+"-classes", "--serviceaccount", ns+":"+name)
+	}
+	token, err := harness.Token(context.Background(), e.kube, ns, name, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return token
+}
+
+// browse runs one action of the browser that returns a value.
+func browse[T any](e *env, browser context.Context, what string, a chromedp.Action[T]) T {
+	e.t.Helper()
+	step, cancel := context.WithTimeout(browser, time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(step, a)
+	if err != nil {
+		e.t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
