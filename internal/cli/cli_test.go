@@ -114,12 +114,10 @@ func TestWithoutKeywarden(t *testing.T) {
 		k.Spec.Role = "admin"
 		if err := c.Update(ctx, k); err != nil {
 			t.Error(err)
-			return
 		}
-		fakeIssue(t, c, "changed", "")
 	}()
 	code, stdout, stderr = run(t, kubeconfig, false, "", "create", "changed", "--display-name", "x", "--owner", "x", "--role", "x")
-	if code != 1 || stdout != "" || !strings.Contains(stderr, "was changed or replaced by someone else while it waited to be issued: nothing is shown") {
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "was changed by someone else while it waited to be issued: nothing is shown") || !strings.Contains(stderr, "The APIKey was deleted") {
 		t.Errorf("create of a key changed before issuance: exit %d, %d bytes out, %s", code, len(stdout), stderr)
 	}
 
@@ -216,6 +214,38 @@ func TestWithoutKeywarden(t *testing.T) {
 	}
 	if !refused || strings.Contains(stderr, "you may not") {
 		t.Errorf("create refused by the owner-binding policy: %s", stderr)
+	}
+
+	// Someone deletes the Secret while the rotation runs: Keywarden drops
+	// the rotation and reissues the key. rotate does not call that done.
+	dropped := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Name: "dropped", Namespace: "default"},
+		Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "Dropped", Owner: "alice", Role: "readonly"},
+	}
+	if err := c.Create(ctx, dropped); err != nil {
+		t.Fatal(err)
+	}
+	setStatus(t, c, "dropped", func(k *keywardenv1alpha1.APIKey) {
+		k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: k.Generation, KeyPrefix: keys.DisplayPrefix(oldKey),
+			KeyHash: keys.Hash(oldKey), Owner: "alice", Role: "readonly", SecretRef: &keywardenv1alpha1.SecretReference{Name: "dropped"}}
+	})
+	go func() {
+		var request string
+		for deadline := time.Now().Add(30 * time.Second); request == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if k := waitFor(t, c, "dropped"); k.Spec.Rotation != nil {
+				request = k.Spec.Rotation.Request
+			}
+		}
+		reissued, _ := keys.Generate("kw_")
+		setStatus(t, c, "dropped", func(k *keywardenv1alpha1.APIKey) {
+			k.Status.ObservedGeneration = k.Generation
+			k.Status.KeyHash, k.Status.KeyPrefix = keys.Hash(reissued), keys.DisplayPrefix(reissued)
+			k.Status.Rotation = &keywardenv1alpha1.RotationStatus{Request: request}
+		})
+	}()
+	code, stdout, stderr = run(t, kubeconfig, false, "", "rotate", "dropped", "--timeout", "20s")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "was not rotated: Keywarden dropped the rotation") {
+		t.Errorf("rotate when the rotation is dropped: exit %d: %s%s", code, stdout, stderr)
 	}
 
 	// An active key, as a manager left it before it stopped.

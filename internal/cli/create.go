@@ -143,7 +143,7 @@ func (a *app) create(ctx context.Context, name string, opts createOptions) error
 	if err != nil {
 		return err
 	}
-	raw, err := o.IssuedKey(ctx, issued)
+	raw, issued, err := o.IssuedKey(ctx, issued)
 	if err != nil {
 		return err
 	}

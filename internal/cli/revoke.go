@@ -73,6 +73,9 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time
 		at, err := o.Revoke(ctx, k, timeout)
 		if err != nil {
 			fail(err)
+			if ctx.Err() != nil {
+				break // interrupted: the other keys are left as they are
+			}
 			continue
 		}
 		fmt.Fprintf(a.Out, "apikey %s/%s revoked at %s\n", ns, k.Name, at.Local().Format(time.RFC3339))

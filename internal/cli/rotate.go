@@ -39,8 +39,11 @@ func (a *app) rotate(ctx context.Context, name string, timeout time.Duration) er
 	if err != nil {
 		return err
 	}
+	if err := keyops.Rotatable(k); err != nil {
+		return err
+	}
 	request := "kubectl-keywarden " + a.now().UTC().Format("2006-01-02T15:04:05.000Z")
-	fmt.Fprintf(a.Err, "apikey %s/%s: rotation of its key requested (%s); waiting for Keywarden\n", ns, name, request)
+	fmt.Fprintf(a.Err, "apikey %s/%s: asking Keywarden to rotate its key (rotation.request %q)\n", ns, name, request)
 	o, _ := a.ops()
 	got, err := o.Rotate(ctx, k, request, timeout)
 	if err != nil {

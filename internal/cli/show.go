@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"sort"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -66,13 +65,7 @@ func (a *app) show(ctx context.Context, name string) error {
 	case err != nil:
 		d.EventsNote = "the events could not be read: " + err.Error()
 	default:
-		sort.SliceStable(events.Items, func(i, j int) bool {
-			return keyview.EventTime(events.Items[i]).Before(keyview.EventTime(events.Items[j]))
-		})
-		if n := len(events.Items); n > maxEvents {
-			events.Items = events.Items[n-maxEvents:]
-		}
-		d.Events = events.Items
+		d.Events = keyview.RecentEvents(events.Items, maxEvents)
 	}
 	return keyview.Show(a.Out, d, a.now())
 }

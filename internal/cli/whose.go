@@ -83,7 +83,7 @@ func (a *app) whose(ctx context.Context) error {
 	found := false
 	for i := range list.Items {
 		k := &list.Items[i]
-		which := keyops.Holds(k, hash)
+		which := keyops.Holds(k, hash, a.now())
 		if which == "" {
 			continue
 		}

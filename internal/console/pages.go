@@ -139,12 +139,7 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 	case err != nil:
 		eventsNote = "The events could not be read."
 	}
-	sort.SliceStable(events.Items, func(i, j int) bool {
-		return keyview.EventTime(events.Items[i]).After(keyview.EventTime(events.Items[j]))
-	})
-	if len(events.Items) > 10 {
-		events.Items = events.Items[:10]
-	}
+	events.Items = keyview.RecentEvents(events.Items, 10)
 	type scope struct{ Scope, Description string }
 	var scopes []scope
 	for _, sc := range keyview.Scopes(k) {
@@ -235,7 +230,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 		retry(http.StatusConflict, err.Error())
 		return
 	}
-	raw, err := o.IssuedKey(r.Context(), issued)
+	raw, issued, err := o.IssuedKey(r.Context(), issued)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

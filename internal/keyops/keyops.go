@@ -212,23 +212,32 @@ func managerMissing(what string, wait time.Duration) error {
 // APIKey records as its current one, read again once in case a rotation
 // came between. A Secret someone changed meanwhile holds a key that does
 // not verify, or one they chose: nothing is shown then.
-func (o Ops) IssuedKey(ctx context.Context, k *keywardenv1alpha1.APIKey) (string, error) {
+func (o Ops) IssuedKey(ctx context.Context, k *keywardenv1alpha1.APIKey) (string, *keywardenv1alpha1.APIKey, error) {
 	c := o.Client
+	generation := k.Generation
 	for attempt := 0; ; attempt++ {
 		var secret corev1.Secret
 		if err := c.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Status.SecretRef.Name}, &secret); err != nil {
-			return "", fmt.Errorf("the key is issued into Secret %s/%s, but reading it failed: %w", k.Namespace, k.Status.SecretRef.Name,
+			return "", nil, fmt.Errorf("apikey %s/%s is issued, but reading its Secret %s failed: %w", k.Namespace, k.Name, k.Status.SecretRef.Name,
 				Explain(err, "get", "secrets", k.Namespace))
 		}
 		raw := strings.TrimSpace(string(secret.Data[keywardenv1alpha1.SecretKeyField]))
 		if raw != "" && keys.Check([]byte(raw)) == nil && keys.Hash(raw) == k.Status.KeyHash &&
 			(k.Status.SecretRef.UID == "" || secret.UID == types.UID(k.Status.SecretRef.UID)) {
-			return raw, nil
+			return raw, k, nil
 		}
+		if attempt > 0 {
+			return "", nil, fmt.Errorf("the Secret %s/%s does not hold the key apikey %s records: it was changed since issuance, and Keywarden "+
+				"replaces such a key; nothing is shown, and the APIKey stays", k.Namespace, secret.Name, k.Name)
+		}
+		// A rotation may have come between the two reads: read the APIKey
+		// again, still as it was asked for.
 		var again keywardenv1alpha1.APIKey
-		if attempt > 0 || c.Get(ctx, client.ObjectKeyFromObject(k), &again) != nil || again.UID != k.UID || again.Status.SecretRef == nil {
-			return "", fmt.Errorf("the Secret %s/%s does not hold the key apikey %s records: it was changed since issuance, and Keywarden issues a new key; nothing is shown",
-				k.Namespace, secret.Name, k.Name)
+		if err := c.Get(ctx, client.ObjectKeyFromObject(k), &again); err != nil {
+			return "", nil, Explain(err, "get", "apikeys.keywarden.dev", k.Namespace)
+		}
+		if again.UID != k.UID || again.Generation != generation || again.Status.Phase != keywardenv1alpha1.PhaseActive || !seen(&again) || again.Status.SecretRef == nil {
+			return "", nil, fmt.Errorf("apikey %s/%s changed while its key was read (it is %s): nothing is shown", k.Namespace, k.Name, keyview.Status(&again))
 		}
 		k = &again
 	}
@@ -251,11 +260,14 @@ func (o Ops) WaitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey, 
 			}
 			return false, Explain(err, "get", "apikeys.keywarden.dev", created.Namespace)
 		}
-		if k.UID != created.UID || k.Generation != created.Generation {
-			return false, fmt.Errorf("apikey %s/%s was changed or replaced by someone else while it waited to be issued: nothing is shown",
-				created.Namespace, created.Name)
+		if k.UID != created.UID {
+			return false, fmt.Errorf("apikey %s/%s was replaced by someone else while it waited to be issued: nothing is shown", created.Namespace, created.Name)
 		}
 		last = &k
+		if k.Generation != created.Generation {
+			failure = fmt.Errorf("apikey %s/%s was changed by someone else while it waited to be issued: nothing is shown", created.Namespace, created.Name)
+			return true, nil
+		}
 		switch {
 		case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.Status.KeyHash != "" && k.Status.SecretRef != nil && seen(&k):
 			return true, nil
@@ -355,6 +367,8 @@ func (o Ops) waitRevoked(ctx context.Context, k *keywardenv1alpha1.APIKey, timeo
 		return failure != nil, nil
 	})
 	switch {
+	case errors.Is(err, context.Canceled):
+		return time.Time{}, fmt.Errorf("interrupted: apikey %s/%s is marked revoked (spec.revoked), which cannot be undone; Keywarden had not confirmed it yet", k.Namespace, k.Name)
 	case err != nil:
 		return time.Time{}, err
 	case failure != nil:
@@ -379,9 +393,10 @@ func expiredAt(k *keywardenv1alpha1.APIKey) string {
 // rotated.
 func (o Ops) Rotate(ctx context.Context, k *keywardenv1alpha1.APIKey, request string, timeout time.Duration) (*keywardenv1alpha1.APIKey, error) {
 	ns, name := k.Namespace, k.Name
-	if phase := keyview.Phase(k); phase != keywardenv1alpha1.PhaseActive || k.Spec.Revoked {
-		return nil, fmt.Errorf("only an active key can be rotated; apikey %s/%s is %s", ns, name, keyview.Status(k))
+	if err := Rotatable(k); err != nil {
+		return nil, err
 	}
+	before, rotatedBefore := k.Status.KeyHash, lastRotated(k)
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"rotation": map[string]any{"request": request}}})
 	c := o.Client
 	if err := c.Patch(ctx, k, client.RawPatch("application/merge-patch+json", patch)); err != nil {
@@ -398,7 +413,13 @@ func (o Ops) Rotate(ctx context.Context, k *keywardenv1alpha1.APIKey, request st
 		taken := st != nil && (st.Request == request || st.Next != nil)
 		switch {
 		case st != nil && st.Request == request && st.Next == nil:
-			return true, nil
+			// Taken and finished: a rotation, or a reissue that dropped it
+			// (the Secret was lost meanwhile).
+			if got.Status.KeyHash != "" && got.Status.KeyHash != before && lastRotated(&got).After(rotatedBefore) {
+				return true, nil
+			}
+			failure = fmt.Errorf("apikey %s/%s was not rotated: Keywarden dropped the rotation (its Secret was lost or changed meanwhile); it is %s%s",
+				ns, name, keyview.Status(&got), progress(&got))
 		case taken:
 			// A rotation is under way: a Stalled condition now is about
 			// another change of the spec, not this request.
@@ -413,6 +434,8 @@ func (o Ops) Rotate(ctx context.Context, k *keywardenv1alpha1.APIKey, request st
 		return failure != nil, nil
 	})
 	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, fmt.Errorf("interrupted: the rotation of apikey %s/%s is requested; Keywarden had not finished it yet", ns, name)
 	case err != nil:
 		return nil, err
 	case failure != nil:
@@ -421,6 +444,21 @@ func (o Ops) Rotate(ctx context.Context, k *keywardenv1alpha1.APIKey, request st
 		return nil, fmt.Errorf("apikey %s/%s was not rotated within %s: it is %s%s", ns, name, timeout, keyview.Status(&got), progress(&got))
 	}
 	return &got, nil
+}
+
+// Rotatable says why a key cannot be rotated, or nil.
+func Rotatable(k *keywardenv1alpha1.APIKey) error {
+	if phase := keyview.Phase(k); phase != keywardenv1alpha1.PhaseActive || k.Spec.Revoked {
+		return fmt.Errorf("only an active key can be rotated; apikey %s/%s is %s", k.Namespace, k.Name, keyview.Status(k))
+	}
+	return nil
+}
+
+func lastRotated(k *keywardenv1alpha1.APIKey) time.Time {
+	if k.Status.Rotation == nil || k.Status.Rotation.LastRotatedAt == nil {
+		return time.Time{}
+	}
+	return k.Status.Rotation.LastRotatedAt.Time
 }
 
 // SecretName is the Secret that holds, or will hold, the key.
@@ -437,7 +475,7 @@ func SecretName(k *keywardenv1alpha1.APIKey) string {
 // Holds says which of the key's keys has the hash: "current", "next" (a
 // rotation is writing it), "previous, valid until ..." or
 // "previous, refused since ...", or "" for none.
-func Holds(k *keywardenv1alpha1.APIKey, hash string) string {
+func Holds(k *keywardenv1alpha1.APIKey, hash string, now time.Time) string {
 	st := &k.Status
 	switch {
 	case st.KeyHash == hash:
@@ -449,6 +487,9 @@ func Holds(k *keywardenv1alpha1.APIKey, hash string) string {
 	}
 	for _, p := range st.Rotation.Previous {
 		if p.KeyHash == hash {
+			if !p.ValidUntil.After(now) {
+				return "previous, rotated out " + p.RotatedAt.Local().Format(keyview.TimeFormat) + ", refused since " + p.ValidUntil.Local().Format(keyview.TimeFormat)
+			}
 			return "previous, rotated out " + p.RotatedAt.Local().Format(keyview.TimeFormat) + ", grace until " + p.ValidUntil.Local().Format(keyview.TimeFormat)
 		}
 	}

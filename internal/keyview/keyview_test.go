@@ -299,3 +299,19 @@ func TestShowGolden(t *testing.T) {
 	}
 	golden(t, "show-pending.golden", b.String())
 }
+
+// An Event someone wrote about a key with a time in the future does not
+// push the key's own events out: the order is the API server's.
+func TestRecentEventsAttack(t *testing.T) {
+	ev := func(reason string, created, claimed time.Duration) corev1.Event {
+		return corev1.Event{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: *at(created)}, Reason: reason, LastTimestamp: *at(claimed)}
+	}
+	events := []corev1.Event{ev("KeyIssued", -3*time.Hour, -3*time.Hour), ev("Forged", -time.Hour, 100*day), ev("KeyRotated", -time.Minute, -time.Minute)}
+	var got []string
+	for _, e := range RecentEvents(events, 2) {
+		got = append(got, e.Reason)
+	}
+	if strings.Join(got, " ") != "Forged KeyRotated" {
+		t.Errorf("recent events %v, want the last two the API server received, Forged KeyRotated", got)
+	}
+}

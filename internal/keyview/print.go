@@ -3,6 +3,7 @@ package keyview
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -290,8 +291,23 @@ func eventTime(e corev1.Event) time.Time {
 	return e.CreationTimestamp.Time
 }
 
-// EventTime is when an event last happened, for ordering.
+// EventTime is when an event last happened, as its writer says.
 func EventTime(e corev1.Event) time.Time { return eventTime(e) }
+
+// RecentEvents are the last n events in the order the API server received
+// them (creationTimestamp, which it sets), oldest first: anyone who may
+// write Events in the namespace can write one about a key, and times it
+// chooses would let it push the key's own events out of the list.
+func RecentEvents(events []corev1.Event, n int) []corev1.Event {
+	events = append([]corev1.Event(nil), events...)
+	sort.SliceStable(events, func(i, j int) bool {
+		return events[i].CreationTimestamp.Before(&events[j].CreationTimestamp)
+	})
+	if len(events) > n {
+		events = events[len(events)-n:]
+	}
+	return events
+}
 
 func relative(t, now time.Time) string {
 	d := t.Sub(now)
