@@ -53,6 +53,7 @@ func main() {
 		perKeyMetrics          bool
 		consoleAddr            string
 		consoleSessionTTL      time.Duration
+		consoleTrustHeader     bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS (a self-signed certificate) only to clients the API server authenticates and authorizes to get the /metrics URL; false serves them over plain HTTP to anyone, for local runs.")
@@ -103,7 +104,9 @@ func main() {
 	flag.StringVar(&consoleAddr, "console-bind-address", "0",
 		"Address of the web console (plain HTTP: put it behind TLS, such as an Ingress or an authenticating proxy, except on loopback); 0 disables it. "+
 			"The console has no rights of its own: people sign in with their Kubernetes bearer token, and it acts with it.")
-	flag.DurationVar(&consoleSessionTTL, "console-session-ttl", 8*time.Hour, "How long a sign-in to the console lasts.")
+	flag.DurationVar(&consoleSessionTTL, "console-session-ttl", 8*time.Hour, "How long a sign-in to the console lasts (never past its token's expiry).")
+	flag.BoolVar(&consoleTrustHeader, "console-trust-authorization-header", false,
+		"Act with the bearer token of each request's Authorization header, as an authenticating proxy in front of the console sets it, instead of a sign-in. Only when every request reaches the console through that proxy.")
 	opts := zap.Options{}
 	flag.BoolVar(&perKeyMetrics, "per-key-metrics", true, "Export the per-key series (keywarden_apikey_phase, keywarden_apikey_*_timestamp_seconds): one series a key for each; turn off for very large fleets, leaving the counts by namespace, class and phase.")
 	opts.BindFlags(flag.CommandLine)
@@ -173,7 +176,7 @@ func main() {
 	}
 
 	if consoleAddr != "0" {
-		c, err := console.New(console.Options{Config: cfg, SessionTTL: consoleSessionTTL, Log: ctrl.Log.WithName("console")})
+		c, err := console.New(console.Options{Config: cfg, SessionTTL: consoleSessionTTL, TrustAuthorizationHeader: consoleTrustHeader, Log: ctrl.Log.WithName("console")})
 		if err != nil {
 			log.Error(err, "Unable to set up the console")
 			os.Exit(1)

@@ -57,7 +57,12 @@ type Options struct {
 	// before saying none seems to run (default 10s); IssueTimeout how long
 	// to wait for a key to be issued (default 60s).
 	ManagerWait, IssueTimeout time.Duration
-	Log                       logr.Logger
+	// TrustAuthorizationHeader takes the bearer token of an Authorization
+	// header, which an authenticating proxy in front of the console sets,
+	// instead of a sign-in. Only when every request reaches the console
+	// through that proxy.
+	TrustAuthorizationHeader bool
+	Log                      logr.Logger
 }
 
 // Server serves the console.
@@ -66,7 +71,7 @@ type Server struct {
 	base   *rest.Config
 	scheme *runtime.Scheme
 	mapper apimeta.RESTMapper
-	seal   *sealer
+	sess   *sessions
 	pages  map[string]*template.Template
 	now    func() time.Time
 }
@@ -82,7 +87,7 @@ func New(o Options) (*Server, error) {
 	if o.IssueTimeout <= 0 {
 		o.IssueTimeout = time.Minute
 	}
-	seal, err := newSealer()
+	sess, err := newSessions()
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +95,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, base: rest.AnonymousClientConfig(o.Config), scheme: keyops.Scheme(), seal: seal, pages: pages, now: time.Now}
+	s := &Server{opts: o, base: rest.AnonymousClientConfig(o.Config), scheme: keyops.Scheme(), sess: sess, pages: pages, now: time.Now}
 	// The kinds the console reads, mapped without discovery (which a
 	// person's token may not be allowed).
 	m := apimeta.NewDefaultRESTMapper(nil)
@@ -150,10 +155,17 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(r) {
+		post := r.Method != http.MethodGet && r.Method != http.MethodHead
+		switch {
+		case post && !sameOrigin(r):
 			s.message(rec, r, http.StatusForbidden, "Refused", "This form was sent from another site. Open the console and submit it there.", nil)
-		} else {
+		case post && r.Header.Get("Content-Type") != "application/x-www-form-urlencoded":
+			s.message(rec, r, http.StatusUnsupportedMediaType, "Refused", "The console takes only its own forms.", nil)
+		default:
+			// The console's forms are small: no one fills memory or disk.
+			r.Body = http.MaxBytesReader(rec, r.Body, 64<<10)
 			next.ServeHTTP(rec, r)
 		}
 		s.opts.Log.V(1).Info("Console request", "method", r.Method, "path", r.URL.Path, "status", rec.status)
@@ -191,7 +203,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 // request is a signed-in request: the person's session and clients.
 type request struct {
 	*http.Request
-	session session
+	session *session
 	client  client.Client
 	kube    kubernetes.Interface
 	csrf    string
@@ -202,13 +214,13 @@ type request struct {
 // the sign-in page; a form without its token is refused.
 func (s *Server) signedIn(h func(http.ResponseWriter, *request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var sess session
-		if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && token != "" {
-			sess = session{Token: token, User: "(signed in through a proxy)", Expires: s.now().Add(time.Minute)}
+		var sess *session
+		if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && token != "" && s.opts.TrustAuthorizationHeader {
+			sess = &session{ID: "proxy:" + token, Token: token, User: "(through the authenticating proxy)", Expires: s.now().Add(time.Minute)}
 		} else {
 			c, err := r.Cookie(cookieName)
 			if err == nil {
-				sess, err = s.seal.open(c.Value, s.now())
+				sess, err = s.sess.get(c.Value, s.now())
 			}
 			if err != nil {
 				s.clearCookie(w)
@@ -216,7 +228,7 @@ func (s *Server) signedIn(h func(http.ResponseWriter, *request)) http.HandlerFun
 				return
 			}
 		}
-		if r.Method == http.MethodPost && !s.seal.validCSRF(sess.Token, r.PostFormValue("csrf")) {
+		if r.Method == http.MethodPost && !s.sess.validCSRF(sess.ID, r.PostFormValue("csrf")) {
 			s.message(w, r, http.StatusForbidden, "Refused", "This form has no valid form token. Reload the page and submit it again.", nil)
 			return
 		}
@@ -225,7 +237,7 @@ func (s *Server) signedIn(h func(http.ResponseWriter, *request)) http.HandlerFun
 			s.message(w, r, http.StatusInternalServerError, "Error", "The console cannot reach the API server.", nil)
 			return
 		}
-		h(w, &request{Request: r, session: sess, client: c, kube: kube, csrf: s.seal.csrf(sess.Token)})
+		h(w, &request{Request: r, session: sess, client: c, kube: kube, csrf: s.sess.csrf(sess.ID)})
 	}
 }
 
@@ -260,7 +272,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Error": msg})
 	}
-	if token == "" || len(token) > 8192 || strings.ContainsAny(token, " \t\r\n") {
+	if token == "" || len(token) > 16384 || strings.ContainsAny(token, " \t\r\n") {
 		fail("Paste a Kubernetes bearer token: a ServiceAccount token (kubectl create token NAME) or an OIDC ID token your API server accepts.")
 		return
 	}
@@ -275,21 +287,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		fail("The API server did not accept this token: it may have expired, or be for another cluster.")
 		return
 	case err != nil:
-		fail("The API server could not say who this token is for: " + err.Error())
+		s.opts.Log.Error(err, "Asking the API server who a token is for")
+		fail("The API server could not say who this token is for (the console needs Kubernetes 1.28 or later). The console's log has the details.")
 		return
 	}
-	value, err := s.seal.seal(session{Token: token, User: review.Status.UserInfo.Username, Expires: s.now().Add(s.opts.SessionTTL)})
+	// The session ends with its token, if sooner.
+	expires := s.now().Add(s.opts.SessionTTL)
+	if exp := tokenExpiry(token); !exp.IsZero() && exp.Before(expires) {
+		expires = exp
+	}
+	sess, err := s.sess.start(token, review.Status.UserInfo.Username, expires, s.now())
 	if err != nil {
 		fail("The console could not start a session.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/", MaxAge: int(s.opts.SessionTTL / time.Second),
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sess.ID, Path: "/", MaxAge: int(expires.Sub(s.now()) / time.Second),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	s.opts.Log.Info("Signed in to the console", "user", review.Status.UserInfo.Username)
 	http.Redirect(w, r, "/keys", http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *request) {
+	s.sess.end(r.session.ID)
 	s.clearCookie(w)
 	http.Redirect(w, r.Request, "/login", http.StatusSeeOther)
 }
@@ -310,6 +329,13 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, status int, tit
 // apiError renders an error of the API server in words: which permission
 // is missing, or what the API server said.
 func (s *Server) apiError(w http.ResponseWriter, r *request, err error) {
+	if strings.Contains(err.Error(), "did not accept your credentials") {
+		// The token expired or was revoked: the session ends with it.
+		s.sess.end(r.session.ID)
+		s.clearCookie(w)
+		s.render(w, r.Request, http.StatusUnauthorized, "login", map[string]any{"Error": "Your token is no longer accepted (it expired or was revoked): sign in again."})
+		return
+	}
 	status := http.StatusBadGateway
 	var api apierrors.APIStatus
 	switch {

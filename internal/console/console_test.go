@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,44 +13,50 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-func TestSealer(t *testing.T) {
-	s, err := newSealer()
+func TestSessions(t *testing.T) {
+	s, err := newSessions()
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	v, err := s.seal(session{Token: "token-a", User: "alice", Expires: now.Add(time.Hour)})
+	v, err := s.start("token-a", "alice", now.Add(time.Hour), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(v, "token-a") || strings.Contains(v, "alice") {
-		t.Error("the cookie shows what it seals")
+	if strings.Contains(v.ID, "token-a") || len(v.ID) < 40 {
+		t.Errorf("the session id %q", v.ID)
 	}
-	if got, err := s.open(v, now); err != nil || got.Token != "token-a" || got.User != "alice" {
-		t.Fatalf("open: %+v, %v", got, err)
+	if got, err := s.get(v.ID, now); err != nil || got.Token != "token-a" || got.User != "alice" {
+		t.Fatalf("get: %+v, %v", got, err)
 	}
-	other, _ := newSealer()
-	b := []byte(v)
-	b[len(b)/2] ^= 1
-	for name, value := range map[string]string{"tampered": string(b), "empty": "", "not base64": "%%%", "another process's": mustSeal(t, other, now)} {
-		if _, err := s.open(value, now); err == nil {
-			t.Errorf("a %s cookie opened", name)
+	for name, id := range map[string]string{"tampered": v.ID[:len(v.ID)-1] + "x", "empty": "", "unknown": strings.Repeat("A", 43)} {
+		if _, err := s.get(id, now); err == nil {
+			t.Errorf("a %s id found a session", name)
 		}
 	}
-	if _, err := s.open(v, now.Add(2*time.Hour)); err == nil {
-		t.Error("an ended session opened")
+	if _, err := s.get(v.ID, now.Add(2*time.Hour)); err == nil {
+		t.Error("an ended session was found")
 	}
-	if s.validCSRF("token-a", s.csrf("token-b")) || s.validCSRF("token-a", "") || !s.validCSRF("token-a", s.csrf("token-a")) {
-		t.Error("the form token is not bound to the session's token")
+	w, _ := s.start("token-b", "bob", now.Add(time.Hour), now)
+	if s.validCSRF(w.ID, s.csrf(v.ID)) || s.validCSRF(w.ID, "") || !s.validCSRF(w.ID, s.csrf(w.ID)) {
+		t.Error("the form token is not bound to its session")
+	}
+	// Signed out: the cookie, copied before, opens nothing.
+	s.end(w.ID)
+	if _, err := s.get(w.ID, now); err == nil {
+		t.Error("a session signed out from was found")
 	}
 }
 
-func mustSeal(t *testing.T, s *sealer, now time.Time) string {
-	v, err := s.seal(session{Token: "x", Expires: now.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
+func TestTokenExpiry(t *testing.T) {
+	jwt := func(payload string) string {
+		return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".c2ln"
 	}
-	return v
+	for token, want := range map[string]int64{jwt(`{"exp":1800000000}`): 1800000000, jwt(`{"sub":"x"}`): 0, "opaque-token": 0, jwt("not json"): 0} {
+		if got := tokenExpiry(token); (want == 0 && !got.IsZero()) || (want != 0 && got.Unix() != want) {
+			t.Errorf("tokenExpiry(%q) = %v, want %d", token, got, want)
+		}
+	}
 }
 
 // The checks before any call to the API server: no session, a forged
@@ -61,7 +68,8 @@ func TestRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := s.Handler()
-	good, _ := s.seal.seal(session{Token: "token-a", User: "alice", Expires: time.Now().Add(time.Hour)})
+	sess, _ := s.sess.start("token-a", "alice", time.Now().Add(time.Hour), time.Now())
+	good := sess.ID
 	form := url.Values{"csrf": {"wrong"}}.Encode()
 	tests := []struct {
 		name, method, path, cookie, body string
@@ -71,18 +79,24 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no session", "GET", "/keys", "", "", nil, http.StatusSeeOther, ""},
 		{"a forged cookie", "GET", "/keys", good[:len(good)-2] + "AA", "", nil, http.StatusSeeOther, ""},
-		{"a cross-site post", "POST", "/keys/team/k/revoke", good, url.Values{"csrf": {s.seal.csrf("token-a")}}.Encode(),
+		{"a cross-site post", "POST", "/keys/team/k/revoke", good, url.Values{"csrf": {s.sess.csrf(good)}}.Encode(),
 			map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden, "sent from another site"},
-		{"a post from another origin", "POST", "/keys/team/k/revoke", good, url.Values{"csrf": {s.seal.csrf("token-a")}}.Encode(),
+		{"a post from another origin", "POST", "/keys/team/k/revoke", good, url.Values{"csrf": {s.sess.csrf(good)}}.Encode(),
 			map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden, "sent from another site"},
 		{"a post without its form token", "POST", "/keys/team/k/revoke", good, form, map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusForbidden, "no valid form token"},
 		{"a sign-in from another site", "POST", "/login", "", url.Values{"token": {"x"}}.Encode(), map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden, "sent from another site"},
 		{"the sign-in page", "GET", "/login", "", "", nil, http.StatusOK, "Bearer token"},
+		{"a proxy's header, not trusted", "GET", "/keys", "", "", map[string]string{"Authorization": "Bearer token-z"}, http.StatusSeeOther, ""},
+		{"a form that is not the console's", "POST", "/login", "", "token=x", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, http.StatusUnsupportedMediaType, "only its own forms"},
+		{"a form too large", "POST", "/login", "", "token=" + strings.Repeat("x", 100<<10), nil, http.StatusUnauthorized, "Paste a Kubernetes bearer token"},
 	}
 	for _, tt := range tests {
 		req := httptest.NewRequest(tt.method, "http://console.example"+tt.path, strings.NewReader(tt.body))
 		if tt.body != "" {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if tt.header["Content-Type"] != "" {
+			req.Header.Set("Content-Type", tt.header["Content-Type"])
 		}
 		for k, v := range tt.header {
 			req.Header.Set(k, v)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
@@ -40,6 +41,9 @@ func parsePages() (map[string]*template.Template, error) {
 			return "phase-" + strings.ToLower(string(keyview.Phase(k)))
 		},
 		"secretName": func(k *keywardenv1alpha1.APIKey) string { return keyops.SecretName(k) },
+		// Text anyone who may write an APIKey, a class or an Event chose:
+		// control and bidi characters shown escaped, as the plugin shows them.
+		"clean": keyview.Clean,
 	}
 	pages := map[string]*template.Template{}
 	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes"} {
@@ -88,6 +92,12 @@ func (s *Server) keys(w http.ResponseWriter, r *request) {
 		opts = append(opts, client.InNamespace(ns))
 	}
 	if err := r.client.List(r.Context(), &list, opts...); err != nil {
+		if ns == "" && apierrors.IsForbidden(err) {
+			// Most people may list keys in some namespaces only: ask which.
+			s.render(w, r.Request, http.StatusOK, "keys", page(r, map[string]any{"All": true, "Phases": keyview.Phases,
+				"Prompt": "You may not list API keys across all namespaces: enter a namespace above."}))
+			return
+		}
 		s.apiError(w, r, keyops.Explain(err, "list", "apikeys.keywarden.dev", ns))
 		return
 	}
@@ -169,10 +179,11 @@ func (s *Server) newKeyData(r *request, data map[string]any) map[string]any {
 	}
 	var classes keywardenv1alpha1.APIKeyClassList
 	classNames := []string{}
-	if err := r.client.List(r.Context(), &classes); err == nil {
-		for _, c := range classes.Items {
-			classNames = append(classNames, c.Name)
-		}
+	if err := r.client.List(r.Context(), &classes); err != nil {
+		data["ClassesNote"] = keyops.Explain(err, "list", "apikeyclasses.keywarden.dev", "").Error() + "; the classes' roles and scopes are not offered"
+	}
+	for _, c := range classes.Items {
+		classNames = append(classNames, c.Name)
 	}
 	var roles []keywardenv1alpha1.ClassRole
 	for _, c := range classes.Items {
@@ -222,7 +233,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 	}
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
 	if err := o.Create(r.Context(), k); err != nil {
-		retry(http.StatusBadRequest, err.Error())
+		status := http.StatusBadRequest
+		if strings.Contains(err.Error(), "you may not") {
+			status = http.StatusForbidden
+		}
+		retry(status, err.Error())
 		return
 	}
 	issued, err := o.WaitIssued(r.Context(), k, s.opts.IssueTimeout)
@@ -256,6 +271,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *request) {
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
 	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
 	if err == nil {
+		err = confirmed(r, k)
+	}
+	if err == nil {
 		_, err = o.Revoke(r.Context(), k, s.opts.IssueTimeout)
 	}
 	if err != nil {
@@ -270,6 +288,9 @@ func (s *Server) rotate(w http.ResponseWriter, r *request) {
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
 	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
 	if err == nil {
+		err = confirmed(r, k)
+	}
+	if err == nil {
 		_, err = o.Rotate(r.Context(), k, "console "+s.now().UTC().Format("2006-01-02T15:04:05.000Z"), s.opts.IssueTimeout)
 	}
 	if err != nil {
@@ -277,6 +298,15 @@ func (s *Server) rotate(w http.ResponseWriter, r *request) {
 		return
 	}
 	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+}
+
+// confirmed checks that the key is the one the person confirmed, not one
+// created under its name since.
+func confirmed(r *request, k *keywardenv1alpha1.APIKey) error {
+	if r.PostFormValue("uid") != string(k.UID) {
+		return fmt.Errorf("apikey %s/%s is not the key you confirmed: it was deleted and created again since; look at it again", k.Namespace, k.Name)
+	}
+	return nil
 }
 
 // classes lists the classes with their roles and limits, and, in a

@@ -1,97 +1,129 @@
 package console
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
+	"sync"
 	"time"
 )
 
-// session is what the console keeps of a signed-in person, sealed in
-// their cookie: the token it acts with, who the API server says they are,
-// and when the session ends.
+// session is what the console keeps of a signed-in person, in this
+// process only: the token it acts with, who the API server says they are,
+// and when the session ends. The cookie holds only a random id.
 type session struct {
-	Token   string    `json:"t"`
-	User    string    `json:"u"`
-	Expires time.Time `json:"e"`
+	ID      string
+	Token   string
+	User    string
+	Expires time.Time
 }
 
-// sealer seals sessions into cookie values with AES-GCM under a key that
-// lives only in this process: a session does not outlive it, and a cookie
-// changed in any bit does not open.
-type sealer struct {
-	aead cipher.AEAD
-	mac  []byte // for the CSRF tokens
+// maxSessions bounds the sessions kept: a flood of sign-ins cannot grow
+// the process without end (the oldest go first).
+const maxSessions = 10000
+
+// sessions are the console's sessions, by id. Signing out deletes one, so
+// a copied cookie stops working with it.
+type sessions struct {
+	mu   sync.Mutex
+	byID map[string]*session
+	mac  []byte // for the form tokens
 }
 
-// cookieAAD binds the sealed value to its use.
-var cookieAAD = []byte("keywarden-console-session-v1")
-
-func newSealer() (*sealer, error) {
-	key := make([]byte, 32)
+func newSessions() (*sessions, error) {
 	mac := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
 	if _, err := rand.Read(mac); err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &sealer{aead: aead, mac: mac}, nil
+	return &sessions{byID: map[string]*session{}, mac: mac}, nil
 }
 
-func (s *sealer) seal(v session) (string, error) {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return "", err
+// start keeps a new session and returns it.
+func (s *sessions) start(token, user string, expires time.Time, now time.Time) (*session, error) {
+	id := make([]byte, 32)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
 	}
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
+	v := &session{ID: base64.RawURLEncoding.EncodeToString(id), Token: token, User: user, Expires: expires}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, old := range s.byID {
+		if !now.Before(old.Expires) {
+			delete(s.byID, k)
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, cookieAAD)), nil
+	for len(s.byID) >= maxSessions {
+		var oldest string
+		for k, old := range s.byID {
+			if oldest == "" || old.Expires.Before(s.byID[oldest].Expires) {
+				oldest = k
+			}
+		}
+		delete(s.byID, oldest)
+	}
+	s.byID[v.ID] = v
+	return v, nil
 }
 
-var errBadSession = errors.New("the session cookie is not valid")
+var errNoSession = errors.New("no session")
 
-func (s *sealer) open(value string, now time.Time) (session, error) {
-	var v session
-	b, err := base64.RawURLEncoding.DecodeString(value)
-	if err != nil || len(b) < s.aead.NonceSize() {
-		return v, errBadSession
-	}
-	plain, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], cookieAAD)
-	if err != nil || json.Unmarshal(plain, &v) != nil || v.Token == "" {
-		return session{}, errBadSession
+// get returns the live session of an id.
+func (s *sessions) get(id string, now time.Time) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok || id == "" {
+		return nil, errNoSession
 	}
 	if !now.Before(v.Expires) {
-		return session{}, errors.New("the session has ended")
+		delete(s.byID, id)
+		return nil, errNoSession
 	}
 	return v, nil
 }
 
+// end forgets a session.
+func (s *sessions) end(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, id)
+}
+
 // csrf is the token every form of a session carries: bound to the
-// person's bearer token, so that it serves no one else, and unknowable
+// session, so that it serves no other and dies with it, and unknowable
 // without this process's key.
-func (s *sealer) csrf(token string) string {
+func (s *sessions) csrf(id string) string {
 	h := hmac.New(sha256.New, s.mac)
 	h.Write([]byte("csrf\x00"))
-	h.Write([]byte(token))
+	h.Write([]byte(id))
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
-func (s *sealer) validCSRF(token, got string) bool {
-	return got != "" && hmac.Equal([]byte(s.csrf(token)), []byte(got))
+func (s *sessions) validCSRF(id, got string) bool {
+	return got != "" && hmac.Equal([]byte(s.csrf(id)), []byte(got))
+}
+
+// tokenExpiry reads the exp claim of a JWT, unverified: only to end a
+// session no later than its token (the API server verifies the token on
+// every call). Zero when the token is no JWT or has no exp.
+func tokenExpiry(token string) time.Time {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &claims) != nil || claims.Exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(claims.Exp, 0)
 }

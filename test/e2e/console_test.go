@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"keywarden.dev/keywarden/test/harness"
@@ -54,6 +56,7 @@ func webConsole(e *env) {
 	adminToken := e.consoleAccount(ns, "console-admin", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","patch"]},`+
 		`{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]},{"apiGroups":[""],"resources":["events"],"verbs":["list"]}]`, true)
 	strangerToken := e.consoleAccount(ns, "console-stranger", `[]`, false)
+	viewerToken := e.consoleAccount(ns, "console-viewer", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list"]}]`, false)
 
 	port, err := harness.FreePort()
 	if err != nil {
@@ -123,10 +126,25 @@ func webConsole(e *env) {
 	run("the sign-in page", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#token")))
 	shot("login")
 	signIn(strangerToken)
-	if msg := text("p.message"); !strings.Contains(msg, "you may not list apikeys.keywarden.dev across all namespaces") {
+	if msg := text("p.message"); !strings.Contains(msg, "You may not list API keys across all namespaces: enter a namespace above.") {
+		e.t.Fatalf("a token without the right to list keys everywhere sees: %q", msg)
+	}
+	run("the keys of a namespace", chromedp.Navigate(base+"/keys?namespace="+ns), chromedp.WaitVisible(chromedp.CSS("p.message")))
+	if msg := text("p.message"); !strings.Contains(msg, "you may not list apikeys.keywarden.dev in namespace "+ns) {
 		e.t.Fatalf("a token without rights sees: %q", msg)
 	}
 	shot("no-permission")
+	run("sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
+
+	// A viewer may list but not create: the Add form says so.
+	signIn(viewerToken)
+	run("add as a viewer", chromedp.Navigate(base+"/keys/new?namespace="+ns), chromedp.SetValue(chromedp.CSS("#name"), "not-allowed"),
+		chromedp.SetValue(chromedp.CSS("#displayName"), "x"), chromedp.SetValue(chromedp.CSS("#owner"), "x"), chromedp.SetValue(chromedp.CSS("#role"), "standard"),
+		chromedp.Click(chromedp.CSS("#create")), chromedp.WaitVisible(chromedp.CSS("p.error")))
+	if msg := text("p.error"); !strings.Contains(msg, "you may not create apikeys.keywarden.dev in namespace "+ns) {
+		e.t.Fatalf("a viewer's Add: %q", msg)
+	}
+	shot("no-create-permission")
 	run("sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
 
 	// The admin: the session cookie is HttpOnly, Secure and SameSite=Strict.
@@ -158,6 +176,25 @@ func webConsole(e *env) {
 	shot("created")
 	if got, err := verify(e.managers[0], map[string]any{"key": raw, "namespace": ns}); err != nil || got["valid"] != true || fmt.Sprint(got["scopes"]) != "[cache:purge]" {
 		e.t.Fatalf("the key from the console verifies as %v, %v", got, err)
+	}
+	// Nowhere in the browser's history.
+	history, err := chromedp.Call(browser, page.GetNavigationHistory, cdp.Empty{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, entry := range history.Entries {
+		if strings.Contains(entry.URL, raw) || strings.Contains(entry.Title, raw) {
+			e.t.Fatal("the key is in the browser's history")
+		}
+	}
+	// Back from the key's page does not bring the key back either.
+	run("the key's page", chromedp.Click(chromedp.CSS(`a[href="/keys/`+ns+`/cdn-purge"]`)), chromedp.WaitVisible(chromedp.CSS("#revoke")))
+	// Chromium answers Back to the form's answer with ERR_CACHE_MISS (it
+	// would have to send the form again): an error of the navigation here.
+	_ = chromedp.Do(browser, chromedp.NavigateBack())
+	run("back", chromedp.Sleep(time.Second))
+	if back := browse(e, browser, "the page after Back", chromedp.OuterHTML(chromedp.CSS("html"))); strings.Contains(back, raw) {
+		e.t.Fatal("the key is shown again after Back")
 	}
 	run("reload", chromedp.Reload(), chromedp.Sleep(time.Second))
 	html := browse(e, browser, "the page reloaded", chromedp.OuterHTML(chromedp.CSS("html")))
@@ -244,10 +281,23 @@ func webConsole(e *env) {
 	}
 	shot("revoked")
 
+	// Signed out, the cookie copied before opens nothing.
+	run("sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	req, _ = http.NewRequest(http.MethodGet, base+"/keys?namespace="+ns, nil)
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		e.t.Fatalf("the cookie of a session signed out from: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
 	e.mu.Lock()
 	e.pluginOutput.WriteString(pages.String())
 	e.mu.Unlock()
-	e.note("console: signed in with a ServiceAccount token in headless Chromium; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; revoked after a confirmation naming it, then REVOKED at the verifier; no rights: the missing permission named; a cross-site post and a tampered cookie refused; %d screenshots", 9)
+	e.note("console: signed in with a ServiceAccount token in headless Chromium; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; revoked after a confirmation naming it, then REVOKED at the verifier; no right to list or to create: the missing permission named; the key in no URL or history entry, nor back after Back; a cross-site post, a tampered cookie and one replayed after sign-out refused; %d screenshots", 10)
 }
 
 // consoleAccount makes a ServiceAccount with a Role of the rules in the

@@ -249,7 +249,7 @@ func kubectlPlugin(e *env) {
 		e.t.Fatalf("whose as a viewer: %d %s%s", r.code, r.stdout, r.stderr)
 	}
 	creator := e.pluginAccount(ns, "creator", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","delete"]}]`)
-	e.pluginFails(creator, "", []string{"the key is issued into Secret plugin-team/own", "you may not get secrets in namespace plugin-team"},
+	e.pluginFails(creator, "", []string{"apikey plugin-team/own is issued, but reading its Secret own failed", "you may not get secrets in namespace plugin-team"},
 		"create", "own", "-n", ns, "--display-name", "Own", "--owner", "dave@example.com", "--role", "readonly", "--class", "plugin-team")
 	e.secretKey(ns, "own")
 
