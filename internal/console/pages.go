@@ -126,9 +126,14 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 		return
 	}
 	descriptions := map[keywardenv1alpha1.Scope]string{}
+	classNote := ""
 	if class := keyview.Class(k); class != "" {
 		var cl keywardenv1alpha1.APIKeyClass
-		if err := r.client.Get(r.Context(), client.ObjectKey{Name: class}, &cl); err == nil {
+		err := r.client.Get(r.Context(), client.ObjectKey{Name: class}, &cl)
+		if err != nil {
+			classNote = keyops.Explain(err, "get", "apikeyclasses.keywarden.dev", "").Error() + "; the scopes' descriptions are not shown"
+		}
+		if err == nil {
 			for _, role := range cl.Spec.Roles {
 				if role.Name == keyview.Role(k) {
 					for _, d := range role.ScopeDescriptions {
@@ -156,7 +161,7 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 		scopes = append(scopes, scope{string(sc), descriptions[sc]})
 	}
 	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
-		"Key": k, "Scopes": scopes, "Events": events.Items, "EventsNote": eventsNote, "Namespace": ns,
+		"Key": k, "Scopes": scopes, "Events": events.Items, "EventsNote": eventsNote, "ClassNote": classNote, "Namespace": ns,
 		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
 	}))
 }

@@ -89,8 +89,12 @@ func Explain(err error, verb, resource, namespace string) error {
 		return errors.New("the cluster has no APIKey resource (apikeys.keywarden.dev): Keywarden's CRDs are not installed; " +
 			"install Keywarden (kubectl apply -k config/default, or its Helm chart) or use the context of a cluster that has it")
 	case apierrors.IsForbidden(err) && isRBAC(err):
-		return fmt.Errorf("you may not %s %s%s: ask an admin for a Role that allows %q on %s (check with kubectl auth can-i %s %s%s)",
-			verb, resource, where, verb, resource, verb, resource, nsFlag(namespace))
+		role := "a Role"
+		if namespace == "" {
+			role = "a ClusterRole (with a ClusterRoleBinding)"
+		}
+		return fmt.Errorf("you may not %s %s%s: ask an admin for %s that allows %q on %s (check with kubectl auth can-i %s %s%s)",
+			verb, resource, where, role, verb, resource, verb, resource, nsFlag(namespace))
 	case apierrors.IsForbidden(err):
 		// An admission policy, a webhook or a quota: its own words.
 		return fmt.Errorf("the API server refused to %s %s%s: %s", verb, resource, where, APIMessage(err))

@@ -231,7 +231,11 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	}
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, e := range d.Events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", eventTime(e).Local().Format(TimeFormat), cell(e.Type), cell(e.Reason), Clean(e.Message))
+		reporter := e.ReportingController
+		if reporter == "" {
+			reporter = e.Source.Component
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(%s)\n", eventTime(e).Local().Format(TimeFormat), cell(e.Type), cell(e.Reason), Clean(e.Message), cell(reporter))
 	}
 	return tw.Flush()
 }

@@ -69,7 +69,7 @@ func webConsole(e *env) {
 		e.t.Fatal(err)
 	}
 	m, err := e.cluster.StartManager(e.bin, f, "", "--kubeconfig", e.managerKubeconfig, "--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
-		"--console-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
+		"--console-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--console-trust-authorization-header")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -270,6 +270,21 @@ func webConsole(e *env) {
 		e.t.Fatalf("the key's page:\n%s", got)
 	}
 	shot("key")
+	// Rotate after a confirmation: a new key in the Secret.
+	run("rotate", chromedp.Click(chromedp.CSS("#rotate")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	if got := text("main"); !strings.Contains(got, "Rotate “CDN purge”?") {
+		e.t.Fatalf("the rotation's confirmation:\n%s", got)
+	}
+	run("confirm the rotation", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("#revoke")))
+	rotated := e.secretKey(ns, "cdn-purge")
+	if rotated == raw {
+		e.t.Fatal("rotating in the console left the key in the Secret as it was")
+	}
+	if got := text("main"); !strings.Contains(got, "KeyRotated") {
+		e.t.Fatalf("the key's page after the rotation:\n%s", got)
+	}
+	raw = rotated
+
 	run("revoke", chromedp.Click(chromedp.CSS("#revoke")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
 	if got := text("main"); !strings.Contains(got, "Revoke “CDN purge”?") || !strings.Contains(got, ns+"/cdn-purge") {
 		e.t.Fatalf("the confirmation:\n%s", got)
@@ -280,6 +295,34 @@ func webConsole(e *env) {
 		e.t.Fatalf("the key revoked in the console verifies as %v, %v", got, err)
 	}
 	shot("revoked")
+
+	// Behind an authenticating proxy (--console-trust-authorization-header):
+	// the person's token in the header, no sign-in; a post from another
+	// site is refused all the same.
+	req, _ = http.NewRequest(http.MethodGet, base+"/keys?namespace="+ns, nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Short-lived") {
+		e.t.Fatalf("a request through the proxy: %d", resp.StatusCode)
+	}
+	form := strings.NewReader("csrf=guess")
+	req, _ = http.NewRequest(http.MethodPost, base+"/keys/"+ns+"/short-lived/revoke", form)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.spec.revoked}") == "true" {
+		e.t.Fatalf("a cross-site post through the proxy: %d", resp.StatusCode)
+	}
 
 	// Signed out, the cookie copied before opens nothing.
 	run("sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
@@ -297,7 +340,7 @@ func webConsole(e *env) {
 	e.mu.Lock()
 	e.pluginOutput.WriteString(pages.String())
 	e.mu.Unlock()
-	e.note("console: signed in with a ServiceAccount token in headless Chromium; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; revoked after a confirmation naming it, then REVOKED at the verifier; no right to list or to create: the missing permission named; the key in no URL or history entry, nor back after Back; a cross-site post, a tampered cookie and one replayed after sign-out refused; %d screenshots", 10)
+	e.note("console: signed in with a ServiceAccount token in headless Chromium, and through a proxy's header; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; rotated and revoked after confirmations naming it, then REVOKED at the verifier; no right to list or to create: the missing permission named; the key in no URL or history entry, nor back after Back; a cross-site post, a tampered cookie and one replayed after sign-out refused; %d screenshots", 10)
 }
 
 // consoleAccount makes a ServiceAccount with a Role of the rules in the
