@@ -663,7 +663,7 @@ func noSecretInTheOpen(e *env) {
 		places[fmt.Sprintf("metrics of manager %d", i)] = text
 	}
 	e.mu.Lock()
-	places["kubectl-keywarden's output but create's keys"] = e.pluginOutput.String()
+	places["kubectl-keywarden's output and the console's pages, but the keys they show once"] = e.pluginOutput.String()
 	defer e.mu.Unlock()
 	leaks, bytes := 0, 0
 	for place, text := range places {
@@ -678,7 +678,7 @@ func noSecretInTheOpen(e *env) {
 	if len(e.rawKeys) < 500 {
 		e.t.Fatalf("only %d raw keys seen; the check needs the keys of the earlier scenarios", len(e.rawKeys))
 	}
-	e.note("no secret in the open: %d raw keys searched for in %d places (%d KiB of logs, events, APIKeys, metrics and plugin output): %d leaks found",
+	e.note("no secret in the open: %d raw keys searched for in %d places (%d KiB of logs, events, APIKeys, metrics, plugin output and console pages): %d leaks found",
 		len(e.rawKeys), len(places), bytes>>10, leaks)
 }
 
