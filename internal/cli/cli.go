@@ -148,6 +148,26 @@ func (a *app) namespace() (string, bool, error) {
 	return ns, explicit, nil
 }
 
+// namespaceClient is the namespace (and whether --namespace gave it) and
+// the person's client.
+func (a *app) namespaceClient() (string, bool, client.Client, error) {
+	ns, explicit, err := a.namespace()
+	if err != nil {
+		return "", false, nil, err
+	}
+	c, err := a.client()
+	return ns, explicit, c, err
+}
+
+// named reads the APIKey of a name in the namespace of the flags.
+func (a *app) named(ctx context.Context, name string) (*keywardenv1alpha1.APIKey, error) {
+	ns, _, err := a.namespace()
+	if err != nil {
+		return nil, err
+	}
+	return a.get(ctx, ns, name)
+}
+
 // ops acts with the person's client.
 func (a *app) ops() (keyops.Ops, error) {
 	c, err := a.client()

@@ -82,11 +82,7 @@ func (a *app) list(ctx context.Context, o listOptions) error {
 	default:
 		return fmt.Errorf("-o must be wide, json or yaml, not %q", o.output)
 	}
-	ns, _, err := a.namespace()
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	ns, _, c, err := a.namespaceClient()
 	if err != nil {
 		return err
 	}
@@ -99,14 +95,7 @@ func (a *app) list(ctx context.Context, o listOptions) error {
 	if err := c.List(ctx, &list, opts...); err != nil {
 		return keyops.Explain(err, "list", "apikeys.keywarden.dev", where)
 	}
-	now := a.now()
-	shown := list.Items[:0]
-	for i := range list.Items {
-		if filter.Match(&list.Items[i], now) {
-			shown = append(shown, list.Items[i])
-		}
-	}
-	keyview.Newest(shown)
+	shown := keyview.Select(list.Items, filter, a.now())
 	switch o.output {
 	case "json", "yaml":
 		out := keywardenv1alpha1.APIKeyList{Items: shown}

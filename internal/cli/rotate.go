@@ -31,14 +31,11 @@ sync that puts back an older value would rotate the key again.`,
 }
 
 func (a *app) rotate(ctx context.Context, name string, timeout time.Duration) error {
-	ns, _, err := a.namespace()
+	k, err := a.named(ctx, name)
 	if err != nil {
 		return err
 	}
-	k, err := a.get(ctx, ns, name)
-	if err != nil {
-		return err
-	}
+	ns := k.Namespace
 	if err := keyops.Rotatable(k); err != nil {
 		return err
 	}

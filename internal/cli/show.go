@@ -37,14 +37,11 @@ func (a *app) completeOneName(cmd *cobra.Command, args []string, prefix string) 
 }
 
 func (a *app) show(ctx context.Context, name string) error {
-	ns, _, err := a.namespace()
+	k, err := a.named(ctx, name)
 	if err != nil {
 		return err
 	}
-	k, err := a.get(ctx, ns, name)
-	if err != nil {
-		return err
-	}
+	ns := k.Namespace
 	c, _ := a.client()
 	d := keyview.Details{Key: k}
 	if class := keyview.Class(k); class != "" {

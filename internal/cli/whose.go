@@ -60,11 +60,7 @@ func (a *app) whose(ctx context.Context) error {
 		return errors.New("standard input is not a Keywarden key (one key, on one line, as its Secret holds it)")
 	}
 	hash := keys.Hash(raw)
-	ns, explicit, err := a.namespace()
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	ns, explicit, c, err := a.namespaceClient()
 	if err != nil {
 		return err
 	}

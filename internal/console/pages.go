@@ -101,14 +101,7 @@ func (s *Server) keys(w http.ResponseWriter, r *request) {
 		s.apiError(w, r, keyops.Explain(err, "list", "apikeys.keywarden.dev", ns))
 		return
 	}
-	now := s.now()
-	shown := list.Items[:0]
-	for i := range list.Items {
-		if filter.Match(&list.Items[i], now) {
-			shown = append(shown, list.Items[i])
-		}
-	}
-	keyview.Newest(shown)
+	shown := keyview.Select(list.Items, filter, s.now())
 	s.render(w, r.Request, http.StatusOK, "keys", page(r, map[string]any{
 		"Keys": shown, "All": ns == "", "Search": filter.Search, "Phase": q.Get("phase"), "Owner": filter.Owner, "Role": filter.Role,
 		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items),
@@ -273,35 +266,35 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *request, action string) {
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *request) {
-	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
-	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
-	if err == nil {
-		err = confirmed(r, k)
-	}
-	if err == nil {
-		_, err = o.Revoke(r.Context(), k, s.opts.IssueTimeout)
-	}
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	s.opts.Log.Info("Key revoked in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
-	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+	s.confirmedAction(w, r, "revoked", func(o keyops.Ops, k *keywardenv1alpha1.APIKey) error {
+		_, err := o.Revoke(r.Context(), k, s.opts.IssueTimeout)
+		return err
+	})
 }
 
 func (s *Server) rotate(w http.ResponseWriter, r *request) {
+	s.confirmedAction(w, r, "rotated", func(o keyops.Ops, k *keywardenv1alpha1.APIKey) error {
+		_, err := o.Rotate(r.Context(), k, "console "+s.now().UTC().Format("2006-01-02T15:04:05.000Z"), s.opts.IssueTimeout)
+		return err
+	})
+}
+
+// confirmedAction does what the person confirmed to the key of the path,
+// if it is still the key confirmed, and goes back to its page.
+func (s *Server) confirmedAction(w http.ResponseWriter, r *request, done string, act func(keyops.Ops, *keywardenv1alpha1.APIKey) error) {
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
 	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
 	if err == nil {
 		err = confirmed(r, k)
 	}
 	if err == nil {
-		_, err = o.Rotate(r.Context(), k, "console "+s.now().UTC().Format("2006-01-02T15:04:05.000Z"), s.opts.IssueTimeout)
+		err = act(o, k)
 	}
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
+	s.opts.Log.Info("Key "+done+" in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
 	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
 }
 

@@ -245,3 +245,15 @@ func search(k *keywardenv1alpha1.APIKey, text string) bool {
 	}
 	return false
 }
+
+// Select is the keys the filter selects at the time now, newest first.
+func Select(keys []keywardenv1alpha1.APIKey, f Filter, now time.Time) []keywardenv1alpha1.APIKey {
+	out := []keywardenv1alpha1.APIKey{}
+	for i := range keys {
+		if f.Match(&keys[i], now) {
+			out = append(out, keys[i])
+		}
+	}
+	Newest(out)
+	return out
+}
