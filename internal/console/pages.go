@@ -221,13 +221,33 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 			}
 		}
 	}
-	if l := strings.TrimSpace(f.Get("lifetime")); l != "" {
-		d, err := keyview.ParseDuration(l)
+	k.Spec.SecretName = strings.TrimSpace(f.Get("secretName"))
+	durations := []struct {
+		field, label string
+		set          func(*metav1.Duration)
+	}{
+		{"lifetime", "Lifetime", func(d *metav1.Duration) { k.Spec.Lifetime = d }},
+		{"rotateEvery", "Rotate every", func(d *metav1.Duration) { rotation(k).Every = d }},
+		{"gracePeriod", "Grace period", func(d *metav1.Duration) { rotation(k).GracePeriod = d }},
+	}
+	for _, field := range durations {
+		if v := strings.TrimSpace(f.Get(field.field)); v != "" {
+			d, err := keyview.ParseDuration(v)
+			if err != nil {
+				retry(http.StatusBadRequest, field.label+": "+err.Error())
+				return
+			}
+			field.set(&metav1.Duration{Duration: d})
+		}
+	}
+	if v := strings.TrimSpace(f.Get("expiresAt")); v != "" {
+		t, err := time.Parse(time.DateOnly, v)
 		if err != nil {
-			retry(http.StatusBadRequest, "Lifetime: "+err.Error())
+			retry(http.StatusBadRequest, "Expires on: not a date (2027-01-31)")
 			return
 		}
-		k.Spec.Lifetime = &metav1.Duration{Duration: d}
+		at := metav1.NewTime(t)
+		k.Spec.ExpiresAt = &at
 	}
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
 	if err := o.Create(r.Context(), k); err != nil {
@@ -250,6 +270,14 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 	}
 	s.opts.Log.Info("Key created in the console", "user", r.session.User, "namespace", ns, "name", name, "prefix", issued.Status.KeyPrefix)
 	s.render(w, r.Request, http.StatusOK, "created", page(r, map[string]any{"Key": issued, "Raw": raw, "Namespace": ns}))
+}
+
+// rotation is the key's rotation settings, made when first set.
+func rotation(k *keywardenv1alpha1.APIKey) *keywardenv1alpha1.Rotation {
+	if k.Spec.Rotation == nil {
+		k.Spec.Rotation = &keywardenv1alpha1.Rotation{}
+	}
+	return k.Spec.Rotation
 }
 
 // revokePage asks for confirmation, naming the key.

@@ -164,12 +164,15 @@ func webConsole(e *env) {
 	shot("add")
 	run("add a key", chromedp.SetValue(chromedp.CSS("#name"), "cdn-purge"), chromedp.SetValue(chromedp.CSS("#displayName"), "CDN purge"),
 		chromedp.SetValue(chromedp.CSS("#owner"), "alice@example.com"), chromedp.Click(chromedp.CSS(`input[name=scope][value="cache:purge"]`)),
-		chromedp.SetValue(chromedp.CSS("#lifetime"), "30d"), chromedp.SetValue(chromedp.CSS("#description"), "Purges the CDN after deploys"),
+		chromedp.SetValue(chromedp.CSS("#lifetime"), "30d"), chromedp.SetValue(chromedp.CSS("#rotateEvery"), "90d"), chromedp.SetValue(chromedp.CSS("#description"), "Purges the CDN after deploys"),
 		chromedp.Click(chromedp.CSS("#trackLastUsed")), chromedp.Click(chromedp.CSS("#create")),
 		chromedp.WaitVisible(chromedp.CSS("#rawkey")))
 	raw := browse(e, browser, "the key shown", chromedp.Value(chromedp.CSS("#rawkey")))
 	if raw == "" || raw != e.secretKey(ns, "cdn-purge") {
 		e.t.Fatalf("the page showed %d characters that are not the key in the Secret", len(raw))
+	}
+	if every := e.kubectl("get", "apikey", "-n", ns, "cdn-purge", "-o", "jsonpath={.spec.lifetime} {.spec.rotation.every}"); every != "720h0m0s 2160h0m0s" {
+		e.t.Fatalf("the Add form's lifetime and rotation became %q", every)
 	}
 	// The screenshot shows the page with the key masked: artifacts keep no key.
 	run("mask the key", chromedp.SetValue(chromedp.CSS("#rawkey"), strings.Repeat("•", 20)))
