@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -71,7 +72,7 @@ func (o Ops) Create(ctx context.Context, k *keywardenv1alpha1.APIKey) error {
 	return Explain(err, "create", "apikeys.keywarden.dev", k.Namespace)
 }
 
-// explain turns an error of the API server into one a person can act on:
+// Explain turns an error of the API server into one a person can act on:
 // what is missing, or which verb on which resource they may not use.
 func Explain(err error, verb, resource, namespace string) error {
 	where := ""
@@ -114,11 +115,13 @@ func nsFlag(ns string) string {
 	return " -n " + ns
 }
 
-// isRBAC reports whether a 403 is the authorizer's (RBAC's) refusal, whose
-// message says "cannot <verb> resource", rather than an admission
-// policy's, a webhook's or a quota's.
+// authorizerRefusal is the form of the authorizer's (RBAC's) 403.
+var authorizerRefusal = regexp.MustCompile(`is forbidden: User "[^"]*" cannot [a-z]+ resource "`)
+
+// isRBAC reports whether a 403 is the authorizer's refusal rather than an
+// admission policy's, a webhook's or a quota's.
 func isRBAC(err error) bool {
-	return strings.Contains(APIMessage(err), " cannot ") && strings.Contains(APIMessage(err), " resource ")
+	return authorizerRefusal.MatchString(APIMessage(err))
 }
 
 // isMissingResource reports a 404 for the resource itself, as a cluster
