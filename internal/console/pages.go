@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -118,43 +117,15 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 		s.apiError(w, r, err)
 		return
 	}
-	descriptions := map[keywardenv1alpha1.Scope]string{}
-	classNote := ""
-	if class := keyview.Class(k); class != "" {
-		var cl keywardenv1alpha1.APIKeyClass
-		err := r.client.Get(r.Context(), client.ObjectKey{Name: class}, &cl)
-		if err != nil {
-			classNote = keyops.Explain(err, "get", "apikeyclasses.keywarden.dev", "").Error() + "; the scopes' descriptions are not shown"
-		}
-		if err == nil {
-			for _, role := range cl.Spec.Roles {
-				if role.Name == keyview.Role(k) {
-					for _, d := range role.ScopeDescriptions {
-						descriptions[d.Scope] = d.Description
-					}
-				}
-			}
-		}
-	}
-	var events corev1.EventList
-	eventsNote := ""
-	err = r.client.List(r.Context(), &events, client.InNamespace(ns), client.MatchingFieldsSelector{Selector: fields.SelectorFromSet(fields.Set{
-		"involvedObject.kind": keywardenv1alpha1.APIKeyKind, "involvedObject.name": name, "involvedObject.uid": string(k.UID),
-	})})
-	switch {
-	case apierrors.IsForbidden(err):
-		eventsNote = "You may not list events in namespace " + ns + "."
-	case err != nil:
-		eventsNote = "The events could not be read."
-	}
-	events.Items = keyview.RecentEvents(events.Items, 10)
+	d := o.Details(r.Context(), k, 10)
+	descriptions := keyview.ScopeDescriptions(d.Class, keyview.Role(k))
 	type scope struct{ Scope, Description string }
 	var scopes []scope
 	for _, sc := range keyview.Scopes(k) {
 		scopes = append(scopes, scope{string(sc), descriptions[sc]})
 	}
 	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
-		"Key": k, "Scopes": scopes, "Events": events.Items, "EventsNote": eventsNote, "ClassNote": classNote, "Namespace": ns,
+		"Key": k, "Scopes": scopes, "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
 		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
 	}))
 }

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -466,6 +467,35 @@ func lastRotated(k *keywardenv1alpha1.APIKey) time.Time {
 		return time.Time{}
 	}
 	return k.Status.Rotation.LastRotatedAt.Time
+}
+
+// Details reads what a key's page shows beside the key: its class, for
+// the scopes' descriptions, and its last n events, each with a note saying
+// why it is missing when it could not be read. Neither is needed: a
+// person who may not read them still sees the key.
+func (o Ops) Details(ctx context.Context, k *keywardenv1alpha1.APIKey, n int) keyview.Details {
+	d := keyview.Details{Key: k}
+	if class := keyview.Class(k); class != "" {
+		var cl keywardenv1alpha1.APIKeyClass
+		if err := o.Client.Get(ctx, client.ObjectKey{Name: class}, &cl); err != nil {
+			d.ClassNote = Explain(err, "get", "apikeyclasses.keywarden.dev", "").Error() + "; the scopes' descriptions are not shown"
+		} else {
+			d.Class = &cl
+		}
+	}
+	var events corev1.EventList
+	err := o.Client.List(ctx, &events, client.InNamespace(k.Namespace), client.MatchingFieldsSelector{Selector: fields.SelectorFromSet(fields.Set{
+		"involvedObject.kind": keywardenv1alpha1.APIKeyKind, "involvedObject.name": k.Name, "involvedObject.uid": string(k.UID),
+	})})
+	switch {
+	case apierrors.IsForbidden(err):
+		d.EventsNote = "you may not list events in namespace " + k.Namespace
+	case err != nil:
+		d.EventsNote = "the events could not be read: " + err.Error()
+	default:
+		d.Events = keyview.RecentEvents(events.Items, n)
+	}
+	return d
 }
 
 // SecretName is the Secret that holds, or will hold, the key.

@@ -135,9 +135,11 @@ func Condition(c metav1.Condition) string {
 // Details is what show prints about a key: the key, its class (nil when it
 // has none or may not be read) and its events.
 type Details struct {
-	Key    *keywardenv1alpha1.APIKey
-	Class  *keywardenv1alpha1.APIKeyClass
-	Events []corev1.Event
+	Key   *keywardenv1alpha1.APIKey
+	Class *keywardenv1alpha1.APIKeyClass
+	// ClassNote says why the class could not be read, when it could not.
+	ClassNote string
+	Events    []corev1.Event
 	// EventsNote says why there are no events to show, when they could
 	// not be read.
 	EventsNote string
@@ -205,7 +207,10 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	if len(scopes) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	}
-	descriptions := scopeDescriptions(d.Class, Role(k))
+	if d.ClassNote != "" {
+		fmt.Fprintf(w, "  (%s)\n", Clean(d.ClassNote))
+	}
+	descriptions := ScopeDescriptions(d.Class, Role(k))
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, s := range scopes {
 		fmt.Fprintf(tw, "  %s\t%s\n", Clean(string(s)), Clean(descriptions[s]))
@@ -240,7 +245,9 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	return tw.Flush()
 }
 
-func scopeDescriptions(c *keywardenv1alpha1.APIKeyClass, role string) map[keywardenv1alpha1.Scope]string {
+// ScopeDescriptions are what the class says each scope of the role lets a
+// key do; none without a class.
+func ScopeDescriptions(c *keywardenv1alpha1.APIKeyClass, role string) map[keywardenv1alpha1.Scope]string {
 	out := map[keywardenv1alpha1.Scope]string{}
 	if c == nil {
 		return out

@@ -53,10 +53,10 @@ func webConsole(e *env) {
 	if _, err := e.kubectlIn(consoleClass, "apply", "-f", "-"); err != nil {
 		e.t.Fatal(err)
 	}
-	adminToken := e.consoleAccount(ns, "console-admin", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","patch"]},`+
+	adminToken := e.account(ns, "console-admin", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","patch"]},`+
 		`{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]},{"apiGroups":[""],"resources":["events"],"verbs":["list"]}]`, true)
-	strangerToken := e.consoleAccount(ns, "console-stranger", `[]`, false)
-	viewerToken := e.consoleAccount(ns, "console-viewer", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list"]}]`, false)
+	strangerToken := e.account(ns, "console-stranger", `[]`, false)
+	viewerToken := e.account(ns, "console-viewer", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list"]}]`, false)
 
 	port, err := harness.FreePort()
 	if err != nil {
@@ -344,28 +344,6 @@ func webConsole(e *env) {
 	e.pluginOutput.WriteString(pages.String())
 	e.mu.Unlock()
 	e.note("console: signed in with a ServiceAccount token in headless Chromium, and through a proxy's header; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; rotated and revoked after confirmations naming it, then REVOKED at the verifier; no right to list or to create: the missing permission named; the key in no URL or history entry, nor back after Back; a cross-site post, a tampered cookie and one replayed after sign-out refused; %d screenshots", 10)
-}
-
-// consoleAccount makes a ServiceAccount with a Role of the rules in the
-// namespace (and, with classes, the right to read APIKeyClasses) and
-// returns a token of it.
-func (e *env) consoleAccount(ns, name, rules string, classes bool) string {
-	e.t.Helper()
-	role := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"` + name + `","namespace":"` + ns + `"},"rules":` + rules + `}`
-	if _, err := e.kubectlIn(role, "apply", "-f", "-"); err != nil {
-		e.t.Fatal(err)
-	}
-	e.kubectl("create", "serviceaccount", name, "-n", ns)
-	e.kubectl("create", "rolebinding", name, "-n", ns, "--role", name, "--serviceaccount", ns+":"+name)
-	if classes {
-		e.kubectl("create", "clusterrole", name+"-classes", "--verb=get,list", "--resource=apikeyclasses.keywarden.dev")
-		e.kubectl("create", "clusterrolebinding", name+"-classes", "--clusterrole", name+"-classes", "--serviceaccount", ns+":"+name)
-	}
-	token, err := harness.Token(context.Background(), e.kube, ns, name, time.Hour)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return token
 }
 
 // browse runs one action of the browser that returns a value.

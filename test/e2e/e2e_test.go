@@ -278,3 +278,25 @@ func verify(m *harness.Manager, req map[string]any) (map[string]any, error) {
 	var out map[string]any
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
+
+// account makes a ServiceAccount with a Role of the rules in the
+// namespace (and, with classes, the right to read APIKeyClasses) and
+// returns a token of it.
+func (e *env) account(ns, name, rules string, classes bool) string {
+	e.t.Helper()
+	role := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"` + name + `","namespace":"` + ns + `"},"rules":` + rules + `}`
+	if _, err := e.kubectlIn(role, "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+	e.kubectl("create", "serviceaccount", name, "-n", ns)
+	e.kubectl("create", "rolebinding", name, "-n", ns, "--role", name, "--serviceaccount", ns+":"+name)
+	if classes {
+		e.kubectl("create", "clusterrole", name+"-classes", "--verb=get,list", "--resource=apikeyclasses.keywarden.dev")
+		e.kubectl("create", "clusterrolebinding", name+"-classes", "--clusterrole", name+"-classes", "--serviceaccount", ns+":"+name)
+	}
+	token, err := harness.Token(context.Background(), e.kube, ns, name, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return token
+}

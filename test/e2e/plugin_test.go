@@ -333,18 +333,8 @@ func kubectlPlugin(e *env) {
 // namespace and returns a kubeconfig that presents its token.
 func (e *env) pluginAccount(ns, name, rules string) string {
 	e.t.Helper()
-	role := `{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"` + name + `","namespace":"` + ns + `"},"rules":` + rules + `}`
-	if _, err := e.kubectlIn(role, "apply", "-f", "-"); err != nil {
-		e.t.Fatal(err)
-	}
-	e.kubectl("create", "rolebinding", name, "-n", ns, "--role", name, "--serviceaccount", ns+":"+name)
-	e.kubectl("create", "serviceaccount", name, "-n", ns)
-	token, err := harness.Token(context.Background(), e.kube, ns, name, time.Hour)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	path := filepath.Join(e.dir, "plugin-"+name+".kubeconfig")
-	if err := e.cluster.KubeconfigWithToken(path, token); err != nil {
+	if err := e.cluster.KubeconfigWithToken(path, e.account(ns, name, rules, false)); err != nil {
 		e.t.Fatal(err)
 	}
 	return path
