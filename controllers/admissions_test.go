@@ -61,7 +61,7 @@ func TestAdmitDecidesAgainAfterATentativePlace(t *testing.T) {
 	older, younger := newKey("older", t0), newKey("younger", t0.Add(time.Minute))
 	c := fake.NewClientBuilder().WithScheme(NewScheme()).
 		WithIndex(&keywardenv1alpha1.APIKey{}, ownerIndex, func(o client.Object) []string {
-			return []string{lifecycle.OwnerOf(o.(*keywardenv1alpha1.APIKey))}
+			return []string{o.(*keywardenv1alpha1.APIKey).GrantedOwner()}
 		}).
 		WithObjects(younger).Build()
 	r := &APIKeyReconciler{Client: c}

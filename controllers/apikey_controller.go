@@ -89,7 +89,7 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("the APIKey controller needs a sealing-key store")
 	}
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerIndex,
-		func(o client.Object) []string { return []string{lifecycle.OwnerOf(o.(*keywardenv1alpha1.APIKey))} })
+		func(o client.Object) []string { return []string{o.(*keywardenv1alpha1.APIKey).GrantedOwner()} })
 	if err != nil {
 		return err
 	}

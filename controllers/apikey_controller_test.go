@@ -37,7 +37,6 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
-	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/seal"
 )
 
@@ -926,7 +925,7 @@ func withOwnerIndex(c client.WithWatch) client.WithWatch {
 			if err := c.List(ctx, keys, client.InNamespace(lo.Namespace)); err != nil {
 				return err
 			}
-			keys.Items = slices.DeleteFunc(keys.Items, func(k keywardenv1alpha1.APIKey) bool { return lifecycle.OwnerOf(&k) != owner })
+			keys.Items = slices.DeleteFunc(keys.Items, func(k keywardenv1alpha1.APIKey) bool { return k.GrantedOwner() != owner })
 			return nil
 		},
 	})

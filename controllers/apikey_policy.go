@@ -80,7 +80,7 @@ func (r *APIKeyReconciler) refusedPeers(ctx context.Context, obj client.Object) 
 		return nil
 	}
 	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: lifecycle.OwnerOf(k)}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: k.GrantedOwner()}); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request

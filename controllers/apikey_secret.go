@@ -31,7 +31,7 @@ func ownedBy(secret metav1.Object, key *keywardenv1alpha1.APIKey) bool {
 func (r *APIKeyReconciler) secretMeta(ctx context.Context, key *keywardenv1alpha1.APIKey, readers ...client.Reader) (*metav1.PartialObjectMetadata, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	nn := types.NamespacedName{Namespace: key.Namespace, Name: lifecycle.SecretName(key)}
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.SecretName()}
 	var err error
 	for _, rd := range readers {
 		if err = rd.Get(ctx, nn, m); !apierrors.IsNotFound(err) {
@@ -59,8 +59,8 @@ type secretKey struct {
 // never cached). The Secret must still be the one of the given UID.
 func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.APIKey, uid types.UID) (secretKey, error) {
 	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: lifecycle.SecretName(key)}, s); err != nil {
-		return secretKey{}, fmt.Errorf("reading Secret %s: %w", lifecycle.SecretName(key), err)
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.SecretName()}, s); err != nil {
+		return secretKey{}, fmt.Errorf("reading Secret %s: %w", key.SecretName(), err)
 	}
 	if s.UID != uid {
 		return secretKey{}, fmt.Errorf("secret %s was replaced while it was read", s.Name)
@@ -172,7 +172,7 @@ func (r *APIKeyReconciler) writeNext(ctx context.Context, o *lifecycle.Observed,
 	if lifecycle.Revoked(now) {
 		return errors.New("the APIKey was revoked meanwhile; retrying")
 	}
-	name := lifecycle.SecretName(k)
+	name := k.SecretName()
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: name}, s); err != nil {
 		return fmt.Errorf("reading Secret %s: %s", name, withheld(err))
@@ -274,7 +274,7 @@ func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw, sealed 
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace,
-			Name:      lifecycle.SecretName(key),
+			Name:      key.SecretName(),
 		},
 		Type: keywardenv1alpha1.SecretType,
 		Data: map[string][]byte{keywardenv1alpha1.SecretKeyField: []byte(raw)},

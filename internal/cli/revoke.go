@@ -91,7 +91,7 @@ func (a *app) confirm(targets []*keywardenv1alpha1.APIKey) bool {
 	fmt.Fprintln(a.Err, "Revoking cannot be undone. These keys will stop working at once:")
 	for _, k := range targets {
 		fmt.Fprintf(a.Err, "  %s/%s  %s  %q  owner %s\n", k.Namespace, k.Name, keyview.Clean(k.Status.KeyPrefix),
-			keyview.Clean(k.Spec.DisplayName), keyview.Clean(keyview.Owner(k)))
+			keyview.Clean(k.Spec.DisplayName), keyview.Clean(k.GrantedOwner()))
 	}
 	fmt.Fprint(a.Err, "Revoke them? [y/N] ")
 	line, _ := bufio.NewReader(a.In).ReadString('\n')

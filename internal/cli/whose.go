@@ -87,7 +87,7 @@ func (a *app) whose(ctx context.Context) error {
 			fmt.Fprintln(tw, "NAMESPACE\tNAME\tOWNER\tROLE\tSTATUS\tKEY")
 			found = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Namespace, k.Name, keyview.Clean(keyview.Owner(k)), keyview.Clean(keyview.Role(k)), keyview.Status(k), which)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Namespace, k.Name, keyview.Clean(k.GrantedOwner()), keyview.Clean(k.GrantedRole()), keyview.Status(k), which)
 	}
 	if !found {
 		fmt.Fprintf(a.Err, "No APIKey in %s holds this key.\n", searched)

@@ -23,9 +23,9 @@ func parsePages() (map[string]*template.Template, error) {
 		"status":   func(k *keywardenv1alpha1.APIKey) string { return keyview.Status(k) },
 		"expires":  func(k *keywardenv1alpha1.APIKey) string { return keyview.Expires(k) },
 		"lastUsed": func(k *keywardenv1alpha1.APIKey) string { return keyview.LastUsed(k) },
-		"owner":    func(k *keywardenv1alpha1.APIKey) string { return keyview.Owner(k) },
-		"role":     func(k *keywardenv1alpha1.APIKey) string { return keyview.Role(k) },
-		"class":    func(k *keywardenv1alpha1.APIKey) string { return keyview.Class(k) },
+		"owner":    func(k *keywardenv1alpha1.APIKey) string { return k.GrantedOwner() },
+		"role":     func(k *keywardenv1alpha1.APIKey) string { return k.GrantedRole() },
+		"class":    func(k *keywardenv1alpha1.APIKey) string { return k.GrantedClass() },
 		"scopes":   func(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope { return keyview.Scopes(k) },
 		"when":     func(t metav1.Time) string { return t.Local().Format(keyview.TimeFormat) },
 		"whenp": func(t *metav1.Time) string {
@@ -39,7 +39,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"phaseClass": func(k *keywardenv1alpha1.APIKey) string {
 			return "phase-" + strings.ToLower(string(keyview.Phase(k)))
 		},
-		"secretName": func(k *keywardenv1alpha1.APIKey) string { return keyops.SecretName(k) },
+		"secretName": func(k *keywardenv1alpha1.APIKey) string { return k.SecretName() },
 		// Text anyone who may write an APIKey, a class or an Event chose:
 		// control and bidi characters shown escaped, as the plugin shows them.
 		"clean": keyview.Clean,
@@ -118,7 +118,7 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 		return
 	}
 	d := o.Details(r.Context(), k, 10)
-	descriptions := keyview.ScopeDescriptions(d.Class, keyview.Role(k))
+	descriptions := keyview.ScopeDescriptions(d.Class, k.GrantedRole())
 	type scope struct{ Scope, Description string }
 	var scopes []scope
 	for _, sc := range keyview.Scopes(k) {
@@ -336,11 +336,11 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 			if keyview.Phase(k) != keywardenv1alpha1.PhaseActive {
 				continue
 			}
-			c := keyview.Class(k)
+			c := k.GrantedClass()
 			if counts[c] == nil {
 				counts[c] = map[string]int{}
 			}
-			counts[c][keyview.Owner(k)]++
+			counts[c][k.GrantedOwner()]++
 		}
 	}
 	var out []classView

@@ -475,7 +475,7 @@ func lastRotated(k *keywardenv1alpha1.APIKey) time.Time {
 // person who may not read them still sees the key.
 func (o Ops) Details(ctx context.Context, k *keywardenv1alpha1.APIKey, n int) keyview.Details {
 	d := keyview.Details{Key: k}
-	if class := keyview.Class(k); class != "" {
+	if class := k.GrantedClass(); class != "" {
 		var cl keywardenv1alpha1.APIKeyClass
 		if err := o.Client.Get(ctx, client.ObjectKey{Name: class}, &cl); err != nil {
 			d.ClassNote = Explain(err, "get", "apikeyclasses.keywarden.dev", "").Error() + "; the scopes' descriptions are not shown"
@@ -498,37 +498,21 @@ func (o Ops) Details(ctx context.Context, k *keywardenv1alpha1.APIKey, n int) ke
 	return d
 }
 
-// SecretName is the Secret that holds, or will hold, the key.
-func SecretName(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.SecretRef != nil {
-		return k.Status.SecretRef.Name
-	}
-	if k.Spec.SecretName != "" {
-		return k.Spec.SecretName
-	}
-	return k.Name
-}
-
 // Holds says which of the key's keys has the hash: "current", "next" (a
 // rotation is writing it), "previous, valid until ..." or
 // "previous, refused since ...", or "" for none.
 func Holds(k *keywardenv1alpha1.APIKey, hash string, now time.Time) string {
-	st := &k.Status
-	switch {
-	case st.KeyHash == hash:
+	switch which, p := k.Status.Holds(hash); which {
+	case keywardenv1alpha1.HoldsCurrent:
 		return "current"
-	case st.Rotation == nil:
-		return ""
-	case st.Rotation.Next != nil && st.Rotation.Next.KeyHash == hash:
+	case keywardenv1alpha1.HoldsNext:
 		return "next (being rotated in)"
-	}
-	for _, p := range st.Rotation.Previous {
-		if p.KeyHash == hash {
-			if !p.ValidUntil.After(now) {
-				return "previous, rotated out " + p.RotatedAt.Local().Format(keyview.TimeFormat) + ", refused since " + p.ValidUntil.Local().Format(keyview.TimeFormat)
-			}
-			return "previous, rotated out " + p.RotatedAt.Local().Format(keyview.TimeFormat) + ", grace until " + p.ValidUntil.Local().Format(keyview.TimeFormat)
+	case keywardenv1alpha1.HoldsPrevious:
+		rotated := "previous, rotated out " + p.RotatedAt.Local().Format(keyview.TimeFormat)
+		if !p.ValidUntil.After(now) {
+			return rotated + ", refused since " + p.ValidUntil.Local().Format(keyview.TimeFormat)
 		}
+		return rotated + ", grace until " + p.ValidUntil.Local().Format(keyview.TimeFormat)
 	}
 	return ""
 }

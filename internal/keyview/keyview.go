@@ -72,32 +72,6 @@ func Phase(k *keywardenv1alpha1.APIKey) keywardenv1alpha1.APIKeyPhase {
 	return k.Status.Phase
 }
 
-// Owner is the owner the key is granted to, or, before it is issued, the
-// owner its spec declares.
-func Owner(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.Owner != "" {
-		return k.Status.Owner
-	}
-	return k.Spec.Owner
-}
-
-// Role is the role the key is granted, or, before it is issued, the role
-// its spec declares.
-func Role(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.Role != "" {
-		return k.Status.Role
-	}
-	return k.Spec.Role
-}
-
-// Class is the class the key was issued under, or the one its spec names.
-func Class(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.ClassName != "" {
-		return k.Status.ClassName
-	}
-	return k.Spec.ClassName
-}
-
 // Scopes are the key's granted scopes, or, before it is issued, the scopes
 // its spec declares.
 func Scopes(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope {
@@ -206,11 +180,11 @@ type Filter struct {
 // Match reports whether the filter selects the key at the time now.
 func (f Filter) Match(k *keywardenv1alpha1.APIKey, now time.Time) bool {
 	switch {
-	case f.Owner != "" && Owner(k) != f.Owner:
+	case f.Owner != "" && k.GrantedOwner() != f.Owner:
 		return false
-	case f.Role != "" && Role(k) != f.Role:
+	case f.Role != "" && k.GrantedRole() != f.Role:
 		return false
-	case f.Class != "" && Class(k) != f.Class:
+	case f.Class != "" && k.GrantedClass() != f.Class:
 		return false
 	case f.Phase != "" && Phase(k) != f.Phase:
 		return false

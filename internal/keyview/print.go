@@ -82,13 +82,13 @@ func Table(w io.Writer, keys []keywardenv1alpha1.APIKey, o TableOptions) error {
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for i := range keys {
 		k := &keys[i]
-		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), tableCell(k.Spec.DisplayName), tableCell(Owner(k)), cell(Role(k)),
+		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), tableCell(k.Spec.DisplayName), tableCell(k.GrantedOwner()), cell(k.GrantedRole()),
 			k.CreationTimestamp.Local().Format(TimeFormat), Expires(k), LastUsed(k), Status(k)}
 		if o.AllNamespaces {
 			row = append([]string{cell(k.Namespace)}, row...)
 		}
 		if o.Wide {
-			row = append(row, tableCell(Class(k)), tableCell(joinScopes(Scopes(k))), tableCell(k.Spec.Description))
+			row = append(row, tableCell(k.GrantedClass()), tableCell(joinScopes(Scopes(k))), tableCell(k.Spec.Description))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -157,17 +157,17 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	}
 	line("Status", Status(k))
 	line("Prefix", cell(k.Status.KeyPrefix))
-	owner := cell(Owner(k))
+	owner := cell(k.GrantedOwner())
 	if k.Status.Owner != "" && k.Spec.Owner != k.Status.Owner {
 		owner += " (the spec asks for " + Clean(k.Spec.Owner) + ", not admitted)"
 	}
 	line("Owner", owner)
-	role := cell(Role(k))
+	role := cell(k.GrantedRole())
 	if k.Status.Role != "" && k.Spec.Role != k.Status.Role {
 		role += " (the spec asks for " + Clean(k.Spec.Role) + ", not admitted)"
 	}
 	line("Role", role)
-	line("Class", cell(Class(k)))
+	line("Class", cell(k.GrantedClass()))
 	line("Created", k.CreationTimestamp.Local().Format(TimeFormat))
 	if k.Status.IssuedAt != nil {
 		line("Issued", k.Status.IssuedAt.Local().Format(TimeFormat))
@@ -210,7 +210,7 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	if d.ClassNote != "" {
 		fmt.Fprintf(w, "  (%s)\n", Clean(d.ClassNote))
 	}
-	descriptions := ScopeDescriptions(d.Class, Role(k))
+	descriptions := ScopeDescriptions(d.Class, k.GrantedRole())
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, s := range scopes {
 		fmt.Fprintf(tw, "  %s\t%s\n", Clean(string(s)), Clean(descriptions[s]))

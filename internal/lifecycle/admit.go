@@ -48,12 +48,3 @@ func HolderOf(k *keywardenv1alpha1.APIKey) policy.Holder {
 		Gone:    Ending(k),
 	}
 }
-
-// OwnerOf is the owner whose active-key limit a key counts against: its
-// granted owner once a grant is recorded, its declared owner before.
-func OwnerOf(k *keywardenv1alpha1.APIKey) string {
-	if k.Status.Role != "" {
-		return k.Status.Owner
-	}
-	return k.Spec.Owner
-}

@@ -451,14 +451,14 @@ func (d *Decision) keepSecret(o *Observed) {
 	switch {
 	case o.TamperedDeleted:
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Reissue",
-			fmt.Sprintf("Secret %s was replaced by one that does not hold the issued key; it was deleted, the old key is invalid and a new one is issued", SecretName(o.Key)))
-		d.startReissue(fmt.Sprintf("Secret %s no longer holds the issued key; the old key is invalid and a new one is being issued", SecretName(o.Key)))
+			fmt.Sprintf("Secret %s was replaced by one that does not hold the issued key; it was deleted, the old key is invalid and a new one is issued", o.Key.SecretName()))
+		d.startReissue(fmt.Sprintf("Secret %s no longer holds the issued key; the old key is invalid and a new one is being issued", o.Key.SecretName()))
 		return
 	case s != nil && !s.Owned:
 		d.conflict(o)
 		return
 	case s == nil:
-		d.startReissue(fmt.Sprintf("Secret %s was deleted; the old key is invalid and a new one is being issued", SecretName(o.Key)))
+		d.startReissue(fmt.Sprintf("Secret %s was deleted; the old key is invalid and a new one is being issued", o.Key.SecretName()))
 		return
 	case !Recorded(st, s):
 		// Another Secret object than the one recorded, or the same one
@@ -542,7 +542,7 @@ func (d *Decision) continueRotation(o *Observed) {
 		d.completeRotation(o)
 	case s.Hash == st.KeyHash && o.NextHeld:
 		d.Secret = SecretWriteNext
-		d.Outcome.Message = fmt.Sprintf("The key is issued; a rotation is writing its next key into Secret %s", SecretName(o.Key))
+		d.Outcome.Message = fmt.Sprintf("The key is issued; a rotation is writing its next key into Secret %s", o.Key.SecretName())
 	case s.Hash == st.KeyHash:
 		st.Rotation.Next = nil
 		d.Secret = SecretRotate
@@ -602,11 +602,11 @@ func (d *Decision) issue(o *Observed) {
 	}
 	if o.TamperedDeleted {
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
-			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", SecretName(o.Key)))
+			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", o.Key.SecretName()))
 	}
 	switch {
 	case o.Created != nil:
-		d.record(o, o.Created.Hash, o.Created.Prefix, secretRef(SecretName(o.Key), o.Created.UID, o.Created.ResourceVersion), reissue)
+		d.record(o, o.Created.Hash, o.Created.Prefix, secretRef(o.Key.SecretName(), o.Created.UID, o.Created.ResourceVersion), reissue)
 	case o.CreateRaced && o.TamperedDeleted:
 		// The Secret this pass deleted is still going.
 		d.requeue(time.Second)
@@ -793,19 +793,6 @@ func HasCondition(k *keywardenv1alpha1.APIKey, typ, reason string) bool {
 // owner's limit until it expires, is revoked or is deleted.
 func Issued(st *keywardenv1alpha1.APIKeyStatus) bool {
 	return st.KeyHash != "" || st.IssuedAt != nil
-}
-
-// SecretName is the name of the Secret that holds the key: the one
-// recorded in status once issued, otherwise spec.secretName or the
-// APIKey's name.
-func SecretName(k *keywardenv1alpha1.APIKey) string {
-	if ref := k.Status.SecretRef; ref != nil && ref.Name != "" {
-		return ref.Name
-	}
-	if k.Spec.SecretName != "" {
-		return k.Spec.SecretName
-	}
-	return k.Name
 }
 
 func secretRef(name string, uid types.UID, resourceVersion string) *keywardenv1alpha1.SecretReference {
