@@ -36,8 +36,9 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC in config/.
-	$(CONTROLLER_GEN) rbac:roleName=keywarden-manager crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs, the webhook configuration and each component's RBAC in config/.
+	$(CONTROLLER_GEN) rbac:roleName=keywarden-manager crd webhook paths="./api/...;./controllers/...;./internal/app/controller/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	$(CONTROLLER_GEN) rbac:roleName=keywarden-verifier paths="./internal/app/verifier/..." output:rbac:artifacts:config=config/rbac/verifier
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -74,22 +75,22 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 	go test ./pkg/verify -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZ_HANDLER)
 
 .PHONY: test-e2e
-test-e2e: build controlplane ## Run the end-to-end scenarios: the manager binary as processes, kubectl, HTTP.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" MANAGER_BIN=$(BIN)/manager PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
+test-e2e: build controlplane ## Run the end-to-end scenarios: the components as processes, kubectl, HTTP.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
 
 .PHONY: bench
 bench: build controlplane ## Run the benchmarks (docs/benchmarks.md); each prints its ratio against a baseline measured in the same run.
-	MANAGER_BIN=$(BIN)/manager hack/bench.sh
+	KEYWARDEN_BIN=$(BIN)/keywarden hack/bench.sh
 
 .PHONY: dev
 dev: build controlplane ## Run Keywarden against a local control plane with the samples applied (Ctrl-C stops it).
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/dev --manager $(BIN)/manager
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/dev --keywarden $(BIN)/keywarden
 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager into bin/manager and the kubectl plugin into bin/kubectl-keywarden.
-	go build -o $(BIN)/manager ./cmd
+build: ## Build Keywarden (every component: keywarden controller|verifier|console) into bin/keywarden and the kubectl plugin into bin/kubectl-keywarden.
+	go build -o $(BIN)/keywarden ./cmd/keywarden
 	go build -o $(BIN)/kubectl-keywarden ./cmd/kubectl-keywarden
 
 .PHONY: krew
@@ -97,8 +98,8 @@ krew: ## Build the plugin's release archives and krew manifest into dist/ (VERSI
 	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist
 
 .PHONY: run
-run: ## Run the manager against the cluster of the current kubeconfig.
-	go run ./cmd
+run: ## Run the controller against the cluster of the current kubeconfig (go run ./cmd/keywarden verifier for the verifier).
+	go run ./cmd/keywarden controller
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

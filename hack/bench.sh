@@ -5,11 +5,11 @@
 #
 # First the verifier in-process and over HTTP (Go benchmarks in pkg/verify),
 # then over HTTP and TLS loaded by wrk (hack/verifybench; wrk is installed
-# from Debian's packages when missing), then the manager binary on the
+# from Debian's packages when missing), then the components (keywarden controller and verifier) on the
 # local control plane (test/bench): issuance and rotation
 # throughput and latency, expiry precision, lastUsedAt writes and memory.
 #
-#   MANAGER_BIN   the manager binary (make bench builds it)
+#   KEYWARDEN_BIN   the keywarden binary (make bench builds it)
 #   BENCH         the control-plane benchmarks to run, comma-separated
 #                 (issuance,rotation,latency,expiry,lastused,memory; all by
 #                 default),
@@ -116,7 +116,7 @@ kill $vbpid 2>/dev/null || true
 if [[ "${BENCH:-}" == none ]]; then
 	exit 0
 fi
-: "${MANAGER_BIN:?MANAGER_BIN is not set: run make bench}"
-KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$(hack/controlplane.sh)}" MANAGER_BIN="$MANAGER_BIN" \
+: "${KEYWARDEN_BIN:?KEYWARDEN_BIN is not set: run make bench}"
+KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$(hack/controlplane.sh)}" KEYWARDEN_BIN="$KEYWARDEN_BIN" \
 	go test -tags bench ./test/bench -run '^TestBench$' -count 1 -v -timeout 120m 2>&1 |
 	grep -E '^(== |   |--- FAIL|FAIL|ok|panic)|_test\.go:[0-9]+:'

@@ -1,7 +1,8 @@
 // Command dev runs Keywarden against a local control plane: it starts etcd
-// and kube-apiserver, installs the CRDs, runs the manager binary, applies
-// config/samples and shows the keys, then keeps everything running until it
-// is interrupted. `make dev` runs it.
+// and kube-apiserver, installs the CRDs, runs the controller, the verifier
+// and the console as processes, applies config/samples and shows the keys,
+// then keeps everything running until it is interrupted. `make dev` runs
+// it.
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,10 +20,10 @@ import (
 )
 
 func main() {
-	manager := flag.String("manager", "bin/manager", "The manager binary to run.")
+	bin := flag.String("keywarden", "bin/keywarden", "The keywarden binary to run the components with.")
 	exit := flag.Bool("exit", false, "Stop once the samples are Ready instead of running until interrupted.")
 	flag.Parse()
-	if err := run(*manager, *exit); err != nil {
+	if err := run(*bin, *exit); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
@@ -33,7 +35,7 @@ const verifierAddr = "127.0.0.1:8090"
 // consoleAddr is where `make dev` serves the console.
 const consoleAddr = "127.0.0.1:8095"
 
-func run(manager string, exit bool) error {
+func run(bin string, exit bool) error {
 	root, err := harness.RepoRoot()
 	if err != nil {
 		return err
@@ -46,18 +48,39 @@ func run(manager string, exit bool) error {
 	}
 	defer func() { _ = cluster.Stop() }()
 
-	logPath := filepath.Join(dir, "manager.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
+	// Each component as a process of its own, as the Deployments of
+	// config/ run them; here all with the cluster's admin kubeconfig.
+	var (
+		components []*harness.Component
+		logs       []string
+	)
+	defer func() {
+		for _, c := range components {
+			c.Stop(10 * time.Second)
+		}
+	}()
+	for _, c := range []struct {
+		name  string
+		start func(*os.File) (*harness.Component, error)
+	}{
+		{"controller", func(f *os.File) (*harness.Component, error) { return cluster.StartController(bin, f) }},
+		{"verifier", func(f *os.File) (*harness.Component, error) { return cluster.StartVerifier(bin, f, verifierAddr) }},
+		{"console", func(f *os.File) (*harness.Component, error) { return cluster.StartConsole(bin, f, consoleAddr) }},
+	} {
+		logPath := filepath.Join(dir, c.name+".log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = logFile.Close() }()
+		fmt.Printf("Starting the %s (log: %s)\n", c.name, logPath)
+		p, err := c.start(logFile)
+		if err != nil {
+			return err
+		}
+		components, logs = append(components, p), append(logs, logPath)
 	}
-	defer func() { _ = logFile.Close() }()
-	fmt.Printf("Starting the manager (log: %s)\n", logPath)
-	mgr, err := cluster.StartManager(manager, logFile, verifierAddr, "--console-bind-address", consoleAddr)
-	if err != nil {
-		return err
-	}
-	defer mgr.Stop(10 * time.Second)
+	logPath := strings.Join(logs, ", ")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -78,14 +101,14 @@ func run(manager string, exit bool) error {
 		fmt.Print(out)
 	}
 	if _, err := cluster.Kubectl(ctx, "wait", "--for=condition=Ready", "apikey", "--all", "-n", "default", "--timeout=60s"); err != nil {
-		return fmt.Errorf("%w (manager log: %s)", err, logPath)
+		return fmt.Errorf("%w (logs: %s)", err, logPath)
 	}
 	out, err := cluster.Kubectl(ctx, "get", "apikeys", "-n", "default")
 	if err != nil {
 		return err
 	}
 	fmt.Printf("\n%s\n", out)
-	plugin, err := filepath.Abs(filepath.Dir(manager))
+	plugin, err := filepath.Abs(filepath.Dir(bin))
 	if err != nil {
 		return err
 	}
@@ -117,11 +140,15 @@ To verify a key:
 	fmt.Println("Press Ctrl-C to stop.")
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	exited := make(chan int, len(components))
+	for i, c := range components {
+		go func() { <-c.Exited(); exited <- i }()
+	}
 	select {
 	case <-sig:
 		fmt.Println("\nStopping")
 		return nil
-	case <-mgr.Exited():
-		return fmt.Errorf("the manager exited: %v (log: %s)", mgr.Err(), logPath)
+	case i := <-exited:
+		return fmt.Errorf("a component exited: %v (log: %s)", components[i].Err(), logs[i])
 	}
 }

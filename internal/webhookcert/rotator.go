@@ -102,7 +102,7 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.writeFiles(st.current); err != nil {
+	if err := writeFiles(r.CertDir, st.current); err != nil {
 		return err
 	}
 	trusted := st.trusted()
@@ -230,17 +230,17 @@ func (r *Rotator) advance(st state) (state, bool, error) {
 	return st, false, nil
 }
 
-// writeFiles writes the serving pair where the webhook server reads it, key
-// first, each through a rename so that no reader sees half a file.
-func (r *Rotator) writeFiles(b bundle) error {
-	if err := os.MkdirAll(r.CertDir, 0o700); err != nil {
+// writeFiles writes the serving pair into dir, where the server reads it,
+// key first, each through a rename so that no reader sees half a file.
+func writeFiles(dir string, b bundle) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{PrivKeyKey, b.key}, {CertKey, b.cert}} {
-		path := filepath.Join(r.CertDir, f.name)
+		path := filepath.Join(dir, f.name)
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, f.data) {
 			continue
 		}

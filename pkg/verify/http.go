@@ -160,8 +160,10 @@ func (h *Handler) trusting(req *Request) (problem string) {
 // notReadyMessage is the answer before the index is complete.
 const notReadyMessage = "the key index is not complete yet: retry shortly"
 
-// ready reports whether the handler may answer from the index, and why not.
-func (h *Handler) ready() (bool, string) {
+// Answering reports whether the handler answers from the index now, and
+// why not: it answers 503 until the index is complete, and while it is
+// staler than MaxStaleness.
+func (h *Handler) Answering() (bool, string) {
 	if h.Ready != nil && !h.Ready() {
 		return false, notReadyMessage
 	}
@@ -264,7 +266,7 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "verify", http.StatusBadRequest, errorResponse{problem})
 		return
 	}
-	if ok, why := h.ready(); !ok {
+	if ok, why := h.Answering(); !ok {
 		h.unavailable(w, "verify", why)
 		return
 	}
@@ -320,7 +322,7 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w, "")
 		return
 	}
-	if ok, why := h.ready(); !ok {
+	if ok, why := h.Answering(); !ok {
 		h.unavailable(w, "authz", why)
 		return
 	}

@@ -140,7 +140,7 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "report", http.StatusBadRequest, errorResponse{`"key" is required`})
 		return
 	}
-	if ok, why := h.ready(); !ok {
+	if ok, why := h.Answering(); !ok {
 		h.unavailable(w, "report", why)
 		return
 	}

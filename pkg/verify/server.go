@@ -71,7 +71,7 @@ func (s *Server) build() (*http.Server, net.Listener, *certwatcher.CertWatcher, 
 	mux := s.Handler.Routes()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, why := s.Handler.ready(); !ok {
+		if ok, why := s.Handler.Answering(); !ok {
 			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}

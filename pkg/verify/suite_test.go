@@ -20,8 +20,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/app/verifier"
 	"keywarden.dev/keywarden/internal/seal"
-	"keywarden.dev/keywarden/pkg/verify"
 	"keywarden.dev/keywarden/test/harness"
 )
 
@@ -85,7 +85,7 @@ var _ = BeforeSuite(func() {
 	})
 	port, err := harness.FreePort()
 	Expect(err).NotTo(HaveOccurred())
-	_, err = verify.AddToManager(mgr, verify.Options{
+	_, err = verifier.AddToManager(mgr, verifier.Serving{
 		Addr:             "127.0.0.1:" + itoa(port),
 		LastUsedInterval: lastUsedInterval,
 		Registerer:       prometheus.NewRegistry(),

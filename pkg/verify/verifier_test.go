@@ -33,6 +33,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/app/verifier"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/pkg/verify"
 	"keywarden.dev/keywarden/test/harness"
@@ -586,7 +587,7 @@ var _ = Describe("The verifier", func() {
 		port, err := harness.FreePort()
 		Expect(err).NotTo(HaveOccurred())
 		reg := prometheus.NewRegistry()
-		index, err := verify.AddToManager(replica, verify.Options{Addr: "127.0.0.1:" + itoa(port), Registerer: reg,
+		index, err := verifier.AddToManager(replica, verifier.Serving{Addr: "127.0.0.1:" + itoa(port), Registerer: reg,
 			Freshness: fresh, MaxStaleness: time.Minute})
 		Expect(err).NotTo(HaveOccurred())
 		rctx, stop := context.WithCancel(ctx)
@@ -664,7 +665,7 @@ var _ = Describe("The verifier", func() {
 		Expect(err).NotTo(HaveOccurred())
 		port, err := harness.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		_, err = verify.AddToManager(follower, verify.Options{Addr: "127.0.0.1:" + itoa(port), Registerer: prometheus.NewRegistry()})
+		_, err = verifier.AddToManager(follower, verifier.Serving{Addr: "127.0.0.1:" + itoa(port), Registerer: prometheus.NewRegistry()})
 		Expect(err).NotTo(HaveOccurred())
 		fctx, stop := context.WithCancel(ctx)
 		stopped := make(chan error)

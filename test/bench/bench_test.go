@@ -33,9 +33,9 @@ import (
 )
 
 func TestBench(t *testing.T) {
-	bin := os.Getenv("MANAGER_BIN")
+	bin := os.Getenv("KEYWARDEN_BIN")
 	if bin == "" {
-		t.Fatal("MANAGER_BIN is not set: run make bench")
+		t.Fatal("KEYWARDEN_BIN is not set: run make bench")
 	}
 	ctrllog.SetLogger(logr.Discard())
 	only := map[string]bool{}
@@ -94,35 +94,54 @@ func newEnv(t *testing.T, bin string) *env {
 	return &env{t: t, ctx: t.Context(), cluster: cluster, c: c, bin: bin, dir: dir}
 }
 
-// startManager starts the manager binary with its default settings and the
-// extra flags, and waits until its verifier is ready (the index is synced).
-func (e *env) startManager(extra ...string) *harness.Manager {
-	e.logs++
-	out, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("manager-%d.log", e.logs)))
-	if err != nil {
-		e.t.Fatal(err)
+// install is a controller and a verifier, as an install runs them.
+type install struct {
+	Controller, Verifier *harness.Component
+}
+
+// Stop stops both.
+func (i *install) Stop(timeout time.Duration) {
+	i.Controller.Stop(timeout)
+	i.Verifier.Stop(timeout)
+}
+
+// startManager starts a controller with its default settings and the extra
+// flags, and a verifier with its defaults, and waits until the verifier is
+// ready (its index is synced).
+func (e *env) startManager(extra ...string) *install {
+	start := func(name string, run func(*os.File) (*harness.Component, error)) (*harness.Component, *os.File) {
+		e.logs++
+		out, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("%s-%d.log", name, e.logs)))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(func() { _ = out.Close() })
+		m, err := run(out)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(func() { m.Stop(10 * time.Second) })
+		return m, out
 	}
-	e.t.Cleanup(func() { _ = out.Close() })
-	m, err := e.cluster.StartManager(e.bin, out, "", extra...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { m.Stop(10 * time.Second) })
+	c, _ := start("controller", func(f *os.File) (*harness.Component, error) { return e.cluster.StartController(e.bin, f, extra...) })
+	v, out := start("verifier", func(f *os.File) (*harness.Component, error) { return e.cluster.StartVerifier(e.bin, f, "") })
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		if resp, err := httpClient.Get(m.VerifierURL + "/readyz"); err == nil {
+		if resp, err := httpClient.Get(v.URL + "/readyz"); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return m
+				return &install{Controller: c, Verifier: v}
 			}
 		}
 		select {
-		case <-m.Exited():
-			e.t.Fatalf("the manager exited: %v (log: %s)", m.Err(), out.Name())
+		case <-v.Exited():
+			e.t.Fatalf("the verifier exited: %v (log: %s)", v.Err(), out.Name())
+		case <-c.Exited():
+			e.t.Fatalf("the controller exited: %v", c.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("the manager's verifier was not ready within 5 minutes (log: %s)", out.Name())
+			e.t.Fatalf("the verifier was not ready within 5 minutes (log: %s)", out.Name())
 		}
 	}
 }

@@ -51,13 +51,13 @@ func expiry(e *env) {
 	for name := range raws {
 		names = append(names, name)
 	}
-	e.waitIdle(m, n)
-	before := e.scrape(m)
+	e.waitIdle(m.Controller, n)
+	before := e.scrape(m.Controller)
 	// Every key is valid a second before it expires...
 	time.Sleep(time.Until(at.Add(-time.Second)))
 	var valid atomic.Int64
 	if err := parallel(n, creators, func(i int) error {
-		ok, err := verify(m.VerifierURL, ns, raws[names[i]])
+		ok, err := verify(m.Verifier.URL, ns, raws[names[i]])
 		if ok {
 			valid.Add(1)
 		}
@@ -73,7 +73,7 @@ func expiry(e *env) {
 	var accepted atomic.Int64
 	asked := make([]time.Duration, n)
 	if err := parallel(n, creators, func(i int) error {
-		ok, err := verify(m.VerifierURL, ns, raws[names[i]])
+		ok, err := verify(m.Verifier.URL, ns, raws[names[i]])
 		asked[i] = time.Since(at.Time)
 		if ok {
 			accepted.Add(1)
@@ -91,8 +91,8 @@ func expiry(e *env) {
 		e.t.Fatalf("%s Secrets deleted (waited up to a minute after expiresAt)", deleted)
 	}
 	lags := lagsOf(expired, deleted, at.Time)
-	e.waitIdle(m, 0)
-	work := requestsPerKey(before, e.scrape(m), n)
+	e.waitIdle(m.Controller, 0)
+	work := requestsPerKey(before, e.scrape(m.Controller), n)
 	m.Stop(10 * time.Second)
 	floor := e.expiryFloor(n, controllers.DefaultMaxConcurrentReconciles, lead)
 	wider := e.expiryFloor(n, 4*controllers.DefaultMaxConcurrentReconciles, lead)

@@ -10,7 +10,6 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/controllers"
-	"keywarden.dev/keywarden/test/harness"
 )
 
 // creators is how many clients create APIKeys at once, as a deployment tool
@@ -62,7 +61,7 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 	pprof := e.freeAddr()
 	m := e.startManager("--pprof-bind-address", pprof)
 	defer m.Stop(10 * time.Second)
-	e.waitIdle(m, existing)
+	e.waitIdle(m.Controller, existing)
 	e.namespace(ns)
 	w := e.watchKeys(ns, n, ready)
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" && existing == 0 {
@@ -75,9 +74,9 @@ func (e *env) issueWithController(ns string, n, existing int) (time.Duration, st
 // deployment tool would use, with the manager m running, and returns the
 // time until w has seen all n keys, with the manager's requests and CPU per
 // key.
-func (e *env) timeWithManager(m *harness.Manager, w *watcher, n int, what string, trigger func(i int) error) (time.Duration, string) {
-	before := e.scrape(m)
-	cpu0 := procCPU(e, m.Cmd.Process.Pid)
+func (e *env) timeWithManager(m *install, w *watcher, n int, what string, trigger func(i int) error) (time.Duration, string) {
+	before := e.scrape(m.Controller)
+	cpu0 := procCPU(e, m.Controller.Cmd.Process.Pid)
 	start := time.Now()
 	if err := parallel(n, creators, trigger); err != nil {
 		e.t.Fatal(err)
@@ -86,9 +85,9 @@ func (e *env) timeWithManager(m *harness.Manager, w *watcher, n int, what string
 	if !ok {
 		e.t.Fatalf("%s keys %s (waited up to 10 minutes)", w, what)
 	}
-	cpu := procCPU(e, m.Cmd.Process.Pid) - cpu0
+	cpu := procCPU(e, m.Controller.Cmd.Process.Pid) - cpu0
 	return last.Sub(start), fmt.Sprintf("%s and %.1f ms of CPU a key",
-		requestsPerKey(before, e.scrape(m), n), float64(cpu.Milliseconds())/float64(n))
+		requestsPerKey(before, e.scrape(m.Controller), n), float64(cpu.Milliseconds())/float64(n))
 }
 
 // issueWithPlainClient creates n keys in a new namespace, with the manager
@@ -141,7 +140,7 @@ func latency(e *env) {
 	n := envInt("BENCH_LATENCY_KEYS", 300)
 
 	m := e.startManager()
-	e.waitIdle(m, 0)
+	e.waitIdle(m.Controller, 0)
 	ctrl := e.oneAtATime(e.namespace("controller"), n, func(*keywardenv1alpha1.APIKey) error { return nil })
 	m.Stop(10 * time.Second)
 	base := e.oneAtATime(e.namespace("baseline"), n, e.writeIssued)

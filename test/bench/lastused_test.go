@@ -45,7 +45,7 @@ func lastUsed(e *env) {
 		if i > 0 {
 			time.Sleep(stagger)
 		}
-		urls[i] = e.startManager("--leader-elect", "--leader-election-namespace", "default").VerifierURL
+		urls[i] = e.startManager("--leader-elect", "--leader-election-namespace", "default").Verifier.URL
 	}
 	ns := e.namespace("lastused")
 	issued := e.watchKeys(ns, n, ready)

@@ -21,14 +21,16 @@ import (
 
 const mib = 1 << 20
 
-// memory measures the manager's resident memory, started afresh, with no
-// keys, with 10,000 and with BENCH_MEMORY_KEYS keys (and their Secrets),
-// with 2,000 unrelated 100 KiB Secrets added to the 10,000 keys, and with
-// all of them under the memory limit of a 512 MiB container. Keys are
-// written by a plain client while the manager is stopped; each measurement
-// starts the manager, waits until its caches are synced and its workqueue
-// is empty, and reads VmRSS and VmHWM (the peak) from /proc, and the live
-// heap after a collection it forces. What unrelated Secrets add is judged
+// memory measures the controller's and the verifier's resident memory,
+// each started afresh, with no keys, with 10,000 and with
+// BENCH_MEMORY_KEYS keys (and their Secrets), with 2,000 unrelated 100 KiB
+// Secrets added to the 10,000 keys, and with all of them under the memory
+// limit of a 512 MiB container. Keys are written by a plain client while
+// the components are stopped; each measurement starts them, waits until
+// the controller's caches are synced and its workqueue is empty and the
+// verifier has indexed every key, and reads VmRSS and VmHWM (the peak)
+// from /proc, and the live heap after a collection it forces. The goal
+// for the verifier: at most 256 MiB resident with 100,000 keys. What unrelated Secrets add is judged
 // by the live heap: resident memory also moves with when the Go runtime
 // returns freed pages to the system.
 func memory(e *env) {
@@ -37,9 +39,9 @@ func memory(e *env) {
 	unrelated := envInt("BENCH_UNRELATED_SECRETS", 2000)
 	ns := e.namespace("memory")
 
-	empty := e.measure("no keys", "empty", 0)
+	empty, emptyVerifier := e.measure("no keys", "empty", 0)
 	e.prefill(ns, 0, small, 32)
-	withSmall := e.measure(fmt.Sprintf("%d keys", small), "small", small)
+	withSmall, _ := e.measure(fmt.Sprintf("%d keys", small), "small", small)
 
 	other := e.namespace("unrelated")
 	payload := []byte(strings.Repeat("x", 100<<10))
@@ -51,58 +53,71 @@ func memory(e *env) {
 	}); err != nil {
 		e.t.Fatal(err)
 	}
-	withUnrelated := e.measure(fmt.Sprintf("%d keys and %d unrelated 100 KiB Secrets", small, unrelated), "unrelated", small)
+	withUnrelated, _ := e.measure(fmt.Sprintf("%d keys and %d unrelated 100 KiB Secrets", small, unrelated), "unrelated", small)
 
 	e.prefill(ns, small, large, 32)
-	withLarge := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets", large, unrelated), "large", large)
+	withLarge, largeVerifier := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets", large, unrelated), "large", large)
 
 	// In a container with a 512 MiB limit the manager sets the Go memory
 	// limit to 90% of it (see cmd/memlimit.go); GOMEMLIMIT does the same
 	// here, where there is no container.
 	e.t.Setenv("GOMEMLIMIT", "460MiB")
-	limited := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets, in a 512 MiB container (GOMEMLIMIT=460MiB)", large, unrelated), "large-limited", large)
+	limited, _ := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets, in a 512 MiB container (GOMEMLIMIT=460MiB)", large, unrelated), "large-limited", large)
 
 	perKey := float64(withLarge.rss-empty.rss) / float64(large)
-	report("resident bytes per key: %.0f (from no keys to %d); %.0f at the margin (%d to %d)",
+	report("controller resident bytes per key: %.0f (from no keys to %d); %.0f at the margin (%d to %d)",
 		perKey, large, float64(withLarge.rss-withSmall.rss)/float64(large-small), small, large)
+	report("verifier resident bytes per key: %.0f, live heap bytes per key: %.0f (from no keys to %d)",
+		float64(largeVerifier.rss-emptyVerifier.rss)/float64(large), float64(largeVerifier.live-emptyVerifier.live)/float64(large), large)
+	ratio(fmt.Sprintf("verifier resident memory with %d keys vs 256 MiB", large), float64(largeVerifier.rss)/(256*mib), "< 1")
 	report("%d unrelated Secrets (%d MiB of data) add %+.1f MiB to the live heap (%+.0f bytes each); %+.1f MiB resident",
 		unrelated, unrelated*len(payload)/mib, float64(withUnrelated.live-withSmall.live)/mib,
 		float64(withUnrelated.live-withSmall.live)/float64(unrelated), float64(withUnrelated.rss-withSmall.rss)/mib)
-	ratio(fmt.Sprintf("peak resident memory with %d keys in a 512 MiB container vs 512 MiB", large), float64(limited.hwm)/(512*mib), "< 1")
+	ratio(fmt.Sprintf("controller peak resident memory with %d keys in a 512 MiB container vs 512 MiB", large), float64(limited.hwm)/(512*mib), "< 1")
 }
 
 type memUsage struct{ rss, hwm, live int64 }
 
-// measure starts the manager, waits until it has reconciled the given
-// number of keys and is idle, reads its memory and stops it. name names
-// the heap profile kept in BENCH_PROFILE_DIR.
-func (e *env) measure(what, name string, keys int) memUsage {
+// measure starts a controller and a verifier, waits until the controller
+// has reconciled the given number of keys and is idle and the verifier has
+// indexed them, reads the memory of each and stops them. name names the
+// heap profiles kept in BENCH_PROFILE_DIR.
+func (e *env) measure(what, name string, keys int) (controller, verifier memUsage) {
 	start := time.Now()
 	pprof := e.freeAddr()
 	m := e.startManager("--pprof-bind-address", pprof)
-	e.waitIdle(m, keys)
+	e.waitIdle(m.Controller, keys)
+	for e.scrape(m.Verifier).sum("keywarden_verifier_keys_indexed") < float64(keys) {
+		time.Sleep(500 * time.Millisecond)
+	}
 	settled := time.Since(start)
 	time.Sleep(2 * time.Second)
-	u := procMemory(e, m.Cmd.Process.Pid)
-	// The heap profile, asked for with gc=1, collects first.
-	path := os.DevNull
-	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
-		path = filepath.Join(dir, fmt.Sprintf("heap-%s-%d-keys.pb.gz", name, keys))
+	read := func(c *harness.Component, addr, component string) (memUsage, metrics) {
+		u := procMemory(e, c.Cmd.Process.Pid)
+		// The heap profile, asked for with gc=1, collects first.
+		path := os.DevNull
+		if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+			path = filepath.Join(dir, fmt.Sprintf("heap-%s-%s-%d-keys.pb.gz", component, name, keys))
+		}
+		e.saveProfile(addr, "heap?gc=1", path)
+		ms := e.scrape(c)
+		u.live = int64(ms.sum("go_gc_heap_live_bytes"))
+		return u, ms
 	}
-	e.saveProfile(pprof, "heap?gc=1", path)
-	ms := e.scrape(m)
-	u.live = int64(ms.sum("go_gc_heap_live_bytes"))
+	controller, ms := read(m.Controller, pprof, "controller")
+	verifier, _ = read(m.Verifier, strings.TrimPrefix(m.Verifier.PprofURL, "http://"), "verifier")
 	writes := ms.sum("rest_client_requests_total", `method="POST"`, `method="PATCH"`, `method="PUT"`, `method="DELETE"`)
 	m.Stop(10 * time.Second)
-	report("%s: resident %.1f MiB, peak %.1f MiB, live heap %.1f MiB (synced and idle in %s, %0.f writes)",
-		what, float64(u.rss)/mib, float64(u.hwm)/mib, float64(u.live)/mib, settled.Round(100*time.Millisecond), writes)
-	return u
+	report("%s: controller resident %.1f MiB, peak %.1f MiB, live heap %.1f MiB (synced and idle in %s, %0.f writes); verifier resident %.1f MiB, peak %.1f MiB, live heap %.1f MiB",
+		what, float64(controller.rss)/mib, float64(controller.hwm)/mib, float64(controller.live)/mib, settled.Round(100*time.Millisecond), writes,
+		float64(verifier.rss)/mib, float64(verifier.hwm)/mib, float64(verifier.live)/mib)
+	return controller, verifier
 }
 
 // waitIdle waits until the APIKey controller has started and done at
 // least the given number of passes, its workqueue is empty and no worker is
 // busy, twice in a row.
-func (e *env) waitIdle(m *harness.Manager, passes int) {
+func (e *env) waitIdle(m *harness.Component, passes int) {
 	deadline := time.Now().Add(15 * time.Minute)
 	quiet := 0
 	for quiet < 2 {
@@ -127,7 +142,7 @@ func (e *env) waitIdle(m *harness.Manager, passes int) {
 type metrics string
 
 // scrape reads the manager's metrics.
-func (e *env) scrape(m *harness.Manager) metrics {
+func (e *env) scrape(m *harness.Component) metrics {
 	resp, err := httpClient.Get(m.MetricsURL + "/metrics")
 	if err != nil {
 		e.t.Fatal(err)

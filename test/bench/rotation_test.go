@@ -68,7 +68,7 @@ func (e *env) rotateWithController(ns string, n, existing int) (time.Duration, s
 	e.prefill(ns, 0, n, creators)
 	m := e.startManager()
 	defer m.Stop(10 * time.Second)
-	e.waitIdle(m, existing+n)
+	e.waitIdle(m.Controller, existing+n)
 	w := e.watchKeys(ns, n, rotated)
 	return e.timeWithManager(m, w, n, "rotated", func(i int) error { return e.requestRotation(ns, i) })
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -157,13 +158,16 @@ func (c *Cluster) KubeconfigWithToken(path, token string) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
-// Manager is a manager binary running as a process against a Cluster.
-type Manager struct {
+// Component is one of Keywarden's components (keywarden controller,
+// verifier or console) running as a process against a Cluster.
+type Component struct {
 	Cmd *exec.Cmd
-	// VerifierURL and MetricsURL are the base URLs of its endpoints.
-	VerifierURL, MetricsURL string
-	exited                  chan struct{}
-	err                     error
+	// URL is the base URL of what the component serves: the verifier's
+	// endpoints, or the console; MetricsURL that of its metrics, PprofURL
+	// that of its Go profiles.
+	URL, MetricsURL, PprofURL string
+	exited                    chan struct{}
+	err                       error
 }
 
 // ManagerNamespace is the namespace a manager runs in outside a cluster,
@@ -183,48 +187,100 @@ func CreateManagerNamespace(cfg *rest.Config) error {
 	return nil
 }
 
-// StartManager starts the manager binary against the cluster with its
-// output going to out. The metrics (over plain HTTP) and probe endpoints go
-// on free loopback ports, and the verifier on verifierAddr, or on a free
-// port when it is empty. Extra flags follow, and win.
-func (c *Cluster) StartManager(bin string, out *os.File, verifierAddr string, extra ...string) (*Manager, error) {
-	var ports [3]int
-	for i := range ports {
-		p, err := FreePort()
-		if err != nil {
+// StartController starts `keywarden controller` against the cluster with
+// its output going to out: metrics (over plain HTTP), probes and profiles
+// on free loopback ports. Extra flags follow, and win.
+func (c *Cluster) StartController(bin string, out *os.File, extra ...string) (*Component, error) {
+	addrs, err := freeAddresses(3)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"controller", "--kubeconfig", c.Kubeconfig,
+		"--metrics-bind-address", addrs[0], "--metrics-secure=false", "--health-probe-bind-address", addrs[1], "--pprof-bind-address", addrs[2]}, extra...)
+	return start(bin, out, args, "", "http://"+addrs[0], "http://"+addrs[2])
+}
+
+// StartVerifier starts `keywarden verifier` against the cluster with its
+// output going to out, serving at addr (a free loopback port when empty),
+// its metrics over plain HTTP and its profiles on free loopback ports.
+// Extra flags follow, and win.
+func (c *Cluster) StartVerifier(bin string, out *os.File, addr string, extra ...string) (*Component, error) {
+	addrs, err := freeAddresses(3)
+	if err != nil {
+		return nil, err
+	}
+	if addr == "" {
+		addr = addrs[2]
+	}
+	args := append([]string{"verifier", "--kubeconfig", c.Kubeconfig,
+		"--metrics-bind-address", addrs[0], "--metrics-secure=false", "--pprof-bind-address", addrs[1], "--verifier-bind-address", addr}, extra...)
+	return start(bin, out, args, "http://"+addr, "http://"+addrs[0], "http://"+addrs[1])
+}
+
+// StartConsole starts `keywarden console` against the cluster at addr (a
+// free loopback port when empty). Extra flags follow, and win.
+func (c *Cluster) StartConsole(bin string, out *os.File, addr string, extra ...string) (*Component, error) {
+	if addr == "" {
+		var err error
+		if addr, err = freeAddress(); err != nil {
 			return nil, err
 		}
-		ports[i] = p
 	}
-	if verifierAddr == "" {
-		verifierAddr = "127.0.0.1:" + strconv.Itoa(ports[2])
-	}
-	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
-	args := append([]string{
-		"--kubeconfig", c.Kubeconfig,
-		"--metrics-bind-address", metrics, "--metrics-secure=false",
-		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(ports[1]),
-		"--verifier-bind-address", verifierAddr,
-	}, extra...)
+	args := append([]string{"console", "--kubeconfig", c.Kubeconfig, "--console-bind-address", addr}, extra...)
+	return start(bin, out, args, "http://"+addr, "", "")
+}
+
+// StartBinary starts any binary as a Component, such as the manager of an
+// earlier release, with its own arguments; url, metrics and pprof are what
+// it serves, as the Component records them.
+func StartBinary(bin string, out *os.File, args []string, url, metrics, pprof string) (*Component, error) {
+	return start(bin, out, args, url, metrics, pprof)
+}
+
+func start(bin string, out *os.File, args []string, url, metrics, pprof string) (*Component, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+		return nil, fmt.Errorf("starting %s %v: %w", bin, args, err)
 	}
-	m := &Manager{Cmd: cmd, VerifierURL: "http://" + verifierAddr, MetricsURL: "http://" + metrics, exited: make(chan struct{})}
+	m := &Component{Cmd: cmd, URL: url, MetricsURL: metrics, PprofURL: pprof, exited: make(chan struct{})}
 	go func() { m.err = cmd.Wait(); close(m.exited) }()
 	return m, nil
 }
 
+// freeAddress is a free loopback address.
+func freeAddress() (string, error) {
+	p, err := FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(p), nil
+}
+
+// freeAddresses are n free loopback addresses, distinct.
+func freeAddresses(n int) ([]string, error) {
+	var out []string
+	for len(out) < n {
+		a, err := freeAddress()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
 // Exited is closed when the process has exited; Err then says how.
-func (m *Manager) Exited() <-chan struct{} { return m.exited }
+func (m *Component) Exited() <-chan struct{} { return m.exited }
 
 // Err is the process's exit error, once Exited is closed.
-func (m *Manager) Err() error { return m.err }
+func (m *Component) Err() error { return m.err }
 
 // Stop sends SIGTERM and waits for the process to exit, killing it after
 // the timeout.
-func (m *Manager) Stop(timeout time.Duration) {
+func (m *Component) Stop(timeout time.Duration) {
 	_ = m.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.exited:
@@ -234,7 +290,7 @@ func (m *Manager) Stop(timeout time.Duration) {
 }
 
 // Kill sends SIGKILL, as a crash would, and waits for the process to exit.
-func (m *Manager) Kill() {
+func (m *Component) Kill() {
 	_ = m.Cmd.Process.Kill()
 	<-m.exited
 }

@@ -1,4 +1,4 @@
-package verify
+package verifier
 
 import (
 	"context"
@@ -22,10 +22,11 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/lifecycle"
+	"keywarden.dev/keywarden/pkg/verify"
 )
 
-// Options configure the verifier that AddToManager runs.
-type Options struct {
+// Serving configures the verifier that AddToManager runs.
+type Serving struct {
 	// Addr is the listen address of the verification endpoints.
 	Addr string
 	// CertFile and KeyFile, when both set, serve TLS.
@@ -41,11 +42,11 @@ type Options struct {
 	Now func() time.Time
 	// Trust is the default for the namespaces, and for the classes, that
 	// a request does not name; a request left with neither gets 400.
-	Trust Trust
+	Trust verify.Trust
 	// Freshness, when set, follows whether the index is current; its
 	// WatchError must be the manager cache's watch error handler. The
 	// metric keywarden_verifier_index_staleness_seconds reports it.
-	Freshness *Freshness
+	Freshness *verify.Freshness
 	// MaxStaleness, when not zero, is how stale the index may be before
 	// /readyz and verification answer 503. It needs Freshness.
 	MaxStaleness time.Duration
@@ -53,8 +54,9 @@ type Options struct {
 
 // AddToManager runs the verifier in the manager on every replica, whether
 // or not it is the leader: an index fed by the manager's APIKey informer,
-// the usage recorder and the HTTP server. It returns the index.
-func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
+// the usage recorder, the handling of suspect keys and the HTTP server. It
+// returns the index.
+func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 	if (o.CertFile == "") != (o.KeyFile == "") {
 		return nil, errors.New("the verifier's TLS certificate and key files go together")
 	}
@@ -70,20 +72,20 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	if o.MaxStaleness > 0 && o.Freshness == nil {
 		return nil, errors.New("a maximum staleness needs a Freshness that the cache reports watch errors to")
 	}
-	index := NewIndex()
+	index := verify.NewIndex()
 	index.OnConflict = conflictEvents(mgr)
 	reg, err := index.Watch(context.Background(), mgr.GetCache())
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := NewMetrics(o.Registerer, index)
+	metrics, err := verify.NewMetrics(o.Registerer, index)
 	if err != nil {
 		return nil, err
 	}
 	var staleness func() time.Duration
 	if f := o.Freshness; f != nil {
 		staleness = f.Staleness
-		if err := mgr.Add(f.Follow(mgr.GetCache(), APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
+		if err := mgr.Add(f.Follow(mgr.GetCache(), verify.APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
 			return nil, err
 		}
 		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -94,7 +96,7 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 		}
 	}
 	log := mgr.GetLogger().WithName("verifier")
-	usage := NewUsageRecorder(o.Client, o.LastUsedInterval, log)
+	usage := verify.NewUsageRecorder(o.Client, o.LastUsedInterval, log)
 	usage.Recorded = index.LastUsedAt
 	if err := mgr.Add(usage); err != nil {
 		return nil, err
@@ -103,20 +105,20 @@ func AddToManager(mgr ctrl.Manager, o Options) (*Index, error) {
 	if err := mgr.Add(everyReplica(suspects.run)); err != nil {
 		return nil, err
 	}
-	h := &Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
+	h := &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
 		Staleness: staleness, MaxStaleness: o.MaxStaleness, Suspects: suspects.add}
 	if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "keywarden_verifier_ready",
 		Help: "1 while the verifier answers verifications; 0 while it answers 503 (its index not synced yet, or stale beyond --verifier-max-staleness).",
 	}, func() float64 {
-		if ok, _ := h.ready(); ok {
+		if ok, _ := h.Answering(); ok {
 			return 1
 		}
 		return 0
 	})); err != nil {
 		return nil, err
 	}
-	srv := &Server{Addr: o.Addr, CertFile: o.CertFile, KeyFile: o.KeyFile, Handler: h, Log: log}
+	srv := &verify.Server{Addr: o.Addr, CertFile: o.CertFile, KeyFile: o.KeyFile, Handler: h, Log: log}
 	return index, srv.AddTo(mgr)
 }
 
@@ -156,7 +158,7 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 // a report answered "received" is never dropped while the process runs.
 // Events name a key's display prefix, never the key, and follow the write.
 type suspects struct {
-	queue  workqueue.TypedRateLimitingInterface[Suspect]
+	queue  workqueue.TypedRateLimitingInterface[verify.Suspect]
 	rec    events.EventRecorder
 	reader client.Reader // the cache
 	fresh  client.Reader // the API server
@@ -173,14 +175,14 @@ func newSuspects(mgr ctrl.Manager, w client.Client, now func() time.Time) *suspe
 		now = time.Now
 	}
 	return &suspects{
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[Suspect](),
-			workqueue.TypedRateLimitingQueueConfig[Suspect]{Name: "keywarden_suspect_keys"}),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[verify.Suspect](),
+			workqueue.TypedRateLimitingQueueConfig[verify.Suspect]{Name: "keywarden_suspect_keys"}),
 		rec: mgr.GetEventRecorder("keywarden-verifier"), reader: mgr.GetClient(), fresh: mgr.GetAPIReader(),
 		w: w, log: mgr.GetLogger().WithName("verifier"), now: now,
 	}
 }
 
-func (s *suspects) add(k Suspect) { s.queue.Add(k) }
+func (s *suspects) add(k verify.Suspect) { s.queue.Add(k) }
 
 func (s *suspects) run(ctx context.Context) error {
 	go func() {
@@ -205,14 +207,14 @@ func (s *suspects) run(ctx context.Context) error {
 // handle reports the key on its APIKey, as the API server has it now, and
 // revokes the APIKey when it must. An APIKey that no longer records the
 // key (deleted, or recreated under the same name) is left alone.
-func (s *suspects) handle(ctx context.Context, k Suspect) error {
+func (s *suspects) handle(ctx context.Context, k verify.Suspect) error {
 	ctx, cancel := context.WithTimeout(ctx, suspectTimeout)
 	defer cancel()
 	key := &keywardenv1alpha1.APIKey{}
 	if err := s.fresh.Get(ctx, k.APIKey, key); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if !records(&key.Status, k.KeyHash) {
+	if which, _ := key.Status.Holds(k.KeyHash); which == keywardenv1alpha1.HoldsNone {
 		return nil
 	}
 	if !k.Reported {
@@ -285,21 +287,8 @@ func (s *suspects) revoke(ctx context.Context, key *keywardenv1alpha1.APIKey, re
 	return false, err
 }
 
-// records reports whether the status makes the key of that hash valid:
-// the current key, a rotation's next key, or a key rotated out.
-func records(st *keywardenv1alpha1.APIKeyStatus, hash string) bool {
-	if st.KeyHash == hash {
-		return true
-	}
-	if r := st.Rotation; r != nil {
-		if r.Next != nil && r.Next.KeyHash == hash {
-			return true
-		}
-		for _, p := range r.Previous {
-			if p.KeyHash == hash {
-				return true
-			}
-		}
-	}
-	return false
-}
+// everyReplica is a runnable that runs on every replica, leader or not.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }

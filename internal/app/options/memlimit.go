@@ -1,6 +1,8 @@
-package main
+package options
 
 import (
+	"github.com/go-logr/logr"
+
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -51,4 +53,12 @@ func containerMemoryLimit(readFile func(string) ([]byte, error)) (int64, bool) {
 		return n, true
 	}
 	return 0, false
+}
+
+// SetMemoryLimit sets the Go memory limit from the container's (see
+// setMemoryLimit) and logs it.
+func SetMemoryLimit(log logr.Logger) {
+	if limit := setMemoryLimit(os.ReadFile); limit > 0 {
+		log.Info("Set the Go memory limit from the container's", "bytes", limit)
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package verifier
 
 import (
 	"reflect"
@@ -24,7 +24,7 @@ func TestVerifierTrustFlags(t *testing.T) {
 		{"", "*", verify.Trust{}, `does not take "*"`},
 	}
 	for _, tt := range tests {
-		got, err := verifierFlags{trustedNamespaces: tt.namespaces, trustedClasses: tt.classes}.trust()
+		got, err := (&Options{TrustedNamespaces: tt.namespaces, TrustedClasses: tt.classes}).trust()
 		switch {
 		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
 			t.Errorf("namespaces %q classes %q: error %v, want one saying %q", tt.namespaces, tt.classes, err, tt.err)
