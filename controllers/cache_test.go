@@ -17,9 +17,11 @@ func TestTrimForCache(t *testing.T) {
 		obj         metav1.Object
 		annotations map[string]string // want
 	}{
+		// An APIKey's labels and annotations are its author's, up to 256 KiB
+		// each, and the controller reads none of them.
 		{"APIKey applied with kubectl", &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{ManagedFields: managed, Annotations: map[string]string{
 			corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, "team": "payments",
-		}}}, map[string]string{"team": "payments"}},
+		}, Labels: map[string]string{"team": "payments"}}}, nil},
 		{"only the applied configuration", &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
 			corev1.LastAppliedConfigAnnotation: `{"spec":{}}`,
 		}}}, nil},
@@ -40,6 +42,9 @@ func TestTrimForCache(t *testing.T) {
 			if !maps.Equal(o.GetAnnotations(), tc.annotations) || (o.GetAnnotations() == nil) != (tc.annotations == nil) {
 				t.Errorf("annotations %v, want %v", o.GetAnnotations(), tc.annotations)
 			}
+			if _, isKey := o.(*keywardenv1alpha1.APIKey); isKey && o.GetLabels() != nil {
+				t.Errorf("an APIKey's labels kept: %v", o.GetLabels())
+			}
 		})
 	}
 	if out, err := TrimForCache("not an object"); err != nil || out != "not an object" {
@@ -48,9 +53,13 @@ func TestTrimForCache(t *testing.T) {
 }
 
 func TestTrimSecretForCache(t *testing.T) {
-	owner := metav1.OwnerReference{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: keywardenv1alpha1.APIKeyKind, Name: "k", UID: "u"}
+	controller := true
+	owner := metav1.OwnerReference{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: keywardenv1alpha1.APIKeyKind, Name: "k", UID: "u", Controller: &controller}
+	// Anyone who may update the Secret may add owner references: only the
+	// controller's is read.
+	other := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "padding", UID: "p"}
 	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-		Name: "k", UID: "s", OwnerReferences: []metav1.OwnerReference{owner},
+		Name: "k", UID: "s", OwnerReferences: []metav1.OwnerReference{other, owner, other},
 		Labels:        map[string]string{keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue},
 		Annotations:   map[string]string{"note": "x"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "keywarden"}},
@@ -63,7 +72,7 @@ func TestTrimSecretForCache(t *testing.T) {
 	if m.Labels != nil || m.Annotations != nil || m.ManagedFields != nil {
 		t.Errorf("kept %v, %v, %v", m.Labels, m.Annotations, m.ManagedFields)
 	}
-	if m.Name != "k" || m.UID != "s" || len(m.OwnerReferences) != 1 || m.OwnerReferences[0] != owner {
+	if m.Name != "k" || m.UID != "s" || len(m.OwnerReferences) != 1 || m.OwnerReferences[0].UID != owner.UID || metav1.GetControllerOf(m) == nil {
 		t.Errorf("lost what the controller reads: %+v", m.ObjectMeta)
 	}
 }

@@ -164,10 +164,14 @@ type SecretTemplate struct {
 	Labels map[string]LabelValue `json:"labels,omitempty"`
 
 	// annotations are added to the Secret. Keys under keywarden.dev/ and
-	// argocd.argoproj.io/ are reserved.
+	// argocd.argoproj.io/ are reserved. Each value is at most 4096
+	// characters, and keys and values together at most 8192: every
+	// controller replica holds them for every key.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keywarden.dev/') && !k.startsWith('argocd.argoproj.io/'))",message="secretTemplate.annotations may not set keywarden.dev/* or argocd.argoproj.io/*"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 4096)",message="secretTemplate.annotations keys may be at most 317 characters and values at most 4096"
+	// +kubebuilder:validation:XValidation:rule="self.map(k, k.size() + self[k].size()).sum() <= 8192",message="secretTemplate.annotations may hold at most 8192 characters of keys and values together"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
