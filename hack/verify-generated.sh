@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-generated() { git ls-files --cached --others --exclude-standard -- config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml 'api/**/zz_generated.*.go'; }
+generated() { git ls-files --cached --others --exclude-standard -- config/crd/bases config/rbac/role.yaml config/rbac/verifier/role.yaml config/webhook/manifests.yaml 'api/**/zz_generated.*.go'; }
 before=$(mktemp -d)
 trap 'rm -rf "$before"' EXIT
 generated | while read -r f; do mkdir -p "$before/$(dirname "$f")"; cp "$f" "$before/$f"; done

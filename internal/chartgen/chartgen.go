@@ -163,10 +163,12 @@ func or(conds []string) string {
 }
 
 // skip leaves out what a chart does not template: its namespace (Helm
-// installs into the release's, made with --create-namespace) and the CRDs
-// (in the chart's crds/ directory, which Helm installs first).
+// installs into the release's, made with --create-namespace), the CRDs
+// (in the chart's crds/ directory, which Helm installs first), and the
+// PodDisruptionBudget, which the chart writes by hand (none for one
+// replica).
 func skip(o *unstructured.Unstructured) bool {
-	return o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition"
+	return o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "PodDisruptionBudget"
 }
 
 func identity(o *unstructured.Unstructured) string {
@@ -185,11 +187,25 @@ const (
 	replicasMark  = 987654321
 )
 
-// render marshals an object as a template: the namespace, the manager's
+// components are the Deployments whose replicas and resources are values,
+// by name: the values' key, and whether an autoscaler may own the
+// replicas.
+var components = map[string]struct {
+	values     string
+	autoscaled bool
+}{
+	"keywarden-manager":  {"controller", false},
+	"keywarden-verifier": {"verifier", true},
+	"keywarden-console":  {"console", false},
+}
+
+// render marshals an object as a template: the namespace, the components'
 // image, replicas and resources become values.
 func render(o *unstructured.Unstructured) (string, error) {
 	o = o.DeepCopy()
-	if o.GetKind() == "Deployment" && o.GetName() == "keywarden-manager" {
+	component, isComponent := components[o.GetName()]
+	isComponent = isComponent && o.GetKind() == "Deployment"
+	if isComponent {
 		if err := unstructured.SetNestedField(o.Object, int64(replicasMark), "spec", "replicas"); err != nil {
 			return "", err
 		}
@@ -199,10 +215,8 @@ func render(o *unstructured.Unstructured) (string, error) {
 		}
 		for _, c := range containers {
 			m := c.(map[string]any)
-			if m["name"] == "manager" {
-				m["image"] = "__KEYWARDEN_IMAGE__"
-				m["resources"] = resourcesMark
-			}
+			m["image"] = "__KEYWARDEN_IMAGE__"
+			m["resources"] = resourcesMark
 		}
 		if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
 			return "", err
@@ -222,10 +236,13 @@ func render(o *unstructured.Unstructured) (string, error) {
 		indent := len(line) - len(trimmed)
 		switch {
 		case trimmed == "resources: "+resourcesMark:
-			fmt.Fprintf(&out, "%sresources:\n%s{{- toYaml .Values.resources | nindent %d }}\n", line[:indent], line[:indent], indent+2)
+			fmt.Fprintf(&out, "%sresources:\n%s{{- toYaml .Values.%s.resources | nindent %d }}\n", line[:indent], line[:indent], component.values, indent+2)
+			continue
+		case trimmed == fmt.Sprintf("replicas: %d", replicasMark) && component.autoscaled:
+			fmt.Fprintf(&out, "%s{{- if not .Values.%[2]s.autoscaling.enabled }}\n%[1]sreplicas: {{ .Values.%[2]s.replicas }}\n%[1]s{{- end }}\n", line[:indent], component.values)
 			continue
 		case trimmed == fmt.Sprintf("replicas: %d", replicasMark):
-			fmt.Fprintf(&out, "%sreplicas: {{ .Values.replicas }}\n", line[:indent])
+			fmt.Fprintf(&out, "%sreplicas: {{ .Values.%s.replicas }}\n", line[:indent], component.values)
 			continue
 		}
 		line = strings.ReplaceAll(line, "__KEYWARDEN_IMAGE__", `{{ .Values.image.repository }}:{{ .Values.image.tag }}`)
@@ -278,6 +295,12 @@ func Generate(root string, kustomize func(dir string) ([]*unstructured.Unstructu
 			return ".Values.metrics.serviceMonitor.enabled"
 		}
 	}}
+	console := Optional{Objects: render("config/console"), Condition: func(o *unstructured.Unstructured) string {
+		if o.GetKind() == "NetworkPolicy" {
+			return "and .Values.console.enabled .Values.networkPolicy.enabled"
+		}
+		return ".Values.console.enabled"
+	}}
 	if failed != nil {
 		return nil, failed
 	}
@@ -287,7 +310,7 @@ func Generate(root string, kustomize func(dir string) ([]*unstructured.Unstructu
 		}
 		return ""
 	}
-	templates, err := Templates(variants, []Optional{monitoring}, wrap)
+	templates, err := Templates(variants, []Optional{monitoring, console}, wrap)
 	if err != nil {
 		return nil, err
 	}

@@ -23,10 +23,13 @@ func TestTemplates(t *testing.T) {
 	rule := obj("ConfigMap", "rule", map[string]any{"data": map[string]any{"summary": "key {{ $labels.name }}"}})
 	deploy := obj("Deployment", "keywarden-manager", map[string]any{"spec": map[string]any{"replicas": int64(2), "template": map[string]any{"spec": map[string]any{
 		"containers": []any{map[string]any{"name": "manager", "image": "keywarden:dev", "resources": map[string]any{"limits": map[string]any{"memory": "256Mi"}}}}}}}})
+	verifier := obj("Deployment", "keywarden-verifier", map[string]any{"spec": map[string]any{"replicas": int64(2), "template": map[string]any{"spec": map[string]any{
+		"containers": []any{map[string]any{"name": "verifier", "image": "keywarden:dev", "resources": map[string]any{"limits": map[string]any{"memory": "256Mi"}}}}}}}})
+	pdb := obj("PodDisruptionBudget", "keywarden-verifier", map[string]any{"spec": map[string]any{"minAvailable": int64(1)}})
 	variants := []Variant{
-		{Condition: `eq .Values.mode "a"`, Objects: []*unstructured.Unstructured{same, a, obj("Namespace", Namespace, nil), deploy}},
-		{Condition: `eq .Values.mode "b"`, Objects: []*unstructured.Unstructured{same, b, onlyB, deploy}},
-		{Condition: `eq .Values.mode "c"`, Objects: []*unstructured.Unstructured{same, b, deploy}},
+		{Condition: `eq .Values.mode "a"`, Objects: []*unstructured.Unstructured{same, a, obj("Namespace", Namespace, nil), deploy, verifier, pdb}},
+		{Condition: `eq .Values.mode "b"`, Objects: []*unstructured.Unstructured{same, b, onlyB, deploy, verifier, pdb}},
+		{Condition: `eq .Values.mode "c"`, Objects: []*unstructured.Unstructured{same, b, deploy, verifier, pdb}},
 	}
 	files, err := Templates(variants, []Optional{{Objects: []*unstructured.Unstructured{rule}, Condition: func(*unstructured.Unstructured) string { return ".Values.rules" }}},
 		func(u *unstructured.Unstructured) string {
@@ -46,8 +49,11 @@ func TestTemplates(t *testing.T) {
 		{"configmap-varies.yaml", []string{`{{- if eq .Values.mode "a" }}`, "mode: a", `{{- else if or (eq .Values.mode "b") (eq .Values.mode "c") }}`, "mode: b", "{{- end }}"}, nil},
 		{"secret-only-b.yaml", []string{`{{- if eq .Values.mode "b" }}`}, []string{`"c"`, `"a"`}},
 		{"configmap-rule.yaml", []string{"{{- if .Values.rules }}", `key {{"{{"}} $labels.name {{"}}"}}`}, nil},
-		{"deployment-keywarden-manager.yaml", []string{"replicas: {{ .Values.replicas }}", "image: {{ .Values.image.repository }}:{{ .Values.image.tag }}",
-			"        resources:\n        {{- toYaml .Values.resources | nindent 10 }}"}, []string{"256Mi", "keywarden:dev", "if eq"}},
+		{"deployment-keywarden-manager.yaml", []string{"replicas: {{ .Values.controller.replicas }}", "image: {{ .Values.image.repository }}:{{ .Values.image.tag }}",
+			"        resources:\n        {{- toYaml .Values.controller.resources | nindent 10 }}"}, []string{"256Mi", "keywarden:dev", "if eq", "autoscaling"}},
+		// The verifier's replicas are the autoscaler's when it has one.
+		{"deployment-keywarden-verifier.yaml", []string{"  {{- if not .Values.verifier.autoscaling.enabled }}\n  replicas: {{ .Values.verifier.replicas }}\n  {{- end }}\n",
+			"        resources:\n        {{- toYaml .Values.verifier.resources | nindent 10 }}"}, []string{"256Mi", "keywarden:dev"}},
 	}
 	for _, tt := range tests {
 		got := string(files[tt.file])
@@ -66,8 +72,8 @@ func TestTemplates(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := files["namespace-"+Namespace+".yaml"]; ok || len(files) != 5 {
-		t.Errorf("files %v, want the five objects and no Namespace", Names(files))
+	if _, ok := files["namespace-"+Namespace+".yaml"]; ok || len(files) != 6 {
+		t.Errorf("files %v, want the six objects and no Namespace nor PodDisruptionBudget (the chart writes its own)", Names(files))
 	}
 	if _, err := Templates(variants, []Optional{{Objects: []*unstructured.Unstructured{same}, Condition: func(*unstructured.Unstructured) string { return "x" }}}, nil); err == nil {
 		t.Error("an object both in an install and optional was accepted")

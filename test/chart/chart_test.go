@@ -113,8 +113,10 @@ var options = []struct {
 	{"webhook with cert-manager", []string{"webhook.certificates=cert-manager"}, "config/with-webhook-cert-manager"},
 	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, ""},
 	{"lean", []string{"networkPolicy.enabled=false", "podDisruptionBudget.enabled=false", "metrics.service.enabled=false"}, ""},
-	{"sized", []string{"replicas=3", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "resources.limits.memory=512Mi"}, ""},
-	{"single replica", []string{"replicas=1"}, ""},
+	{"sized", []string{"controller.replicas=3", "verifier.replicas=4", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "verifier.resources.limits.memory=512Mi"}, ""},
+	{"single replica", []string{"verifier.replicas=1"}, ""},
+	{"autoscaled verifier", []string{"verifier.autoscaling.enabled=true"}, ""},
+	{"console", []string{"console.enabled=true"}, ""},
 }
 
 // kubeVersion is the local control plane's, which the chart is rendered
@@ -131,9 +133,10 @@ func template(t *testing.T, chart string, set []string) string {
 
 // TestChartRendersTheInstalls: helm lint passes with every option, and
 // each option that config/ has an install of renders it object for object
-// (apart from what only a chart adds: the PodDisruptionBudget and the
-// metrics Service; and what only config/ holds: its Namespace and CRDs,
-// which Helm installs from crds/).
+// (apart from what only a chart adds: the metrics Service; and what only
+// config/ holds: its Namespace and CRDs, which Helm installs from crds/).
+// The chart writes its PodDisruptionBudget by hand, to leave it out for
+// one replica: with the defaults it is config/'s.
 func TestChartRendersTheInstalls(t *testing.T) {
 	r := root(t)
 	chart := filepath.Join(r, "charts", "keywarden")
@@ -177,9 +180,34 @@ func TestChartRendersTheInstalls(t *testing.T) {
 				}
 			case "sized":
 				text := template(t, chart, o.set)
-				for _, want := range []string{"replicas: 3", "image: registry.example.com/keywarden:v1.2.3", "memory: 512Mi"} {
+				for _, want := range []string{"replicas: 3", "replicas: 4", "image: registry.example.com/keywarden:v1.2.3", "memory: 512Mi"} {
 					if !strings.Contains(text, want) {
 						t.Errorf("no %q in the rendering", want)
+					}
+				}
+			case "autoscaled verifier":
+				// As config/verifier-autoscaling: the autoscaler, and a
+				// Deployment that leaves it the replica count.
+				want, err := harness.Kustomize("config/verifier-autoscaling")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := byID(rendered, func(*unstructured.Unstructured) bool { return false })
+				for _, id := range []string{"HorizontalPodAutoscaler/" + chartgen.Namespace + "/keywarden-verifier", "Deployment/" + chartgen.Namespace + "/keywarden-verifier"} {
+					w := byID(want, func(*unstructured.Unstructured) bool { return false })[id]
+					if g, ok := got[id]; !ok || w == nil || !equality.Semantic.DeepEqual(g.Object, w.Object) {
+						t.Errorf("%s: not rendered as config/verifier-autoscaling holds it", id)
+					}
+				}
+			case "console":
+				want, err := harness.Kustomize("config/console")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := byID(rendered, func(*unstructured.Unstructured) bool { return false })
+				for id, w := range byID(want, func(*unstructured.Unstructured) bool { return false }) {
+					if g, ok := got[id]; !ok || !equality.Semantic.DeepEqual(g.Object, w.Object) {
+						t.Errorf("%s: not rendered as config/console holds it", id)
 					}
 				}
 			}
@@ -191,7 +219,7 @@ func TestChartRendersTheInstalls(t *testing.T) {
 				t.Fatal(err)
 			}
 			chartOnly := func(u *unstructured.Unstructured) bool {
-				return u.GetKind() == "PodDisruptionBudget" || u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
+				return u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
 			}
 			configOnly := func(u *unstructured.Unstructured) bool {
 				return u.GetKind() == "Namespace" || u.GetKind() == "CustomResourceDefinition"
@@ -217,7 +245,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 	for _, set := range [][]string{
 		{"webhook.certificates=Self"},
 		{"webhook.certificates=certmanager"},
-		{"replicas=0"},
+		{"verifier.replicas=0"},
+		{"controller.replicas=0"},
+		{"replicas=2"}, // the single Deployment of earlier releases: now controller.replicas and verifier.replicas
+		{"verifier.autoscaling.enabled=true,verifier.autoscaling.minReplicas=5,verifier.autoscaling.maxReplicas=2"},
 		{"networkpolicy.enabled=false"},
 		{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"},
 	} {
@@ -256,7 +287,7 @@ func TestChartInAnotherNamespace(t *testing.T) {
 		moved = append(moved, decode(t, strings.ReplaceAll(string(b), chartgen.Namespace, ns))...)
 	}
 	got := byID(decode(t, text), func(u *unstructured.Unstructured) bool {
-		return u.GetKind() == "PodDisruptionBudget" || u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
+		return u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
 	})
 	exp := byID(moved, func(u *unstructured.Unstructured) bool {
 		return u.GetKind() == "Namespace" || u.GetKind() == "CustomResourceDefinition"

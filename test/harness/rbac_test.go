@@ -10,24 +10,25 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// managerRights are the rights the manager's code uses, one line per verb:
-// "scope group/resource[/names] verb", scope being "cluster" or the
-// namespace a Role grants it in. Each line is what a feature needs:
+// managerRights are the rights the controller's code uses (its
+// ServiceAccount is keywarden-manager), one line per verb: "scope
+// group/resource[/names] verb", scope being "cluster" or the namespace a
+// Role grants it in. Each line is what a feature needs:
 //
-//   - APIKeys and their status and finalizers: the controller; the
-//     verifier's index and lastUsedAt writes.
+//   - APIKeys and their status and finalizers: the controller.
 //   - APIKeyClasses and their status: the class policy and the class
 //     controller.
-//   - Secrets: issuing, adopting and deleting keys (never update: they
-//     are immutable); the sealing key. The admission policy of config/rbac
+//   - Secrets: issuing, adopting, rotating in place and deleting keys;
+//     the sealing key. The admission policy of config/rbac
 //     narrows these further.
 //   - Namespaces: the classes' namespaceSelector.
-//   - Events: the controllers' and the verifier's events.
+//   - Events: the controllers' events.
 //   - CRDs, by name: the start-up check of the installed CRDs.
 //   - TokenReviews and SubjectAccessReviews: the secured metrics endpoint.
 //   - Leases: leader election, in the manager's namespace.
 //   - The verifier's certificate Secret and CA ConfigMap, by name (create
-//     cannot be limited by name): its self-issued certificate.
+//     cannot be limited by name): the controller issues, renews and
+//     publishes the verifier's certificate.
 //   - The webhook's certificate Secret and its own webhook configuration,
 //     by name: only where Keywarden issues the webhook's certificate.
 var managerRights = func() map[string][]string {
@@ -100,29 +101,63 @@ var managerRights = func() map[string][]string {
 	}
 }()
 
-// TestManagerRBAC renders every install and compares what it grants the
-// manager's ServiceAccount with managerRights, both ways: a right the
-// code does not use (a widening) fails, and so does one it needs and the
-// install lacks.
-func TestManagerRBAC(t *testing.T) {
-	for dir, want := range managerRights {
-		t.Run(dir, func(t *testing.T) {
-			got, err := rightsOf(dir, "keywarden-system", "keywarden-manager")
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(want)
-			for _, r := range got {
-				if _, found := slices.BinarySearch(want, r); !found {
-					t.Errorf("%s grants the manager %q, which the code does not use", dir, r)
+// verifierRights are the rights the verifier's code uses, as
+// managerRights: reading APIKeys and patching their status (the admission
+// policy of config/rbac narrows that to lastUsedAt and revocations),
+// reading a class for its revokeOnReuse, its events, the reviews of its
+// secured metrics, and the Secret of its certificate by name. No other
+// Secret, in any verb.
+var verifierRights = func() map[string][]string {
+	reviews := []string{"cluster authentication.k8s.io/tokenreviews create", "cluster authorization.k8s.io/subjectaccessreviews create",
+		"cluster keywarden.dev/apikeyclasses get", "keywarden-system core/secrets/keywarden-verifier-cert get"}
+	keys := func(scope string) []string {
+		return []string{scope + " keywarden.dev/apikeys get", scope + " keywarden.dev/apikeys list", scope + " keywarden.dev/apikeys watch",
+			scope + " keywarden.dev/apikeys/status patch", scope + " events.k8s.io/events create", scope + " events.k8s.io/events patch"}
+	}
+	base := append(keys("cluster"), reviews...)
+	namespaced := append(append(keys("team-a"), keys("team-b")...), reviews...)
+	return map[string][]string{
+		"config/namespaced":                namespaced,
+		"config/rbac":                      base,
+		"config/default":                   base,
+		"config/with-webhook":              base,
+		"config/with-webhook-cert-manager": base,
+	}
+}()
+
+// TestComponentRBAC renders every install and compares what it grants each
+// component's ServiceAccount with the rights its code uses, both ways: a
+// right the code does not use (a widening) fails, and so does one it needs
+// and the install lacks. The console's account holds none.
+func TestComponentRBAC(t *testing.T) {
+	for _, c := range []struct {
+		account string
+		rights  map[string][]string
+	}{
+		{"keywarden-manager", managerRights},
+		{"keywarden-verifier", verifierRights},
+		{"keywarden-console", nil},
+	} {
+		for _, dir := range []string{"config/namespaced", "config/rbac", "config/default", "config/with-webhook", "config/with-webhook-cert-manager"} {
+			want := slices.Clone(c.rights[dir])
+			t.Run(c.account+"/"+dir, func(t *testing.T) {
+				got, err := rightsOf(dir, "keywarden-system", c.account)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			for _, r := range want {
-				if !slices.Contains(got, r) {
-					t.Errorf("%s does not grant the manager %q, which the code uses", dir, r)
+				slices.Sort(want)
+				for _, r := range got {
+					if _, found := slices.BinarySearch(want, r); !found {
+						t.Errorf("%s grants %s %q, which its code does not use", dir, c.account, r)
+					}
 				}
-			}
-		})
+				for _, r := range want {
+					if !slices.Contains(got, r) {
+						t.Errorf("%s does not grant %s %q, which its code uses", dir, c.account, r)
+					}
+				}
+			})
+		}
 	}
 }
 
