@@ -16,6 +16,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -157,8 +158,8 @@ data:
 	if now := e.kubectl("get", "secret", "-n", ns, "billing", "-o", "jsonpath={.metadata.uid}"); now == plantedUID {
 		e.t.Fatal("the planted Secret was kept")
 	}
-	for _, m := range e.managers {
-		e.eventually("the planted key is unknown and the issued one valid on every manager", 10*time.Second, func() bool {
+	for _, m := range e.verifiers {
+		e.eventually("the planted key is unknown and the issued one valid on every verifier", 10*time.Second, func() bool {
 			bad, err1 := verify(m, map[string]any{"key": chosen, "namespace": ns})
 			good, err2 := verify(m, map[string]any{"key": real, "namespace": ns})
 			return err1 == nil && err2 == nil && bad["code"] == "NOT_FOUND" && good["valid"] == true && good["owner"] == "alice@example.com"
@@ -167,7 +168,7 @@ data:
 	if !strings.Contains(e.kubectl("get", "events", "-n", ns, "--field-selector", "reason=SecretTampered", "-o", "name"), "event") {
 		e.t.Error("no SecretTampered event")
 	}
-	admitted, err := verify(e.managers[0], map[string]any{"key": real, "namespace": ns})
+	admitted, err := verify(e.verifiers[0], map[string]any{"key": real, "namespace": ns})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -181,22 +182,22 @@ data:
 	for _, required := range []map[string]any{{"role": "admin"}, {"scopes": []string{"users:admin"}}} {
 		req := map[string]any{"key": real, "namespace": ns}
 		maps.Copy(req, required)
-		got, err := verify(e.managers[1], req)
+		got, err := verify(e.verifiers[1], req)
 		if err != nil || got["valid"] != false {
 			// The requirement, never the request: it holds the key.
 			e.t.Fatalf("after the widening, the key with %v verifies as %v (%v)", required, got, err)
 		}
 	}
-	if got, _ := verify(e.managers[1], map[string]any{"key": real, "namespace": ns}); got["valid"] != true || got["role"] != "readonly" || got["expiresAt"] != admitted["expiresAt"] {
+	if got, _ := verify(e.verifiers[1], map[string]any{"key": real, "namespace": ns}); got["valid"] != true || got["role"] != "readonly" || got["expiresAt"] != admitted["expiresAt"] {
 		e.t.Fatalf("after the widening the key verifies as %v, want what was admitted: %v", got, admitted)
 	}
 	// A key of the tenant's namespace is no key to a service that trusts
 	// another; a request that says nothing of whose keys it accepts is
 	// refused by the default install.
-	if got, err := verify(e.managers[1], map[string]any{"key": real, "namespace": "default"}); err != nil || got["code"] != "WRONG_NAMESPACE" || got["owner"] != nil {
+	if got, err := verify(e.verifiers[1], map[string]any{"key": real, "namespace": "default"}); err != nil || got["code"] != "WRONG_NAMESPACE" || got["owner"] != nil {
 		e.t.Fatalf("the tenant's key, to a service trusting default: %v %v", got, err)
 	}
-	if _, err := verify(e.managers[1], map[string]any{"key": real}); err == nil || !strings.Contains(err.Error(), "status 400") || !strings.Contains(err.Error(), "say whose keys you accept") {
+	if _, err := verify(e.verifiers[1], map[string]any{"key": real}); err == nil || !strings.Contains(err.Error(), "status 400") || !strings.Contains(err.Error(), "say whose keys you accept") {
 		e.t.Fatalf("a request naming no namespace or class: %v, want 400", err)
 	}
 
@@ -208,7 +209,7 @@ data:
 		out, err := as("", "get", "apikey", "billing", "-o", `jsonpath={.status.conditions[?(@.type=="Stalled")].reason}/{.status.owner}`)
 		return err == nil && out == "ActiveKeyLimit/alice@example.com"
 	})
-	if got, _ := verify(e.managers[0], map[string]any{"key": real, "namespace": ns}); got["valid"] != true || got["owner"] != "alice@example.com" {
+	if got, _ := verify(e.verifiers[0], map[string]any{"key": real, "namespace": ns}); got["valid"] != true || got["owner"] != "alice@example.com" {
 		e.t.Fatalf("after the reassignment the key verifies as %v", got)
 	}
 
@@ -223,8 +224,9 @@ data:
 	e.note("attacker with namespace rights (create Secrets, patch APIKeys, no Secret reads): a planted key was never recorded (SecretTampered, NOT_FOUND), a widening to admin for ten years and a reassignment past the limit were refused (Stalled, the key still readonly, alice's, as admitted); both keys Active")
 }
 
-// stolenManagerToken: whoever holds the manager's token (read from its pod,
-// say) has its RBAC rights, create, get and delete on every Secret. The
+// stolenManagerToken: whoever holds the controller's token (read from its
+// pod, say; its ServiceAccount keeps the name keywarden-manager) has its
+// RBAC rights, create, get and delete on every Secret. The
 // admission policy of config/rbac keeps those rights to Keywarden's own
 // Secrets: a token Secret for a kube-system account (cluster-admin, once
 // read back), an Opaque Secret anywhere, a key-shaped Secret no APIKey
@@ -232,8 +234,9 @@ data:
 // deletion of a Secret that is not Keywarden's are all refused by the
 // policy, not by RBAC (each refusal carries the policy's message), and so
 // are updates of Secrets that are not Keywarden's key Secrets, or that
-// would stop being one. The other scenarios are the use: their managers
-// run with this same token, and rotate keys in place.
+// would stop being one; and so are edits of its webhook configuration but
+// its CA bundle. The other scenarios are the use: their controllers run
+// with this same token, rotate keys in place and inject the webhook's CA.
 func stolenManagerToken(e *env) {
 	ctx := context.Background()
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.managerKubeconfig)
@@ -366,8 +369,72 @@ func stolenManagerToken(e *env) {
 	if got, err := e.kube.CoreV1().Secrets(victim.Namespace).Get(ctx, victim.Name, metav1.GetOptions{}); err != nil || string(got.Data["k"]) != "v" {
 		e.t.Errorf("the Secret that is not Keywarden's after the updates: %v %v", got.Data, err)
 	}
+	webhookEdits := stolenWebhookConfiguration(e, stolen)
 	if e.t.Failed() {
 		return
 	}
-	e.note("stolen manager token: 7 Secrets and 1 ConfigMap refused by the admission policies (token, Opaque, unowned key, key with more than a key, sealing key and certificate out of place; owner-binding parameters), 1 deletion and 3 updates (a Secret not Keywarden's, edited or dressed as a key's; a key's Secret turned into an Argo CD cluster); the managers issued and rotated every key of the other scenarios with that token")
+	e.note("stolen controller token: 7 Secrets and 1 ConfigMap refused by the admission policies (token, Opaque, unowned key, key with more than a key, sealing key and certificate out of place; owner-binding parameters), 1 deletion and 3 updates (a Secret not Keywarden's, edited or dressed as a key's; a key's Secret turned into an Argo CD cluster), %d edits of its webhook configuration but its CA bundle; the controllers issued and rotated every key of the other scenarios with that token", webhookEdits)
+}
+
+// stolenWebhookConfiguration: with config/with-webhook's rights, the
+// controller's token may patch its own webhook configuration (RBAC allows
+// it by name), and the admission policy there lets it change the CA
+// bundles only: widening the rules, failing closed, another URL, another
+// webhook, a label are refused; a new CA bundle passes. It returns how
+// many edits were refused.
+func stolenWebhookConfiguration(e *env, stolen kubernetes.Interface) int {
+	ctx := context.Background()
+	const name = "keywarden-validating-webhook-configuration"
+	files := []string{"-f", "config/with-webhook/webhook_configuration_role.yaml", "-f", "config/with-webhook/webhook_configuration_policy.yaml"}
+	e.kubectl("apply", "-k", "config/webhook")
+	e.kubectl(append([]string{"apply"}, files...)...)
+	defer func() {
+		e.kubectl("delete", "-k", "config/webhook")
+		e.kubectl(append([]string{"delete"}, files...)...)
+	}()
+	mustAllow(e, stolen, authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: name})
+	patch := func(p string) error {
+		_, err := stolen.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, []byte(p), metav1.PatchOptions{})
+		return err
+	}
+	// The policy is in force once a change made with the token is refused
+	// (each try a new change: a patch that changes nothing is allowed);
+	// the probe's label, if one got through before, is then taken off.
+	tries := 0
+	e.eventually("the admission policy on the webhook configuration is in force", 30*time.Second, func() bool {
+		tries++
+		return patch(fmt.Sprintf(`[{"op":"add","path":"/metadata/labels","value":{"probe":"%d"}}]`, tries)) != nil
+	})
+	if cfg, err := e.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{}); err != nil {
+		e.t.Fatal(err)
+	} else if _, probed := cfg.Labels["probe"]; probed {
+		delete(cfg.Labels, "probe")
+		if _, err := e.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	refused := 0
+	for what, err := range map[string]error{
+		"widening the rules to every resource": patch(`[{"op":"replace","path":"/webhooks/0/rules/0/resources","value":["*"]}]`),
+		"failing closed":                       patch(`[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`),
+		"pointing it at a URL":                 patch(`[{"op":"remove","path":"/webhooks/0/clientConfig/service"},{"op":"add","path":"/webhooks/0/clientConfig/url","value":"https://attacker.example/validate"}]`),
+		"another Service":                      patch(`[{"op":"replace","path":"/webhooks/0/clientConfig/service/name","value":"attacker"}]`),
+		"a longer timeout":                     patch(`[{"op":"replace","path":"/webhooks/0/timeoutSeconds","value":30}]`),
+		"leaving every namespace out":          patch(`[{"op":"replace","path":"/webhooks/0/namespaceSelector","value":{"matchLabels":{"attacker":"none"}}}]`),
+		"a label":                              patch(`[{"op":"add","path":"/metadata/labels","value":{"attacker":"yes"}}]`),
+	} {
+		if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "Keywarden's manager may change only the CA bundles") {
+			e.t.Errorf("%s with the controller's token: want the admission policy's refusal, got %v", what, err)
+		} else {
+			refused++
+		}
+	}
+	certPEM, _, _, err := harness.SelfSignedCert("keywarden-webhook-service")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := patch(fmt.Sprintf(`[{"op":"add","path":"/webhooks/0/clientConfig/caBundle","value":%q}]`, base64.StdEncoding.EncodeToString(certPEM))); err != nil {
+		e.t.Errorf("injecting a CA bundle with the controller's token: %v", err)
+	}
+	return refused
 }

@@ -63,17 +63,12 @@ func webConsole(e *env) {
 		e.t.Fatal(err)
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	log := filepath.Join(e.dir, "manager-console.log")
-	f, err := os.Create(log)
+	// As config/console runs it: its own ServiceAccount, bound to nothing.
+	m, err := e.cluster.StartConsole(e.bin, e.logFile("console"), fmt.Sprintf("127.0.0.1:%d", port),
+		"--kubeconfig", e.accountKubeconfig("keywarden-console"), "--console-trust-authorization-header")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := e.cluster.StartManager(e.bin, f, "", "--kubeconfig", e.managerKubeconfig, "--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
-		"--console-bind-address", fmt.Sprintf("127.0.0.1:%d", port), "--console-trust-authorization-header")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.logs = append(e.logs, log)
 	defer m.Stop(10 * time.Second)
 	e.eventually("the console answers", 30*time.Second, func() bool {
 		code, _ := status(base + "/login")
@@ -177,7 +172,7 @@ func webConsole(e *env) {
 	// The screenshot shows the page with the key masked: artifacts keep no key.
 	run("mask the key", chromedp.SetValue(chromedp.CSS("#rawkey"), strings.Repeat("•", 20)))
 	shot("created")
-	if got, err := verify(e.managers[0], map[string]any{"key": raw, "namespace": ns}); err != nil || got["valid"] != true || fmt.Sprint(got["scopes"]) != "[cache:purge]" {
+	if got, err := verify(e.verifiers[0], map[string]any{"key": raw, "namespace": ns}); err != nil || got["valid"] != true || fmt.Sprint(got["scopes"]) != "[cache:purge]" {
 		e.t.Fatalf("the key from the console verifies as %v, %v", got, err)
 	}
 	// Nowhere in the browser's history.
@@ -294,7 +289,7 @@ func webConsole(e *env) {
 	}
 	shot("revoke")
 	run("confirm", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("span.phase-revoked")))
-	if got, err := verify(e.managers[1], map[string]any{"key": raw, "namespace": ns}); err != nil || got["code"] != "REVOKED" {
+	if got, err := verify(e.verifiers[1], map[string]any{"key": raw, "namespace": ns}); err != nil || got["code"] != "REVOKED" {
 		e.t.Fatalf("the key revoked in the console verifies as %v, %v", got, err)
 	}
 	shot("revoked")

@@ -1,8 +1,9 @@
 //go:build e2e
 
-// Package e2e drives Keywarden the way a cluster does: the manager binary
-// (built by make build) runs as processes with leader election against etcd
-// and kube-apiserver from hack/, manifests go through kubectl, keys are
+// Package e2e drives Keywarden the way a cluster does: its components
+// (bin/keywarden, built by make build) run as processes, the controllers
+// with leader election, each under its own ServiceAccount, against etcd
+// and kube-apiserver from hack/; manifests go through kubectl, keys are
 // verified over HTTP, and Secrets are read as a workload reads them.
 // Run it with `make test-e2e`.
 package e2e
@@ -34,17 +35,21 @@ import (
 
 // env is the running installation the scenarios share.
 type env struct {
-	t        *testing.T
-	cluster  *harness.Cluster
-	kube     kubernetes.Interface
-	bin      string
-	dir      string
-	managers []*harness.Manager
-	logs     []string
-	// managerKubeconfig presents a token of the manager's ServiceAccount,
-	// with config/rbac applied: the managers run with the rights and the
-	// admission policy an install gives them.
-	managerKubeconfig string
+	t       *testing.T
+	cluster *harness.Cluster
+	kube    kubernetes.Interface
+	bin     string
+	dir     string
+	logs    []string
+	// controllers run `keywarden controller`, verifiers `keywarden
+	// verifier`: two of each.
+	controllers, verifiers []*harness.Component
+	// managerKubeconfig presents a token of the controller's
+	// ServiceAccount (keywarden-manager), verifierKubeconfig one of the
+	// verifier's (keywarden-verifier), with config/rbac applied: the
+	// components run with the rights and the admission policies an install
+	// gives them.
+	managerKubeconfig, verifierKubeconfig string
 
 	mu      sync.Mutex
 	rawKeys map[string]bool // every raw key seen in a Secret
@@ -59,11 +64,11 @@ var http1 = &http.Client{Timeout: 5 * time.Second}
 
 func TestE2E(t *testing.T) {
 	// The scenarios' own controller-runtime clients log nothing worth
-	// keeping; the managers' logs are the ones checked.
+	// keeping; the components' logs are the ones checked.
 	logf.SetLogger(logr.Discard())
-	bin := os.Getenv("MANAGER_BIN")
+	bin := os.Getenv("KEYWARDEN_BIN")
 	if bin == "" {
-		t.Fatal("MANAGER_BIN is not set: run make test-e2e")
+		t.Fatal("KEYWARDEN_BIN is not set: run make test-e2e")
 	}
 	dir := os.Getenv("E2E_DIR") // where to keep the logs; a temporary directory by default
 	if dir == "" {
@@ -85,21 +90,17 @@ func TestE2E(t *testing.T) {
 	e.kubectl("apply", "-k", "config/crd")
 	e.kubectl("apply", "-k", "config/rbac")
 	// Every install is one the API server accepts as it is.
-	for _, dir := range []string{"config/default", "config/with-webhook", "config/owner-binding"} {
+	for _, dir := range []string{"config/default", "config/with-webhook", "config/owner-binding", "config/verifier-autoscaling", "config/console"} {
 		e.kubectl("apply", "--dry-run=server", "-k", dir)
 	}
-	token, err := harness.Token(context.Background(), kube, harness.ManagerNamespace, "keywarden-manager", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.managerKubeconfig = filepath.Join(dir, "manager.kubeconfig")
-	if err := cluster.KubeconfigWithToken(e.managerKubeconfig, token); err != nil {
-		t.Fatal(err)
-	}
-	e.startManager()
-	e.startManager()
+	e.managerKubeconfig = e.accountKubeconfig("keywarden-manager")
+	e.verifierKubeconfig = e.accountKubeconfig("keywarden-verifier")
+	e.startController()
+	e.startController()
+	e.startVerifier()
+	e.startVerifier()
 	defer func() {
-		for _, m := range e.managers {
+		for _, m := range append(e.controllers, e.verifiers...) {
 			m.Stop(10 * time.Second)
 		}
 	}()
@@ -118,9 +119,13 @@ func TestE2E(t *testing.T) {
 		{"API server outage", apiServerOutage},
 		{"crash during mass issuance", crashDuringIssuance},
 		{"attacker with namespace rights", attacker},
-		{"stolen manager token", stolenManagerToken},
+		{"stolen controller token", stolenManagerToken},
+		{"stolen verifier token", stolenVerifierToken},
+		{"stolen console token", stolenConsoleToken},
+		{"no tenant inflates a component", inflation},
 		{"secured metrics", securedMetrics},
 		{"certificate renewal", certRenewal},
+		{"upgrade from one process", upgradeFromOneProcess},
 		{"namespaced install", namespacedInstall},
 		{"no secret in the open", noSecretInTheOpen},
 	} {
@@ -136,30 +141,65 @@ func TestE2E(t *testing.T) {
 	fmt.Printf("\nEnd-to-end summary:\n  %s\n", strings.Join(e.summary, "\n  "))
 }
 
-// startManager starts one more manager process with leader election, as
-// the manager's ServiceAccount.
-func (e *env) startManager(extra ...string) *harness.Manager {
+// accountKubeconfig writes a kubeconfig that presents a token of the
+// ServiceAccount of that name in the components' namespace.
+func (e *env) accountKubeconfig(account string) string {
 	e.t.Helper()
-	log := filepath.Join(e.dir, fmt.Sprintf("manager-%d.log", len(e.logs)))
+	token, err := harness.Token(context.Background(), e.kube, harness.ManagerNamespace, account, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	path := filepath.Join(e.dir, account+".kubeconfig")
+	if err := e.cluster.KubeconfigWithToken(path, token); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// logFile creates a log file for one more component process.
+func (e *env) logFile(component string) *os.File {
+	e.t.Helper()
+	log := filepath.Join(e.dir, fmt.Sprintf("%s-%d.log", component, len(e.logs)))
 	f, err := os.Create(log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{"--kubeconfig", e.managerKubeconfig,
+	e.logs = append(e.logs, log)
+	return f
+}
+
+// startController starts one more controller with leader election, as the
+// controller's ServiceAccount, issuing the verifier's certificate as
+// config/manager runs it.
+func (e *env) startController(extra ...string) *harness.Component {
+	e.t.Helper()
+	m, err := e.cluster.StartController(e.bin, e.logFile("controller"), append([]string{"--kubeconfig", e.managerKubeconfig,
 		"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
 		"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms",
-		"--last-used-interval", "2s",
-		// As config/manager runs it: TLS with a certificate of its own.
 		"--verifier-certs=self", "--verifier-cert-dir", filepath.Join(e.dir, fmt.Sprintf("verifier-certs-%d", len(e.logs)))}, extra...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m.VerifierURL = strings.Replace(m.VerifierURL, "http://", "https://", 1)
+	e.controllers = append(e.controllers, m)
+	return m
+}
+
+// startVerifier starts one more verifier, as the verifier's
+// ServiceAccount, serving the certificate the controllers issue as
+// config/manager runs it, and waits for it to be ready.
+func (e *env) startVerifier(extra ...string) *harness.Component {
+	e.t.Helper()
+	m, err := e.cluster.StartVerifier(e.bin, e.logFile("verifier"), "", append([]string{"--kubeconfig", e.verifierKubeconfig,
+		"--last-used-interval", "2s",
+		"--verifier-certs=self", "--verifier-cert-dir", filepath.Join(e.dir, fmt.Sprintf("verifier-certs-%d", len(e.logs)))}, extra...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m.URL = strings.Replace(m.URL, "http://", "https://", 1)
 	e.trustVerifierCA()
-	e.managers = append(e.managers, m)
-	e.logs = append(e.logs, log)
-	e.eventually("the verifier of a new manager is ready", 30*time.Second, func() bool {
-		resp, err := http1.Get(m.VerifierURL + "/readyz")
+	e.verifiers = append(e.verifiers, m)
+	e.eventually("a new verifier is ready", 30*time.Second, func() bool {
+		resp, err := http1.Get(m.URL + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -221,13 +261,13 @@ func (e *env) remember(raw string) {
 // as config/manager's Service.
 const verifierName = "keywarden-verifier." + harness.ManagerNamespace + ".svc"
 
-// trustVerifierCA makes http1 trust the CA that the managers publish in the
-// ConfigMap keywarden-verifier-ca, for the verifier's name, as a client in
-// the cluster would (the managers listen on loopback addresses).
+// trustVerifierCA makes http1 trust the CA that the controllers publish in
+// the ConfigMap keywarden-verifier-ca, for the verifier's name, as a client
+// in the cluster would (the verifiers listen on loopback addresses).
 func (e *env) trustVerifierCA() {
 	e.t.Helper()
 	if http1.Transport != nil {
-		return // the managers share the certificate
+		return // the verifiers share the certificate
 	}
 	http1.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: publishedVerifierCA(e), ServerName: verifierName, MinVersion: tls.VersionTLS12}}
 }
@@ -263,10 +303,10 @@ func status(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// verify calls POST /v1/keys/verify on a manager's verifier.
-func verify(m *harness.Manager, req map[string]any) (map[string]any, error) {
+// verify calls POST /v1/keys/verify on a verifier.
+func verify(m *harness.Component, req map[string]any) (map[string]any, error) {
 	b, _ := json.Marshal(req)
-	resp, err := http1.Post(m.VerifierURL+"/v1/keys/verify", "application/json", bytes.NewReader(b))
+	resp, err := http1.Post(m.URL+"/v1/keys/verify", "application/json", bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}

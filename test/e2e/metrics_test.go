@@ -19,7 +19,8 @@ import (
 )
 
 // securedMetrics: with its metrics served as config/manager serves them
-// (--metrics-secure), a replica answers a scrape without a token with 401,
+// (--metrics-secure), a controller and a verifier each answer a scrape
+// without a token with 401,
 // one from a ServiceAccount that may not get /metrics with 403, and one
 // from a ServiceAccount bound to config/rbac's metrics reader role with the
 // metrics, over the verifier's certificate, which a scraper verifies with
@@ -40,32 +41,36 @@ func securedMetrics(e *env) {
 		e.t.Fatal(err)
 	}
 
-	// As config/manager runs it: the verifier's self-issued certificate,
-	// which a scraper verifies with the CA the manager publishes and the
-	// verifier's name, as config/prometheus's ServiceMonitor does.
-	dir := e.t.TempDir()
-	addr, stop := e.startSecureMetrics("verifier-cert", "--verifier-certs=self", "--verifier-cert-dir", dir, "--metrics-cert-dir", dir)
+	// As config/manager runs them: the verifier's self-issued certificate
+	// (the controller issues it and writes it for its own metrics, the
+	// verifier reads it from its Secret), which a scraper verifies with
+	// the CA the controller publishes and the verifier's name, as
+	// config/prometheus's ServiceMonitor does.
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: publishedVerifierCA(e), ServerName: verifierName}}}
-	if code := scrapeStatus(e, c, addr, ""); code != http.StatusUnauthorized {
-		e.t.Fatalf("a scrape without a token: %d, want 401", code)
-	}
-	if code := scrapeStatus(e, c, addr, stranger); code != http.StatusForbidden {
-		e.t.Fatalf("a scrape by a ServiceAccount without the reader role: %d, want 403", code)
-	}
-	if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
-		e.t.Fatalf("a scrape by the metrics reader, verifying the certificate with keywarden-verifier-ca: %d, want 200", code)
-	}
-	if resp, err := http1.Get("http://" + addr + "/metrics"); err == nil {
-		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			e.t.Fatal("the secured metrics endpoint served plain HTTP")
+	for _, component := range []string{"controller", "verifier"} {
+		dir := e.t.TempDir()
+		addr, stop := e.startSecureMetrics(component, "verifier-cert", "--verifier-certs=self", "--verifier-cert-dir", dir, "--metrics-cert-dir", dir)
+		if code := scrapeStatus(e, c, addr, ""); code != http.StatusUnauthorized {
+			e.t.Fatalf("%s: a scrape without a token: %d, want 401", component, code)
 		}
+		if code := scrapeStatus(e, c, addr, stranger); code != http.StatusForbidden {
+			e.t.Fatalf("%s: a scrape by a ServiceAccount without the reader role: %d, want 403", component, code)
+		}
+		if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
+			e.t.Fatalf("%s: a scrape by the metrics reader, verifying the certificate with keywarden-verifier-ca: %d, want 200", component, code)
+		}
+		if resp, err := http1.Get("http://" + addr + "/metrics"); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				e.t.Fatalf("%s: the secured metrics endpoint served plain HTTP", component)
+			}
+		}
+		stop()
 	}
-	stop()
 
 	// Without a certificate to serve: controller-runtime's in-memory
 	// self-signed one, which the published CA does not vouch for.
-	addr, stop = e.startSecureMetrics("self-signed")
+	addr, stop := e.startSecureMetrics("controller", "self-signed")
 	e.eventually("the self-signed metrics endpoint listens, and the published CA does not vouch for it", 30*time.Second, func() bool {
 		resp, err := c.Get("https://" + addr + "/metrics")
 		if err == nil {
@@ -79,37 +84,40 @@ func securedMetrics(e *env) {
 
 	// With --metrics-cert-dir: the certificate given, which the client
 	// verifies.
-	dir = e.t.TempDir()
+	dir := e.t.TempDir()
 	pool := writeServingCert(e, dir)
-	addr, stop = e.startSecureMetrics("cert-dir", "--metrics-cert-dir", dir)
+	addr, stop = e.startSecureMetrics("controller", "cert-dir", "--metrics-cert-dir", dir)
 	defer stop()
 	c = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	if code := scrapeStatus(e, c, addr, scraper); code != http.StatusOK {
 		e.t.Fatalf("a scrape by the metrics reader, verifying the certificate given: %d, want 200", code)
 	}
-	e.note("secured metrics: no token 401, a ServiceAccount without the reader role 403, with it 200, the verifier's certificate verified with keywarden-verifier-ca; without it a self-signed one that CA refuses; the certificate of --metrics-cert-dir served")
+	e.note("secured metrics, on a controller and a verifier: no token 401, a ServiceAccount without the reader role 403, with it 200, the verifier's certificate verified with keywarden-verifier-ca; without it a self-signed one that CA refuses; the certificate of --metrics-cert-dir served")
 }
 
-// startSecureMetrics starts one more replica, with its metrics served as
-// config/manager serves them, and returns their address and how to stop it.
-func (e *env) startSecureMetrics(name string, extra ...string) (string, func()) {
+// startSecureMetrics starts one more controller or verifier, with its
+// metrics served as config/manager serves them, and returns their address
+// and how to stop it.
+func (e *env) startSecureMetrics(component, name string, extra ...string) (string, func()) {
 	port, err := harness.FreePort()
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	log := filepath.Join(e.dir, "manager-metrics-"+name+".log")
-	f, err := os.Create(log)
+	f := e.logFile(component + "-metrics-" + name)
+	var m *harness.Component
+	switch component {
+	case "controller":
+		m, err = e.cluster.StartController(e.bin, f, append([]string{"--kubeconfig", e.managerKubeconfig,
+			"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
+			"--metrics-bind-address", addr, "--metrics-secure=true"}, extra...)...)
+	default:
+		m, err = e.cluster.StartVerifier(e.bin, f, "", append([]string{"--kubeconfig", e.verifierKubeconfig,
+			"--metrics-bind-address", addr, "--metrics-secure=true"}, extra...)...)
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := e.cluster.StartManager(e.bin, f, "", append([]string{"--kubeconfig", e.managerKubeconfig,
-		"--leader-elect", "--leader-election-namespace", harness.ManagerNamespace,
-		"--metrics-bind-address", addr, "--metrics-secure=true"}, extra...)...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.logs = append(e.logs, log)
 	return addr, func() { m.Stop(10 * time.Second) }
 }
 
@@ -134,7 +142,7 @@ func scrapeStatus(e *env, c *http.Client, addr, token string) int {
 		code, body = resp.StatusCode, string(b)
 		return true
 	})
-	if code == http.StatusOK && !strings.Contains(body, "controller_runtime_") {
+	if code == http.StatusOK && !strings.Contains(body, "go_goroutines ") {
 		e.t.Fatal("a 200 from the metrics endpoint without the metrics")
 	}
 	return code

@@ -87,15 +87,15 @@ spec: {displayName: Waiting, owner: a@example.com, role: reader, className: moni
 	})
 	e.kubectl("wait", "--for=jsonpath={.status.phase}=Expired", "apikey/short", "-n", "monitoring", "--timeout=60s")
 
-	leader := e.leader()
+	leader, verifier := e.leader(), e.verifiers[0]
 	raw := e.secretKey("monitoring", "tracked")
-	if got, err := verify(leader, map[string]any{"key": raw, "namespace": "monitoring"}); err != nil || got["valid"] != true {
+	if got, err := verify(verifier, map[string]any{"key": raw, "namespace": "monitoring"}); err != nil || got["valid"] != true {
 		e.t.Fatalf("verifying the tracked key: %v %v", got, err)
 	}
-	if got, err := verify(leader, map[string]any{"key": short, "namespace": "monitoring"}); err != nil || got["code"] != "EXPIRED" {
+	if got, err := verify(verifier, map[string]any{"key": short, "namespace": "monitoring"}); err != nil || got["code"] != "EXPIRED" {
 		e.t.Fatalf("verifying the expired key: %v %v", got, err)
 	}
-	resp, err := http1.Post(leader.VerifierURL+"/v1/keys/verify", "application/json", strings.NewReader(`{"key":`))
+	resp, err := http1.Post(verifier.URL+"/v1/keys/verify", "application/json", strings.NewReader(`{"key":`))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -104,16 +104,28 @@ spec: {displayName: Waiting, owner: a@example.com, role: reader, className: moni
 		e.t.Fatalf("a malformed request: %d, want 400", resp.StatusCode)
 	}
 
+	// What Prometheus scrapes through the metrics Service: the leader
+	// controller's and a verifier's endpoints, each a target of its own.
 	var families map[string]*dto.MetricFamily
-	e.eventually("the leader's scrape shows the keys' states", 30*time.Second, func() bool {
-		text, err := metricsText(leader)
-		if err != nil {
-			return false
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err = parser.TextToMetricFamilies(strings.NewReader(text))
-		if err != nil {
-			e.t.Fatalf("parsing the scrape: %v", err)
+	e.eventually("the scrapes of the leader and a verifier show the keys' states", 30*time.Second, func() bool {
+		families = map[string]*dto.MetricFamily{}
+		for _, m := range []*harness.Component{leader, verifier} {
+			text, err := metricsText(m)
+			if err != nil {
+				return false
+			}
+			parser := expfmt.NewTextParser(model.UTF8Validation)
+			scraped, err := parser.TextToMetricFamilies(strings.NewReader(text))
+			if err != nil {
+				e.t.Fatalf("parsing the scrape: %v", err)
+			}
+			for name, f := range scraped {
+				if have, ok := families[name]; ok {
+					have.Metric = append(have.Metric, f.Metric...)
+				} else {
+					families[name] = f
+				}
+			}
 		}
 		for name, labels := range map[string]map[string]string{
 			"keywarden_apikey_phase":                        {"name": "tracked", "phase": "Active"},
@@ -162,12 +174,12 @@ spec: {displayName: Waiting, owner: a@example.com, role: reader, className: moni
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		e.t.Fatalf("the alerts and the dashboard read metrics the manager does not export:\n  %s", strings.Join(missing, "\n  "))
+		e.t.Fatalf("the alerts and the dashboard read metrics neither the controller nor the verifier exports:\n  %s", strings.Join(missing, "\n  "))
 	}
 	if len(used) < 10 {
 		e.t.Fatalf("only %d metrics read by the alerts and the dashboard", len(used))
 	}
-	e.note("monitoring: the leader exports all %d metrics the %d alerts and %d dashboard panels read, with the series of keys tracked, refused, stalled, expired, revoked, reissued and rotated",
+	e.note("monitoring: the leader controller and a verifier export all %d metrics the %d alerts and %d dashboard panels read, with the series of keys tracked, refused, stalled, expired, revoked, reissued and rotated",
 		len(used), len(alerts), len(panels))
 }
 

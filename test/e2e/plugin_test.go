@@ -156,7 +156,7 @@ func kubectlPlugin(e *env) {
 	if !strings.Contains(r.stderr, "issued: prefix pt_") || strings.Contains(r.stderr, raw) {
 		e.t.Fatalf("create's standard error: %s", strings.ReplaceAll(r.stderr, raw, "<the key>"))
 	}
-	got, err := verify(e.managers[0], map[string]any{"key": raw, "namespace": ns})
+	got, err := verify(e.verifiers[0], map[string]any{"key": raw, "namespace": ns})
 	if err != nil || got["valid"] != true || got["owner"] != "alice@example.com" {
 		e.t.Fatalf("the created key verifies as %v, %v", got, err)
 	}
@@ -196,7 +196,7 @@ func kubectlPlugin(e *env) {
 
 	// Use the key, so that LAST USED shows a time.
 	e.eventually("the use of the key is recorded", 30*time.Second, func() bool {
-		_, _ = verify(e.managers[0], map[string]any{"key": raw, "namespace": ns})
+		_, _ = verify(e.verifiers[0], map[string]any{"key": raw, "namespace": ns})
 		return !strings.Contains(e.pluginOK("list", "-n", ns, "--search", "wordpress").stdout, "Never")
 	})
 
@@ -272,7 +272,7 @@ func kubectlPlugin(e *env) {
 	if !strings.HasPrefix(r.stdout, "apikey plugin-team/wordpress-purge revoked at ") {
 		e.t.Fatalf("revoke: %q", r.stdout)
 	}
-	if got, err := verify(e.managers[1], map[string]any{"key": rotated, "namespace": ns}); err != nil || got["code"] != "REVOKED" {
+	if got, err := verify(e.verifiers[1], map[string]any{"key": rotated, "namespace": ns}); err != nil || got["code"] != "REVOKED" {
 		e.t.Fatalf("the revoked key verifies as %v, %v", got, err)
 	}
 	e.pluginFails("", "", []string{"apikey plugin-team/wordpress-purge was already revoked at"}, "revoke", "wordpress-purge", "-n", ns)

@@ -28,23 +28,28 @@ import (
 	"keywarden.dev/keywarden/test/harness"
 )
 
-// certRenewal: two replicas serve the admission webhook (as
-// config/with-webhook installs it) and the verifier with self-issued
-// certificates that last 40 seconds and are renewed 30 seconds before
-// their end, checked every 2 seconds: a renewal every 10 seconds or so.
-// Throughout, the API server calls the webhook, at one replica or the
-// other at random, about a key it must refuse (its failure policy is
-// Ignore: a call that fails lets the key in), and a client that trusts the
-// CA ConfigMap as it reads it calls both verifiers. Not one call fails,
-// while each replica goes through two renewals of each certificate.
+// certRenewal: two controllers serve the admission webhook (as
+// config/with-webhook installs it) and issue the verifier's certificate,
+// which two verifiers serve, with self-issued certificates that last 40
+// seconds and are renewed 30 seconds before their end, checked every 2
+// seconds: a renewal every 10 seconds or so. The controllers inject each
+// new CA into the webhook configuration under the admission policy that
+// lets them change nothing else there. Throughout, the API server calls the
+// webhook, at one controller or the other at random, about a key it must
+// refuse (its failure policy is Ignore: a call that fails lets the key in),
+// and a client that trusts the CA ConfigMap as it reads it calls both
+// verifiers. Not one call fails, while each replica goes through two
+// renewals of each certificate.
 func certRenewal(e *env) {
-	for _, m := range e.managers {
+	for _, m := range append(e.controllers, e.verifiers...) {
 		m.Stop(10 * time.Second)
 	}
-	e.managers = nil
+	e.controllers, e.verifiers = nil, nil
 	ctx := context.Background()
+	webhookRBAC := []string{"-f", "config/with-webhook/cert_secret_role.yaml", "-f", "config/with-webhook/webhook_configuration_role.yaml",
+		"-f", "config/with-webhook/webhook_configuration_policy.yaml"}
 	e.kubectl("apply", "-k", "config/webhook")
-	e.kubectl("apply", "-f", "config/with-webhook/cert_secret_role.yaml", "-f", "config/with-webhook/webhook_configuration_role.yaml")
+	e.kubectl(append([]string{"apply"}, webhookRBAC...)...)
 	// The verifier's certificate of the earlier scenarios lasts a year:
 	// this one is issued with the short timing, and its CA published anew.
 	e.kubectl("delete", "secret", "-n", harness.ManagerNamespace, "keywarden-verifier-cert")
@@ -76,8 +81,18 @@ func certRenewal(e *env) {
 	}
 	http1.Transport = nil // trust the new verifier CA
 	for i, p := range ports {
-		e.startManager("--self-issued-cert-validity=40s", "--self-issued-cert-renew-before=30s", "--self-issued-cert-check-interval=2s",
+		e.startController("--self-issued-cert-validity=40s", "--self-issued-cert-renew-before=30s", "--self-issued-cert-check-interval=2s",
 			"--enable-webhook", "--webhook-port="+strconv.Itoa(p), "--webhook-cert-dir", filepath.Join(e.dir, fmt.Sprintf("webhook-certs-%d", i)))
+	}
+	for i, p := range ports {
+		addr := net.JoinHostPort(ip, strconv.Itoa(p))
+		e.eventually(fmt.Sprintf("controller %d serves its webhook", i), 30*time.Second, func() bool {
+			_, err := servedCert(addr)
+			return err == nil
+		})
+	}
+	for range ports {
+		e.startVerifier("--self-issued-cert-check-interval=2s")
 	}
 
 	c, err := client.New(e.cluster.Config, client.Options{Scheme: controllers.NewScheme()})
@@ -134,10 +149,10 @@ func certRenewal(e *env) {
 			e.t.Fatalf("no two renewals of each certificate in 90 s; served: %v", served)
 		}
 		verifier := verifierClient(e)
-		for i, m := range e.managers {
+		for i, m := range e.verifiers {
 			webhookAddr := net.JoinHostPort(ip, strconv.Itoa(ports[i]))
-			verifierAddr := strings.TrimPrefix(m.VerifierURL, "https://")
-			for what, addr := range map[string]string{"webhook": webhookAddr, "verifier": verifierAddr} {
+			verifierAddr := strings.TrimPrefix(m.URL, "https://")
+			for what, addr := range map[string]string{"controller's webhook": webhookAddr, "verifier": verifierAddr} {
 				fp, err := servedCert(addr)
 				if err != nil {
 					close(stop)
@@ -149,7 +164,7 @@ func certRenewal(e *env) {
 				}
 				served[id][fp] = true
 			}
-			resp, err := verifier.Get(m.VerifierURL + "/readyz")
+			resp, err := verifier.Get(m.URL + "/readyz")
 			mu.Lock()
 			verifies++
 			if err != nil {
@@ -168,20 +183,20 @@ func certRenewal(e *env) {
 		e.t.Fatalf("across the renewals, %d of %d webhook calls failed %q, and %d of %d verifier calls %q",
 			len(webhookFailures), calls, append(webhookFailures, "")[0], len(verifierFailures), verifies, append(verifierFailures, "")[0])
 	}
-	for i, m := range e.managers {
+	for i, m := range e.controllers {
 		n, err := metricSum(m, `controller_runtime_webhook_requests_total{`, `webhook="/validate-keywarden-dev-v1alpha1-apikey"`)
 		if err != nil || n == 0 {
-			e.t.Fatalf("replica %d served %v webhook calls (%v): the API server must call both", i, n, err)
+			e.t.Fatalf("controller %d served %v webhook calls (%v): the API server must call both", i, n, err)
 		}
 	}
 
 	// Back to the install without the webhook, for the scenarios after.
-	for _, m := range e.managers {
+	for _, m := range append(e.controllers, e.verifiers...) {
 		m.Stop(10 * time.Second)
 	}
-	e.managers = nil
+	e.controllers, e.verifiers = nil, nil
 	e.kubectl("delete", "-k", "config/webhook")
-	e.kubectl("delete", "-f", "config/with-webhook/cert_secret_role.yaml", "-f", "config/with-webhook/webhook_configuration_role.yaml")
+	e.kubectl(append([]string{"delete"}, webhookRBAC...)...)
 	e.kubectl("delete", "endpointslices", "-n", harness.ManagerNamespace, "-l", discoveryv1.LabelServiceName+"=keywarden-webhook-service")
 	e.kubectl("delete", "secret", "-n", harness.ManagerNamespace, "keywarden-verifier-cert", "keywarden-webhook-cert")
 	e.kubectl("delete", "configmap", "-n", harness.ManagerNamespace, "keywarden-verifier-ca")
@@ -236,7 +251,7 @@ func servedCert(addr string) (string, error) {
 
 // metricSum adds up the series of a manager's metric whose line starts
 // with prefix and contains label.
-func metricSum(m *harness.Manager, prefix, label string) (float64, error) {
+func metricSum(m *harness.Component, prefix, label string) (float64, error) {
 	text, err := metricsText(m)
 	if err != nil {
 		return 0, err

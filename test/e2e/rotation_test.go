@@ -17,11 +17,11 @@ import (
 // rotation: a key rotates twice on request, from kubectl, while a
 // workload-like client reads its Secret as a mounted volume would be
 // refreshed and verifies the key it read, and every key it held before,
-// against both managers: no verification of a current or in-grace key may
+// against both verifiers: no verification of a current or in-grace key may
 // fail. Each rotation keeps the Secret (same object, new value). A third
 // rotation with no grace period leaves the replaced key ROTATED. The
-// managers write the Secrets in place with their own ServiceAccount, under
-// the admission policy.
+// controllers write the Secrets in place with their own ServiceAccount,
+// under the admission policy.
 func rotation(e *env) {
 	ctx := context.Background()
 	e.kubectl("create", "namespace", "rotation")
@@ -60,7 +60,7 @@ spec:
 		done     = make(chan struct{})
 	)
 	check := func(raw string, round int) {
-		m := e.managers[round%len(e.managers)]
+		m := e.verifiers[round%len(e.verifiers)]
 		got, err := verify(m, map[string]any{"key": raw, "namespace": "rotation"})
 		checks.Add(1)
 		if err != nil || got["valid"] != true {
@@ -125,7 +125,7 @@ spec:
 	if after.UID != before.UID {
 		e.t.Fatalf("the Secret was replaced (UID %s, then %s), not written in place", before.UID, after.UID)
 	}
-	got, err := verify(e.managers[0], map[string]any{"key": held[0], "namespace": "rotation"})
+	got, err := verify(e.verifiers[0], map[string]any{"key": held[0], "namespace": "rotation"})
 	if err != nil || got["valid"] != true || got["previous"] != true || got["validUntil"] == nil {
 		e.t.Fatalf("the first key after two rotations: %v %v, want valid, previous, with validUntil", got, err)
 	}
@@ -133,14 +133,14 @@ spec:
 	// No grace: the key replaced is refused at once, with its own code.
 	e.kubectl("patch", "apikey", "billing", "-n", "rotation", "--type=merge", "-p", `{"spec":{"rotation":{"gracePeriod":"0s","request":"v4"}}}`)
 	e.eventually("a rotation without grace leaves the replaced key ROTATED", 30*time.Second, func() bool {
-		got, err := verify(e.managers[1], map[string]any{"key": held[2], "namespace": "rotation"})
+		got, err := verify(e.verifiers[1], map[string]any{"key": held[2], "namespace": "rotation"})
 		return err == nil && got["code"] == "ROTATED"
 	})
 	current := e.secretKey("rotation", "billing")
 
 	// A leak reported to one replica revokes the key on the other within a
 	// second, the manifest unchanged.
-	resp, err := http1.Post(e.managers[0].VerifierURL+"/v1/keys/report", "application/json", strings.NewReader(`{"key":"`+current+`"}`))
+	resp, err := http1.Post(e.verifiers[0].URL+"/v1/keys/report", "application/json", strings.NewReader(`{"key":"`+current+`"}`))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -150,13 +150,13 @@ spec:
 	}
 	start := time.Now()
 	e.eventually("the reported key is revoked on the other replica", time.Second, func() bool {
-		got, err := verify(e.managers[1], map[string]any{"key": current, "namespace": "rotation"})
+		got, err := verify(e.verifiers[1], map[string]any{"key": current, "namespace": "rotation"})
 		return err == nil && got["code"] == "REVOKED"
 	})
 	revokedAfter := time.Since(start)
 	e.kubectl("wait", "--for=jsonpath={.status.phase}=Revoked", "apikey/billing", "-n", "rotation", "--timeout=30s")
 	apply("v4") // the manifest as in Git: revoked: false
-	if got, err := verify(e.managers[0], map[string]any{"key": current, "namespace": "rotation"}); err != nil || got["code"] != "REVOKED" {
+	if got, err := verify(e.verifiers[0], map[string]any{"key": current, "namespace": "rotation"}); err != nil || got["code"] != "REVOKED" {
 		e.t.Fatalf("the reported key after the manifest was applied again: %v %v", got, err)
 	}
 	e.note("rotation: two rotations on request from kubectl, the Secret written in place; %d verifications of current and in-grace keys by a workload reading the Secret, none failed; the same manifest applied again rotated nothing; without grace the replaced key is ROTATED; the key reported as leaked to one replica was REVOKED on the other in %s, and stayed so with its manifest applied again",

@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +53,7 @@ func quickstart(e *env) {
 	for name, w := range want {
 		raw := e.secretKey("default", w.secret)
 		raws[name] = raw
-		for _, m := range e.managers {
+		for _, m := range e.verifiers {
 			got, err := verify(m, map[string]any{"key": raw, "namespace": "default"})
 			if err != nil {
 				e.t.Fatal(err)
@@ -65,11 +67,11 @@ func quickstart(e *env) {
 	e.kubectl("patch", "apikey", "-n", "default", "wordpress-purge", "--type=merge", "-p", `{"spec":{"revoked":true}}`)
 	start := time.Now()
 	e.eventually("the revoked key is rejected", time.Second, func() bool {
-		got, err := verify(e.managers[0], map[string]any{"key": raws["wordpress-purge"], "namespace": "default"})
+		got, err := verify(e.verifiers[0], map[string]any{"key": raws["wordpress-purge"], "namespace": "default"})
 		return err == nil && got["code"] == "REVOKED"
 	})
 	revokedAfter := time.Since(start)
-	req, _ := http.NewRequest("GET", e.managers[1].VerifierURL+"/v1/authz?namespace=default", nil)
+	req, _ := http.NewRequest("GET", e.verifiers[1].URL+"/v1/authz?namespace=default", nil)
 	req.Header.Set("Authorization", "Bearer "+raws["wordpress-purge"])
 	e.eventually("forward auth answers 401 for the revoked key", time.Second, func() bool {
 		resp, err := http1.Do(req)
@@ -88,16 +90,16 @@ func quickstart(e *env) {
 	// that speaks plain HTTP, gets no answer about a key.
 	body := strings.NewReader(`{"key":"` + raws["grafana-readonly"] + `","namespace":"default"}`)
 	untrusting := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: verifierName}}}
-	if _, err := untrusting.Post(e.managers[0].VerifierURL+"/v1/keys/verify", "application/json", body); err == nil ||
+	if _, err := untrusting.Post(e.verifiers[0].URL+"/v1/keys/verify", "application/json", body); err == nil ||
 		!strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		e.t.Fatalf("a client that does not trust the verifier's CA: %v", err)
 	}
-	plain := strings.Replace(e.managers[0].VerifierURL, "https://", "http://", 1)
+	plain := strings.Replace(e.verifiers[0].URL, "https://", "http://", 1)
 	if code, answer := status(plain + "/readyz"); code != http.StatusBadRequest || strings.Contains(answer, "valid") {
 		e.t.Fatalf("plain HTTP to the verifier: %d %q", code, answer)
 	}
-	e.note("quickstart: %d samples Ready and verified on %d managers; revocation seen in %s; deletion removed the Secret",
-		len(want), len(e.managers), revokedAfter)
+	e.note("quickstart: %d samples Ready and verified on %d verifiers; revocation seen in %s; deletion removed the Secret",
+		len(want), len(e.verifiers), revokedAfter)
 }
 
 // badInput: every invalid manifest is refused by kubectl apply with a
@@ -171,12 +173,12 @@ func badInput(e *env) {
 	e.note("bad input: %d of %d invalid changes refused by kubectl with the field named; nothing left behind", refused, len(cases)+1)
 }
 
-// leader returns the manager that holds the lease, from its metrics.
-func (e *env) leader() *harness.Manager {
+// leader returns the controller that holds the lease, from its metrics.
+func (e *env) leader() *harness.Component {
 	e.t.Helper()
-	var found *harness.Manager
+	var found *harness.Component
 	e.eventually("a leader is elected", 30*time.Second, func() bool {
-		for _, m := range e.managers {
+		for _, m := range e.controllers {
 			text, err := metricsText(m)
 			if err != nil {
 				continue
@@ -209,23 +211,25 @@ func keysManifest(ns, prefix string, n int) string {
 	return b.String()
 }
 
-// failover: with two managers, the leader is killed; the other takes over
-// and issues new keys, and verification never fails meanwhile.
+// failover: the leader controller and a verifier are killed at once; the
+// other controller takes over and issues new keys, and verification on the
+// other verifier never fails meanwhile.
 func failover(e *env) {
 	raw := e.secretKey("default", "grafana-readonly")
 	old := e.leader()
-	var survivor *harness.Manager
-	for _, m := range e.managers {
+	var survivor *harness.Component
+	for _, m := range e.controllers {
 		if m != old {
 			survivor = m
 		}
 	}
+	doomed, serving := e.verifiers[0], e.verifiers[1]
 	ctx, stop := context.WithCancel(context.Background())
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			got, err := verify(survivor, map[string]any{"key": raw, "namespace": "default"})
+			got, err := verify(serving, map[string]any{"key": raw, "namespace": "default"})
 			if err == nil && got["valid"] == true {
 				ok.Add(1)
 			} else {
@@ -235,6 +239,7 @@ func failover(e *env) {
 	})
 
 	old.Kill()
+	doomed.Kill()
 	killedAt := time.Now()
 	e.kubectl("create", "namespace", "failover")
 	e.createKeys("failover", "after", 5)
@@ -248,18 +253,21 @@ func failover(e *env) {
 	if e.leader() != survivor {
 		e.t.Fatal("the survivor is not the leader")
 	}
-	e.managers = []*harness.Manager{survivor}
-	restarted := e.startManager()
-	got, err := verify(restarted, map[string]any{"key": raw, "namespace": "default"})
-	if err != nil || got["valid"] != true {
-		e.t.Fatalf("the restarted manager does not verify: %v %v", got, err)
+	e.controllers, e.verifiers = []*harness.Component{survivor}, []*harness.Component{serving}
+	e.startController()
+	restarted := e.startVerifier()
+	for _, m := range e.verifiers {
+		got, err := verify(m, map[string]any{"key": e.secretKey("failover", "after-0000"), "namespace": "failover"})
+		if err != nil || got["valid"] != true {
+			e.t.Fatalf("a verifier (restarted: %t) does not verify a key issued in the failover: %v %v", m == restarted, got, err)
+		}
 	}
-	e.note("failover: leader killed; the other issued 5 new keys within %s; %d verifications on it meanwhile, 0 failed",
+	e.note("failover: leader controller and a verifier killed; the other controller issued 5 new keys within %s; %d verifications on the other verifier meanwhile, 0 failed",
 		tookOver.Round(100*time.Millisecond), ok.Load())
 }
 
-// metricsText reads a manager's metrics endpoint.
-func metricsText(m *harness.Manager) (string, error) {
+// metricsText reads a component's metrics endpoint.
+func metricsText(m *harness.Component) (string, error) {
 	resp, err := http1.Get(m.MetricsURL + "/metrics")
 	if err != nil {
 		return "", err
@@ -269,8 +277,8 @@ func metricsText(m *harness.Manager) (string, error) {
 	return string(b), err
 }
 
-// metric reads one unlabelled metric of a manager.
-func metric(m *harness.Manager, name string) (float64, error) {
+// metric reads one unlabelled metric of a component.
+func metric(m *harness.Component, name string) (float64, error) {
 	text, err := metricsText(m)
 	if err != nil {
 		return 0, err
@@ -285,17 +293,18 @@ func metric(m *harness.Manager, name string) (float64, error) {
 }
 
 // apiServerOutage: kube-apiserver stops for 20 seconds while the verifiers
-// serve; they keep answering from their caches, no manager exits, keys
+// serve; they keep answering from their caches, no component exits, keys
 // created after the restart are issued, and goroutines stay bounded.
 func apiServerOutage(e *env) {
 	raw := e.secretKey("default", "grafana-readonly")
 	// A third replica that allows its index 5 s of staleness: it refuses
 	// to answer during the outage, and answers again after it.
-	strict := e.startManager("--verifier-max-staleness", "5s")
-	e.managers = e.managers[:len(e.managers)-1]
+	strict := e.startVerifier("--verifier-max-staleness", "5s")
+	e.verifiers = e.verifiers[:len(e.verifiers)-1]
 	defer strict.Stop(10 * time.Second)
-	before := map[*harness.Manager]float64{}
-	for _, m := range e.managers {
+	components := append(slices.Clone(e.controllers), e.verifiers...)
+	before := map[*harness.Component]float64{}
+	for _, m := range components {
 		n, err := metric(m, "go_goroutines")
 		if err != nil {
 			e.t.Fatal(err)
@@ -306,7 +315,7 @@ func apiServerOutage(e *env) {
 	var ok, failed atomic.Int64
 	var firstFailure atomic.Value
 	var wg sync.WaitGroup
-	for i, m := range e.managers {
+	for i, m := range e.verifiers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				got, err := verify(m, map[string]any{"key": raw, "namespace": "default"})
@@ -314,7 +323,7 @@ func apiServerOutage(e *env) {
 					ok.Add(1)
 				} else {
 					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, fmt.Sprintf("manager %d at %s: %v %v", i, time.Now().Format(time.RFC3339Nano), got, err))
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("verifier %d at %s: %v %v", i, time.Now().Format(time.RFC3339Nano), got, err))
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -329,7 +338,7 @@ func apiServerOutage(e *env) {
 	var refusal string
 	for time.Since(down) < 20*time.Second {
 		if refusedAfter == 0 {
-			if code, body := status(strict.VerifierURL + "/readyz"); code == http.StatusServiceUnavailable {
+			if code, body := status(strict.URL + "/readyz"); code == http.StatusServiceUnavailable {
 				refusedAfter = time.Since(down)
 				_, err := verify(strict, map[string]any{"key": raw, "namespace": "default"})
 				refusal = fmt.Sprint(err)
@@ -369,10 +378,10 @@ func apiServerOutage(e *env) {
 	if failed.Load() != 0 || duringOutage == 0 {
 		e.t.Fatalf("verifications: %d valid (%d during the outage), %d failed; first failure: %v", ok.Load(), duringOutage, failed.Load(), firstFailure.Load())
 	}
-	for i, m := range e.managers {
+	for i, m := range components {
 		select {
 		case <-m.Exited():
-			e.t.Fatalf("manager %d exited: %v", i, m.Err())
+			e.t.Fatalf("component %d (%s) exited: %v", i, m.Cmd.Args[1], m.Err())
 		default:
 		}
 		after, err := metric(m, "go_goroutines")
@@ -380,11 +389,11 @@ func apiServerOutage(e *env) {
 			e.t.Fatal(err)
 		}
 		if after > 2*before[m]+50 {
-			e.t.Errorf("manager %d: %v goroutines after the outage, %v before", i, after, before[m])
+			e.t.Errorf("component %d (%s): %v goroutines after the outage, %v before", i, m.Cmd.Args[1], after, before[m])
 		}
 	}
-	e.note("API server outage: 20 s down (and %s to start again); %d verifications answered from the caches meanwhile, 0 failed; %d managers still running; 5 keys created after the restart issued within %s of it; a replica allowing 5 s of staleness answered 503 from %s into the outage (staleness %.0f s then) and valid again after it",
-		restarted.Round(100*time.Millisecond), duringOutage, len(e.managers), recovered.Round(time.Second), refusedAfter.Round(100*time.Millisecond), staleness)
+	e.note("API server outage: 20 s down (and %s to start again); %d verifications answered from the caches meanwhile, 0 failed; %d controllers and verifiers still running; 5 keys created after the restart issued within %s of it; a replica allowing 5 s of staleness answered 503 from %s into the outage (staleness %.0f s then) and valid again after it",
+		restarted.Round(100*time.Millisecond), duringOutage, len(components), recovered.Round(time.Second), refusedAfter.Round(100*time.Millisecond), staleness)
 }
 
 // crashDuringIssuance: 500 keys are created while the leader is killed three
@@ -513,16 +522,16 @@ func crashDuringIssuance(e *env) {
 	rotateUnderKills(e, c, n)
 }
 
-// replace kills the manager and starts another in its place.
-func (e *env) replace(m *harness.Manager) {
-	for i, o := range e.managers {
+// replace kills the controller and starts another in its place.
+func (e *env) replace(m *harness.Component) {
+	for i, o := range e.controllers {
 		if o == m {
 			m.Kill()
-			e.managers = append(e.managers[:i], e.managers[i+1:]...)
+			e.controllers = append(e.controllers[:i], e.controllers[i+1:]...)
 			break
 		}
 	}
-	e.startManager()
+	e.startController()
 }
 
 // rotateUnderKills asks every key of the crash scenario to rotate at once
@@ -641,26 +650,26 @@ func rotateUnderKills(e *env, c client.Client, n int) {
 }
 
 // noSecretInTheOpen: none of the raw keys seen in Secrets appears in the
-// managers' logs, in Events, in the APIKeys or in the metrics.
+// components' logs, in Events, in the APIKeys or in the metrics.
 func noSecretInTheOpen(e *env) {
 	places := map[string]string{
 		"APIKeys":                 e.kubectl("get", "apikeys", "-A", "-o", "yaml"),
 		"core/v1 Events":          e.kubectl("get", "events.v1.", "-A", "-o", "yaml"),
 		"events.k8s.io/v1 Events": e.kubectl("get", "events.v1.events.k8s.io", "-A", "-o", "yaml"),
 	}
-	for i, log := range e.logs {
+	for _, log := range e.logs {
 		b, err := os.ReadFile(log)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		places[fmt.Sprintf("manager log %d", i)] = string(b)
+		places[fmt.Sprintf("log %s", filepath.Base(log))] = string(b)
 	}
-	for i, m := range e.managers {
+	for i, m := range append(slices.Clone(e.controllers), e.verifiers...) {
 		text, err := metricsText(m)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		places[fmt.Sprintf("metrics of manager %d", i)] = text
+		places[fmt.Sprintf("metrics of %s %d", m.Cmd.Args[1], i)] = text
 	}
 	e.mu.Lock()
 	places["kubectl-keywarden's output and the console's pages, but the keys they show once"] = e.pluginOutput.String()
@@ -683,24 +692,26 @@ func noSecretInTheOpen(e *env) {
 }
 
 // namespacedInstall: config/namespaced replaces the cluster-wide rights
-// with Roles in team-a and team-b, and the manager runs with --namespaces
-// team-a,team-b, as its ServiceAccount. Keys there are issued and verify;
-// a key of team-c is never touched; and the manager never met a refusal
-// (a list or watch of anything namespaced across the cluster would be
-// refused, and logged). The other managers are stopped first: two installs
-// must not share namespaces.
+// of the controller and the verifier with Roles in team-a and team-b, and
+// both run with --namespaces team-a,team-b, each as its ServiceAccount.
+// Keys there are issued and verify; a key of team-c is never touched; and
+// neither component met a refusal (a list or watch of anything namespaced
+// across the cluster would be refused, and logged). The other components
+// are stopped first: two installs must not share namespaces.
 func namespacedInstall(e *env) {
-	for _, m := range e.managers {
+	for _, m := range append(e.controllers, e.verifiers...) {
 		m.Stop(10 * time.Second)
 	}
-	e.managers = nil
+	e.controllers, e.verifiers = nil, nil
 	for _, ns := range []string{"team-a", "team-b", "team-c"} {
 		e.kubectl("create", "namespace", ns)
 	}
 	e.kubectl("apply", "-k", "config/namespaced")
-	e.kubectl("delete", "clusterrolebinding", "keywarden-manager")
-	m := e.startManager("--namespaces=team-a,team-b")
-	log := e.logs[len(e.logs)-1]
+	e.kubectl("delete", "clusterrolebinding", "keywarden-manager", "keywarden-verifier")
+	e.startController("--namespaces=team-a,team-b")
+	controllerLog := e.logs[len(e.logs)-1]
+	m := e.startVerifier("--namespaces=team-a,team-b")
+	verifierLog := e.logs[len(e.logs)-1]
 	for _, ns := range []string{"team-a", "team-b", "team-c"} {
 		e.createKeys(ns, "key", 3)
 	}
@@ -712,23 +723,25 @@ func namespacedInstall(e *env) {
 	}
 	time.Sleep(3 * time.Second)
 	if out := e.kubectl("get", "apikeys", "-n", "team-c", "-o", "jsonpath={.items[*].status.phase}"); strings.TrimSpace(out) != "" {
-		e.t.Fatalf("keys of team-c, which the manager does not watch, have phases %q", out)
+		e.t.Fatalf("keys of team-c, which the controller does not watch, have phases %q", out)
 	}
 	if secrets := e.kubectl("get", "secrets", "-n", "team-c", "-l", "app.kubernetes.io/managed-by=keywarden", "-o", "name"); strings.TrimSpace(secrets) != "" {
 		e.t.Fatalf("Secrets in team-c: %s", secrets)
 	}
-	b, err := os.ReadFile(log)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if n := strings.Count(string(b), "forbidden"); n > 0 {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "forbidden") {
-				e.t.Fatalf("the namespaced manager met %d refusals, the first: %.400s", n, line)
+	for _, log := range []string{controllerLog, verifierLog} {
+		b, err := os.ReadFile(log)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "forbidden"); n > 0 {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "forbidden") {
+					e.t.Fatalf("%s met %d refusals, the first: %.400s", filepath.Base(log), n, line)
+				}
 			}
 		}
 	}
-	e.note("namespaced install: with Roles in team-a and team-b only, --namespaces team-a,team-b issued and verified their 6 keys, left team-c's 3 alone, and met no refusal")
+	e.note("namespaced install: with Roles in team-a and team-b only, a controller and a verifier with --namespaces team-a,team-b issued and verified their 6 keys, left team-c's 3 alone, and met no refusal")
 }
 
 // verifiesNow reports whether the status makes the key of that hash valid
