@@ -45,13 +45,21 @@ func CacheOptions() cache.Options {
 // watched in those namespaces alone.
 func CacheOptionsFor(namespaces []string) cache.Options {
 	o := CacheOptions()
-	if len(namespaces) > 0 {
-		o.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
-		for _, ns := range namespaces {
-			o.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
+	o.DefaultNamespaces = Namespaces(namespaces)
 	return o
+}
+
+// Namespaces is a cache's DefaultNamespaces for the given namespaces: nil,
+// every namespace, when there are none.
+func Namespaces(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	m := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		m[ns] = cache.Config{}
+	}
+	return m
 }
 
 // TrimForCache drops from an object what the controller never reads and

@@ -94,16 +94,10 @@ func (f *Follower) defaults() {
 // Start reads the Secret every interval until ctx ends.
 func (f *Follower) Start(ctx context.Context) error {
 	f.defaults()
-	t := f.Clock.NewTicker(f.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C():
-			if err := f.Ensure(ctx); err != nil {
-				f.Log.Error(err, "Unable to read the serving certificate")
-			}
+	every(ctx, f.Clock, f.Interval, func() {
+		if err := f.Ensure(ctx); err != nil {
+			f.Log.Error(err, "Unable to read the serving certificate")
 		}
-	}
+	})
+	return nil
 }

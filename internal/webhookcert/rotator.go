@@ -71,16 +71,24 @@ func (r *Rotator) NeedLeaderElection() bool { return false }
 // Start checks the certificates every interval until ctx ends.
 func (r *Rotator) Start(ctx context.Context) error {
 	r.defaults()
-	t := r.Clock.NewTicker(r.Interval)
+	every(ctx, r.Clock, r.Interval, func() {
+		if err := r.Ensure(ctx); err != nil {
+			r.Log.Error(err, "Unable to renew the serving certificate")
+		}
+	})
+	return nil
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, clk clock.WithTicker, interval time.Duration, f func()) {
+	t := clk.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C():
-			if err := r.Ensure(ctx); err != nil {
-				r.Log.Error(err, "Unable to renew the serving certificate")
-			}
+			f()
 		}
 	}
 }

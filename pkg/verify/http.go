@@ -123,7 +123,7 @@ const noTrustMessage = "say whose keys you accept: name one or more namespaces o
 const repeatedTrustMessage = "namespace and class may each appear once: name several as a comma-separated list (namespace=a,b)"
 
 // List splits a comma-separated list, dropping blanks: the namespace and
-// class parameters of GET /v1/authz, and the manager's list flags.
+// class parameters of GET /v1/authz, and the components' list flags.
 func List(v string) []string {
 	var out []string
 	for part := range strings.SplitSeq(v, ",") {

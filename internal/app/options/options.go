@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"keywarden.dev/keywarden/internal/metricsauth"
+	"keywarden.dev/keywarden/pkg/verify"
 )
 
 // Kube is how a component talks to the API server. The kubeconfig is
@@ -79,17 +80,6 @@ func (m Metrics) ServerOptions() metricsserver.Options {
 	return o
 }
 
-// List splits a comma-separated flag value, dropping blanks.
-func List(v string) []string {
-	var out []string
-	for part := range strings.SplitSeq(v, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
-}
-
 // Namespaces is --namespaces: the namespaces a component watches and
 // writes in, every namespace when empty.
 type Namespaces struct {
@@ -104,7 +94,7 @@ func (n *Namespaces) AddFlags(fs *pflag.FlagSet) {
 }
 
 // List returns the namespaces, none for every namespace.
-func (n Namespaces) List() []string { return List(n.flag) }
+func (n Namespaces) List() []string { return verify.List(n.flag) }
 
 // Set sets the namespaces (for tests and embedders).
 func (n *Namespaces) Set(namespaces ...string) { n.flag = strings.Join(namespaces, ",") }

@@ -12,14 +12,7 @@ import (
 // cacheOptions are the verifier's cache: APIKeys only, in the given
 // namespaces (all when none), each trimmed to what verification reads.
 func cacheOptions(namespaces []string) cache.Options {
-	o := cache.Options{DefaultTransform: TrimForVerifier}
-	if len(namespaces) > 0 {
-		o.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
-		for _, ns := range namespaces {
-			o.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
-	return o
+	return cache.Options{DefaultTransform: TrimForVerifier, DefaultNamespaces: controllers.Namespaces(namespaces)}
 }
 
 // TrimForVerifier keeps of an APIKey only what the verifier reads: its

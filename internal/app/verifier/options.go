@@ -119,7 +119,7 @@ func (o *Options) Validate() error {
 // trust is the verifier's default trust: "*" alone among the namespaces
 // is every namespace.
 func (o *Options) trust() (verify.Trust, error) {
-	t := verify.Trust{Namespaces: options.List(o.TrustedNamespaces), Classes: options.List(o.TrustedClasses)}
+	t := verify.Trust{Namespaces: verify.List(o.TrustedNamespaces), Classes: verify.List(o.TrustedClasses)}
 	if slices.Contains(t.Namespaces, "*") {
 		if len(t.Namespaces) > 1 || len(t.Classes) > 0 {
 			return verify.Trust{}, errors.New(`--verifier-trusted-namespaces=* trusts every namespace: it goes alone, without other namespaces or classes`)
