@@ -65,15 +65,16 @@ func Namespaces(namespaces []string) map[string]cache.Config {
 // TrimForCache drops from an object what the controller never reads and
 // what can be large: managed fields, the copy of the whole object that
 // client-side kubectl apply keeps in an annotation, and, of an APIKey, all
-// its labels and annotations (up to 256 KiB each, which any namespace
-// editor may write, and which the controller never reads: the Secret's
-// come from spec.secretTemplate, which the CRD bounds). Patches are
+// its labels, annotations and owner references (up to 256 KiB each, which
+// any namespace editor may write, and which the controller never reads: the
+// Secret's come from spec.secretTemplate, which the CRD bounds). Patches are
 // computed between two copies that both lack them, so they never remove
 // them. The strings that APIKeys repeat are shared between them.
 func TrimForCache(in any) (any, error) {
 	if k, ok := in.(*keywardenv1alpha1.APIKey); ok {
 		k.SetLabels(nil)
 		k.SetAnnotations(nil)
+		k.SetOwnerReferences(nil)
 		internAPIKey(k, cacheStrings)
 	}
 	if o, ok := in.(metav1.Object); ok {
@@ -91,17 +92,21 @@ func TrimForCache(in any) (any, error) {
 }
 
 // TrimSecretForCache keeps of a Secret only what the controller reads of
-// it: its name, UID and controller reference. Labels and annotations, which
-// a secretTemplate may make large, only select it on the server, and other
-// owner references (anyone may add them) are no business of Keywarden's.
+// it: its name, UID and controller reference when an APIKey is its
+// controller. Labels and annotations, which a secretTemplate may make
+// large, only select it on the server; finalizers and other owner
+// references are anyone's to add to a Secret labelled as Keywarden's, in
+// any number, and no business of Keywarden's.
 func TrimSecretForCache(in any) (any, error) {
 	if o, ok := in.(metav1.Object); ok {
 		o.SetManagedFields(nil)
 		o.SetLabels(nil)
 		o.SetAnnotations(nil)
+		o.SetFinalizers(nil)
 		var kept []metav1.OwnerReference
-		if ref := metav1.GetControllerOfNoCopy(o); ref != nil {
-			kept = []metav1.OwnerReference{*ref}
+		if ref := metav1.GetControllerOfNoCopy(o); ref != nil && ref.Kind == keywardenv1alpha1.APIKeyKind &&
+			ref.APIVersion == keywardenv1alpha1.GroupVersion.String() && len(ref.Name) <= 253 {
+			kept = []metav1.OwnerReference{{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Controller: ref.Controller}}
 		}
 		o.SetOwnerReferences(kept)
 	}

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"maps"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,11 +56,11 @@ func TestTrimForCache(t *testing.T) {
 func TestTrimSecretForCache(t *testing.T) {
 	controller := true
 	owner := metav1.OwnerReference{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: keywardenv1alpha1.APIKeyKind, Name: "k", UID: "u", Controller: &controller}
-	// Anyone who may update the Secret may add owner references: only the
-	// controller's is read.
+	// Anyone who may update the Secret may add owner references and
+	// finalizers: only an APIKey controller's reference is read.
 	other := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "padding", UID: "p"}
 	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-		Name: "k", UID: "s", OwnerReferences: []metav1.OwnerReference{other, owner, other},
+		Name: "k", UID: "s", OwnerReferences: []metav1.OwnerReference{other, owner, other}, Finalizers: []string{"example.com/padding"},
 		Labels:        map[string]string{keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue},
 		Annotations:   map[string]string{"note": "x"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "keywarden"}},
@@ -69,8 +70,18 @@ func TestTrimSecretForCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := out.(*metav1.PartialObjectMetadata)
-	if m.Labels != nil || m.Annotations != nil || m.ManagedFields != nil {
-		t.Errorf("kept %v, %v, %v", m.Labels, m.Annotations, m.ManagedFields)
+	if m.Labels != nil || m.Annotations != nil || m.ManagedFields != nil || m.Finalizers != nil {
+		t.Errorf("kept %v, %v, %v, %v", m.Labels, m.Annotations, m.ManagedFields, m.Finalizers)
+	}
+	// A controller reference that is not an APIKey's, however long, is not
+	// kept.
+	foreign := metav1.OwnerReference{APIVersion: "example.com/v1", Kind: strings.Repeat("K", 100<<10), Name: "x", UID: "f", Controller: &controller}
+	out, err = TrimSecretForCache(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "k", OwnerReferences: []metav1.OwnerReference{foreign}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs := out.(*metav1.PartialObjectMetadata).OwnerReferences; len(refs) != 0 {
+		t.Errorf("kept a foreign controller reference: %d", len(refs))
 	}
 	if m.Name != "k" || m.UID != "s" || len(m.OwnerReferences) != 1 || m.OwnerReferences[0].UID != owner.UID || metav1.GetControllerOf(m) == nil {
 		t.Errorf("lost what the controller reads: %+v", m.ObjectMeta)

@@ -14,11 +14,12 @@ import (
 )
 
 // Follower serves a certificate that a Rotator elsewhere keeps: it reads
-// the Rotator's Secret and writes the pair the Rotator serves into CertDir,
-// where a server reloads it. It needs only to read that one Secret: the
-// verifier follows the certificate that the controller issues, publishes
-// and renews, so that the component that faces the network can neither
-// write a Secret nor publish a CA.
+// the Rotator's ServingSecret, which holds the serving pair alone, and
+// writes it into CertDir, where a server reloads it. It needs only to read
+// that one Secret: the verifier follows the certificate that the controller
+// issues, publishes and renews, so that the component that faces the
+// network can neither write a Secret nor publish a CA, and never holds a
+// CA's key.
 //
 // Followers move to a renewed certificate at their next check after the
 // Rotator's switch, within the overlap in which the previous CA stays
@@ -26,7 +27,7 @@ import (
 type Follower struct {
 	// Client reads the Secret from the API server.
 	Client client.Reader
-	// Secret is the Rotator's.
+	// Secret is the Rotator's ServingSecret.
 	Secret types.NamespacedName
 	// CertDir receives tls.crt and tls.key.
 	CertDir string

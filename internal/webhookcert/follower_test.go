@@ -26,7 +26,7 @@ import (
 func TestFollowerServesWhatTheRotatorServes(t *testing.T) {
 	ctx := context.Background()
 	fc := clocktesting.NewFakeClock(t0)
-	secret := types.NamespacedName{Namespace: "keywarden-system", Name: "keywarden-verifier-cert"}
+	secret := types.NamespacedName{Namespace: "keywarden-system", Name: "keywarden-verifier-tls"}
 	c := fake.NewClientBuilder().Build()
 	f := &Follower{Client: c, Secret: secret, CertDir: t.TempDir(), Interval: time.Hour, Clock: fc, Log: logr.Discard()}
 
@@ -44,8 +44,9 @@ func TestFollowerServesWhatTheRotatorServes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := &Rotator{Client: c, Secret: secret, CAConfigMap: types.NamespacedName{Namespace: secret.Namespace, Name: "keywarden-verifier-ca"},
-		Names: []string{"keywarden-verifier.keywarden-system.svc"}, CertDir: t.TempDir(), Clock: fc, Log: logr.Discard(),
+	r := &Rotator{Client: c, Secret: types.NamespacedName{Namespace: secret.Namespace, Name: "keywarden-verifier-cert"}, ServingSecret: secret,
+		CAConfigMap: types.NamespacedName{Namespace: secret.Namespace, Name: "keywarden-verifier-ca"},
+		Names:       []string{"keywarden-verifier.keywarden-system.svc"}, CertDir: t.TempDir(), Clock: fc, Log: logr.Discard(),
 		Timing: Timing{Validity: 10 * time.Hour, RenewBefore: 5 * time.Hour, Interval: time.Hour}}
 	served := map[string]bool{}
 	for step := range 12 {
@@ -83,6 +84,14 @@ func TestFollowerServesWhatTheRotatorServes(t *testing.T) {
 			t.Fatalf("step %d: the follower serves a certificate the published CA does not vouch for: %v", step, err)
 		}
 		served[string(cert)] = true
+		// What the follower reads holds the serving pair and no key of a CA.
+		tls := &corev1.Secret{}
+		if err := c.Get(ctx, secret, tls); err != nil {
+			t.Fatal(err)
+		}
+		if len(tls.Data) != 2 || tls.Data[CertKey] == nil || tls.Data[PrivKeyKey] == nil {
+			t.Fatalf("step %d: the serving Secret holds %d fields, want tls.crt and tls.key alone", step, len(tls.Data))
+		}
 		fc.Step(time.Hour)
 	}
 	if len(served) < 2 {
@@ -94,7 +103,7 @@ func TestFollowerServesWhatTheRotatorServes(t *testing.T) {
 // what it waited for when it never comes.
 func TestFollowerWait(t *testing.T) {
 	ctx := context.Background()
-	secret := types.NamespacedName{Namespace: "keywarden-system", Name: "keywarden-verifier-cert"}
+	secret := types.NamespacedName{Namespace: "keywarden-system", Name: "keywarden-verifier-tls"}
 	c := fake.NewClientBuilder().Build()
 	f := &Follower{Client: c, Secret: secret, CertDir: t.TempDir(), Log: logr.Discard()}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -102,7 +111,8 @@ func TestFollowerWait(t *testing.T) {
 	if err := f.Wait(short); err == nil || !strings.Contains(err.Error(), "waiting for the serving certificate") {
 		t.Fatalf("no certificate ever: %v", err)
 	}
-	r := &Rotator{Client: c, Secret: secret, Names: []string{"keywarden-verifier.keywarden-system.svc"}, CertDir: t.TempDir(), Log: logr.Discard()}
+	r := &Rotator{Client: c, Secret: types.NamespacedName{Namespace: secret.Namespace, Name: "keywarden-verifier-cert"}, ServingSecret: secret,
+		Names: []string{"keywarden-verifier.keywarden-system.svc"}, CertDir: t.TempDir(), Log: logr.Discard()}
 	if err := r.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}

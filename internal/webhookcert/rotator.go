@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,6 +36,11 @@ type Rotator struct {
 	// CAConfigMap, when set, is the ConfigMap whose key ca.crt
 	// (CACertKey) gets the CA, for clients to trust (the verifier's).
 	CAConfigMap types.NamespacedName
+	// ServingSecret, when set, is a Secret of type kubernetes.io/tls that
+	// receives the serving pair alone (tls.crt and tls.key, never a CA's
+	// key), for servers elsewhere to read (see Follower): the verifier
+	// reads it, and never the Secret that keeps the CAs.
+	ServingSecret types.NamespacedName
 	// Names are the DNS names (or IP addresses) the certificate serves:
 	// the webhook Service's names.
 	Names []string
@@ -113,6 +119,11 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 	if err := writeFiles(r.CertDir, st.current); err != nil {
 		return err
 	}
+	if r.ServingSecret.Name != "" {
+		if err := r.publishServing(ctx, st.current); err != nil {
+			return err
+		}
+	}
 	trusted := st.trusted()
 	if r.WebhookConfig != "" {
 		if err := r.injectCA(ctx, trusted); err != nil {
@@ -158,6 +169,37 @@ func (r *Rotator) publishCA(ctx context.Context, ca []byte) error {
 		}
 	}
 	return fmt.Errorf("ConfigMap %s keeps changing", r.CAConfigMap)
+}
+
+// publishServing makes ServingSecret hold the pair served now, and nothing
+// else.
+func (r *Rotator) publishServing(ctx context.Context, b bundle) error {
+	data := map[string][]byte{CertKey: b.cert, PrivKeyKey: b.key}
+	for range 5 {
+		s := &corev1.Secret{}
+		err := r.Client.Get(ctx, r.ServingSecret, s)
+		switch {
+		case apierrors.IsNotFound(err):
+			s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ServingSecret.Namespace, Name: r.ServingSecret.Name}, Type: corev1.SecretTypeTLS, Data: data}
+			err = r.Client.Create(ctx, s)
+		case err != nil:
+			return fmt.Errorf("reading Secret %s: %w", r.ServingSecret, err)
+		case maps.EqualFunc(s.Data, data, bytes.Equal):
+			return nil
+		default:
+			s.Data = data
+			err = r.Client.Update(ctx, s)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
+			continue
+		default:
+			return fmt.Errorf("writing the serving pair into Secret %s: %w", r.ServingSecret, err)
+		}
+	}
+	return fmt.Errorf("secret %s keeps changing", r.ServingSecret)
 }
 
 func (r *Rotator) ensureSecret(ctx context.Context) (state, error) {

@@ -97,11 +97,13 @@ func (u *UsageRecorder) Flush(ctx context.Context) {
 
 // covered reports whether a use at the given time needs no write because
 // status already records one less than half an interval before it (or
-// after it). A replica's flushes are an interval apart, so under steady use
-// its own writes do not cover its next; a use skipped is at most half an
-// interval later than the lastUsedAt that stands for it.
+// after it, by less than an interval: clocks of replicas differ a little).
+// A replica's flushes are an interval apart, so under steady use its own
+// writes do not cover its next; a use skipped is at most half an interval
+// later than the lastUsedAt that stands for it. A lastUsedAt further in the
+// future was not written by a replica's clock, and covers nothing.
 func covered(at, recorded time.Time, interval time.Duration) bool {
-	return !recorded.IsZero() && at.Sub(recorded) < interval/2
+	return !recorded.IsZero() && at.Sub(recorded) < interval/2 && recorded.Sub(at) < interval
 }
 
 func (u *UsageRecorder) write(ctx context.Context, nn types.NamespacedName, at time.Time) error {

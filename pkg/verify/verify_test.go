@@ -277,6 +277,10 @@ func TestCovered(t *testing.T) {
 		{"recorded half an interval before", t0.Add(-interval / 2), false},
 		{"recorded an interval before, by this replica's last flush", t0.Add(-interval), false},
 		{"recorded after the use", t0.Add(5 * time.Second), true},
+		// A time no replica's clock wrote (a status set to 2099) must not
+		// stop every later write.
+		{"recorded an interval after the use", t0.Add(interval), false},
+		{"recorded years ahead", t0.AddDate(70, 0, 0), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := covered(t0, tt.recorded, interval); got != tt.want {

@@ -415,13 +415,15 @@ func stolenWebhookConfiguration(e *env, stolen kubernetes.Interface) int {
 	}
 	refused := 0
 	for what, err := range map[string]error{
-		"widening the rules to every resource": patch(`[{"op":"replace","path":"/webhooks/0/rules/0/resources","value":["*"]}]`),
-		"failing closed":                       patch(`[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`),
-		"pointing it at a URL":                 patch(`[{"op":"remove","path":"/webhooks/0/clientConfig/service"},{"op":"add","path":"/webhooks/0/clientConfig/url","value":"https://attacker.example/validate"}]`),
-		"another Service":                      patch(`[{"op":"replace","path":"/webhooks/0/clientConfig/service/name","value":"attacker"}]`),
-		"a longer timeout":                     patch(`[{"op":"replace","path":"/webhooks/0/timeoutSeconds","value":30}]`),
-		"leaving every namespace out":          patch(`[{"op":"replace","path":"/webhooks/0/namespaceSelector","value":{"matchLabels":{"attacker":"none"}}}]`),
-		"a label":                              patch(`[{"op":"add","path":"/metadata/labels","value":{"attacker":"yes"}}]`),
+		"widening the rules to every resource":  patch(`[{"op":"replace","path":"/webhooks/0/rules/0/resources","value":["*"]}]`),
+		"failing closed":                        patch(`[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Fail"}]`),
+		"pointing it at a URL":                  patch(`[{"op":"remove","path":"/webhooks/0/clientConfig/service"},{"op":"add","path":"/webhooks/0/clientConfig/url","value":"https://attacker.example/validate"}]`),
+		"another Service":                       patch(`[{"op":"replace","path":"/webhooks/0/clientConfig/service/name","value":"attacker"}]`),
+		"a longer timeout":                      patch(`[{"op":"replace","path":"/webhooks/0/timeoutSeconds","value":30}]`),
+		"leaving every namespace out":           patch(`[{"op":"replace","path":"/webhooks/0/namespaceSelector","value":{"matchLabels":{"attacker":"none"}}}]`),
+		"a label":                               patch(`[{"op":"add","path":"/metadata/labels","value":{"attacker":"yes"}}]`),
+		"an owner the collector deletes it for": patch(`[{"op":"add","path":"/metadata/ownerReferences","value":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"0a6f5d4e-0000-4000-8000-000000000000"}]}]`),
+		"a finalizer":                           patch(`[{"op":"add","path":"/metadata/finalizers","value":["attacker.example.com/stuck"]}]`),
 	} {
 		if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "Keywarden's manager may change only the CA bundles") {
 			e.t.Errorf("%s with the controller's token: want the admission policy's refusal, got %v", what, err)

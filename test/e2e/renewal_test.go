@@ -52,7 +52,7 @@ func certRenewal(e *env) {
 	e.kubectl(append([]string{"apply"}, webhookRBAC...)...)
 	// The verifier's certificate of the earlier scenarios lasts a year:
 	// this one is issued with the short timing, and its CA published anew.
-	e.kubectl("delete", "secret", "-n", harness.ManagerNamespace, "keywarden-verifier-cert")
+	e.kubectl("delete", "secret", "-n", harness.ManagerNamespace, "keywarden-verifier-cert", "keywarden-verifier-tls")
 	e.kubectl("delete", "configmap", "-n", harness.ManagerNamespace, "keywarden-verifier-ca")
 	// EndpointSlices refuse loopback addresses: the replicas are reached
 	// at the machine's own address (the webhook listens on every one).
@@ -198,7 +198,7 @@ func certRenewal(e *env) {
 	e.kubectl("delete", "-k", "config/webhook")
 	e.kubectl(append([]string{"delete"}, webhookRBAC...)...)
 	e.kubectl("delete", "endpointslices", "-n", harness.ManagerNamespace, "-l", discoveryv1.LabelServiceName+"=keywarden-webhook-service")
-	e.kubectl("delete", "secret", "-n", harness.ManagerNamespace, "keywarden-verifier-cert", "keywarden-webhook-cert")
+	e.kubectl("delete", "secret", "-n", harness.ManagerNamespace, "keywarden-verifier-cert", "keywarden-verifier-tls", "keywarden-webhook-cert")
 	e.kubectl("delete", "configmap", "-n", harness.ManagerNamespace, "keywarden-verifier-ca")
 	http1.Transport = nil
 	e.note("certificate renewal: across two renewals of the webhook's and the verifier's certificates on two replicas, %d webhook calls through the API server and %d verifier calls trusting the published CA: none failed", calls, verifies)

@@ -51,9 +51,14 @@ func stolenVerifierToken(e *env) {
 	}
 	mustAllow(e, stolen, authorizationv1.ResourceAttributes{Namespace: "default", Verb: "patch", Group: "keywarden.dev", Resource: "apikeys", Subresource: "status"})
 
-	// Secrets: its own certificate, and no other, in any verb.
-	if _, err := stolen.CoreV1().Secrets(harness.ManagerNamespace).Get(ctx, "keywarden-verifier-cert", metav1.GetOptions{}); err != nil {
+	// Secrets: its own serving pair, without a CA's key, and no other, in
+	// any verb.
+	own, err := stolen.CoreV1().Secrets(harness.ManagerNamespace).Get(ctx, "keywarden-verifier-tls", metav1.GetOptions{})
+	if err != nil {
 		e.t.Fatalf("the verifier's own certificate: %v", err)
+	}
+	if len(own.Data) != 2 || own.Data["tls.crt"] == nil || own.Data["tls.key"] == nil {
+		e.t.Errorf("the verifier's Secret holds %d fields; want tls.crt and tls.key alone, no CA key", len(own.Data))
 	}
 	forbidden := func(what string, err error) {
 		e.t.Helper()
@@ -61,6 +66,8 @@ func stolenVerifierToken(e *env) {
 			e.t.Errorf("%s with the verifier's token: want forbidden, got %v", what, err)
 		}
 	}
+	_, err = stolen.CoreV1().Secrets(harness.ManagerNamespace).Get(ctx, "keywarden-verifier-cert", metav1.GetOptions{})
+	forbidden("reading the Secret that keeps the verifier's CA key", err)
 	_, err = stolen.CoreV1().Secrets("default").Get(ctx, "grafana-readonly", metav1.GetOptions{})
 	forbidden("reading a key's Secret", err)
 	_, err = stolen.CoreV1().Secrets(harness.ManagerNamespace).Get(ctx, "keywarden-sealing-key", metav1.GetOptions{})
@@ -84,7 +91,12 @@ func stolenVerifierToken(e *env) {
 	if _, err := e.kubectlIn(`apiVersion: keywarden.dev/v1alpha1
 kind: APIKey
 metadata: {name: issued, namespace: `+ns+`}
-spec: {displayName: Issued, owner: alice@example.com, role: readonly, scopes: [reports:read], lifetime: 24h}
+spec: {displayName: Issued, owner: alice@example.com, role: readonly, scopes: [reports:read], lifetime: 24h, trackLastUsed: true}
+---
+apiVersion: keywarden.dev/v1alpha1
+kind: APIKey
+metadata: {name: untracked, namespace: `+ns+`}
+spec: {displayName: Untracked, owner: alice@example.com, role: readonly}
 ---
 apiVersion: keywarden.dev/v1alpha1
 kind: APIKey
@@ -93,7 +105,7 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 `, "apply", "-f", "-"); err != nil {
 		e.t.Fatal(err)
 	}
-	e.kubectl("wait", "--for=condition=Ready", "apikey/issued", "apikey/revoked", "-n", ns, "--timeout=60s")
+	e.kubectl("wait", "--for=condition=Ready", "apikey/issued", "apikey/revoked", "apikey/untracked", "-n", ns, "--timeout=60s")
 	e.kubectl("patch", "apikey", "revoked", "-n", ns, "--type=merge", "-p", `{"spec":{"revoked":true}}`)
 	e.kubectl("wait", "--for=jsonpath={.status.phase}=Revoked", "apikey/revoked", "-n", ns, "--timeout=60s")
 	// A key the verifier itself revoked, as a leak report does.
@@ -101,7 +113,7 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 		return c.Status().Patch(ctx, &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
 			client.RawPatch(types.MergePatchType, []byte(patch)))
 	}
-	if err := patchStatus("issued", `{"status":{"lastUsedAt":"2026-01-01T00:00:00Z"}}`); err != nil {
+	if err := patchStatus("issued", `{"status":{"lastUsedAt":"2026-06-01T00:00:00Z"}}`); err != nil {
 		e.t.Fatalf("the verifier's own write of lastUsedAt: %v", err)
 	}
 	issued := e.secretKey(ns, "issued")
@@ -119,6 +131,8 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 		{"making a revoked key Active", "revoked", `{"status":{"phase":"Active","revokedAt":null}}`},
 		{"setting conditions", "issued", `{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KeyIssued","message":"x","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`},
 		{"a revocation of a reason the verifier never writes", "issued", `{"status":{"revocation":{"reason":"Whatever","message":"x","at":"2026-01-01T00:00:00Z"}}}`},
+		{"usage recorded for a key that does not track it", "untracked", `{"status":{"lastUsedAt":"2026-06-01T00:00:00Z"}}`},
+		{"usage moved back", "issued", `{"status":{"lastUsedAt":"2026-01-01T00:00:00Z"}}`},
 	} {
 		err := patchStatus(w.name, w.patch)
 		switch {
@@ -154,7 +168,7 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 	if e.t.Failed() {
 		return
 	}
-	e.note("stolen verifier token: 6 Secret reads and writes and 1 APIKey edit refused by RBAC (its own certificate read); %d status writes refused by the admission policy or the CRD (chosen hash, next key, serial, role, scopes, owner, expiry, class, un-revoking, conditions, revocations altered or of another reason); lastUsedAt and a reported key's revocation written", refused)
+	e.note("stolen verifier token: 7 Secret reads and writes (the CA's key among them) and 1 APIKey edit refused by RBAC (its own serving pair read, no CA key in it); %d status writes refused by the admission policy or the CRD (chosen hash, next key, serial, role, scopes, owner, expiry, class, un-revoking, conditions, revocations altered or of another reason, usage of an untracked key or moved back); lastUsedAt and a reported key's revocation written", refused)
 }
 
 // stolenConsoleToken: the console's own token is bound to nothing: it may

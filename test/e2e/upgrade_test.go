@@ -55,9 +55,10 @@ func (s *service) pick() *harness.Component {
 // config/rbac) holds active keys, a key rotating and a key refused for its
 // owner's limit, while clients verify through the verifier's Service.
 // Then the manifests change over as `kubectl apply` of this release does:
-// its config/rbac is applied, its verifiers join the Service once ready,
-// its controllers stand for the lease, and the old replicas leave one by
-// one, as a rolling update replaces pods. A rotation is asked for while
+// its config/rbac is applied, its controllers stand for the lease (and
+// write the serving pair of the certificate the old replicas issued for
+// its verifiers), its verifiers join the Service once ready, and the old
+// replicas leave one by one, as a rolling update replaces pods. A rotation is asked for while
 // both run and another once only the new ones do, and the refused key's
 // place is freed. No verification fails, no key is reissued (the same hash
 // and Secret for each), every rotation completes, and the refused key is
@@ -208,11 +209,11 @@ spec: {maxActiveKeysPerOwner: 1}
 	// kind), then its Deployments.
 	e.kubectl("apply", "-k", "config/rbac")
 	for range 2 {
-		v := e.startVerifier()
-		svc.add(v)
+		e.startController()
 	}
 	for range 2 {
-		e.startController()
+		v := e.startVerifier()
+		svc.add(v)
 	}
 	rotate("r1") // the earlier release's leader, or a new controller, rotates it
 	for _, m := range old {

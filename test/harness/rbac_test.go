@@ -26,9 +26,10 @@ import (
 //   - CRDs, by name: the start-up check of the installed CRDs.
 //   - TokenReviews and SubjectAccessReviews: the secured metrics endpoint.
 //   - Leases: leader election, in the manager's namespace.
-//   - The verifier's certificate Secret and CA ConfigMap, by name (create
-//     cannot be limited by name): the controller issues, renews and
-//     publishes the verifier's certificate.
+//   - The verifier's certificate Secrets (the CA's, and the serving pair
+//     the verifiers read) and CA ConfigMap, by name (create cannot be
+//     limited by name): the controller issues, renews and publishes the
+//     verifier's certificate.
 //   - The webhook's certificate Secret and its own webhook configuration,
 //     by name: only where Keywarden issues the webhook's certificate.
 var managerRights = func() map[string][]string {
@@ -53,6 +54,7 @@ var managerRights = func() map[string][]string {
 		"keywarden-system events.k8s.io/events create", "keywarden-system events.k8s.io/events patch",
 		"keywarden-system core/events create", "keywarden-system core/events patch",
 		"keywarden-system core/secrets/keywarden-verifier-cert get", "keywarden-system core/secrets/keywarden-verifier-cert update",
+		"keywarden-system core/secrets/keywarden-verifier-tls get", "keywarden-system core/secrets/keywarden-verifier-tls update",
 		"keywarden-system core/configmaps create",
 		"keywarden-system core/configmaps/keywarden-verifier-ca get", "keywarden-system core/configmaps/keywarden-verifier-ca update",
 	}
@@ -105,11 +107,11 @@ var managerRights = func() map[string][]string {
 // managerRights: reading APIKeys and patching their status (the admission
 // policy of config/rbac narrows that to lastUsedAt and revocations),
 // reading a class for its revokeOnReuse, its events, the reviews of its
-// secured metrics, and the Secret of its certificate by name. No other
-// Secret, in any verb.
+// secured metrics, and the Secret of its serving pair by name (never the
+// one that keeps the CA's key). No other Secret, in any verb.
 var verifierRights = func() map[string][]string {
 	reviews := []string{"cluster authentication.k8s.io/tokenreviews create", "cluster authorization.k8s.io/subjectaccessreviews create",
-		"cluster keywarden.dev/apikeyclasses get", "keywarden-system core/secrets/keywarden-verifier-cert get"}
+		"cluster keywarden.dev/apikeyclasses get", "keywarden-system core/secrets/keywarden-verifier-tls get"}
 	keys := func(scope string) []string {
 		return []string{scope + " keywarden.dev/apikeys get", scope + " keywarden.dev/apikeys list", scope + " keywarden.dev/apikeys watch",
 			scope + " keywarden.dev/apikeys/status patch", scope + " events.k8s.io/events create", scope + " events.k8s.io/events patch"}

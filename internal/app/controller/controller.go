@@ -156,12 +156,13 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	ns := options.OwnNamespace()
 	if vc := o.VerifierCert; vc.Issue {
 		rotator := &webhookcert.Rotator{
-			Client:      p.Direct,
-			Secret:      types.NamespacedName{Namespace: ns, Name: vc.Secret},
-			CAConfigMap: types.NamespacedName{Namespace: ns, Name: vc.CAConfigMap},
-			CertDir:     vc.Dir,
-			Timing:      o.CertTiming,
-			Log:         ctrl.Log.WithName("verifier-cert"),
+			Client:        p.Direct,
+			Secret:        types.NamespacedName{Namespace: ns, Name: vc.Secret},
+			ServingSecret: types.NamespacedName{Namespace: ns, Name: vc.TLSSecret},
+			CAConfigMap:   types.NamespacedName{Namespace: ns, Name: vc.CAConfigMap},
+			CertDir:       vc.Dir,
+			Timing:        o.CertTiming,
+			Log:           ctrl.Log.WithName("verifier-cert"),
 		}
 		if err := selfIssued(mgr, rotator, vc.Service, ns); err != nil {
 			return nil, fmt.Errorf("issuing the verifier's certificate: %w", err)

@@ -59,11 +59,13 @@ type Webhook struct {
 	Service, Config, Secret string
 }
 
-// VerifierCert is the verifier's self-issued certificate.
+// VerifierCert is the verifier's self-issued certificate: Secret keeps the
+// CAs and the certificates (only the controller reads it), TLSSecret the
+// serving pair alone, for the verifiers.
 type VerifierCert struct {
 	// Issue is --verifier-certs=self.
-	Issue                             bool
-	Service, Secret, CAConfigMap, Dir string
+	Issue                                        bool
+	Service, Secret, TLSSecret, CAConfigMap, Dir string
 }
 
 // NewOptions returns the defaults.
@@ -107,7 +109,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(newCertsFlag(&vc.Issue), "verifier-certs",
 		"self: issue, store (--verifier-cert-secret), publish the CA of (--verifier-ca-configmap) and renew the verifier's TLS certificate, which the verifiers read; empty: leave it to something else.")
 	fs.StringVar(&vc.Service, "verifier-service", "keywarden-verifier", "The verifier's Service, in the controller's namespace, for the self-issued certificate's names.")
-	fs.StringVar(&vc.Secret, "verifier-cert-secret", "keywarden-verifier-cert", "The Secret, in the controller's namespace, that keeps the verifier's self-issued certificate.")
+	fs.StringVar(&vc.Secret, "verifier-cert-secret", "keywarden-verifier-cert",
+		"The Secret, in the controller's namespace, that keeps the verifier's self-issued certificate and its CA's key; only the controller reads it.")
+	fs.StringVar(&vc.TLSSecret, "verifier-tls-secret", "keywarden-verifier-tls",
+		"The Secret, in the controller's namespace, that receives the verifier's serving certificate and key alone (no CA key), for the verifiers to read.")
 	fs.StringVar(&vc.CAConfigMap, "verifier-ca-configmap", "keywarden-verifier-ca",
 		"The ConfigMap, in the controller's namespace, where the CA of the verifier's self-issued certificate is published (key ca.crt) for clients.")
 	fs.StringVar(&vc.Dir, "verifier-cert-dir", filepath.Join(os.TempDir(), "keywarden-verifier-certs"),
@@ -136,8 +141,11 @@ func (o *Options) Validate() error {
 	if o.Webhook.Enabled && o.Webhook.Certs != "self" && o.Webhook.Certs != "files" {
 		errs = append(errs, fmt.Errorf("--webhook-certs must be self or files, not %q", o.Webhook.Certs))
 	}
-	if vc := o.VerifierCert; vc.Issue && (vc.Service == "" || vc.Secret == "" || vc.CAConfigMap == "" || vc.Dir == "") {
-		errs = append(errs, errors.New("--verifier-certs=self needs --verifier-service, --verifier-cert-secret, --verifier-ca-configmap and --verifier-cert-dir"))
+	if vc := o.VerifierCert; vc.Issue && (vc.Service == "" || vc.Secret == "" || vc.TLSSecret == "" || vc.CAConfigMap == "" || vc.Dir == "") {
+		errs = append(errs, errors.New("--verifier-certs=self needs --verifier-service, --verifier-cert-secret, --verifier-tls-secret, --verifier-ca-configmap and --verifier-cert-dir"))
+	}
+	if vc := o.VerifierCert; vc.Issue && vc.Secret == vc.TLSSecret {
+		errs = append(errs, errors.New("--verifier-tls-secret must differ from --verifier-cert-secret: the verifiers may read the one, never the CA's key in the other"))
 	}
 	return errors.Join(errs...)
 }

@@ -16,23 +16,20 @@ func cacheOptions(namespaces []string) cache.Options {
 }
 
 // TrimForVerifier keeps of an APIKey only what the verifier reads: its
-// identity, the grant a key issued before grants were recorded takes from
-// its spec (owner, role, scopes, expiry) with its revocation and usage
-// tracking, and its status, of whose conditions only whether it fits its
-// class. Every replica holds one for every key, and all the rest is free
+// identity, its revocation and usage tracking, the grant a key issued
+// before grants were recorded takes from its spec (owner, role, scopes,
+// expiry; nothing of the spec's grant once the grant is recorded), and its
+// status but the Secret's reference, of whose conditions only whether it
+// fits its class. Every replica holds one for every key, and all the rest is free
 // text a namespace editor writes (labels and annotations of up to 256 KiB
 // each, the display name, the description, the Secret's template) or
 // messages: a tenant cannot make a verifier hold more than a few hundred
 // bytes a key. What is kept is an allow-list: a field added to the API is
 // left out until the verifier needs it.
 func TrimForVerifier(in any) (any, error) {
-	trimmed, err := controllers.TrimForCache(in) // shares the strings keys repeat
-	if err != nil {
-		return nil, err
-	}
-	k, ok := trimmed.(*keywardenv1alpha1.APIKey)
+	k, ok := in.(*keywardenv1alpha1.APIKey)
 	if !ok {
-		return trimmed, nil
+		return controllers.TrimForCache(in)
 	}
 	out := &keywardenv1alpha1.APIKey{
 		TypeMeta: k.TypeMeta,
@@ -40,15 +37,19 @@ func TrimForVerifier(in any) (any, error) {
 			Namespace: k.Namespace, Name: k.Name, UID: k.UID, ResourceVersion: k.ResourceVersion,
 			Generation: k.Generation, DeletionTimestamp: k.DeletionTimestamp,
 		},
-		Spec: keywardenv1alpha1.APIKeySpec{
-			Owner: k.Spec.Owner, Role: k.Spec.Role, Scopes: k.Spec.Scopes, ExpiresAt: k.Spec.ExpiresAt, Lifetime: k.Spec.Lifetime,
-			Revoked: k.Spec.Revoked, TrackLastUsed: k.Spec.TrackLastUsed,
-		},
+		Spec:   keywardenv1alpha1.APIKeySpec{Revoked: k.Spec.Revoked, TrackLastUsed: k.Spec.TrackLastUsed},
 		Status: k.Status,
 	}
-	out.Status.Conditions = nil
+	if !k.GrantRecorded() {
+		// Issued by a release that recorded no grant: the spec says what
+		// the key may do until the controller records it.
+		s := &out.Spec
+		s.Owner, s.Role, s.Scopes, s.ExpiresAt, s.Lifetime = k.Spec.Owner, k.Spec.Role, k.Spec.Scopes, k.Spec.ExpiresAt, k.Spec.Lifetime
+	}
+	out.Status.SecretRef, out.Status.Conditions = nil, nil
 	if c := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionClassCompliant); c != nil {
 		out.Status.Conditions = []metav1.Condition{{Type: c.Type, Status: c.Status}}
 	}
-	return out, nil
+	// Shares the strings keys repeat, of what is kept only.
+	return controllers.TrimForCache(out)
 }

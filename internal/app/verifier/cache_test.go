@@ -46,10 +46,34 @@ func TestTrimForVerifier(t *testing.T) {
 		got.Spec.Description != "" || got.Spec.DisplayName != "" || len(got.Status.Conditions) != 1 || got.Status.Conditions[0].Message != "" {
 		t.Errorf("kept free text: %+v", got)
 	}
-	// A trimmed key answers as the whole one.
+	// With the grant recorded, nothing of what the spec asks for is held
+	// (up to 64 scopes of 128 characters).
+	if got.Spec.Owner != "" || got.Spec.Role != "" || got.Spec.Scopes != nil || got.Status.SecretRef != nil {
+		t.Errorf("kept the spec's grant of a key whose grant is recorded: %+v", got.Spec)
+	}
+	// A key of a release that recorded no grant keeps the spec's.
+	legacy := whole.DeepCopy()
+	legacy.Status.Owner, legacy.Status.Role, legacy.Status.Scopes, legacy.Status.ExpiresAt = "", "", nil, nil
+	legacyOut, err := TrimForVerifier(legacy.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, raw, legacy, legacyOut.(*keywardenv1alpha1.APIKey))
+	check(t, raw, whole, got)
+	// Not an APIKey: left to the common trim.
+	if out, err := TrimForVerifier("x"); err != nil || out != "x" {
+		t.Errorf("a value that is not an object: %v %v", out, err)
+	}
+}
+
+// check: a trimmed key answers as the whole one.
+func check(t *testing.T, raw string, whole, got *keywardenv1alpha1.APIKey) {
+	t.Helper()
 	for _, req := range []verify.Request{
 		{Key: raw, Namespaces: []string{"shop"}},
 		{Key: raw, Namespaces: []string{"shop"}, Scopes: []string{"orders:read"}},
+		{Key: raw, Namespaces: []string{"shop"}, Scopes: []string{"orders:write"}},
+		{Key: raw, Namespaces: []string{"shop"}, Role: "admin"},
 		{Key: raw, Classes: []string{"shop"}, AnyNamespace: true},
 		{Key: raw, Namespaces: []string{"billing"}},
 	} {
@@ -60,9 +84,5 @@ func TestTrimForVerifier(t *testing.T) {
 		if wa, wb := a.Verify(req, now), b.Verify(req, now); !reflect.DeepEqual(wa, wb) {
 			t.Errorf("%+v: whole %+v, trimmed %+v", req, wa, wb)
 		}
-	}
-	// Not an APIKey: left to the common trim.
-	if out, err := TrimForVerifier("x"); err != nil || out != "x" {
-		t.Errorf("a value that is not an object: %v %v", out, err)
 	}
 }

@@ -28,12 +28,12 @@ type Options struct {
 	// /healthz and /readyz are the component's probes.
 	Address string
 	// Certs says where the serving certificate comes from: "self" (the
-	// Secret CertSecret, which the controller issues and renews), "files"
+	// Secret TLSSecret, which the controller issues and renews), "files"
 	// (CertFile and KeyFile), or "" (files when set, plain HTTP
 	// otherwise).
 	Certs             string
 	CertFile, KeyFile string
-	CertSecret        string
+	TLSSecret         string
 	CertDir           string
 	// CertCheckInterval is how often the Secret is read again: the
 	// controller's --self-issued-cert-check-interval.
@@ -60,13 +60,14 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&o.Address, "verifier-bind-address", ":8090", "Address of the key verification endpoints, with their /healthz and /readyz.")
 	fs.StringVar(&o.Certs, "verifier-certs", "",
-		"Where the verifier's TLS certificate comes from: self (the Secret --verifier-cert-secret, which the controller issues, publishes the CA of, and renews), "+
+		"Where the verifier's TLS certificate comes from: self (the Secret --verifier-tls-secret, which the controller issues, publishes the CA of, and renews), "+
 			"files (--verifier-tls-cert-file and --verifier-tls-key-file), or empty: files when those are set, plain HTTP otherwise.")
 	fs.StringVar(&o.CertFile, "verifier-tls-cert-file", "", "TLS certificate for the verification endpoints (reloaded when it changes).")
 	fs.StringVar(&o.KeyFile, "verifier-tls-key-file", "", "TLS private key for the verification endpoints.")
-	fs.StringVar(&o.CertSecret, "verifier-cert-secret", "keywarden-verifier-cert", "The Secret, in the verifier's namespace, that keeps the certificate the controller issues for it.")
-	fs.StringVar(&o.CertDir, "verifier-cert-dir", filepath.Join(os.TempDir(), "keywarden-verifier-certs"), "Where the certificate read from --verifier-cert-secret is written for the server (and the metrics endpoint) to serve.")
-	fs.DurationVar(&o.CertCheckInterval, "self-issued-cert-check-interval", time.Hour, "How often --verifier-cert-secret is read again: the controller's interval.")
+	fs.StringVar(&o.TLSSecret, "verifier-tls-secret", "keywarden-verifier-tls",
+		"The Secret, in the verifier's namespace, where the controller writes the serving certificate and key it issues for the verifier.")
+	fs.StringVar(&o.CertDir, "verifier-cert-dir", filepath.Join(os.TempDir(), "keywarden-verifier-certs"), "Where the certificate read from --verifier-tls-secret is written for the server (and the metrics endpoint) to serve.")
+	fs.DurationVar(&o.CertCheckInterval, "self-issued-cert-check-interval", time.Hour, "How often --verifier-tls-secret is read again: the controller's interval.")
 
 	fs.StringVar(&o.TrustedNamespaces, "verifier-trusted-namespaces", "",
 		"Comma-separated namespaces whose keys the verifier accepts from a request that names no namespace; "+
@@ -99,10 +100,10 @@ func (o *Options) Validate() error {
 		}
 	case "self":
 		if o.CertFile != "" || o.KeyFile != "" {
-			errs = append(errs, errors.New("--verifier-certs=self serves the certificate of --verifier-cert-secret: drop --verifier-tls-cert-file and --verifier-tls-key-file"))
+			errs = append(errs, errors.New("--verifier-certs=self serves the certificate of --verifier-tls-secret: drop --verifier-tls-cert-file and --verifier-tls-key-file"))
 		}
-		if o.CertSecret == "" || o.CertDir == "" {
-			errs = append(errs, errors.New("--verifier-certs=self needs --verifier-cert-secret and --verifier-cert-dir"))
+		if o.TLSSecret == "" || o.CertDir == "" {
+			errs = append(errs, errors.New("--verifier-certs=self needs --verifier-tls-secret and --verifier-cert-dir"))
 		}
 		if o.CertCheckInterval < time.Second {
 			errs = append(errs, fmt.Errorf("--self-issued-cert-check-interval must be at least 1s, not %s", o.CertCheckInterval))

@@ -27,8 +27,9 @@ import (
 // these): reading APIKeys, patching their status (lastUsedAt, revocations:
 // config/rbac/verifier_status_policy.yaml refuses anything else), reading
 // a class for its revokeOnReuse, its events, and the reviews of the secured
-// metrics endpoint. Its certificate's Secret is granted by name in its own
-// namespace (config/rbac/verifier_cert_role.yaml).
+// metrics endpoint. The Secret of its serving certificate (the pair alone,
+// no CA key) is granted by name in its own namespace
+// (config/rbac/verifier_cert_role.yaml).
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeyclasses,verbs=get
@@ -67,7 +68,7 @@ func New(ctx context.Context, cfg *rest.Config, o *Options) (ctrl.Manager, error
 		}
 		f := &webhookcert.Follower{
 			Client:   direct,
-			Secret:   types.NamespacedName{Namespace: options.OwnNamespace(), Name: o.CertSecret},
+			Secret:   types.NamespacedName{Namespace: options.OwnNamespace(), Name: o.TLSSecret},
 			CertDir:  o.CertDir,
 			Interval: o.CertCheckInterval,
 			Log:      ctrl.Log.WithName("verifier-cert"),
