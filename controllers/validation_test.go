@@ -114,20 +114,31 @@ var _ = Describe("APIKey validation by the API server", func() {
 		Entry("secretTemplate annotation under argocd.argoproj.io/", func(s map[string]any) {
 			s["secretTemplate"] = map[string]any{"annotations": map[string]any{"argocd.argoproj.io/sync-options": "Prune=false"}}
 		}, `spec.secretTemplate.annotations: Invalid value: secretTemplate.annotations may not set keywarden.dev/* or argocd.argoproj.io/*`),
-		Entry("secretTemplate annotation value over 4096 characters", func(s map[string]any) {
-			s["secretTemplate"] = map[string]any{"annotations": map[string]any{"backup.example.com/note": strings.Repeat("n", 4097)}}
-		}, `spec.secretTemplate.annotations: Invalid value: secretTemplate.annotations keys may be at most 317 characters and values at most 4096`),
-		Entry("secretTemplate annotations over 8192 characters together", func(s map[string]any) {
+		Entry("secretTemplate annotations over 4096 characters together", func(s map[string]any) {
 			s["secretTemplate"] = map[string]any{"annotations": map[string]any{
-				"a.example.com/one": strings.Repeat("a", 4000), "a.example.com/two": strings.Repeat("b", 4000), "a.example.com/three": strings.Repeat("c", 300)}}
-		}, `spec.secretTemplate.annotations: Invalid value: secretTemplate.annotations may hold at most 8192 characters of keys and values together`),
-		Entry("secretTemplate annotations over 32", func(s map[string]any) {
+				"a.example.com/one": strings.Repeat("a", 2000), "a.example.com/two": strings.Repeat("b", 2000), "a.example.com/three": strings.Repeat("c", 100)}}
+		}, `spec.secretTemplate.annotations: Invalid value: secretTemplate.annotations may hold at most 4096 characters of keys and values together`),
+		Entry("secretTemplate annotations over 16", func(s map[string]any) {
 			many := map[string]any{}
-			for i := range 33 {
+			for i := range 17 {
 				many[fmt.Sprintf("a.example.com/n%d", i)] = "v"
 			}
 			s["secretTemplate"] = map[string]any{"annotations": many}
-		}, `spec.secretTemplate.annotations: Too many: 33: must have at most 32 items`),
+		}, `spec.secretTemplate.annotations: Too many: 17: must have at most 16 items`),
+		Entry("secretTemplate labels over 4096 characters together", func(s map[string]any) {
+			many := map[string]any{}
+			for i := range 16 {
+				many[fmt.Sprintf("%s.example.com/label-%02d", strings.Repeat("l", 240), i)] = strings.Repeat("v", 63)
+			}
+			s["secretTemplate"] = map[string]any{"labels": many}
+		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels may hold at most 4096 characters of keys and values together`),
+		Entry("secretTemplate labels over 16", func(s map[string]any) {
+			many := map[string]any{}
+			for i := range 17 {
+				many[fmt.Sprintf("team-%d", i)] = "v"
+			}
+			s["secretTemplate"] = map[string]any{"labels": many}
+		}, `spec.secretTemplate.labels: Too many: 17: must have at most 16 items`),
 		Entry("secretTemplate label key that is not a label key", func(s map[string]any) {
 			s["secretTemplate"] = map[string]any{"labels": map[string]any{"team name": "web"}}
 		}, `spec.secretTemplate.labels: Invalid value: secretTemplate.labels keys must be valid label keys`),

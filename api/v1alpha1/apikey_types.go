@@ -154,24 +154,25 @@ type Scope string
 // the labels Keywarden manages, nor labels and annotations that would make
 // Argo CD take the Secret for its own and prune it.
 type SecretTemplate struct {
-	// labels are added to the Secret. Keys under keywarden.dev/,
+	// labels are added to the Secret, at most 16, keys and values together
+	// at most 4096 characters. Keys under keywarden.dev/,
 	// argocd.argoproj.io/, app.kubernetes.io/instance and
 	// app.kubernetes.io/managed-by are reserved.
 	// +optional
-	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.map(k, k.size() + self[k].size()).sum() <= 4096",message="secretTemplate.labels may hold at most 4096 characters of keys and values together"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keywarden.dev/') && !k.startsWith('argocd.argoproj.io/') && k != 'app.kubernetes.io/instance' && k != 'app.kubernetes.io/managed-by')",message="secretTemplate.labels may not set keywarden.dev/*, argocd.argoproj.io/*, app.kubernetes.io/instance or app.kubernetes.io/managed-by"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))",message="secretTemplate.labels keys must be valid label keys: an optional DNS subdomain prefix and '/', then a name of letters, digits, '-', '_' and '.'"
 	Labels map[string]LabelValue `json:"labels,omitempty"`
 
-	// annotations are added to the Secret. Keys under keywarden.dev/ and
-	// argocd.argoproj.io/ are reserved. Each value is at most 4096
-	// characters, and keys and values together at most 8192: every
-	// controller replica holds them for every key.
+	// annotations are added to the Secret, at most 16, keys and values
+	// together at most 4096 characters: every controller replica holds them
+	// for every key. Keys under keywarden.dev/ and argocd.argoproj.io/ are
+	// reserved.
 	// +optional
-	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:MaxProperties=16
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keywarden.dev/') && !k.startsWith('argocd.argoproj.io/'))",message="secretTemplate.annotations may not set keywarden.dev/* or argocd.argoproj.io/*"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 4096)",message="secretTemplate.annotations keys may be at most 317 characters and values at most 4096"
-	// +kubebuilder:validation:XValidation:rule="self.map(k, k.size() + self[k].size()).sum() <= 8192",message="secretTemplate.annotations may hold at most 8192 characters of keys and values together"
+	// +kubebuilder:validation:XValidation:rule="self.map(k, k.size() + self[k].size()).sum() <= 4096",message="secretTemplate.annotations may hold at most 4096 characters of keys and values together"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 

@@ -26,8 +26,10 @@ import (
 	"keywarden.dev/keywarden/internal/policy"
 )
 
+// httpClient's timeout allows a scrape of the per-key series of 100,000
+// keys from a controller busy recording their grants.
 var httpClient = &http.Client{
-	Timeout:   10 * time.Second,
+	Timeout:   time.Minute,
 	Transport: &http.Transport{MaxIdleConnsPerHost: 64},
 }
 

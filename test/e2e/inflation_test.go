@@ -21,8 +21,8 @@ import (
 )
 
 // inflation: a namespace editor creates 300 APIKeys, each with 200 KiB of
-// annotations and the largest secretTemplate the CRD admits (32 labels of
-// the longest keys and values, 8 KiB of annotations). The keys are issued
+// annotations and the largest secretTemplate the CRD admits (16 labels and
+// 4 KiB of annotations, keys and values). The keys are issued
 // and verify, and the live heap (after a collection) of the leader
 // controller and of a verifier grows by less than 10 MiB each: what every
 // replica holds of a key does not grow with what its author writes.
@@ -53,12 +53,13 @@ func inflation(e *env) {
 	// can hide what each costs.
 	template := func(i int) *keywardenv1alpha1.SecretTemplate {
 		t := &keywardenv1alpha1.SecretTemplate{Labels: map[string]keywardenv1alpha1.LabelValue{}}
-		for j := range 32 {
-			t.Labels[fmt.Sprintf("%s.example.com/%s-%03d-%02d", strings.Repeat("l", 200), strings.Repeat("k", 50), i, j)] =
+		// 16 labels of 255 characters each (keys and values), 4080 in all.
+		for j := range 16 {
+			t.Labels[fmt.Sprintf("%s.example.com/%s-%03d-%02d", strings.Repeat("l", 136), strings.Repeat("k", 36), i, j)] =
 				keywardenv1alpha1.LabelValue(fmt.Sprintf("%03d%s", i, strings.Repeat("v", 60)))
 		}
 		one, two := fmt.Sprintf("a.example.com/one-%03d", i), fmt.Sprintf("a.example.com/two-%03d", i)
-		t.Annotations = map[string]string{one: fmt.Sprintf("%03d", i) + strings.Repeat("a", 4093), two: strings.Repeat("b", 8192-4096-len(one)-len(two))}
+		t.Annotations = map[string]string{one: fmt.Sprintf("%03d", i) + strings.Repeat("a", 2045), two: strings.Repeat("b", 4096-2048-len(one)-len(two))}
 		return t
 	}
 	padding := func(i int) map[string]string {

@@ -14,6 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -208,6 +213,22 @@ spec: {maxActiveKeysPerOwner: 1}
 	// This release's manifests: RBAC first (kubectl apply orders by
 	// kind), then its Deployments.
 	e.kubectl("apply", "-k", "config/rbac")
+	// A pod that starts before the API server enforces this release's
+	// policies is restarted by its Deployment; a process here is not: wait.
+	mc, err := clientcmd.BuildConfigFromFlags("", e.managerKubeconfig)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	manager, err := kubernetes.NewForConfig(mc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.eventually("this release's admission policies are in force", 30*time.Second, func() bool {
+		_, err := manager.CoreV1().Secrets(harness.ManagerNamespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "keywarden-verifier-tls"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: nil, corev1.TLSPrivateKeyKey: nil}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil || apierrors.IsAlreadyExists(err)
+	})
 	for range 2 {
 		e.startController()
 	}
