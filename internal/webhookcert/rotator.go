@@ -305,27 +305,37 @@ func writeFiles(dir string, b bundle) error {
 	return nil
 }
 
-// injectCA makes every webhook of WebhookConfig trust the CAs.
+// injectCA makes every webhook of WebhookConfig trust the CAs. Replicas
+// starting together inject at once: a write that lost to another's is
+// read again and retried.
 func (r *Rotator) injectCA(ctx context.Context, ca []byte) error {
-	cfg := &admissionv1.ValidatingWebhookConfiguration{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.WebhookConfig}, cfg); err != nil {
-		return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", r.WebhookConfig, err)
-	}
-	base := cfg.DeepCopy()
-	changed := false
-	for i := range cfg.Webhooks {
-		if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, ca) {
-			cfg.Webhooks[i].ClientConfig.CABundle = ca
-			changed = true
+	for range 5 {
+		cfg := &admissionv1.ValidatingWebhookConfiguration{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Name: r.WebhookConfig}, cfg); err != nil {
+			return fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", r.WebhookConfig, err)
+		}
+		base := cfg.DeepCopy()
+		changed := false
+		for i := range cfg.Webhooks {
+			if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, ca) {
+				cfg.Webhooks[i].ClientConfig.CABundle = ca
+				changed = true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		err := r.Client.Patch(ctx, cfg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err):
+			continue
+		default:
+			return fmt.Errorf("injecting the CA into ValidatingWebhookConfiguration %s: %w", r.WebhookConfig, err)
 		}
 	}
-	if !changed {
-		return nil
-	}
-	if err := r.Client.Patch(ctx, cfg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("injecting the CA into ValidatingWebhookConfiguration %s: %w", r.WebhookConfig, err)
-	}
-	return nil
+	return fmt.Errorf("ValidatingWebhookConfiguration %s keeps changing", r.WebhookConfig)
 }
 
 // Timing is how long self-issued certificates last, how long before their
