@@ -58,9 +58,9 @@ func memory(e *env) {
 	e.prefill(ns, small, large, 32)
 	withLarge, largeVerifier := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets", large, unrelated), "large", large)
 
-	// In a container with a 512 MiB limit the manager sets the Go memory
-	// limit to 90% of it (see cmd/memlimit.go); GOMEMLIMIT does the same
-	// here, where there is no container.
+	// In a container with a 512 MiB limit each component sets the Go
+	// memory limit to 90% of it (see internal/app/options/memlimit.go);
+	// GOMEMLIMIT does the same here, where there is no container.
 	e.t.Setenv("GOMEMLIMIT", "460MiB")
 	limited, _ := e.measure(fmt.Sprintf("%d keys and %d unrelated Secrets, in a 512 MiB container (GOMEMLIMIT=460MiB)", large, unrelated), "large-limited", large)
 
