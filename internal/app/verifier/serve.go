@@ -158,13 +158,12 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 // a report answered "received" is never dropped while the process runs.
 // Events name a key's display prefix, never the key, and follow the write.
 type suspects struct {
-	queue  workqueue.TypedRateLimitingInterface[verify.Suspect]
-	rec    events.EventRecorder
-	reader client.Reader // the cache
-	fresh  client.Reader // the API server
-	w      client.Client
-	log    logr.Logger
-	now    func() time.Time
+	queue workqueue.TypedRateLimitingInterface[verify.Suspect]
+	rec   events.EventRecorder
+	fresh client.Reader // the API server
+	w     client.Client
+	log   logr.Logger
+	now   func() time.Time
 }
 
 // suspectTimeout bounds each API call of a suspect's handling.
@@ -177,7 +176,7 @@ func newSuspects(mgr ctrl.Manager, w client.Client, now func() time.Time) *suspe
 	return &suspects{
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[verify.Suspect](),
 			workqueue.TypedRateLimitingQueueConfig[verify.Suspect]{Name: "keywarden_suspect_keys"}),
-		rec: mgr.GetEventRecorder("keywarden-verifier"), reader: mgr.GetClient(), fresh: mgr.GetAPIReader(),
+		rec: mgr.GetEventRecorder("keywarden-verifier"), fresh: mgr.GetAPIReader(),
 		w: w, log: mgr.GetLogger().WithName("verifier"), now: now,
 	}
 }
