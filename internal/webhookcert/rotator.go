@@ -138,57 +138,57 @@ func (r *Rotator) Ensure(ctx context.Context) error {
 
 // publishCA makes CAConfigMap hold the CAs to trust.
 func (r *Rotator) publishCA(ctx context.Context, ca []byte) error {
-	for range 5 {
-		cm := &corev1.ConfigMap{}
-		err := r.Client.Get(ctx, r.CAConfigMap, cm)
-		switch {
-		case apierrors.IsNotFound(err):
-			cm = &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Namespace: r.CAConfigMap.Namespace, Name: r.CAConfigMap.Name},
-				Data:       map[string]string{CACertKey: string(ca)},
-			}
-			err = r.Client.Create(ctx, cm)
-		case err != nil:
-			return fmt.Errorf("reading ConfigMap %s: %w", r.CAConfigMap, err)
-		case cm.Data[CACertKey] == string(ca):
-			return nil
-		default:
-			if cm.Data == nil {
-				cm.Data = map[string]string{}
-			}
-			cm.Data[CACertKey] = string(ca)
-			err = r.Client.Update(ctx, cm)
+	return r.publish(ctx, r.CAConfigMap, "publishing the CA in ConfigMap", func() client.Object { return &corev1.ConfigMap{} }, func(o client.Object) bool {
+		cm := o.(*corev1.ConfigMap)
+		if v, ok := cm.Data[CACertKey]; ok && v == string(ca) {
+			return false
 		}
-		switch {
-		case err == nil:
-			return nil
-		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
-			continue
-		default:
-			return fmt.Errorf("publishing the CA in ConfigMap %s: %w", r.CAConfigMap, err)
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
 		}
-	}
-	return fmt.Errorf("ConfigMap %s keeps changing", r.CAConfigMap)
+		cm.Data[CACertKey] = string(ca)
+		return true
+	})
 }
 
 // publishServing makes ServingSecret hold the pair served now, and nothing
 // else.
 func (r *Rotator) publishServing(ctx context.Context, b bundle) error {
 	data := map[string][]byte{CertKey: b.cert, PrivKeyKey: b.key}
+	return r.publish(ctx, r.ServingSecret, "writing the serving pair into Secret", func() client.Object { return &corev1.Secret{} }, func(o client.Object) bool {
+		s := o.(*corev1.Secret)
+		if s.Type == "" {
+			s.Type = corev1.SecretTypeTLS
+		}
+		if s.Data != nil && maps.EqualFunc(s.Data, data, bytes.Equal) {
+			return false
+		}
+		s.Data = data
+		return true
+	})
+}
+
+// publish makes the object of that name hold what set writes into it:
+// created when missing, updated when set changes it, and read again when
+// another replica wrote first. newObj returns an empty object of its kind;
+// set reports whether it changed the object.
+func (r *Rotator) publish(ctx context.Context, nn types.NamespacedName, doing string, newObj func() client.Object, set func(client.Object) bool) error {
 	for range 5 {
-		s := &corev1.Secret{}
-		err := r.Client.Get(ctx, r.ServingSecret, s)
+		obj := newObj()
+		err := r.Client.Get(ctx, nn, obj)
 		switch {
 		case apierrors.IsNotFound(err):
-			s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ServingSecret.Namespace, Name: r.ServingSecret.Name}, Type: corev1.SecretTypeTLS, Data: data}
-			err = r.Client.Create(ctx, s)
+			obj = newObj()
+			obj.SetNamespace(nn.Namespace)
+			obj.SetName(nn.Name)
+			set(obj)
+			err = r.Client.Create(ctx, obj)
 		case err != nil:
-			return fmt.Errorf("reading Secret %s: %w", r.ServingSecret, err)
-		case maps.EqualFunc(s.Data, data, bytes.Equal):
+			return fmt.Errorf("%s %s: reading it: %w", doing, nn, err)
+		case !set(obj):
 			return nil
 		default:
-			s.Data = data
-			err = r.Client.Update(ctx, s)
+			err = r.Client.Update(ctx, obj)
 		}
 		switch {
 		case err == nil:
@@ -196,10 +196,10 @@ func (r *Rotator) publishServing(ctx context.Context, b bundle) error {
 		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
 			continue
 		default:
-			return fmt.Errorf("writing the serving pair into Secret %s: %w", r.ServingSecret, err)
+			return fmt.Errorf("%s %s: %w", doing, nn, err)
 		}
 	}
-	return fmt.Errorf("secret %s keeps changing", r.ServingSecret)
+	return fmt.Errorf("%s %s: it keeps changing", doing, nn)
 }
 
 func (r *Rotator) ensureSecret(ctx context.Context) (state, error) {
