@@ -11,7 +11,6 @@ import (
 
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
@@ -24,13 +23,12 @@ import (
 //   - the API server does not answer its /readyz (Follow asks every
 //     followEvery): it is down, cut off, or has lost etcd; answering
 //     again ends this;
-//   - the APIKey informer reports a list or watch failure other than a
-//     refused connection (WatchError, which must be the cache's watch
-//     error handler, cache.Options.DefaultWatchErrorHandler): the watch
-//     is refused; hearing anything from it (an event, a bookmark, a new
-//     list: the informer's resource version moves past the one it had
-//     reached) ends this, or, for an informer of several namespaces, the
-//     API server answering again.
+//   - the feed reports a list or watch failure other than a refused
+//     connection (WatchError, which must be the feed's
+//     FeedOptions.WatchError): the watch is refused; hearing anything
+//     from it (an event, a bookmark, a new list: the feed's resource
+//     version moves past the one it had reached) ends this, or, for a
+//     feed of several namespaces, the API server answering again.
 type Freshness struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -38,7 +36,7 @@ type Freshness struct {
 	mu               sync.Mutex
 	version          string
 	brokenSince      time.Time // the watch failed
-	brokenAt         string    // the informer's resource version then
+	brokenAt         string    // the feed's resource version then
 	unreachableSince time.Time // the API server did not answer
 }
 
@@ -49,9 +47,9 @@ func (f *Freshness) now() time.Time {
 	return time.Now()
 }
 
-// WatchError records a failure of the APIKey informer's list or watch (and
-// logs it as the informer would). Failures of other informers of the same
-// cache are only logged.
+// WatchError records a failure of the feed's list or watch of APIKeys (and
+// logs it as an informer would). Failures of other reflectors are only
+// logged.
 func (f *Freshness) WatchError(ctx context.Context, r *toolscache.Reflector, err error) {
 	toolscache.DefaultWatchErrorHandler(ctx, r, err)
 	if !strings.HasSuffix(r.TypeDescription(), "."+keywardenv1alpha1.APIKeyKind) {
@@ -90,7 +88,7 @@ func (f *Freshness) reached(ok bool) {
 	}
 }
 
-// heard records the informer's resource version: a new one means the
+// heard records the feed's resource version: a new one means the
 // watch delivered something, so the index is current.
 func (f *Freshness) heard(version string) {
 	f.mu.Lock()
@@ -116,23 +114,15 @@ func (f *Freshness) Staleness() time.Duration {
 	return f.now().Sub(since)
 }
 
-// followEvery is how often Follow reads the informer's resource version
+// followEvery is how often Follow reads the feed's resource version
 // and asks the API server whether it is ready.
 const followEvery = time.Second
 
-// Follow reads the resource version of the cache's APIKey informer, and
+// Follow reads the resource version the feed's watch has reached, and
 // calls ready (the API server's /readyz), every followEvery until ctx
 // ends. It runs on every replica.
-func (f *Freshness) Follow(informers cache.Informers, ready func(context.Context) error) everyReplica {
+func (f *Freshness) Follow(feed *Feed, ready func(context.Context) error) everyReplica {
 	return func(ctx context.Context) error {
-		inf, err := informers.GetInformer(ctx, &keywardenv1alpha1.APIKey{})
-		if err != nil {
-			return err
-		}
-		// An informer of several namespaces (--namespaces) has no one
-		// resource version: there a watch failure ends when the API server
-		// answers again.
-		versioned, hasVersion := inf.(interface{ LastSyncResourceVersion() string })
 		t := time.NewTicker(followEvery)
 		defer t.Stop()
 		for {
@@ -140,8 +130,12 @@ func (f *Freshness) Follow(informers cache.Informers, ready func(context.Context
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
+				// A feed of several namespaces (--namespaces) has no one
+				// resource version: there a watch failure ends when the
+				// API server answers again.
+				version, hasVersion := feed.LastSyncResourceVersion()
 				if hasVersion {
-					f.heard(versioned.LastSyncResourceVersion())
+					f.heard(version)
 				}
 				probe, cancel := context.WithTimeout(ctx, followEvery)
 				ok := ready(probe) == nil

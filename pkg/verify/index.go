@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
@@ -11,8 +10,6 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
@@ -148,6 +145,18 @@ func (ix *Index) Remove(namespace, name string) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.unlink(types.NamespacedName{Namespace: namespace, Name: name})
+}
+
+// forgetUnlisted forgets the APIKeys of the namespace (of every namespace
+// when empty) that are not listed.
+func (ix *Index) forgetUnlisted(namespace string, listed map[types.NamespacedName]bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for nn := range ix.byName {
+		if (namespace == "" || nn.Namespace == namespace) && !listed[nn] {
+			ix.unlink(nn)
+		}
+	}
 }
 
 // unlink removes the APIKey's entries; the caller holds the lock.
@@ -329,34 +338,4 @@ func (e *entry) pack() {
 		l := len(*f)
 		*f, all = all[:l], all[l:]
 	}
-}
-
-// Watch keeps the index current from the APIKey informer of the given
-// cache. The returned registration's HasSynced reports when the index holds
-// every APIKey the informer listed at start.
-func (ix *Index) Watch(ctx context.Context, informers cache.Informers) (toolscache.ResourceEventHandlerRegistration, error) {
-	inf, err := informers.GetInformer(ctx, &keywardenv1alpha1.APIKey{})
-	if err != nil {
-		return nil, err
-	}
-	return inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
-				ix.Upsert(k)
-			}
-		},
-		UpdateFunc: func(_, obj any) {
-			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
-				ix.Upsert(k)
-			}
-		},
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if k, ok := obj.(*keywardenv1alpha1.APIKey); ok {
-				ix.Remove(k.Namespace, k.Name)
-			}
-		},
-	})
 }

@@ -101,11 +101,11 @@ func (s *Server) build() (*http.Server, net.Listener, *certwatcher.CertWatcher, 
 	return srv, ln, cw, nil
 }
 
-// AddTo runs the server in mgr from the moment mgr starts, before its
-// caches sync, on every replica: a load balancer sees /readyz answer 503
+// AddTo runs the server in mgr from the moment mgr starts, before the
+// index is filled, on every replica: a load balancer sees /readyz answer 503
 // until the index is complete, not a refused connection, and a request
 // that comes early is answered 503, never NOT_FOUND. It listens at once,
-// so a taken address fails here and not after the caches synced.
+// so a taken address fails here and not once the index is complete.
 func (s *Server) AddTo(mgr manager.Manager) error {
 	srv, ln, cw, err := s.build()
 	if err != nil {

@@ -56,7 +56,7 @@ func (u *UsageRecorder) Record(namespace, name string, at time.Time) {
 // Start flushes every interval until ctx ends, then flushes once more. The
 // first flush comes at a random point of the first interval, so that
 // replicas started together do not flush together, each before the other's
-// writes reach its cache.
+// writes reach its index.
 func (u *UsageRecorder) Start(ctx context.Context) error {
 	t := time.NewTimer(rand.N(u.interval))
 	defer t.Stop()

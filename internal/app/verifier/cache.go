@@ -9,10 +9,12 @@ import (
 	"keywarden.dev/keywarden/controllers"
 )
 
-// cacheOptions are the verifier's cache: APIKeys only, in the given
-// namespaces (all when none), each trimmed to what verification reads.
-func cacheOptions(namespaces []string) cache.Options {
-	return cache.Options{DefaultTransform: TrimForVerifier, DefaultNamespaces: controllers.Namespaces(namespaces)}
+// cacheOptions are the verifier's manager cache, which holds nothing: the
+// index has its own watch of APIKeys (verify.Feed) and everything else is
+// read from the API server. A read of the cache fails rather than start an
+// informer that would hold every object of its kind.
+func cacheOptions() cache.Options {
+	return cache.Options{ReaderFailOnMissingInformer: true}
 }
 
 // TrimForVerifier keeps of an APIKey only what the verifier reads: its
@@ -20,16 +22,17 @@ func cacheOptions(namespaces []string) cache.Options {
 // before grants were recorded takes from its spec (owner, role, scopes,
 // expiry; nothing of the spec's grant once the grant is recorded), and its
 // status but the Secret's reference, of whose conditions only whether it
-// fits its class. Every replica holds one for every key, and all the rest is free
-// text a namespace editor writes (labels and annotations of up to 256 KiB
-// each, the display name, the description, the Secret's template) or
-// messages: a tenant cannot make a verifier hold more than a few hundred
-// bytes a key. What is kept is an allow-list: a field added to the API is
-// left out until the verifier needs it.
+// fits its class. A list streamed from the API server holds one for every
+// key until it ends (then the index keeps its entries alone), and all the
+// rest is free text a namespace editor writes (labels and annotations of
+// up to 256 KiB each, the display name, the description, the Secret's
+// template) or messages: a tenant cannot make a verifier hold more than a
+// few hundred bytes a key. What is kept is an allow-list: a field added to
+// the API is left out until the verifier needs it.
 func TrimForVerifier(in any) (any, error) {
 	k, ok := in.(*keywardenv1alpha1.APIKey)
 	if !ok {
-		return controllers.TrimForCache(in)
+		return in, nil
 	}
 	out := &keywardenv1alpha1.APIKey{
 		TypeMeta: k.TypeMeta,

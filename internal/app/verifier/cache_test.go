@@ -60,7 +60,7 @@ func TestTrimForVerifier(t *testing.T) {
 	}
 	check(t, raw, legacy, legacyOut.(*keywardenv1alpha1.APIKey))
 	check(t, raw, whole, got)
-	// Not an APIKey: left to the common trim.
+	// Not an APIKey: left as it is.
 	if out, err := TrimForVerifier("x"); err != nil || out != "x" {
 		t.Errorf("a value that is not an object: %v %v", out, err)
 	}

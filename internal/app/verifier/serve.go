@@ -43,8 +43,9 @@ type Serving struct {
 	// Trust is the default for the namespaces, and for the classes, that
 	// a request does not name; a request left with neither gets 400.
 	Trust verify.Trust
-	// Freshness, when set, follows whether the index is current; its
-	// WatchError must be the manager cache's watch error handler. The
+	// Namespaces are those whose APIKeys are indexed; all when empty.
+	Namespaces []string
+	// Freshness, when set, follows whether the index is current. The
 	// metric keywarden_verifier_index_staleness_seconds reports it.
 	Freshness *verify.Freshness
 	// MaxStaleness, when not zero, is how stale the index may be before
@@ -53,7 +54,8 @@ type Serving struct {
 }
 
 // AddToManager runs the verifier in the manager on every replica, whether
-// or not it is the leader: an index fed by the manager's APIKey informer,
+// or not it is the leader: an index fed by its own watch of APIKeys (the
+// manager's cache holds none),
 // the usage recorder, the handling of suspect keys and the HTTP server. It
 // returns the index.
 func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
@@ -70,12 +72,19 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 		o.Client = mgr.GetClient()
 	}
 	if o.MaxStaleness > 0 && o.Freshness == nil {
-		return nil, errors.New("a maximum staleness needs a Freshness that the cache reports watch errors to")
+		return nil, errors.New("a maximum staleness needs a Freshness to follow the index's feed")
 	}
 	index := verify.NewIndex()
 	index.OnConflict = conflictEvents(mgr)
-	reg, err := index.Watch(context.Background(), mgr.GetCache())
+	feedOpts := verify.FeedOptions{Namespaces: o.Namespaces, Transform: TrimForVerifier}
+	if o.Freshness != nil {
+		feedOpts.WatchError = o.Freshness.WatchError
+	}
+	feed, err := verify.NewFeed(mgr.GetConfig(), mgr.GetHTTPClient(), index, feedOpts)
 	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(feed); err != nil {
 		return nil, err
 	}
 	metrics, err := verify.NewMetrics(o.Registerer, index)
@@ -85,7 +94,7 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 	var staleness func() time.Duration
 	if f := o.Freshness; f != nil {
 		staleness = f.Staleness
-		if err := mgr.Add(f.Follow(mgr.GetCache(), verify.APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
+		if err := mgr.Add(f.Follow(feed, verify.APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
 			return nil, err
 		}
 		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -105,7 +114,7 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 	if err := mgr.Add(everyReplica(suspects.run)); err != nil {
 		return nil, err
 	}
-	h := &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: reg.HasSynced, Trust: o.Trust,
+	h := &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: feed.HasSynced, Trust: o.Trust,
 		Staleness: staleness, MaxStaleness: o.MaxStaleness, Suspects: suspects.add}
 	if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "keywarden_verifier_ready",
@@ -127,7 +136,7 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 // key or its hash.
 func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.NamespacedName) {
 	rec := mgr.GetEventRecorder("keywarden-verifier")
-	reader := mgr.GetClient()
+	reader := mgr.GetAPIReader() // the cache holds no APIKey
 	log := mgr.GetLogger().WithName("verifier")
 	return func(added types.NamespacedName, others []types.NamespacedName) {
 		all := append([]types.NamespacedName{added}, others...)

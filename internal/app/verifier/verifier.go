@@ -1,7 +1,8 @@
 // Package verifier assembles the verifier component (`keywarden
-// verifier`): on every replica, without leader election, an APIKey cache,
-// the key index, the verification, authz and report endpoints, the usage
-// recorder and the handling of suspect keys. It reads APIKeys, writes only
+// verifier`): on every replica, without leader election, a watch of
+// APIKeys, the key index it feeds (the only copy of the keys it keeps),
+// the verification, authz and report endpoints, the usage recorder and
+// the handling of suspect keys. It reads APIKeys, writes only
 // lastUsedAt and revocations to their status (an admission policy holds it
 // to that), and reads no Secret but its own certificate's.
 package verifier
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,21 +43,32 @@ import (
 // first certificate.
 const certWait = 5 * time.Minute
 
+// Parts are what a verifier is built with besides its options; the zero
+// value is the binary's.
+type Parts struct {
+	// Registerer receives the verifier's metrics; controller-runtime's
+	// registry (which the metrics endpoint serves) when nil.
+	Registerer prometheus.Registerer
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Client, when set, wraps the client that writes status (lastUsedAt,
+	// revocations): a test counts the writes there.
+	Client func(client.Client) client.Client
+}
+
 // New builds the verifier's manager from validated options.
-func New(ctx context.Context, cfg *rest.Config, o *Options) (ctrl.Manager, error) {
+func New(ctx context.Context, cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	trust, err := o.trust()
 	if err != nil {
 		return nil, err
 	}
 	fresh := &verify.Freshness{}
-	cacheOpts := cacheOptions(o.Namespaces.List())
-	cacheOpts.DefaultWatchErrorHandler = fresh.WatchError
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
 		Metrics:                o.Metrics.ServerOptions(),
 		HealthProbeBindAddress: "0", // the verifier's own server has /healthz and /readyz
 		PprofBindAddress:       o.PprofAddress,
-		Cache:                  cacheOpts,
+		Cache:                  cacheOptions(),
 	})
 	if err != nil {
 		return nil, err
@@ -83,9 +96,14 @@ func New(ctx context.Context, cfg *rest.Config, o *Options) (ctrl.Manager, error
 		}
 		certFile, keyFile = filepath.Join(o.CertDir, webhookcert.CertKey), filepath.Join(o.CertDir, webhookcert.PrivKeyKey)
 	}
+	var w client.Client
+	if p.Client != nil {
+		w = p.Client(mgr.GetClient())
+	}
 	_, err = AddToManager(mgr, Serving{
 		Addr: o.Address, CertFile: certFile, KeyFile: keyFile, LastUsedInterval: o.LastUsedInterval, Trust: trust,
-		Freshness: fresh, MaxStaleness: o.MaxStaleness,
+		Namespaces: o.Namespaces.List(), Freshness: fresh, MaxStaleness: o.MaxStaleness,
+		Registerer: p.Registerer, Now: p.Now, Client: w,
 	})
 	return mgr, err
 }
@@ -98,7 +116,7 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := New(ctx, cfg, o)
+	mgr, err := New(ctx, cfg, o, Parts{})
 	if err != nil {
 		return fmt.Errorf("setting up the verifier: %w", err)
 	}

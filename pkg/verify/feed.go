@@ -1,0 +1,203 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// Feed keeps an Index current with the API server's APIKeys: a reflector
+// for each namespace it follows (one for the whole cluster when none)
+// lists them, then watches them, and writes each change straight into the
+// index. The index is the only copy the process keeps: no informer cache
+// holds the objects, so each key costs its index entries and nothing of
+// what a namespace editor writes into an APIKey stays (a list streamed
+// from the API server is held until it ends, each object trimmed by
+// Transform).
+type Feed struct {
+	index      *Index
+	reflectors []*toolscache.Reflector
+	synced     []atomic.Bool
+	watchError toolscache.WatchErrorHandlerWithContext
+}
+
+// FeedOptions configure a Feed.
+type FeedOptions struct {
+	// Namespaces are those followed; all when empty.
+	Namespaces []string
+	// Transform, when set, is applied to each object of a streamed list
+	// while the list is held, before the index reads it.
+	Transform toolscache.TransformFunc
+	// WatchError, when set, is called whenever a list or watch fails
+	// (see Freshness.WatchError); it must log the error.
+	WatchError toolscache.WatchErrorHandlerWithContext
+}
+
+// NewFeed returns a feed of the index from the API server of cfg, through
+// its HTTP client.
+func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions) (*Feed, error) {
+	scheme := runtime.NewScheme()
+	if err := keywardenv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &keywardenv1alpha1.GroupVersion
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	rc, err := rest.RESTClientForConfigAndClient(c, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("a client of APIKeys: %w", err)
+	}
+	namespaces := slices.Clone(o.Namespaces)
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	f := &Feed{index: ix, synced: make([]atomic.Bool, len(namespaces))}
+	for i, ns := range namespaces {
+		lw := toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything())
+		st := &feedStore{index: ix, namespace: ns, transform: o.Transform, synced: &f.synced[i]}
+		r := toolscache.NewReflectorWithOptions(lw, &keywardenv1alpha1.APIKey{}, st, toolscache.ReflectorOptions{
+			Name: "apikeys " + ns, TypeDescription: "*v1alpha1." + keywardenv1alpha1.APIKeyKind,
+		})
+		f.reflectors = append(f.reflectors, r)
+	}
+	f.watchError = o.WatchError
+	if f.watchError == nil {
+		f.watchError = toolscache.DefaultWatchErrorHandler
+	}
+	return f, nil
+}
+
+// Start lists and watches until ctx ends. It runs on every replica.
+func (f *Feed) Start(ctx context.Context) error {
+	done := make(chan struct{}, len(f.reflectors))
+	for _, r := range f.reflectors {
+		go func() {
+			f.run(ctx, r)
+			done <- struct{}{}
+		}()
+	}
+	for range f.reflectors {
+		<-done
+	}
+	return nil
+}
+
+// run lists and watches again after each failure, which it reports, as
+// an informer does: after a pause that doubles from 800 ms up to 30 s,
+// and starts again once a watch has run for two minutes.
+func (f *Feed) run(ctx context.Context, r *toolscache.Reflector) {
+	backoff := wait.Backoff{Duration: 800 * time.Millisecond, Cap: 30 * time.Second, Steps: 40, Factor: 2, Jitter: 1}
+	_ = backoff.DelayWithReset(clock.RealClock{}, 2*time.Minute).Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+		if err := r.ListAndWatchWithContext(ctx); err != nil {
+			f.watchError(ctx, r, err)
+		}
+		return false, nil
+	})
+}
+
+// NeedLeaderElection is false: every replica indexes every key.
+func (*Feed) NeedLeaderElection() bool { return false }
+
+// HasSynced reports whether the index holds every APIKey of the first
+// list of each namespace followed.
+func (f *Feed) HasSynced() bool {
+	for i := range f.synced {
+		if !f.synced[i].Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// LastSyncResourceVersion is the resource version the watch has reached;
+// ok is false when it follows several namespaces, which have no one
+// version.
+func (f *Feed) LastSyncResourceVersion() (version string, ok bool) {
+	if len(f.reflectors) != 1 {
+		return "", false
+	}
+	return f.reflectors[0].LastSyncResourceVersion(), true
+}
+
+// feedStore is what a reflector writes to: the index, for one namespace
+// (all when empty).
+type feedStore struct {
+	index     *Index
+	namespace string
+	transform toolscache.TransformFunc
+	synced    *atomic.Bool
+}
+
+func apiKeyOf(obj any) (*keywardenv1alpha1.APIKey, error) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	k, ok := obj.(*keywardenv1alpha1.APIKey)
+	if !ok {
+		return nil, fmt.Errorf("not an APIKey: %T", obj)
+	}
+	return k, nil
+}
+
+func (s *feedStore) Add(obj any) error { return s.Update(obj) }
+
+func (s *feedStore) Update(obj any) error {
+	k, err := apiKeyOf(obj)
+	if err != nil {
+		return err
+	}
+	s.index.Upsert(k)
+	return nil
+}
+
+func (s *feedStore) Delete(obj any) error {
+	k, err := apiKeyOf(obj)
+	if err != nil {
+		return err
+	}
+	s.index.Remove(k.Namespace, k.Name)
+	return nil
+}
+
+// Replace makes the index's keys of the namespace those of the list: it
+// forgets the APIKeys the list does not have, then indexes each listed
+// one (a key whose entries did not change reports no conflict again).
+func (s *feedStore) Replace(list []any, _ string) error {
+	listed := make(map[types.NamespacedName]bool, len(list))
+	apiKeys := make([]*keywardenv1alpha1.APIKey, 0, len(list))
+	for _, obj := range list {
+		k, err := apiKeyOf(obj)
+		if err != nil {
+			return err
+		}
+		listed[types.NamespacedName{Namespace: k.Namespace, Name: k.Name}] = true
+		apiKeys = append(apiKeys, k)
+	}
+	s.index.forgetUnlisted(s.namespace, listed)
+	for _, k := range apiKeys {
+		s.index.Upsert(k)
+	}
+	s.synced.Store(true)
+	return nil
+}
+
+// Resync has nothing to do: the index holds no object to deliver again.
+func (*feedStore) Resync() error { return nil }
+
+// Transformer trims the objects of a streamed list while it is held.
+func (s *feedStore) Transformer() toolscache.TransformFunc { return s.transform }

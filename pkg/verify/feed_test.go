@@ -1,0 +1,86 @@
+package verify
+
+import (
+	"sync/atomic"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// TestFeedStore: what a reflector writes reaches the index, a list
+// replaces the keys of its own namespace only, and relisting the same
+// keys reports no conflict again.
+func TestFeedStore(t *testing.T) {
+	ix := NewIndex()
+	conflicts := 0
+	ix.OnConflict = func(types.NamespacedName, []types.NamespacedName) { conflicts++ }
+	var syncedA, syncedAll atomic.Bool
+	inA := &feedStore{index: ix, namespace: "a", synced: &syncedA}
+	everywhere := &feedStore{index: ix, synced: &syncedAll}
+	valid := func(raw string) bool { return ix.Verify(Request{Key: raw, AnyNamespace: true}, t0).Valid }
+
+	rawA1, a1 := issued(t, "a", "one", nil)
+	rawA2, a2 := issued(t, "a", "two", nil)
+	rawB, b := issued(t, "b", "one", nil)
+	if err := inA.Replace([]any{a1, a2}, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if !syncedA.Load() || syncedAll.Load() {
+		t.Fatal("a list marks its own store synced, and only that")
+	}
+	if err := everywhere.Add(b); err != nil {
+		t.Fatal(err)
+	}
+	if !valid(rawA1) || !valid(rawA2) || !valid(rawB) {
+		t.Fatal("listed and added keys must verify")
+	}
+
+	// A relist of namespace a without two: two goes, b (another
+	// namespace) stays.
+	if err := inA.Replace([]any{a1}, "2"); err != nil {
+		t.Fatal(err)
+	}
+	if !valid(rawA1) || valid(rawA2) || !valid(rawB) {
+		t.Fatalf("after a relist of a: one %v, two %v, b %v; want true, false, true", valid(rawA1), valid(rawA2), valid(rawB))
+	}
+
+	// A relist of every namespace forgets what it does not list.
+	if err := everywhere.Replace([]any{b}, "3"); err != nil {
+		t.Fatal(err)
+	}
+	if valid(rawA1) || !valid(rawB) || ix.Len() != 1 {
+		t.Fatalf("after a relist of all: a/one %v, b %v, %d indexed; want false, true, 1", valid(rawA1), valid(rawB), ix.Len())
+	}
+
+	// Deletions, also those the reflector learns of late.
+	if err := everywhere.Delete(toolscache.DeletedFinalStateUnknown{Key: "b/one", Obj: b}); err != nil {
+		t.Fatal(err)
+	}
+	if valid(rawB) || ix.Len() != 0 {
+		t.Fatal("a deleted key must stop verifying")
+	}
+
+	// Two APIKeys recording one hash: reported once, not again at each
+	// relist.
+	_, twin := issued(t, "b", "twin", nil)
+	twin.Status.KeyHash = b.Status.KeyHash
+	for range 3 {
+		if err := everywhere.Replace([]any{b, twin}, "4"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if conflicts != 1 {
+		t.Fatalf("OnConflict called %d times over three relists, want once", conflicts)
+	}
+
+	// Anything but an APIKey is refused, and changes nothing.
+	if err := everywhere.Update(&keywardenv1alpha1.APIKeyClass{}); err == nil {
+		t.Fatal("an APIKeyClass was taken for an APIKey")
+	}
+	if ix.Len() != 2 {
+		t.Fatalf("%d indexed, want 2", ix.Len())
+	}
+}
