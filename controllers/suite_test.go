@@ -12,120 +12,55 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zapcore"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
-	"keywarden.dev/keywarden/internal/keymetrics"
 	"keywarden.dev/keywarden/internal/seal"
-	"keywarden.dev/keywarden/test/harness"
 )
 
-// The suite runs the APIKey controller in a manager against a real
-// kube-apiserver and etcd, and asserts through k8sClient, a direct client
-// that does not read from the manager's cache.
+// The suite runs the controller as `keywarden controller` builds it, under
+// its own ServiceAccount, against a real kube-apiserver and etcd
+// (suite_kit_test.go starts it through test/kit), and asserts through
+// k8sClient, an administrator's client that does not read from the
+// controller's cache.
 var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
 	k8sClient client.WithWatch
 	scheme    *runtime.Scheme
-	cancel    context.CancelFunc
-	managerWG sync.WaitGroup
-	// mgrCache is the suite manager's informer cache.
+	// stopController stops the suite's controller.
+	stopController func() error
+	// mgrCache is the controller's informer cache.
 	mgrCache cache.Cache
-	// metricsRegistry holds the suite manager's key metrics.
+	// metricsRegistry holds the controller's key metrics.
 	metricsRegistry *prometheus.Registry
-	// seals is the sealing-key store of every reconciler in the suite.
+	// seals is the sealing-key store of the controller and of the
+	// reconcilers the specs drive by hand.
 	seals *seal.Store
 
-	// logs holds everything the manager logged during the suite.
+	// logs holds everything the controller logged during the suite.
 	logs syncBuffer
 	// rawKeys holds every raw key the tests read from a Secret.
 	rawKeys keySet
 )
 
-// labelUnmanaged keeps an APIKey out of the suite manager's cache, so that a
-// test can drive the reconciler pass by pass (crash simulations).
+// labelUnmanaged keeps an APIKey out of the suite controller's cache, so
+// that a test can drive the reconciler pass by pass (crash simulations).
 const labelUnmanaged = "test.keywarden.dev/unmanaged"
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Controller Suite")
 }
-
-var _ = BeforeSuite(func() {
-	ctrl.SetLogger(zap.New(zap.WriteTo(&logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel)))
-
-	var err error
-	testEnv, err = harness.NewEnvironment()
-	Expect(err).NotTo(HaveOccurred())
-	testEnv.WebhookInstallOptions.ValidatingWebhooks = []*admissionv1.ValidatingWebhookConfiguration{webhookConfig()}
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-
-	scheme = NewScheme()
-	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(harness.CreateManagerNamespace(cfg)).To(Succeed())
-	seals = &seal.Store{Client: k8sClient, Secret: types.NamespacedName{Namespace: harness.ManagerNamespace, Name: "keywarden-sealing-key"}}
-	Expect(seals.Ensure(context.Background())).To(Succeed())
-
-	cacheOpts := CacheOptions()
-	unmanaged, err := labels.Parse("!" + labelUnmanaged)
-	Expect(err).NotTo(HaveOccurred())
-	cacheOpts.ByObject[&keywardenv1alpha1.APIKey{}] = cache.ByObject{Label: unmanaged}
-	hook := testEnv.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cacheOpts,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: hook.LocalServingHost, Port: hook.LocalServingPort, CertDir: hook.LocalServingCertDir,
-		}),
-	})
-	Expect(err).NotTo(HaveOccurred())
-	mgrCache = mgr.GetCache()
-	metricsRegistry = prometheus.NewPedanticRegistry()
-	passMetrics, err := NewMetrics(metricsRegistry)
-	Expect(err).NotTo(HaveOccurred())
-	keyState := &keymetrics.Collector{PerKey: true}
-	Expect(keyState.Watch(context.Background(), mgrCache)).To(Succeed())
-	Expect(metricsRegistry.Register(keyState)).To(Succeed())
-	Expect((&APIKeyReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("keywarden"),
-		Seals:                   seals,
-		MaxConcurrentReconciles: 4,
-		Metrics:                 passMetrics,
-	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&APIKeyValidator{Client: mgr.GetClient()}).SetupWebhookWithManager(mgr)).To(Succeed())
-
-	var ctx context.Context
-	ctx, cancel = context.WithCancel(context.Background())
-	managerWG.Add(1)
-	go func() {
-		defer GinkgoRecover()
-		defer managerWG.Done()
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-})
 
 var _ = AfterSuite(func() {
 	// No raw key may appear anywhere but in its Secret: not in the
@@ -163,10 +98,9 @@ var _ = AfterSuite(func() {
 			rawKeys.len(), logs.Len(), len(newEvents.Items)+len(coreEvents.Items), len(apiKeys.Items))
 	}
 
-	if cancel != nil {
-		cancel()
+	if stopController != nil {
+		Expect(stopController()).To(Succeed())
 	}
-	managerWG.Wait()
 	if testEnv != nil {
 		Expect(testEnv.Stop()).To(Succeed())
 	}

@@ -11,35 +11,30 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/app/controller"
 	"keywarden.dev/keywarden/internal/app/verifier"
-	"keywarden.dev/keywarden/internal/seal"
-	"keywarden.dev/keywarden/test/harness"
+	"keywarden.dev/keywarden/test/kit"
 )
 
-// The suite runs the controller and the verifier in one manager against a
-// real kube-apiserver, and talks to the verifier over loopback HTTP.
+// The suite runs the controller and the verifier as their binaries build
+// them, each under its own ServiceAccount (test/kit), against a real
+// kube-apiserver, and talks to the verifier over loopback HTTP.
 var (
-	testEnv   *envtest.Environment
-	cfg       *rest.Config
-	k8sClient client.WithWatch
-	cancel    context.CancelFunc
-	done      sync.WaitGroup
+	env        *kit.Env
+	k8sClient  client.WithWatch
+	components []*kit.Running
 
 	// baseURL is the verifier's address.
 	baseURL string
 	// clockSkew is added to the verifier's clock, to show that it decides
 	// expiry by itself.
 	clockSkew atomic.Int64
-	// lastUsedWrites counts status patches by the usage recorder, per key.
+	// lastUsedWrites counts the verifier's status patches, per key.
 	lastUsedWrites sync.Map
 )
 
@@ -54,64 +49,41 @@ func TestVerifier(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	var err error
-	testEnv, err = harness.NewEnvironment()
+	env, err = kit.Start(kit.Options{})
 	Expect(err).NotTo(HaveOccurred())
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	scheme := controllers.NewScheme()
-	k8sClient, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	k8sClient = env.Client
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
+	c, err := env.StartController(nil, controller.Parts{})
+	Expect(err).NotTo(HaveOccurred())
+	components = append(components, c)
+	// The verifier's status writes, as its own account, counted.
+	own, err := client.NewWithWatch(env.As(kit.VerifierAccount), client.Options{Scheme: k8sClient.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+	counting := func(client.Client) client.Client {
+		return interceptor.NewClient(own, interceptor.Funcs{
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+				n, _ := lastUsedWrites.LoadOrStore(types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+			},
+		})
+	}
+	v, err := env.StartVerifier([]string{"--last-used-interval=" + lastUsedInterval.String()}, verifier.Parts{
+		Registerer: prometheus.NewRegistry(),
+		Client:     counting,
+		Now:        func() time.Time { return time.Now().Add(time.Duration(clockSkew.Load())) },
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(harness.CreateManagerNamespace(cfg)).To(Succeed())
-	Expect((&controllers.APIKeyReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("keywarden"),
-		Seals:     &seal.Store{Client: k8sClient, Secret: types.NamespacedName{Namespace: harness.ManagerNamespace, Name: "keywarden-sealing-key"}},
-	}).SetupWithManager(mgr)).To(Succeed())
-
-	counting := interceptor.NewClient(k8sClient, interceptor.Funcs{
-		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
-			n, _ := lastUsedWrites.LoadOrStore(types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}, new(atomic.Int64))
-			n.(*atomic.Int64).Add(1)
-			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
-		},
-	})
-	port, err := harness.FreePort()
-	Expect(err).NotTo(HaveOccurred())
-	_, err = verifier.AddToManager(mgr, verifier.Serving{
-		Addr:             "127.0.0.1:" + itoa(port),
-		LastUsedInterval: lastUsedInterval,
-		Registerer:       prometheus.NewRegistry(),
-		Client:           counting,
-		Now:              func() time.Time { return time.Now().Add(time.Duration(clockSkew.Load())) },
-	})
-	Expect(err).NotTo(HaveOccurred())
-	baseURL = "http://127.0.0.1:" + itoa(port)
-
-	var ctx context.Context
-	ctx, cancel = context.WithCancel(context.Background())
-	done.Add(1)
-	go func() {
-		defer GinkgoRecover()
-		defer done.Done()
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
+	components = append(components, v)
+	baseURL = v.URL
 	Eventually(func() (int, error) { return getStatus(baseURL + "/readyz") }, 20*time.Second).Should(Equal(200))
 })
 
 var _ = AfterSuite(func() {
-	if cancel != nil {
-		cancel()
+	for _, c := range components {
+		Expect(c.Stop()).To(Succeed())
 	}
-	done.Wait()
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
 	}
 })

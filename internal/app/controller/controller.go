@@ -72,11 +72,7 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	for rebuilding := false; ctx.Err() == nil; rebuilding = true {
-		mgr, err := New(cfg, o, Parts{Seals: seals, Metrics: passes, Direct: direct})
-		if err == nil {
-			keyState.Reset()
-			err = keyState.Watch(ctx, mgr.GetCache())
-		}
+		mgr, err := New(cfg, o, Parts{Seals: seals, Metrics: passes, KeyState: keyState, Direct: direct})
 		switch {
 		case err != nil && rebuilding:
 			// Still cut off from the API server: try again shortly.
@@ -107,9 +103,15 @@ func Run(ctx context.Context, o *Options) error {
 type Parts struct {
 	Seals   *seal.Store
 	Metrics *controllers.Metrics
+	// KeyState, when set, exports the keys' state, replayed from the
+	// cache of the manager built.
+	KeyState *keymetrics.Collector
 	// Direct reads and writes the API server without a cache: the
 	// certificates' Secrets and ConfigMap.
 	Direct client.Client
+	// ManagerOptions, when set, adjusts the manager's options before it is
+	// built: tests keep APIKeys they reconcile by hand out of its cache.
+	ManagerOptions func(*ctrl.Options)
 }
 
 // New builds the leader-elected manager: the APIKey and APIKeyClass
@@ -118,7 +120,7 @@ type Parts struct {
 func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	le := o.LeaderElection
 	namespaces := o.Namespaces.List()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mo := ctrl.Options{
 		Scheme:                        controllers.NewScheme(),
 		Metrics:                       o.Metrics.ServerOptions(),
 		HealthProbeBindAddress:        o.ProbeAddress,
@@ -135,7 +137,11 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 		// The controllers are built again when leadership is lost and
 		// regained, in the same process.
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if p.ManagerOptions != nil {
+		p.ManagerOptions(&mo)
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +158,12 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	}
 	if err := (&controllers.APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKeyClass controller: %w", err)
+	}
+	if ks := p.KeyState; ks != nil {
+		ks.Reset()
+		if err := ks.Watch(context.Background(), mgr.GetCache()); err != nil {
+			return nil, err
+		}
 	}
 	ns := options.OwnNamespace()
 	if vc := o.VerifierCert; vc.Issue {
