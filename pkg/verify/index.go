@@ -109,6 +109,11 @@ func (ix *Index) lookup(hash *[sha256.Size]byte) (e *entry, shared bool) {
 func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
 	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
 	entries := newEntries(k)
+	if len(entries) > 0 {
+		// The map's key shares the strings of the entry's answer: the
+		// object's own are not kept.
+		nn = entries[0].nn()
+	}
 	var others []types.NamespacedName
 	func() {
 		ix.mu.Lock()
