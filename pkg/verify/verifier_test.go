@@ -647,6 +647,11 @@ var _ = Describe("The verifier", func() {
 		err = as.Status().Patch(ctx, k, patch)
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "writing a key hash: %v", err)
 		Expect(err.Error()).To(ContainSubstring("keywarden-verifier-status"), "refused by the admission policy, not by RBAC")
+		// A revocation for a reused rotated-out key, of an APIKey that
+		// has none.
+		patch = client.RawPatch(types.MergePatchType, []byte(`{"status":{"revocation":{"reason":"RotatedKeyReused","message":"x","at":"2026-01-01T00:00:00Z"}}}`))
+		err = as.Status().Patch(ctx, k, patch)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "revoking for reuse a key that never rotated: %v", err)
 	})
 
 	It("serves on a replica that is not the leader", func() {

@@ -131,6 +131,7 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 		{"making a revoked key Active", "revoked", `{"status":{"phase":"Active","revokedAt":null}}`},
 		{"setting conditions", "issued", `{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KeyIssued","message":"x","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`},
 		{"a revocation of a reason the verifier never writes", "issued", `{"status":{"revocation":{"reason":"Whatever","message":"x","at":"2026-01-01T00:00:00Z"}}}`},
+		{"a reused rotated-out key's revocation of an APIKey that never rotated", "untracked", `{"status":{"revocation":{"reason":"RotatedKeyReused","message":"x","at":"2026-01-01T00:00:00Z"}}}`},
 		{"usage recorded for a key that does not track it", "untracked", `{"status":{"lastUsedAt":"2026-06-01T00:00:00Z"}}`},
 		{"usage moved back", "issued", `{"status":{"lastUsedAt":"2026-01-01T00:00:00Z"}}`},
 	} {
@@ -168,7 +169,7 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 	if e.t.Failed() {
 		return
 	}
-	e.note("stolen verifier token: 7 Secret reads and writes (the CA's key among them) and 1 APIKey edit refused by RBAC (its own serving pair read, no CA key in it); %d status writes refused by the admission policy or the CRD (chosen hash, next key, serial, role, scopes, owner, expiry, class, un-revoking, conditions, revocations altered or of another reason, usage of an untracked key or moved back); lastUsedAt and a reported key's revocation written", refused)
+	e.note("stolen verifier token: 7 Secret reads and writes (the CA's key among them) and 1 APIKey edit refused by RBAC (its own serving pair read, no CA key in it); %d status writes refused by the admission policy or the CRD (chosen hash, next key, serial, role, scopes, owner, expiry, class, un-revoking, conditions, revocations altered, of another reason or of a reused key where none rotated out, usage of an untracked key or moved back); lastUsedAt and a reported key's revocation written", refused)
 }
 
 // stolenConsoleToken: the console's own token is bound to nothing: it may
