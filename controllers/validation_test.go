@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
 
 // manifest is a valid APIKey as a user would write it; each entry breaks one
@@ -154,6 +159,43 @@ var _ = Describe("APIKey validation by the API server", func() {
 		u.SetName(strings.Repeat("n", 64))
 		err := k8sClient.Create(ctx, u)
 		Expect(err).To(MatchError(ContainSubstring(`metadata.name may be at most 63 characters: the Secret carries it as a label value`)))
+	})
+
+	// config/rbac/apikey_metadata_policy.yaml: the controller caches an
+	// APIKey's finalizers, so no one may write thousands of them.
+	It("bounds an APIKey's finalizers at 16, and lets one holding more lose them", func() {
+		foreign := func(n int) []string {
+			out := make([]string, n)
+			for i := range out {
+				out[i] = fmt.Sprintf("%s.example.com/hold-%02d-%s", strings.Repeat("d", 200), i, strings.Repeat("x", 50))
+			}
+			return out
+		}
+		u := manifest(ns)
+		u.SetFinalizers(foreign(17))
+		Expect(k8sClient.Create(ctx, u)).To(MatchError(ContainSubstring("an APIKey holds at most 16 finalizers, not 17")))
+
+		// A managed key with 15 finalizers of others: the controller's own
+		// makes 16, and the key is issued.
+		k := &keywardenv1alpha1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "held", Finalizers: foreign(15)},
+			Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "Held", Owner: "o@example.com", Role: "readonly"},
+		}
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		k = waitReady(ctx, k)
+		Expect(k.Finalizers).To(HaveLen(16))
+		Expect(k.Finalizers).To(ContainElement(keywardenv1alpha1.Finalizer))
+		k.Finalizers = append(k.Finalizers, "example.com/one-more")
+		Expect(k8sClient.Update(ctx, k)).To(MatchError(ContainSubstring("an APIKey holds at most 16 finalizers, not 17")))
+
+		// Others' finalizers go; deleted, the key is let go once they have.
+		k = getKey(ctx, k)
+		k.Finalizers = []string{keywardenv1alpha1.Finalizer}
+		Expect(k8sClient.Update(ctx, k)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &keywardenv1alpha1.APIKey{}))
+		}, 20*time.Second, 50*time.Millisecond).Should(BeTrue())
 	})
 
 	DescribeTable("refuses a forbidden change with the exact error",
