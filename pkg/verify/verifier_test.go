@@ -634,7 +634,7 @@ var _ = Describe("The verifier", func() {
 		GinkgoWriter.Printf("/readyz answered 503 %d times, verification %d times, before 200\n", notReady, early)
 	})
 
-	It("runs under the verifier's own account, which reads no Secret and may not make a key valid", func() {
+	It("runs under the verifier's own account, which reads no Secret, may not make a key valid, and reports only on APIKeys", func() {
 		// The suite's verifier is built with env.As(kit.VerifierAccount):
 		// what that account may not do, the verifier cannot do here.
 		as, err := client.New(env.As(kit.VerifierAccount), client.Options{Scheme: k8sClient.Scheme()})
@@ -652,6 +652,27 @@ var _ = Describe("The verifier", func() {
 		patch = client.RawPatch(types.MergePatchType, []byte(`{"status":{"revocation":{"reason":"RotatedKeyReused","message":"x","at":"2026-01-01T00:00:00Z"}}}`))
 		err = as.Status().Patch(ctx, k, patch)
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "revoking for reuse a key that never rotated: %v", err)
+
+		// Events: about its APIKeys, as keywarden-verifier; nothing else.
+		event := func(regarding corev1.ObjectReference, controller string) *eventsv1.Event {
+			return &eventsv1.Event{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "own-account-"},
+				EventTime:  metav1.NewMicroTime(time.Now()), Type: corev1.EventTypeWarning, Reason: "Test", Action: "Verify",
+				ReportingController: controller, ReportingInstance: "test", Regarding: regarding, Note: "a note",
+			}
+		}
+		apiKey := corev1.ObjectReference{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: keywardenv1alpha1.APIKeyKind,
+			Namespace: ns, Name: k.Name, UID: k.UID}
+		Expect(as.Create(ctx, event(apiKey, "keywarden-verifier"))).To(Succeed())
+		for what, e := range map[string]*eventsv1.Event{
+			"about a Pod":               event(corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: "web"}, "keywarden-verifier"),
+			"in another's name":         event(apiKey, "kubelet"),
+			"about another namespace's": event(corev1.ObjectReference{APIVersion: apiKey.APIVersion, Kind: apiKey.Kind, Namespace: "kube-system", Name: "x"}, "keywarden-verifier"),
+		} {
+			err := as.Create(ctx, e)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "an event %s: %v", what, err)
+			Expect(err.Error()).To(ContainSubstring("Keywarden's verifier reports only on APIKeys"), what)
+		}
 	})
 
 	It("serves on a replica that is not the leader", func() {

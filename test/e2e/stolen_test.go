@@ -11,6 +11,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,8 +33,10 @@ import (
 // hash recorded on an issued key or on one not issued yet, a key serial or
 // a rotation's next key, a widened grant (role, scopes, owner, expiry,
 // class), a cleared or altered revocation, and a revocation of another
-// reason. RBAC allows each of those writes: the policy refuses them, with
-// its message. Its own writes pass: lastUsedAt, and a revocation of a
+// reason, or of a reused key on an APIKey that never rotated; another
+// policy refuses it events about anything but an APIKey. RBAC allows each
+// of those writes: the policies refuse them, with their messages. Its own
+// writes pass: lastUsedAt, and a revocation of a
 // reported key (the rotation and leak scenarios run with this token).
 func stolenVerifierToken(e *env) {
 	ctx := context.Background()
@@ -79,6 +82,17 @@ func stolenVerifierToken(e *env) {
 	forbidden("deleting a key's Secret", stolen.CoreV1().Secrets("default").Delete(ctx, "grafana-readonly", metav1.DeleteOptions{}))
 	forbidden("editing an APIKey", c.Patch(ctx, &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "grafana-readonly"}},
 		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"role":"admin"}}`))))
+	// Events: RBAC lets it post them anywhere; the policy only about an
+	// APIKey, as keywarden-verifier.
+	mustAllow(e, stolen, authorizationv1.ResourceAttributes{Namespace: "kube-system", Verb: "create", Group: "events.k8s.io", Resource: "events"})
+	_, err = stolen.EventsV1().Events("kube-system").Create(ctx, &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "forged-"}, EventTime: metav1.NewMicroTime(time.Now()),
+		Type: corev1.EventTypeWarning, Reason: "NodeCompromised", Action: "Drain", ReportingController: "kubelet", ReportingInstance: "node-1",
+		Regarding: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: "node-1"}, Note: "drain this node now",
+	}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "Keywarden's verifier reports only on APIKeys") {
+		e.t.Errorf("an event about a Node in the kubelet's name with the verifier's token: want the admission policy's refusal, got %v", err)
+	}
 
 	// Status writes: a key of the attacker's choosing, made valid.
 	chosen, err := keys.Generate(keys.DefaultPrefix)
@@ -169,7 +183,7 @@ spec: {displayName: Revoked, owner: alice@example.com, role: readonly}
 	if e.t.Failed() {
 		return
 	}
-	e.note("stolen verifier token: 7 Secret reads and writes (the CA's key among them) and 1 APIKey edit refused by RBAC (its own serving pair read, no CA key in it); %d status writes refused by the admission policy or the CRD (chosen hash, next key, serial, role, scopes, owner, expiry, class, un-revoking, conditions, revocations altered, of another reason or of a reused key where none rotated out, usage of an untracked key or moved back); lastUsedAt and a reported key's revocation written", refused)
+	e.note("stolen verifier token: 7 Secret reads and writes (the CA's key among them) and 1 APIKey edit refused by RBAC (its own serving pair read, no CA key in it); an event about a Node refused by the admission policy; %d status writes refused by the admission policy or the CRD (chosen hash, next key, serial, role, scopes, owner, expiry, class, un-revoking, conditions, revocations altered, of another reason or of a reused key where none rotated out, usage of an untracked key or moved back); lastUsedAt and a reported key's revocation written", refused)
 }
 
 // stolenConsoleToken: the console's own token is bound to nothing: it may
