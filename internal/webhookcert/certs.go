@@ -122,7 +122,23 @@ func generateWith(names []string, now time.Time, caValidity, validity time.Durat
 		NotAfter:              now.Add(caValidity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		// The CA signs one certificate, for these names: whoever takes its
+		// key (from the controller's Secret) can sign nothing a client
+		// that trusts it would accept for another name, nor another CA.
+		PermittedDNSDomainsCritical: true,
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			bits := 8 * len(ip.To16())
+			if ip4 := ip.To4(); ip4 != nil {
+				ip, bits = ip4, 32
+			}
+			caTmpl.PermittedIPRanges = append(caTmpl.PermittedIPRanges, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+		} else {
+			caTmpl.PermittedDNSDomains = append(caTmpl.PermittedDNSDomains, n)
+		}
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {

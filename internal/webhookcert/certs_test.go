@@ -1,6 +1,12 @@
 package webhookcert
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +94,82 @@ func TestTimingCheck(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestCAIsConstrainedToItsNames: the CA's key, taken, signs nothing a
+// client that trusts the CA accepts for another name, nor a CA below it.
+func TestCAIsConstrainedToItsNames(t *testing.T) {
+	names := []string{"keywarden-verifier.keywarden-system.svc", "127.0.0.1"}
+	b, err := generate(names, t0, 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caBlock, _ := pem.Decode(b.caCert)
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBlock, _ := pem.Decode(b.caKey)
+	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	// sign issues a certificate from parent, signed with its key.
+	sign := func(parent *x509.Certificate, parentKey *ecdsa.PrivateKey, dns []string, ips []net.IP, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+		t.Helper()
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: serial(), NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour),
+			DNSNames: dns, IPAddresses: ips, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			IsCA: isCA, BasicConstraintsValid: isCA}
+		if isCA {
+			tmpl.KeyUsage = x509.KeyUsageCertSign
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, key
+	}
+	verify := func(c *x509.Certificate, name string, intermediates ...*x509.Certificate) error {
+		pool := x509.NewCertPool()
+		for _, i := range intermediates {
+			pool.AddCert(i)
+		}
+		_, err := c.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: pool, CurrentTime: t0})
+		return err
+	}
+	own, _ := sign(ca, caKey, []string{names[0]}, nil, false)
+	if err := verify(own, names[0]); err != nil {
+		t.Errorf("a certificate for the CA's own name: %v", err)
+	}
+	ownIP, _ := sign(ca, caKey, nil, []net.IP{net.ParseIP("127.0.0.1")}, false)
+	if err := verify(ownIP, "127.0.0.1"); err != nil {
+		t.Errorf("a certificate for the CA's own address: %v", err)
+	}
+	for _, name := range []string{"kubernetes.default.svc", "bank.example.com", "svc"} {
+		c, _ := sign(ca, caKey, []string{name}, nil, false)
+		if err := verify(c, name); err == nil {
+			t.Errorf("a certificate the CA's key signed for %s verifies", name)
+		}
+	}
+	other, _ := sign(ca, caKey, nil, []net.IP{net.ParseIP("10.0.0.1")}, false)
+	if err := verify(other, "10.0.0.1"); err == nil {
+		t.Error("a certificate the CA's key signed for 10.0.0.1 verifies")
+	}
+	// A CA below it, issuing for the CA's own name: refused all the same.
+	sub, subKey := sign(ca, caKey, nil, nil, true)
+	leaf, _ := sign(sub, subKey, []string{names[0]}, nil, false)
+	if err := verify(leaf, names[0], sub); err == nil {
+		t.Error("a certificate from a CA the CA's key signed verifies")
 	}
 }
