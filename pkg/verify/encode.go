@@ -82,6 +82,7 @@ func (r *VerifyResponse) appendJSON(b []byte) []byte {
 		b = r.ValidUntil.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"')
 	}
+	field("error", r.Error)
 	return append(b, "}\n"...)
 }
 

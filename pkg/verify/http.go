@@ -134,27 +134,77 @@ func List(v string) []string {
 	return out
 }
 
-// anyNamespaceMessage answers a request that names "*" as a namespace.
+// anyNamespaceMessage refuses a request that names "*" as a namespace.
 const anyNamespaceMessage = `"*" is not a namespace: trusting the keys of every namespace is the verifier's setting (--verifier-trusted-namespaces=*), not a request's`
 
+// The refusals of a request that names a namespace or class beyond the
+// verifier's default.
+const (
+	outsideNamespacesMessage = "the request names a namespace outside the verifier's trusted namespaces (--verifier-trusted-namespaces): a request may narrow them, never widen them"
+	outsideClassesMessage    = "the request names a class outside the verifier's trusted classes (--verifier-trusted-classes): a request may narrow them, never widen them"
+)
+
+// refusal is a request refused whatever its key: it asks for keys the
+// verifier does not trust. Its code is the one a key outside what the
+// request may ask for gets.
+type refusal struct {
+	code Code
+	why  string
+}
+
 // trusting completes req with the handler's default trust for what it
-// does not name, and says what is wrong with it if anything.
-func (h *Handler) trusting(req *Request) (problem string) {
-	if slices.Contains(req.Namespaces, "*") || slices.Contains(req.Classes, "*") {
-		return anyNamespaceMessage
+// does not name. A request may narrow the default, never widen it: one
+// that names a namespace or class outside the default, or "*", is refused
+// whatever its key (a client that can add to a proxy's check URL must not
+// make its own namespace trusted). problem is what makes a request
+// unanswerable: it says whose keys it accepts nowhere, and the verifier
+// has no default (the operator's to fix).
+func (h *Handler) trusting(req *Request) (problem string, refused *refusal) {
+	switch {
+	case slices.Contains(req.Namespaces, "*"):
+		return "", &refusal{CodeWrongNamespace, anyNamespaceMessage}
+	case slices.Contains(req.Classes, "*"):
+		return "", &refusal{CodeWrongClass, anyNamespaceMessage}
 	}
 	// The defaults apply to each dimension the request does not name: a
 	// request that narrows by class stays within the default namespaces.
-	if len(req.Namespaces) == 0 {
-		req.Namespaces, req.AnyNamespace = h.Trust.Namespaces, h.Trust.AnyNamespace
+	t := h.Trust
+	switch {
+	case len(req.Namespaces) == 0:
+		req.Namespaces, req.AnyNamespace = t.Namespaces, t.AnyNamespace
+	case !t.AnyNamespace && len(t.Namespaces) > 0 && !subset(req.Namespaces, t.Namespaces):
+		return "", &refusal{CodeWrongNamespace, outsideNamespacesMessage}
 	}
-	if len(req.Classes) == 0 {
-		req.Classes = h.Trust.Classes
+	switch {
+	case len(req.Classes) == 0:
+		req.Classes = t.Classes
+	case len(t.Classes) > 0 && !subset(req.Classes, t.Classes):
+		return "", &refusal{CodeWrongClass, outsideClassesMessage}
 	}
 	if !req.Trusts() {
-		return noTrustMessage
+		return noTrustMessage, nil
 	}
-	return ""
+	return "", nil
+}
+
+// subset reports whether every one of some is among all.
+func subset(some, all []string) bool {
+	for _, s := range some {
+		if !slices.Contains(all, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse answers a refused request: as a key the request may not accept
+// (the verify endpoint's 200 with valid false, authz's 403), with why.
+func (h *Handler) refuse(w http.ResponseWriter, endpoint string, status int, r *refusal) {
+	if h.Metrics != nil {
+		h.Metrics.observe(endpoint, r.code, 0)
+	}
+	w.Header().Set("X-Keywarden-Code", string(r.code))
+	writeAnswer(w, status, &VerifyResponse{Code: r.code, Error: r.why})
 }
 
 // notReadyMessage is the answer before the index is complete.
@@ -240,6 +290,9 @@ type VerifyResponse struct {
 	// ValidUntil: tell its holder to pick up the current key.
 	Previous   bool       `json:"previous,omitempty"`
 	ValidUntil *time.Time `json:"validUntil,omitempty"`
+	// Error says why a request was refused whatever its key (it asked
+	// for keys the verifier does not trust, or presented two keys).
+	Error string `json:"error,omitempty"`
 }
 
 type errorResponse struct {
@@ -262,8 +315,13 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vreq := req.request()
-	if problem := h.trusting(&vreq); problem != "" {
+	problem, refused := h.trusting(&vreq)
+	switch {
+	case problem != "":
 		h.fail(w, "verify", http.StatusBadRequest, errorResponse{problem})
+		return
+	case refused != nil:
+		h.refuse(w, "verify", http.StatusOK, refused)
 		return
 	}
 	if ok, why := h.Answering(); !ok {
@@ -299,27 +357,47 @@ func decodeError(err error) string {
 	return "the body is not a valid request"
 }
 
+// serveAuthz answers a reverse proxy's check. What a client can change
+// (its headers, and what a proxy lets it add to the check's query) is
+// answered 401 or 403 with its code, as a refused key is: a proxy passes
+// those on, while it takes any other answer for a failure of the check
+// itself (nginx's auth_request answers 500). 400 is for what only the
+// operator can fix: a check that says whose keys it accepts nowhere.
 func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key, ambiguous := presentedKey(r)
 	if ambiguous != "" {
-		h.fail(w, "authz", http.StatusBadRequest, errorResponse{ambiguous})
+		if h.Metrics != nil {
+			h.Metrics.observe("authz", CodeMalformed, 0)
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keywarden", error="invalid_request"`)
+		w.Header().Set("X-Keywarden-Code", string(CodeMalformed))
+		writeAnswer(w, http.StatusUnauthorized, &VerifyResponse{Code: CodeMalformed, Error: ambiguous})
 		return
 	}
-	if len(q["namespace"]) > 1 || len(q["class"]) > 1 {
-		// A proxy that builds the query from a prefix and the client's
-		// own path would let the client add one: name several as a
-		// comma-separated list instead.
-		h.fail(w, "authz", http.StatusBadRequest, errorResponse{repeatedTrustMessage})
+	// A proxy that builds the query from a prefix and the client's own
+	// path would let the client add a namespace or a class: each may
+	// appear once (several as a comma-separated list).
+	if len(q["namespace"]) > 1 {
+		h.refuse(w, "authz", http.StatusForbidden, &refusal{CodeWrongNamespace, repeatedTrustMessage})
+		return
+	}
+	if len(q["class"]) > 1 {
+		h.refuse(w, "authz", http.StatusForbidden, &refusal{CodeWrongClass, repeatedTrustMessage})
 		return
 	}
 	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: List(q.Get("namespace")), Classes: List(q.Get("class"))}
-	if problem := h.trusting(&req); problem != "" {
+	problem, refused := h.trusting(&req)
+	if problem != "" {
 		h.fail(w, "authz", http.StatusBadRequest, errorResponse{problem})
 		return
 	}
 	if req.Key == "" {
 		unauthorized(w, "")
+		return
+	}
+	if refused != nil {
+		h.refuse(w, "authz", http.StatusForbidden, refused)
 		return
 	}
 	if ok, why := h.Answering(); !ok {

@@ -159,9 +159,9 @@ func TestAuthzRefusesMoreThanOneKey(t *testing.T) {
 		hdr    http.Header
 		status int
 	}{
-		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + f.valid, "Bearer " + f.revoked}}, 400},
-		{"two X-API-Key headers", http.Header{"X-Api-Key": {f.revoked, f.valid}}, 400},
-		{"Authorization and X-API-Key with different keys", http.Header{"Authorization": {"Bearer " + f.revoked}, "X-Api-Key": {f.valid}}, 400},
+		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + f.valid, "Bearer " + f.revoked}}, 401},
+		{"two X-API-Key headers", http.Header{"X-Api-Key": {f.revoked, f.valid}}, 401},
+		{"Authorization and X-API-Key with different keys", http.Header{"Authorization": {"Bearer " + f.revoked}, "X-Api-Key": {f.valid}}, 401},
 		{"Authorization and X-API-Key with the same key", http.Header{"Authorization": {"Bearer " + f.valid}, "X-Api-Key": {f.valid}}, 200},
 		{"Basic auth beside X-API-Key", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}, "X-Api-Key": {f.valid}}, 200},
 	} {
@@ -173,8 +173,11 @@ func TestAuthzRefusesMoreThanOneKey(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
-			if tc.status == 400 {
-				if rec.Header().Get("X-Keywarden-Owner") != "" || !strings.Contains(rec.Body.String(), "present one key") {
+			if tc.status == 401 {
+				// Two keys are the client's doing: a proxy passes a 401
+				// on, where a 400 would be its own failure (nginx: 500).
+				if rec.Header().Get("X-Keywarden-Owner") != "" || !strings.Contains(rec.Body.String(), "present one key") ||
+					rec.Header().Get("X-Keywarden-Code") != string(CodeMalformed) {
 					t.Errorf("answer %q: want the reason and nothing of any key", rec.Body)
 				}
 				for _, raw := range []string{f.valid, f.revoked} {
@@ -355,7 +358,8 @@ func TestTrustOverHTTP(t *testing.T) {
 	})
 	ix.Upsert(m)
 
-	const noTrust, anyNS = "400: say whose keys", "400: *"
+	const noTrust = "400: say whose keys"
+	wrongNS, wrongClass := string(CodeWrongNamespace), string(CodeWrongClass)
 	tests := []struct {
 		name  string
 		trust Trust
@@ -373,11 +377,21 @@ func TestTrustOverHTTP(t *testing.T) {
 		{"no default, a class: the minted key has none", Trust{}, url.Values{"class": {"payments"}}, minted, string(CodeWrongClass)},
 		{"no default, a class", Trust{}, url.Values{"class": {"payments"}}, shop, "valid"},
 		{"no default, a class and another namespace", Trust{}, url.Values{"class": {"payments"}, "namespace": {"billing"}}, shop, string(CodeWrongNamespace)},
-		{"no default, \"*\" is not a namespace", Trust{}, url.Values{"namespace": {"*"}}, shop, anyNS},
-		{"no default, \"*\" is not a class", Trust{}, url.Values{"class": {"*"}}, shop, anyNS},
+		{"no default, \"*\" is not a namespace", Trust{}, url.Values{"namespace": {"*"}}, shop, wrongNS + ": is not a namespace: trusting the keys of every namespace"},
+		{"no default, \"*\" is not a class", Trust{}, url.Values{"class": {"*"}}, shop, wrongClass + ": is not a namespace: trusting the keys of every namespace"},
 		{"default namespaces", Trust{Namespaces: []string{"shop"}}, nil, shop, "valid"},
 		{"default namespaces: the minted key", Trust{Namespaces: []string{"shop"}}, nil, minted, string(CodeWrongNamespace)},
-		{"default namespaces, the request names its own", Trust{Namespaces: []string{"shop"}}, url.Values{"namespace": {"sandbox"}}, minted, "valid"},
+		// A request narrows the default, never widens it: the client that
+		// adds its own namespace to a proxy's check is refused, with any key.
+		{"default namespaces, the request names its own", Trust{Namespaces: []string{"shop"}}, url.Values{"namespace": {"sandbox"}}, minted, wrongNS + ": outside the verifier's trusted namespaces"},
+		{"default namespaces, the request names its own: a real key", Trust{Namespaces: []string{"shop"}}, url.Values{"namespace": {"sandbox"}}, shop, wrongNS + ": outside the verifier's trusted namespaces"},
+		{"default namespaces, the request adds its own to one of them", Trust{Namespaces: []string{"shop"}}, url.Values{"namespace": {"shop,sandbox"}}, minted, wrongNS + ": outside the verifier's trusted namespaces"},
+		{"default namespaces, the request narrows them", Trust{Namespaces: []string{"billing", "shop"}}, url.Values{"namespace": {"shop"}}, shop, "valid"},
+		{"default namespaces, the request narrows them: the minted key", Trust{Namespaces: []string{"sandbox", "shop"}}, url.Values{"namespace": {"shop"}}, minted, wrongNS},
+		{"default classes, the request names another", Trust{Classes: []string{"payments"}}, url.Values{"class": {"sandbox"}}, minted, wrongClass + ": outside the verifier's trusted classes"},
+		{"default classes, the request names the same", Trust{Classes: []string{"payments"}}, url.Values{"class": {"payments"}}, shop, "valid"},
+		{"default namespaces and classes, the request names another class", Trust{Namespaces: []string{"shop"}, Classes: []string{"payments"}}, url.Values{"class": {"other"}}, shop, wrongClass + ": outside the verifier's trusted classes"},
+		{"default namespaces and classes, the request narrows both", Trust{Namespaces: []string{"shop", "billing"}, Classes: []string{"payments", "other"}}, url.Values{"namespace": {"shop"}, "class": {"payments"}}, shop, "valid"},
 		{"default classes: the minted key", Trust{Classes: []string{"payments"}}, nil, minted, string(CodeWrongClass)},
 		{"default classes", Trust{Classes: []string{"payments"}}, nil, shop, "valid"},
 		{"every namespace, set on the verifier", Trust{AnyNamespace: true}, nil, minted, "valid"},
@@ -431,11 +445,13 @@ func TestTrustOverHTTP(t *testing.T) {
 					t.Errorf("the answer does not name the class: body %q, header %q", got.Class, arec.Header().Get("X-Keywarden-Class"))
 				}
 			default:
-				if rec.Code != 200 || got.Valid || string(got.Code) != tt.want || got.Owner != "" {
-					t.Errorf("verify: %d %s, want code %s", rec.Code, rec.Body, tt.want)
+				code, why, _ := strings.Cut(tt.want, ": ")
+				if rec.Code != 200 || got.Valid || string(got.Code) != code || got.Owner != "" || !strings.Contains(got.Error, why) {
+					t.Errorf("verify: %d %s, want code %s saying %q", rec.Code, rec.Body, code, why)
 				}
-				if arec.Code != 403 || arec.Header().Get("X-Keywarden-Code") != tt.want || arec.Header().Get("X-Keywarden-Owner") != "" {
-					t.Errorf("authz: %d code %q, want 403 %s", arec.Code, arec.Header().Get("X-Keywarden-Code"), tt.want)
+				if arec.Code != 403 || arec.Header().Get("X-Keywarden-Code") != code || arec.Header().Get("X-Keywarden-Owner") != "" ||
+					!strings.Contains(arec.Body.String(), why) {
+					t.Errorf("authz: %d code %q %s, want 403 %s saying %q", arec.Code, arec.Header().Get("X-Keywarden-Code"), arec.Body, code, why)
 				}
 			}
 		})
@@ -444,13 +460,19 @@ func TestTrustOverHTTP(t *testing.T) {
 
 // TestAuthzTakesEachTrustParameterOnce: a proxy that builds the check's
 // query from a prefix of its own and the client's path lets the client
-// append a namespace; a repeated namespace or class is refused.
+// append a namespace; a repeated namespace or class is refused, as a key
+// the check does not accept is (403 with its code: a proxy passes it on).
 func TestAuthzTakesEachTrustParameterOnce(t *testing.T) {
 	f := newFixture(t)
-	for _, q := range []string{"namespace=shop&namespace=sandbox", "class=a&class=b", "namespace=shop&_=/x&namespace=sandbox"} {
+	for q, code := range map[string]Code{
+		"namespace=shop&namespace=sandbox":      CodeWrongNamespace,
+		"class=a&class=b":                       CodeWrongClass,
+		"namespace=shop&_=/x&namespace=sandbox": CodeWrongNamespace,
+	} {
 		rec := f.do("GET", "/v1/authz?"+q, "", map[string]string{"X-API-Key": f.valid})
-		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "comma-separated") {
-			t.Errorf("%s: %d %s, want 400", q, rec.Code, rec.Body)
+		if rec.Code != http.StatusForbidden || rec.Header().Get("X-Keywarden-Code") != string(code) ||
+			!strings.Contains(rec.Body.String(), "comma-separated") || rec.Header().Get("X-Keywarden-Owner") != "" {
+			t.Errorf("%s: %d %q %s, want 403 %s", q, rec.Code, rec.Header().Get("X-Keywarden-Code"), rec.Body, code)
 		}
 	}
 }
