@@ -76,7 +76,7 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 
 .PHONY: test-e2e
 test-e2e: build controlplane ## Run the end-to-end scenarios: the components as processes, kubectl, HTTP.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" NGINX="$$(hack/nginx.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
 
 .PHONY: bench
 bench: build controlplane ## Run the benchmarks (docs/benchmarks.md); each prints its ratio against a baseline measured in the same run.

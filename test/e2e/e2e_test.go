@@ -123,6 +123,7 @@ func TestE2E(t *testing.T) {
 		{"stolen verifier token", stolenVerifierToken},
 		{"stolen console token", stolenConsoleToken},
 		{"no tenant inflates a component", inflation},
+		{"behind NGINX", behindNginx},
 		{"secured metrics", securedMetrics},
 		{"certificate renewal", certRenewal},
 		{"upgrade from one process", upgradeFromOneProcess},
