@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,10 +48,17 @@ type Handler struct {
 	// Usage, when set, records the use of keys that opted in.
 	Usage *UsageRecorder
 	// Suspects, when set, is handed the keys that may be in the wrong
-	// hands: a key reported as leaked that verifies, and a rotated-out key
-	// used after its grace (at most once a minute for each key, as the
-	// rejection is logged). It must not block.
+	// hands: a rotated-out key used after its grace (at most once a minute
+	// for each key, as the rejection is logged), and a key reported as
+	// leaked that verifies when Report is nil. It must not block.
 	Suspects func(Suspect)
+	// Report, when set, stores the revocation of a reported key's APIKey
+	// before the report is answered, within the report budget; an error
+	// answers 503 with Retry-After.
+	Report func(context.Context, Suspect) error
+	// ReportBudget is how long every report's answer takes, and how long
+	// Report may take within it: DefaultReportBudget when zero.
+	ReportBudget time.Duration
 
 	reportLimits sourceLimits
 	// Metrics, when set, counts verifications.
@@ -532,7 +540,7 @@ func NewMetrics(reg prometheus.Registerer, ix *Index) (*Metrics, error) {
 		}, []string{"endpoint"}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keywarden_key_reports_total",
-			Help: "Keys reported as leaked to POST /v1/keys/report, by result: revoked (a key that verified) or ignored.",
+			Help: "Keys reported as leaked to POST /v1/keys/report, by result: revoked (a key that verified, its revocation stored), failed (not stored: answered 503) or ignored.",
 		}, []string{"result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keywarden_verifier_errors_total",

@@ -2,12 +2,15 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +45,8 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 1})
-	h := &Handler{Index: ix, Metrics: m, Log: log, Now: func() time.Time { return t0 }, Trust: Trust{Namespaces: []string{"shop"}}}
+	h := &Handler{Index: ix, Metrics: m, Log: log, Now: func() time.Time { return t0 }, Trust: Trust{Namespaces: []string{"shop"}},
+		ReportBudget: 20 * time.Millisecond}
 	return &fixture{h: h, valid: valid, revoked: revoked, logs: logs, reg: reg}
 }
 
@@ -525,17 +529,31 @@ func TestRotatedKeyUseIsReportedOnceAMinute(t *testing.T) {
 	}
 }
 
-// POST /v1/keys/report: a key that verifies is queued for revocation; any
-// other body that is well formed gets the very same answer and changes
-// nothing; the endpoint is rate-limited and never logs the key.
+// POST /v1/keys/report: a key that verifies has its revocation stored
+// before the answer; any other body that is well formed gets the very same
+// answer and changes nothing; the endpoint is rate-limited and never logs
+// the key.
 func TestReport(t *testing.T) {
 	f := newFixture(t)
-	queued := make(chan string, 10)
-	f.h.Suspects = func(k Suspect) {
+	var mu sync.Mutex
+	var stored []string
+	f.h.Report = func(ctx context.Context, k Suspect) error {
 		if !k.Reported || k.KeyHash != keys.Hash(f.valid) {
 			t.Errorf("suspect %+v, want the reported key", k)
 		}
-		queued <- k.APIKey.String() + " " + k.KeyPrefix
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("the write has no deadline")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		stored = append(stored, k.APIKey.String()+" "+k.KeyPrefix)
+		return nil
+	}
+	f.h.Suspects = func(k Suspect) { t.Errorf("a report queued for later: %+v", k) }
+	storedNow := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(stored)
 	}
 	unknown, _ := issued(t, "shop", "never-indexed", nil)
 	malformed := f.valid[:len(f.valid)-1] + flip(f.valid[len(f.valid)-1])
@@ -550,9 +568,14 @@ func TestReport(t *testing.T) {
 
 	var answers []string
 	for _, key := range []string{unknown, malformed, f.revoked, "not a key at all", f.valid} {
+		start := time.Now()
 		rec := report(`{"key":"` + key + `"}`)
 		if rec.Code != http.StatusAccepted {
 			t.Fatalf("report: %d %s, want 202", rec.Code, rec.Body.String())
+		}
+		// Found or not, written or not, every answer takes the budget.
+		if took := time.Since(start); took < f.h.ReportBudget {
+			t.Errorf("a report answered in %s, under the budget of %s: its time tells whether a key exists", took, f.h.ReportBudget)
 		}
 		answers = append(answers, rec.Header().Get("Content-Type")+" "+rec.Body.String())
 	}
@@ -561,22 +584,29 @@ func TestReport(t *testing.T) {
 			t.Fatalf("answers differ: %q and %q: the endpoint tells whether a key exists", answers[0], a)
 		}
 	}
-	select {
-	case got := <-queued:
-		if want := "shop/checkout " + keys.DisplayPrefix(f.valid); got != want {
-			t.Fatalf("queued %q, want %q", got, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the valid key was not queued for revocation")
-	}
-	select {
-	case got := <-queued:
-		t.Fatalf("queued %q too: only a key that verifies revokes", got)
-	case <-time.After(100 * time.Millisecond):
+	// The 202 came after the write: nothing is left to wait for.
+	if got, want := storedNow(), []string{"shop/checkout " + keys.DisplayPrefix(f.valid)}; !slices.Equal(got, want) {
+		t.Fatalf("stored before the answers %q, want %q: only a key that verifies revokes, and before its 202", got, want)
 	}
 	if got := testutil.ToFloat64(f.h.Metrics.reports.WithLabelValues("ignored")); got != 4 {
 		t.Errorf("ignored reports counted %v, want 4", got)
 	}
+
+	// A revocation that cannot be stored is not answered 202: the
+	// reporter is told to try again, in the same time.
+	f.h.Report = func(context.Context, Suspect) error { return errors.New("the API server is unreachable") }
+	start := time.Now()
+	rec := report(`{"key":"` + f.valid + `"}`)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), f.valid) {
+		t.Errorf("a report not stored: %d Retry-After %q %s, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if took := time.Since(start); took < f.h.ReportBudget {
+		t.Errorf("a report not stored answered in %s, under the budget", took)
+	}
+	if got := testutil.ToFloat64(f.h.Metrics.reports.WithLabelValues("failed")); got != 1 {
+		t.Errorf("failed reports counted %v, want 1", got)
+	}
+	f.h.Report = func(context.Context, Suspect) error { return nil }
 
 	for _, bad := range []string{`{"key":`, `{"credential":"x"}`, `{}`, `{"key":"a"}{"key":"b"}`} {
 		if rec := report(bad); rec.Code != http.StatusBadRequest {

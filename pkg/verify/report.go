@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,9 +22,12 @@ import (
 // revocation API takes tokens found in public: holding the key is the
 // proof. A key that verifies now (the current key of an APIKey, a
 // rotation's next key, or a previous key in its grace) revokes its APIKey,
-// irreversibly; any other key, well-formed or not, changes nothing. Every
-// well-formed report gets the same 202, given before the revocation is
-// written, so the answer does not say whether the key existed.
+// irreversibly; any other key, well-formed or not, changes nothing. A 202
+// means the revocation is stored (Handler.Report writes it before the
+// answer); when it cannot be, the answer is 503 with Retry-After, and the
+// reporter tries again. Every answer takes the same time, the report
+// budget, found or not, so that neither its content nor its timing says
+// whether the key existed.
 
 // reportRequest is the JSON body of POST /v1/keys/report.
 type reportRequest struct {
@@ -46,6 +50,10 @@ type Suspect struct {
 	// was used.
 	Reported bool
 }
+
+// DefaultReportBudget is how long a report's answer takes, and how long
+// the revocation's write may take within it.
+const DefaultReportBudget = 2 * time.Second
 
 // ReportRate and ReportBurst bound the reports one source (the client's
 // address) may make. A report costs a lookup, as a verification does; only
@@ -108,7 +116,15 @@ func source(r *http.Request) string {
 	return host
 }
 
+func (h *Handler) reportBudget() time.Duration {
+	if h.ReportBudget > 0 {
+		return h.ReportBudget
+	}
+	return DefaultReportBudget
+}
+
 func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		h.fail(w, "report", http.StatusMethodNotAllowed, errorResponse{"use POST"})
@@ -144,13 +160,42 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, "report", why)
 		return
 	}
+	budget := h.reportBudget()
 	res := h.Index.Verify(Request{Key: req.Key, AnyNamespace: true}, h.now())
-	if h.Metrics != nil {
-		h.Metrics.reports.WithLabelValues(reportResult(res)).Inc()
+	var stored error
+	if res.Valid {
+		s := Suspect{APIKey: types.NamespacedName{Namespace: res.Namespace, Name: res.Name},
+			KeyHash: keys.Hash(req.Key), KeyPrefix: res.KeyPrefix, Reported: true}
+		switch {
+		case h.Report != nil:
+			// The write goes on if the reporter hangs up: it was
+			// told nothing yet, and will report again.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), budget-time.Since(start))
+			stored = h.Report(ctx, s)
+			cancel()
+		case h.Suspects != nil:
+			h.Suspects(s)
+		}
 	}
-	if res.Valid && h.Suspects != nil {
-		h.Suspects(Suspect{APIKey: types.NamespacedName{Namespace: res.Namespace, Name: res.Name},
-			KeyHash: keys.Hash(req.Key), KeyPrefix: res.KeyPrefix, Reported: true})
+	if h.Metrics != nil {
+		h.Metrics.reports.WithLabelValues(reportResult(res, stored)).Inc()
+	}
+	// Every answer takes the budget, whether a write was made or not.
+	if wait := budget - time.Since(start); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if stored != nil {
+		h.Log.Error(stored, "A reported key's revocation could not be stored; answered 503 for the reporter to try again",
+			"apiKey", res.Namespace+"/"+res.Name, "keyPrefix", res.KeyPrefix)
+		w.Header().Set("Retry-After", strconv.Itoa(reportRetryAfter))
+		h.fail(w, "report", http.StatusServiceUnavailable, errorResponse{"the report could not be recorded now; send it again"})
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -158,11 +203,18 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, reportAnswer)
 }
 
+// reportRetryAfter is the Retry-After, in seconds, of a report whose
+// revocation could not be stored.
+const reportRetryAfter = 5
+
 // reportResult is the metric's label of a report: whether it named a key
-// that verifies, never which.
-func reportResult(res Result) string {
-	if res.Valid {
-		return "revoked"
+// that verifies (and its revocation was stored), never which.
+func reportResult(res Result, stored error) string {
+	switch {
+	case !res.Valid:
+		return "ignored"
+	case stored != nil:
+		return "failed"
 	}
-	return "ignored"
+	return "revoked"
 }

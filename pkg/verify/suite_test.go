@@ -68,7 +68,7 @@ var _ = BeforeSuite(func() {
 			},
 		})
 	}
-	v, err := env.StartVerifier([]string{"--last-used-interval=" + lastUsedInterval.String()}, verifier.Parts{
+	v, err := env.StartVerifier([]string{"--last-used-interval=" + lastUsedInterval.String(), "--verifier-report-budget=200ms"}, verifier.Parts{
 		Registerer: prometheus.NewRegistry(),
 		Client:     counting,
 		Now:        func() time.Time { return time.Now().Add(time.Duration(clockSkew.Load())) },

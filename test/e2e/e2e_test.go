@@ -124,6 +124,7 @@ func TestE2E(t *testing.T) {
 		{"stolen console token", stolenConsoleToken},
 		{"no tenant inflates a component", inflation},
 		{"behind NGINX", behindNginx},
+		{"a report through a crash", reportThroughACrash},
 		{"secured metrics", securedMetrics},
 		{"certificate renewal", certRenewal},
 		{"upgrade from one process", upgradeFromOneProcess},

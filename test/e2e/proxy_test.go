@@ -216,3 +216,50 @@ func freeAddr() (string, error) {
 	}
 	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
+
+// reportThroughACrash: a verifier killed with SIGKILL right after it
+// answered 202 to a leak report has stored the revocation: five keys, each
+// reported to a replica of its own that is killed at once, are revoked in
+// the API server and refused by every other verifier.
+func reportThroughACrash(e *env) {
+	const ns = "crash-report"
+	e.kubectl("create", "namespace", ns)
+	var manifest strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&manifest, "---\napiVersion: keywarden.dev/v1alpha1\nkind: APIKey\nmetadata: {name: leaked-%d, namespace: %s}\nspec: {displayName: Leaked, owner: o@example.com, role: readonly}\n", i, ns)
+	}
+	if _, err := e.kubectlIn(manifest.String(), "apply", "-f", "-"); err != nil {
+		e.t.Fatal(err)
+	}
+	raws := make([]string, 5)
+	for i := range raws {
+		e.kubectl("wait", "--for=condition=Ready", fmt.Sprintf("apikey/leaked-%d", i), "-n", ns, "--timeout=60s")
+		raws[i] = e.secretKey(ns, fmt.Sprintf("leaked-%d", i))
+	}
+	for i, raw := range raws {
+		m := e.startVerifier()
+		e.verifiers = e.verifiers[:len(e.verifiers)-1]
+		resp, err := http1.Post(m.URL+"/v1/keys/report", "application/json", strings.NewReader(`{"key":"`+raw+`"}`))
+		if err != nil {
+			m.Kill()
+			e.t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		m.Kill()
+		if resp.StatusCode != http.StatusAccepted {
+			e.t.Fatalf("report %d: %d, want 202", i, resp.StatusCode)
+		}
+		if reason := e.kubectl("get", "apikey", fmt.Sprintf("leaked-%d", i), "-n", ns, "-o", "jsonpath={.status.revocation.reason}"); reason != "KeyReported" {
+			e.t.Errorf("key %d, reported and its verifier killed right after the 202: revocation %q, want KeyReported", i, reason)
+		}
+	}
+	for _, m := range e.verifiers {
+		for i, raw := range raws {
+			e.eventually(fmt.Sprintf("key %d refused by every verifier", i), 10*time.Second, func() bool {
+				got, err := verify(m, map[string]any{"key": raw, "namespace": ns})
+				return err == nil && got["code"] == "REVOKED"
+			})
+		}
+	}
+	e.note("a report through a crash: 5 keys, each reported to a verifier killed with SIGKILL right after its 202, all revoked in the API server and refused by the other verifiers")
+}

@@ -42,6 +42,7 @@ type Options struct {
 	TrustedNamespaces, TrustedClasses string
 	MaxStaleness                      time.Duration
 	LastUsedInterval                  time.Duration
+	ReportBudget                      time.Duration
 }
 
 // NewOptions returns the defaults.
@@ -77,6 +78,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MaxStaleness, "verifier-max-staleness", 0,
 		"How long the verifier may answer from its index while its watch of the API server fails, before /readyz and verification answer 503; 0 answers from the index however long.")
 	fs.DurationVar(&o.LastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
+	fs.DurationVar(&o.ReportBudget, "verifier-report-budget", verify.DefaultReportBudget,
+		"How long every answer to a leak report (POST /v1/keys/report) takes, found or not: the revocation is stored within it before the 202, or the answer is 503 with Retry-After.")
 }
 
 // Validate checks the options together.
@@ -113,6 +116,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxStaleness < 0 || o.LastUsedInterval <= 0 {
 		errs = append(errs, errors.New("--verifier-max-staleness must not be negative, and --last-used-interval must be positive"))
+	}
+	if o.ReportBudget < 100*time.Millisecond || o.ReportBudget > 30*time.Second {
+		errs = append(errs, fmt.Errorf("--verifier-report-budget must be between 100ms (a revocation's write needs that) and 30s (the server's write timeout), not %s", o.ReportBudget))
 	}
 	return errors.Join(errs...)
 }

@@ -51,6 +51,9 @@ type Serving struct {
 	// MaxStaleness, when not zero, is how stale the index may be before
 	// /readyz and verification answer 503. It needs Freshness.
 	MaxStaleness time.Duration
+	// ReportBudget is how long every answer to a leak report takes, the
+	// revocation's write within it; verify.DefaultReportBudget when zero.
+	ReportBudget time.Duration
 }
 
 // AddToManager runs the verifier in the manager on every replica, whether
@@ -115,7 +118,7 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 		return nil, err
 	}
 	h := &verify.Handler{Index: index, Usage: usage, Metrics: metrics, Log: log, Now: o.Now, Ready: feed.HasSynced, Trust: o.Trust,
-		Staleness: staleness, MaxStaleness: o.MaxStaleness, Suspects: suspects.add}
+		Staleness: staleness, MaxStaleness: o.MaxStaleness, Suspects: suspects.add, Report: suspects.handle, ReportBudget: o.ReportBudget}
 	if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "keywarden_verifier_ready",
 		Help: "1 while the verifier answers verifications; 0 while it answers 503 (its index not synced yet, or stale beyond --verifier-max-staleness).",
@@ -162,10 +165,12 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 // key reported as leaked, and that of a rotated-out key used after its
 // grace when its class has revokeOnReuse. The revocation is recorded in
 // the APIKey's status (every replica's index sees it as soon as its watch
-// delivers the write). Work is queued, one item a key (a key reported a
-// thousand times is written once), and retried with backoff until done:
-// a report answered "received" is never dropped while the process runs.
-// Events name a key's display prefix, never the key, and follow the write.
+// delivers the write). A report is handled before it is answered (handle,
+// the handler's Report): its 202 means the revocation is stored. A
+// rotated-out key's use is queued, one item a key (a key used a thousand
+// times is written once), and retried with backoff while the process
+// runs: a verification never waits for an API write. Events name a key's
+// display prefix, never the key, and follow the write.
 type suspects struct {
 	queue workqueue.TypedRateLimitingInterface[verify.Suspect]
 	rec   events.EventRecorder

@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *rest.Config, o *Options, p Parts) (ctrl.Manag
 	}
 	_, err = AddToManager(mgr, Serving{
 		Addr: o.Address, CertFile: certFile, KeyFile: keyFile, LastUsedInterval: o.LastUsedInterval, Trust: trust,
-		Namespaces: o.Namespaces.List(), Freshness: fresh, MaxStaleness: o.MaxStaleness,
+		Namespaces: o.Namespaces.List(), Freshness: fresh, MaxStaleness: o.MaxStaleness, ReportBudget: o.ReportBudget,
 		Registerer: p.Registerer, Now: p.Now, Client: w,
 	})
 	return mgr, err
