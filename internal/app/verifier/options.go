@@ -45,6 +45,11 @@ type Options struct {
 	ReportBudget                      time.Duration
 }
 
+// DefaultMaxStaleness rides through a restart or an upgrade of the control
+// plane, and bounds how long a key revoked during a partition still
+// verifies (README, "Verification").
+const DefaultMaxStaleness = 5 * time.Minute
+
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	o := &Options{}
@@ -75,8 +80,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 			"* for every namespace. A request left naming no namespace and no class gets 400: anyone who may create an APIKey can mint a key with any owner, role and scopes in its namespace.")
 	fs.StringVar(&o.TrustedClasses, "verifier-trusted-classes", "",
 		"Comma-separated APIKeyClasses whose keys the verifier accepts from a request that names no class (with namespaces named or defaulted, a key must match both).")
-	fs.DurationVar(&o.MaxStaleness, "verifier-max-staleness", 0,
-		"How long the verifier may answer from its index while its watch of the API server fails, before /readyz and verification answer 503; 0 answers from the index however long.")
+	fs.DurationVar(&o.MaxStaleness, "verifier-max-staleness", DefaultMaxStaleness,
+		"How long the verifier may answer from its index while its watch of the API server fails, before /readyz and verification answer 503 (a revocation made meanwhile cannot reach it); 0 answers from the index however long.")
 	fs.DurationVar(&o.LastUsedInterval, "last-used-interval", time.Minute, "How often status.lastUsedAt of keys with trackLastUsed is written, at most once per key.")
 	fs.DurationVar(&o.ReportBudget, "verifier-report-budget", verify.DefaultReportBudget,
 		"How long every answer to a leak report (POST /v1/keys/report) takes, found or not: the revocation is stored within it before the 202, or the answer is 503 with Retry-After.")

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -65,5 +66,13 @@ func TestVerifierOptions(t *testing.T) {
 		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
 			t.Errorf("%v: %v, want an error saying %q", tt.args, err, tt.err)
 		}
+	}
+}
+
+// TestMaxStalenessDefault: a verifier installed as shipped stops answering
+// from an index it cannot know to be current after a bounded time.
+func TestMaxStalenessDefault(t *testing.T) {
+	if got := NewOptions().MaxStaleness; got <= 0 || got > 10*time.Minute {
+		t.Errorf("--verifier-max-staleness defaults to %s: want a finite bound of minutes", got)
 	}
 }
