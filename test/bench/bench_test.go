@@ -24,11 +24,13 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"keywarden.dev/keywarden/controllers"
+	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/test/harness"
 )
 
@@ -76,6 +78,9 @@ type env struct {
 	bin     string
 	dir     string
 	logs    int
+	// seals is the controller's sealing key, for keys written as it
+	// writes them.
+	seals *seal.Store
 }
 
 func newEnv(t *testing.T, bin string) *env {
@@ -91,7 +96,11 @@ func newEnv(t *testing.T, bin string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: t.Context(), cluster: cluster, c: c, bin: bin, dir: dir}
+	seals := &seal.Store{Client: c, Secret: types.NamespacedName{Namespace: harness.ManagerNamespace, Name: "keywarden-sealing-key"}}
+	if err := seals.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, ctx: t.Context(), cluster: cluster, c: c, bin: bin, dir: dir, seals: seals}
 }
 
 // install is a controller and a verifier, as an install runs them.

@@ -24,6 +24,7 @@ import (
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/policy"
+	"keywarden.dev/keywarden/internal/seal"
 )
 
 // httpClient's timeout allows a scrape of the per-key series of 100,000
@@ -47,8 +48,10 @@ func newKey(ns string, i int) *keywardenv1alpha1.APIKey {
 }
 
 // writeIssued does, with a plain client, the minimum writes that issue an
-// APIKey already created: add the finalizer, create the Secret, record the
-// hash in status. The objects it leaves are those the controller leaves.
+// APIKey already created: add the finalizer, create the Secret (sealed with
+// the controller's sealing key), record the hash and the grant in status.
+// The objects it leaves are those the controller leaves: a controller
+// started over them writes nothing.
 func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 	if !controllerutil.ContainsFinalizer(k, keywardenv1alpha1.Finalizer) {
 		base := k.DeepCopy()
@@ -61,9 +64,14 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 	if err != nil {
 		return err
 	}
+	sealed, err := e.seals.Seal(e.ctx, k.UID, k.Status.KeySerial, keys.Hash(raw))
+	if err != nil {
+		return err
+	}
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: k.Namespace, Name: k.Name,
+			Annotations: map[string]string{seal.Annotation: sealed},
 			Labels: map[string]string{
 				keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue,
 				keywardenv1alpha1.LabelAPIKey:    k.Name,
@@ -87,7 +95,7 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID), ResourceVersion: s.ResourceVersion}
 	st.IssuedAt = &now
 	st.ExpiresAt = policy.EffectiveExpiry(&k.Spec, st.IssuedAt, nil)
-	st.Scopes = k.Spec.Scopes
+	st.Owner, st.Role, st.Scopes = k.Spec.Owner, k.Spec.Role, k.Spec.Scopes
 	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, ObservedGeneration: k.Generation,
 		Reason: keywardenv1alpha1.ReasonCompliant, Message: "The key fits its class",
