@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -31,8 +33,8 @@ import (
 type Feed struct {
 	index      *Index
 	reflectors []*toolscache.Reflector
+	watches    []*reportedListWatch
 	synced     []atomic.Bool
-	watchError toolscache.WatchErrorHandlerWithContext
 }
 
 // FeedOptions configure a Feed.
@@ -42,9 +44,9 @@ type FeedOptions struct {
 	// Transform, when set, is applied to each object of a streamed list
 	// while the list is held, before the index reads it.
 	Transform toolscache.TransformFunc
-	// WatchError, when set, is called whenever a list or watch fails
-	// (see Freshness.WatchError); it must log the error.
-	WatchError toolscache.WatchErrorHandlerWithContext
+	// Freshness, when set, is told of each list and watch that fails or
+	// succeeds, for each namespace.
+	Freshness *Freshness
 }
 
 // NewFeed returns a feed of the index from the API server of cfg, through
@@ -68,26 +70,61 @@ func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions
 	}
 	f := &Feed{index: ix, synced: make([]atomic.Bool, len(namespaces))}
 	for i, ns := range namespaces {
-		lw := toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything())
+		lw := &reportedListWatch{lw: toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything()), fresh: o.Freshness}
 		st := &feedStore{index: ix, namespace: ns, transform: o.Transform, synced: &f.synced[i]}
 		r := toolscache.NewReflectorWithOptions(lw, &keywardenv1alpha1.APIKey{}, st, toolscache.ReflectorOptions{
 			Name: "apikeys " + ns, TypeDescription: "*v1alpha1." + keywardenv1alpha1.APIKeyKind,
 		})
 		f.reflectors = append(f.reflectors, r)
-	}
-	f.watchError = o.WatchError
-	if f.watchError == nil {
-		f.watchError = toolscache.DefaultWatchErrorHandler
+		f.watches = append(f.watches, lw)
 	}
 	return f, nil
+}
+
+// reportedListWatch lists and watches APIKeys of one namespace, and tells
+// Freshness whether each call succeeded: a reflector retries a throttled
+// (429) or refused call by itself, without a word to anyone.
+type reportedListWatch struct {
+	lw    *toolscache.ListWatch
+	fresh *Freshness
+}
+
+func (w *reportedListWatch) report(err error) {
+	switch {
+	case w.fresh == nil:
+	case err != nil:
+		w.fresh.failed(w)
+	default:
+		w.fresh.working(w)
+	}
+}
+
+func (w *reportedListWatch) ListWithContext(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	obj, err := w.lw.ListWithContext(ctx, o)
+	w.report(err)
+	return obj, err
+}
+
+func (w *reportedListWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	wi, err := w.lw.WatchWithContext(ctx, o)
+	w.report(err)
+	return wi, err
+}
+
+func (w *reportedListWatch) List(o metav1.ListOptions) (runtime.Object, error) {
+	return w.ListWithContext(context.Background(), o)
+}
+
+func (w *reportedListWatch) Watch(o metav1.ListOptions) (watch.Interface, error) {
+	return w.WatchWithContext(context.Background(), o)
 }
 
 // Start lists and watches until ctx ends. It runs on every replica.
 func (f *Feed) Start(ctx context.Context) error {
 	done := make(chan struct{}, len(f.reflectors))
-	for _, r := range f.reflectors {
+	for i, r := range f.reflectors {
 		go func() {
-			f.run(ctx, r)
+			f.run(ctx, r, f.watches[i])
 			done <- struct{}{}
 		}()
 	}
@@ -97,14 +134,15 @@ func (f *Feed) Start(ctx context.Context) error {
 	return nil
 }
 
-// run lists and watches again after each failure, which it reports, as
-// an informer does: after a pause that doubles from 800 ms up to 30 s,
-// and starts again once a watch has run for two minutes.
-func (f *Feed) run(ctx context.Context, r *toolscache.Reflector) {
+// run lists and watches again after each failure, which it logs and
+// reports, as an informer does: after a pause that doubles from 800 ms up
+// to 30 s, and starts again once a watch has run for two minutes.
+func (f *Feed) run(ctx context.Context, r *toolscache.Reflector, w *reportedListWatch) {
 	backoff := wait.Backoff{Duration: 800 * time.Millisecond, Cap: 30 * time.Second, Steps: 40, Factor: 2, Jitter: 1}
 	_ = backoff.DelayWithReset(clock.RealClock{}, 2*time.Minute).Until(ctx, true, true, func(ctx context.Context) (bool, error) {
-		if err := r.ListAndWatchWithContext(ctx); err != nil {
-			f.watchError(ctx, r, err)
+		if err := r.ListAndWatchWithContext(ctx); err != nil && ctx.Err() == nil {
+			toolscache.DefaultWatchErrorHandler(ctx, r, err)
+			w.report(err)
 		}
 		return false, nil
 	})
@@ -122,16 +160,6 @@ func (f *Feed) HasSynced() bool {
 		}
 	}
 	return true
-}
-
-// LastSyncResourceVersion is the resource version the watch has reached;
-// ok is false when it follows several namespaces, which have no one
-// version.
-func (f *Feed) LastSyncResourceVersion() (version string, ok bool) {
-	if len(f.reflectors) != 1 {
-		return "", false
-	}
-	return f.reflectors[0].LastSyncResourceVersion(), true
 }
 
 // feedStore is what a reflector writes to: the index, for one namespace

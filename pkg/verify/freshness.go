@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
-
-	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
 
 // Freshness tracks whether the APIKey watch behind an index is current.
@@ -23,21 +20,19 @@ import (
 //   - the API server does not answer its /readyz (Follow asks every
 //     followEvery): it is down, cut off, or has lost etcd; answering
 //     again ends this;
-//   - the feed reports a list or watch failure other than a refused
-//     connection (WatchError, which must be the feed's
-//     FeedOptions.WatchError): the watch is refused; hearing anything
-//     from it (an event, a bookmark, a new list: the feed's resource
-//     version moves past the one it had reached) ends this, or, for a
-//     feed of several namespaces, the API server answering again.
+//   - a list or watch of the feed fails (the feed reports each call and
+//     each end of a watch with an error): refused, throttled (429, which
+//     client-go retries without a word), or cut; a list or a watch of
+//     that namespace that succeeds again ends this (a watch resumes where
+//     it stopped, or the API server says it cannot and the feed lists
+//     anew).
 type Freshness struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
 	mu               sync.Mutex
-	version          string
-	brokenSince      time.Time // the watch failed
-	brokenAt         string    // the feed's resource version then
-	unreachableSince time.Time // the API server did not answer
+	failing          map[any]time.Time // since when each watch of the feed fails
+	unreachableSince time.Time         // the API server did not answer
 }
 
 func (f *Freshness) now() time.Time {
@@ -47,33 +42,24 @@ func (f *Freshness) now() time.Time {
 	return time.Now()
 }
 
-// WatchError records a failure of the feed's list or watch of APIKeys (and
-// logs it as an informer would). Failures of other reflectors are only
-// logged.
-func (f *Freshness) WatchError(ctx context.Context, r *toolscache.Reflector, err error) {
-	toolscache.DefaultWatchErrorHandler(ctx, r, err)
-	if !strings.HasSuffix(r.TypeDescription(), "."+keywardenv1alpha1.APIKeyKind) {
-		return
-	}
-	f.failed(r.LastSyncResourceVersion())
-}
-
-// failed records a failure of the watch, which had reached the resource
-// version: only a later one ends it.
-func (f *Freshness) failed(version string) {
+// failed records that a watch of the feed (one a namespace) failed: from
+// now, unless it was failing already.
+func (f *Freshness) failed(watch any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.brokenSince.IsZero() {
-		f.brokenSince = f.now()
+	if f.failing == nil {
+		f.failing = map[any]time.Time{}
 	}
-	f.brokenAt = version
+	if _, ok := f.failing[watch]; !ok {
+		f.failing[watch] = f.now()
+	}
 }
 
-// recovered ends a watch failure without a resource version to go by.
-func (f *Freshness) recovered() {
+// working records that a watch of the feed was listed or watched again.
+func (f *Freshness) working(watch any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.brokenSince = time.Time{}
+	delete(f.failing, watch)
 }
 
 // reached records whether the API server answered.
@@ -88,25 +74,16 @@ func (f *Freshness) reached(ok bool) {
 	}
 }
 
-// heard records the feed's resource version: a new one means the
-// watch delivered something, so the index is current.
-func (f *Freshness) heard(version string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.version = version
-	if !f.brokenSince.IsZero() && version != f.brokenAt {
-		f.brokenSince = time.Time{}
-	}
-}
-
-// Staleness is how long the index has not been known to be current: zero
-// while the watch runs.
+// Staleness is how long the index has not been known to be current:
+// zero while the watch runs.
 func (f *Freshness) Staleness() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	since := f.brokenSince
-	if u := f.unreachableSince; !u.IsZero() && (since.IsZero() || u.Before(since)) {
-		since = u
+	since := f.unreachableSince
+	for _, t := range f.failing {
+		if since.IsZero() || t.Before(since) {
+			since = t
+		}
 	}
 	if since.IsZero() {
 		return 0
@@ -114,14 +91,13 @@ func (f *Freshness) Staleness() time.Duration {
 	return f.now().Sub(since)
 }
 
-// followEvery is how often Follow reads the feed's resource version
-// and asks the API server whether it is ready.
+// followEvery is how often Follow asks the API server whether it is
+// ready.
 const followEvery = time.Second
 
-// Follow reads the resource version the feed's watch has reached, and
-// calls ready (the API server's /readyz), every followEvery until ctx
-// ends. It runs on every replica.
-func (f *Freshness) Follow(feed *Feed, ready func(context.Context) error) everyReplica {
+// Follow calls ready (the API server's /readyz) every followEvery until
+// ctx ends. It runs on every replica.
+func (f *Freshness) Follow(ready func(context.Context) error) everyReplica {
 	return func(ctx context.Context) error {
 		t := time.NewTicker(followEvery)
 		defer t.Stop()
@@ -130,20 +106,10 @@ func (f *Freshness) Follow(feed *Feed, ready func(context.Context) error) everyR
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
-				// A feed of several namespaces (--namespaces) has no one
-				// resource version: there a watch failure ends when the
-				// API server answers again.
-				version, hasVersion := feed.LastSyncResourceVersion()
-				if hasVersion {
-					f.heard(version)
-				}
 				probe, cancel := context.WithTimeout(ctx, followEvery)
 				ok := ready(probe) == nil
 				cancel()
 				f.reached(ok)
-				if ok && !hasVersion {
-					f.recovered()
-				}
 			}
 		}
 	}

@@ -1,10 +1,19 @@
 package verify
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
 
 func TestFreshness(t *testing.T) {
@@ -17,47 +26,82 @@ func TestFreshness(t *testing.T) {
 			t.Fatalf("%s: staleness %s, want %s", what, got, d)
 		}
 	}
-	f.heard("100")
+	shop, billing := new(int), new(int) // two namespaces' watches
+	f.working(shop)
+	f.reached(true)
 	step(time.Hour)
 	want("a quiet watch is current however long nothing changes", 0)
-	f.failed("100")
+
+	// Throttled or refused: every retry fails, silently to client-go.
+	f.failed(shop)
 	step(5 * time.Second)
-	f.failed("100")
+	f.failed(shop)
 	step(5 * time.Second)
-	want("from the first failure", 10*time.Second)
-	f.heard("100")
-	want("the same resource version is nothing heard", 10*time.Second)
-	f.heard("101")
-	want("a new resource version: current again", 0)
-	step(time.Minute)
-	f.failed("100")
+	want("from the first failure, the API server answering all along", 10*time.Second)
+	f.working(shop)
+	want("watched again: current", 0)
+
+	// One namespace's watch failing makes the index stale, whatever the
+	// other's does.
+	f.failed(billing)
 	step(3 * time.Second)
-	want("a later failure counts from itself", 3*time.Second)
-	f.heard("102")
-	want("a version past the failure's ends it", 0)
-	// The version moved before the failure, within one reading: the
-	// failure stands until the version moves past it.
-	f.heard("103")
-	f.failed("104")
-	step(time.Second)
-	f.heard("104")
-	want("the version of the failure itself ends nothing", time.Second)
-	f.heard("105")
+	f.failed(shop)
+	step(2 * time.Second)
+	f.working(shop)
+	want("the other namespace's watch working ends nothing", 5*time.Second)
+	f.working(billing)
+	want("both working", 0)
 
 	// The API server does not answer: stale from the first unanswered
-	// call, until one is answered; the watch's own failure counts too,
-	// from whichever came first.
+	// call, until one is answered; a watch's failure counts too, from
+	// whichever came first.
 	f.reached(false)
 	step(2 * time.Second)
 	f.reached(false)
 	want("from the first unanswered call", 2*time.Second)
-	f.failed("100")
+	f.failed(shop)
 	step(time.Second)
 	want("the earlier of the two", 3*time.Second)
 	f.reached(true)
-	want("answered again, but the watch has not been heard since it failed", time.Second)
-	f.heard("103")
+	want("answered again, but the watch has not resumed", time.Second)
+	f.working(shop)
 	want("both over", 0)
+}
+
+// TestFeedReportsEachCall: a list or watch that fails, as a throttled one
+// does (client-go retries it without calling anyone), makes the index
+// stale until one succeeds.
+func TestFeedReportsEachCall(t *testing.T) {
+	now := t0
+	f := &Freshness{Now: func() time.Time { return now }}
+	throttled := apierrors.NewTooManyRequests("slow down", 1)
+	var fail error
+	lw := &reportedListWatch{fresh: f, lw: &toolscache.ListWatch{
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &keywardenv1alpha1.APIKeyList{}, fail
+		},
+		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) {
+			return watch.NewFake(), fail
+		},
+	}}
+	fail = throttled
+	if _, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{}); err == nil {
+		t.Fatal("the error was lost")
+	}
+	now = now.Add(30 * time.Second)
+	if _, err := lw.List(metav1.ListOptions{}); err == nil {
+		t.Fatal("the error was lost")
+	}
+	if got := f.Staleness(); got != 30*time.Second {
+		t.Fatalf("throttled for 30s: staleness %s", got)
+	}
+	fail = nil
+	if _, err := lw.Watch(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Staleness(); got != 0 {
+		t.Fatalf("watching again: staleness %s", got)
+	}
 }
 
 func TestVerificationRefusesAStaleIndex(t *testing.T) {

@@ -180,6 +180,12 @@ func (e *Env) StartController(args []string, p controller.Parts) (*Running, erro
 // given flags does, under its ServiceAccount, and starts it, serving on a
 // free loopback port unless the flags name an address.
 func (e *Env) StartVerifier(args []string, p verifier.Parts) (*Running, error) {
+	return e.StartVerifierWith(e.As(VerifierAccount), args, p)
+}
+
+// StartVerifierWith is StartVerifier with a configuration of the caller's:
+// through a proxy in front of the API server, say.
+func (e *Env) StartVerifierWith(cfg *rest.Config, args []string, p verifier.Parts) (*Running, error) {
 	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
@@ -191,7 +197,7 @@ func (e *Env) StartVerifier(args []string, p verifier.Parts) (*Running, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	mgr, err := verifier.New(ctx, e.As(VerifierAccount), o, p)
+	mgr, err := verifier.New(ctx, cfg, o, p)
 	if err != nil {
 		return nil, err
 	}

@@ -79,11 +79,8 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 	}
 	index := verify.NewIndex()
 	index.OnConflict = conflictEvents(mgr)
-	feedOpts := verify.FeedOptions{Namespaces: o.Namespaces, Transform: TrimForVerifier}
-	if o.Freshness != nil {
-		feedOpts.WatchError = o.Freshness.WatchError
-	}
-	feed, err := verify.NewFeed(mgr.GetConfig(), mgr.GetHTTPClient(), index, feedOpts)
+	feed, err := verify.NewFeed(mgr.GetConfig(), mgr.GetHTTPClient(), index,
+		verify.FeedOptions{Namespaces: o.Namespaces, Transform: TrimForVerifier, Freshness: o.Freshness})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +94,7 @@ func AddToManager(mgr ctrl.Manager, o Serving) (*verify.Index, error) {
 	var staleness func() time.Duration
 	if f := o.Freshness; f != nil {
 		staleness = f.Staleness
-		if err := mgr.Add(f.Follow(feed, verify.APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
+		if err := mgr.Add(f.Follow(verify.APIServerReady(mgr.GetHTTPClient(), mgr.GetConfig()))); err != nil {
 			return nil, err
 		}
 		if err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
