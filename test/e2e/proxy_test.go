@@ -205,7 +205,7 @@ http {
 	if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil && strings.Contains(string(b), "auth request unexpected status") {
 		e.t.Errorf("NGINX took an answer of the verifier for a failure of the check:\n%s", b)
 	}
-	e.note("behind NGINX (auth_request): a valid key 200 with its owner; no scope 403 INSUFFICIENT_SCOPE; no key, a bad key, two keys 401; a minted key 403 WRONG_NAMESPACE, also with its namespace added through the path; a revocation refused after %s", took.Round(10*time.Millisecond))
+	e.note("behind NGINX (auth_request): a valid key 200 with its owner; no scope 403 INSUFFICIENT_SCOPE; no key, a bad key, two keys 401; a minted key 403 WRONG_NAMESPACE, also with its namespace added through the path; a revocation refused after %s", took.Round(time.Millisecond))
 }
 
 // freeAddr is a free loopback address.
