@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -27,9 +28,9 @@ import (
 // lists them, then watches them, and writes each change straight into the
 // index. The index is the only copy the process keeps: no informer cache
 // holds the objects, so each key costs its index entries and nothing of
-// what a namespace editor writes into an APIKey stays (a list streamed
-// from the API server is held until it ends, each object trimmed by
-// Transform).
+// what a namespace editor writes into an APIKey stays. A list streamed
+// from the API server is held until it ends as the entries it makes, which
+// the index then takes as they are.
 type Feed struct {
 	index      *Index
 	reflectors []*toolscache.Reflector
@@ -41,9 +42,6 @@ type Feed struct {
 type FeedOptions struct {
 	// Namespaces are those followed; all when empty.
 	Namespaces []string
-	// Transform, when set, is applied to each object of a streamed list
-	// while the list is held, before the index reads it.
-	Transform toolscache.TransformFunc
 	// Freshness, when set, is told of each list and watch that fails or
 	// succeeds, for each namespace.
 	Freshness *Freshness
@@ -71,7 +69,7 @@ func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions
 	f := &Feed{index: ix, synced: make([]atomic.Bool, len(namespaces))}
 	for i, ns := range namespaces {
 		lw := &reportedListWatch{lw: toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything()), fresh: o.Freshness}
-		st := &feedStore{index: ix, namespace: ns, transform: o.Transform, synced: &f.synced[i]}
+		st := &feedStore{index: ix, namespace: ns, synced: &f.synced[i]}
 		r := toolscache.NewReflectorWithOptions(lw, &keywardenv1alpha1.APIKey{}, st, toolscache.ReflectorOptions{
 			Name: "apikeys " + ns, TypeDescription: "*v1alpha1." + keywardenv1alpha1.APIKeyKind,
 		})
@@ -167,38 +165,58 @@ func (f *Feed) HasSynced() bool {
 type feedStore struct {
 	index     *Index
 	namespace string
-	transform toolscache.TransformFunc
 	synced    *atomic.Bool
 }
 
-func apiKeyOf(obj any) (*keywardenv1alpha1.APIKey, error) {
+// indexed is an APIKey as the index takes it: its name and its entries.
+// A streamed list holds these (the reflector's temporary store keys them
+// by their metadata), not the objects.
+type indexed struct {
+	metav1.ObjectMeta // the namespace and name alone
+	entries           []*entry
+}
+
+func (in *indexed) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject returns the record itself: nothing changes it once made.
+func (in *indexed) DeepCopyObject() runtime.Object { return in }
+
+func (in *indexed) name() types.NamespacedName {
+	return types.NamespacedName{Namespace: in.Namespace, Name: in.Name}
+}
+
+// indexedOf is the record of an APIKey (or of a tombstone's), or the
+// record itself.
+func indexedOf(obj any) (*indexed, error) {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	k, ok := obj.(*keywardenv1alpha1.APIKey)
-	if !ok {
-		return nil, fmt.Errorf("not an APIKey: %T", obj)
+	switch o := obj.(type) {
+	case *indexed:
+		return o, nil
+	case *keywardenv1alpha1.APIKey:
+		return &indexed{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: o.Name}, entries: newEntries(o)}, nil
 	}
-	return k, nil
+	return nil, fmt.Errorf("not an APIKey: %T", obj)
 }
 
 func (s *feedStore) Add(obj any) error { return s.Update(obj) }
 
 func (s *feedStore) Update(obj any) error {
-	k, err := apiKeyOf(obj)
+	in, err := indexedOf(obj)
 	if err != nil {
 		return err
 	}
-	s.index.Upsert(k)
+	s.index.upsert(in.name(), in.entries)
 	return nil
 }
 
 func (s *feedStore) Delete(obj any) error {
-	k, err := apiKeyOf(obj)
+	in, err := indexedOf(obj)
 	if err != nil {
 		return err
 	}
-	s.index.Remove(k.Namespace, k.Name)
+	s.index.Remove(in.Namespace, in.Name)
 	return nil
 }
 
@@ -207,18 +225,19 @@ func (s *feedStore) Delete(obj any) error {
 // one (a key whose entries did not change reports no conflict again).
 func (s *feedStore) Replace(list []any, _ string) error {
 	listed := make(map[types.NamespacedName]bool, len(list))
-	apiKeys := make([]*keywardenv1alpha1.APIKey, 0, len(list))
-	for _, obj := range list {
-		k, err := apiKeyOf(obj)
+	records := make([]*indexed, 0, len(list))
+	for i, obj := range list {
+		in, err := indexedOf(obj)
 		if err != nil {
 			return err
 		}
-		listed[types.NamespacedName{Namespace: k.Namespace, Name: k.Name}] = true
-		apiKeys = append(apiKeys, k)
+		list[i] = nil // the store owns the list: let the object go
+		listed[in.name()] = true
+		records = append(records, in)
 	}
 	s.index.forgetUnlisted(s.namespace, listed)
-	for _, k := range apiKeys {
-		s.index.Upsert(k)
+	for _, in := range records {
+		s.index.upsert(in.name(), in.entries)
 	}
 	s.synced.Store(true)
 	return nil
@@ -227,5 +246,13 @@ func (s *feedStore) Replace(list []any, _ string) error {
 // Resync has nothing to do: the index holds no object to deliver again.
 func (*feedStore) Resync() error { return nil }
 
-// Transformer trims the objects of a streamed list while it is held.
-func (s *feedStore) Transformer() toolscache.TransformFunc { return s.transform }
+// Transformer makes each object of a streamed list the record the index
+// takes, while the list is held.
+func (s *feedStore) Transformer() toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		if _, ok := obj.(*keywardenv1alpha1.APIKey); !ok {
+			return obj, nil
+		}
+		return indexedOf(obj)
+	}
+}

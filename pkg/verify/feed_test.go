@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -82,5 +83,42 @@ func TestFeedStore(t *testing.T) {
 	}
 	if ix.Len() != 2 {
 		t.Fatalf("%d indexed, want 2", ix.Len())
+	}
+}
+
+// TestStreamedListHoldsRecords: a list streamed from the API server is
+// held by the reflector's temporary store as the records the index takes
+// (the transform), keyed as the objects are, and the index takes them as
+// they are.
+func TestStreamedListHoldsRecords(t *testing.T) {
+	ix := NewIndex()
+	var synced atomic.Bool
+	st := &feedStore{index: ix, synced: &synced}
+	held := toolscache.NewStore(toolscache.DeletionHandlingMetaNamespaceKeyFunc, toolscache.WithTransformer(st.Transformer()))
+	raw, k := issued(t, "shop", "checkout", nil)
+	big := *k
+	big.Annotations = map[string]string{"padding": strings.Repeat("x", 64<<10)}
+	if err := held.Add(&big); err != nil {
+		t.Fatal(err)
+	}
+	items := held.List()
+	rec, ok := items[0].(*indexed)
+	if !ok || len(items) != 1 {
+		t.Fatalf("the temporary store holds %T, want the index's record", items[0])
+	}
+	if rec.Annotations != nil || rec.Name != "checkout" || len(rec.entries) != 1 {
+		t.Fatalf("the record keeps %+v", rec.ObjectMeta)
+	}
+	if _, exists, _ := held.GetByKey("shop/checkout"); !exists {
+		t.Fatal("the record is not keyed as its APIKey")
+	}
+	if err := st.Replace(items, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if !ix.Verify(Request{Key: raw, AnyNamespace: true}, t0).Valid || !synced.Load() {
+		t.Fatal("the key of a streamed list does not verify")
+	}
+	if err := st.Delete(toolscache.DeletedFinalStateUnknown{Key: "shop/checkout", Obj: rec}); err != nil || ix.Len() != 0 {
+		t.Fatalf("a record's tombstone: %v, %d indexed", err, ix.Len())
 	}
 }

@@ -107,8 +107,12 @@ func (ix *Index) lookup(hash *[sha256.Size]byte) (e *entry, shared bool) {
 // it: its current key, a rotation's next key and the keys rotated out. A
 // key without a hash (not issued, or being reissued) is not indexed.
 func (ix *Index) Upsert(k *keywardenv1alpha1.APIKey) {
-	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
-	entries := newEntries(k)
+	ix.upsert(types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, newEntries(k))
+}
+
+// upsert indexes the entries of the APIKey of that name in place of what
+// was indexed for it.
+func (ix *Index) upsert(nn types.NamespacedName, entries []*entry) {
 	if len(entries) > 0 {
 		// The map's key shares the strings of the entry's answer: the
 		// object's own are not kept.
