@@ -101,6 +101,12 @@ var _ = Describe("APIKey validation by the API server", func() {
 			`spec.rotation.every: Invalid value: "30s": rotation.every must be at least 1m`),
 		Entry("a grace period in days", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "1d"} },
 			`spec.rotation.gracePeriod: Invalid value: "1d": spec.rotation.gracePeriod in body should match`),
+		Entry("a grace period over ten years", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "87601h"} },
+			`spec.rotation.gracePeriod: Invalid value: "87601h": gracePeriod must be at most 87600h (ten years)`),
+		// Past what Go's durations hold, no client could decode the object:
+		// one such APIKey would stop every watch of APIKeys in the cluster.
+		Entry("a grace period no Go duration holds", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "3000000h"} },
+			`spec.rotation.gracePeriod: Invalid value`),
 		Entry("a rotation request over 64 characters", func(s map[string]any) { s["rotation"] = map[string]any{"request": strings.Repeat("r", 65)} },
 			`spec.rotation.request: Too long: may not be more than 64 bytes`),
 		Entry("expiresAt that is not a time", func(s map[string]any) { s["expiresAt"] = "tomorrow" },
@@ -266,6 +272,10 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 			`spec.rotation.gracePeriod: Invalid value: rotation.gracePeriod may not exceed rotation.maxGracePeriod`),
 		Entry("a rotation more often than every minute", map[string]any{"rotation": map[string]any{"maxEvery": "30s"}},
 			`spec.rotation.maxEvery: Invalid value: "30s": rotation.maxEvery must be at least 1m`),
+		Entry("a maximum grace period no Go duration holds", map[string]any{"rotation": map[string]any{"maxGracePeriod": "3000000h"}},
+			`spec.rotation.maxGracePeriod: Invalid value`),
+		Entry("an expiry warning over ten years", map[string]any{"expiryWarning": "87601h"},
+			`spec.expiryWarning: Invalid value: "87601h": expiryWarning must be at most 87600h (ten years)`),
 		Entry("an expiry warning in days", map[string]any{"expiryWarning": "7d"},
 			`spec.expiryWarning: Invalid value: "7d": spec.expiryWarning in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`),
 		Entry("a limit of zero keys", map[string]any{"maxActiveKeysPerOwner": 0},

@@ -132,6 +132,7 @@ type Rotation struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="gracePeriod must be at most 87600h (ten years)"
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 
 	// request asks for one rotation each time it changes: set it to a new

@@ -72,6 +72,7 @@ type APIKeyClassSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="expiryWarning must be at most 87600h (ten years)"
 	ExpiryWarning *metav1.Duration `json:"expiryWarning,omitempty"`
 
 	// rotation sets how the keys of this class rotate: a schedule and a
@@ -130,6 +131,7 @@ type ClassRotation struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="gracePeriod must be at most 87600h (ten years)"
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 
 	// maxGracePeriod bounds the grace period: a new key that asks for a
@@ -140,6 +142,7 @@ type ClassRotation struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="maxGracePeriod must be at most 87600h (ten years)"
 	MaxGracePeriod *metav1.Duration `json:"maxGracePeriod,omitempty"`
 
 	// revokeOnReuse revokes a key when one of its rotated-out keys is used
