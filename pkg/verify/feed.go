@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -69,7 +70,10 @@ func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions
 	f := &Feed{index: ix, synced: make([]atomic.Bool, len(namespaces))}
 	for i, ns := range namespaces {
 		lw := &reportedListWatch{lw: toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything()), fresh: o.Freshness}
-		st := &feedStore{index: ix, namespace: ns, synced: &f.synced[i]}
+		st := &feedStore{index: ix, namespace: ns, synced: &f.synced[i], fresh: o.Freshness, watch: lw}
+		if ns != "" {
+			lw.forbidden = st.forbidden
+		}
 		r := toolscache.NewReflectorWithOptions(lw, &keywardenv1alpha1.APIKey{}, st, toolscache.ReflectorOptions{
 			Name: "apikeys " + ns, TypeDescription: "*v1alpha1." + keywardenv1alpha1.APIKeyKind,
 		})
@@ -80,32 +84,41 @@ func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions
 }
 
 // reportedListWatch lists and watches APIKeys of one namespace, and tells
-// Freshness whether each call succeeded: a reflector retries a throttled
-// (429) or refused call by itself, without a word to anyone.
+// Freshness of each call that fails (a reflector retries a throttled (429)
+// or refused call by itself, without a word to anyone) and of each watch
+// it opens.
 type reportedListWatch struct {
 	lw    *toolscache.ListWatch
 	fresh *Freshness
+	// forbidden, when set (a watch of one namespace), is called instead
+	// when the API server refuses the verifier that namespace.
+	forbidden func()
 }
 
-func (w *reportedListWatch) report(err error) {
+func (w *reportedListWatch) failed(err error) {
 	switch {
-	case w.fresh == nil:
-	case err != nil:
+	case err == nil:
+	case w.forbidden != nil && apierrors.IsForbidden(err):
+		w.forbidden()
+	case w.fresh != nil:
 		w.fresh.failed(w)
-	default:
-		w.fresh.working(w)
 	}
 }
 
 func (w *reportedListWatch) ListWithContext(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 	obj, err := w.lw.ListWithContext(ctx, o)
-	w.report(err)
+	w.failed(err)
 	return obj, err
 }
 
 func (w *reportedListWatch) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 	wi, err := w.lw.WatchWithContext(ctx, o)
-	w.report(err)
+	switch {
+	case err != nil:
+		w.failed(err)
+	case w.fresh != nil:
+		w.fresh.opened(w)
+	}
 	return wi, err
 }
 
@@ -140,7 +153,7 @@ func (f *Feed) run(ctx context.Context, r *toolscache.Reflector, w *reportedList
 	_ = backoff.DelayWithReset(clock.RealClock{}, 2*time.Minute).Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		if err := r.ListAndWatchWithContext(ctx); err != nil && ctx.Err() == nil {
 			toolscache.DefaultWatchErrorHandler(ctx, r, err)
-			w.report(err)
+			w.failed(err)
 		}
 		return false, nil
 	})
@@ -166,6 +179,34 @@ type feedStore struct {
 	index     *Index
 	namespace string
 	synced    *atomic.Bool
+	// fresh, when set, is told of each delivery of watch.
+	fresh *Freshness
+	watch *reportedListWatch
+}
+
+// forbidden handles a namespace the verifier may not read (its RoleBinding
+// there missing or removed): the namespace has no valid key, and the rest
+// of the index stays current. Counted as stale, it would make every
+// replica refuse every namespace's keys after --verifier-max-staleness,
+// at the hand of whoever may remove a RoleBinding in one namespace.
+func (s *feedStore) forbidden() {
+	s.index.forgetUnlisted(s.namespace, nil)
+	s.synced.Store(true)
+	s.delivered()
+}
+
+// delivered tells Freshness that the watch delivered something.
+func (s *feedStore) delivered() {
+	if s.fresh != nil {
+		s.fresh.delivered(s.watch)
+	}
+}
+
+// Bookmark is the API server saying the watch is current: nothing
+// changed up to its version.
+func (s *feedStore) Bookmark(string) error {
+	s.delivered()
+	return nil
 }
 
 // indexed is an APIKey as the index takes it: its name and its entries.
@@ -208,6 +249,7 @@ func (s *feedStore) Update(obj any) error {
 		return err
 	}
 	s.index.upsert(in.name(), in.entries)
+	s.delivered()
 	return nil
 }
 
@@ -217,6 +259,7 @@ func (s *feedStore) Delete(obj any) error {
 		return err
 	}
 	s.index.Remove(in.Namespace, in.Name)
+	s.delivered()
 	return nil
 }
 
@@ -240,6 +283,7 @@ func (s *feedStore) Replace(list []any, _ string) error {
 		s.index.upsert(in.name(), in.entries)
 	}
 	s.synced.Store(true)
+	s.delivered()
 	return nil
 }
 

@@ -1,9 +1,17 @@
 package verify
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -120,5 +128,50 @@ func TestStreamedListHoldsRecords(t *testing.T) {
 	}
 	if err := st.Delete(toolscache.DeletedFinalStateUnknown{Key: "shop/checkout", Obj: rec}); err != nil || ix.Len() != 0 {
 		t.Fatalf("a record's tombstone: %v, %d indexed", err, ix.Len())
+	}
+}
+
+// TestForbiddenNamespace: a namespace the verifier may not read (its
+// RoleBinding removed, by whoever may in that namespace) has no valid key,
+// and the index of the others stays current: a refusal there does not
+// make every replica refuse everyone. Refused the whole cluster, the
+// index is stale.
+func TestForbiddenNamespace(t *testing.T) {
+	now := t0
+	fresh := &Freshness{Now: func() time.Time { return now }}
+	ix := NewIndex()
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "keywarden.dev", Resource: "apikeys"}, "", errors.New("no RoleBinding"))
+	watchOf := func(ns string) (*reportedListWatch, *feedStore, *atomic.Bool) {
+		var synced atomic.Bool
+		lw := &reportedListWatch{fresh: fresh, lw: &toolscache.ListWatch{
+			ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) { return nil, forbidden },
+		}}
+		st := &feedStore{index: ix, namespace: ns, synced: &synced, fresh: fresh, watch: lw}
+		if ns != "" {
+			lw.forbidden = st.forbidden
+		}
+		return lw, st, &synced
+	}
+	rawA, a := issued(t, "team-a", "k", nil)
+	rawB, b := issued(t, "team-b", "k", nil)
+	ix.Upsert(a)
+	ix.Upsert(b)
+	lwA, _, syncedA := watchOf("team-a")
+	if _, err := lwA.List(metav1.ListOptions{}); err == nil {
+		t.Fatal("the refusal was lost")
+	}
+	now = now.Add(time.Hour)
+	valid := func(raw string) bool { return ix.Verify(Request{Key: raw, AnyNamespace: true}, t0).Valid }
+	if valid(rawA) || !valid(rawB) || !syncedA.Load() || fresh.Staleness() != 0 {
+		t.Fatalf("team-a refused: its key valid %v, team-b's %v, synced %v, staleness %s; want false, true, true, 0",
+			valid(rawA), valid(rawB), syncedA.Load(), fresh.Staleness())
+	}
+	all, _, _ := watchOf("")
+	if _, err := all.List(metav1.ListOptions{}); err == nil {
+		t.Fatal("the refusal was lost")
+	}
+	now = now.Add(time.Minute)
+	if got := fresh.Staleness(); got != time.Minute {
+		t.Fatalf("refused the whole cluster for a minute: staleness %s", got)
 	}
 }

@@ -22,18 +22,24 @@ import (
 //     again ends this;
 //   - a list or watch of the feed fails (the feed reports each call and
 //     each end of a watch with an error): refused, throttled (429, which
-//     client-go retries without a word), or cut; a list or a watch of
-//     that namespace that succeeds again ends this (a watch resumes where
-//     it stopped, or the API server says it cannot and the feed lists
-//     anew).
+//     client-go retries without a word), cut, or undecodable; what that
+//     namespace's watch delivers next (an event, a bookmark, a list) ends
+//     this, and so does a watch of it that stays open for steadyWatch. A
+//     call that succeeds is not enough: a stream that fails as soon as it
+//     opens would otherwise pass for a working one.
 type Freshness struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
 	mu               sync.Mutex
 	failing          map[any]time.Time // since when each watch of the feed fails
+	resumed          map[any]time.Time // since when a failing watch is open again
 	unreachableSince time.Time         // the API server did not answer
 }
+
+// steadyWatch is how long a watch opened again after a failure must stay
+// open, without delivering anything, to count as working.
+const steadyWatch = 15 * time.Second
 
 func (f *Freshness) now() time.Time {
 	if f.Now != nil {
@@ -48,18 +54,33 @@ func (f *Freshness) failed(watch any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failing == nil {
-		f.failing = map[any]time.Time{}
+		f.failing, f.resumed = map[any]time.Time{}, map[any]time.Time{}
 	}
 	if _, ok := f.failing[watch]; !ok {
 		f.failing[watch] = f.now()
 	}
+	delete(f.resumed, watch)
 }
 
-// working records that a watch of the feed was listed or watched again.
-func (f *Freshness) working(watch any) {
+// opened records that a failing watch was opened again: it counts as
+// working once it has stayed open for steadyWatch.
+func (f *Freshness) opened(watch any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, failing := f.failing[watch]; failing {
+		if _, ok := f.resumed[watch]; !ok {
+			f.resumed[watch] = f.now()
+		}
+	}
+}
+
+// delivered records that a watch of the feed delivered something to the
+// index: it works.
+func (f *Freshness) delivered(watch any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.failing, watch)
+	delete(f.resumed, watch)
 }
 
 // reached records whether the API server answered.
@@ -79,8 +100,14 @@ func (f *Freshness) reached(ok bool) {
 func (f *Freshness) Staleness() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := f.now()
 	since := f.unreachableSince
-	for _, t := range f.failing {
+	for w, t := range f.failing {
+		if r, ok := f.resumed[w]; ok && now.Sub(r) >= steadyWatch {
+			delete(f.failing, w)
+			delete(f.resumed, w)
+			continue
+		}
 		if since.IsZero() || t.Before(since) {
 			since = t
 		}
@@ -88,7 +115,7 @@ func (f *Freshness) Staleness() time.Duration {
 	if since.IsZero() {
 		return 0
 	}
-	return f.now().Sub(since)
+	return now.Sub(since)
 }
 
 // followEvery is how often Follow asks the API server whether it is

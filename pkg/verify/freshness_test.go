@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func TestFreshness(t *testing.T) {
 		}
 	}
 	shop, billing := new(int), new(int) // two namespaces' watches
-	f.working(shop)
+	f.delivered(shop)
 	f.reached(true)
 	step(time.Hour)
 	want("a quiet watch is current however long nothing changes", 0)
@@ -38,8 +39,25 @@ func TestFreshness(t *testing.T) {
 	f.failed(shop)
 	step(5 * time.Second)
 	want("from the first failure, the API server answering all along", 10*time.Second)
-	f.working(shop)
-	want("watched again: current", 0)
+	f.delivered(shop)
+	want("listed again: current", 0)
+
+	// A watch that opens and fails at once, over and over (an object no
+	// client can decode): opening it is not enough.
+	f.failed(shop)
+	for range 10 {
+		step(time.Second)
+		f.opened(shop)
+		step(time.Second)
+		f.failed(shop)
+	}
+	want("a stream that fails as it opens stays stale from the first failure", 20*time.Second)
+	// One that stays open, quiet, counts once it has for steadyWatch.
+	f.opened(shop)
+	step(steadyWatch - time.Second)
+	want("opened again, not steady yet", 20*time.Second+steadyWatch-time.Second)
+	step(time.Second)
+	want("open and quiet for steadyWatch: working", 0)
 
 	// One namespace's watch failing makes the index stale, whatever the
 	// other's does.
@@ -47,9 +65,9 @@ func TestFreshness(t *testing.T) {
 	step(3 * time.Second)
 	f.failed(shop)
 	step(2 * time.Second)
-	f.working(shop)
+	f.delivered(shop)
 	want("the other namespace's watch working ends nothing", 5*time.Second)
-	f.working(billing)
+	f.delivered(billing)
 	want("both working", 0)
 
 	// The API server does not answer: stale from the first unanswered
@@ -63,14 +81,15 @@ func TestFreshness(t *testing.T) {
 	step(time.Second)
 	want("the earlier of the two", 3*time.Second)
 	f.reached(true)
-	want("answered again, but the watch has not resumed", time.Second)
-	f.working(shop)
+	want("answered again, but the watch has not delivered", time.Second)
+	f.delivered(shop)
 	want("both over", 0)
 }
 
 // TestFeedReportsEachCall: a list or watch that fails, as a throttled one
 // does (client-go retries it without calling anyone), makes the index
-// stale until one succeeds.
+// stale until the watch delivers something; a watch that merely opens
+// does not end it.
 func TestFeedReportsEachCall(t *testing.T) {
 	now := t0
 	f := &Freshness{Now: func() time.Time { return now }}
@@ -84,6 +103,8 @@ func TestFeedReportsEachCall(t *testing.T) {
 			return watch.NewFake(), fail
 		},
 	}}
+	var synced atomic.Bool
+	st := &feedStore{index: NewIndex(), synced: &synced, fresh: f, watch: lw}
 	fail = throttled
 	if _, err := lw.WatchWithContext(context.Background(), metav1.ListOptions{}); err == nil {
 		t.Fatal("the error was lost")
@@ -99,8 +120,14 @@ func TestFeedReportsEachCall(t *testing.T) {
 	if _, err := lw.Watch(metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if got := f.Staleness(); got != 30*time.Second {
+		t.Fatalf("a watch opened, nothing delivered yet: staleness %s", got)
+	}
+	if err := st.Bookmark("7"); err != nil {
+		t.Fatal(err)
+	}
 	if got := f.Staleness(); got != 0 {
-		t.Fatalf("watching again: staleness %s", got)
+		t.Fatalf("a bookmark delivered: staleness %s", got)
 	}
 }
 
