@@ -140,6 +140,14 @@ func generateWith(names []string, now time.Time, caValidity, validity time.Durat
 			caTmpl.PermittedDNSDomains = append(caTmpl.PermittedDNSDomains, n)
 		}
 	}
+	if len(caTmpl.PermittedIPRanges) == 0 {
+		// Names alone: no address at all (permitting none is no
+		// constraint).
+		caTmpl.ExcludedIPRanges = []*net.IPNet{
+			{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+			{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+		}
+	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		return bundle{}, err

@@ -173,3 +173,41 @@ func TestCAIsConstrainedToItsNames(t *testing.T) {
 		t.Error("a certificate from a CA the CA's key signed verifies")
 	}
 }
+
+// TestCAOfNamesAloneSignsNoAddress: the installs' CAs are for DNS names
+// only; their key, taken, signs no certificate for an IP address that a
+// client trusting them accepts.
+func TestCAOfNamesAloneSignsNoAddress(t *testing.T) {
+	b, err := generate([]string{"keywarden-verifier.keywarden-system.svc"}, t0, 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caBlock, _ := pem.Decode(b.caCert)
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBlock, _ := pem.Decode(b.caKey)
+	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.usable([]string{"keywarden-verifier.keywarden-system.svc"}, t0, time.Hour); err != nil {
+		t.Fatalf("its own certificate: %v", err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: serial(), NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("fd00::1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	for _, addr := range []string{"10.0.0.1", "fd00::1"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: addr, Roots: roots, CurrentTime: t0}); err == nil {
+			t.Errorf("a certificate for %s, signed with the key of a CA of names alone, verifies", addr)
+		}
+	}
+}

@@ -126,6 +126,9 @@ const noTrustMessage = "say whose keys you accept: name one or more namespaces o
 	"Anyone who may create an APIKey in some namespace can mint a key with any owner, role and scopes there, " +
 	"so the verifier accepts none unless told which (--verifier-trusted-namespaces and --verifier-trusted-classes set a default)"
 
+// repeatedRoleMessage answers an authz request that repeats role.
+const repeatedRoleMessage = "role may appear once"
+
 // repeatedTrustMessage answers an authz request that repeats namespace or
 // class.
 const repeatedTrustMessage = "namespace and class may each appear once: name several as a comma-separated list (namespace=a,b)"
@@ -392,6 +395,12 @@ func (h *Handler) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(q["class"]) > 1 {
 		h.refuse(w, "authz", http.StatusForbidden, &refusal{CodeWrongClass, repeatedTrustMessage})
+		return
+	}
+	if len(q["role"]) > 1 {
+		// Which one the proxy meant is unknown: a client may have added
+		// the other.
+		h.refuse(w, "authz", http.StatusForbidden, &refusal{CodeWrongRole, repeatedRoleMessage})
 		return
 	}
 	req := Request{Key: key, Scopes: q["scope"], Role: q.Get("role"), Namespaces: List(q.Get("namespace")), Classes: List(q.Get("class"))}

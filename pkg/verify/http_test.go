@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -469,13 +470,14 @@ func TestTrustOverHTTP(t *testing.T) {
 func TestAuthzTakesEachTrustParameterOnce(t *testing.T) {
 	f := newFixture(t)
 	for q, code := range map[string]Code{
-		"namespace=shop&namespace=sandbox":      CodeWrongNamespace,
-		"class=a&class=b":                       CodeWrongClass,
-		"namespace=shop&_=/x&namespace=sandbox": CodeWrongNamespace,
+		"namespace=shop&namespace=sandbox":        CodeWrongNamespace,
+		"class=a&class=b":                         CodeWrongClass,
+		"namespace=shop&_=/x&namespace=sandbox":   CodeWrongNamespace,
+		"namespace=shop&role=admin&role=readonly": CodeWrongRole,
 	} {
 		rec := f.do("GET", "/v1/authz?"+q, "", map[string]string{"X-API-Key": f.valid})
 		if rec.Code != http.StatusForbidden || rec.Header().Get("X-Keywarden-Code") != string(code) ||
-			!strings.Contains(rec.Body.String(), "comma-separated") || rec.Header().Get("X-Keywarden-Owner") != "" {
+			!strings.Contains(rec.Body.String(), "once") || rec.Header().Get("X-Keywarden-Owner") != "" {
 			t.Errorf("%s: %d %q %s, want 403 %s", q, rec.Code, rec.Header().Get("X-Keywarden-Code"), rec.Body, code)
 		}
 	}
@@ -633,5 +635,39 @@ func TestReport(t *testing.T) {
 		if strings.Contains(f.logs.String(), key) {
 			t.Fatal("the logs quote a reported key")
 		}
+	}
+}
+
+// slowBody gives its bytes after a pause, as a reporter that sends its
+// body slowly does.
+type slowBody struct {
+	pause time.Duration
+	r     io.Reader
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if b.pause > 0 {
+		time.Sleep(b.pause)
+		b.pause = 0
+	}
+	return b.r.Read(p)
+}
+
+// TestSlowReportGetsItsWholeBudget: the budget runs once the body is read,
+// so a reporter that sends it slowly cannot leave the write no time (and
+// learn, from a 503, that its key exists).
+func TestSlowReportGetsItsWholeBudget(t *testing.T) {
+	f := newFixture(t)
+	var left time.Duration
+	f.h.Report = func(ctx context.Context, _ Suspect) error {
+		d, _ := ctx.Deadline()
+		left = time.Until(d)
+		return nil
+	}
+	body := &slowBody{pause: 3 * f.h.ReportBudget, r: strings.NewReader(`{"key":"` + f.valid + `"}`)}
+	rec := httptest.NewRecorder()
+	f.h.Routes().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/keys/report", body))
+	if rec.Code != http.StatusAccepted || left < f.h.ReportBudget/2 {
+		t.Fatalf("a report sent slowly: %d, the write had %s of a %s budget", rec.Code, left, f.h.ReportBudget)
 	}
 }

@@ -51,9 +51,13 @@ type Suspect struct {
 	Reported bool
 }
 
-// DefaultReportBudget is how long a report's answer takes, and how long
-// the revocation's write may take within it.
-const DefaultReportBudget = 2 * time.Second
+// DefaultReportBudget is how long a report's answer takes once its body
+// is read, and how long the revocation's write may take within it;
+// MaxReportBudget leaves room within the server's write timeout.
+const (
+	DefaultReportBudget = 2 * time.Second
+	MaxReportBudget     = 5 * time.Second
+)
 
 // ReportRate and ReportBurst bound the reports one source (the client's
 // address) may make. A report costs a lookup, as a verification does; only
@@ -124,7 +128,6 @@ func (h *Handler) reportBudget() time.Duration {
 }
 
 func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		h.fail(w, "report", http.StatusMethodNotAllowed, errorResponse{"use POST"})
@@ -160,7 +163,9 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, "report", why)
 		return
 	}
-	budget := h.reportBudget()
+	// The budget runs from here, once the body is read: a reporter that
+	// sends it slowly cannot eat into the write's time.
+	start, budget := time.Now(), h.reportBudget()
 	res := h.Index.Verify(Request{Key: req.Key, AnyNamespace: true}, h.now())
 	var stored error
 	if res.Valid {

@@ -81,7 +81,7 @@ func (s *Server) build() (*http.Server, net.Listener, *certwatcher.CertWatcher, 
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
+		WriteTimeout:      10 * time.Second, // more than MaxReportBudget
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 	}

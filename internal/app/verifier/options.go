@@ -122,8 +122,8 @@ func (o *Options) Validate() error {
 	if o.MaxStaleness < 0 || o.LastUsedInterval <= 0 {
 		errs = append(errs, errors.New("--verifier-max-staleness must not be negative, and --last-used-interval must be positive"))
 	}
-	if o.ReportBudget < 100*time.Millisecond || o.ReportBudget > 30*time.Second {
-		errs = append(errs, fmt.Errorf("--verifier-report-budget must be between 100ms (a revocation's write needs that) and 30s (the server's write timeout), not %s", o.ReportBudget))
+	if o.ReportBudget < 100*time.Millisecond || o.ReportBudget > verify.MaxReportBudget {
+		errs = append(errs, fmt.Errorf("--verifier-report-budget must be between 100ms (a revocation's write needs that) and %s (within the server's write timeout), not %s", verify.MaxReportBudget, o.ReportBudget))
 	}
 	return errors.Join(errs...)
 }

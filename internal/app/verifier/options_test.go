@@ -48,6 +48,7 @@ func TestVerifierOptions(t *testing.T) {
 		{[]string{"--verifier-report-budget=500ms"}, ""},
 		{[]string{"--verifier-report-budget=10ms"}, "--verifier-report-budget must be between 100ms"},
 		{[]string{"--verifier-report-budget=1m"}, "--verifier-report-budget must be between 100ms"},
+		{[]string{"--verifier-report-budget=6s"}, "within the server's write timeout"},
 		{[]string{"--verifier-bind-address=0"}, "the verifier has nothing else to do"},
 		{[]string{"--verifier-certs=self", "--verifier-tls-cert-file=a", "--verifier-tls-key-file=b"}, "drop --verifier-tls-cert-file"},
 		{[]string{"--last-used-interval=0s"}, "--last-used-interval must be positive"},
