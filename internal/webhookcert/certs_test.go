@@ -105,16 +105,7 @@ func TestCAIsConstrainedToItsNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caBlock, _ := pem.Decode(b.caCert)
-	ca, err := x509.ParseCertificate(caBlock.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyBlock, _ := pem.Decode(b.caKey)
-	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, caKey := caOf(t, b)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	// sign issues a certificate from parent, signed with its key.
@@ -182,16 +173,7 @@ func TestCAOfNamesAloneSignsNoAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caBlock, _ := pem.Decode(b.caCert)
-	ca, err := x509.ParseCertificate(caBlock.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyBlock, _ := pem.Decode(b.caKey)
-	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, caKey := caOf(t, b)
 	if err := b.usable([]string{"keywarden-verifier.keywarden-system.svc"}, t0, time.Hour); err != nil {
 		t.Fatalf("its own certificate: %v", err)
 	}
@@ -210,4 +192,20 @@ func TestCAOfNamesAloneSignsNoAddress(t *testing.T) {
 			t.Errorf("a certificate for %s, signed with the key of a CA of names alone, verifies", addr)
 		}
 	}
+}
+
+// caOf is the bundle's CA and its key.
+func caOf(t *testing.T, b bundle) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	caBlock, _ := pem.Decode(b.caCert)
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBlock, _ := pem.Decode(b.caKey)
+	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, caKey
 }
