@@ -151,13 +151,19 @@ func conflictEvents(mgr ctrl.Manager) func(types.NamespacedName, []types.Namespa
 		note := fmt.Sprintf("APIKeys %s record the same key hash, which Keywarden never issues twice; the verifier refuses the key (CONFLICT) for each of them until only one records it",
 			strings.Join(names, ", "))
 		log.Info("APIKeys record the same key hash; refusing the key for each", "apiKeys", names)
-		for _, nn := range all {
-			k := &keywardenv1alpha1.APIKey{}
-			if err := reader.Get(context.Background(), nn, k); err != nil {
-				continue
+		// The index's feed calls this: the events are written apart, so
+		// that a slow API server never holds up the feed.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), suspectTimeout)
+			defer cancel()
+			for _, nn := range all {
+				k := &keywardenv1alpha1.APIKey{}
+				if err := reader.Get(ctx, nn, k); err != nil {
+					continue
+				}
+				rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyConflict, "Verify", "%s", note)
 			}
-			rec.Eventf(k, nil, corev1.EventTypeWarning, keywardenv1alpha1.EventKeyConflict, "Verify", "%s", note)
-		}
+		}()
 	}
 }
 
