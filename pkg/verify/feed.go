@@ -43,8 +43,8 @@ type Feed struct {
 type FeedOptions struct {
 	// Namespaces are those followed; all when empty.
 	Namespaces []string
-	// Freshness, when set, is told of each list and watch that fails or
-	// succeeds, for each namespace.
+	// Freshness, when set, is told of each list and watch that fails, of
+	// each watch opened and of each delivery, for each namespace.
 	Freshness *Freshness
 }
 
