@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"io"
+	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -28,17 +28,18 @@ func SuiteWebhook() *admissionv1.ValidatingWebhookConfiguration { return webhook
 
 // Suite is what the setup hands the specs.
 type Suite struct {
-	Env     *envtest.Environment
-	Config  *rest.Config
-	Client  client.WithWatch
-	Cache   cache.Cache
-	Metrics *prometheus.Registry
-	Seals   *seal.Store
-	Stop    func() error
+	Env    *envtest.Environment
+	Config *rest.Config
+	Client client.WithWatch
+	Cache  cache.Cache
+	// Scrape answers a scrape of the controller's metrics.
+	Scrape http.Handler
+	Seals  *seal.Store
+	Stop   func() error
 }
 
 // UseSuite hands the specs what the setup started.
 func UseSuite(s Suite) {
 	testEnv, cfg, k8sClient, scheme = s.Env, s.Config, s.Client, s.Client.Scheme()
-	mgrCache, metricsRegistry, seals, stopController = s.Cache, s.Metrics, s.Seals, s.Stop
+	mgrCache, scrapeMetrics, seals, stopController = s.Cache, s.Scrape, s.Seals, s.Stop
 }

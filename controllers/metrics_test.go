@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"net/http/httptest"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,10 +26,14 @@ type series struct {
 	value  float64
 }
 
-// gatherNamespace gathers the suite's metrics and keeps the series of one
-// namespace.
+// gatherNamespace scrapes the suite's metrics as Prometheus does and keeps
+// the series of one namespace.
 func gatherNamespace(ns string) []series {
-	families, err := metricsRegistry.Gather()
+	rec := httptest.NewRecorder()
+	scrapeMetrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	ExpectWithOffset(1, rec.Code).To(Equal(200), rec.Body.String())
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(rec.Body)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	var out []series
 	for _, f := range families {

@@ -55,6 +55,6 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	controllers.UseSuite(controllers.Suite{
 		Env: env.Environment, Config: env.Config, Client: env.Client, Cache: running.Manager.GetCache(),
-		Metrics: registry, Seals: seals, Stop: running.Stop,
+		Scrape: keyState.Handler(registry), Seals: seals, Stop: running.Stop,
 	})
 })

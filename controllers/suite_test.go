@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,7 +12,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -41,8 +41,8 @@ var (
 	stopController func() error
 	// mgrCache is the controller's informer cache.
 	mgrCache cache.Cache
-	// metricsRegistry holds the controller's key metrics.
-	metricsRegistry *prometheus.Registry
+	// scrapeMetrics answers a scrape of the controller's metrics.
+	scrapeMetrics http.Handler
 	// seals is the sealing-key store of the controller and of the
 	// reconcilers the specs drive by hand.
 	seals *seal.Store

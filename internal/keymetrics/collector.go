@@ -4,13 +4,16 @@
 // phase, how many are stalled and why, and, per key, its phase, when it
 // was issued, when it expires and when it was last used, as cert-manager
 // exports certmanager_certificate_expiration_timestamp_seconds. Per-key
-// series are one a key for each metric, and can be turned off for very
+// series are one a key for each metric, written by the scrape's handler
+// straight from what is kept of each key, and can be turned off for very
 // large fleets.
 package keymetrics
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -29,18 +32,6 @@ var (
 	stalledDesc = prometheus.NewDesc("keywarden_apikeys_stalled",
 		"APIKeys whose Stalled condition is True, by namespace, class and reason: they need a person.",
 		[]string{"namespace", "class", "reason"}, nil)
-	phaseDesc = prometheus.NewDesc("keywarden_apikey_phase",
-		"1 for each APIKey, labelled with its phase.",
-		[]string{"namespace", "name", "class", "phase"}, nil)
-	issuedDesc = prometheus.NewDesc("keywarden_apikey_issued_timestamp_seconds",
-		"When each issued APIKey was first issued, in Unix seconds.",
-		[]string{"namespace", "name", "class"}, nil)
-	expiryDesc = prometheus.NewDesc("keywarden_apikey_expiration_timestamp_seconds",
-		"When each APIKey expires, in Unix seconds; absent for a key that never expires or is not issued yet.",
-		[]string{"namespace", "name", "class"}, nil)
-	lastUsedDesc = prometheus.NewDesc("keywarden_apikey_last_used_timestamp_seconds",
-		"When each APIKey with trackLastUsed was last used, in Unix seconds; 0 for one never used. Absent for keys not tracked.",
-		[]string{"namespace", "name", "class"}, nil)
 )
 
 // summary is what the metrics need of one APIKey.
@@ -54,8 +45,8 @@ type summary struct {
 
 func summarize(k *keywardenv1alpha1.APIKey) summary {
 	s := summary{
-		specClass: k.Spec.ClassName, statusClass: k.Status.ClassName,
-		phase:    string(k.Status.Phase),
+		specClass: valid(k.Spec.ClassName), statusClass: valid(k.Status.ClassName),
+		phase:    valid(string(k.Status.Phase)),
 		issued:   seconds(k.Status.IssuedAt),
 		expires:  seconds(k.Status.ExpiresAt),
 		lastUsed: seconds(k.Status.LastUsedAt),
@@ -65,9 +56,18 @@ func summarize(k *keywardenv1alpha1.APIKey) summary {
 		s.phase = string(keywardenv1alpha1.PhasePending)
 	}
 	if c := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
-		s.stalled = c.Reason
+		s.stalled = valid(c.Reason)
 	}
 	return s
+}
+
+// valid is a label value as valid UTF-8: a series with invalid UTF-8 in a
+// label fails the whole scrape.
+func valid(v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
 }
 
 // Collector keeps what the metrics need of each APIKey, and of which
@@ -186,16 +186,16 @@ func (c *Collector) classOf(s *summary) string {
 	return ""
 }
 
-// Describe sends the descriptors of the series.
+// Describe sends the descriptors of the series the collector sends: the
+// counts. The per-key series are written by Handler.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{keysDesc, stalledDesc, phaseDesc, issuedDesc, expiryDesc, lastUsedDesc} {
-		ch <- d
-	}
+	ch <- keysDesc
+	ch <- stalledDesc
 }
 
 type group struct{ namespace, class, detail string }
 
-// Collect sends the series of the keys as they are now.
+// Collect sends the counts of the keys as they are now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -205,19 +205,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		phases[group{nn.Namespace, class, s.phase}]++
 		if s.stalled != "" {
 			stalled[group{nn.Namespace, class, s.stalled}]++
-		}
-		if !c.PerKey {
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, 1, nn.Namespace, nn.Name, class, s.phase)
-		if s.issued != 0 {
-			ch <- prometheus.MustNewConstMetric(issuedDesc, prometheus.GaugeValue, s.issued, nn.Namespace, nn.Name, class)
-		}
-		if s.expires != 0 {
-			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, s.expires, nn.Namespace, nn.Name, class)
-		}
-		if s.tracked {
-			ch <- prometheus.MustNewConstMetric(lastUsedDesc, prometheus.GaugeValue, s.lastUsed, nn.Namespace, nn.Name, class)
 		}
 	}
 	for g, n := range phases {

@@ -1,11 +1,19 @@
 package keymetrics
 
 import (
+	"compress/gzip"
+	"io"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -27,6 +35,43 @@ func stalled(reason string) func(*keywardenv1alpha1.APIKey) {
 	return func(k *keywardenv1alpha1.APIKey) {
 		k.Status.Conditions = append(k.Status.Conditions, metav1.Condition{Type: "Stalled", Status: metav1.ConditionTrue, Reason: reason})
 	}
+}
+
+// scraped is what a scrape of the collector's handler answers, parsed as
+// Prometheus parses it, with the collector registered in the registry the
+// handler gathers.
+func scraped(t *testing.T, c *Collector) prometheus.Gatherer {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	h := c.Handler(reg)
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatalf("scrape answered %d, Content-Encoding %q", rec.Code, rec.Header().Get("Content-Encoding"))
+		}
+		gz, err := gzip.NewReader(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		byName, err := parser.TextToMetricFamilies(gz)
+		if err != nil {
+			t.Fatalf("parsing the scrape: %v", err)
+		}
+		// In the order the client library gathers them, which the
+		// comparison expects.
+		var out []*dto.MetricFamily
+		for _, f := range byName {
+			slices.SortFunc(f.Metric, func(a, b *dto.Metric) int { return strings.Compare(a.String(), b.String()) })
+			out = append(out, f)
+		}
+		slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+		return out, nil
+	})
 }
 
 func TestCollector(t *testing.T) {
@@ -131,7 +176,7 @@ keywarden_apikey_phase{class="gold",name="used",namespace="a",phase="Active"} 1
 					names = append(names, n)
 				}
 			}
-			if err := testutil.CollectAndCompare(c, strings.NewReader(tt.want), names...); err != nil {
+			if err := testutil.GatherAndCompare(scraped(t, c), strings.NewReader(tt.want), names...); err != nil {
 				t.Error(err)
 			}
 		})
@@ -168,11 +213,106 @@ keywarden_apikey_phase{class="silver",name="issued",namespace="a",phase="Active"
 # TYPE keywarden_apikeys_stalled gauge
 keywarden_apikeys_stalled{class="",namespace="a",reason="ClassNotFound"} 2
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "keywarden_apikey_phase", "keywarden_apikeys_stalled"); err != nil {
+	if err := testutil.GatherAndCompare(scraped(t, c), strings.NewReader(want), "keywarden_apikey_phase", "keywarden_apikeys_stalled"); err != nil {
 		t.Error(err)
 	}
 	c.Reset()
-	if n := testutil.CollectAndCount(c); n != 0 {
-		t.Errorf("%d series after Reset, want none", n)
+	if n, err := testutil.GatherAndCount(scraped(t, c)); err != nil || n != 0 {
+		t.Errorf("%d series after Reset (%v), want none", n, err)
+	}
+}
+
+// TestHandlerLabelValues: whatever a key's labels hold, a scrape parses
+// and each label reads back as it was; no value can end its series and
+// start another (the class comes from status, which whoever may write
+// APIKeys' status sets).
+func TestHandlerLabelValues(t *testing.T) {
+	c := &Collector{PerKey: true}
+	classes := []string{
+		"plain",
+		"quote\"} 1\nkeywarden_forged{a=\"b\"} 1\n# TYPE x gauge",
+		`back\slash\`,
+		"line\nbreak",
+		"bad\xffutf8",
+		"ünïcode",
+	}
+	for i, class := range classes {
+		k := key("a", "k"+string(rune('0'+i)), "", keywardenv1alpha1.PhaseActive)
+		k.Status.ClassName = class
+		c.Set(&k)
+	}
+	families, err := scraped(t, c).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, got []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+		if f.GetName() != "keywarden_apikey_phase" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "class" {
+					got = append(got, l.GetValue())
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	if want := []string{"keywarden_apikey_phase", "keywarden_apikeys"}; !slices.Equal(names, want) {
+		t.Errorf("families %q, want %q", names, want)
+	}
+	want := slices.Clone(classes)
+	want[4] = "bad\uFFFDutf8"
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("class labels %q, want %q", got, want)
+	}
+}
+
+// TestHandlerFormat: plain text unless gzip is accepted; the gatherer's
+// error answers 500 and no partial scrape.
+func TestHandlerFormat(t *testing.T) {
+	c := &Collector{PerKey: true}
+	k := key("a", "k", "", keywardenv1alpha1.PhaseActive)
+	c.Set(&k)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	for _, tt := range []struct {
+		accept string
+		gzip   bool
+	}{{"", false}, {"gzip", true}, {"deflate, gzip;q=0.5", true}, {"GZIP", true}, {"gzip;q=0", false}, {"gzip; q=0.000", false}, {"identity", false}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		if tt.accept != "" {
+			req.Header.Set("Accept-Encoding", tt.accept)
+		}
+		c.Handler(reg).ServeHTTP(rec, req)
+		var body io.Reader = rec.Body
+		if got := rec.Header().Get("Content-Encoding") == "gzip"; got != tt.gzip {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", tt.accept, got, tt.gzip)
+		} else if got {
+			gz, err := gzip.NewReader(rec.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = gz
+		}
+		text, _ := io.ReadAll(body)
+		if !strings.Contains(string(text), `keywarden_apikey_phase{class="",name="k",namespace="a",phase="Active"} 1`+"\n") ||
+			!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain; version=0.0.4") {
+			t.Errorf("Accept-Encoding %q: %s\n%s", tt.accept, rec.Header().Get("Content-Type"), text)
+		}
+	}
+
+	failing := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return nil, io.ErrUnexpectedEOF
+	})
+	rec := httptest.NewRecorder()
+	c.Handler(failing).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "keywarden_apikey_phase") {
+		t.Errorf("a failed gathering answered %d:\n%s", rec.Code, rec.Body.String())
 	}
 }

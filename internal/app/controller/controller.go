@@ -9,6 +9,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -120,9 +121,15 @@ type Parts struct {
 func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	le := o.LeaderElection
 	namespaces := o.Namespaces.List()
+	// The keys' state, when exported, is served with controller-runtime's
+	// registry by a handler that writes the per-key series itself.
+	var scrape http.Handler
+	if p.KeyState != nil {
+		scrape = p.KeyState.Handler(ctrlmetrics.Registry)
+	}
 	mo := ctrl.Options{
 		Scheme:                        controllers.NewScheme(),
-		Metrics:                       o.Metrics.ServerOptions(),
+		Metrics:                       o.Metrics.ServerOptions(scrape),
 		HealthProbeBindAddress:        o.ProbeAddress,
 		PprofBindAddress:              o.PprofAddress,
 		LeaderElection:                le.Enabled,

@@ -9,9 +9,11 @@ package options
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -69,15 +71,52 @@ func (m *Metrics) AddFlags(fs *pflag.FlagSet, addr string) {
 		"Directory holding tls.crt and tls.key for the secure metrics endpoint, reloaded when they change (the verifier's certificate directory, or a cert-manager Certificate's Secret, mounted); a self-signed certificate when empty or when they are missing.")
 }
 
-// ServerOptions are controller-runtime's options for the endpoint.
-func (m Metrics) ServerOptions() metricsserver.Options {
+// ServerOptions are controller-runtime's options for the endpoint. scrape,
+// when not nil, answers /metrics in place of the client library's handler
+// of controller-runtime's registry (behind the same authentication and
+// authorization): the controller's writes its per-key series itself.
+func (m Metrics) ServerOptions(scrape http.Handler) metricsserver.Options {
 	o := metricsserver.Options{BindAddress: m.BindAddress}
+	var auth func(*rest.Config, *http.Client) (metricsserver.Filter, error)
 	if m.Secure {
 		o.SecureServing = true
-		o.FilterProvider = metricsauth.Filter
 		o.CertDir = m.CertDir
+		auth = metricsauth.Filter
+	}
+	o.FilterProvider = auth
+	if scrape != nil {
+		o.FilterProvider = func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+			var filter metricsserver.Filter
+			if auth != nil {
+				var err error
+				if filter, err = auth(cfg, hc); err != nil {
+					return nil, err
+				}
+			}
+			return func(log logr.Logger, h http.Handler) (http.Handler, error) {
+				h = replacePath(metricsPath, scrape, h)
+				if filter == nil {
+					return h, nil
+				}
+				return filter(log, h)
+			}, nil
+		}
 	}
 	return o
+}
+
+// metricsPath is where controller-runtime's server answers scrapes.
+const metricsPath = "/metrics"
+
+// replacePath answers requests for path with h and the others with next.
+func replacePath(path string, h, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Namespaces is --namespaces: the namespaces a component watches and

@@ -65,7 +65,7 @@ func New(ctx context.Context, cfg *rest.Config, o *Options, p Parts) (ctrl.Manag
 	fresh := &verify.Freshness{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
-		Metrics:                o.Metrics.ServerOptions(),
+		Metrics:                o.Metrics.ServerOptions(nil),
 		HealthProbeBindAddress: "0", // the verifier's own server has /healthz and /readyz
 		PprofBindAddress:       o.PprofAddress,
 		Cache:                  cacheOptions(),
