@@ -35,6 +35,18 @@ func namespaceViolation(ctx context.Context, c client.Reader, pol policy.Policy,
 	return pol.CheckNamespace(namespace, ns.Labels), nil
 }
 
+// keyOfSecret enqueues the APIKey that controls a Secret. The cache keeps
+// of a Secret only an APIKey's controller reference (TrimSecretForCache),
+// so the reference is read as it is, without the REST mapping of its kind
+// that a generic owner handler looks up for every event.
+func keyOfSecret(_ context.Context, o client.Object) []reconcile.Request {
+	ref := metav1.GetControllerOfNoCopy(o)
+	if ref == nil || ref.Kind != keywardenv1alpha1.APIKeyKind || ref.APIVersion != keywardenv1alpha1.GroupVersion.String() {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}}
+}
+
 // keysOfClassChange enqueues every APIKey that is not terminal when a class
 // changes: the change may resolve a stall, or change compliance.
 func (r *APIKeyReconciler) keysOfClassChange(ctx context.Context, _ client.Object) []reconcile.Request {
@@ -42,10 +54,12 @@ func (r *APIKeyReconciler) keysOfClassChange(ctx context.Context, _ client.Objec
 }
 
 // liveKeys lists the APIKeys that are not terminal (expired or revoked),
-// in the cache, as requests.
+// in the cache, as requests. The cache's objects are read without a copy
+// (every key of the cluster, for a class's change): nothing here writes
+// to them.
 func (r *APIKeyReconciler) liveKeys(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, opts...); err != nil {
+	if err := r.List(ctx, &list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -63,7 +77,7 @@ func (r *APIKeyReconciler) liveKeys(ctx context.Context, opts ...client.ListOpti
 // stalled key, or take a namespace out of an issued key's class.
 func (r *APIKeyReconciler) keysOfNamespaceChange(ctx context.Context, obj client.Object) []reconcile.Request {
 	var classes keywardenv1alpha1.APIKeyClassList
-	if err := r.List(ctx, &classes); err != nil {
+	if err := r.List(ctx, &classes, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	if !slices.ContainsFunc(classes.Items, func(c keywardenv1alpha1.APIKeyClass) bool { return c.Spec.NamespaceSelector != nil }) {
@@ -80,7 +94,8 @@ func (r *APIKeyReconciler) refusedPeers(ctx context.Context, obj client.Object) 
 		return nil
 	}
 	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: k.GrantedOwner()}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: k.GrantedOwner()},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request

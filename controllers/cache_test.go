@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"maps"
 	"strings"
 	"testing"
@@ -85,5 +86,38 @@ func TestTrimSecretForCache(t *testing.T) {
 	}
 	if m.Name != "k" || m.UID != "s" || len(m.OwnerReferences) != 1 || m.OwnerReferences[0].UID != owner.UID || metav1.GetControllerOf(m) == nil {
 		t.Errorf("lost what the controller reads: %+v", m.ObjectMeta)
+	}
+}
+
+// TestKeyOfSecret: a Secret's event enqueues the APIKey that controls it,
+// in the Secret's namespace, and nothing for a Secret no APIKey controls.
+func TestKeyOfSecret(t *testing.T) {
+	yes, no := true, false
+	ref := func(apiVersion, kind, name string, controller *bool) metav1.OwnerReference {
+		return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: "u", Controller: controller}
+	}
+	gv := keywardenv1alpha1.GroupVersion.String()
+	tests := []struct {
+		name string
+		refs []metav1.OwnerReference
+		want string
+	}{
+		{"controlled by an APIKey", []metav1.OwnerReference{ref(gv, "APIKey", "web", &yes)}, "team-a/web"},
+		{"owned, not controlled", []metav1.OwnerReference{ref(gv, "APIKey", "web", &no)}, ""},
+		{"no owner", nil, ""},
+		{"controlled by another kind", []metav1.OwnerReference{ref(gv, "APIKeyClass", "web", &yes)}, ""},
+		{"an APIKey of another group", []metav1.OwnerReference{ref("example.com/v1alpha1", "APIKey", "web", &yes)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web-key", OwnerReferences: tt.refs}}
+			var got string
+			for _, r := range keyOfSecret(context.Background(), s) {
+				got += r.String()
+			}
+			if got != tt.want {
+				t.Errorf("enqueued %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
