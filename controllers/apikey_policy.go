@@ -129,6 +129,12 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 		}
 		if lifecycle.Issued(st) {
 			o.Policy, o.Violation = policy.ResolveIssued(&key.Spec, policy.Granted(&key.Spec, st), classes.Items)
+			if i := slices.IndexFunc(classes.Items, func(c keywardenv1alpha1.APIKeyClass) bool {
+				return st.ClassName != "" && c.Name == st.ClassName
+			}); i >= 0 {
+				p := policy.FromClass(&classes.Items[i])
+				o.GrantClass = &p
+			}
 		} else {
 			o.Policy, o.Violation = policy.Resolve(key.Spec.ClassName, classes.Items)
 		}

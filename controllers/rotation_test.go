@@ -134,6 +134,40 @@ var _ = Describe("Rotation", func() {
 		Expect(verifies(ctx, k, second).Previous).To(BeTrue())
 	})
 
+	It("keeps a key to the rules of the class it was granted under when its spec names a missing class, and after that class is deleted", func() {
+		strict := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{Rotation: &keywardenv1alpha1.ClassRotation{
+			MaxGracePeriod: &metav1.Duration{Duration: time.Minute},
+		}})
+		k := newAPIKey(ns, "strict")
+		k.Spec.ClassName = strict.Name
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		issued := waitReady(ctx, k)
+		Expect(issued.Status.ClassRotation).To(Equal(strict.Spec.Rotation), "the class's rules are recorded with the grant")
+
+		By("pointing the key at a class that does not exist and asking for a day's grace")
+		patch := []byte(`{"spec":{"className":"no-such-class","rotation":{"gracePeriod":"24h","request":"r1"}}}`)
+		Expect(k8sClient.Patch(ctx, k, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+		got := waitRotated(ctx, issued)
+		Expect(got.Status.ClassName).To(Equal(strict.Name), "the grant keeps its class")
+		prev := got.Status.Rotation.Previous
+		Expect(prev).To(HaveLen(1))
+		Expect(prev[0].ValidUntil.Time).To(Equal(got.Status.Rotation.LastRotatedAt.Add(time.Minute)),
+			"the rotated-out key is valid for the class's maximum, not the day the spec asks for")
+
+		By("deleting the class")
+		Expect(k8sClient.Delete(ctx, strict)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(strict), &keywardenv1alpha1.APIKeyClass{}))
+		}).Should(BeTrue())
+		requestRotation(ctx, k, "r2")
+		again := waitRotated(ctx, got)
+		Expect(again.Status.ClassRotation).To(Equal(strict.Spec.Rotation), "what was recorded stays")
+		prev = again.Status.Rotation.Previous
+		Expect(prev).NotTo(BeEmpty())
+		Expect(prev[len(prev)-1].ValidUntil.Time).To(Equal(again.Status.Rotation.LastRotatedAt.Add(time.Minute)),
+			"a deleted class's rules keep applying to the keys granted under it")
+	})
+
 	Context("driven pass by pass, with the manager killed at each write", func() {
 		// failing returns a reconciler on the direct client whose status
 		// writes and Secret writes fail while the flags say so.

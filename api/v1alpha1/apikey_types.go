@@ -294,6 +294,15 @@ type APIKeyStatus struct {
 	// +kubebuilder:validation:MaxItems=64
 	Scopes []Scope `json:"scopes,omitempty"`
 
+	// classRotation is the rotation rules of the class the key is granted
+	// under (className), as the controller last read them. They keep
+	// applying when that class is deleted, or while spec.className names a
+	// class that does not admit the key: a key never leaves its class's
+	// rules by losing its class. Absent for the built-in defaults, or a
+	// class that sets no rotation rules.
+	// +optional
+	ClassRotation *ClassRotation `json:"classRotation,omitempty"`
+
 	// revokedAt is when the controller saw the key revoked.
 	// +optional
 	RevokedAt *metav1.Time `json:"revokedAt,omitempty"`

@@ -277,6 +277,11 @@ func (in *APIKeyStatus) DeepCopyInto(out *APIKeyStatus) {
 		*out = make([]Scope, len(*in))
 		copy(*out, *in)
 	}
+	if in.ClassRotation != nil {
+		in, out := &in.ClassRotation, &out.ClassRotation
+		*out = new(ClassRotation)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.RevokedAt != nil {
 		in, out := &in.RevokedAt, &out.RevokedAt
 		*out = (*in).DeepCopy()

@@ -51,6 +51,11 @@ type Observed struct {
 	// for an Expired or Revoked key, or one revoked in its spec.
 	Policy    policy.Policy
 	Violation *policy.Violation
+	// GrantClass is the policy of the class an issued key is granted
+	// under (status.className), read whether or not it admits the key's
+	// namespace; nil when there is no such class, or the key is not
+	// issued or has ended.
+	GrantClass *policy.Policy
 	// NamespacesUnwatched is set when namespace labels are not watched
 	// (the manager watches only some namespaces), so that a namespace a
 	// class refuses is looked at again by time.
@@ -332,6 +337,7 @@ func (d *Decision) grant(o *Observed) bool {
 		d.Reserve = &Reservation{Owner: move, Move: true}
 	}
 	g.Grant.Record(st)
+	d.recordRules(o)
 	if len(g.Changes) > 0 {
 		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventGrantChanged, "Grant",
 			"The key's grant changed: "+strings.Join(g.Changes, ", "))
@@ -495,7 +501,7 @@ func (d *Decision) rotateWhenDue(o *Observed) {
 		request = spec.Request
 	}
 	requested := request != "" && request != handled
-	if every := rotationPolicy(o).RotationSchedule(spec); !requested && every > 0 {
+	if every := d.rules(o).RotationSchedule(spec); !requested && every > 0 {
 		base := st.IssuedAt
 		if st.Rotation != nil && st.Rotation.LastRotatedAt != nil {
 			base = st.Rotation.LastRotatedAt
@@ -516,13 +522,43 @@ func (d *Decision) rotateWhenDue(o *Observed) {
 	d.Outcome.Message = "The key is issued; a rotation is recording its next key"
 }
 
-// rotationPolicy is the policy whose rotation rules apply to the key: its
-// class's, or the built-in defaults while its class does not resolve.
-func rotationPolicy(o *Observed) policy.Policy {
-	if o.Violation != nil {
-		return policy.BuiltIn()
+// rules is the policy whose rotation rules apply to an issued key: the
+// one of the class it is granted under (after this pass's decision on its
+// grant) as that class stands, whether or not its spec now names another
+// class or the class still admits the key's namespace; the rules its
+// status recorded once that class is gone; the built-in defaults for a
+// key granted under none.
+func (d *Decision) rules(o *Observed) policy.Policy {
+	if p := d.grantClass(o); p != nil {
+		return *p
 	}
-	return o.Policy
+	return policy.Recorded(d.Status.ClassName, d.Status.ClassRotation)
+}
+
+// grantClass is the policy of the class the key is granted under when
+// that class exists (the built-in defaults for none), and nil when it is
+// gone.
+func (d *Decision) grantClass(o *Observed) *policy.Policy {
+	class := d.Status.ClassName
+	switch {
+	case o.Violation == nil && o.Policy.ClassName == class:
+		return &o.Policy
+	case o.GrantClass != nil && o.GrantClass.ClassName == class:
+		return o.GrantClass
+	case class == "":
+		p := policy.BuiltIn()
+		return &p
+	}
+	return nil
+}
+
+// recordRules records in status the rotation rules of the class the key
+// is granted under, as they stand, so that they keep applying if the
+// class goes; what is recorded stays while the class is gone.
+func (d *Decision) recordRules(o *Observed) {
+	if p := d.grantClass(o); p != nil {
+		d.Status.ClassRotation = p.Rotation.DeepCopy()
+	}
 }
 
 // continueRotation follows a rotation whose next key is recorded, in a
@@ -556,7 +592,7 @@ func (d *Decision) continueRotation(o *Observed) {
 // replaces stays valid for the grace period, never past the key's expiry.
 func (d *Decision) completeRotation(o *Observed) {
 	st, s, rot := &d.Status, o.Secret, d.Status.Rotation
-	grace := rotationPolicy(o).RotationGrace(o.Key.Spec.Rotation)
+	grace := d.rules(o).RotationGrace(o.Key.Spec.Rotation)
 	at := stamp(o.Now)
 	until := metav1.NewTime(at.Add(grace))
 	if st.ExpiresAt != nil && st.ExpiresAt.Before(&until) {
@@ -650,6 +686,7 @@ func (d *Decision) record(o *Observed, hash, prefix string, ref *keywardenv1alph
 	if st.IssuedAt == nil {
 		st.IssuedAt = stamp(o.Now)
 		o.Policy.Issue(&k.Spec, st.IssuedAt.Time).Record(st)
+		d.recordRules(o)
 		setCompliance(st, k.Generation, nil) // admitted under its class
 		if r := k.Spec.Rotation; r != nil && r.Request != "" {
 			// The request the key was created with asks for no rotation.

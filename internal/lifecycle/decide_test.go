@@ -145,9 +145,57 @@ type want struct {
 	status      func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus)
 }
 
+// gold is a class that requires rotation every hour and holds a
+// rotated-out key's grace to a minute.
+var goldRotation = &keywardenv1alpha1.ClassRotation{
+	MaxEvery: &metav1.Duration{Duration: time.Hour}, MaxGracePeriod: &metav1.Duration{Duration: time.Minute},
+}
+
+func goldClass(rot *keywardenv1alpha1.ClassRotation) *policy.Policy {
+	p := policy.FromClass(&keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "gold"},
+		Spec: keywardenv1alpha1.APIKeyClassSpec{Rotation: rot}})
+	return &p
+}
+
+// grantedGold is a key granted under gold, its spec naming another class
+// (empty: gold too).
+func grantedGold(specClass string) func(*keywardenv1alpha1.APIKey) {
+	return func(k *keywardenv1alpha1.APIKey) {
+		k.Status.ClassName, k.Spec.ClassName = "gold", specClass
+		if specClass == "" {
+			k.Spec.ClassName = "gold"
+		}
+	}
+}
+
+// classGone is a spec's class that does not resolve; grantClass the class
+// the key is granted under, as it stands (nil: deleted).
+func classGone(grantClass *policy.Policy) func(*Observed) {
+	return func(o *Observed) {
+		o.Policy, o.Violation = policy.Policy{}, &policy.Violation{Reason: keywardenv1alpha1.ReasonClassNotFound, Message: "m"}
+		o.GrantClass = grantClass
+	}
+}
+
+// graceUntil checks that the rotated-out key is valid until the given
+// time after the rotation, and what status records of the class's rules.
+func graceUntil(d time.Duration, recorded *keywardenv1alpha1.ClassRotation) func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+	return func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+		stamp := now.Truncate(time.Second)
+		if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Time.Equal(stamp.Add(d)) {
+			t.Errorf("previous %+v, want valid for %s", p, d)
+		}
+		if !equality.Semantic.DeepEqual(st.ClassRotation, recorded) {
+			t.Errorf("classRotation %+v, want %+v", st.ClassRotation, recorded)
+		}
+	}
+}
+
 // TestDecide holds every transition of a key's life, one row each.
 func TestDecide(t *testing.T) {
 	stamp := &metav1.Time{Time: now.Truncate(time.Second)}
+	// nextHour wakes a key that rotated now and must rotate every hour.
+	nextHour := stamp.Add(time.Hour).Sub(now)
 	limitMsg := policy.LimitViolation("other", "ns", 1, 1).Message
 	rows := []struct {
 		name    string
@@ -816,6 +864,71 @@ func TestDecide(t *testing.T) {
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 				if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(&metav1.Time{Time: stamp.Add(keywardenv1alpha1.DefaultGracePeriod)}) {
 					t.Errorf("previous %+v, want valid for the default grace", p)
+				}
+			}},
+		},
+		// A key follows the rotation rules of the class it is granted
+		// under, whatever its spec now names.
+		{
+			name: "a key pointed at a missing class keeps its granted class's maximum grace",
+			key:  issuedKey(grantedGold("missing"), rotation(0, new(24*time.Hour), "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}),
+				classGone(goldClass(goldRotation))},
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonClassNotFound, requeue: nextHour,
+				events: []string{keywardenv1alpha1.EventGrantChangeRefused, keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
+		},
+		{
+			name:    "a key pointed at a missing class keeps its granted class's required schedule",
+			key:     issuedKey(grantedGold("missing")),
+			observe: []func(*Observed){withSecret(ownSecret), classGone(goldClass(goldRotation))},
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonClassNotFound,
+				events: []string{keywardenv1alpha1.EventGrantChangeRefused}, secret: SecretRotate},
+		},
+		{
+			name: "a key pointed at a looser class that refuses it keeps its granted class's rules",
+			key:  issuedKey(grantedGold("loose"), rotation(0, new(24*time.Hour), "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
+				o.Policy = policy.FromClass(&keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "loose"},
+					Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{{Name: "writer"}}}})
+				o.GrantClass = goldClass(goldRotation)
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonRoleNotAllowed, requeue: nextHour,
+				events: []string{keywardenv1alpha1.EventGrantChangeRefused, keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
+		},
+		{
+			name: "a key whose class was deleted keeps the rules its status recorded",
+			key: issuedKey(grantedGold(""), rotation(0, new(24*time.Hour), "r1"), rotating, func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ClassRotation = goldRotation.DeepCopy()
+			}),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: nextHour,
+				events: []string{keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
+		},
+		{
+			name:    "a key whose class was deleted before its rules were recorded rotates by the built-in rules",
+			key:     issuedKey(grantedGold(""), rotation(0, nil, "r1"), rotating),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: graceUntil(keywardenv1alpha1.DefaultGracePeriod, nil)},
+		},
+		{
+			name:    "a key's status records its class's rotation rules as they stand",
+			key:     issuedKey(grantedGold("")),
+			observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) { o.Policy, o.GrantClass = *goldClass(goldRotation), goldClass(goldRotation) }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if !equality.Semantic.DeepEqual(st.ClassRotation, goldRotation) {
+					t.Errorf("classRotation %+v, want the class's", st.ClassRotation)
+				}
+			}},
+		},
+		{
+			name: "a class that drops its rotation rules drops them from its keys' status",
+			key: issuedKey(grantedGold(""), func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ClassRotation = goldRotation.DeepCopy()
+			}),
+			observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) { o.Policy, o.GrantClass = *goldClass(nil), goldClass(nil) }},
+			want: want{phase: keywardenv1alpha1.PhaseActive, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.ClassRotation != nil {
+					t.Errorf("classRotation %+v, want none", st.ClassRotation)
 				}
 			}},
 		},

@@ -40,6 +40,9 @@ type Policy struct {
 	// unbounded.
 	RotationEvery, MaxRotationEvery time.Duration
 	GracePeriod, MaxGracePeriod     time.Duration
+	// Rotation is the class's rotation rules as written, which an issued
+	// key's status records (status.classRotation); nil when it sets none.
+	Rotation *keywardenv1alpha1.ClassRotation
 	// Namespaces selects the namespaces whose keys may use the policy; nil
 	// admits every namespace. namespacesInvalid says why the class's
 	// selector could not be read, when it could not: then no namespace is
@@ -80,16 +83,7 @@ func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
 	if d := c.Spec.ExpiryWarning; d != nil {
 		p.ExpiryWarning = d.Duration
 	}
-	if r := c.Spec.Rotation; r != nil {
-		for _, f := range []struct {
-			from *metav1.Duration
-			to   *time.Duration
-		}{{r.Every, &p.RotationEvery}, {r.MaxEvery, &p.MaxRotationEvery}, {r.GracePeriod, &p.GracePeriod}, {r.MaxGracePeriod, &p.MaxGracePeriod}} {
-			if f.from != nil {
-				*f.to = f.from.Duration
-			}
-		}
-	}
+	p.setRotation(c.Spec.Rotation)
 	if n := c.Spec.MaxActiveKeysPerOwner; n != nil {
 		p.MaxActiveKeysPerOwner = int(*n)
 	}
@@ -100,6 +94,34 @@ func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
 			p.Namespaces = ns
 		}
 	}
+	return p
+}
+
+// setRotation takes a class's rotation rules.
+func (p *Policy) setRotation(r *keywardenv1alpha1.ClassRotation) {
+	p.Rotation = r
+	if r == nil {
+		return
+	}
+	for _, f := range []struct {
+		from *metav1.Duration
+		to   *time.Duration
+	}{{r.Every, &p.RotationEvery}, {r.MaxEvery, &p.MaxRotationEvery}, {r.GracePeriod, &p.GracePeriod}, {r.MaxGracePeriod, &p.MaxGracePeriod}} {
+		if f.from != nil {
+			*f.to = f.from.Duration
+		}
+	}
+}
+
+// Recorded is the policy of an issued key whose class (className) is
+// gone: the built-in defaults with the class's rotation rules as the
+// key's status recorded them (none recorded: the built-in rotation
+// rules). Its other rules do not apply to an issued key: a change to its
+// grant is refused while its class does not resolve.
+func Recorded(className string, r *keywardenv1alpha1.ClassRotation) Policy {
+	p := BuiltIn()
+	p.ClassName = className
+	p.setRotation(r)
 	return p
 }
 
