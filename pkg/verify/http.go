@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -60,7 +61,8 @@ type Handler struct {
 	// Report may take within it: DefaultReportBudget when zero.
 	ReportBudget time.Duration
 
-	reportLimits sourceLimits
+	reportLimits    sourceLimits
+	reportsInFlight atomic.Int64
 	// Metrics, when set, counts verifications.
 	Metrics *Metrics
 	// Log receives a line for a rejected key that was found, with its

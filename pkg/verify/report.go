@@ -2,12 +2,14 @@ package verify
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -60,64 +62,85 @@ const (
 )
 
 // ReportRate and ReportBurst bound the reports one source (the client's
-// address) may make. A report costs a lookup, as a verification does; only
-// a key that verifies causes a write, once for its APIKey however often
-// it is reported.
+// address; for IPv6 its /64, which one subscriber commonly holds whole)
+// may make; ReportGlobalRate and ReportGlobalBurst bound all reports
+// together, and MaxReportsInFlight how many are answered at once (each
+// holds its connection for the report budget). A report costs a lookup,
+// as a verification does; only a key that verifies causes a write, once
+// for its APIKey however often it is reported. Verifications have limits
+// of their own: no flood of reports holds them back.
 const (
-	ReportRate  = 5
-	ReportBurst = 20
-	// reportSources bounds the sources followed at once; past it the
-	// oldest are forgotten.
+	ReportRate         = 5
+	ReportBurst        = 20
+	ReportGlobalRate   = 50
+	ReportGlobalBurst  = 200
+	MaxReportsInFlight = 256
+	// reportSources bounds the sources followed at once; past it the one
+	// seen least recently is forgotten.
 	reportSources = 4096
 )
 
-// sourceLimits are the per-source rate limits of reports.
+// sourceLimits are the rate limits of reports: one for each source, the
+// sources kept in the order they were last seen, and one for all.
 type sourceLimits struct {
-	mu sync.Mutex
-	m  map[string]*sourceLimit
+	mu     sync.Mutex
+	m      map[string]*list.Element
+	recent list.List // of *sourceLimit, the most recently seen first
+	global *rate.Limiter
 }
 
 type sourceLimit struct {
-	l    *rate.Limiter
-	seen time.Time
+	source string
+	l      *rate.Limiter
 }
 
+// allow takes a report of the source from its limit and from the global
+// one, and reports whether both allowed it.
 func (s *sourceLimits) allow(source string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]*sourceLimit{}
+		s.m = map[string]*list.Element{}
 	}
-	sl, ok := s.m[source]
-	if !ok {
-		if len(s.m) >= reportSources {
-			s.forgetOldest()
+	if s.global == nil {
+		s.global = rate.NewLimiter(ReportGlobalRate, ReportGlobalBurst)
+	}
+	e, ok := s.m[source]
+	if ok {
+		s.recent.MoveToFront(e)
+	} else {
+		if s.recent.Len() >= reportSources {
+			oldest := s.recent.Back()
+			s.recent.Remove(oldest)
+			delete(s.m, oldest.Value.(*sourceLimit).source)
 		}
-		sl = &sourceLimit{l: rate.NewLimiter(ReportRate, ReportBurst)}
-		s.m[source] = sl
+		e = s.recent.PushFront(&sourceLimit{source: source, l: rate.NewLimiter(ReportRate, ReportBurst)})
+		s.m[source] = e
 	}
-	sl.seen = now
-	return sl.l.AllowN(now, 1)
+	return e.Value.(*sourceLimit).l.AllowN(now, 1) && s.global.AllowN(now, 1)
 }
 
-func (s *sourceLimits) forgetOldest() {
-	var oldest string
-	var at time.Time
-	for k, v := range s.m {
-		if oldest == "" || v.seen.Before(at) {
-			oldest, at = k, v.seen
-		}
-	}
-	delete(s.m, oldest)
-}
-
-// source is the address a request came from, without its port.
+// source is the bucket of the address a request came from: an IPv4
+// address (also one mapped into IPv6) as it is, an IPv6 address its /64,
+// without port or zone.
 func source(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return ip.String()
+	}
+	return p.String()
 }
 
 func (h *Handler) reportBudget() time.Duration {
@@ -135,9 +158,16 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.reportLimits.allow(source(r), h.now()) {
 		w.Header().Set("Retry-After", strconv.Itoa(1+ReportBurst/ReportRate))
-		h.fail(w, "report", http.StatusTooManyRequests, errorResponse{"too many reports from this address; try again later"})
+		h.fail(w, "report", http.StatusTooManyRequests, errorResponse{"too many reports from this address or in all; try again later"})
 		return
 	}
+	if h.reportsInFlight.Add(1) > MaxReportsInFlight {
+		h.reportsInFlight.Add(-1)
+		w.Header().Set("Retry-After", strconv.Itoa(1+ReportBurst/ReportRate))
+		h.fail(w, "report", http.StatusTooManyRequests, errorResponse{"too many reports at once; try again later"})
+		return
+	}
+	defer h.reportsInFlight.Add(-1)
 	body, err := readAll(r.Body, nil, MaxBodyBytes)
 	defer clear(body)
 	if err != nil {
