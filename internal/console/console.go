@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -34,6 +35,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keyops"
+	"keywarden.dev/keywarden/internal/limits"
 )
 
 //go:embed templates/*.html
@@ -75,7 +77,21 @@ type Server struct {
 	sess   *sessions
 	pages  map[string]*template.Template
 	now    func() time.Time
+	// signIns limits sign-ins, each a review by the API server, by
+	// address and in all.
+	signIns *limits.PerSource
 }
+
+// Sign-ins allowed to one address (an IPv4 address, an IPv6 /64) and to
+// everyone together. Behind a proxy, every client shares the proxy's
+// address: its limit then acts as a second global one.
+const (
+	signInRate         = 1
+	signInBurst        = 10
+	signInGlobalRate   = 10
+	signInGlobalBurst  = 50
+	signInSourcesKnown = 4096
+)
 
 // New builds the console.
 func New(o Options) (*Server, error) {
@@ -96,7 +112,9 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, base: rest.AnonymousClientConfig(o.Config), scheme: keyops.Scheme(), sess: sess, pages: pages, now: time.Now}
+	s := &Server{opts: o, base: rest.AnonymousClientConfig(o.Config), scheme: keyops.Scheme(), sess: sess, pages: pages, now: time.Now,
+		signIns: &limits.PerSource{Rate: signInRate, Burst: signInBurst, Sources: signInSourcesKnown,
+			Global: rate.NewLimiter(signInGlobalRate, signInGlobalBurst)}}
 	// The kinds the console reads, mapped without discovery (which a
 	// person's token may not be allowed).
 	m := apimeta.NewDefaultRESTMapper(nil)
@@ -274,6 +292,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Error": msg})
 	}
+	if !s.signIns.Allow(limits.Source(r.RemoteAddr), s.now()) {
+		w.Header().Set("Retry-After", "10")
+		s.render(w, r, http.StatusTooManyRequests, "login", map[string]any{
+			"Error": "Too many sign-ins from this address, or to this console at once: wait a few seconds and try again."})
+		return
+	}
 	if token == "" || len(token) > 16384 || strings.ContainsAny(token, " \t\r\n") {
 		fail("Paste a Kubernetes bearer token: a ServiceAccount token (kubectl create token NAME) or an OIDC ID token your API server accepts.")
 		return
@@ -299,7 +323,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		expires = exp
 	}
 	sess, err := s.sess.start(token, review.Status.UserInfo.Username, expires, s.now())
-	if err != nil {
+	switch {
+	case errors.Is(err, errTooManySessions):
+		w.Header().Set("Retry-After", "60")
+		s.render(w, r, http.StatusServiceUnavailable, "login", map[string]any{
+			"Error": "The console holds as many sessions as it may: try again once some have ended (they end when their people sign out, or after the session lifetime)."})
+		return
+	case err != nil:
 		fail("The console could not start a session.")
 		return
 	}

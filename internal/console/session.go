@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,16 +23,27 @@ type session struct {
 	Expires time.Time
 }
 
-// maxSessions bounds the sessions kept: a flood of sign-ins cannot grow
-// the process without end (the oldest go first).
-const maxSessions = 10000
+// maxSessions bounds the sessions kept, and maxSessionsPerUser those of
+// one person: a flood of sign-ins grows neither the process nor one
+// person's share. A person past their share ends their own oldest
+// session; past the whole bound, a sign-in is refused until sessions end:
+// no one's sign-ins end another person's session.
+const (
+	maxSessions        = 10000
+	maxSessionsPerUser = 20
+)
 
-// sessions are the console's sessions, by id. Signing out deletes one, so
-// a copied cookie stops working with it.
+// errTooManySessions refuses a sign-in while the console holds
+// maxSessions live sessions.
+var errTooManySessions = errors.New("too many sessions")
+
+// sessions are the console's sessions, by id and by person. Signing out
+// deletes one, so a copied cookie stops working with it.
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session
-	mac  []byte // for the form tokens
+	mu     sync.Mutex
+	byID   map[string]*session
+	byUser map[string][]*session // oldest first
+	mac    []byte                // for the form tokens
 }
 
 func newSessions() (*sessions, error) {
@@ -39,7 +51,7 @@ func newSessions() (*sessions, error) {
 	if _, err := rand.Read(mac); err != nil {
 		return nil, err
 	}
-	return &sessions{byID: map[string]*session{}, mac: mac}, nil
+	return &sessions{byID: map[string]*session{}, byUser: map[string][]*session{}, mac: mac}, nil
 }
 
 // start keeps a new session and returns it.
@@ -51,22 +63,39 @@ func (s *sessions) start(token, user string, expires time.Time, now time.Time) (
 	v := &session{ID: base64.RawURLEncoding.EncodeToString(id), Token: token, User: user, Expires: expires}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, old := range s.byID {
+	for _, old := range s.byUser[user] {
 		if !now.Before(old.Expires) {
-			delete(s.byID, k)
+			s.remove(old)
 		}
 	}
-	for len(s.byID) >= maxSessions {
-		var oldest string
-		for k, old := range s.byID {
-			if oldest == "" || old.Expires.Before(s.byID[oldest].Expires) {
-				oldest = k
+	if own := s.byUser[user]; len(own) >= maxSessionsPerUser {
+		s.remove(own[0])
+	}
+	if len(s.byID) >= maxSessions {
+		// Sign-ins are rate-limited: this scan runs at most that often.
+		for _, old := range s.byID {
+			if !now.Before(old.Expires) {
+				s.remove(old)
 			}
 		}
-		delete(s.byID, oldest)
+		if len(s.byID) >= maxSessions {
+			return nil, errTooManySessions
+		}
 	}
 	s.byID[v.ID] = v
+	s.byUser[user] = append(s.byUser[user], v)
 	return v, nil
+}
+
+// remove forgets a session; the caller holds the lock.
+func (s *sessions) remove(v *session) {
+	delete(s.byID, v.ID)
+	own := slices.DeleteFunc(s.byUser[v.User], func(o *session) bool { return o == v })
+	if len(own) == 0 {
+		delete(s.byUser, v.User)
+		return
+	}
+	s.byUser[v.User] = own
 }
 
 var errNoSession = errors.New("no session")
@@ -80,7 +109,7 @@ func (s *sessions) get(id string, now time.Time) (*session, error) {
 		return nil, errNoSession
 	}
 	if !now.Before(v.Expires) {
-		delete(s.byID, id)
+		s.remove(v)
 		return nil, errNoSession
 	}
 	return v, nil
@@ -90,7 +119,9 @@ func (s *sessions) get(id string, now time.Time) (*session, error) {
 func (s *sessions) end(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.byID, id)
+	if v, ok := s.byID[id]; ok {
+		s.remove(v)
+	}
 }
 
 // csrf is the token every form of a session carries: bound to the

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/limits"
 )
 
 // MaxBodyBytes bounds a verification request's body.
@@ -61,7 +62,8 @@ type Handler struct {
 	// Report may take within it: DefaultReportBudget when zero.
 	ReportBudget time.Duration
 
-	reportLimits    sourceLimits
+	reportOnce      sync.Once
+	reportLimiter   *limits.PerSource
 	reportsInFlight atomic.Int64
 	// Metrics, when set, counts verifications.
 	Metrics *Metrics

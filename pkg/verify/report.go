@@ -2,22 +2,19 @@ package verify
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
 
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/limits"
 )
 
 // A leaked key is reported to POST /v1/keys/report, as GitHub's token
@@ -80,67 +77,21 @@ const (
 	reportSources = 4096
 )
 
-// sourceLimits are the rate limits of reports: one for each source, the
-// sources kept in the order they were last seen, and one for all.
-type sourceLimits struct {
-	mu     sync.Mutex
-	m      map[string]*list.Element
-	recent list.List // of *sourceLimit, the most recently seen first
-	global *rate.Limiter
+// newReportLimits are the rate limits of reports: one for each source,
+// and one for all.
+func newReportLimits() *limits.PerSource {
+	return &limits.PerSource{Rate: ReportRate, Burst: ReportBurst, Sources: reportSources,
+		Global: rate.NewLimiter(ReportGlobalRate, ReportGlobalBurst)}
 }
 
-type sourceLimit struct {
-	source string
-	l      *rate.Limiter
-}
-
-// allow takes a report of the source from its limit and from the global
-// one, and reports whether both allowed it.
-func (s *sourceLimits) allow(source string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]*list.Element{}
-	}
-	if s.global == nil {
-		s.global = rate.NewLimiter(ReportGlobalRate, ReportGlobalBurst)
-	}
-	e, ok := s.m[source]
-	if ok {
-		s.recent.MoveToFront(e)
-	} else {
-		if s.recent.Len() >= reportSources {
-			oldest := s.recent.Back()
-			s.recent.Remove(oldest)
-			delete(s.m, oldest.Value.(*sourceLimit).source)
+// reportLimits are the handler's limits of reports.
+func (h *Handler) reportLimits() *limits.PerSource {
+	h.reportOnce.Do(func() {
+		if h.reportLimiter == nil {
+			h.reportLimiter = newReportLimits()
 		}
-		e = s.recent.PushFront(&sourceLimit{source: source, l: rate.NewLimiter(ReportRate, ReportBurst)})
-		s.m[source] = e
-	}
-	return e.Value.(*sourceLimit).l.AllowN(now, 1) && s.global.AllowN(now, 1)
-}
-
-// source is the bucket of the address a request came from: an IPv4
-// address (also one mapped into IPv6) as it is, an IPv6 address its /64,
-// without port or zone.
-func source(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap().WithZone("")
-	if ip.Is4() {
-		return ip.String()
-	}
-	p, err := ip.Prefix(64)
-	if err != nil {
-		return ip.String()
-	}
-	return p.String()
+	})
+	return h.reportLimiter
 }
 
 func (h *Handler) reportBudget() time.Duration {
@@ -156,7 +107,7 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "report", http.StatusMethodNotAllowed, errorResponse{"use POST"})
 		return
 	}
-	if !h.reportLimits.allow(source(r), h.now()) {
+	if !h.reportLimits().Allow(limits.Source(r.RemoteAddr), h.now()) {
 		w.Header().Set("Retry-After", strconv.Itoa(1+ReportBurst/ReportRate))
 		h.fail(w, "report", http.StatusTooManyRequests, errorResponse{"too many reports from this address or in all; try again later"})
 		return

@@ -6,62 +6,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/time/rate"
+
+	"keywarden.dev/keywarden/internal/limits"
 )
-
-func TestReportSource(t *testing.T) {
-	for addr, want := range map[string]string{
-		"192.0.2.1:443":                     "192.0.2.1",
-		"[::ffff:192.0.2.1]:443":            "192.0.2.1",
-		"[2001:db8:1:2:3:4:5:6]:443":        "2001:db8:1:2::/64",
-		"[2001:db8:1:2:ffff:ffff:ffff:1]:1": "2001:db8:1:2::/64",
-		"[2001:db8:1:3::1]:1":               "2001:db8:1:3::/64",
-		"[fe80::1%eth0]:1":                  "fe80::/64",
-		"@":                                 "@", // a Unix socket's peer
-	} {
-		r := httptest.NewRequest("POST", "/v1/keys/report", nil)
-		r.RemoteAddr = addr
-		if got := source(r); got != want {
-			t.Errorf("source(%q) = %q, want %q", addr, got, want)
-		}
-	}
-}
-
-// TestReportLimitsForgetTheLeastRecent: past reportSources, the source
-// seen least recently is forgotten (a flood of new sources cannot keep a
-// limited one's bucket), in constant time.
-func TestReportLimitsForgetTheLeastRecent(t *testing.T) {
-	s := &sourceLimits{global: rate.NewLimiter(rate.Inf, 0)}
-	now := time.Unix(1_800_000_000, 0)
-	for range ReportBurst {
-		s.allow("flooder", now)
-	}
-	if s.allow("flooder", now) {
-		t.Fatal("a source past its burst allowed")
-	}
-	for i := range reportSources - 1 {
-		s.allow(fmt.Sprintf("other-%d", i), now)
-	}
-	s.allow("flooder", now) // seen again: the most recent
-	s.allow("one-more", now)
-	if len(s.m) != reportSources || s.recent.Len() != reportSources {
-		t.Fatalf("%d sources followed (%d in order), want %d", len(s.m), s.recent.Len(), reportSources)
-	}
-	if _, ok := s.m["other-0"]; ok {
-		t.Error("the least recently seen source was kept")
-	}
-	if s.allow("flooder", now) {
-		t.Error("a limited source seen recently was forgotten")
-	}
-	for i := range reportSources {
-		s.allow(fmt.Sprintf("new-%d", i), now)
-	}
-	if !s.allow("flooder", now) {
-		t.Error("a source not seen among the last 4,096 still limited")
-	}
-}
 
 // TestReportFloods: one subscriber's /64 is one source however many
 // addresses it uses; sources that each stay within their limit are held
@@ -103,7 +52,7 @@ func TestReportFloods(t *testing.T) {
 	// Many sources, each within its limit: the global budget holds them.
 	accepted := 0
 	for i := range ReportGlobalBurst {
-		if f.h.reportLimits.allow(fmt.Sprintf("198.51.100.%d/%d", i%250, i), f.h.now()) {
+		if f.h.reportLimits().Allow(fmt.Sprintf("198.51.100.%d/%d", i%250, i), f.h.now()) {
 			accepted++
 		}
 	}
@@ -116,7 +65,7 @@ func TestReportFloods(t *testing.T) {
 	verifies()
 
 	// Reports answered at once are bounded: one more waits for none.
-	f.h.reportLimits = sourceLimits{global: rate.NewLimiter(rate.Inf, 0)}
+	f.h.reportLimiter = &limits.PerSource{Rate: rate.Inf, Sources: 1}
 	f.h.reportsInFlight.Store(MaxReportsInFlight)
 	if code := from("192.0.2.201:443"); code != http.StatusTooManyRequests {
 		t.Errorf("a report past %d at once: %d, want 429", MaxReportsInFlight, code)

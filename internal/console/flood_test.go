@@ -1,0 +1,131 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+)
+
+// TestSessionsBounded: one person's sign-ins end only their own oldest
+// sessions; once the console holds as many as it may, a sign-in is
+// refused and no one's session is ended for it.
+func TestSessionsBounded(t *testing.T) {
+	s, err := newSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	bob, _ := s.start("token-b", "bob", now.Add(time.Hour), now)
+	var alice []*session
+	for i := range maxSessionsPerUser + 5 {
+		v, err := s.start(fmt.Sprintf("token-a%d", i), "alice", now.Add(time.Hour), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice = append(alice, v)
+	}
+	for i, v := range alice {
+		_, err := s.get(v.ID, now)
+		if kept := i >= 5; kept != (err == nil) {
+			t.Errorf("alice's session %d kept: %v, want %v", i, err == nil, kept)
+		}
+	}
+	if _, err := s.get(bob.ID, now); err != nil {
+		t.Error("alice's sign-ins ended bob's session")
+	}
+	if n := len(s.byUser["alice"]); n != maxSessionsPerUser {
+		t.Errorf("alice holds %d sessions, want %d", n, maxSessionsPerUser)
+	}
+
+	// Fill the console with other people's sessions (one of them short).
+	for i := len(s.byID); i < maxSessions; i++ {
+		expires := now.Add(time.Hour)
+		if i == maxSessions-1 {
+			expires = now.Add(time.Minute)
+		}
+		if _, err := s.start("t", fmt.Sprintf("user-%d", i), expires, now); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+	}
+	if _, err := s.start("token-m", "mallory", now.Add(time.Hour), now); !errors.Is(err, errTooManySessions) {
+		t.Fatalf("a sign-in past %d sessions: %v, want refused", maxSessions, err)
+	}
+	if _, err := s.get(bob.ID, now); err != nil || len(s.byID) != maxSessions {
+		t.Errorf("a refused sign-in ended a session: bob's %v, %d sessions", err, len(s.byID))
+	}
+	// Once one ends, there is room again.
+	later := now.Add(2 * time.Minute)
+	if _, err := s.start("token-m", "mallory", later.Add(time.Hour), later); err != nil {
+		t.Errorf("a sign-in once a session ended: %v", err)
+	}
+	s.end(bob.ID)
+	if _, ok := s.byUser["bob"]; ok {
+		t.Error("bob's sessions are still listed after he signed out")
+	}
+}
+
+// TestSignInFlood: sign-ins are limited by address (an IPv6 /64 is one)
+// and in all, before the API server is asked; a signed-in person goes on
+// using the console throughout.
+func TestSignInFlood(t *testing.T) {
+	s, err := New(Options{Config: &rest.Config{Host: "https://127.0.0.1:1"}, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	sess, _ := s.sess.start("token-a", "alice", time.Now().Add(time.Hour), time.Now())
+	signIn := func(addr string) int {
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(url.Values{"token": {"not-a-real-token"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusTooManyRequests && (rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "Too many sign-ins")) {
+			t.Errorf("a refused sign-in without its reason: %v %s", rec.Header(), rec.Body)
+		}
+		return rec.Code
+	}
+	stillSignedIn := func() {
+		t.Helper()
+		req := httptest.NewRequest("GET", "/keys", nil)
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: sess.ID})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusTooManyRequests || rec.Code == http.StatusSeeOther {
+			t.Fatalf("a signed-in person during the flood: %d", rec.Code)
+		}
+	}
+
+	limited := 0
+	for i := range 2 * signInBurst {
+		if signIn(fmt.Sprintf("[2001:db8:9:9::%x]:5000", i+1)) == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != signInBurst {
+		t.Errorf("%d of %d sign-ins from one /64 refused, want %d", limited, 2*signInBurst, signInBurst)
+	}
+	if code := signIn("192.0.2.1:5000"); code == http.StatusTooManyRequests {
+		t.Error("another address held back by one address's flood")
+	}
+	stillSignedIn()
+
+	limited = 0
+	for i := range signInGlobalBurst {
+		if signIn(fmt.Sprintf("198.51.100.%d:5000", i+1)) == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Error("sign-ins from many addresses, each within its limit, not held to the global limit")
+	}
+	stillSignedIn()
+}

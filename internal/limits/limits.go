@@ -1,0 +1,94 @@
+// Package limits holds the rate limits Keywarden's network-facing parts
+// share: a bucket for each client address, of which only the most
+// recently seen are kept, all held to one budget.
+package limits
+
+import (
+	"container/list"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Source is the bucket of a request's remote address: an IPv4 address
+// (also one mapped into IPv6) as it is, an IPv6 address its /64, which
+// one subscriber commonly holds whole; without port or zone. Anything
+// else (a Unix socket's peer) is its own bucket.
+func Source(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return ip.String()
+	}
+	return p.String()
+}
+
+// PerSource limits requests by source, and all of them together. Past
+// Sources sources the one seen least recently is forgotten, in constant
+// time: a flood of new sources cannot grow it, and gains only new
+// buckets, which the global limit holds.
+type PerSource struct {
+	// Rate and Burst are each source's limit.
+	Rate  rate.Limit
+	Burst int
+	// Sources bounds the sources followed at once.
+	Sources int
+	// Global, when set, limits every request whatever its source.
+	Global *rate.Limiter
+
+	mu     sync.Mutex
+	m      map[string]*list.Element
+	recent list.List // of *bucket, the most recently seen first
+}
+
+type bucket struct {
+	source string
+	l      *rate.Limiter
+}
+
+// Allow takes a request of the source from its limit and from the global
+// one, and reports whether both allowed it.
+func (p *PerSource) Allow(source string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*list.Element{}
+	}
+	e, ok := p.m[source]
+	if ok {
+		p.recent.MoveToFront(e)
+	} else {
+		if p.recent.Len() >= max(p.Sources, 1) {
+			oldest := p.recent.Back()
+			p.recent.Remove(oldest)
+			delete(p.m, oldest.Value.(*bucket).source)
+		}
+		e = p.recent.PushFront(&bucket{source: source, l: rate.NewLimiter(p.Rate, p.Burst)})
+		p.m[source] = e
+	}
+	if !e.Value.(*bucket).l.AllowN(now, 1) {
+		return false
+	}
+	return p.Global == nil || p.Global.AllowN(now, 1)
+}
+
+// Followed is how many sources are followed now.
+func (p *PerSource) Followed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recent.Len()
+}
