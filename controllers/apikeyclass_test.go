@@ -145,6 +145,9 @@ var _ = Describe("APIKeyClass policy", func() {
 		Entry("a grace period over the class's maximum", func(k *keywardenv1alpha1.APIKey) {
 			k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 72 * time.Hour}}
 		}, "GracePeriodExceedsMax", `grace period 72h0m0s exceeds the maximum of 48h0m0s set by APIKeyClass %q`),
+		Entry("a rotation more often than the class allows (by default hourly)", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Minute}}
+		}, "RotationTooFrequent", `rotation every 1m0s is more often than the 1h0m0s allowed by APIKeyClass %q (rotation.minEvery)`),
 	)
 
 	It("waits for a class that does not exist yet, then issues", func() {

@@ -22,6 +22,10 @@ const DefaultMaxActiveKeysPerOwner = 10
 // applies: seven days, as GitHub and GitLab warn.
 const DefaultExpiryWarning = 7 * 24 * time.Hour
 
+// DefaultMinRotationEvery is the shortest rotation schedule of a key
+// whose class sets none shorter (and of a key of no class).
+const DefaultMinRotationEvery = time.Hour
+
 // APIKeyClassSpec is the policy for the keys of a class.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.defaultLifetime) || !has(self.maxLifetime) || duration(self.defaultLifetime) <= duration(self.maxLifetime)",message="defaultLifetime may not exceed maxLifetime",fieldPath=".defaultLifetime"
@@ -104,6 +108,8 @@ type APIKeyClassSpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.every) || !has(self.maxEvery) || duration(self.every) <= duration(self.maxEvery)",message="rotation.every may not exceed rotation.maxEvery",fieldPath=".every"
 // +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || !has(self.maxGracePeriod) || duration(self.gracePeriod) <= duration(self.maxGracePeriod)",message="rotation.gracePeriod may not exceed rotation.maxGracePeriod",fieldPath=".gracePeriod"
+// +kubebuilder:validation:XValidation:rule="!has(self.minEvery) || !has(self.every) || duration(self.minEvery) <= duration(self.every)",message="rotation.every may not be shorter than rotation.minEvery",fieldPath=".every"
+// +kubebuilder:validation:XValidation:rule="!has(self.minEvery) || !has(self.maxEvery) || duration(self.minEvery) <= duration(self.maxEvery)",message="rotation.maxEvery may not be shorter than rotation.minEvery",fieldPath=".maxEvery"
 type ClassRotation struct {
 	// every is the rotation schedule of keys that set none, as a Go
 	// duration such as 720h (at least 1m).
@@ -124,6 +130,20 @@ type ClassRotation struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.maxEvery must be at least 1m"
 	MaxEvery *metav1.Duration `json:"maxEvery,omitempty"`
+
+	// minEvery is the shortest schedule a key of the class may have, as a
+	// Go duration (at least 1m): each rotation costs the controller a
+	// Secret write, a status write and an Event, and keys rotating every
+	// minute by the thousand would starve everything else. A new key whose
+	// schedule is shorter is not issued (Stalled, RotationTooFrequent); an
+	// issued key's is held to it. Defaults to 1h, or to every or maxEvery
+	// when the class sets one shorter.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('87600h')",message="rotation.minEvery must be between 1m and 87600h"
+	MinEvery *metav1.Duration `json:"minEvery,omitempty"`
 
 	// gracePeriod is the grace period of keys that set none. Defaults to
 	// 24h.

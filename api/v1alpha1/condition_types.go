@@ -84,6 +84,9 @@ const (
 	// ReasonRotationRequired: the key's class requires a rotation schedule
 	// no longer than its rotation.maxEvery.
 	ReasonRotationRequired = "RotationRequired"
+	// ReasonRotationTooFrequent: the key would rotate more often than its
+	// class's rotation.minEvery (by default 1h) allows.
+	ReasonRotationTooFrequent = "RotationTooFrequent"
 	// ReasonGracePeriodExceedsMax: the key asks for a grace period longer
 	// than its class's rotation.maxGracePeriod.
 	ReasonGracePeriodExceedsMax = "GracePeriodExceedsMax"

@@ -357,6 +357,11 @@ func (in *ClassRotation) DeepCopyInto(out *ClassRotation) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.MinEvery != nil {
+		in, out := &in.MinEvery, &out.MinEvery
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.GracePeriod != nil {
 		in, out := &in.GracePeriod, &out.GracePeriod
 		*out = new(v1.Duration)

@@ -40,6 +40,8 @@ type Policy struct {
 	// unbounded.
 	RotationEvery, MaxRotationEvery time.Duration
 	GracePeriod, MaxGracePeriod     time.Duration
+	// MinRotationEvery is the shortest schedule a key may have.
+	MinRotationEvery time.Duration
 	// Rotation is the class's rotation rules as written, which an issued
 	// key's status records (status.classRotation); nil when it sets none.
 	Rotation *keywardenv1alpha1.ClassRotation
@@ -58,6 +60,7 @@ func BuiltIn() Policy {
 	return Policy{
 		KeyPrefix: keys.DefaultPrefix, MaxActiveKeysPerOwner: keywardenv1alpha1.DefaultMaxActiveKeysPerOwner,
 		ExpiryWarning: keywardenv1alpha1.DefaultExpiryWarning, GracePeriod: keywardenv1alpha1.DefaultGracePeriod,
+		MinRotationEvery: keywardenv1alpha1.DefaultMinRotationEvery,
 	}
 }
 
@@ -110,6 +113,15 @@ func (p *Policy) setRotation(r *keywardenv1alpha1.ClassRotation) {
 		if f.from != nil {
 			*f.to = f.from.Duration
 		}
+	}
+	// The default minimum gives way to a schedule the class sets itself.
+	for _, d := range []*metav1.Duration{r.Every, r.MaxEvery} {
+		if d != nil && d.Duration < p.MinRotationEvery {
+			p.MinRotationEvery = d.Duration
+		}
+	}
+	if r.MinEvery != nil {
+		p.MinRotationEvery = r.MinEvery.Duration
 	}
 }
 
@@ -239,6 +251,10 @@ func (p Policy) CheckRotation(r *keywardenv1alpha1.Rotation) *Violation {
 		return &Violation{keywardenv1alpha1.ReasonRotationRequired,
 			fmt.Sprintf("rotation every %s is less often than the %s required by %s", r.Every.Duration, p.MaxRotationEvery, p.describe())}
 	}
+	if p.MinRotationEvery > 0 && r != nil && r.Every != nil && r.Every.Duration < p.MinRotationEvery {
+		return &Violation{keywardenv1alpha1.ReasonRotationTooFrequent,
+			fmt.Sprintf("rotation every %s is more often than the %s allowed by %s (rotation.minEvery)", r.Every.Duration, p.MinRotationEvery, p.describe())}
+	}
 	if p.MaxGracePeriod > 0 && r != nil && r.GracePeriod != nil && r.GracePeriod.Duration > p.MaxGracePeriod {
 		return &Violation{keywardenv1alpha1.ReasonGracePeriodExceedsMax,
 			fmt.Sprintf("grace period %s exceeds the maximum of %s set by %s", r.GracePeriod.Duration, p.MaxGracePeriod, p.describe())}
@@ -248,7 +264,7 @@ func (p Policy) CheckRotation(r *keywardenv1alpha1.Rotation) *Violation {
 
 // RotationSchedule is how often the key rotates: its own schedule, else
 // the class's, else its maximum; zero for never. A schedule longer than
-// the class's maximum is held to it.
+// the class's maximum, or shorter than its minimum, is held to it.
 func (p Policy) RotationSchedule(r *keywardenv1alpha1.Rotation) time.Duration {
 	every := p.RotationEvery
 	if r != nil && r.Every != nil {
@@ -256,6 +272,9 @@ func (p Policy) RotationSchedule(r *keywardenv1alpha1.Rotation) time.Duration {
 	}
 	if p.MaxRotationEvery > 0 && (every == 0 || every > p.MaxRotationEvery) {
 		every = p.MaxRotationEvery
+	}
+	if every > 0 && every < p.MinRotationEvery {
+		every = p.MinRotationEvery
 	}
 	return every
 }

@@ -134,6 +134,12 @@ func TestCheck(t *testing.T) {
 		{name: "a grace period over the class's maximum", p: rotating, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
 			s.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 2 * time.Hour}}
 		}, reason: "GracePeriodExceedsMax", message: `grace period 2h0m0s exceeds the maximum of 1h0m0s set by APIKeyClass "rotating"`},
+		{name: "rotation more often than the built-in minimum", p: BuiltIn(), spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Minute}}
+		}, reason: "RotationTooFrequent", message: `rotation every 1m0s is more often than the 1h0m0s allowed by the built-in policy (rotation.minEvery)`},
+		{name: "rotation at the built-in minimum", p: BuiltIn(), spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Hour}}
+		}},
 		{name: "built-in allows anything", p: BuiltIn(), spec: spec("whatever", "any:scope"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 1e6 * time.Hour} }},
 	}
 	for _, tt := range tests {
@@ -265,6 +271,12 @@ func TestRotationScheduleAndGrace(t *testing.T) {
 		s.Rotation = &keywardenv1alpha1.ClassRotation{Every: d(10 * time.Hour), MaxEvery: d(20 * time.Hour), GracePeriod: d(time.Hour), MaxGracePeriod: d(2 * time.Hour)}
 	})
 	bounded := FromClass(&c)
+	fast := class("fast", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Rotation = &keywardenv1alpha1.ClassRotation{MinEvery: d(5 * time.Minute)}
+	})
+	quick := class("quick", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Rotation = &keywardenv1alpha1.ClassRotation{Every: d(10 * time.Minute)}
+	})
 	tests := []struct {
 		name         string
 		p            Policy
@@ -275,6 +287,10 @@ func TestRotationScheduleAndGrace(t *testing.T) {
 		{"built-in, the key's own", BuiltIn(), &keywardenv1alpha1.Rotation{Every: d(5 * time.Hour), GracePeriod: d(0)}, 5 * time.Hour, 0},
 		{"the class's defaults", bounded, &keywardenv1alpha1.Rotation{Request: "x"}, 10 * time.Hour, time.Hour},
 		{"the key's own within the bounds", bounded, &keywardenv1alpha1.Rotation{Every: d(15 * time.Hour), GracePeriod: d(90 * time.Minute)}, 15 * time.Hour, 90 * time.Minute},
+		{"built-in: held to the minimum of an hour", BuiltIn(), &keywardenv1alpha1.Rotation{Every: d(time.Minute)}, time.Hour, keywardenv1alpha1.DefaultGracePeriod},
+		{"a class's own minimum", FromClass(&fast), &keywardenv1alpha1.Rotation{Every: d(time.Minute)}, 5 * time.Minute, keywardenv1alpha1.DefaultGracePeriod},
+		{"a class's schedule under the default minimum lowers it to itself", FromClass(&quick), &keywardenv1alpha1.Rotation{Every: d(time.Minute)}, 10 * time.Minute, keywardenv1alpha1.DefaultGracePeriod},
+		{"recorded rules keep their minimum", Recorded("gone", fast.Spec.Rotation), &keywardenv1alpha1.Rotation{Every: d(time.Minute)}, 5 * time.Minute, keywardenv1alpha1.DefaultGracePeriod},
 		{"held to the class's maximums", bounded, &keywardenv1alpha1.Rotation{Every: d(30 * time.Hour), GracePeriod: d(3 * time.Hour)}, 20 * time.Hour, 2 * time.Hour},
 	}
 	for _, tt := range tests {
