@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -94,8 +95,18 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&keywardenv1alpha1.APIKey{}).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(keyOfSecret)).
+		For(&keywardenv1alpha1.APIKey{}, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool { return !routineKeyUpdate(e) },
+		})).
+		// Routine updates of a key go behind the rest (see priority.go).
+		Watches(&keywardenv1alpha1.APIKey{}, behindWhen{&handler.EnqueueRequestForObject{}, routineKeyUpdate},
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				DeleteFunc:  func(event.DeleteEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+				UpdateFunc:  routineKeyUpdate,
+			})).
+		WatchesMetadata(&corev1.Secret{}, behindWhen{handler.EnqueueRequestsFromMapFunc(keyOfSecret), routineSecretUpdate}).
 		Watches(&keywardenv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(r.refusedPeers)).
 		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.keysOfClassChange))
 	if len(r.Namespaces) == 0 {
@@ -270,7 +281,7 @@ func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.AP
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: after}, nil
+	return routineResult(after, d.Routine), nil
 }
 
 // settleAdmission confirms the admission of a key whose status now records

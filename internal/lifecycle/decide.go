@@ -179,6 +179,9 @@ type Decision struct {
 	Events  []Event
 	// RequeueAfter is the earliest wake-up any rule asked for; 0 for none.
 	RequeueAfter time.Duration
+	// Routine is set when that wake-up is for routine work (a scheduled
+	// rotation): it waits behind issuance, revocation and expiry.
+	Routine bool
 	// NeedOwner, when set, is an owner whose keys the decision needs: the
 	// pass reads them into Observed.Owners and decides again. Nothing else
 	// of the decision is to be acted on.
@@ -194,8 +197,15 @@ type Decision struct {
 }
 
 func (d *Decision) requeue(after time.Duration) {
+	if after > 0 && (d.RequeueAfter == 0 || after <= d.RequeueAfter) {
+		d.RequeueAfter, d.Routine = after, false
+	}
+}
+
+// requeueRoutine asks for a wake-up for routine work.
+func (d *Decision) requeueRoutine(after time.Duration) {
 	if after > 0 && (d.RequeueAfter == 0 || after < d.RequeueAfter) {
-		d.RequeueAfter = after
+		d.RequeueAfter, d.Routine = after, true
 	}
 }
 
@@ -508,7 +518,7 @@ func (d *Decision) rotateWhenDue(o *Observed) {
 		}
 		due := base.Add(every)
 		if o.Now.Before(due) {
-			d.requeue(due.Sub(o.Now))
+			d.requeueRoutine(due.Sub(o.Now))
 			return
 		}
 	} else if !requested {

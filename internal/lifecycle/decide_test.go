@@ -139,6 +139,7 @@ type want struct {
 	secret      SecretAction
 	events      []string
 	requeue     time.Duration
+	routine     bool // the requeue is for routine work
 	reserve     *Reservation
 	needOwner   string
 	err         bool
@@ -699,7 +700,15 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a schedule not due yet wakes the key when it is",
 			key:  issuedKey(rotation(2*time.Hour, nil, "")), observe: []func(*Observed){withSecret(ownSecret)},
-			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(-time.Hour).Truncate(time.Second).Add(2 * time.Hour).Sub(now)},
+			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(-time.Hour).Truncate(time.Second).Add(2 * time.Hour).Sub(now), routine: true},
+		},
+		{
+			name: "an expiry before the schedule wakes the key first, not as routine work",
+			key: issuedKey(rotation(2*time.Hour, nil, ""), func(k *keywardenv1alpha1.APIKey) {
+				k.Status.ExpiresAt = &metav1.Time{Time: now.Add(30 * time.Minute).Truncate(time.Second)}
+			}),
+			observe: []func(*Observed){withSecret(ownSecret)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(30*time.Minute).Truncate(time.Second).Sub(now) + expirySlack},
 		},
 		{
 			name: "a schedule that has come rotates the key",
@@ -712,7 +721,7 @@ func TestDecide(t *testing.T) {
 				k.Status.Rotation = &keywardenv1alpha1.RotationStatus{LastRotatedAt: &metav1.Time{Time: now.Add(-time.Minute).Truncate(time.Second)}}
 			}),
 			observe: []func(*Observed){withSecret(ownSecret)},
-			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(-time.Minute).Truncate(time.Second).Add(time.Hour).Sub(now)},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, requeue: now.Add(-time.Minute).Truncate(time.Second).Add(time.Hour).Sub(now), routine: true},
 		},
 		{
 			name:    "the Secret holds the next key: the rotation completes, the replaced key valid for its grace",
@@ -874,7 +883,7 @@ func TestDecide(t *testing.T) {
 			key:  issuedKey(grantedGold("missing"), rotation(0, new(24*time.Hour), "r1"), rotating),
 			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}),
 				classGone(goldClass(goldRotation))},
-			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonClassNotFound, requeue: nextHour,
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonClassNotFound, requeue: nextHour, routine: true,
 				events: []string{keywardenv1alpha1.EventGrantChangeRefused, keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
 		},
 		{
@@ -892,7 +901,7 @@ func TestDecide(t *testing.T) {
 					Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{{Name: "writer"}}}})
 				o.GrantClass = goldClass(goldRotation)
 			}},
-			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonRoleNotAllowed, requeue: nextHour,
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonRoleNotAllowed, requeue: nextHour, routine: true,
 				events: []string{keywardenv1alpha1.EventGrantChangeRefused, keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
 		},
 		{
@@ -901,7 +910,7 @@ func TestDecide(t *testing.T) {
 				k.Status.ClassRotation = goldRotation.DeepCopy()
 			}),
 			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
-			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: nextHour,
+			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: nextHour, routine: true,
 				events: []string{keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
 		},
 		{
@@ -1012,8 +1021,8 @@ func TestDecide(t *testing.T) {
 			if !slices.Equal(events, w.events) {
 				t.Errorf("events %v, want %v", events, w.events)
 			}
-			if d.RequeueAfter != w.requeue {
-				t.Errorf("requeue after %v, want %v", d.RequeueAfter, w.requeue)
+			if d.RequeueAfter != w.requeue || d.Routine != w.routine {
+				t.Errorf("requeue after %v (routine %v), want %v (routine %v)", d.RequeueAfter, d.Routine, w.requeue, w.routine)
 			}
 			if (d.Reserve == nil) != (w.reserve == nil) || d.Reserve != nil && *d.Reserve != *w.reserve {
 				t.Errorf("reserve %+v, want %+v", d.Reserve, w.reserve)

@@ -1,0 +1,82 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+func TestRoutineKeyUpdate(t *testing.T) {
+	key := func(f func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.APIKey {
+		k := &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "k", Generation: 1, ResourceVersion: "1"}}
+		if f != nil {
+			f(k)
+		}
+		return k
+	}
+	now := metav1.Now()
+	tests := []struct {
+		name    string
+		new     func(*keywardenv1alpha1.APIKey)
+		routine bool
+	}{
+		{"the controller's progress in status", func(k *keywardenv1alpha1.APIKey) {
+			k.ResourceVersion, k.Status.Phase = "2", keywardenv1alpha1.PhaseActive
+		}, true},
+		{"the verifier's lastUsedAt", func(k *keywardenv1alpha1.APIKey) { k.ResourceVersion, k.Status.LastUsedAt = "2", &now }, true},
+		{"a change of the spec (a revocation, a new grant)", func(k *keywardenv1alpha1.APIKey) { k.ResourceVersion, k.Generation = "2", 2 }, false},
+		{"a reported key's revocation in status", func(k *keywardenv1alpha1.APIKey) {
+			k.ResourceVersion, k.Status.Revocation = "2", &keywardenv1alpha1.Revocation{Reason: "KeyReported"}
+		}, false},
+		{"the deletion", func(k *keywardenv1alpha1.APIKey) { k.ResourceVersion, k.DeletionTimestamp = "2", &now }, false},
+	}
+	for _, tt := range tests {
+		if got := routineKeyUpdate(event.UpdateEvent{ObjectOld: key(nil), ObjectNew: key(tt.new)}); got != tt.routine {
+			t.Errorf("%s: routine %v, want %v", tt.name, got, tt.routine)
+		}
+	}
+}
+
+// TestRoutineWaitsBehind: in the controller's priority queue, a routine
+// update queued first is handed out after a key created later, and a
+// routine pass's wake-up is asked for at low priority.
+func TestRoutineWaitsBehind(t *testing.T) {
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	ctx := context.Background()
+	old := &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "rotating", Generation: 1, ResourceVersion: "1"}}
+	progressed := old.DeepCopy()
+	progressed.ResourceVersion = "2"
+	h := behindWhen{&handler.EnqueueRequestForObject{}, routineKeyUpdate}
+	h.Update(ctx, event.UpdateEvent{ObjectOld: old, ObjectNew: progressed}, q)
+	h.Create(ctx, event.CreateEvent{Object: &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new"}}}, q)
+	revoked := progressed.DeepCopy()
+	revoked.Name, revoked.Generation, revoked.ResourceVersion = "revoked", 2, "3"
+	h.Update(ctx, event.UpdateEvent{ObjectOld: progressed, ObjectNew: revoked}, q)
+
+	var order []string
+	var priorities []int
+	for range 3 {
+		r, p, _ := q.GetWithPriority()
+		order, priorities = append(order, r.Name), append(priorities, p)
+		q.Done(r)
+	}
+	if order[2] != "rotating" || priorities[2] != handler.LowPriority || priorities[0] != 0 || priorities[1] != 0 {
+		t.Errorf("handed out %v at priorities %v, want the routine update last, at %d", order, priorities, handler.LowPriority)
+	}
+
+	if res := routineResult(time.Minute, true); res.Priority == nil || *res.Priority != handler.LowPriority {
+		t.Errorf("a routine wake-up at priority %v", res.Priority)
+	}
+	if res := routineResult(time.Minute, false); res.Priority != nil {
+		t.Errorf("an expiry's wake-up at priority %v", *res.Priority)
+	}
+}
