@@ -53,6 +53,9 @@ type APIKeyReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
 	MaxConcurrentReconciles int
+	// ScheduledRotationsPerSecond paces the scheduled rotations the
+	// controller starts (DefaultScheduledRotationsPerSecond when 0).
+	ScheduledRotationsPerSecond float64
 
 	// owners serialises the admission decisions of each owner's keys.
 	owners keyedMutex
@@ -65,6 +68,8 @@ type APIKeyReconciler struct {
 	// next holds the values of the next keys of rotations this process
 	// recorded, until they are in their Secrets.
 	next nextKeys
+	// routine paces scheduled rotations; none when nil.
+	routine *routineGate
 }
 
 // staleRecheck is when a pass skipped for a stale cache looks again, should
@@ -89,6 +94,7 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Seals == nil {
 		return errors.New("the APIKey controller needs a sealing-key store")
 	}
+	r.routine = newRoutineGate(r.ScheduledRotationsPerSecond)
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &keywardenv1alpha1.APIKey{}, ownerIndex,
 		func(o client.Object) []string { return []string{o.(*keywardenv1alpha1.APIKey).GrantedOwner()} })
 	if err != nil {
@@ -146,6 +152,9 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.written.forget(req.NamespacedName)
 			r.admitted.forget(req.NamespacedName)
 			r.next.forget(req.NamespacedName)
+			if r.routine != nil {
+				r.routine.forget(req.NamespacedName)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,6 +120,10 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 	o := &lifecycle.Observed{
 		Key: key, Now: r.Clock.Now(), NamespacesUnwatched: len(r.Namespaces) > 0,
 		Owners: map[string]*lifecycle.OwnerKeys{},
+	}
+	if g := r.routine; g != nil {
+		nn, now := client.ObjectKeyFromObject(key), o.Now
+		o.Pace = func() (bool, time.Duration) { return g.admit(nn, now) }
 	}
 	st := &key.Status
 	ended := lifecycle.Terminal(st.Phase) || lifecycle.Revoked(key)

@@ -2,8 +2,11 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
@@ -77,13 +80,66 @@ func (q lowPriority) AddRateLimited(r reconcile.Request) {
 }
 
 // routineResult is a pass's result, behind the rest when its wake-up is
-// for routine work.
+// for routine work. Otherwise it is at the default priority, whatever the
+// priority the pass was handed out at: a key's expiry is not routine
+// because the pass that asked for it was.
 func routineResult(after time.Duration, routine bool) reconcile.Result {
 	res := reconcile.Result{RequeueAfter: after}
-	if routine && after > 0 {
-		res.Priority = ptr.To(handler.LowPriority)
+	if after > 0 {
+		res.Priority = ptr.To(0)
+		if routine {
+			res.Priority = ptr.To(handler.LowPriority)
+		}
 	}
 	return res
 }
 
 var _ handler.EventHandler = behindWhen{}
+
+// DefaultScheduledRotationsPerSecond is how many scheduled rotations the
+// controller starts a second, at most, by default.
+const DefaultScheduledRotationsPerSecond = 10
+
+// routineGate paces the scheduled rotations the controller starts: each
+// key due takes the next free moment, and waits for it. Rotations asked
+// for in a key's spec are not paced.
+type routineGate struct {
+	mu     sync.Mutex
+	lim    *rate.Limiter
+	booked map[types.NamespacedName]time.Time
+}
+
+func newRoutineGate(perSecond float64) *routineGate {
+	if perSecond <= 0 {
+		perSecond = DefaultScheduledRotationsPerSecond
+	}
+	return &routineGate{lim: rate.NewLimiter(rate.Limit(perSecond), 1), booked: map[types.NamespacedName]time.Time{}}
+}
+
+// admit reports whether the key may start its scheduled rotation now, and
+// otherwise how long until its moment.
+func (g *routineGate) admit(key types.NamespacedName, now time.Time) (bool, time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if at, ok := g.booked[key]; ok {
+		if !now.Before(at) {
+			delete(g.booked, key)
+			return true, 0
+		}
+		return false, at.Sub(now)
+	}
+	d := g.lim.ReserveN(now, 1).DelayFrom(now)
+	if d <= 0 {
+		return true, 0
+	}
+	g.booked[key] = now.Add(d)
+	return false, d
+}
+
+// forget drops a key's moment (the key is gone, or rotates for another
+// reason).
+func (g *routineGate) forget(key types.NamespacedName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.booked, key)
+}

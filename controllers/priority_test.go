@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -76,7 +79,37 @@ func TestRoutineWaitsBehind(t *testing.T) {
 	if res := routineResult(time.Minute, true); res.Priority == nil || *res.Priority != handler.LowPriority {
 		t.Errorf("a routine wake-up at priority %v", res.Priority)
 	}
-	if res := routineResult(time.Minute, false); res.Priority != nil {
-		t.Errorf("an expiry's wake-up at priority %v", *res.Priority)
+	if res := routineResult(time.Minute, false); res.Priority == nil || *res.Priority != 0 {
+		t.Errorf("an expiry's wake-up at priority %v, want the default whatever the pass's", res.Priority)
+	}
+}
+
+// TestRoutineGate: scheduled rotations come due at once; each takes the
+// next free moment and starts then, not before, whatever wakes it.
+func TestRoutineGate(t *testing.T) {
+	g := newRoutineGate(2)
+	now := time.Unix(1_800_000_000, 0)
+	key := func(i int) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: fmt.Sprint(i)} }
+	var waits []time.Duration
+	for i := range 5 {
+		ok, wait := g.admit(key(i), now)
+		if ok != (i == 0) {
+			t.Fatalf("key %d admitted %v at once", i, ok)
+		}
+		waits = append(waits, wait)
+	}
+	if want := []time.Duration{0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond, 2 * time.Second}; !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	// Woken early (another event), a key keeps its moment.
+	if ok, wait := g.admit(key(2), now.Add(400*time.Millisecond)); ok || wait != 600*time.Millisecond {
+		t.Errorf("a key woken early: %v, %v", ok, wait)
+	}
+	if ok, _ := g.admit(key(2), now.Add(time.Second)); !ok {
+		t.Error("a key at its moment not admitted")
+	}
+	g.forget(key(3))
+	if len(g.booked) != 2 {
+		t.Errorf("%d moments kept, want those of keys 1 and 4", len(g.booked))
 	}
 }

@@ -51,6 +51,10 @@ type Observed struct {
 	// for an Expired or Revoked key, or one revoked in its spec.
 	Policy    policy.Policy
 	Violation *policy.Violation
+	// Pace, when set, says whether a scheduled rotation that has come may
+	// start now, and otherwise how long until it may: the controller
+	// paces them. Rotations asked for in the spec are not paced.
+	Pace func() (bool, time.Duration)
 	// GrantClass is the policy of the class an issued key is granted
 	// under (status.className), read whether or not it admits the key's
 	// namespace; nil when there is no such class, or the key is not
@@ -520,6 +524,12 @@ func (d *Decision) rotateWhenDue(o *Observed) {
 		if o.Now.Before(due) {
 			d.requeueRoutine(due.Sub(o.Now))
 			return
+		}
+		if o.Pace != nil {
+			if ok, wait := o.Pace(); !ok {
+				d.requeueRoutine(wait)
+				return
+			}
 		}
 	} else if !requested {
 		return

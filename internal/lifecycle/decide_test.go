@@ -716,6 +716,22 @@ func TestDecide(t *testing.T) {
 			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate},
 		},
 		{
+			name: "a schedule that has come waits for the moment the controller's pace gives it",
+			key:  issuedKey(rotation(time.Hour, nil, "")),
+			observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) {
+				o.Pace = func() (bool, time.Duration) { return false, 3 * time.Second }
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: 3 * time.Second, routine: true},
+		},
+		{
+			name: "a rotation asked for in the spec is not paced",
+			key:  issuedKey(rotation(time.Hour, nil, "now")),
+			observe: []func(*Observed){withSecret(ownSecret), func(o *Observed) {
+				o.Pace = func() (bool, time.Duration) { return false, time.Second } // it would hold a paced rotation
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate},
+		},
+		{
 			name: "a schedule counts from the last rotation",
 			key: issuedKey(rotation(time.Hour, nil, ""), func(k *keywardenv1alpha1.APIKey) {
 				k.Status.Rotation = &keywardenv1alpha1.RotationStatus{LastRotatedAt: &metav1.Time{Time: now.Add(-time.Minute).Truncate(time.Second)}}

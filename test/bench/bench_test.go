@@ -53,6 +53,7 @@ func TestBench(t *testing.T) {
 		{"issuance", issuance},
 		{"rotation", rotation},
 		{"latency", latency},
+		{"storm", storm},
 		{"expiry", expiry},
 		{"lastused", lastUsed},
 		{"memory", memory},
@@ -81,6 +82,8 @@ type env struct {
 	// seals is the controller's sealing key, for keys written as it
 	// writes them.
 	seals *seal.Store
+	// issuedAgo backdates the keys writeIssued writes.
+	issuedAgo time.Duration
 }
 
 func newEnv(t *testing.T, bin string) *env {

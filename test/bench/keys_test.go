@@ -89,13 +89,13 @@ func (e *env) writeIssued(k *keywardenv1alpha1.APIKey) error {
 		return fmt.Errorf("creating the Secret: %s", strings.ReplaceAll(err.Error(), raw, "[redacted]"))
 	}
 	base := k.DeepCopy()
-	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	now := metav1.NewTime(time.Now().Add(-e.issuedAgo).Truncate(time.Second))
 	st := &k.Status
 	st.KeyHash, st.KeyPrefix = keys.Hash(raw), keys.DisplayPrefix(raw)
 	st.SecretRef = &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID), ResourceVersion: s.ResourceVersion}
 	st.IssuedAt = &now
 	st.ExpiresAt = policy.EffectiveExpiry(&k.Spec, st.IssuedAt, nil)
-	st.Owner, st.Role, st.Scopes = k.Spec.Owner, k.Spec.Role, k.Spec.Scopes
+	st.Owner, st.Role, st.Scopes, st.ClassName = k.Spec.Owner, k.Spec.Role, k.Spec.Scopes, k.Spec.ClassName
 	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, ObservedGeneration: k.Generation,
 		Reason: keywardenv1alpha1.ReasonCompliant, Message: "The key fits its class",

@@ -153,13 +153,14 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 		return nil, err
 	}
 	if err := (&controllers.APIKeyReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("keywarden"),
-		Seals:                   p.Seals,
-		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
-		Namespaces:              namespaces,
-		Metrics:                 p.Metrics,
+		Client:                      mgr.GetClient(),
+		APIReader:                   mgr.GetAPIReader(),
+		Recorder:                    mgr.GetEventRecorder("keywarden"),
+		Seals:                       p.Seals,
+		MaxConcurrentReconciles:     o.MaxConcurrentReconciles,
+		ScheduledRotationsPerSecond: o.ScheduledRotationsPerSecond,
+		Namespaces:                  namespaces,
+		Metrics:                     p.Metrics,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKey controller: %w", err)
 	}

@@ -26,6 +26,8 @@ type Options struct {
 	ProbeAddress, PprofAddress string
 	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
 	MaxConcurrentReconciles int
+	// ScheduledRotationsPerSecond paces the scheduled rotations started.
+	ScheduledRotationsPerSecond float64
 	// SealingKeySecret keeps the keys that seal every key Secret.
 	SealingKeySecret string
 	// PerKeyMetrics exports one series a key for each per-key metric.
@@ -83,6 +85,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProbeAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.StringVar(&o.PprofAddress, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof); 0 disables them.")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "How many APIKeys are reconciled at once.")
+	fs.Float64Var(&o.ScheduledRotationsPerSecond, "scheduled-rotations-per-second", controllers.DefaultScheduledRotationsPerSecond,
+		"How many rotations that a key's schedule brings due the controller starts a second, at most: when more come due at once, each waits its turn, behind issuance and revocation (rotations asked for in a key's spec are not paced).")
 	fs.StringVar(&o.SealingKeySecret, "sealing-key-secret", "keywarden-sealing-key",
 		"The Secret, in the controller's namespace, that keeps the keys sealing every key Secret Keywarden writes (created on first start; add a key to rotate).")
 	fs.BoolVar(&o.PerKeyMetrics, "per-key-metrics", true,
@@ -134,6 +138,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.MaxConcurrentReconciles))
+	}
+	if !(o.ScheduledRotationsPerSecond > 0 && o.ScheduledRotationsPerSecond <= 10000) {
+		errs = append(errs, fmt.Errorf("--scheduled-rotations-per-second must be above 0 and at most 10000, not %v", o.ScheduledRotationsPerSecond))
 	}
 	if o.SealingKeySecret == "" {
 		errs = append(errs, errors.New("--sealing-key-secret is empty"))

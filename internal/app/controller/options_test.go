@@ -24,6 +24,8 @@ func TestOptions(t *testing.T) {
 		{[]string{"--max-concurrent-reconciles=0", "--kube-api-qps=0"}, []string{"--max-concurrent-reconciles must be at least 1", "--kube-api-qps and --kube-api-burst must be positive"}},
 		{[]string{"--enable-webhook", "--webhook-certs=cert-manager"}, []string{"--webhook-certs must be self or files"}},
 		{[]string{"--health-probe-bind-address="}, []string{"--health-probe-bind-address is empty"}},
+		{[]string{"--scheduled-rotations-per-second=0"}, []string{"--scheduled-rotations-per-second must be above 0"}},
+		{[]string{"--scheduled-rotations-per-second=0.5"}, nil},
 	} {
 		o := &Options{}
 		fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
