@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -102,6 +103,35 @@ var _ = Describe("Rotation", func() {
 		By("applying the same request again")
 		Expect(k8sClient.Patch(ctx, got, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"reapplied":"yes"}},"spec":{"rotation":{"request":"2026-12-01"}}}`)))).To(Succeed())
 		Consistently(func() string { return getKey(ctx, k).Status.KeyHash }, 2*time.Second).Should(Equal(got.Status.KeyHash))
+	})
+
+	It("records the key's life in its status, where a forged Event never reaches", func() {
+		k := newAPIKey(ns, "recorded")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		issued := waitReady(ctx, k)
+
+		By("writing an Event about the key as if Keywarden had revoked it")
+		forged := &eventsv1.Event{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged"},
+			EventTime:  metav1.NewMicroTime(time.Now()), ReportingController: "keywarden", ReportingInstance: "keywarden-controller",
+			Action: "Revoke", Reason: keywardenv1alpha1.EventKeyRevoked, Type: corev1.EventTypeNormal,
+			Note: "The key was revoked and its Secret deleted",
+			Regarding: corev1.ObjectReference{APIVersion: keywardenv1alpha1.GroupVersion.String(), Kind: "APIKey",
+				Namespace: ns, Name: k.Name, UID: issued.UID},
+		}
+		Expect(k8sClient.Create(ctx, forged)).To(Succeed())
+
+		requestRotation(ctx, k, "r1")
+		got := waitRotated(ctx, issued)
+		var events []string
+		for _, h := range got.Status.History {
+			events = append(events, h.Event)
+			Expect(h.At.Time).NotTo(BeZero())
+		}
+		Expect(events).To(Equal([]string{keywardenv1alpha1.EventKeyIssued, keywardenv1alpha1.EventKeyRotated}),
+			"the history is the controller's transitions, none of the forged Event")
+		Expect(got.Status.History[1].At.Time).To(Equal(got.Status.Rotation.LastRotatedAt.Time), "recorded with the rotation itself")
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
 	})
 
 	It("replaces an immutable Secret of an earlier release, keeping the key valid for its grace", func() {

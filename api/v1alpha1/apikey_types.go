@@ -202,6 +202,25 @@ const (
 	PhaseRefused APIKeyPhase = "Refused"
 )
 
+// MaxHistory is how many transitions status.history keeps.
+const MaxHistory = 16
+
+// HistoryEntry is one transition of a key's life.
+type HistoryEntry struct {
+	// at is when the controller recorded the transition.
+	At metav1.Time `json:"at"`
+
+	// event names the transition, as the Event emitted with it does:
+	// KeyIssued, KeyReissued, KeyRotated, GrantChanged, KeyRevoked or
+	// KeyExpired.
+	// +kubebuilder:validation:MaxLength=64
+	Event string `json:"event"`
+
+	// message says what happened.
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message"`
+}
+
 // SecretReference names the Secret, in the APIKey's namespace, that holds
 // the key.
 type SecretReference struct {
@@ -302,6 +321,17 @@ type APIKeyStatus struct {
 	// class that sets no rotation rules.
 	// +optional
 	ClassRotation *ClassRotation `json:"classRotation,omitempty"`
+
+	// history is the key's life as the controller recorded it, oldest
+	// first: each transition (issued, reissued, rotated, grant changed,
+	// revoked and why, expired) in the same write as the transition
+	// itself, the last 16. Unlike Events, which anyone who may create
+	// Events in the namespace can write about any object, only a writer
+	// of the APIKey status can write it.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	History []HistoryEntry `json:"history,omitempty"`
 
 	// revokedAt is when the controller saw the key revoked.
 	// +optional

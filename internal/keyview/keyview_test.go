@@ -285,12 +285,25 @@ func TestShowGolden(t *testing.T) {
 	class := &keywardenv1alpha1.APIKeyClass{Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{
 		{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"cache:purge"}, ScopeDescriptions: []keywardenv1alpha1.ScopeDescription{{Scope: "cache:purge", Description: "Purge cached pages"}}},
 	}}}
-	events := []corev1.Event{{Type: "Normal", Reason: "KeyIssued", Message: "Issued a key into Secret wordpress-purge", LastTimestamp: *at(-3 * day)}}
+	k.Status.History = []keywardenv1alpha1.HistoryEntry{
+		{At: *at(-3 * day), Event: "KeyIssued", Message: "Key kw_wOld1... was issued into Secret wordpress-purge"},
+		{At: *at(-day), Event: "KeyRotated", Message: "The key rotated: kw_wNew2... is in Secret wordpress-purge"},
+	}
+	// An Event anyone who may create Events in the namespace could write:
+	// shown among the events, as unverified, never in the history.
+	events := []corev1.Event{
+		{Type: "Normal", Reason: "KeyIssued", Message: "Issued a key into Secret wordpress-purge", LastTimestamp: *at(-3 * day)},
+		{Type: "Normal", Reason: "KeyRevoked", Message: "Forged: the key was revoked", LastTimestamp: *at(-2 * day), ReportingController: "keywarden"},
+	}
 	var b bytes.Buffer
 	if err := Show(&b, Details{Key: &k, Class: class, Events: events}, now); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "show.golden", b.String())
+	history, events2, _ := strings.Cut(b.String(), "Events (unverified")
+	if !strings.Contains(history, "History (recorded by the controller") || strings.Contains(history, "Forged") || !strings.Contains(events2, "Forged") {
+		t.Errorf("a forged event is shown as history, or not as unverified:\n%s", b.String())
+	}
 
 	pending := key("new", 0, func(k *keywardenv1alpha1.APIKey) { k.Status = keywardenv1alpha1.APIKeyStatus{} })
 	b.Reset()

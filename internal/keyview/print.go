@@ -227,7 +227,19 @@ func Show(w io.Writer, d Details, now time.Time) error {
 		fmt.Fprintf(w, "  %s: %s\n", c.Type, Condition(c))
 	}
 
-	fmt.Fprintln(w, "Events:")
+	fmt.Fprintln(w, "History (recorded by the controller in the key's status):")
+	if len(k.Status.History) == 0 {
+		fmt.Fprintln(w, "  (none yet)")
+	}
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, h := range k.Status.History {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", h.At.Local().Format(TimeFormat), cell(h.Event), Clean(h.Message))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "Events (unverified: anyone who may create Events in the namespace can write one):")
 	switch {
 	case d.EventsNote != "":
 		fmt.Fprintf(w, "  (%s)\n", Clean(d.EventsNote))

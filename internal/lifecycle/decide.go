@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -235,7 +236,36 @@ func Decide(o *Observed) Decision {
 		d.Outcome.Refused = d.refused
 	}
 	d.warnExpiry(o)
+	d.recordHistory(o)
 	return d
+}
+
+// historyEvents are the Events whose transitions status.history keeps.
+var historyEvents = map[string]bool{
+	keywardenv1alpha1.EventKeyIssued: true, keywardenv1alpha1.EventKeyReissued: true, keywardenv1alpha1.EventKeyRotated: true,
+	keywardenv1alpha1.EventGrantChanged: true, keywardenv1alpha1.EventKeyRevoked: true, keywardenv1alpha1.EventKeyExpired: true,
+}
+
+// maxHistoryMessage bounds a history entry's message, as the CRD does.
+const maxHistoryMessage = 1024
+
+// recordHistory adds the pass's transitions to status.history, in the
+// same status write as the transitions themselves, keeping the last
+// MaxHistory.
+func (d *Decision) recordHistory(o *Observed) {
+	for _, e := range d.Events {
+		if !historyEvents[e.Reason] {
+			continue
+		}
+		msg := e.Note
+		if len(msg) > maxHistoryMessage {
+			msg = strings.ToValidUTF8(msg[:maxHistoryMessage-len("…")], "") + "…"
+		}
+		d.Status.History = append(d.Status.History, keywardenv1alpha1.HistoryEntry{At: *stamp(o.Now), Event: e.Reason, Message: msg})
+	}
+	if n := len(d.Status.History); n > keywardenv1alpha1.MaxHistory {
+		d.Status.History = slices.Clone(d.Status.History[n-keywardenv1alpha1.MaxHistory:])
+	}
 }
 
 // warnExpiry marks an issued key whose expiry is within its class's
