@@ -608,6 +608,16 @@ func TestReport(t *testing.T) {
 	if got := testutil.ToFloat64(f.h.Metrics.reports.WithLabelValues("failed")); got != 1 {
 		t.Errorf("failed reports counted %v, want 1", got)
 	}
+	// Nor is one whose write has not returned when the budget ends: a
+	// 202 is never given for a write still under way (or queued), which a
+	// crash would lose.
+	f.h.Report = func(ctx context.Context, _ Suspect) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if rec := report(`{"key":"` + f.valid + `"}`); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("a report whose write outlasts the budget: %d, want 503", rec.Code)
+	}
 	f.h.Report = func(context.Context, Suspect) error { return nil }
 
 	for _, bad := range []string{`{"key":`, `{"credential":"x"}`, `{}`, `{"key":"a"}{"key":"b"}`} {
