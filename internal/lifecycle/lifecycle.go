@@ -50,6 +50,12 @@ func SetConditions(status *keywardenv1alpha1.APIKeyStatus, generation int64, o O
 	remove := func(typ string) { apimeta.RemoveStatusCondition(&status.Conditions, typ) }
 
 	switch {
+	case o.Err != nil && apimeta.IsStatusConditionTrue(status.Conditions, keywardenv1alpha1.ConditionStalled):
+		// A stalled key stays stalled through a transient error: its
+		// conditions are left as they are, so that kstatus, Flux and Argo
+		// CD do not read it as progressing for one pass (and the stall is
+		// not counted again). The pass is retried.
+		return
 	case o.Err != nil:
 		reason := o.Reason
 		if reason == "" {

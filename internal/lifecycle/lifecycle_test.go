@@ -100,13 +100,26 @@ func TestSetConditions(t *testing.T) {
 		},
 		{
 			name:      "transient error keeps phase and observedGeneration",
-			before:    keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: 2, Conditions: []metav1.Condition{{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "X"}}},
+			before:    keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseActive, ObservedGeneration: 2},
 			outcome:   Outcome{Phase: keywardenv1alpha1.PhaseRevoked, Err: errors.New("boom")},
 			phase:     keywardenv1alpha1.PhaseActive,
 			observed:  2,
 			ready:     cond{metav1.ConditionFalse, keywardenv1alpha1.ReasonReconcileError},
 			reconcile: cond{metav1.ConditionTrue, keywardenv1alpha1.ReasonReconcileError},
 			stalled:   absent,
+		},
+		{
+			name: "a stalled key stays stalled through a transient error, not progressing for a pass",
+			before: keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhasePending, ObservedGeneration: 2, Conditions: []metav1.Condition{
+				{Type: keywardenv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "X", ObservedGeneration: 3},
+				{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "X", ObservedGeneration: 3},
+			}},
+			outcome:   Outcome{Phase: keywardenv1alpha1.PhasePending, Err: errors.New("boom")},
+			phase:     keywardenv1alpha1.PhasePending,
+			observed:  2,
+			ready:     cond{metav1.ConditionFalse, "X"},
+			reconcile: absent,
+			stalled:   cond{metav1.ConditionTrue, "X"},
 		},
 		{
 			name:      "transient error on a new key makes it pending",
