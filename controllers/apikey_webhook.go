@@ -25,6 +25,10 @@ import (
 type APIKeyValidator struct {
 	// Client reads classes and the owner's keys from the cache.
 	Client client.Reader
+	// APIReader, when set, reads from the API server a class a key names
+	// that the cache does not have (yet): a class applied in the same
+	// kubectl apply as its first key.
+	APIReader client.Reader
 	// Namespaces reads Namespace objects; Client when nil.
 	Namespaces client.Reader
 	// Now is the clock; time.Now when nil.
@@ -80,16 +84,31 @@ func (v *APIKeyValidator) ValidateDelete(context.Context, *keywardenv1alpha1.API
 	return nil, nil
 }
 
-func (v *APIKeyValidator) classes(ctx context.Context) ([]keywardenv1alpha1.APIKeyClass, error) {
+// classes lists the classes from the cache, with each of the named ones
+// the cache does not have read from the API server, so that a class is
+// never taken for missing because the cache lags behind its creation.
+func (v *APIKeyValidator) classes(ctx context.Context, named ...string) ([]keywardenv1alpha1.APIKeyClass, error) {
 	var classes keywardenv1alpha1.APIKeyClassList
 	if err := v.Client.List(ctx, &classes); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing APIKeyClasses: %w", err))
+	}
+	for _, name := range named {
+		if name == "" || v.APIReader == nil || slices.ContainsFunc(classes.Items, func(c keywardenv1alpha1.APIKeyClass) bool { return c.Name == name }) {
+			continue
+		}
+		var c keywardenv1alpha1.APIKeyClass
+		switch err := v.APIReader.Get(ctx, client.ObjectKey{Name: name}, &c); {
+		case err == nil:
+			classes.Items = append(classes.Items, c)
+		case !apierrors.IsNotFound(err):
+			return nil, apierrors.NewInternalError(fmt.Errorf("reading APIKeyClass %s: %w", name, err))
+		}
 	}
 	return classes.Items, nil
 }
 
 func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.APIKey) (policy.Policy, error) {
-	classes, err := v.classes(ctx)
+	classes, err := v.classes(ctx, k.Spec.ClassName)
 	if err != nil {
 		return policy.Policy{}, err
 	}
@@ -114,7 +133,7 @@ func (v *APIKeyValidator) checkClass(ctx context.Context, k *keywardenv1alpha1.A
 // class changed since, or the webhook was down) does not block updates
 // that add none, such as taking part of a change back.
 func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alpha1.APIKey) error {
-	classes, err := v.classes(ctx)
+	classes, err := v.classes(ctx, k.Spec.ClassName, old.Spec.ClassName, old.Status.ClassName)
 	if err != nil {
 		return err
 	}

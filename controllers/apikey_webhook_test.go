@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
@@ -56,6 +57,32 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
 		Expect(err.Error()).To(Equal(`admission webhook "vapikey.keywarden.dev" denied the request: ` + message))
 	}
+
+	It("admits a key of a class just created, which the cache may not hold yet", func() {
+		fresh := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			Roles: []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read"}}},
+		})
+		k := key("fresh", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = fresh.Name })
+		// A cache that has not seen the class yet (the same kubectl apply
+		// created both).
+		lagging := interceptor.NewClient(withOwnerIndex(k8sClient), interceptor.Funcs{
+			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				if _, ok := list.(*keywardenv1alpha1.APIKeyClassList); ok {
+					return nil
+				}
+				return c.List(ctx, list, opts...)
+			},
+		})
+		v := &APIKeyValidator{Client: lagging}
+		_, err := v.ValidateCreate(ctx, k)
+		Expect(err).To(MatchError(ContainSubstring("does not exist")), "the cache alone takes the class for missing")
+		v.APIReader = k8sClient
+		_, err = v.ValidateCreate(ctx, k)
+		Expect(err).NotTo(HaveOccurred(), "the class is read from the API server before the key is refused")
+		k.Spec.ClassName = "c-missing-" + rand.String(6)
+		_, err = v.ValidateCreate(ctx, k)
+		Expect(err).To(MatchError(ContainSubstring("does not exist")), "a class that does not exist is still refused")
+	})
 
 	It("refuses at create what the class does not allow", func() {
 		denied(k8sClient.Create(ctx, key("admin", func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin"; k.Spec.Scopes = nil })),

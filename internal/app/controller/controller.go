@@ -218,7 +218,7 @@ func setupWebhook(mgr ctrl.Manager, o *Options, direct client.Client, namespaces
 			return err
 		}
 	}
-	v := &controllers.APIKeyValidator{Client: mgr.GetClient()}
+	v := &controllers.APIKeyValidator{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
 	if len(namespaces) > 0 {
 		v.Namespaces = mgr.GetAPIReader()
 	}
