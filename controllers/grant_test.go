@@ -225,6 +225,8 @@ var _ = Describe("The grant of an issued key", func() {
 			got := getKey(ctx, k)
 			Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)), "the same key")
 			Expect(got.Status.SecretRef.UID).To(Equal(string(s.UID)), "the same Secret")
+			Expect(got.Status.SecretRef.ResourceVersion).To(Equal(s.ResourceVersion),
+				"read once and recorded with its version, not trusted as immutable")
 			Expect(got.Status.Owner).To(Equal(k.Spec.Owner))
 			Expect(got.Status.Role).To(Equal(k.Spec.Role))
 			Expect(got.Status.Scopes).To(Equal(k.Spec.Scopes))

@@ -887,10 +887,12 @@ func secretRef(name string, uid types.UID, resourceVersion string) *keywardenv1a
 }
 
 // Recorded reports whether the Secret is the one status records, as the
-// controller last saw it hold the key: the same object, unchanged since
-// (a Secret recorded without its resourceVersion is an immutable one of an
-// earlier release, which cannot change in place).
+// controller last saw it hold the key: the same object, unchanged since. A
+// Secret recorded without its resourceVersion (by an earlier release,
+// which made its Secrets immutable) is not taken on trust: it may not be
+// immutable, and have changed in place. It is read once, and recorded
+// with its resourceVersion when it holds the key.
 func Recorded(st *keywardenv1alpha1.APIKeyStatus, s *Secret) bool {
 	ref := st.SecretRef
-	return ref != nil && ref.UID == string(s.UID) && (ref.ResourceVersion == "" || ref.ResourceVersion == s.ResourceVersion)
+	return ref != nil && ref.UID == string(s.UID) && ref.ResourceVersion != "" && ref.ResourceVersion == s.ResourceVersion
 }

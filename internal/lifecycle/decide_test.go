@@ -40,7 +40,7 @@ func issuedKey(mutate ...func(*keywardenv1alpha1.APIKey)) *keywardenv1alpha1.API
 	k := newKey(func(k *keywardenv1alpha1.APIKey) {
 		k.Status = keywardenv1alpha1.APIKeyStatus{
 			Phase: keywardenv1alpha1.PhaseActive, KeyHash: hashA, KeyPrefix: "kw_aaaaa", KeySerial: 3,
-			SecretRef: &keywardenv1alpha1.SecretReference{Name: "k", UID: "s1"},
+			SecretRef: &keywardenv1alpha1.SecretReference{Name: "k", UID: "s1", ResourceVersion: "5"},
 			IssuedAt:  &metav1.Time{Time: now.Add(-time.Hour).Truncate(time.Second)},
 			Owner:     "team", Role: "reader",
 		}
@@ -94,7 +94,7 @@ func reissuing(k *keywardenv1alpha1.APIKey) {
 
 // Secrets at the key's name.
 var (
-	ownSecret     = &Secret{Name: "k", UID: "s1", Owned: true}
+	ownSecret     = &Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true}
 	foreignSecret = &Secret{Name: "k", UID: "s9"}
 	sealedSecret  = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb", Sealed: true}
 	unsealed      = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}
@@ -431,9 +431,26 @@ func TestDecide(t *testing.T) {
 			want:    want{secret: SecretReplace},
 		},
 		{
-			name: "a recorded Secret without its version is an immutable one of an earlier release, not read",
-			key:  issuedKey(), observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true})},
-			want: want{phase: keywardenv1alpha1.PhaseActive},
+			name:    "a Secret an earlier release recorded without its version is not taken on trust: unread, the pass fails",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.SecretRef.ResourceVersion = "" }),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true})},
+			want:    want{err: true},
+		},
+		{
+			name:    "a Secret an earlier release recorded without its version, read and holding the key: its version is recorded",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.SecretRef.ResourceVersion = "" }),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.SecretRef.ResourceVersion != "6" {
+					t.Errorf("secretRef %+v, want version 6 recorded", st.SecretRef)
+				}
+			}},
+		},
+		{
+			name:    "a Secret an earlier release recorded without its version, changed in place: replaced",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.SecretRef.ResourceVersion = "" }),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want:    want{secret: SecretReplace},
 		},
 		{
 			name: "another value in another Secret object is deleted",
@@ -742,7 +759,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "the Secret holds the next key: the rotation completes, the replaced key valid for its grace",
 			key:     issuedKey(rotation(0, nil, "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 				r := st.Rotation
 				if st.KeyHash != hashB || st.KeyPrefix != "kw_bbbbb" || r.Next != nil || !r.LastRotatedAt.Equal(stamp) {
@@ -758,7 +775,7 @@ func TestDecide(t *testing.T) {
 			key: issuedKey(rotation(0, nil, "r1"), rotating, func(k *keywardenv1alpha1.APIKey) {
 				k.Status.ExpiresAt = inAnHour.DeepCopy()
 			}),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, requeue: inAnHour.Sub(now) + expirySlack,
 				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 					if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(&inAnHour) {
@@ -769,7 +786,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "a grace period of zero ends the replaced key at once",
 			key:     issuedKey(rotation(0, new(time.Duration(0)), "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 				if p := st.Rotation.Previous; len(p) != 1 || !p[0].ValidUntil.Equal(stamp) {
 					t.Errorf("previous %+v, want valid until %v", p, stamp)
@@ -783,7 +800,7 @@ func TestDecide(t *testing.T) {
 					k.Status.Rotation.Previous = append(k.Status.Rotation.Previous, keywardenv1alpha1.PreviousKey{RecordedKey: keywardenv1alpha1.RecordedKey{KeyHash: "sha256:old"}})
 				}
 			}),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 				if p := st.Rotation.Previous; len(p) != MaxPreviousKeys || p[0].KeyHash != hashA {
 					t.Errorf("%d previous keys, the first %q; want %d, the newest first", len(p), p[0].KeyHash, MaxPreviousKeys)
@@ -793,7 +810,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "a next key that never reached the Secret is replaced by another",
 			key:     issuedKey(rotation(0, nil, "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
 			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRotate, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 				if st.Rotation.Next != nil || st.KeyHash != hashA {
 					t.Errorf("next %+v hash %q, want the lost next key dropped and the current key kept", st.Rotation.Next, st.KeyHash)
@@ -803,7 +820,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "the held next key is written into the Secret once its status is read back",
 			key:     issuedKey(rotation(0, nil, "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"}), func(o *Observed) { o.NextHeld = true }},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"}), func(o *Observed) { o.NextHeld = true }},
 			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretWriteNext, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
 				if st.Rotation.Next == nil || st.Rotation.Next.KeyHash != hashB || st.KeyHash != hashA {
 					t.Errorf("next %+v hash %q, want the next key kept and the current key current", st.Rotation.Next, st.KeyHash)
@@ -834,7 +851,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "a Secret holding neither key during a rotation is replaced",
 			key:     issuedKey(rotation(0, nil, "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: "sha256:" + strings.Repeat("c", 64)})},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: "sha256:" + strings.Repeat("c", 64)})},
 			want:    want{phase: keywardenv1alpha1.PhaseActive, secret: SecretReplace},
 		},
 		{
@@ -871,7 +888,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a class's maximum grace bounds the grace of a rotation",
 			key:  issuedKey(rotation(0, new(48*time.Hour), "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
 				o.Policy.MaxGracePeriod = time.Hour
 			}},
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
@@ -883,7 +900,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a key whose class does not resolve rotates with the default grace",
 			key:  issuedKey(rotation(0, nil, "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
 				o.Policy, o.Violation = policy.Policy{}, &policy.Violation{Reason: keywardenv1alpha1.ReasonClassNotFound, Message: "m"}
 			}},
 			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
@@ -897,7 +914,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a key pointed at a missing class keeps its granted class's maximum grace",
 			key:  issuedKey(grantedGold("missing"), rotation(0, new(24*time.Hour), "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}),
 				classGone(goldClass(goldRotation))},
 			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonClassNotFound, requeue: nextHour, routine: true,
 				events: []string{keywardenv1alpha1.EventGrantChangeRefused, keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
@@ -912,7 +929,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a key pointed at a looser class that refuses it keeps its granted class's rules",
 			key:  issuedKey(grantedGold("loose"), rotation(0, new(24*time.Hour), "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), func(o *Observed) {
 				o.Policy = policy.FromClass(&keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "loose"},
 					Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{{Name: "writer"}}}})
 				o.GrantClass = goldClass(goldRotation)
@@ -925,14 +942,14 @@ func TestDecide(t *testing.T) {
 			key: issuedKey(grantedGold(""), rotation(0, new(24*time.Hour), "r1"), rotating, func(k *keywardenv1alpha1.APIKey) {
 				k.Status.ClassRotation = goldRotation.DeepCopy()
 			}),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
 			want: want{phase: keywardenv1alpha1.PhaseActive, requeue: nextHour, routine: true,
 				events: []string{keywardenv1alpha1.EventKeyRotated}, status: graceUntil(time.Minute, goldRotation)},
 		},
 		{
 			name:    "a key whose class was deleted before its rules were recorded rotates by the built-in rules",
 			key:     issuedKey(grantedGold(""), rotation(0, nil, "r1"), rotating),
-			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}), classGone(nil)},
 			want:    want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventKeyRotated}, status: graceUntil(keywardenv1alpha1.DefaultGracePeriod, nil)},
 		},
 		{
