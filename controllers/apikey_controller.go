@@ -79,7 +79,7 @@ const staleRecheck = time.Second
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeyclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch

@@ -184,6 +184,34 @@ var _ = Describe("APIKey controller", func() {
 		Eventually(eventReasons(ctx, k)).Should(ContainElement("KeyReissued"))
 	})
 
+	It("puts back the labels someone stripped from a key's Secret, so that a later change in place is seen at once", func() {
+		k := newAPIKey(ns, "stripped")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		first := waitReady(ctx, k)
+		s, err := readSecret(ctx, ns, "stripped")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("removing Keywarden's labels, which take the Secret out of the controller's cache")
+		Expect(k8sClient.Patch(ctx, s, client.RawPatch(types.JSONPatchType,
+			[]byte(`[{"op":"remove","path":"/metadata/labels"}]`)))).To(Succeed())
+		Eventually(func(g Gomega) {
+			got, err := readSecret(ctx, ns, "stripped")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got.Labels).To(HaveKeyWithValue(keywardenv1alpha1.LabelManagedBy, keywardenv1alpha1.ManagedByValue))
+			g.Expect(got.Labels).To(HaveKeyWithValue(keywardenv1alpha1.LabelAPIKeyUID, string(k.UID)))
+			g.Expect(got.Data["key"]).To(Equal(s.Data["key"]), "the same key")
+		}).Should(Succeed())
+		Expect(getKey(ctx, k).Status.KeyHash).To(Equal(first.Status.KeyHash), "no new key for lost labels")
+
+		By("changing its value in place")
+		got, err := readSecret(ctx, ns, "stripped")
+		Expect(err).NotTo(HaveOccurred())
+		got.Data["key"] = []byte(newRawKey(keys.DefaultPrefix))
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		second := waitReissued(ctx, first)
+		Expect(second.Status.KeyHash).NotTo(Equal(keys.Hash(string(got.Data["key"]))), "the planted value is not adopted")
+	})
+
 	It("expires keys at their moment, not at a later poll, and deletes their Secrets", func() {
 		// Three keys a second apart. The controller wakes for each expiry
 		// (RequeueAfter); one that looked every few seconds instead would

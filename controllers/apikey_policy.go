@@ -158,11 +158,11 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 	if !lifecycle.Terminal(st.Phase) && (st.KeyHash != "" || lifecycle.Revoked(key)) {
 		readers = append(readers, r.APIReader)
 	}
-	m, err := r.secretMeta(ctx, key, readers...)
+	m, cached, err := r.secretMeta(ctx, key, readers...)
 	if err != nil {
 		return nil, err
 	}
-	if o.Secret, err = r.observeSecret(ctx, key, m, !ended); err != nil {
+	if o.Secret, err = r.observeSecret(ctx, key, m, cached, !ended); err != nil {
 		return nil, err
 	}
 	if rot := st.Rotation; !ended && rot != nil && rot.Next != nil {
@@ -178,12 +178,15 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 // status records, or has changed since, or is being rotated, is read
 // through the API server (Secret data is never cached), and, before a key
 // is recorded, its seal is checked.
-func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1alpha1.APIKey, m *metav1.PartialObjectMetadata, live bool) (*lifecycle.Secret, error) {
+func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1alpha1.APIKey, m *metav1.PartialObjectMetadata, cached, live bool) (*lifecycle.Secret, error) {
 	if m == nil {
 		return nil, nil
 	}
 	st := &key.Status
 	s := &lifecycle.Secret{Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, Owned: ownedBy(m, key)}
+	// The cache holds only labelled Secrets (and keeps none of their
+	// labels): one read from the API server may have lost them.
+	s.Unlabelled = !cached && s.Owned && !labelled(m, key)
 	rotating := st.Rotation != nil && st.Rotation.Next != nil
 	if !s.Owned || !live || st.KeyHash != "" && lifecycle.Recorded(st, s) && !rotating {
 		return s, nil

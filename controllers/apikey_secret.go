@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -28,23 +30,65 @@ func ownedBy(secret metav1.Object, key *keywardenv1alpha1.APIKey) bool {
 
 // secretMeta reads the Secret's metadata from each reader in turn until one
 // has it; nil when none does.
-func (r *APIKeyReconciler) secretMeta(ctx context.Context, key *keywardenv1alpha1.APIKey, readers ...client.Reader) (*metav1.PartialObjectMetadata, error) {
-	m := &metav1.PartialObjectMetadata{}
+func (r *APIKeyReconciler) secretMeta(ctx context.Context, key *keywardenv1alpha1.APIKey, readers ...client.Reader) (m *metav1.PartialObjectMetadata, cached bool, err error) {
+	m = &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.SecretName()}
-	var err error
-	for _, rd := range readers {
+	for i, rd := range readers {
 		if err = rd.Get(ctx, nn, m); !apierrors.IsNotFound(err) {
+			cached = i == 0
 			break
 		}
 	}
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading Secret %s: %w", nn.Name, err)
+		return nil, false, fmt.Errorf("reading Secret %s: %w", nn.Name, err)
 	}
-	return m, nil
+	return m, cached, nil
+}
+
+// secretLabels are the labels of a key's Secret that the controller sets
+// and puts back.
+func secretLabels(key *keywardenv1alpha1.APIKey) map[string]string {
+	return map[string]string{
+		keywardenv1alpha1.LabelManagedBy: keywardenv1alpha1.ManagedByValue,
+		keywardenv1alpha1.LabelAPIKey:    key.Name,
+		keywardenv1alpha1.LabelAPIKeyUID: string(key.UID),
+	}
+}
+
+// labelled reports whether a Secret carries the labels the controller
+// sets.
+func labelled(m metav1.Object, key *keywardenv1alpha1.APIKey) bool {
+	for k, v := range secretLabels(key) {
+		if m.GetLabels()[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// relabel puts back the labels of the key's Secret, unless the Secret
+// changed since it was read.
+func (r *APIKeyReconciler) relabel(ctx context.Context, key *keywardenv1alpha1.APIKey, s *lifecycle.Secret) error {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m.SetNamespace(key.Namespace)
+	m.SetName(s.Name)
+	m.SetUID(s.UID)
+	m.SetResourceVersion(s.ResourceVersion)
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels": secretLabels(key), "uid": s.UID, "resourceVersion": s.ResourceVersion,
+	}})
+	if err != nil {
+		return err
+	}
+	if err := r.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("putting back the labels of Secret %s: %s", s.Name, withheld(err))
+	}
+	return nil
 }
 
 // secretKey is what the controller reads of a key's Secret: the hash and
@@ -108,6 +152,8 @@ func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *li
 		return false, nil
 	case lifecycle.SecretWriteNext:
 		return true, r.writeNext(ctx, o, d)
+	case lifecycle.SecretRelabel:
+		return false, r.relabel(ctx, k, s)
 	}
 	return false, nil
 }
@@ -242,11 +288,11 @@ func (r *APIKeyReconciler) issue(ctx context.Context, o *lifecycle.Observed, ser
 		// A Secret the cache has not seen, or never sees (one that
 		// Keywarden does not manage): adopt it or report the conflict,
 		// as the API server shows it.
-		m, err := r.secretMeta(ctx, k, r.APIReader)
+		m, _, err := r.secretMeta(ctx, k, r.APIReader)
 		if err != nil {
 			return err
 		}
-		o.Secret, err = r.observeSecret(ctx, k, m, true)
+		o.Secret, err = r.observeSecret(ctx, k, m, false, true)
 		return err
 	case apierrors.IsInvalid(err):
 		o.CreateRefused = fmt.Sprintf("The API server refuses Secret %s: %s", secret.Name, apiErrorAbout(err, raw))
@@ -288,9 +334,7 @@ func (r *APIKeyReconciler) newSecret(key *keywardenv1alpha1.APIKey, raw, sealed 
 	for k, v := range key.Spec.SecretTemplate.GetLabels() {
 		s.Labels[k] = string(v)
 	}
-	s.Labels[keywardenv1alpha1.LabelManagedBy] = keywardenv1alpha1.ManagedByValue
-	s.Labels[keywardenv1alpha1.LabelAPIKey] = key.Name
-	s.Labels[keywardenv1alpha1.LabelAPIKeyUID] = string(key.UID)
+	maps.Copy(s.Labels, secretLabels(key))
 	// The scheme knows APIKey, so this cannot fail for a valid object.
 	_ = controllerutil.SetControllerReference(key, s, r.Scheme())
 	return s
@@ -319,7 +363,7 @@ func (r *APIKeyReconciler) reconcileDelete(ctx context.Context, key *keywardenv1
 	if !controllerutil.ContainsFinalizer(key, keywardenv1alpha1.Finalizer) {
 		return nil
 	}
-	m, err := r.secretMeta(ctx, key, r.Client, r.APIReader)
+	m, _, err := r.secretMeta(ctx, key, r.Client, r.APIReader)
 	if err != nil {
 		return err
 	}

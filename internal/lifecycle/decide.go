@@ -107,6 +107,9 @@ type Secret struct {
 	// Gone is set when the API server no longer had the Secret that the
 	// cache listed.
 	Gone bool
+	// Unlabelled is set when the Secret, read from the API server, lacks
+	// the label that keeps it in the controller's cache.
+	Unlabelled bool
 	// Deleting is set while the Secret is being deleted.
 	Deleting bool
 	// Hash and Prefix are those of the well-formed key the Secret holds,
@@ -159,6 +162,11 @@ const (
 	// which watch the same objects, know the key before a workload can
 	// read it. The pass then decides again with the Secret written.
 	SecretWriteNext
+	// SecretRelabel puts back the labels of an owned Secret holding the
+	// issued key that someone removed: without them it leaves the
+	// controller's cache, and a change made to it in place would go
+	// unseen.
+	SecretRelabel
 )
 
 // Event is an Event to emit once the status that reports it is written.
@@ -530,6 +538,9 @@ func (d *Decision) keepSecret(o *Observed) {
 	}
 	d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
 	d.rotateWhenDue(o)
+	if d.Secret == SecretKeep && s.Unlabelled {
+		d.Secret = SecretRelabel
+	}
 }
 
 // rotateWhenDue begins a rotation of an Active key whose spec asks for one

@@ -431,6 +431,18 @@ func TestDecide(t *testing.T) {
 			want:    want{secret: SecretReplace},
 		},
 		{
+			name:    "an owned Secret holding the key that lost its labels gets them back",
+			key:     issuedKey(),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "5", Owned: true, Unlabelled: true})},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, secret: SecretRelabel},
+		},
+		{
+			name:    "an unlabelled Secret changed in place is read and replaced, not relabelled",
+			key:     issuedKey(),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true, Unlabelled: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want:    want{secret: SecretReplace},
+		},
+		{
 			name:    "a Secret an earlier release recorded without its version is not taken on trust: unread, the pass fails",
 			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.SecretRef.ResourceVersion = "" }),
 			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s1", ResourceVersion: "6", Owned: true})},
