@@ -255,6 +255,13 @@ func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.AP
 	base := key.DeepCopy()
 	o := d.Outcome
 	o.Err = err
+	if err != nil {
+		// A failed pass records no transition (the phase stays as it
+		// was): its retry decides them again, and only the pass that
+		// succeeds emits their Events and writes them into the history.
+		d.Status.History = base.Status.History
+		d.Events = nil
+	}
 	key.Status = d.Status
 	lifecycle.SetConditions(&key.Status, key.Generation, o)
 	after := d.RequeueAfter

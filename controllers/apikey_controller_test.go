@@ -391,11 +391,21 @@ var _ = Describe("APIKey controller", func() {
 				return testutil.ToFloat64(m.byEvent[keywardenv1alpha1.EventKeyRevoked].WithLabelValues(ns, ""))
 			}
 			Expect(revocations()).To(BeZero(), "a failed pass was counted")
+			Expect(getKey(ctx, k).Status.History).NotTo(ContainElement(HaveField("Event", keywardenv1alpha1.EventKeyRevoked)),
+				"a failed pass wrote its transition into the history")
 			r.Metrics = m
 			_, err = reconcileOnce(r, k)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(getKey(ctx, k).Status.Phase).To(Equal(keywardenv1alpha1.PhaseRevoked))
+			got := getKey(ctx, k)
+			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseRevoked))
 			Expect(revocations()).To(Equal(1.0))
+			var revoked int
+			for _, h := range got.Status.History {
+				if h.Event == keywardenv1alpha1.EventKeyRevoked {
+					revoked++
+				}
+			}
+			Expect(revoked).To(Equal(1), "the revocation in the history once")
 			_, err = reconcileOnce(r, k)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(revocations()).To(Equal(1.0), "a later pass over the revoked key counted it again")
