@@ -15,8 +15,9 @@ import (
 )
 
 // TestSessionsBounded: one person's sign-ins end only their own oldest
-// sessions; once the console holds as many as it may, a sign-in is
-// refused and no one's session is ended for it.
+// sessions; once the console holds as many as it may, one session each,
+// a sign-in is refused and no one's session is ended for it; held by
+// identities with many sessions each, they give up theirs.
 func TestSessionsBounded(t *testing.T) {
 	s, err := newSessions()
 	if err != nil {
@@ -45,7 +46,11 @@ func TestSessionsBounded(t *testing.T) {
 		t.Errorf("alice holds %d sessions, want %d", n, maxSessionsPerUser)
 	}
 
-	// Fill the console with other people's sessions (one of them short).
+	// Alice signs out everywhere; fill the console with other people's
+	// sessions, one each (one of them short).
+	for _, v := range alice {
+		s.end(v.ID)
+	}
 	for i := len(s.byID); i < maxSessions; i++ {
 		expires := now.Add(time.Hour)
 		if i == maxSessions-1 {
@@ -69,6 +74,52 @@ func TestSessionsBounded(t *testing.T) {
 	s.end(bob.ID)
 	if _, ok := s.byUser["bob"]; ok {
 		t.Error("bob's sessions are still listed after he signed out")
+	}
+
+	// Identities minted to fill the console (twenty sessions each) give
+	// up their own sessions to a person holding none; that person's
+	// sessions are not taken by the next identity of the flood.
+	f, _ := newSessions()
+	for i := range maxSessions {
+		if _, err := f.start("t", fmt.Sprintf("minted-%d", i/maxSessionsPerUser), now.Add(time.Hour), now); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+	}
+	carol, err := f.start("token-c", "carol", now.Add(time.Hour), now)
+	if err != nil {
+		t.Fatalf("a person signing in to a console full of minted identities: %v", err)
+	}
+	if _, err := f.start("t", "minted-0", now.Add(time.Hour), now); err != nil {
+		t.Fatalf("a minted identity signing in again: %v", err)
+	}
+	if _, err := f.get(carol.ID, now); err != nil || len(f.byID) != maxSessions {
+		t.Errorf("carol's session after the flood signed in again: %v, %d sessions", err, len(f.byID))
+	}
+}
+
+// TestSessionsOfOnePersonExpire: a person signing in again, with an
+// expired session (another browser's) before a live one, gets a session
+// and keeps the live one.
+func TestSessionsOfOnePersonExpire(t *testing.T) {
+	s, err := newSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := s.start("t1", "alice", now.Add(time.Minute), now); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := s.start("t2", "alice", now.Add(time.Hour), now)
+	later := now.Add(2 * time.Minute)
+	again, err := s.start("t3", "alice", later.Add(time.Hour), later)
+	if err != nil || again == nil {
+		t.Fatalf("signing in again: %v", err)
+	}
+	if _, err := s.get(live.ID, later); err != nil {
+		t.Error("the live session ended")
+	}
+	if n := len(s.byUser["alice"]); n != 2 {
+		t.Errorf("alice holds %d sessions, want 2", n)
 	}
 }
 

@@ -26,8 +26,9 @@ type session struct {
 // maxSessions bounds the sessions kept, and maxSessionsPerUser those of
 // one person: a flood of sign-ins grows neither the process nor one
 // person's share. A person past their share ends their own oldest
-// session; past the whole bound, a sign-in is refused until sessions end:
-// no one's sign-ins end another person's session.
+// session; past the whole bound, the person holding the most sessions
+// gives up their oldest when they hold more than the one signing in
+// would, and otherwise the sign-in is refused until sessions end.
 const (
 	maxSessions        = 10000
 	maxSessionsPerUser = 20
@@ -63,7 +64,7 @@ func (s *sessions) start(token, user string, expires time.Time, now time.Time) (
 	v := &session{ID: base64.RawURLEncoding.EncodeToString(id), Token: token, User: user, Expires: expires}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, old := range s.byUser[user] {
+	for _, old := range slices.Clone(s.byUser[user]) { // remove edits the list
 		if !now.Before(old.Expires) {
 			s.remove(old)
 		}
@@ -72,14 +73,27 @@ func (s *sessions) start(token, user string, expires time.Time, now time.Time) (
 		s.remove(own[0])
 	}
 	if len(s.byID) >= maxSessions {
-		// Sign-ins are rate-limited: this scan runs at most that often.
+		// Sign-ins are rate-limited: these scans run at most that often.
 		for _, old := range s.byID {
 			if !now.Before(old.Expires) {
 				s.remove(old)
 			}
 		}
 		if len(s.byID) >= maxSessions {
-			return nil, errTooManySessions
+			// Whoever holds the most sessions gives up their oldest, if
+			// they hold more than this person would: identities minted
+			// to fill the console crowd out one another, not the people
+			// who hold one or two.
+			heaviest := ""
+			for u, own := range s.byUser {
+				if heaviest == "" || len(own) > len(s.byUser[heaviest]) {
+					heaviest = u
+				}
+			}
+			if heaviest == "" || len(s.byUser[heaviest]) <= len(s.byUser[user])+1 {
+				return nil, errTooManySessions
+			}
+			s.remove(s.byUser[heaviest][0])
 		}
 	}
 	s.byID[v.ID] = v
