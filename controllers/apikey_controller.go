@@ -113,7 +113,12 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				UpdateFunc:  routineKeyUpdate,
 			})).
 		WatchesMetadata(&corev1.Secret{}, behindWhen{handler.EnqueueRequestsFromMapFunc(keyOfSecret), routineSecretUpdate}).
-		Watches(&keywardenv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(r.refusedPeers)).
+		Watches(&keywardenv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(r.refusedPeers),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+				UpdateFunc:  freesPlace,
+			})).
 		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.keysOfClassChange))
 	if len(r.Namespaces) == 0 {
 		b = b.WatchesMetadata(namespaceMetadata(), handler.EnqueueRequestsFromMapFunc(r.keysOfNamespaceChange),

@@ -25,17 +25,36 @@ import (
 // not issuance and revocation.
 
 // routineKeyUpdate is whether an update of an APIKey is routine: neither
-// its spec (generation) nor its deletion changed, and no revocation
-// appeared in its status.
+// its spec (generation) nor its deletion changed, no revocation appeared
+// in its status, and no rotation is under way (a rotation, once started
+// at its pace, completes ahead of new work: its previous key's grace
+// begins only then).
 func routineKeyUpdate(e event.UpdateEvent) bool {
 	old, ok1 := e.ObjectOld.(*keywardenv1alpha1.APIKey)
 	cur, ok2 := e.ObjectNew.(*keywardenv1alpha1.APIKey)
 	if !ok1 || !ok2 {
 		return false
 	}
+	rotating := cur.Status.Rotation != nil && cur.Status.Rotation.Next != nil
 	return old.Generation == cur.Generation &&
 		old.DeletionTimestamp.Equal(cur.DeletionTimestamp) &&
-		(old.Status.Revocation == nil) == (cur.Status.Revocation == nil)
+		(old.Status.Revocation == nil) == (cur.Status.Revocation == nil) &&
+		!rotating
+}
+
+// freesPlace is whether an event of an APIKey may free a place under its
+// owner's active-key limit for the owner's refused keys: it went, or its
+// phase or its granted owner changed. Other updates (a label, a use
+// recorded) free none, and would make every refused key of the owner be
+// looked at again.
+func freesPlace(e event.UpdateEvent) bool {
+	old, ok1 := e.ObjectOld.(*keywardenv1alpha1.APIKey)
+	cur, ok2 := e.ObjectNew.(*keywardenv1alpha1.APIKey)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return old.Status.Phase != cur.Status.Phase || old.GrantedOwner() != cur.GrantedOwner() ||
+		!old.DeletionTimestamp.Equal(cur.DeletionTimestamp)
 }
 
 // routineSecretUpdate is whether an update of a key's Secret is routine:

@@ -40,10 +40,38 @@ func TestRoutineKeyUpdate(t *testing.T) {
 			k.ResourceVersion, k.Status.Revocation = "2", &keywardenv1alpha1.Revocation{Reason: "KeyReported"}
 		}, false},
 		{"the deletion", func(k *keywardenv1alpha1.APIKey) { k.ResourceVersion, k.DeletionTimestamp = "2", &now }, false},
+		{"a rotation's next key recorded", func(k *keywardenv1alpha1.APIKey) {
+			k.ResourceVersion = "2"
+			k.Status.Rotation = &keywardenv1alpha1.RotationStatus{Next: &keywardenv1alpha1.RecordedKey{KeyHash: "sha256:x"}}
+		}, false},
 	}
 	for _, tt := range tests {
 		if got := routineKeyUpdate(event.UpdateEvent{ObjectOld: key(nil), ObjectNew: key(tt.new)}); got != tt.routine {
 			t.Errorf("%s: routine %v, want %v", tt.name, got, tt.routine)
+		}
+	}
+}
+
+func TestFreesPlace(t *testing.T) {
+	old := &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "k", Generation: 1}}
+	old.Status.Phase, old.Status.Owner, old.Status.Role = keywardenv1alpha1.PhaseActive, "team", "reader"
+	now := metav1.Now()
+	for _, tt := range []struct {
+		name  string
+		new   func(*keywardenv1alpha1.APIKey)
+		frees bool
+	}{
+		{"a label", func(k *keywardenv1alpha1.APIKey) { k.Labels = map[string]string{"x": "y"} }, false},
+		{"a use recorded", func(k *keywardenv1alpha1.APIKey) { k.Status.LastUsedAt = &now }, false},
+		{"a spec edit not granted yet", func(k *keywardenv1alpha1.APIKey) { k.Generation, k.Spec.Owner = 2, "other" }, false},
+		{"expired or revoked", func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRevoked }, true},
+		{"given to another owner", func(k *keywardenv1alpha1.APIKey) { k.Status.Owner = "other" }, true},
+		{"being deleted", func(k *keywardenv1alpha1.APIKey) { k.DeletionTimestamp = &now }, true},
+	} {
+		cur := old.DeepCopy()
+		tt.new(cur)
+		if got := freesPlace(event.UpdateEvent{ObjectOld: old, ObjectNew: cur}); got != tt.frees {
+			t.Errorf("%s: frees a place %v, want %v", tt.name, got, tt.frees)
 		}
 	}
 }
