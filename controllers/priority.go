@@ -125,14 +125,25 @@ const DefaultScheduledRotationsPerSecond = 10
 type routineGate struct {
 	mu     sync.Mutex
 	lim    *rate.Limiter
-	booked map[types.NamespacedName]time.Time
+	booked map[types.NamespacedName]booking
 }
+
+// booking is a key's moment, and the reservation that holds it.
+type booking struct {
+	at time.Time
+	r  *rate.Reservation
+}
+
+// staleBooking is how long past its moment a booking is still honoured:
+// a key is woken at its moment, and one that comes much later (it rotated
+// for another reason meanwhile, and is due again) takes a new moment.
+const staleBooking = time.Minute
 
 func newRoutineGate(perSecond float64) *routineGate {
 	if perSecond <= 0 {
 		perSecond = DefaultScheduledRotationsPerSecond
 	}
-	return &routineGate{lim: rate.NewLimiter(rate.Limit(perSecond), 1), booked: map[types.NamespacedName]time.Time{}}
+	return &routineGate{lim: rate.NewLimiter(rate.Limit(perSecond), 1), booked: map[types.NamespacedName]booking{}}
 }
 
 // admit reports whether the key may start its scheduled rotation now, and
@@ -140,25 +151,32 @@ func newRoutineGate(perSecond float64) *routineGate {
 func (g *routineGate) admit(key types.NamespacedName, now time.Time) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if at, ok := g.booked[key]; ok {
-		if !now.Before(at) {
+	if b, ok := g.booked[key]; ok {
+		switch {
+		case now.Before(b.at):
+			return false, b.at.Sub(now)
+		case now.Sub(b.at) < staleBooking:
 			delete(g.booked, key)
 			return true, 0
 		}
-		return false, at.Sub(now)
+		delete(g.booked, key)
 	}
-	d := g.lim.ReserveN(now, 1).DelayFrom(now)
+	r := g.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
 	if d <= 0 {
 		return true, 0
 	}
-	g.booked[key] = now.Add(d)
+	g.booked[key] = booking{at: now.Add(d), r: r}
 	return false, d
 }
 
-// forget drops a key's moment (the key is gone, or rotates for another
-// reason).
+// forget drops a key's moment and gives it back to the pace (the key is
+// gone).
 func (g *routineGate) forget(key types.NamespacedName) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.booked, key)
+	if b, ok := g.booked[key]; ok {
+		b.r.Cancel()
+		delete(g.booked, key)
+	}
 }

@@ -140,4 +140,11 @@ func TestRoutineGate(t *testing.T) {
 	if len(g.booked) != 2 {
 		t.Errorf("%d moments kept, want those of keys 1 and 4", len(g.booked))
 	}
+	// A key that comes long after its moment takes a new one.
+	if ok, wait := g.admit(key(1), now.Add(10*time.Minute)); !ok || wait != 0 {
+		t.Errorf("a key long past its moment, with the pace free: %v, %v", ok, wait)
+	}
+	if ok, _ := g.admit(key(4), now.Add(10*time.Minute)); ok {
+		t.Error("a stale moment let a key skip the pace")
+	}
 }

@@ -2,6 +2,7 @@ package keymetrics
 
 import (
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http/httptest"
 	"slices"
@@ -314,5 +315,43 @@ func TestHandlerFormat(t *testing.T) {
 	c.Handler(failing).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "keywarden_apikey_phase") {
 		t.Errorf("a failed gathering answered %d:\n%s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestHandlerScrapesInTurn: no more than maxScrapes scrapes are answered
+// at once; one that ends before its turn is answered 503.
+func TestHandlerScrapesInTurn(t *testing.T) {
+	c := &Collector{PerKey: true}
+	release := make(chan struct{})
+	inside := make(chan struct{}, 8)
+	slow := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		inside <- struct{}{}
+		<-release
+		return nil, nil
+	})
+	h := c.Handler(slow)
+	done := make(chan int, maxScrapes)
+	for range maxScrapes {
+		go func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			done <- rec.Code
+		}()
+	}
+	for range maxScrapes {
+		<-inside
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil).WithContext(ctx))
+	if rec.Code != 503 || len(inside) != 0 {
+		t.Errorf("a scrape past %d at once: %d, %d more inside", maxScrapes, rec.Code, len(inside))
+	}
+	close(release)
+	for range maxScrapes {
+		if code := <-done; code != 200 {
+			t.Errorf("a scrape in its turn: %d", code)
+		}
 	}
 }

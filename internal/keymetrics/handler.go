@@ -39,6 +39,9 @@ var perKeyFamilies = []family{{
 	value: func(r *row) (float64, bool) { return r.lastUsed, r.tracked },
 }}
 
+// maxScrapes is how many scrapes are answered at once.
+const maxScrapes = 2
+
 // row is what a scrape writes of one key, copied from the collector so
 // that the lock is not held while a client reads.
 type row struct {
@@ -76,8 +79,19 @@ func (c *Collector) rows() []row {
 // and held until the whole scrape is encoded: some 190 MiB at once for
 // 100,000 keys, in a controller that needs about 260 MiB for the keys
 // themselves.
+//
+// At most maxScrapes are answered at once (each copies a row of every
+// key); the others wait for their turn, or their request's end.
 func (c *Collector) Handler(g prometheus.Gatherer) http.Handler {
+	turns := make(chan struct{}, maxScrapes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case turns <- struct{}{}:
+			defer func() { <-turns }()
+		case <-r.Context().Done():
+			http.Error(w, "the scrape ended before its turn", http.StatusServiceUnavailable)
+			return
+		}
 		families, err := g.Gather()
 		if err != nil {
 			http.Error(w, "An error has occurred while gathering the metrics:\n\n"+err.Error(), http.StatusInternalServerError)
