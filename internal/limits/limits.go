@@ -80,10 +80,17 @@ func (p *PerSource) Allow(source string, now time.Time) bool {
 		e = p.recent.PushFront(&bucket{source: source, l: rate.NewLimiter(p.Rate, p.Burst)})
 		p.m[source] = e
 	}
-	if !e.Value.(*bucket).l.AllowN(now, 1) {
+	r := e.Value.(*bucket).l.ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
 		return false
 	}
-	return p.Global == nil || p.Global.AllowN(now, 1)
+	if p.Global != nil && !p.Global.AllowN(now, 1) {
+		// Refused by the global limit: the source keeps its token.
+		r.CancelAt(now)
+		return false
+	}
+	return true
 }
 
 // Followed is how many sources are followed now.

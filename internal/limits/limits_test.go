@@ -77,4 +77,14 @@ func TestPerSourceGlobal(t *testing.T) {
 	if !p.Allow("late", now.Add(time.Second)) {
 		t.Error("the global budget does not refill")
 	}
+
+	// A source the global limit refused keeps its own token.
+	slow := &PerSource{Rate: rate.Every(time.Hour), Burst: 1, Sources: 10, Global: rate.NewLimiter(1, 1)}
+	slow.Allow("other", now) // takes the global token
+	if slow.Allow("patient", now) {
+		t.Fatal("allowed past the global limit")
+	}
+	if !slow.Allow("patient", now.Add(time.Second)) {
+		t.Error("a source refused by the global limit lost its own token")
+	}
 }
