@@ -257,6 +257,10 @@ func (r *APIKeyReconciler) decide(ctx context.Context, o *lifecycle.Observed, re
 // of the pass's error) if it changed, and emits the decision's events once
 // the status is persisted.
 func (r *APIKeyReconciler) finish(ctx context.Context, key *keywardenv1alpha1.APIKey, d lifecycle.Decision, replaced []string, err error, class string) (ctrl.Result, error) {
+	if d.Hold && err == nil {
+		// Waiting for a restore's status: nothing is written meanwhile.
+		return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+	}
 	base := key.DeepCopy()
 	o := d.Outcome
 	o.Err = err

@@ -187,8 +187,28 @@ func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1al
 	// The cache holds only labelled Secrets (and keeps none of their
 	// labels): one read from the API server may have lost them.
 	s.Unlabelled = !cached && s.Owned && !labelled(m, key)
+	if !s.Owned && live {
+		// Whether anything controls it, as the API server shows it (the
+		// cache keeps only an APIKey's controller reference).
+		if cached {
+			full, _, err := r.secretMeta(ctx, key, r.APIReader)
+			if err != nil {
+				return nil, err
+			}
+			if full == nil || full.UID != m.UID {
+				s.Read, s.Gone = true, true
+				return s, nil
+			}
+			m = full
+		}
+		s.Controlled = metav1.GetControllerOfNoCopy(m) != nil
+	}
 	rotating := st.Rotation != nil && st.Rotation.Next != nil
-	if !s.Owned || !live || st.KeyHash != "" && lifecycle.Recorded(st, s) && !rotating {
+	switch {
+	case !live, !s.Owned && s.Controlled:
+		// Another object's Secret: never read.
+		return s, nil
+	case s.Owned && st.KeyHash != "" && lifecycle.Recorded(st, s) && !rotating:
 		return s, nil
 	}
 	sk, err := r.readKey(ctx, key, m.UID)

@@ -70,6 +70,35 @@ func labelled(m metav1.Object, key *keywardenv1alpha1.APIKey) bool {
 	return true
 }
 
+// adopt makes the key the controller of a Secret that holds its key and
+// that nothing controls (a restore drops owner references), with its
+// labels and a seal of its own, unless the Secret changed since it was
+// read.
+func (r *APIKeyReconciler) adopt(ctx context.Context, key *keywardenv1alpha1.APIKey, s *lifecycle.Secret, serial int64, hash string) error {
+	sealed, err := r.Seals.Seal(ctx, key.UID, serial, hash)
+	if err != nil {
+		return fmt.Errorf("sealing Secret %s: %w", s.Name, err)
+	}
+	ref := metav1.NewControllerRef(key, keywardenv1alpha1.GroupVersion.WithKind(keywardenv1alpha1.APIKeyKind))
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"uid": s.UID, "resourceVersion": s.ResourceVersion,
+		"labels":          secretLabels(key),
+		"annotations":     map[string]string{seal.Annotation: sealed},
+		"ownerReferences": []metav1.OwnerReference{*ref},
+	}})
+	if err != nil {
+		return err
+	}
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m.SetNamespace(key.Namespace)
+	m.SetName(s.Name)
+	if err := r.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("adopting Secret %s: %s", s.Name, withheld(err))
+	}
+	return nil
+}
+
 // relabel puts back the labels of the key's Secret, unless the Secret
 // changed since it was read.
 func (r *APIKeyReconciler) relabel(ctx context.Context, key *keywardenv1alpha1.APIKey, s *lifecycle.Secret) error {
@@ -154,6 +183,8 @@ func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *li
 		return true, r.writeNext(ctx, o, d)
 	case lifecycle.SecretRelabel:
 		return false, r.relabel(ctx, k, s)
+	case lifecycle.SecretAdopt:
+		return false, r.adopt(ctx, k, s, d.Status.KeySerial, d.Status.KeyHash)
 	}
 	return false, nil
 }

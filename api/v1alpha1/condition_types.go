@@ -130,6 +130,9 @@ const (
 	EventPolicyViolation = "PolicyViolation"
 	// EventSecretConflict: the target Secret belongs to something else.
 	EventSecretConflict = "SecretConflict"
+	// EventSecretAdopted: a Secret no APIKey controlled, holding the key
+	// status records (a restore), is the APIKey's again.
+	EventSecretAdopted = "SecretAdopted"
 	// EventGrantChanged: a change of an issued key's spec was admitted and
 	// its grant changed; the note names what changed.
 	EventGrantChanged = "GrantChanged"

@@ -35,6 +35,10 @@ const (
 	// moment, so that it sees the key expired even if clocks disagree by
 	// a hair.
 	expirySlack = 10 * time.Millisecond
+	// RestoreWait is how long a key created over a Secret that holds a
+	// key and has no controller waits for the status a restore writes
+	// after the create, before the Secret is reported as a conflict.
+	RestoreWait = 10 * time.Second
 )
 
 // Observed is everything one reconcile pass knows of a key and its world.
@@ -107,6 +111,9 @@ type Secret struct {
 	// Gone is set when the API server no longer had the Secret that the
 	// cache listed.
 	Gone bool
+	// Controlled is set when the Secret has a controller, this APIKey or
+	// another object.
+	Controlled bool
 	// Unlabelled is set when the Secret, read from the API server, lacks
 	// the label that keeps it in the controller's cache.
 	Unlabelled bool
@@ -162,6 +169,12 @@ const (
 	// which watch the same objects, know the key before a workload can
 	// read it. The pass then decides again with the Secret written.
 	SecretWriteNext
+	// SecretAdopt takes a Secret that no APIKey controls and that holds
+	// the key status records (restored from a backup, which drops owner
+	// references): this APIKey becomes its controller, with its labels and
+	// a seal of its own. Only a writer of status can record a key's hash,
+	// so only it can have a Secret adopted.
+	SecretAdopt
 	// SecretRelabel puts back the labels of an owned Secret holding the
 	// issued key that someone removed: without them it leaves the
 	// controller's cache, and a change made to it in place would go
@@ -195,6 +208,11 @@ type Decision struct {
 	// Routine is set when that wake-up is for routine work (a scheduled
 	// rotation): it waits behind issuance, revocation and expiry.
 	Routine bool
+	// Hold is set when the pass must write nothing, not even the key's
+	// status: a key just created over a Secret already in place waits for
+	// the status a restore writes next (Velero writes it with the
+	// resourceVersion its create returned).
+	Hold bool
 	// NeedOwner, when set, is an owner whose keys the decision needs: the
 	// pass reads them into Observed.Owners and decides again. Nothing else
 	// of the decision is to be acted on.
@@ -512,6 +530,15 @@ func (d *Decision) keepSecret(o *Observed) {
 			fmt.Sprintf("Secret %s was replaced by one that does not hold the issued key; it was deleted, the old key is invalid and a new one is issued", o.Key.SecretName()))
 		d.startReissue(fmt.Sprintf("Secret %s no longer holds the issued key; the old key is invalid and a new one is being issued", o.Key.SecretName()))
 		return
+	case s != nil && !s.Owned && !s.Controlled && s.Read && !s.Gone && !s.Deleting && s.Hash == st.KeyHash:
+		// A restore: the Secret came back without its owner, holding the
+		// key status records.
+		d.Secret = SecretAdopt
+		st.SecretRef = secretRef(s.Name, s.UID, "")
+		d.Outcome = Outcome{Phase: keywardenv1alpha1.PhaseActive}
+		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventSecretAdopted, "Adopt",
+			fmt.Sprintf("Secret %s, which no APIKey controlled, holds the issued key %s... that status records (a restore): this APIKey now controls it; the key is unchanged", s.Name, st.KeyPrefix))
+		return
 	case s != nil && !s.Owned:
 		d.conflict(o)
 		return
@@ -707,6 +734,12 @@ func (d *Decision) issue(o *Observed) {
 	case o.CreateRaced && o.TamperedDeleted:
 		// The Secret this pass deleted is still going.
 		d.requeue(time.Second)
+	case s != nil && !s.Owned && !reissue && !s.Controlled && s.Hash != "" && o.Now.Before(o.Key.CreationTimestamp.Add(RestoreWait)):
+		// Created over a Secret that holds a key and that no APIKey
+		// controls: a restore, whose status comes next. Nothing is
+		// written until it has or the wait is over.
+		d.Hold = true
+		d.requeue(o.Key.CreationTimestamp.Add(RestoreWait).Sub(o.Now))
 	case s != nil && !s.Owned:
 		d.conflict(o)
 	case s != nil && s.Gone:

@@ -140,6 +140,7 @@ type want struct {
 	events      []string
 	requeue     time.Duration
 	routine     bool // the requeue is for routine work
+	hold        bool // nothing written this pass
 	reserve     *Reservation
 	needOwner   string
 	err         bool
@@ -474,6 +475,50 @@ func TestDecide(t *testing.T) {
 			key:  issuedKey(), observe: []func(*Observed){func(o *Observed) { o.TamperedDeleted = true }},
 			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonReissuing, progressing: true, requeue: time.Millisecond,
 				events: []string{keywardenv1alpha1.EventSecretTampered}},
+		},
+		// A restore: the Secret comes back without its owner reference,
+		// the APIKey with a new UID, and its status (the key's hash)
+		// written after the create.
+		{
+			name:    "a Secret nothing controls, holding the key status records, is adopted with the key unchanged",
+			key:     issuedKey(),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s2", ResourceVersion: "9", Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
+			want: want{phase: keywardenv1alpha1.PhaseActive, secret: SecretAdopt, events: []string{keywardenv1alpha1.EventSecretAdopted},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.KeyHash != hashA || st.KeySerial != 3 || st.SecretRef.UID != "s2" {
+						t.Errorf("hash %q serial %d ref %+v, want the same key in the adopted Secret", st.KeyHash, st.KeySerial, st.SecretRef)
+					}
+				}},
+		},
+		{
+			name:    "a Secret nothing controls, holding another key, is not adopted",
+			key:     issuedKey(),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s2", ResourceVersion: "9", Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
+		},
+		{
+			name:    "a Secret another object controls is not adopted, whatever it holds",
+			key:     issuedKey(),
+			observe: []func(*Observed){withSecret(&Secret{Name: "k", UID: "s2", ResourceVersion: "9", Controlled: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
+		},
+		{
+			name: "a key just created over a Secret nothing controls waits, writing nothing, for a restore's status",
+			key: newKey(func(k *keywardenv1alpha1.APIKey) {
+				k.CreationTimestamp = metav1.NewTime(now.Add(-time.Second))
+			}),
+			observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				reserve: &Reservation{Owner: "team"}, hold: true, requeue: RestoreWait - time.Second},
+		},
+		{
+			name:    "past the wait, a Secret nothing controls is a conflict, never adopted without a recorded hash",
+			key:     newKey(),
+			observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Read: true, Hash: hashB, Prefix: "kw_bbbbb", Sealed: true})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
 		},
 		{
 			name: "a foreign Secret in the issued key's place ends that key for good",
@@ -1065,6 +1110,9 @@ func TestDecide(t *testing.T) {
 			}
 			if !slices.Equal(events, w.events) {
 				t.Errorf("events %v, want %v", events, w.events)
+			}
+			if d.Hold != w.hold {
+				t.Errorf("hold %v, want %v", d.Hold, w.hold)
 			}
 			if d.RequeueAfter != w.requeue || d.Routine != w.routine {
 				t.Errorf("requeue after %v (routine %v), want %v (routine %v)", d.RequeueAfter, d.Routine, w.requeue, w.routine)

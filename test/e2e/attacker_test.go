@@ -349,7 +349,10 @@ func stolenManagerToken(e *env) {
 	edited.Data = map[string][]byte{"k": []byte("attacker's")}
 	refused("updating a Secret that is not Keywarden's", update(edited))
 	// A Secret of Keywarden's type that Keywarden does not manage (the
-	// type cannot change, so this is the only one a token could dress).
+	// type cannot change, so this is the only one a token could dress):
+	// one holding only a key may be taken as a key's (a restore drops
+	// owner references, and the controller adopts the Secret), but never
+	// dressed with anything more.
 	unmanaged := secret("kube-system", "unmanaged-key", keywardenv1alpha1.SecretType, func(s *corev1.Secret) {
 		s.Data = map[string][]byte{"key": []byte("x")}
 	})
@@ -358,7 +361,8 @@ func stolenManagerToken(e *env) {
 	}
 	keywardens(unmanaged)
 	unmanaged.OwnerReferences = []metav1.OwnerReference{{APIVersion: "keywarden.dev/v1alpha1", Kind: "APIKey", Name: "billing", UID: "0a6f5d4e-0000-4000-8000-000000000000", Controller: ptr.To(true)}}
-	refused("dressing a Secret that is not Keywarden's as a key's", update(unmanaged))
+	unmanaged.Data["server"] = []byte("https://attacker.example")
+	refused("dressing a Secret that is not Keywarden's as a key's, with more than a key", update(unmanaged))
 	keySecret, err := e.kube.CoreV1().Secrets("default").Get(ctx, "grafana-readonly", metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatal(err)

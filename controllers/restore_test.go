@@ -1,0 +1,152 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/keys"
+)
+
+// Restoring keys as Velero restores them (its resetMetadata and
+// restoreStatus): Secrets first, without owner references, UID or
+// resourceVersion, with their labels and annotations; then the APIKeys,
+// with their finalizers and without status; then each APIKey's status,
+// written through the status subresource with the resourceVersion the
+// create returned.
+var _ = Describe("Restore from a backup", func() {
+	var (
+		ctx context.Context
+		ns  string
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	// restoreSecret re-creates a Secret from its backup, as Velero does.
+	restoreSecret := func(backup *corev1.Secret) *corev1.Secret {
+		labels := maps.Clone(backup.Labels)
+		labels["velero.io/backup-name"], labels["velero.io/restore-name"] = "nightly", "nightly-1"
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: backup.Namespace, Name: backup.Name, Labels: labels, Annotations: backup.Annotations},
+			Type:       backup.Type, Data: backup.Data,
+		}
+		ExpectWithOffset(1, k8sClient.Create(ctx, s)).To(Succeed())
+		return s
+	}
+	// restoreKey re-creates an APIKey from its backup, its status written
+	// after the create when withStatus.
+	restoreKey := func(backup *keywardenv1alpha1.APIKey, withStatus bool) *keywardenv1alpha1.APIKey {
+		k := &keywardenv1alpha1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Namespace: backup.Namespace, Name: backup.Name, Labels: backup.Labels,
+				Annotations: backup.Annotations, Finalizers: backup.Finalizers},
+			Spec: backup.Spec,
+		}
+		ExpectWithOffset(1, k8sClient.Create(ctx, k)).To(Succeed())
+		if withStatus {
+			k.Status = backup.Status
+			ExpectWithOffset(1, k8sClient.Status().Update(ctx, k)).To(Succeed())
+		}
+		return k
+	}
+	lose := func(k *keywardenv1alpha1.APIKey) {
+		ExpectWithOffset(1, k8sClient.Delete(ctx, k)).To(Succeed())
+		EventuallyWithOffset(1, func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &keywardenv1alpha1.APIKey{}))
+		}).Should(BeTrue())
+		EventuallyWithOffset(1, secretGone(ctx, k.Namespace, k.SecretName())).Should(Succeed())
+	}
+
+	It("brings a key back with its old value, adopting its Secret, when the status is restored", func() {
+		k := newAPIKey(ns, "restored")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		raw, secretBackup := secretValue(ctx, ns, "restored")
+		keyBackup := getKey(ctx, k)
+		lose(k)
+
+		restoreSecret(secretBackup)
+		restored := restoreKey(keyBackup, true)
+		Expect(restored.UID).NotTo(Equal(keyBackup.UID))
+
+		Eventually(func(g Gomega) {
+			s, err := readSecret(ctx, ns, "restored")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(metav1.GetControllerOf(s)).NotTo(BeNil())
+			g.Expect(metav1.GetControllerOf(s).UID).To(Equal(restored.UID), "the Secret is the restored APIKey's")
+			g.Expect(s.Data["key"]).To(Equal([]byte(raw)), "the key is unchanged")
+			g.Expect(s.Labels).To(HaveKeyWithValue(keywardenv1alpha1.LabelAPIKeyUID, string(restored.UID)))
+			got := getKey(ctx, restored)
+			g.Expect(got.Status.SecretRef.UID).To(Equal(string(s.UID)))
+			g.Expect(got.Status.SecretRef.ResourceVersion).NotTo(BeEmpty())
+		}, 20*time.Second).Should(Succeed())
+		got := getKey(ctx, restored)
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)), "no new key")
+		Expect(got.Status.KeySerial).To(Equal(keyBackup.Status.KeySerial))
+		Expect(got.Status.Role).To(Equal(keyBackup.Status.Role), "the grant as it was")
+		Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionTrue))
+		res := verifies(ctx, got, raw)
+		Expect(res.Valid).To(BeTrue(), "the old value verifies: %s", res.Code)
+		Eventually(eventReasons(ctx, got)).Should(ContainElement(keywardenv1alpha1.EventSecretAdopted))
+		Consistently(func() string { return getKey(ctx, restored).Status.KeyHash }, 2*time.Second).Should(Equal(keys.Hash(raw)))
+	})
+
+	It("adopts the Secret once the status is written back, after the key stalled without it (kubectl apply, then replace --subresource=status)", func() {
+		k := newAPIKey(ns, "late")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		raw, secretBackup := secretValue(ctx, ns, "late")
+		keyBackup := getKey(ctx, k)
+		lose(k)
+
+		restoreSecret(secretBackup)
+		restored := restoreKey(keyBackup, false)
+		stalled := waitStalled(ctx, restored, keywardenv1alpha1.ReasonSecretConflict)
+		stalled.Status = keyBackup.Status
+		Expect(k8sClient.Status().Update(ctx, stalled)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := getKey(ctx, restored)
+			g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			g.Expect(condition(got, "Stalled").Status).To(BeEmpty())
+			g.Expect(verifies(ctx, got, raw).Valid).To(BeTrue())
+		}, 20*time.Second).Should(Succeed())
+		s, err := readSecret(ctx, ns, "late")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(metav1.GetControllerOf(s).UID).To(Equal(restored.UID))
+	})
+
+	It("adopts nothing for an APIKey created over a Secret without its status: a planted key stays out", func() {
+		k := newAPIKey(ns, "planted")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		_, secretBackup := secretValue(ctx, ns, "planted")
+		keyBackup := getKey(ctx, k)
+		lose(k)
+
+		// A namespace user (no status rights) re-creates the APIKey by
+		// name over a Secret holding a key of their own.
+		planted := secretBackup.DeepCopy()
+		mine := newRawKey(keys.DefaultPrefix)
+		planted.Data = map[string][]byte{"key": []byte(mine)}
+		restoreSecret(planted)
+		again := restoreKey(keyBackup, false)
+
+		got := waitStalled(ctx, again, keywardenv1alpha1.ReasonSecretConflict)
+		Expect(got.Status.KeyHash).To(BeEmpty(), "nothing recorded from the planted Secret")
+		s, err := readSecret(ctx, ns, "planted")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(metav1.GetControllerOf(s)).To(BeNil(), "the planted Secret is not adopted")
+		Expect(s.Data["key"]).To(Equal([]byte(mine)), "and left as it was")
+		Expect(verifies(ctx, got, mine).Valid).To(BeFalse())
+	})
+})
