@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -65,7 +66,11 @@ type Options struct {
 	// instead of a sign-in. Only when every request reaches the console
 	// through that proxy.
 	TrustAuthorizationHeader bool
-	Log                      logr.Logger
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client a sign-in is limited by; without them, every client behind a
+	// proxy shares the proxy's address.
+	TrustedProxies []netip.Prefix
+	Log            logr.Logger
 }
 
 // Server serves the console.
@@ -84,7 +89,7 @@ type Server struct {
 
 // Sign-ins allowed to one address (an IPv4 address, an IPv6 /64) and to
 // everyone together. Behind a proxy, every client shares the proxy's
-// address: its limit then acts as a second global one.
+// address unless the proxy is trusted (Options.TrustedProxies).
 const (
 	signInRate         = 1
 	signInBurst        = 10
@@ -292,7 +297,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Error": msg})
 	}
-	if !s.signIns.Allow(limits.Source(r.RemoteAddr), s.now()) {
+	if !s.signIns.Allow(limits.Source(limits.Client(r, s.opts.TrustedProxies)), s.now()) {
 		w.Header().Set("Retry-After", "10")
 		s.render(w, r, http.StatusTooManyRequests, "login", map[string]any{
 			"Error": "Too many sign-ins from this address, or to this console at once: wait a few seconds and try again."})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -168,6 +169,31 @@ func TestSignInFlood(t *testing.T) {
 		t.Error("another address held back by one address's flood")
 	}
 	stillSignedIn()
+
+	// Behind a trusted proxy, each client is limited by its own address.
+	proxied, err := New(Options{Config: &rest.Config{Host: "https://127.0.0.1:1"}, Log: logr.Discard(),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	through := func(client string) int {
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(url.Values{"token": {"not-a-real-token"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", client)
+		req.RemoteAddr = "10.0.0.9:443"
+		rec := httptest.NewRecorder()
+		proxied.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 2 * signInBurst {
+		through("198.51.100.77")
+	}
+	if code := through("198.51.100.78"); code == http.StatusTooManyRequests {
+		t.Error("a client behind the trusted proxy held back by another client's flood through it")
+	}
+	if code := through("198.51.100.77"); code != http.StatusTooManyRequests {
+		t.Errorf("the flooding client behind the trusted proxy: %d, want 429", code)
+	}
 
 	limited = 0
 	for i := range signInGlobalBurst {

@@ -5,8 +5,11 @@ package limits
 
 import (
 	"container/list"
+	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +38,72 @@ func Source(remoteAddr string) string {
 		return ip.String()
 	}
 	return p.String()
+}
+
+// Client is a request's client address: the peer's, or, when the peer
+// is one of the trusted proxies, the last address of X-Forwarded-For that
+// is not one of them (each proxy appends the address it received the
+// request from; what comes before is the client's to write). Without
+// trusted proxies, the peer's always.
+func Client(r *http.Request, trusted []netip.Prefix) string {
+	peer := r.RemoteAddr
+	if len(trusted) == 0 || !within(peer, trusted) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(hop); err != nil {
+			return peer // not an address: trust nothing before it
+		}
+		if !within(hop, trusted) {
+			return hop
+		}
+	}
+	return peer
+}
+
+// within reports whether an address (with or without a port) is in one of
+// the prefixes.
+func within(addr string, prefixes []netip.Prefix) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap().WithZone("")
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParsePrefixes parses comma-separated CIDRs (or single addresses).
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // PerSource limits requests by source, and all of them together. Past

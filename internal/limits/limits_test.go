@@ -2,6 +2,8 @@ package limits
 
 import (
 	"fmt"
+	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -86,5 +88,41 @@ func TestPerSourceGlobal(t *testing.T) {
 	}
 	if !slow.Allow("patient", now.Add(time.Second)) {
 		t.Error("a source refused by the global limit lost its own token")
+	}
+}
+
+func TestClient(t *testing.T) {
+	trusted, err := ParsePrefixes("10.0.0.0/8, 192.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, peer, xff string
+		trusted         bool
+		want            string
+	}{
+		{"no trusted proxies: the peer, whatever it claims", "10.1.1.1:1", "198.51.100.1", false, "10.1.1.1:1"},
+		{"a peer not trusted: its own address", "203.0.113.5:1", "198.51.100.1", true, "203.0.113.5:1"},
+		{"through a trusted proxy: the client it saw", "10.1.1.1:1", "198.51.100.1", true, "198.51.100.1"},
+		{"a client's own claim before it is not believed", "10.1.1.1:1", "1.2.3.4, 198.51.100.1", true, "198.51.100.1"},
+		{"through two trusted proxies", "10.1.1.1:1", "198.51.100.1, 192.0.2.7", true, "198.51.100.1"},
+		{"no header: the proxy", "10.1.1.1:1", "", true, "10.1.1.1:1"},
+		{"garbage after the client: the proxy", "10.1.1.1:1", "198.51.100.1, not-an-address", true, "10.1.1.1:1"},
+	} {
+		r, _ := http.NewRequest("POST", "/login", nil)
+		r.RemoteAddr = tt.peer
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		var tr []netip.Prefix
+		if tt.trusted {
+			tr = trusted
+		}
+		if got := Client(r, tr); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if _, err := ParsePrefixes("10.0.0.0/8,nope"); err == nil {
+		t.Error("a bad CIDR accepted")
 	}
 }

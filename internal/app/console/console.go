@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -14,6 +15,7 @@ import (
 
 	"keywarden.dev/keywarden/internal/app/options"
 	"keywarden.dev/keywarden/internal/console"
+	"keywarden.dev/keywarden/internal/limits"
 )
 
 // Options are everything the console is run with: `keywarden console`'s
@@ -26,6 +28,9 @@ type Options struct {
 	// TrustAuthorizationHeader acts with the bearer token of each
 	// request's Authorization header, set by an authenticating proxy.
 	TrustAuthorizationHeader bool
+	// TrustedProxies is --console-trusted-proxies, as given.
+	TrustedProxies string
+	trusted        []netip.Prefix
 }
 
 // NewOptions returns the defaults.
@@ -43,6 +48,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.SessionTTL, "console-session-ttl", 8*time.Hour, "How long a sign-in to the console lasts (never past its token's expiry).")
 	fs.BoolVar(&o.TrustAuthorizationHeader, "console-trust-authorization-header", false,
 		"Act with the bearer token of each request's Authorization header, as an authenticating proxy in front of the console sets it, instead of a sign-in. Only when every request reaches the console through that proxy.")
+	fs.StringVar(&o.TrustedProxies, "console-trusted-proxies", "",
+		"Comma-separated CIDRs of the proxies in front of the console (an Ingress controller's pods): sign-ins through them are limited by the client address their X-Forwarded-For gives, not by the proxy's, which every client would share.")
 }
 
 // Validate checks the options.
@@ -56,6 +63,11 @@ func (o *Options) Validate() error {
 	if o.SessionTTL <= 0 {
 		return fmt.Errorf("--console-session-ttl must be positive, not %s", o.SessionTTL)
 	}
+	trusted, err := limits.ParsePrefixes(o.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--console-trusted-proxies: %w", err)
+	}
+	o.trusted = trusted
 	return nil
 }
 
@@ -66,7 +78,8 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	c, err := console.New(console.Options{Config: cfg, SessionTTL: o.SessionTTL, TrustAuthorizationHeader: o.TrustAuthorizationHeader, Log: ctrl.Log.WithName("console")})
+	c, err := console.New(console.Options{Config: cfg, SessionTTL: o.SessionTTL, TrustAuthorizationHeader: o.TrustAuthorizationHeader,
+		TrustedProxies: o.trusted, Log: ctrl.Log.WithName("console")})
 	if err != nil {
 		return fmt.Errorf("setting up the console: %w", err)
 	}

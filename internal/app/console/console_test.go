@@ -17,6 +17,8 @@ func TestOptions(t *testing.T) {
 		{[]string{"--console-bind-address=0"}, "the console serves nothing else"},
 		{[]string{"--console-bind-address="}, "--console-bind-address is empty"},
 		{[]string{"--console-session-ttl=0s"}, "--console-session-ttl must be positive"},
+		{[]string{"--console-trusted-proxies=10.0.0.0/8,192.0.2.7"}, ""},
+		{[]string{"--console-trusted-proxies=10.0.0.0/8,ingress"}, `--console-trusted-proxies: "ingress" is neither a CIDR nor an address`},
 	} {
 		o := &Options{}
 		fs := pflag.NewFlagSet("console", pflag.ContinueOnError)
