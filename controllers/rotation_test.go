@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -192,9 +193,10 @@ var _ = Describe("Rotation", func() {
 		requestRotation(ctx, k, "r2")
 		again := waitRotated(ctx, got)
 		Expect(again.Status.ClassRotation).To(Equal(strict.Spec.Rotation), "what was recorded stays")
-		prev = again.Status.Rotation.Previous
-		Expect(prev).NotTo(BeEmpty())
-		Expect(prev[len(prev)-1].ValidUntil.Time).To(Equal(again.Status.Rotation.LastRotatedAt.Add(time.Minute)),
+		// The key this rotation replaced, among the previous ones.
+		i := slices.IndexFunc(again.Status.Rotation.Previous, func(p keywardenv1alpha1.PreviousKey) bool { return p.KeyHash == got.Status.KeyHash })
+		Expect(i).NotTo(Equal(-1))
+		Expect(again.Status.Rotation.Previous[i].ValidUntil.Time).To(Equal(again.Status.Rotation.LastRotatedAt.Add(time.Minute)),
 			"a deleted class's rules keep applying to the keys granted under it")
 	})
 

@@ -40,7 +40,7 @@ var managerRights = func() map[string][]string {
 		"cluster keywarden.dev/apikeys/finalizers update",
 		"cluster keywarden.dev/apikeyclasses get", "cluster keywarden.dev/apikeyclasses list", "cluster keywarden.dev/apikeyclasses watch",
 		"cluster keywarden.dev/apikeyclasses/status get", "cluster keywarden.dev/apikeyclasses/status update", "cluster keywarden.dev/apikeyclasses/status patch",
-		"cluster core/secrets get", "cluster core/secrets list", "cluster core/secrets watch", "cluster core/secrets create", "cluster core/secrets update", "cluster core/secrets delete",
+		"cluster core/secrets get", "cluster core/secrets list", "cluster core/secrets watch", "cluster core/secrets create", "cluster core/secrets update", "cluster core/secrets patch", "cluster core/secrets delete",
 		"cluster core/namespaces get", "cluster core/namespaces list", "cluster core/namespaces watch",
 		"cluster events.k8s.io/events create", "cluster events.k8s.io/events patch",
 		"cluster apiextensions.k8s.io/customresourcedefinitions/apikeys.keywarden.dev get",
@@ -70,7 +70,7 @@ var managerRights = func() map[string][]string {
 			"keywarden.dev/apikeys update", "keywarden.dev/apikeys patch",
 			"keywarden.dev/apikeys/status get", "keywarden.dev/apikeys/status update", "keywarden.dev/apikeys/status patch",
 			"keywarden.dev/apikeys/finalizers update",
-			"core/secrets get", "core/secrets list", "core/secrets watch", "core/secrets create", "core/secrets update", "core/secrets delete",
+			"core/secrets get", "core/secrets list", "core/secrets watch", "core/secrets create", "core/secrets update", "core/secrets patch", "core/secrets delete",
 			"events.k8s.io/events create", "events.k8s.io/events patch",
 		} {
 			out = append(out, ns+" "+r)
