@@ -114,15 +114,19 @@ var _ = Describe("Restore from a backup", func() {
 		stalled := waitStalled(ctx, restored, keywardenv1alpha1.ReasonSecretConflict)
 		stalled.Status = keyBackup.Status
 		Expect(k8sClient.Status().Update(ctx, stalled)).To(Succeed())
+		// The status written back already says Active: wait for the
+		// controller's pass over it, which adopts the Secret.
 		Eventually(func(g Gomega) {
+			s, err := readSecret(ctx, ns, "late")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(metav1.GetControllerOf(s)).NotTo(BeNil())
+			g.Expect(metav1.GetControllerOf(s).UID).To(Equal(restored.UID))
 			got := getKey(ctx, restored)
+			g.Expect(got.Status.SecretRef.UID).To(Equal(string(s.UID)))
 			g.Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
 			g.Expect(condition(got, "Stalled").Status).To(BeEmpty())
 			g.Expect(verifies(ctx, got, raw).Valid).To(BeTrue())
 		}, 20*time.Second).Should(Succeed())
-		s, err := readSecret(ctx, ns, "late")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(metav1.GetControllerOf(s).UID).To(Equal(restored.UID))
 	})
 
 	It("adopts nothing for an APIKey created over a Secret without its status: a planted key stays out", func() {
