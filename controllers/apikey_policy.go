@@ -134,12 +134,7 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 		}
 		if lifecycle.Issued(st) {
 			o.Policy, o.Violation = policy.ResolveIssued(&key.Spec, policy.Granted(&key.Spec, st), classes.Items)
-			if i := slices.IndexFunc(classes.Items, func(c keywardenv1alpha1.APIKeyClass) bool {
-				return st.ClassName != "" && c.Name == st.ClassName
-			}); i >= 0 {
-				p := policy.FromClass(&classes.Items[i])
-				o.GrantClass = &p
-			}
+			o.GrantClass = policy.GrantClass(st, classes.Items)
 		} else {
 			o.Policy, o.Violation = policy.Resolve(key.Spec.ClassName, classes.Items)
 		}

@@ -16,6 +16,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/pkg/verify"
 )
 
 // A namespace editor may patch an issued APIKey's spec. What the key may
@@ -190,33 +191,9 @@ var _ = Describe("The grant of an issued key", func() {
 
 	Context("upgrading from a release that did not record grants", func() {
 		It("keeps a key it issued, records its grant from the spec, and issues no new key", func() {
-			// The APIKey, its Secret and its status as that release left
-			// them: no status.owner or status.role, no seal.
 			k := newAPIKey(ns, "veteran")
-			k.Labels = map[string]string{labelUnmanaged: "true"}
 			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
-			k.Finalizers = []string{keywardenv1alpha1.Finalizer}
-			Expect(k8sClient.Create(ctx, k)).To(Succeed())
-			raw := newRawKey(keys.DefaultPrefix)
-			s := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: k.Name, Labels: map[string]string{
-					"app.kubernetes.io/managed-by": "keywarden", "keywarden.dev/apikey": k.Name, "keywarden.dev/apikey-uid": string(k.UID),
-				}},
-				Type: "keywarden.dev/api-key", Immutable: ptr.To(true), Data: map[string][]byte{"key": []byte(raw)},
-			}
-			Expect(controllerutil.SetControllerReference(k, s, scheme)).To(Succeed())
-			Expect(k8sClient.Create(ctx, s)).To(Succeed())
-			issuedAt := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
-			expires := metav1.NewTime(issuedAt.Add(time.Hour))
-			base := k.DeepCopy()
-			k.Status = keywardenv1alpha1.APIKeyStatus{
-				Phase: keywardenv1alpha1.PhaseActive, KeyHash: keys.Hash(raw), KeyPrefix: raw[:8],
-				SecretRef: &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)},
-				IssuedAt:  &issuedAt, ExpiresAt: &expires, Scopes: k.Spec.Scopes, ObservedGeneration: k.Generation,
-				Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "KeyIssued", Message: "m",
-					ObservedGeneration: k.Generation, LastTransitionTime: issuedAt}},
-			}
-			Expect(k8sClient.Status().Patch(ctx, k, client.MergeFrom(base))).To(Succeed())
+			k, s, raw, expires := beforeGrants(ctx, k)
 
 			r := &APIKeyReconciler{Client: withOwnerIndex(k8sClient), APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}
 			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)})
@@ -246,5 +223,79 @@ var _ = Describe("The grant of an issued key", func() {
 			// as a new key's would be, and says so.
 			Expect(getKey(ctx, k).Status.Role).To(Equal("admin"))
 		})
+
+		It("judges a spec widened just before the upgrade against the class: a role the class refuses is not granted, and the key verifies nothing until its spec fits", func() {
+			ro := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{
+				{Name: "standard", Scopes: []keywardenv1alpha1.Scope{"cache:purge", "audit-logs:read"}},
+			}})
+			k := newAPIKey(ns, "widened")
+			k.Spec.ClassName = ro.Name
+			// Edited just before the upgrade: that release's verifier
+			// answered admin from the spec.
+			k.Spec.Role, k.Spec.Scopes = "admin", []keywardenv1alpha1.Scope{"users:admin"}
+			k, _, raw, _ := beforeGrants(ctx, k)
+
+			r := &APIKeyReconciler{Client: withOwnerIndex(k8sClient), APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}
+			Eventually(func(g Gomega) {
+				_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)})
+				g.Expect(err).NotTo(HaveOccurred())
+				got := getKey(ctx, k)
+				g.Expect(got.Status.Owner).To(Equal(k.Spec.Owner))
+				g.Expect(got.Status.Role).To(BeEmpty(), "the role the class refuses is not granted")
+			}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+			got := getKey(ctx, k)
+			Expect(got.Status.Scopes).To(BeEmpty())
+			Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)), "the same key")
+			Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+			Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionFalse))
+			Expect(condition(got, "Stalled").Reason).To(Equal("RoleNotAllowed"))
+			ix := verify.NewIndex()
+			ix.Upsert(got)
+			Expect(ix.Verify(verify.Request{Key: raw, AnyNamespace: true}, time.Now()).Code).To(Equal(verify.CodeNotActive))
+
+			By("once the spec asks for what the class allows, the same key is granted it")
+			patchSpec(got, func(s *keywardenv1alpha1.APIKeySpec) { s.Role, s.Scopes = "standard", nil })
+			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(k)})
+			Expect(err).NotTo(HaveOccurred())
+			got = getKey(ctx, k)
+			Expect(got.Status.Role).To(Equal("standard"))
+			Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)))
+			Expect(condition(got, "Ready").Status).To(Equal(metav1.ConditionTrue))
+			ix.Upsert(got)
+			res := ix.Verify(verify.Request{Key: raw, AnyNamespace: true}, time.Now())
+			Expect(res.Valid).To(BeTrue())
+			Expect(res.Role).To(Equal("standard"))
+		})
 	})
 })
+
+// beforeGrants creates the APIKey, its Secret and its status as a release
+// that recorded no grants left them: no status.owner or status.role, no
+// seal, status.scopes mirroring the spec, an expiry an hour after
+// issuance. The suite's controller leaves the key alone.
+func beforeGrants(ctx context.Context, k *keywardenv1alpha1.APIKey) (*keywardenv1alpha1.APIKey, *corev1.Secret, string, metav1.Time) {
+	k.Labels = map[string]string{labelUnmanaged: "true"}
+	k.Finalizers = []string{keywardenv1alpha1.Finalizer}
+	Expect(k8sClient.Create(ctx, k)).To(Succeed())
+	raw := newRawKey(keys.DefaultPrefix)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name, Labels: map[string]string{
+			"app.kubernetes.io/managed-by": "keywarden", "keywarden.dev/apikey": k.Name, "keywarden.dev/apikey-uid": string(k.UID),
+		}},
+		Type: "keywarden.dev/api-key", Immutable: ptr.To(true), Data: map[string][]byte{"key": []byte(raw)},
+	}
+	Expect(controllerutil.SetControllerReference(k, s, scheme)).To(Succeed())
+	Expect(k8sClient.Create(ctx, s)).To(Succeed())
+	issuedAt := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	expires := metav1.NewTime(issuedAt.Add(time.Hour))
+	base := k.DeepCopy()
+	k.Status = keywardenv1alpha1.APIKeyStatus{
+		Phase: keywardenv1alpha1.PhaseActive, KeyHash: keys.Hash(raw), KeyPrefix: raw[:8],
+		SecretRef: &keywardenv1alpha1.SecretReference{Name: s.Name, UID: string(s.UID)},
+		IssuedAt:  &issuedAt, ExpiresAt: &expires, Scopes: k.Spec.Scopes, ClassName: k.Spec.ClassName, ObservedGeneration: k.Generation,
+		Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "KeyIssued", Message: "m",
+			ObservedGeneration: k.Generation, LastTransitionTime: issuedAt}},
+	}
+	Expect(k8sClient.Status().Patch(ctx, k, client.MergeFrom(base))).To(Succeed())
+	return k, s, raw, expires
+}

@@ -6,9 +6,19 @@ package v1alpha1
 // here.
 
 // GrantRecorded reports whether the controller has recorded the key's
-// grant in status (status.role is set). Keys issued by releases that did
+// grant in status (status.owner is set). Keys issued by releases that did
 // not record grants have none until the controller's first pass.
-func (k *APIKey) GrantRecorded() bool { return k.Status.Role != "" }
+func (k *APIKey) GrantRecorded() bool { return k.Status.GrantRecorded() }
+
+// GrantRecorded reports whether the controller has recorded a grant
+// (status.owner is set; every grant has an owner). A recorded grant with
+// no role is a key the controller granted nothing: issued before grants
+// were recorded, its spec asked for a role its class does not allow.
+func (st *APIKeyStatus) GrantRecorded() bool { return st.Owner != "" }
+
+// Ungranted reports whether the key's grant is recorded with no role: the
+// key verifies no request until its spec fits its class.
+func (k *APIKey) Ungranted() bool { return k.Status.GrantRecorded() && k.Status.Role == "" }
 
 // GrantedOwner is the owner the key is granted to once its grant is
 // recorded, and the owner its spec declares before: the owner whose
@@ -20,8 +30,8 @@ func (k *APIKey) GrantedOwner() string {
 	return k.Spec.Owner
 }
 
-// GrantedRole is the role the key is granted once its grant is recorded,
-// and the role its spec declares before.
+// GrantedRole is the role the key is granted once its grant is recorded
+// (empty when it is granted none), and the role its spec declares before.
 func (k *APIKey) GrantedRole() string {
 	if k.GrantRecorded() {
 		return k.Status.Role

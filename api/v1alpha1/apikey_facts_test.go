@@ -16,9 +16,12 @@ func TestGrantedFacts(t *testing.T) {
 		{"not issued", APIKeyStatus{}, "declared@example.com", "admin", "declared", "declared-secret"},
 		{"issued with a grant", APIKeyStatus{Owner: "granted@example.com", Role: "readonly", ClassName: "granted", SecretRef: &SecretReference{Name: "recorded"}},
 			"granted@example.com", "readonly", "granted", "recorded"},
-		// A status with an owner but no role records no grant (an earlier
-		// release, or a hand-written status): the spec's owner counts.
-		{"owner without a grant", APIKeyStatus{Owner: "written@example.com"}, "declared@example.com", "admin", "declared", "declared-secret"},
+		// A grant with an owner and no role grants no role: the spec's
+		// role is not taken for it.
+		{"a grant of no role", APIKeyStatus{Owner: "written@example.com"}, "written@example.com", "", "declared", "declared-secret"},
+		// A role without an owner is no grant (no release writes one):
+		// the spec counts until the controller records one.
+		{"a role without a grant", APIKeyStatus{Role: "readonly"}, "declared@example.com", "admin", "declared", "declared-secret"},
 		{"a recorded Secret without a name", APIKeyStatus{SecretRef: &SecretReference{UID: "u"}}, "declared@example.com", "admin", "declared", "declared-secret"},
 	}
 	for _, tt := range tests {
@@ -31,6 +34,9 @@ func TestGrantedFacts(t *testing.T) {
 		}
 		if got := k.GrantedClass(); got != tt.class {
 			t.Errorf("%s: class %q, want %q", tt.name, got, tt.class)
+		}
+		if got, want := k.Ungranted(), tt.role == ""; got != want {
+			t.Errorf("%s: Ungranted %v, want %v", tt.name, got, want)
 		}
 		if got := k.SecretName(); got != tt.secret {
 			t.Errorf("%s: Secret %q, want %q", tt.name, got, tt.secret)

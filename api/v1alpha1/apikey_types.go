@@ -290,7 +290,9 @@ type APIKeyStatus struct {
 	// +kubebuilder:validation:MaxLength=253
 	Owner string `json:"owner,omitempty"`
 
-	// role is the role the key is granted.
+	// role is the role the key is granted. Empty with owner set: the key is
+	// granted no role and verifies no request (issued before grants were
+	// recorded, its spec asked for a role its class refuses).
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	Role string `json:"role,omitempty"`

@@ -328,3 +328,24 @@ func TestRecentEventsAttack(t *testing.T) {
 		t.Errorf("recent events %v, want the last two the API server received, Forged KeyRotated", got)
 	}
 }
+
+// A key granted no role says so where its role is shown, and names the
+// role its spec asks for as not admitted; the table shows no role.
+func TestShowAKeyGrantedNoRole(t *testing.T) {
+	k := fleet()[1]
+	k.Spec.Role, k.Status.Owner, k.Status.Role, k.Status.Scopes = "admin", k.Spec.Owner, "", nil
+	var b bytes.Buffer
+	if err := Show(&b, Details{Key: &k}, now); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "none, so the key verifies no request (the spec asks for admin, not admitted)") {
+		t.Errorf("show does not say the key is granted no role:\n%s", b.String())
+	}
+	b.Reset()
+	if err := Table(&b, []keywardenv1alpha1.APIKey{k}, TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "admin") {
+		t.Errorf("the table shows the role the spec asks for:\n%s", b.String())
+	}
+}

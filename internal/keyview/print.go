@@ -163,7 +163,10 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	}
 	line("Owner", owner)
 	role := cell(k.GrantedRole())
-	if k.Status.Role != "" && k.Spec.Role != k.Status.Role {
+	switch {
+	case k.Ungranted():
+		role = "none, so the key verifies no request (the spec asks for " + Clean(k.Spec.Role) + ", not admitted)"
+	case k.Status.Role != "" && k.Spec.Role != k.Status.Role:
 		role += " (the spec asks for " + Clean(k.Spec.Role) + ", not admitted)"
 	}
 	line("Role", role)

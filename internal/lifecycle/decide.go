@@ -386,7 +386,8 @@ func (d *Decision) grant(o *Observed) bool {
 	}
 	self := HolderOf(k)
 	var move string
-	g := policy.Decide(policy.Granted(&k.Spec, st), &k.Spec, o.Policy, o.Violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
+	first := !st.GrantRecorded()
+	g := policy.Decide(policy.Baseline(&k.Spec, st, o.GrantClass), &k.Spec, o.Policy, o.Violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
 		ok, ahead, _, known := o.room(owner, self)
 		switch {
 		case !known:
@@ -408,20 +409,33 @@ func (d *Decision) grant(o *Observed) bool {
 	}
 	g.Grant.Record(st)
 	d.recordRules(o)
-	if len(g.Changes) > 0 {
+	if len(g.Changes) > 0 && !first {
+		// (A first grant recorded whole changes nothing the verifier
+		// answers.)
 		d.emit(corev1.EventTypeNormal, keywardenv1alpha1.EventGrantChanged, "Grant",
 			"The key's grant changed: "+strings.Join(g.Changes, ", "))
 	}
 	if v := g.Refused; v != nil {
-		d.refused = &Refusal{Reason: v.Reason, Message: v.Message}
+		d.refused = &Refusal{Reason: v.Reason, Message: v.Message, Ungranted: g.Grant.Role == ""}
+		if d.refused.Ungranted {
+			d.refused.Message = "The key is granted no role, and verifies no request, until its spec asks for what its class allows: " + v.Message
+		}
 		if g.Refuses(keywardenv1alpha1.ReasonActiveKeyLimit) {
 			// Room under the new owner's limit sends no event to this
 			// key (it counts against its granted owner): look again.
 			d.requeue(LimitRecheck)
 		}
-		if c := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionStalled); c == nil || c.Message != v.Message {
-			d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventGrantChangeRefused, "Grant",
-				"A change of the key's spec was refused and the key keeps its grant: "+v.Message)
+		if c := apimeta.FindStatusCondition(k.Status.Conditions, keywardenv1alpha1.ConditionStalled); c == nil || c.Message != d.refused.Message {
+			note := "A change of the key's spec was refused and the key keeps its grant: " + v.Message
+			switch {
+			case d.refused.Ungranted && first:
+				note = "The key was issued before grants were recorded; its class refuses what its spec asks for, so it is granted no role and verifies no request until its spec fits: " + v.Message
+			case d.refused.Ungranted:
+				note = d.refused.Message
+			case first:
+				note = "The key was issued before grants were recorded and is granted only what its class allows: " + v.Message
+			}
+			d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventGrantChangeRefused, "Grant", note)
 		}
 	}
 	v := o.Violation

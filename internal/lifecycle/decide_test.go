@@ -193,6 +193,24 @@ func graceUntil(d time.Duration, recorded *keywardenv1alpha1.ClassRotation) func
 	}
 }
 
+// beforeGrants is a key as a release that recorded no grants left it.
+func beforeGrants(k *keywardenv1alpha1.APIKey) { k.Status.Owner, k.Status.Role = "", "" }
+
+// readerClass is the key's class c, which allows the role reader only.
+func readerClass(o *Observed) {
+	o.Key.Spec.ClassName, o.Key.Status.ClassName = "c", "c"
+	o.Policy = policy.FromClass(&keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "c"},
+		Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{{Name: "reader"}}}})
+}
+
+// ungranted checks a key recorded with its owner and no role, not Ready.
+func ungranted(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+	t.Helper()
+	if st.Owner != "team" || st.Role != "" || len(st.Scopes) != 0 {
+		t.Errorf("grant %s/%s %v, want team and no role", st.Owner, st.Role, st.Scopes)
+	}
+}
+
 // TestDecide holds every transition of a key's life, one row each.
 func TestDecide(t *testing.T) {
 	stamp := &metav1.Time{Time: now.Truncate(time.Second)}
@@ -680,6 +698,43 @@ func TestDecide(t *testing.T) {
 					t.Errorf("ClassCompliant %+v, want False RoleNotAllowed", c)
 				}
 			}},
+		},
+
+		// A key issued before grants were recorded (no status.owner):
+		// its first grant is its spec judged against its class.
+		{
+			name: "a key issued before grants gets the grant its class allows, with no event",
+			key:  issuedKey(beforeGrants), observe: []func(*Observed){withSecret(ownSecret), readerClass},
+			want: want{phase: keywardenv1alpha1.PhaseActive, status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+				if st.Owner != "team" || st.Role != "reader" {
+					t.Errorf("grant %s/%s, want team/reader", st.Owner, st.Role)
+				}
+			}},
+		},
+		{
+			name:    "a key issued before grants whose spec asks a role its class refuses is granted none",
+			key:     issuedKey(beforeGrants, func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin" }),
+			observe: []func(*Observed){withSecret(ownSecret), readerClass},
+			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonRoleNotAllowed,
+				events: []string{keywardenv1alpha1.EventGrantChangeRefused}, status: ungranted},
+		},
+		{
+			name: "a key granted no role stays so, told once",
+			key: issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Role, k.Status.Role = "admin", "" },
+				stalledOn(keywardenv1alpha1.ReasonRoleNotAllowed, `The key is granted no role, and verifies no request, until its spec asks for what its class allows: role "admin" is not allowed by APIKeyClass "c"; allowed roles: reader`)),
+			observe: []func(*Observed){withSecret(ownSecret), readerClass},
+			want:    want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonRoleNotAllowed, status: ungranted},
+		},
+		{
+			name:    "a key granted no role is granted its role once its spec fits",
+			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.Role = "" }),
+			observe: []func(*Observed){withSecret(ownSecret), readerClass},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventGrantChanged},
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					if st.Role != "reader" {
+						t.Errorf("role %q, want reader", st.Role)
+					}
+				}},
 		},
 
 		// Warning before expiry.

@@ -35,6 +35,10 @@ type Outcome struct {
 // Refusal is a refused change: a condition reason and a message.
 type Refusal struct {
 	Reason, Message string
+	// Ungranted is set when the key is granted no role (issued before
+	// grants were recorded, its spec asked for a role its class refuses):
+	// it verifies no request, and is not Ready.
+	Ungranted bool
 }
 
 // SetConditions writes the Ready, Reconciling and Stalled conditions and the
@@ -82,6 +86,12 @@ func SetConditions(status *keywardenv1alpha1.APIKeyStatus, generation int64, o O
 			msg = "The key is issued and its Secret is in place"
 		}
 		remove(keywardenv1alpha1.ConditionReconciling)
+		if r := o.Refused; r != nil && r.Ungranted {
+			set(keywardenv1alpha1.ConditionReady, metav1.ConditionFalse, r.Reason,
+				"The key is in its Secret but is granted no role, so it verifies no request, until its spec fits its class (see Stalled)")
+			set(keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue, r.Reason, r.Message)
+			break
+		}
 		if o.Refused != nil {
 			set(keywardenv1alpha1.ConditionReady, metav1.ConditionTrue, keywardenv1alpha1.ReasonKeyIssued,
 				msg+"; it keeps its previous grant, as a change of its spec was refused (see Stalled)")

@@ -51,7 +51,8 @@ func StandingOf(k *keywardenv1alpha1.APIKey) Standing {
 		return StandingRevoked
 	case k.Status.Phase == keywardenv1alpha1.PhaseExpired:
 		return StandingExpired
-	case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero():
+	case k.Status.Phase == keywardenv1alpha1.PhaseActive && k.DeletionTimestamp.IsZero() && !k.Ungranted():
+		// (A key granted no role is not active: it verifies nothing.)
 		return StandingActive
 	}
 	return StandingNotActive

@@ -64,3 +64,23 @@ func TestStanding(t *testing.T) {
 		}
 	}
 }
+
+// A key whose recorded grant has no role (issued before grants were
+// recorded, its spec asking for a role its class refuses) verifies
+// nothing, but is not ending: it keeps its Secret and its place.
+func TestStandingOfAKeyGrantedNoRole(t *testing.T) {
+	k := &keywardenv1alpha1.APIKey{}
+	k.Spec.Role = "admin"
+	k.Status.Phase, k.Status.Owner = keywardenv1alpha1.PhaseActive, "team"
+	if got := StandingOf(k); got != StandingNotActive || Ending(k) {
+		t.Errorf("granted no role: standing %v, ending %v; want not active, not ending", got, Ending(k))
+	}
+	k.Status.Role = "reader"
+	if got := StandingOf(k); got != StandingActive {
+		t.Errorf("granted a role: standing %v, want active", got)
+	}
+	k.Status.Owner, k.Status.Role = "", ""
+	if got := StandingOf(k); got != StandingActive {
+		t.Errorf("issued before grants were recorded: standing %v, want active (from its spec)", got)
+	}
+}

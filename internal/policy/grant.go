@@ -22,13 +22,15 @@ type Grant struct {
 	ClassName string
 }
 
-// Granted is the grant of an issued key: the one recorded in its status,
-// or, for a key issued by a release that did not record grants (no
-// status.role), the one that release's verifier answered with: spec.owner,
-// spec.role, spec.scopes or else status.scopes, and the expiry of
-// spec.expiresAt, issuedAt plus spec.lifetime, or status.expiresAt.
+// Granted is the grant of an issued key: the one recorded in its status
+// (whose role is empty when the controller granted none), or, for a key
+// issued by a release that did not record grants (no status.owner), the
+// one that release's verifier answered with until the controller records
+// its first grant: spec.owner, spec.role, spec.scopes or else
+// status.scopes, and the expiry of spec.expiresAt, issuedAt plus
+// spec.lifetime, or status.expiresAt.
 func Granted(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeyStatus) Grant {
-	if st.Role != "" {
+	if st.GrantRecorded() {
 		return Grant{Owner: st.Owner, Role: st.Role, Scopes: st.Scopes, ExpiresAt: st.ExpiresAt, ClassName: st.ClassName}
 	}
 	g := Grant{Owner: spec.Owner, Role: spec.Role, Scopes: spec.Scopes, ClassName: st.ClassName}
@@ -36,6 +38,30 @@ func Granted(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeySta
 		g.Scopes = st.Scopes
 	}
 	g.ExpiresAt = EffectiveExpiry(spec, st.IssuedAt, st.ExpiresAt)
+	return g
+}
+
+// Baseline is the grant Decide judges an issued key's spec against: the
+// grant recorded in its status, or, for a key issued by a release that did
+// not record grants, only what that release recorded which no edit of the
+// spec could have changed: the class the key was issued under, and its
+// expiry bounded by that class's maxLifetime from issuance (issuedUnder,
+// nil when the class is gone or the key had none). Its owner is the
+// spec's, the one that release counted the key against. It has no role
+// and no scopes: the spec's are judged against the class as a new key's
+// would be, so an edit made just before an upgrade widens nothing, and a
+// role the class refuses is not granted at all (the key then verifies no
+// request until its spec fits).
+func Baseline(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeyStatus, issuedUnder *Policy) Grant {
+	if st.GrantRecorded() {
+		return Granted(spec, st)
+	}
+	g := Grant{Owner: spec.Owner, ClassName: st.ClassName, ExpiresAt: st.ExpiresAt}
+	if issuedUnder != nil && issuedUnder.MaxLifetime > 0 && st.IssuedAt != nil {
+		if latest := metav1.NewTime(st.IssuedAt.Add(issuedUnder.MaxLifetime)); g.ExpiresAt == nil || g.ExpiresAt.After(latest.Time) {
+			g.ExpiresAt = &latest
+		}
+	}
 	return g
 }
 
@@ -77,6 +103,22 @@ func ResolveIssued(spec *keywardenv1alpha1.APIKeySpec, granted Grant, classes []
 		return Resolve(granted.ClassName, classes)
 	}
 	return BuiltIn(), nil
+}
+
+// GrantClass is the policy of the class an issued key is granted under
+// (status.className), as it stands, or nil when the key was granted under
+// none or the class is gone.
+func GrantClass(st *keywardenv1alpha1.APIKeyStatus, classes []keywardenv1alpha1.APIKeyClass) *Policy {
+	if st.ClassName == "" {
+		return nil
+	}
+	for i := range classes {
+		if classes[i].Name == st.ClassName {
+			p := FromClass(&classes[i])
+			return &p
+		}
+	}
+	return nil
 }
 
 // requested is the grant that the spec of a key issued at issuedAt asks

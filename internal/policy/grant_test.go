@@ -261,3 +261,100 @@ func TestDecisionRefusesEachPart(t *testing.T) {
 		t.Errorf("reason %q, want the first refusal's", d.Refused.Reason)
 	}
 }
+
+// A key issued before grants were recorded gets its first grant by judging
+// its spec, as it stands at the upgrade, against the class it was issued
+// under: an edit made just before the upgrade widens nothing.
+func TestFirstGrantOfAKeyIssuedBeforeGrants(t *testing.T) {
+	type scopes = []keywardenv1alpha1.Scope
+	ro := FromClass(ptrTo(class("ro", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+		s.Roles = []keywardenv1alpha1.ClassRole{
+			{Name: "readonly", Scopes: scopes{"logs:read", "metrics:read"}},
+			{Name: "standard", Scopes: scopes{"logs:read", "logs:write"}},
+		}
+		s.MaxLifetime = &metav1.Duration{Duration: 24 * time.Hour}
+	})))
+	// What that release wrote: no owner, no role; scopes and expiry as
+	// its last pass mirrored them from the spec.
+	legacy := func(expiresAt *metav1.Time) *keywardenv1alpha1.APIKeyStatus {
+		return &keywardenv1alpha1.APIKeyStatus{KeyHash: "sha256:x", IssuedAt: at(0), ExpiresAt: expiresAt, ClassName: "ro",
+			Scopes: scopes{"logs:read", "users:admin"}}
+	}
+	spec := func(mutate func(*keywardenv1alpha1.APIKeySpec)) *keywardenv1alpha1.APIKeySpec {
+		s := &keywardenv1alpha1.APIKeySpec{Owner: "a@example.com", Role: "readonly", ClassName: "ro"}
+		if mutate != nil {
+			mutate(s)
+		}
+		return s
+	}
+	roomy := func(string) *Violation { return nil }
+	tests := []struct {
+		name       string
+		spec       *keywardenv1alpha1.APIKeySpec
+		st         *keywardenv1alpha1.APIKeyStatus
+		resolveErr *Violation
+		want       Grant
+		wantReason string
+	}{
+		{
+			name: "a spec the class allows is granted as it is",
+			spec: spec(nil), st: legacy(at(12 * time.Hour)),
+			want: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(12 * time.Hour), ClassName: "ro"},
+		},
+		{
+			name: "a role the class refuses is not granted: no role, no scopes",
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Role = "admin" }), st: legacy(at(12 * time.Hour)),
+			want: Grant{Owner: "a@example.com", ExpiresAt: at(12 * time.Hour), ClassName: "ro"}, wantReason: "RoleNotAllowed",
+		},
+		{
+			name: "scopes the role may not grant are not granted, whatever status mirrored",
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Scopes = scopes{"logs:read", "users:admin"} }), st: legacy(at(12 * time.Hour)),
+			want: Grant{Owner: "a@example.com", ExpiresAt: at(12 * time.Hour), ClassName: "ro"}, wantReason: "ScopeNotAllowed",
+		},
+		{
+			name: "a lifetime past the class's maximum keeps the maximum",
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 87600 * time.Hour} }),
+			st:   legacy(at(87600 * time.Hour)),
+			want: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"}, wantReason: "LifetimeExceedsMax",
+		},
+		{
+			name: "a key that never expires gets the class's maximum",
+			spec: spec(nil), st: legacy(nil),
+			want: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"},
+		},
+		{
+			name: "a class that does not resolve grants nothing",
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.ClassName = "missing" }), st: legacy(at(12 * time.Hour)),
+			resolveErr: &Violation{Reason: "ClassNotFound", Message: "APIKeyClass \"missing\" not found"},
+			want:       Grant{Owner: "a@example.com", ExpiresAt: at(12 * time.Hour), ClassName: "ro"}, wantReason: "ClassNotFound",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pol := ro
+			if tt.resolveErr != nil {
+				pol = Policy{}
+			}
+			base := Baseline(tt.spec, tt.st, &ro)
+			if base.Role != "" || len(base.Scopes) != 0 {
+				t.Fatalf("the baseline of a key without a grant takes a role or scopes: %+v", base)
+			}
+			d := Decide(base, tt.spec, pol, tt.resolveErr, t0, roomy)
+			if !d.Grant.Equal(tt.want) {
+				t.Errorf("grant = %+v, want %+v", d.Grant, tt.want)
+			}
+			switch {
+			case tt.wantReason == "" && d.Refused != nil:
+				t.Errorf("refused: %v", d.Refused)
+			case tt.wantReason != "" && (d.Refused == nil || d.Refused.Reason != tt.wantReason):
+				t.Errorf("refusal = %v, want reason %s", d.Refused, tt.wantReason)
+			}
+		})
+	}
+
+	// A recorded grant is the baseline as it is, a grant of no role too.
+	st := &keywardenv1alpha1.APIKeyStatus{Owner: "b@example.com", ClassName: "ro", ExpiresAt: at(time.Hour)}
+	if g := Baseline(spec(nil), st, &ro); g.Owner != "b@example.com" || g.Role != "" || !sameTime(g.ExpiresAt, at(time.Hour)) {
+		t.Errorf("Baseline of a recorded grant = %+v", g)
+	}
+}

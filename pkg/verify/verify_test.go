@@ -114,6 +114,13 @@ func TestVerify(t *testing.T) {
 			k.Status.Role, k.Status.Owner = "", ""
 			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
 		}, now: t0.Add(time.Hour), want: CodeExpired},
+		// A key granted no role (issued before grants were recorded, its
+		// spec asking for a role its class refuses) verifies nothing,
+		// whatever its spec asks for.
+		{name: "granted no role", mutate: func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Role, k.Status.Scopes = "", nil
+			k.Spec.Role = "admin"
+		}, want: CodeNotActive},
 		{name: "revocation wins over a wrong namespace", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }, req: Request{Namespaces: []string{"other"}}, want: CodeRevoked},
 	}
 	for _, tt := range tests {
