@@ -214,7 +214,7 @@ func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1al
 	case err != nil:
 		return nil, err
 	}
-	s.Read, s.Deleting, s.Hash, s.Prefix = true, sk.deleting, sk.hash, sk.prefix
+	s.Read, s.Deleting, s.Hash, s.Prefix, s.Restored = true, sk.deleting, sk.hash, sk.prefix, sk.restored
 	if st.KeyHash == "" && sk.hash != "" && !sk.deleting {
 		if s.Sealed, err = r.Seals.Verify(ctx, key.UID, st.KeySerial, sk.hash, sk.seal); err != nil {
 			return nil, fmt.Errorf("checking the seal of Secret %s: %w", m.Name, err)

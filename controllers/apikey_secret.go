@@ -126,6 +126,9 @@ func (r *APIKeyReconciler) relabel(ctx context.Context, key *keywardenv1alpha1.A
 type secretKey struct {
 	hash, prefix, seal string
 	deleting           bool
+	// restored: of the key type, labelled by Keywarden for an APIKey of
+	// this name (as a restore brings it back).
+	restored bool
 }
 
 // readKey reads the key's Secret through the API server (Secret data is
@@ -138,7 +141,9 @@ func (r *APIKeyReconciler) readKey(ctx context.Context, key *keywardenv1alpha1.A
 	if s.UID != uid {
 		return secretKey{}, fmt.Errorf("secret %s was replaced while it was read", s.Name)
 	}
-	sk := secretKey{seal: s.Annotations[seal.Annotation], deleting: !s.DeletionTimestamp.IsZero()}
+	sk := secretKey{seal: s.Annotations[seal.Annotation], deleting: !s.DeletionTimestamp.IsZero(),
+		restored: s.Type == keywardenv1alpha1.SecretType && s.Labels[keywardenv1alpha1.LabelManagedBy] == keywardenv1alpha1.ManagedByValue &&
+			s.Labels[keywardenv1alpha1.LabelAPIKey] == key.Name}
 	raw := string(s.Data[keywardenv1alpha1.SecretKeyField])
 	if _, err := keys.Parse(raw); err == nil {
 		sk.hash, sk.prefix = keys.Hash(raw), keys.DisplayPrefix(raw)
@@ -168,6 +173,7 @@ func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *li
 		if err := r.deleteSecretUID(ctx, k.Namespace, s.Name, s.UID); err != nil {
 			return false, err
 		}
+		o.RestoreReplaced = o.RestoreReplaced || !s.Owned && s.Restored
 		o.Secret, o.TamperedDeleted = nil, true
 		return true, nil
 	case lifecycle.SecretIssue:

@@ -24,9 +24,11 @@ var eventCounters = map[string]struct{ name, help string }{
 	keywardenv1alpha1.EventKeyIssued:   {"keywarden_key_issuances_total", "Keys issued for the first time."},
 	keywardenv1alpha1.EventKeyReissued: {"keywarden_key_reissues_total", "Keys issued again after their Secret was lost or tampered with."},
 	keywardenv1alpha1.EventKeyRotated:  {"keywarden_key_rotations_total", "Rotations completed: a new key written into its Secret."},
-	keywardenv1alpha1.EventKeyRefused:  {"keywarden_key_refusals_total", "Keys refused for their owner's active-key limit (counted as they become Refused)."},
-	keywardenv1alpha1.EventKeyExpired:  {"keywarden_key_expiries_total", "Keys that expired."},
-	keywardenv1alpha1.EventKeyRevoked:  {"keywarden_key_revocations_total", "Keys revoked, in their spec or by the verifier."},
+	keywardenv1alpha1.EventKeyReissuedAfterRestore: {"keywarden_key_restore_reissues_total",
+		"Keys issued anew because their Secret was restored without the status that records its key (none written back in time)."},
+	keywardenv1alpha1.EventKeyRefused: {"keywarden_key_refusals_total", "Keys refused for their owner's active-key limit (counted as they become Refused)."},
+	keywardenv1alpha1.EventKeyExpired: {"keywarden_key_expiries_total", "Keys that expired."},
+	keywardenv1alpha1.EventKeyRevoked: {"keywarden_key_revocations_total", "Keys revoked, in their spec or by the verifier."},
 }
 
 // NewMetrics registers the counters with reg.

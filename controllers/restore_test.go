@@ -7,13 +7,18 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/lifecycle"
 )
 
 // Restoring keys as Velero restores them (its resetMetadata and
@@ -152,5 +157,55 @@ var _ = Describe("Restore from a backup", func() {
 		Expect(metav1.GetControllerOf(s)).To(BeNil(), "the planted Secret is not adopted")
 		Expect(s.Data["key"]).To(Equal([]byte(mine)), "and left as it was")
 		Expect(verifies(ctx, got, mine).Valid).To(BeFalse())
+	})
+
+	It("issues a new key into a Secret restored without its status once the wait for it is over, with a warning and a metric", func() {
+		k := newAPIKey(ns, "statusless")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		raw, secretBackup := secretValue(ctx, ns, "statusless")
+		keyBackup := getKey(ctx, k)
+		lose(k)
+
+		// Restored by a backup without status, and driven by hand (the
+		// suite's controller leaves it alone) on a clock that can move.
+		restoreSecret(secretBackup)
+		keyBackup.Labels = map[string]string{labelUnmanaged: "true"}
+		restored := restoreKey(keyBackup, false)
+		clk := clocktesting.NewFakeClock(restored.CreationTimestamp.Add(time.Minute))
+		rec := &recordingRecorder{}
+		m, err := NewMetrics(prometheus.NewRegistry())
+		Expect(err).NotTo(HaveOccurred())
+		r := &APIKeyReconciler{Client: withOwnerIndex(k8sClient), APIReader: k8sClient, Recorder: rec, Clock: clk, Seals: seals, Metrics: m}
+		pass := func() {
+			GinkgoHelper()
+			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(restored)})
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		By("within the wait, it stalls and says until when the status may come back")
+		pass()
+		got := getKey(ctx, restored)
+		Expect(condition(got, "Stalled").Reason).To(Equal(keywardenv1alpha1.ReasonSecretConflict))
+		Expect(condition(got, "Stalled").Message).To(ContainSubstring("replace --subresource=status"))
+		s, err := readSecret(ctx, ns, "statusless")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Data["key"]).To(Equal([]byte(raw)), "the restored Secret is left as it is meanwhile")
+
+		By("past it, a new key is issued into the Secret, loudly")
+		clk.SetTime(restored.CreationTimestamp.Add(lifecycle.RestoreReissueAfter + time.Second))
+		pass()
+		got = getKey(ctx, restored)
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhaseActive))
+		Expect(got.Status.KeyHash).NotTo(BeEmpty())
+		Expect(got.Status.KeyHash).NotTo(Equal(keys.Hash(raw)), "the old value is never adopted without its status")
+		fresh, s := secretValue(ctx, ns, "statusless")
+		Expect(metav1.GetControllerOf(s).UID).To(Equal(restored.UID))
+		Expect(verifies(ctx, got, fresh).Valid).To(BeTrue())
+		Expect(verifies(ctx, got, raw).Valid).To(BeFalse())
+		Expect(rec.reasons()).To(ContainElement(keywardenv1alpha1.EventKeyReissuedAfterRestore))
+		Expect(rec.reasons()).NotTo(ContainElement(keywardenv1alpha1.EventSecretTampered))
+		Expect(testutil.ToFloat64(m.byEvent[keywardenv1alpha1.EventKeyReissuedAfterRestore].WithLabelValues(ns, ""))).To(Equal(1.0))
+		Expect(got.Status.History).To(ContainElement(HaveField("Event", keywardenv1alpha1.EventKeyReissuedAfterRestore)))
 	})
 })

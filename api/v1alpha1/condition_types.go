@@ -133,6 +133,11 @@ const (
 	// EventSecretAdopted: a Secret no APIKey controlled, holding the key
 	// status records (a restore), is the APIKey's again.
 	EventSecretAdopted = "SecretAdopted"
+	// EventKeyReissuedAfterRestore: a Secret no APIKey controlled held a
+	// key that the APIKey's status never recorded (a restore without the
+	// status), and no status came back in time: a new key was issued into
+	// it.
+	EventKeyReissuedAfterRestore = "KeyReissuedAfterRestore"
 	// EventGrantChanged: a change of an issued key's spec was admitted and
 	// its grant changed; the note names what changed.
 	EventGrantChanged = "GrantChanged"

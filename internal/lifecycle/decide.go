@@ -39,6 +39,11 @@ const (
 	// key and has no controller waits for the status a restore writes
 	// after the create, before the Secret is reported as a conflict.
 	RestoreWait = 10 * time.Second
+	// RestoreReissueAfter is how long after its creation a key whose
+	// restored Secret holds a key its status does not record waits for
+	// that status (written back by hand, say) before a new key is issued
+	// into the Secret.
+	RestoreReissueAfter = 10 * time.Minute
 )
 
 // Observed is everything one reconcile pass knows of a key and its world.
@@ -86,8 +91,9 @@ type Observed struct {
 	// invalid, a message that quotes no key.
 	CreateRefused string
 	// TamperedDeleted is set once this pass deleted an owned Secret whose
-	// value Keywarden did not issue for this key.
-	TamperedDeleted bool
+	// value Keywarden did not issue for this key, or (RestoreReplaced) a
+	// restored Secret whose key no status came to record.
+	TamperedDeleted, RestoreReplaced bool
 	// SecretReplaced is set once this pass replaced the Secret (deleted
 	// and created it again) to write a rotation's next key: it could not
 	// take it in place.
@@ -125,6 +131,10 @@ type Secret struct {
 	// Sealed is set when the Secret's seal proves that Keywarden issued
 	// its key for this APIKey under the key's current serial.
 	Sealed bool
+	// Restored is set when the Secret, read, is of Keywarden's key type
+	// and labelled by Keywarden for an APIKey of this name: what a
+	// restore of this key's Secret brings back (without its owner).
+	Restored bool
 }
 
 // Created is a Secret a pass created, and the key it holds.
@@ -270,6 +280,7 @@ func Decide(o *Observed) Decision {
 var historyEvents = map[string]bool{
 	keywardenv1alpha1.EventKeyIssued: true, keywardenv1alpha1.EventKeyReissued: true, keywardenv1alpha1.EventKeyRotated: true,
 	keywardenv1alpha1.EventGrantChanged: true, keywardenv1alpha1.EventKeyRevoked: true, keywardenv1alpha1.EventKeyExpired: true,
+	keywardenv1alpha1.EventKeyReissuedAfterRestore: true,
 }
 
 // maxHistoryMessage bounds a history entry's message, as the CRD does.
@@ -554,7 +565,7 @@ func (d *Decision) keepSecret(o *Observed) {
 			fmt.Sprintf("Secret %s, which no APIKey controlled, holds the issued key %s... that status records (a restore): this APIKey now controls it; the key is unchanged", s.Name, st.KeyPrefix))
 		return
 	case s != nil && !s.Owned:
-		d.conflict(o)
+		d.conflict(o, "")
 		return
 	case s == nil:
 		d.startReissue(fmt.Sprintf("Secret %s was deleted; the old key is invalid and a new one is being issued", o.Key.SecretName()))
@@ -738,7 +749,11 @@ func (d *Decision) issue(o *Observed) {
 	if reissue {
 		d.Outcome.Reason = keywardenv1alpha1.ReasonReissuing
 	}
-	if o.TamperedDeleted {
+	switch {
+	case o.RestoreReplaced:
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyReissuedAfterRestore, "Issue",
+			fmt.Sprintf("Secret %s held a key that this APIKey's status never recorded (restored without its status?), and none was written back within %s: a new key is issued into it, and workloads must read it again", o.Key.SecretName(), RestoreReissueAfter))
+	case o.TamperedDeleted:
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
 			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", o.Key.SecretName()))
 	}
@@ -754,8 +769,18 @@ func (d *Decision) issue(o *Observed) {
 		// written until it has or the wait is over.
 		d.Hold = true
 		d.requeue(o.Key.CreationTimestamp.Add(RestoreWait).Sub(o.Now))
+	case s != nil && !s.Owned && !reissue && !s.Controlled && s.Restored && s.Hash != "" && !s.Deleting:
+		// A Secret restored for this APIKey whose status did not come
+		// back: adopted if it does in time, else replaced by a new key.
+		if until := o.Key.CreationTimestamp.Add(RestoreReissueAfter); o.Now.Before(until) {
+			d.conflict(o, fmt.Sprintf("Secret %s holds a key that no APIKey controls and that this APIKey's status does not record: restored without its status? "+
+				"Write the status back (kubectl replace --subresource=status) before %s to keep the key; after that a new key is issued into the Secret", s.Name, until.UTC().Format(time.RFC3339)))
+			d.requeue(until.Sub(o.Now))
+			break
+		}
+		d.Secret = SecretReplace
 	case s != nil && !s.Owned:
-		d.conflict(o)
+		d.conflict(o, "")
 	case s != nil && s.Gone:
 		// The cache still shows a Secret that is gone: look again once
 		// it has caught up.
@@ -815,9 +840,10 @@ func (d *Decision) record(o *Observed, hash, prefix string, ref *keywardenv1alph
 }
 
 // conflict reports a Secret of the key's Secret name that this APIKey
-// does not own. The Secret is never touched; an issued key whose Secret it
-// replaced is no longer valid.
-func (d *Decision) conflict(o *Observed) {
+// does not own, with msg (or, when empty, what to do about it). The
+// Secret is not touched; an issued key whose Secret it replaced is no
+// longer valid.
+func (d *Decision) conflict(o *Observed, msg string) {
 	st := &d.Status
 	if st.Rotation != nil {
 		st.Rotation.Next = nil // never reached the Secret, or went with it
@@ -826,7 +852,9 @@ func (d *Decision) conflict(o *Observed) {
 		st.KeySerial++ // the issued key is gone for good
 	}
 	st.KeyHash, st.KeyPrefix, st.SecretRef = "", "", nil
-	msg := fmt.Sprintf("Secret %s exists and is not owned by this APIKey; it is left untouched. Delete or rename it, or create the APIKey with another spec.secretName", o.Secret.Name)
+	if msg == "" {
+		msg = fmt.Sprintf("Secret %s exists and is not owned by this APIKey; it is left untouched. Delete or rename it, or create the APIKey with another spec.secretName", o.Secret.Name)
+	}
 	if !HasCondition(o.Key, keywardenv1alpha1.ConditionStalled, keywardenv1alpha1.ReasonSecretConflict) {
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretConflict, "Issue", msg)
 	}

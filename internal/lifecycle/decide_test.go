@@ -99,6 +99,9 @@ var (
 	sealedSecret  = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb", Sealed: true}
 	unsealed      = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"}
 	restored      = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"}
+	// restoredUncontrolled is this key's Secret as a restore without the
+	// key's status brings it back: typed and labelled, no owner.
+	restoredUncontrolled = &Secret{Name: "k", UID: "s2", Read: true, Restored: true, Hash: hashB, Prefix: "kw_bbbbb"}
 )
 
 func withSecret(s *Secret) func(*Observed) { return func(o *Observed) { o.Secret = s } }
@@ -535,6 +538,39 @@ func TestDecide(t *testing.T) {
 			name:    "past the wait, a Secret nothing controls is a conflict, never adopted without a recorded hash",
 			key:     newKey(),
 			observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Read: true, Hash: hashB, Prefix: "kw_bbbbb", Sealed: true})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
+		},
+		{
+			name: "a restored Secret whose status does not come back waits for it, stalled, saying until when",
+			key: newKey(func(k *keywardenv1alpha1.APIKey) {
+				k.CreationTimestamp = metav1.NewTime(now.Add(-time.Minute))
+			}),
+			observe: []func(*Observed){peers("team", 10), withSecret(restoredUncontrolled)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
+		},
+		{
+			name:    "past the wait for its status, a restored Secret is replaced by a new key",
+			key:     newKey(),
+			observe: []func(*Observed){peers("team", 10), withSecret(restoredUncontrolled)},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonIssuing, progressing: true,
+				secret: SecretReplace, reserve: &Reservation{Owner: "team"}},
+		},
+		{
+			name: "the key issued in place of a restored Secret is told as such, with a warning",
+			key:  newKey(),
+			observe: []func(*Observed){peers("team", 10), func(o *Observed) {
+				o.TamperedDeleted, o.RestoreReplaced = true, true
+				o.Created = &Created{Hash: hashB, Prefix: "kw_bbbbb", UID: "s3"}
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, reserve: &Reservation{Owner: "team"},
+				events: []string{keywardenv1alpha1.EventKeyReissuedAfterRestore, keywardenv1alpha1.EventKeyIssued}},
+		},
+		{
+			name:    "a restored Secret another object controls is never replaced",
+			key:     newKey(),
+			observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Controlled: true, Restored: true, Read: true, Hash: hashB, Prefix: "kw_bbbbb"})},
 			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
 				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
 		},
