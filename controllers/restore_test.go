@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -19,6 +21,7 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/lifecycle"
+	"keywarden.dev/keywarden/internal/seal"
 )
 
 // Restoring keys as Velero restores them (its resetMetadata and
@@ -104,6 +107,39 @@ var _ = Describe("Restore from a backup", func() {
 		Expect(res.Valid).To(BeTrue(), "the old value verifies: %s", res.Code)
 		Eventually(eventReasons(ctx, got)).Should(ContainElement(keywardenv1alpha1.EventSecretAdopted))
 		Consistently(func() string { return getKey(ctx, restored).Status.KeyHash }, 2*time.Second).Should(Equal(keys.Hash(raw)))
+	})
+
+	It("brings a key back with its old value when Keywarden's namespace, and its sealing key, were lost too", func() {
+		k := newAPIKey(ns, "unsealed")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		waitReady(ctx, k)
+		raw, secretBackup := secretValue(ctx, ns, "unsealed")
+		keyBackup := getKey(ctx, k)
+		lose(k)
+
+		// A new install: a new namespace whose sealing key is created
+		// anew on first use; the backup's seals were made with the lost one.
+		newInstall := newNamespace(ctx)
+		store := &seal.Store{Client: k8sClient, Secret: types.NamespacedName{Namespace: newInstall, Name: "keywarden-sealing-key"}}
+		restoreSecret(secretBackup)
+		keyBackup.Labels = map[string]string{labelUnmanaged: "true"}
+		restored := restoreKey(keyBackup, true)
+		r := &APIKeyReconciler{Client: withOwnerIndex(k8sClient), APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: store}
+		Eventually(func(g Gomega) {
+			_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(restored)})
+			g.Expect(err).NotTo(HaveOccurred())
+			s, err := readSecret(ctx, ns, "unsealed")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(metav1.GetControllerOf(s)).NotTo(BeNil())
+			g.Expect(metav1.GetControllerOf(s).UID).To(Equal(restored.UID))
+			g.Expect(s.Data["key"]).To(Equal([]byte(raw)))
+			sealed, err := store.Verify(ctx, restored.UID, keyBackup.Status.KeySerial, keys.Hash(raw), s.Annotations[seal.Annotation])
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(sealed).To(BeTrue(), "sealed again under the new install's key")
+		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+		got := getKey(ctx, restored)
+		Expect(got.Status.KeyHash).To(Equal(keys.Hash(raw)), "no new key")
+		Expect(verifies(ctx, got, raw).Valid).To(BeTrue())
 	})
 
 	It("adopts the Secret once the status is written back, after the key stalled without it (kubectl apply, then replace --subresource=status)", func() {
