@@ -128,6 +128,7 @@ func TestE2E(t *testing.T) {
 		{"secured metrics", securedMetrics},
 		{"certificate renewal", certRenewal},
 		{"upgrade from one process", upgradeFromOneProcess},
+		{"restore from a backup", restoreFromBackup},
 		{"namespaced install", namespacedInstall},
 		{"no secret in the open", noSecretInTheOpen},
 	} {
