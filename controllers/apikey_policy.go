@@ -178,7 +178,7 @@ func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1al
 		return nil, nil
 	}
 	st := &key.Status
-	s := &lifecycle.Secret{Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, Owned: ownedBy(m, key)}
+	s := &lifecycle.Secret{Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, Owned: ownedBy(m, key), Created: m.CreationTimestamp.Time}
 	// The cache holds only labelled Secrets (and keeps none of their
 	// labels): one read from the API server may have lost them.
 	s.Unlabelled = !cached && s.Owned && !labelled(m, key)

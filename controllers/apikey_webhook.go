@@ -137,7 +137,7 @@ func (v *APIKeyValidator) checkGrant(ctx context.Context, old, k *keywardenv1alp
 	if err != nil {
 		return err
 	}
-	granted := policy.Baseline(&old.Spec, &old.Status, policy.GrantClass(&old.Status, classes))
+	granted := policy.Baseline(&old.Spec, &old.Status, policy.GrantClass(&old.Status, classes), v.now())
 	issuedAt := v.now()
 	if old.Status.IssuedAt != nil {
 		issuedAt = old.Status.IssuedAt.Time

@@ -135,6 +135,8 @@ type Secret struct {
 	// and labelled by Keywarden for an APIKey of this name: what a
 	// restore of this key's Secret brings back (without its owner).
 	Restored bool
+	// Created is when the Secret was created.
+	Created time.Time
 }
 
 // Created is a Secret a pass created, and the key it holds.
@@ -398,7 +400,17 @@ func (d *Decision) grant(o *Observed) bool {
 	self := HolderOf(k)
 	var move string
 	first := !st.GrantRecorded()
-	g := policy.Decide(policy.Baseline(&k.Spec, st, o.GrantClass), &k.Spec, o.Policy, o.Violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
+	base := policy.Baseline(&k.Spec, st, o.GrantClass, o.Now)
+	if first && base.ExpiresAt != nil && (st.ExpiresAt == nil || base.ExpiresAt.Before(st.ExpiresAt)) {
+		was := "never to expire"
+		if st.ExpiresAt != nil {
+			was = "to expire at " + st.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventGrantChanged, "Grant",
+			fmt.Sprintf("The key was issued before grants were recorded (%s): its first grant holds its expiry at %s, the latest its class allows",
+				was, base.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	g := policy.Decide(base, &k.Spec, o.Policy, o.Violation, st.IssuedAt.Time, func(owner string) *policy.Violation {
 		ok, ahead, _, known := o.room(owner, self)
 		switch {
 		case !known:
@@ -750,10 +762,10 @@ func (d *Decision) issue(o *Observed) {
 		d.Outcome.Reason = keywardenv1alpha1.ReasonReissuing
 	}
 	switch {
-	case o.RestoreReplaced:
+	case o.RestoreReplaced && o.Created != nil:
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyReissuedAfterRestore, "Issue",
 			fmt.Sprintf("Secret %s held a key that this APIKey's status never recorded (restored without its status?), and none was written back within %s: a new key is issued into it, and workloads must read it again", o.Key.SecretName(), RestoreReissueAfter))
-	case o.TamperedDeleted:
+	case o.TamperedDeleted && !o.RestoreReplaced:
 		d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventSecretTampered, "Issue",
 			fmt.Sprintf("Secret %s holds a value that Keywarden did not seal for this APIKey; it was deleted and a new key is issued", o.Key.SecretName()))
 	}
@@ -769,9 +781,12 @@ func (d *Decision) issue(o *Observed) {
 		// written until it has or the wait is over.
 		d.Hold = true
 		d.requeue(o.Key.CreationTimestamp.Add(RestoreWait).Sub(o.Now))
-	case s != nil && !s.Owned && !reissue && !s.Controlled && s.Restored && s.Hash != "" && !s.Deleting:
-		// A Secret restored for this APIKey whose status did not come
-		// back: adopted if it does in time, else replaced by a new key.
+	case s != nil && !s.Owned && !reissue && !s.Controlled && s.Restored && s.Hash != "" && !s.Deleting &&
+		!o.Key.CreationTimestamp.After(s.Created.Add(RestoreReissueAfter)):
+		// A Secret restored for this APIKey (just before it: a restore
+		// brings both back; an older one, such as a Secret orphaned long
+		// ago, is left a conflict), whose status did not come back:
+		// adopted if it does in time, else replaced by a new key.
 		if until := o.Key.CreationTimestamp.Add(RestoreReissueAfter); o.Now.Before(until) {
 			d.conflict(o, fmt.Sprintf("Secret %s holds a key that no APIKey controls and that this APIKey's status does not record: restored without its status? "+
 				"Write the status back (kubectl replace --subresource=status) before %s to keep the key; after that a new key is issued into the Secret", s.Name, until.UTC().Format(time.RFC3339)))

@@ -101,7 +101,8 @@ var (
 	restored      = &Secret{Name: "k", UID: "s2", Owned: true, Read: true, Hash: hashA, Prefix: "kw_aaaaa"}
 	// restoredUncontrolled is this key's Secret as a restore without the
 	// key's status brings it back: typed and labelled, no owner.
-	restoredUncontrolled = &Secret{Name: "k", UID: "s2", Read: true, Restored: true, Hash: hashB, Prefix: "kw_bbbbb"}
+	// It was created a second before the key (newKey: an hour ago).
+	restoredUncontrolled = &Secret{Name: "k", UID: "s2", Read: true, Restored: true, Hash: hashB, Prefix: "kw_bbbbb", Created: now.Add(-time.Hour - time.Second)}
 )
 
 func withSecret(s *Secret) func(*Observed) { return func(o *Observed) { o.Secret = s } }
@@ -546,7 +547,14 @@ func TestDecide(t *testing.T) {
 			key: newKey(func(k *keywardenv1alpha1.APIKey) {
 				k.CreationTimestamp = metav1.NewTime(now.Add(-time.Minute))
 			}),
-			observe: []func(*Observed){peers("team", 10), withSecret(restoredUncontrolled)},
+			observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Read: true, Restored: true, Hash: hashB, Prefix: "kw_bbbbb", Created: now.Add(-61 * time.Second)})},
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
+				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
+		},
+		{
+			name:    "a Secret of the key's shape made long before the APIKey (orphaned, not restored) is a conflict, never replaced",
+			key:     newKey(),
+			observe: []func(*Observed){peers("team", 10), withSecret(&Secret{Name: "k", UID: "s2", Read: true, Restored: true, Hash: hashB, Prefix: "kw_bbbbb", Created: now.Add(-30 * 24 * time.Hour)})},
 			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonSecretConflict, stalled: true,
 				reserve: &Reservation{Owner: "team"}, events: []string{keywardenv1alpha1.EventSecretConflict}, requeue: ConflictRecheck},
 		},
@@ -753,6 +761,23 @@ func TestDecide(t *testing.T) {
 			observe: []func(*Observed){withSecret(ownSecret), readerClass},
 			want: want{phase: keywardenv1alpha1.PhaseActive, refused: keywardenv1alpha1.ReasonRoleNotAllowed,
 				events: []string{keywardenv1alpha1.EventGrantChangeRefused}, status: ungranted},
+		},
+		{
+			name: "a key issued before grants that never expires is held to its class's maximum from the upgrade, and told",
+			key:  issuedKey(beforeGrants),
+			observe: []func(*Observed){withSecret(ownSecret), readerClass, func(o *Observed) {
+				o.Policy.MaxLifetime = 24 * time.Hour
+				o.GrantClass = &o.Policy
+			}},
+			want: want{phase: keywardenv1alpha1.PhaseActive, events: []string{keywardenv1alpha1.EventGrantChanged},
+				requeue: 24*time.Hour - 500*time.Millisecond + expirySlack,
+				status: func(t *testing.T, st *keywardenv1alpha1.APIKeyStatus) {
+					// Never sooner than the class's warning (its maximum,
+					// here) from the upgrade.
+					if want := now.Add(24 * time.Hour).Truncate(time.Second); st.ExpiresAt == nil || !st.ExpiresAt.Time.Equal(want) {
+						t.Errorf("expiry %v, want %v", st.ExpiresAt, want)
+					}
+				}},
 		},
 		{
 			name: "a key granted no role stays so, told once",

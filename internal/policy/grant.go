@@ -46,20 +46,32 @@ func Granted(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeySta
 // not record grants, only what that release recorded which no edit of the
 // spec could have changed: the class the key was issued under, and its
 // expiry bounded by that class's maxLifetime from issuance (issuedUnder,
-// nil when the class is gone or the key had none). Its owner is the
-// spec's, the one that release counted the key against. It has no role
-// and no scopes: the spec's are judged against the class as a new key's
-// would be, so an edit made just before an upgrade widens nothing, and a
-// role the class refuses is not granted at all (the key then verifies no
-// request until its spec fits).
-func Baseline(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeyStatus, issuedUnder *Policy) Grant {
+// nil when the class is gone or the key had none), though never sooner
+// than the class's expiry warning (at most its maxLifetime) from now, so
+// that the upgrade expires no old key without a warning. Its owner is the spec's, the
+// one that release counted the key against. It has no role and no scopes:
+// the spec's are judged against the class as a new key's would be, so an
+// edit made just before an upgrade widens nothing, and a role the class
+// refuses is not granted at all (the key then verifies no request until
+// its spec fits).
+func Baseline(spec *keywardenv1alpha1.APIKeySpec, st *keywardenv1alpha1.APIKeyStatus, issuedUnder *Policy, now time.Time) Grant {
 	if st.GrantRecorded() {
 		return Granted(spec, st)
 	}
 	g := Grant{Owner: spec.Owner, ClassName: st.ClassName, ExpiresAt: st.ExpiresAt}
-	if issuedUnder != nil && issuedUnder.MaxLifetime > 0 && st.IssuedAt != nil {
-		if latest := metav1.NewTime(st.IssuedAt.Add(issuedUnder.MaxLifetime)); g.ExpiresAt == nil || g.ExpiresAt.After(latest.Time) {
-			g.ExpiresAt = &latest
+	if p := issuedUnder; p != nil && p.MaxLifetime > 0 && st.IssuedAt != nil {
+		latest := st.IssuedAt.Add(p.MaxLifetime)
+		warning := p.ExpiryWarning
+		if warning <= 0 {
+			warning = keywardenv1alpha1.DefaultExpiryWarning
+		}
+		warning = min(warning, p.MaxLifetime)
+		if floor := now.Add(warning).Truncate(time.Second); latest.Before(floor) {
+			latest = floor
+		}
+		if g.ExpiresAt == nil || g.ExpiresAt.After(latest) {
+			t := metav1.NewTime(latest)
+			g.ExpiresAt = &t
 		}
 	}
 	return g

@@ -323,6 +323,15 @@ func TestFirstGrantOfAKeyIssuedBeforeGrants(t *testing.T) {
 			want: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"},
 		},
 		{
+			name: "a key older than the class's maximum is not expired by the upgrade: it keeps the maximum from now",
+			spec: spec(nil), st: func() *keywardenv1alpha1.APIKeyStatus {
+				st := legacy(nil)
+				st.IssuedAt = at(-30 * 24 * time.Hour)
+				return st
+			}(),
+			want: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"},
+		},
+		{
 			name: "a class that does not resolve grants nothing",
 			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.ClassName = "missing" }), st: legacy(at(12 * time.Hour)),
 			resolveErr: &Violation{Reason: "ClassNotFound", Message: "APIKeyClass \"missing\" not found"},
@@ -335,7 +344,7 @@ func TestFirstGrantOfAKeyIssuedBeforeGrants(t *testing.T) {
 			if tt.resolveErr != nil {
 				pol = Policy{}
 			}
-			base := Baseline(tt.spec, tt.st, &ro)
+			base := Baseline(tt.spec, tt.st, &ro, t0)
 			if base.Role != "" || len(base.Scopes) != 0 {
 				t.Fatalf("the baseline of a key without a grant takes a role or scopes: %+v", base)
 			}
@@ -354,7 +363,7 @@ func TestFirstGrantOfAKeyIssuedBeforeGrants(t *testing.T) {
 
 	// A recorded grant is the baseline as it is, a grant of no role too.
 	st := &keywardenv1alpha1.APIKeyStatus{Owner: "b@example.com", ClassName: "ro", ExpiresAt: at(time.Hour)}
-	if g := Baseline(spec(nil), st, &ro); g.Owner != "b@example.com" || g.Role != "" || !sameTime(g.ExpiresAt, at(time.Hour)) {
+	if g := Baseline(spec(nil), st, &ro, t0); g.Owner != "b@example.com" || g.Role != "" || !sameTime(g.ExpiresAt, at(time.Hour)) {
 		t.Errorf("Baseline of a recorded grant = %+v", g)
 	}
 }
