@@ -1,16 +1,20 @@
 package controllers
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/reconnect"
 )
 
 // NewScheme returns a scheme with the built-in types and Keywarden's.
@@ -28,6 +32,12 @@ func NewScheme() *runtime.Scheme {
 // Cached objects keep only what Keywarden reads (see TrimForCache).
 func CacheOptions() cache.Options {
 	return cache.Options{
+		// After an outage, the informers list again within half a second
+		// of the API server's return, not after the reflector's backoff
+		// (up to 30 s): keys created meanwhile are issued at once.
+		NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
+			return toolscache.NewSharedIndexInformer(reconnect.Patient(lw, nil), obj, resync, indexers)
+		},
 		DefaultTransform: TrimForCache,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/reconnect"
 )
 
 // Feed keeps an Index current with the API server's APIKeys: a reflector
@@ -69,7 +70,11 @@ func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions
 	}
 	f := &Feed{index: ix, synced: make([]atomic.Bool, len(namespaces))}
 	for i, ns := range namespaces {
-		lw := &reportedListWatch{lw: toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything()), fresh: o.Freshness}
+		lw := &reportedListWatch{fresh: o.Freshness}
+		// Each attempt that cannot reach the API server is reported, and
+		// tried again every half second, so that the index catches up
+		// within that of the API server's return.
+		lw.lw = toolscache.ToListerWatcherWithContext(reconnect.Patient(toolscache.NewListWatchFromClient(rc, "apikeys", ns, fields.Everything()), lw.failed))
 		st := &feedStore{index: ix, namespace: ns, synced: &f.synced[i], fresh: o.Freshness, watch: lw}
 		if ns != "" {
 			lw.forbidden = st.forbidden
@@ -88,7 +93,7 @@ func NewFeed(cfg *rest.Config, httpClient *http.Client, ix *Index, o FeedOptions
 // or refused call by itself, without a word to anyone) and of each watch
 // it opens.
 type reportedListWatch struct {
-	lw    *toolscache.ListWatch
+	lw    toolscache.ListerWatcherWithContext
 	fresh *Freshness
 	// forbidden, when set (a watch of one namespace), is called instead
 	// when the API server refuses the verifier that namespace.
