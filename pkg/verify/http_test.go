@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -645,6 +646,35 @@ func TestReport(t *testing.T) {
 		if strings.Contains(f.logs.String(), key) {
 			t.Fatal("the logs quote a reported key")
 		}
+	}
+}
+
+// TestReportOfAKeyNotIndexedYet: a key issued or rotated a moment ago may
+// reach this replica's index after its report does; the report looks for
+// it again within its budget instead of ignoring it. A key never indexed
+// is still ignored, in the same time.
+func TestReportOfAKeyNotIndexedYet(t *testing.T) {
+	f := newFixture(t)
+	f.h.ReportBudget = time.Second
+	var stored atomic.Int32
+	f.h.Report = func(context.Context, Suspect) error { stored.Add(1); return nil }
+	late, k := issued(t, "shop", "just-issued", nil)
+	time.AfterFunc(200*time.Millisecond, func() { f.h.Index.Upsert(k) })
+	start := time.Now()
+	if rec := f.do("POST", "/v1/keys/report", `{"key":"`+late+`"}`, nil); rec.Code != http.StatusAccepted {
+		t.Fatalf("report: %d %s", rec.Code, rec.Body)
+	}
+	if stored.Load() != 1 {
+		t.Fatal("the report of a key indexed 200 ms after it came was ignored")
+	}
+	took := time.Since(start)
+	never, _ := issued(t, "shop", "never-indexed", nil)
+	start = time.Now()
+	if rec := f.do("POST", "/v1/keys/report", `{"key":"`+never+`"}`, nil); rec.Code != http.StatusAccepted || stored.Load() != 1 {
+		t.Fatalf("a key never indexed: %d, %d stored", rec.Code, stored.Load())
+	}
+	if d := time.Since(start) - took; d > 300*time.Millisecond || d < -300*time.Millisecond {
+		t.Errorf("a report of a key found late took %s, one never found %s: the time tells", took, time.Since(start))
 	}
 }
 

@@ -147,7 +147,7 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	// The budget runs from here, once the body is read: a reporter that
 	// sends it slowly cannot eat into the write's time.
 	start, budget := time.Now(), h.reportBudget()
-	res := h.Index.Verify(Request{Key: req.Key, AnyNamespace: true}, h.now())
+	res := h.lookUpReported(r.Context(), req.Key, start.Add(budget/2))
 	var stored error
 	if res.Valid {
 		s := Suspect{APIKey: types.NamespacedName{Namespace: res.Namespace, Name: res.Name},
@@ -188,6 +188,32 @@ func (h *Handler) serveReport(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, reportAnswer)
 }
+
+// lookUpReported finds a reported key in the index. A key the index does
+// not hold may be one issued or rotated a moment ago, whose APIKey's
+// change has not reached this replica yet: it is looked for again up to
+// the given time (half the report's budget, which the answer waits out
+// anyway), so that such a report is not ignored. (A replica further behind than its
+// staleness bound does not answer reports at all.)
+func (h *Handler) lookUpReported(ctx context.Context, key string, until time.Time) Result {
+	for {
+		res := h.Index.Verify(Request{Key: key, AnyNamespace: true}, h.now())
+		if res.Valid || res.Code != CodeNotFound || !time.Now().Add(reportLookAgain).Before(until) {
+			return res
+		}
+		t := time.NewTimer(reportLookAgain)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res
+		case <-t.C:
+		}
+	}
+}
+
+// reportLookAgain is how often a reported key that the index does not
+// hold is looked for again.
+const reportLookAgain = 50 * time.Millisecond
 
 // reportRetryAfter is the Retry-After, in seconds, of a report whose
 // revocation could not be stored.
