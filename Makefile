@@ -78,6 +78,11 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 test-e2e: build controlplane ## Run the end-to-end scenarios: the components as processes, kubectl, HTTP.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" NGINX="$$(hack/nginx.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
 
+SOAK_MINUTES ?= 10
+.PHONY: soak
+soak: build controlplane ## Run the chaos soak for SOAK_MINUTES (10) and write its table to docs/reliability.md; make test-e2e runs two minutes of it.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden SOAK_MINUTES=$(SOAK_MINUTES) SOAK_REPORT=$(CURDIR)/docs/reliability.md go test -tags e2e ./test/e2e -count=1 -v -timeout $$(( $(SOAK_MINUTES) * 2 + 20 ))m -run 'TestE2E/chaos_soak'
+
 .PHONY: bench
 bench: build controlplane ## Run the benchmarks (docs/benchmarks.md); each prints its ratio against a baseline measured in the same run.
 	KEYWARDEN_BIN=$(BIN)/keywarden hack/bench.sh

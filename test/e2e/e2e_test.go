@@ -129,6 +129,7 @@ func TestE2E(t *testing.T) {
 		{"certificate renewal", certRenewal},
 		{"upgrade from one process", upgradeFromOneProcess},
 		{"restore from a backup", restoreFromBackup},
+		{"chaos soak", chaosSoak},
 		{"namespaced install", namespacedInstall},
 		{"no secret in the open", noSecretInTheOpen},
 	} {

@@ -63,6 +63,16 @@ func StartCluster(dir string) (*Cluster, error) {
 	// replicas behind it (at the machine's own address: EndpointSlices
 	// refuse loopback ones).
 	api.Configure().Set("enable-aggregator-routing", "true")
+	// etcd's data in a directory of our own survives a restart of etcd
+	// (see StopEtcd); envtest removes a directory it made itself.
+	etcdDir := filepath.Join(dir, "etcd")
+	if err := os.RemoveAll(etcdDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(etcdDir, 0o700); err != nil {
+		return nil, err
+	}
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
@@ -120,6 +130,19 @@ func (c *Cluster) StopAPIServer() error {
 // StartAPIServer starts kube-apiserver again, on the same address with the
 // same certificates.
 func (c *Cluster) StartAPIServer() error { return c.Env.ControlPlane.GetAPIServer().Start() }
+
+// StopEtcd stops etcd, leaving kube-apiserver running without its
+// storage, as a failure of etcd would.
+func (c *Cluster) StopEtcd() error {
+	err := c.Env.ControlPlane.Etcd.Stop()
+	if err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return err
+	}
+	return nil
+}
+
+// StartEtcd starts etcd again, on the same address with the same data.
+func (c *Cluster) StartEtcd() error { return c.Env.ControlPlane.Etcd.Start() }
 
 // Kubectl runs the project's kubectl against the cluster, from the
 // repository's root, and returns its standard output; standard error is
