@@ -834,6 +834,46 @@ var _ = Describe("APIKey controller", func() {
 			}
 			Expect(writes).To(Equal(1))
 		})
+
+		It("never replaces a Secret from a stale view of its APIKey: a leader paused through another's rotation", func() {
+			k := unmanagedKey("paused")
+			Eventually(func() keywardenv1alpha1.APIKeyPhase {
+				_, err := reconcileOnce(r, k)
+				Expect(err).NotTo(HaveOccurred())
+				return getKey(ctx, k).Status.Phase
+			}).Should(Equal(keywardenv1alpha1.PhaseActive))
+			stale := getKey(ctx, k)
+
+			By("another leader rotates the key meanwhile")
+			Expect(k8sClient.Patch(ctx, stale.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"rotation":{"request":"r1"}}}`)))).To(Succeed())
+			Eventually(func(g Gomega) {
+				_, err := reconcileOnce(r, k)
+				g.Expect(err).NotTo(HaveOccurred())
+				got := getKey(ctx, k)
+				g.Expect(got.Status.KeyHash).NotTo(Equal(stale.Status.KeyHash))
+				g.Expect(got.Status.Rotation.Next).To(BeNil())
+			}).Should(Succeed())
+			rotated := getKey(ctx, k)
+			raw, before := secretValue(ctx, ns, "paused")
+			Expect(keys.Hash(raw)).To(Equal(rotated.Status.KeyHash))
+
+			By("the paused leader wakes with the APIKey as it was before the rotation")
+			paused := byHand(interceptor.NewClient(k8sClient, interceptor.Funcs{
+				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+					if ak, ok := obj.(*keywardenv1alpha1.APIKey); ok && key == client.ObjectKeyFromObject(k) {
+						stale.DeepCopyInto(ak)
+						return nil
+					}
+					return c.Get(ctx, key, obj, opts...)
+				},
+			}))
+			_, err := reconcileOnce(paused, k)
+			Expect(err).To(MatchError(ContainSubstring("changed since this pass read it")))
+			got, after := secretValue(ctx, ns, "paused")
+			Expect(after.UID).To(Equal(before.UID), "the Secret was replaced")
+			Expect(got).To(Equal(raw), "the rotated key was taken for a tampered one")
+			Expect(getKey(ctx, k).Status.KeyHash).To(Equal(rotated.Status.KeyHash))
+		})
 	})
 })
 

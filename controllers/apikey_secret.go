@@ -162,6 +162,24 @@ func (r *APIKeyReconciler) deleteSecretUID(ctx context.Context, namespace, name 
 	return nil
 }
 
+// stillCurrent reads the APIKey again from the API server and fails unless
+// it is the object the pass decided from. A Secret is replaced only then:
+// a manager that led a moment ago (paused, then woken before it learns it
+// lost its lease) decides from a cache that may miss a rotation another
+// leader made meanwhile, and would take the rotated key in the Secret for
+// a tampered one.
+func (r *APIKeyReconciler) stillCurrent(ctx context.Context, k *keywardenv1alpha1.APIKey) error {
+	now := &metav1.PartialObjectMetadata{}
+	now.SetGroupVersionKind(keywardenv1alpha1.GroupVersion.WithKind(keywardenv1alpha1.APIKeyKind))
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(k), now); err != nil {
+		return fmt.Errorf("reading the APIKey again before replacing its Secret: %w", err)
+	}
+	if now.UID != k.UID || now.ResourceVersion != k.ResourceVersion {
+		return errors.New("the APIKey changed since this pass read it; the pass is retried before its Secret is replaced")
+	}
+	return nil
+}
+
 // act does what the decision asks of the key's Secret, and reports whether
 // it learnt something the decision depends on (added to o).
 func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *lifecycle.Decision) (more bool, err error) {
@@ -170,6 +188,9 @@ func (r *APIKeyReconciler) act(ctx context.Context, o *lifecycle.Observed, d *li
 	case lifecycle.SecretDelete:
 		return false, r.deleteSecretUID(ctx, k.Namespace, s.Name, s.UID)
 	case lifecycle.SecretReplace:
+		if err := r.stillCurrent(ctx, k); err != nil {
+			return false, err
+		}
 		if err := r.deleteSecretUID(ctx, k.Namespace, s.Name, s.UID); err != nil {
 			return false, err
 		}
