@@ -402,7 +402,15 @@ func apiServerOutage(e *env) {
 			e.t.Fatalf("component %d (%s) exited: %v", i, m.Cmd.Args[1], m.Err())
 		default:
 		}
-		after, err := metric(m, "go_goroutines")
+		// A controller that lost its lease in the outage builds its
+		// manager again, metrics server included: ask until it answers.
+		var after float64
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if after, err = metric(m, "go_goroutines"); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil {
 			e.t.Fatal(err)
 		}
