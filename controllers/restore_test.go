@@ -73,14 +73,21 @@ var _ = Describe("Restore from a backup", func() {
 		}).Should(BeTrue())
 		EventuallyWithOffset(1, secretGone(ctx, k.Namespace, k.SecretName())).Should(Succeed())
 	}
-
-	It("brings a key back with its old value, adopting its Secret, when the status is restored", func() {
-		k := newAPIKey(ns, "restored")
+	// issuedThenLost issues a key of that name, backs up its value, its
+	// Secret and the APIKey with its status, then loses both.
+	issuedThenLost := func(name string) (raw string, secretBackup *corev1.Secret, keyBackup *keywardenv1alpha1.APIKey) {
+		GinkgoHelper()
+		k := newAPIKey(ns, name)
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
 		waitReady(ctx, k)
-		raw, secretBackup := secretValue(ctx, ns, "restored")
-		keyBackup := getKey(ctx, k)
+		raw, secretBackup = secretValue(ctx, ns, name)
+		keyBackup = getKey(ctx, k)
 		lose(k)
+		return raw, secretBackup, keyBackup
+	}
+
+	It("brings a key back with its old value, adopting its Secret, when the status is restored", func() {
+		raw, secretBackup, keyBackup := issuedThenLost("restored")
 
 		restoreSecret(secretBackup)
 		restored := restoreKey(keyBackup, true)
@@ -110,12 +117,7 @@ var _ = Describe("Restore from a backup", func() {
 	})
 
 	It("brings a key back with its old value when Keywarden's namespace, and its sealing key, were lost too", func() {
-		k := newAPIKey(ns, "unsealed")
-		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		waitReady(ctx, k)
-		raw, secretBackup := secretValue(ctx, ns, "unsealed")
-		keyBackup := getKey(ctx, k)
-		lose(k)
+		raw, secretBackup, keyBackup := issuedThenLost("unsealed")
 
 		// A new install: a new namespace whose sealing key is created
 		// anew on first use; the backup's seals were made with the lost one.
@@ -143,12 +145,7 @@ var _ = Describe("Restore from a backup", func() {
 	})
 
 	It("adopts the Secret once the status is written back, after the key stalled without it (kubectl apply, then replace --subresource=status)", func() {
-		k := newAPIKey(ns, "late")
-		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		waitReady(ctx, k)
-		raw, secretBackup := secretValue(ctx, ns, "late")
-		keyBackup := getKey(ctx, k)
-		lose(k)
+		raw, secretBackup, keyBackup := issuedThenLost("late")
 
 		restoreSecret(secretBackup)
 		restored := restoreKey(keyBackup, false)
@@ -171,12 +168,7 @@ var _ = Describe("Restore from a backup", func() {
 	})
 
 	It("adopts nothing for an APIKey created over a Secret without its status: a planted key stays out", func() {
-		k := newAPIKey(ns, "planted")
-		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		waitReady(ctx, k)
-		_, secretBackup := secretValue(ctx, ns, "planted")
-		keyBackup := getKey(ctx, k)
-		lose(k)
+		_, secretBackup, keyBackup := issuedThenLost("planted")
 
 		// A namespace user (no status rights) re-creates the APIKey by
 		// name over a Secret holding a key of their own.
@@ -196,12 +188,7 @@ var _ = Describe("Restore from a backup", func() {
 	})
 
 	It("issues a new key into a Secret restored without its status once the wait for it is over, with a warning and a metric", func() {
-		k := newAPIKey(ns, "statusless")
-		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		waitReady(ctx, k)
-		raw, secretBackup := secretValue(ctx, ns, "statusless")
-		keyBackup := getKey(ctx, k)
-		lose(k)
+		raw, secretBackup, keyBackup := issuedThenLost("statusless")
 
 		// Restored by a backup without status, and driven by hand (the
 		// suite's controller leaves it alone) on a clock that can move.

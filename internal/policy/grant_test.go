@@ -12,15 +12,22 @@ import (
 
 func at(d time.Duration) *metav1.Time { t := metav1.NewTime(t0.Add(d)); return &t }
 
-func TestDecide(t *testing.T) {
+// roClass is the class both grant tables judge against: two roles, keys
+// living at most a day.
+func roClass() Policy {
 	type scopes = []keywardenv1alpha1.Scope
-	ro := FromClass(ptrTo(class("ro", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
+	return FromClass(ptrTo(class("ro", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
 		s.Roles = []keywardenv1alpha1.ClassRole{
 			{Name: "readonly", Scopes: scopes{"logs:read", "metrics:read"}},
 			{Name: "standard", Scopes: scopes{"logs:read", "logs:write"}},
 		}
 		s.MaxLifetime = &metav1.Duration{Duration: 24 * time.Hour}
 	})))
+}
+
+func TestDecide(t *testing.T) {
+	type scopes = []keywardenv1alpha1.Scope
+	ro := roClass()
 	open := FromClass(ptrTo(class("open", false, nil)))
 	granted := Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"}
 	// spec is what the granted key's manifest says, changed by mutate.
@@ -267,13 +274,7 @@ func TestDecisionRefusesEachPart(t *testing.T) {
 // under: an edit made just before the upgrade widens nothing.
 func TestFirstGrantOfAKeyIssuedBeforeGrants(t *testing.T) {
 	type scopes = []keywardenv1alpha1.Scope
-	ro := FromClass(ptrTo(class("ro", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
-		s.Roles = []keywardenv1alpha1.ClassRole{
-			{Name: "readonly", Scopes: scopes{"logs:read", "metrics:read"}},
-			{Name: "standard", Scopes: scopes{"logs:read", "logs:write"}},
-		}
-		s.MaxLifetime = &metav1.Duration{Duration: 24 * time.Hour}
-	})))
+	ro := roClass()
 	// What that release wrote: no owner, no role; scopes and expiry as
 	// its last pass mirrored them from the spec.
 	legacy := func(expiresAt *metav1.Time) *keywardenv1alpha1.APIKeyStatus {
