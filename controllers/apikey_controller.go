@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/leasefence"
 	"keywarden.dev/keywarden/internal/lifecycle"
 	"keywarden.dev/keywarden/internal/seal"
 )
@@ -51,6 +52,10 @@ type APIKeyReconciler struct {
 	Seals *seal.Store
 	// Clock is the time source; the real clock when nil.
 	Clock clock.PassiveClock
+	// Lease, when set, is the leader lease Client's writes are fenced by:
+	// while this replica may no longer lead, passes wait instead of
+	// failing on every write.
+	Lease *leasefence.Lock
 	// MaxConcurrentReconciles is how many APIKeys are reconciled at once.
 	MaxConcurrentReconciles int
 	// ScheduledRotationsPerSecond paces the scheduled rotations the
@@ -75,6 +80,9 @@ type APIKeyReconciler struct {
 // staleRecheck is when a pass skipped for a stale cache looks again, should
 // the informer's event for the write never come.
 const staleRecheck = time.Second
+
+// leaseRecheck is when a pass put off for an uncertain lease looks again.
+const leaseRecheck = time.Second
 
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=keywarden.dev,resources=apikeys/status,verbs=get;update;patch
@@ -162,6 +170,13 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Lease.Held() {
+		// Woken from a pause longer than its lease, or cut off from the
+		// API server: another replica may lead, and this one's cache may
+		// be from before. It steps down or renews within the renew
+		// deadline; the writes of a pass already under way are refused.
+		return ctrl.Result{RequeueAfter: leaseRecheck}, nil
 	}
 	if r.written.stale(req.NamespacedName, key.ResourceVersion) {
 		// This process wrote a newer version, which the cache has not

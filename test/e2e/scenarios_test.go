@@ -178,19 +178,22 @@ func (e *env) leader() *harness.Component {
 	e.t.Helper()
 	var found *harness.Component
 	e.eventually("a leader is elected", 30*time.Second, func() bool {
-		for _, m := range e.controllers {
-			text, err := metricsText(m)
-			if err != nil {
-				continue
-			}
-			if regexp.MustCompile(`(?m)^leader_election_master_status\{name="keywarden.dev"\} 1$`).MatchString(text) {
-				found = m
-				return true
-			}
-		}
-		return false
+		found = e.leaderNow()
+		return found != nil
 	})
 	return found
+}
+
+var leading = regexp.MustCompile(`(?m)^leader_election_master_status\{name="keywarden.dev"\} 1$`)
+
+// leaderNow returns the controller whose metrics say it leads, or nil.
+func (e *env) leaderNow() *harness.Component {
+	for _, m := range e.controllers {
+		if text, err := metricsText(m); err == nil && leading.MatchString(text) {
+			return m
+		}
+	}
+	return nil
 }
 
 // createKeys applies n APIKeys named prefix-0000... in the namespace.

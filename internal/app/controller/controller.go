@@ -26,6 +26,7 @@ import (
 	"keywarden.dev/keywarden/controllers"
 	"keywarden.dev/keywarden/internal/app/options"
 	"keywarden.dev/keywarden/internal/keymetrics"
+	"keywarden.dev/keywarden/internal/leasefence"
 	"keywarden.dev/keywarden/internal/seal"
 	"keywarden.dev/keywarden/internal/webhookcert"
 )
@@ -133,7 +134,7 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 		HealthProbeBindAddress:        o.ProbeAddress,
 		PprofBindAddress:              o.PprofAddress,
 		LeaderElection:                le.Enabled,
-		LeaderElectionID:              "keywarden.dev",
+		LeaderElectionID:              leaseName,
 		LeaderElectionNamespace:       le.Namespace,
 		LeaseDuration:                 &le.LeaseDuration,
 		RenewDeadline:                 &le.RenewDeadline,
@@ -145,6 +146,15 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 		// regained, in the same process.
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	}
+	var lease *leasefence.Lock
+	leaseEvents := &leaseEvents{}
+	if le.Enabled {
+		var err error
+		if lease, err = leaderLock(cfg, le, leaseEvents); err != nil {
+			return nil, err
+		}
+		mo.LeaderElectionResourceLockInterface = lease
+	}
 	if p.ManagerOptions != nil {
 		p.ManagerOptions(&mo)
 	}
@@ -152,8 +162,14 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	leaseEvents.set(mgr.GetEventRecorder("keywarden-leader-election"))
+	// The controllers write only while this replica certainly leads: one
+	// that wakes from a pause longer than its lease acts on a cache from
+	// before it, and must not write until it has stepped down.
+	writer := lease.Client(mgr.GetClient())
 	if err := (&controllers.APIKeyReconciler{
-		Client:                      mgr.GetClient(),
+		Client:                      writer,
+		Lease:                       lease,
 		APIReader:                   mgr.GetAPIReader(),
 		Recorder:                    mgr.GetEventRecorder("keywarden"),
 		Seals:                       p.Seals,
@@ -164,7 +180,7 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKey controller: %w", err)
 	}
-	if err := (&controllers.APIKeyClassReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.APIKeyClassReconciler{Client: writer}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKeyClass controller: %w", err)
 	}
 	if ks := p.KeyState; ks != nil {

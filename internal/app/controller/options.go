@@ -94,7 +94,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 	le := &o.LeaderElection
 	fs.BoolVar(&le.Enabled, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
-	fs.StringVar(&le.Namespace, "leader-election-namespace", "", "Namespace of the leader election lease; the controller's own namespace when empty (required outside a cluster).")
+	fs.StringVar(&le.Namespace, "leader-election-namespace", "", "Namespace of the leader election lease; the controller's own namespace when empty (POD_NAMESPACE, else the ServiceAccount's, else keywarden-system).")
 	fs.DurationVar(&le.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's lease lasts without renewal; a new leader takes over at most this long after the old one dies.")
 	fs.DurationVar(&le.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	fs.DurationVar(&le.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
