@@ -52,7 +52,7 @@ var _ = Describe("APIKey controller", func() {
 
 	It("issues a key into a Secret and records only its hash and prefix", func() {
 		k := newAPIKey(ns, "purge")
-		k.Spec.Lifetime = &metav1.Duration{Duration: 720 * time.Hour}
+		k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 720 * time.Hour}
 		k.Spec.SecretTemplate = &keywardenv1alpha1.SecretTemplate{
 			Labels:      map[string]keywardenv1alpha1.LabelValue{"team": "web"},
 			Annotations: map[string]string{"reloader.stakater.com/match": "true"},
@@ -219,7 +219,7 @@ var _ = Describe("APIKey controller", func() {
 		var active []*keywardenv1alpha1.APIKey
 		for i, lifetime := range []time.Duration{3 * time.Second, 4 * time.Second, 5 * time.Second} {
 			k := newAPIKey(ns, fmt.Sprintf("short-%d", i))
-			k.Spec.Lifetime = &metav1.Duration{Duration: lifetime}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: lifetime}
 			Expect(k8sClient.Create(ctx, k)).To(Succeed())
 			active = append(active, k)
 		}
@@ -760,7 +760,7 @@ var _ = Describe("APIKey controller", func() {
 		It("looks past the cache for the Secret when a key expires, and never again after", func() {
 			k := newAPIKey(ns, "expiring")
 			k.Labels = map[string]string{labelUnmanaged: "true"}
-			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 			Expect(k8sClient.Create(ctx, k)).To(Succeed())
 			_, err := reconcileOnce(r, k)
 			Expect(err).NotTo(HaveOccurred())

@@ -33,7 +33,7 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		ns = n.Name
 		c = newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
 			Roles:                 []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read"}}},
-			MaxLifetime:           &metav1.Duration{Duration: 720 * time.Hour},
+			MaxLifetime:           &keywardenv1alpha1.Duration{Duration: 720 * time.Hour},
 			MaxActiveKeysPerOwner: ptr.To[int32](2),
 		})
 		// The webhook reads classes from the manager's cache: wait until
@@ -89,7 +89,9 @@ var _ = Describe("The validating webhook, through the API server", func() {
 			fmt.Sprintf(`role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`, c.Name))
 		denied(k8sClient.Create(ctx, key("greedy", func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "logs:delete") })),
 			fmt.Sprintf(`scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`, c.Name))
-		denied(k8sClient.Create(ctx, key("forever", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: 8760 * time.Hour} })),
+		denied(k8sClient.Create(ctx, key("forever", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 8760 * time.Hour}
+		})),
 			fmt.Sprintf(`lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`, c.Name))
 		denied(k8sClient.Create(ctx, key("lost", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = "no-such-class" })),
 			`APIKeyClass "no-such-class" does not exist; the key is issued once it does`)

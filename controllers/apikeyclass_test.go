@@ -59,8 +59,8 @@ var _ = Describe("APIKeyClass policy", func() {
 		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
 			KeyPrefix:       "pdm_",
 			Roles:           []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read", "audit:read"}}},
-			DefaultLifetime: &metav1.Duration{Duration: 24 * time.Hour},
-			MaxLifetime:     &metav1.Duration{Duration: 48 * time.Hour},
+			DefaultLifetime: &keywardenv1alpha1.Duration{Duration: 24 * time.Hour},
+			MaxLifetime:     &keywardenv1alpha1.Duration{Duration: 48 * time.Hour},
 		})
 		k := newAPIKey(ns, "paradime")
 		k.Spec.ClassName, k.Spec.Role, k.Spec.Scopes = c.Name, "readonly", nil
@@ -79,10 +79,10 @@ var _ = Describe("APIKeyClass policy", func() {
 	It("warns once as a key enters its class's expiry warning, leaving it Ready, and not a key issued for less", func() {
 		// The window starts three seconds after issuance for a key of an
 		// hour: the pass that marks it is the one its wake-up asked for.
-		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{ExpiryWarning: &metav1.Duration{Duration: time.Hour - 3*time.Second}})
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{ExpiryWarning: &keywardenv1alpha1.Duration{Duration: time.Hour - 3*time.Second}})
 		long, short := newAPIKey(ns, "long"), newAPIKey(ns, "short")
-		long.Spec.ClassName, long.Spec.Lifetime = c.Name, &metav1.Duration{Duration: time.Hour}
-		short.Spec.ClassName, short.Spec.Lifetime = c.Name, &metav1.Duration{Duration: 30 * time.Minute}
+		long.Spec.ClassName, long.Spec.Lifetime = c.Name, &keywardenv1alpha1.Duration{Duration: time.Hour}
+		short.Spec.ClassName, short.Spec.Lifetime = c.Name, &keywardenv1alpha1.Duration{Duration: 30 * time.Minute}
 		Expect(k8sClient.Create(ctx, long)).To(Succeed())
 		Expect(k8sClient.Create(ctx, short)).To(Succeed())
 		issued := waitReady(ctx, long)
@@ -117,9 +117,9 @@ var _ = Describe("APIKeyClass policy", func() {
 		func(mutate func(*keywardenv1alpha1.APIKey), reason, message string) {
 			c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
 				Roles:       []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read"}}},
-				MaxLifetime: &metav1.Duration{Duration: 720 * time.Hour},
+				MaxLifetime: &keywardenv1alpha1.Duration{Duration: 720 * time.Hour},
 				Rotation: &keywardenv1alpha1.ClassRotation{
-					MaxEvery: &metav1.Duration{Duration: 720 * time.Hour}, MaxGracePeriod: &metav1.Duration{Duration: 48 * time.Hour},
+					MaxEvery: &keywardenv1alpha1.Duration{Duration: 720 * time.Hour}, MaxGracePeriod: &keywardenv1alpha1.Duration{Duration: 48 * time.Hour},
 				},
 			})
 			k := newAPIKey(ns, "refused")
@@ -137,16 +137,18 @@ var _ = Describe("APIKeyClass policy", func() {
 			"RoleNotAllowed", `role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`),
 		Entry("a scope the role may not grant", func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "logs:delete") },
 			"ScopeNotAllowed", `scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`),
-		Entry("a lifetime over the maximum", func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: 8760 * time.Hour} },
+		Entry("a lifetime over the maximum", func(k *keywardenv1alpha1.APIKey) {
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 8760 * time.Hour}
+		},
 			"LifetimeExceedsMax", `lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`),
 		Entry("a rotation less often than the class requires", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: 2160 * time.Hour}}
+			k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &keywardenv1alpha1.Duration{Duration: 2160 * time.Hour}}
 		}, "RotationRequired", `rotation every 2160h0m0s is less often than the 720h0m0s required by APIKeyClass %q`),
 		Entry("a grace period over the class's maximum", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 72 * time.Hour}}
+			k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &keywardenv1alpha1.Duration{Duration: 72 * time.Hour}}
 		}, "GracePeriodExceedsMax", `grace period 72h0m0s exceeds the maximum of 48h0m0s set by APIKeyClass %q`),
 		Entry("a rotation more often than the class allows (by default hourly)", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Minute}}
+			k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &keywardenv1alpha1.Duration{Duration: time.Minute}}
 		}, "RotationTooFrequent", `rotation every 1m0s is more often than the 1h0m0s allowed by APIKeyClass %q (rotation.minEvery)`),
 	)
 

@@ -36,7 +36,7 @@ var _ = Describe("The grant of an issued key", func() {
 				{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read", "metrics:read"}},
 				{Name: "standard", Scopes: []keywardenv1alpha1.Scope{"logs:read", "logs:write"}},
 			},
-			MaxLifetime:           &metav1.Duration{Duration: 24 * time.Hour},
+			MaxLifetime:           &keywardenv1alpha1.Duration{Duration: 24 * time.Hour},
 			MaxActiveKeysPerOwner: ptr.To[int32](1),
 		})
 	})
@@ -45,7 +45,7 @@ var _ = Describe("The grant of an issued key", func() {
 		k := newAPIKey(ns, name)
 		k.Spec.ClassName, k.Spec.Owner, k.Spec.Role = ro.Name, owner, "readonly"
 		k.Spec.Scopes = []keywardenv1alpha1.Scope{"logs:read"}
-		k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+		k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
 		return waitReady(ctx, k)
 	}
@@ -72,7 +72,7 @@ var _ = Describe("The grant of an issued key", func() {
 
 		// kubectl patch apikey widened -p '{"spec":{"role":"admin","scopes":["users:admin"],"lifetime":"87600h"}}'
 		patchSpec(k, func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Role, s.Scopes, s.Lifetime = "admin", []keywardenv1alpha1.Scope{"users:admin"}, &metav1.Duration{Duration: 87600 * time.Hour}
+			s.Role, s.Scopes, s.Lifetime = "admin", []keywardenv1alpha1.Scope{"users:admin"}, &keywardenv1alpha1.Duration{Duration: 87600 * time.Hour}
 		})
 		got := settled(k)
 		Expect(got.Status.Role).To(Equal("readonly"))
@@ -91,7 +91,7 @@ var _ = Describe("The grant of an issued key", func() {
 
 		By("withdrawing the change clears the refusal")
 		patchSpec(got, func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Role, s.Scopes, s.Lifetime = "readonly", []keywardenv1alpha1.Scope{"logs:read"}, &metav1.Duration{Duration: time.Hour}
+			s.Role, s.Scopes, s.Lifetime = "readonly", []keywardenv1alpha1.Scope{"logs:read"}, &keywardenv1alpha1.Duration{Duration: time.Hour}
 		})
 		Eventually(func() metav1.ConditionStatus { return condition(getKey(ctx, k), "Stalled").Status }, 10*time.Second).Should(BeEmpty())
 	})
@@ -113,7 +113,7 @@ var _ = Describe("The grant of an issued key", func() {
 		k := issue("shortened", "a@example.com")
 		issuedAt := k.Status.IssuedAt.Time
 		patchSpec(k, func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Role, s.Lifetime = "admin", &metav1.Duration{Duration: 10 * time.Minute}
+			s.Role, s.Lifetime = "admin", &keywardenv1alpha1.Duration{Duration: 10 * time.Minute}
 		})
 		got := settled(k)
 		Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", issuedAt.Add(10*time.Minute)))
@@ -122,7 +122,7 @@ var _ = Describe("The grant of an issued key", func() {
 
 		By("pushing it back within the maximum from issuance")
 		patchSpec(got, func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Role, s.Lifetime = "readonly", &metav1.Duration{Duration: 20 * time.Hour}
+			s.Role, s.Lifetime = "readonly", &keywardenv1alpha1.Duration{Duration: 20 * time.Hour}
 		})
 		Eventually(func() time.Time { return getKey(ctx, k).Status.ExpiresAt.Time }, 10*time.Second).Should(BeTemporally("==", issuedAt.Add(20*time.Hour)))
 
@@ -192,7 +192,7 @@ var _ = Describe("The grant of an issued key", func() {
 	Context("upgrading from a release that did not record grants", func() {
 		It("keeps a key it issued, records its grant from the spec, and issues no new key", func() {
 			k := newAPIKey(ns, "veteran")
-			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 			k, s, raw, expires := beforeGrants(ctx, k)
 
 			r := &APIKeyReconciler{Client: withOwnerIndex(k8sClient), APIReader: k8sClient, Recorder: discardRecorder{}, Clock: clock.RealClock{}, Seals: seals}

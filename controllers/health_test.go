@@ -245,9 +245,9 @@ var _ = Describe("Health in kstatus, Flux and Argo CD", func() {
 		keyWhen("issued, no longer fitting its changed class", grandfathered, keywardenv1alpha1.ConditionClassCompliant, metav1.ConditionFalse)
 
 		By("a key within its class's expiry warning")
-		warned := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{ExpiryWarning: &metav1.Duration{Duration: time.Hour - time.Second}})
+		warned := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{ExpiryWarning: &keywardenv1alpha1.Duration{Duration: time.Hour - time.Second}})
 		expiring := create("expiring", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.ClassName, k.Spec.Lifetime = warned.Name, &metav1.Duration{Duration: time.Hour}
+			k.Spec.ClassName, k.Spec.Lifetime = warned.Name, &keywardenv1alpha1.Duration{Duration: time.Hour}
 		})
 		keyWhen("issued, expiring within its class's warning", expiring, keywardenv1alpha1.ConditionExpiringSoon, metav1.ConditionTrue)
 

@@ -94,7 +94,7 @@ var _ = Describe("Metrics", func() {
 			return k
 		}
 		tracked := create("tracked", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.TrackLastUsed, k.Spec.Lifetime = true, &metav1.Duration{Duration: 24 * time.Hour}
+			k.Spec.TrackLastUsed, k.Spec.Lifetime = true, &keywardenv1alpha1.Duration{Duration: 24 * time.Hour}
 		})
 		used := create("used", func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = true })
 		waitReady(ctx, tracked)

@@ -70,7 +70,7 @@ var _ = Describe("Rotation", func() {
 
 	It("writes a new key into the same Secret on request, the previous one valid for its grace, and only once a request", func() {
 		k := newAPIKey(ns, "rotated")
-		k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: time.Hour}, Request: "created"}
+		k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &keywardenv1alpha1.Duration{Duration: time.Hour}, Request: "created"}
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
 		issued := waitReady(ctx, k)
 		Expect(issued.Status.Rotation.Request).To(Equal("created"), "the request a key is created with is handled at issuance")
@@ -167,7 +167,7 @@ var _ = Describe("Rotation", func() {
 
 	It("keeps a key to the rules of the class it was granted under when its spec names a missing class, and after that class is deleted", func() {
 		strict := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{Rotation: &keywardenv1alpha1.ClassRotation{
-			MaxGracePeriod: &metav1.Duration{Duration: time.Minute},
+			MaxGracePeriod: &keywardenv1alpha1.Duration{Duration: time.Minute},
 		}})
 		k := newAPIKey(ns, "strict")
 		k.Spec.ClassName = strict.Name

@@ -44,6 +44,10 @@ func scopes(n int) []any {
 	return out
 }
 
+// durationPattern is the pattern the CRDs give every duration, as the
+// API server quotes it.
+const durationPattern = `'^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|[1-9][0-9]{0,4}d|[1-9][0-9]{0,3}w)$'`
+
 var _ = Describe("APIKey validation by the API server", func() {
 	var (
 		ctx context.Context
@@ -56,6 +60,28 @@ var _ = Describe("APIKey validation by the API server", func() {
 
 	It("accepts the valid manifest the table starts from", func() {
 		Expect(k8sClient.Create(ctx, manifest(ns))).To(Succeed())
+	})
+
+	It("keeps durations in days and weeks as written, and counts a day as 24 hours", func() {
+		u := manifest(ns)
+		u.SetLabels(nil) // issued by the suite's controller
+		spec(u)["lifetime"] = "30d"
+		spec(u)["rotation"] = map[string]any{"every": "2w", "gracePeriod": "1d"}
+		Expect(k8sClient.Create(ctx, u, client.FieldValidation("Strict"))).To(Succeed())
+		k := waitReady(ctx, &keywardenv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: u.GetName()}})
+		Expect(k.Status.ExpiresAt.Sub(k.Status.IssuedAt.Time)).To(Equal(30 * 24 * time.Hour))
+		Expect(k.Spec.Rotation.Every.Duration).To(Equal(14 * 24 * time.Hour))
+		// Written back by the controller (its finalizer) and read as the
+		// API server stores it: what was applied, so a GitOps tool sees no
+		// drift.
+		Expect(k.Finalizers).To(ContainElement(keywardenv1alpha1.Finalizer))
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(u.GroupVersionKind())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
+		for path, want := range map[string]string{"lifetime": "30d", "rotation.every": "2w", "rotation.gracePeriod": "1d"} {
+			v, _, _ := unstructured.NestedString(got.Object, append([]string{"spec"}, strings.Split(path, ".")...)...)
+			Expect(v).To(Equal(want), "spec.%s", path)
+		}
 	})
 
 	DescribeTable("refuses a bad manifest at create with the exact error",
@@ -99,8 +125,20 @@ var _ = Describe("APIKey validation by the API server", func() {
 			`spec.lifetime: Invalid value: "30 days": spec.lifetime in body should match`),
 		Entry("rotation more often than every minute", func(s map[string]any) { s["rotation"] = map[string]any{"every": "30s"} },
 			`spec.rotation.every: Invalid value: "30s": rotation.every must be at least 1m`),
-		Entry("a grace period in days", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "1d"} },
-			`spec.rotation.gracePeriod: Invalid value: "1d": spec.rotation.gracePeriod in body should match`),
+		Entry("a lifetime in part days", func(s map[string]any) { s["lifetime"] = "1.5d" },
+			`spec.lifetime: Invalid value: "1.5d": spec.lifetime in body should match `+durationPattern),
+		Entry("a lifetime of zero days", func(s map[string]any) { s["lifetime"] = "0d" },
+			`spec.lifetime: Invalid value: "0d": spec.lifetime in body should match`),
+		Entry("a lifetime of days and hours together", func(s map[string]any) { s["lifetime"] = "1d12h" },
+			`spec.lifetime: Invalid value: "1d12h": spec.lifetime in body should match`),
+		Entry("a lifetime in months", func(s map[string]any) { s["lifetime"] = "3mo" },
+			`spec.lifetime: Invalid value: "3mo": spec.lifetime in body should match`),
+		Entry("more days than a Go duration holds", func(s map[string]any) { s["lifetime"] = "200000d" },
+			`spec.lifetime: Invalid value: "200000d": spec.lifetime in body should match`),
+		Entry("a grace period over ten years, in days", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "3651d"} },
+			`spec.rotation.gracePeriod: Invalid value: "3651d": gracePeriod must be at most 87600h (ten years)`),
+		Entry("a grace period over ten years, in weeks", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "522w"} },
+			`spec.rotation.gracePeriod: Invalid value: "522w": gracePeriod must be at most 87600h (ten years)`),
 		Entry("a grace period over ten years", func(s map[string]any) { s["rotation"] = map[string]any{"gracePeriod": "87601h"} },
 			`spec.rotation.gracePeriod: Invalid value: "87601h": gracePeriod must be at most 87600h (ten years)`),
 		// Past what Go's durations hold, no client could decode the object:
@@ -282,8 +320,18 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 			`spec.rotation.maxGracePeriod: Invalid value`),
 		Entry("an expiry warning over ten years", map[string]any{"expiryWarning": "87601h"},
 			`spec.expiryWarning: Invalid value: "87601h": expiryWarning must be at most 87600h (ten years)`),
-		Entry("an expiry warning in days", map[string]any{"expiryWarning": "7d"},
-			`spec.expiryWarning: Invalid value: "7d": spec.expiryWarning in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`),
+		Entry("an expiry warning in part days", map[string]any{"expiryWarning": "0.5d"},
+			`spec.expiryWarning: Invalid value: "0.5d": spec.expiryWarning in body should match `+durationPattern),
+		Entry("a default lifetime in days over a maximum in weeks", map[string]any{"defaultLifetime": "60d", "maxLifetime": "8w"},
+			`spec.defaultLifetime: Invalid value: defaultLifetime may not exceed maxLifetime`),
+		Entry("a default lifetime in hours over a maximum in days", map[string]any{"defaultLifetime": "721h", "maxLifetime": "30d"},
+			`spec.defaultLifetime: Invalid value: defaultLifetime may not exceed maxLifetime`),
+		Entry("a rotation schedule in weeks over its maximum in days", map[string]any{"rotation": map[string]any{"every": "2w", "maxEvery": "13d"}},
+			`spec.rotation.every: Invalid value: rotation.every may not exceed rotation.maxEvery`),
+		Entry("a minimum rotation schedule over ten years, in weeks", map[string]any{"rotation": map[string]any{"minEvery": "522w"}},
+			`spec.rotation.minEvery: Invalid value: "522w": rotation.minEvery must be between 1m and 87600h`),
+		Entry("an expiry warning over ten years, in days", map[string]any{"expiryWarning": "3651d"},
+			`spec.expiryWarning: Invalid value: "3651d": expiryWarning must be at most 87600h (ten years)`),
 		Entry("a limit of zero keys", map[string]any{"maxActiveKeysPerOwner": 0},
 			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
 		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},

@@ -58,15 +58,12 @@ type APIKeySpec struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// lifetime is how long the key is valid after it is issued, as a Go
-	// duration such as 720h. It must be positive, and is mutually exclusive
-	// with expiresAt.
+	// lifetime is how long the key is valid after it is issued: whole days
+	// or weeks (30d, 2w) or a Go duration (720h). It must be positive, and
+	// is mutually exclusive with expiresAt.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="lifetime must be positive"
-	Lifetime *metav1.Duration `json:"lifetime,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) > duration('0s')",message="lifetime must be positive"
+	Lifetime *Duration `json:"lifetime,omitempty"`
 
 	// revoked revokes the key: the verifier rejects it and its Secret is
 	// deleted. Revocation is irreversible: once true, it cannot be set back
@@ -117,23 +114,17 @@ const DefaultGracePeriod = 24 * time.Hour
 // stays valid.
 type Rotation struct {
 	// every rotates the key on a schedule, this long after its issuance or
-	// its last rotation, as a Go duration such as 720h (at least 1m).
+	// its last rotation, such as 30d or 720h (at least 1m).
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
-	Every *metav1.Duration `json:"every,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
+	Every *Duration `json:"every,omitempty"`
 
 	// gracePeriod is how long the previous key stays valid after a
-	// rotation (never past the key's expiry), as a Go duration; 0s for
+	// rotation (never past the key's expiry), such as 1d or 12h; 0s for
 	// none. Defaults to 24h.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="gracePeriod must be at most 87600h (ten years)"
-	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="(self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="gracePeriod must be at most 87600h (ten years)"
+	GracePeriod *Duration `json:"gracePeriod,omitempty"`
 
 	// request asks for one rotation each time it changes: set it to a new
 	// value (a date, a ticket, a CI run) to rotate the key once. Applying
@@ -395,9 +386,11 @@ type APIKeyStatus struct {
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.role`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Created",type=string,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Revoked",type=string,JSONPath=`.status.revokedAt`,priority=1
 // +kubebuilder:printcolumn:name="Description",type=string,JSONPath=`.spec.description`,priority=1
 type APIKey struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -28,7 +28,7 @@ const DefaultMinRotationEvery = time.Hour
 
 // APIKeyClassSpec is the policy for the keys of a class.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.defaultLifetime) || !has(self.maxLifetime) || duration(self.defaultLifetime) <= duration(self.maxLifetime)",message="defaultLifetime may not exceed maxLifetime",fieldPath=".defaultLifetime"
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultLifetime) || !has(self.maxLifetime) || (self.defaultLifetime.endsWith('d') ? int(self.defaultLifetime.substring(0, self.defaultLifetime.size() - 1)) * 86400 : self.defaultLifetime.endsWith('w') ? int(self.defaultLifetime.substring(0, self.defaultLifetime.size() - 1)) * 604800 : duration(self.defaultLifetime).getSeconds()) <= (self.maxLifetime.endsWith('d') ? int(self.maxLifetime.substring(0, self.maxLifetime.size() - 1)) * 86400 : self.maxLifetime.endsWith('w') ? int(self.maxLifetime.substring(0, self.maxLifetime.size() - 1)) * 604800 : duration(self.maxLifetime).getSeconds())",message="defaultLifetime may not exceed maxLifetime",fieldPath=".defaultLifetime"
 type APIKeyClassSpec struct {
 	// keyPrefix is what the keys of this class start with: 2 to 12
 	// characters of [a-z0-9] ending in '_', such as pdm_. Defaults to kw_.
@@ -47,37 +47,28 @@ type APIKeyClassSpec struct {
 	Roles []ClassRole `json:"roles,omitempty"`
 
 	// defaultLifetime is the lifetime of keys that set neither expiresAt
-	// nor lifetime, as a Go duration such as 720h.
+	// nor lifetime, such as 30d or 720h.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="defaultLifetime must be positive"
-	DefaultLifetime *metav1.Duration `json:"defaultLifetime,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) > duration('0s')",message="defaultLifetime must be positive"
+	DefaultLifetime *Duration `json:"defaultLifetime,omitempty"`
 
 	// maxLifetime caps the lifetime of keys: a key whose lifetime, or
 	// whose expiresAt measured from its issuance, exceeds it is not issued.
 	// Keys that set no expiry get this lifetime when there is no
 	// defaultLifetime.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLifetime must be positive"
-	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) > duration('0s')",message="maxLifetime must be positive"
+	MaxLifetime *Duration `json:"maxLifetime,omitempty"`
 
 	// expiryWarning is how long before a key's expiry the key is marked
 	// ExpiringSoon (a condition that leaves Ready as it is) and one Warning
-	// Event, KeyExpiringSoon, is emitted, as a Go duration such as 72h.
+	// Event, KeyExpiringSoon, is emitted, such as 3d or 72h.
 	// Defaults to 168h (7 days); 0s turns the warning off. A key issued
 	// for no longer than this is not warned: it was meant to be
 	// short-lived.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="expiryWarning must be at most 87600h (ten years)"
-	ExpiryWarning *metav1.Duration `json:"expiryWarning,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="(self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="expiryWarning must be at most 87600h (ten years)"
+	ExpiryWarning *Duration `json:"expiryWarning,omitempty"`
 
 	// rotation sets how the keys of this class rotate: a schedule and a
 	// grace period for keys that set none, and bounds on both.
@@ -106,64 +97,49 @@ type APIKeyClassSpec struct {
 
 // ClassRotation is a class's rules for rotation.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.every) || !has(self.maxEvery) || duration(self.every) <= duration(self.maxEvery)",message="rotation.every may not exceed rotation.maxEvery",fieldPath=".every"
-// +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || !has(self.maxGracePeriod) || duration(self.gracePeriod) <= duration(self.maxGracePeriod)",message="rotation.gracePeriod may not exceed rotation.maxGracePeriod",fieldPath=".gracePeriod"
-// +kubebuilder:validation:XValidation:rule="!has(self.minEvery) || !has(self.every) || duration(self.minEvery) <= duration(self.every)",message="rotation.every may not be shorter than rotation.minEvery",fieldPath=".every"
-// +kubebuilder:validation:XValidation:rule="!has(self.minEvery) || !has(self.maxEvery) || duration(self.minEvery) <= duration(self.maxEvery)",message="rotation.maxEvery may not be shorter than rotation.minEvery",fieldPath=".maxEvery"
+// +kubebuilder:validation:XValidation:rule="!has(self.every) || !has(self.maxEvery) || (self.every.endsWith('d') ? int(self.every.substring(0, self.every.size() - 1)) * 86400 : self.every.endsWith('w') ? int(self.every.substring(0, self.every.size() - 1)) * 604800 : duration(self.every).getSeconds()) <= (self.maxEvery.endsWith('d') ? int(self.maxEvery.substring(0, self.maxEvery.size() - 1)) * 86400 : self.maxEvery.endsWith('w') ? int(self.maxEvery.substring(0, self.maxEvery.size() - 1)) * 604800 : duration(self.maxEvery).getSeconds())",message="rotation.every may not exceed rotation.maxEvery",fieldPath=".every"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || !has(self.maxGracePeriod) || (self.gracePeriod.endsWith('d') ? int(self.gracePeriod.substring(0, self.gracePeriod.size() - 1)) * 86400 : self.gracePeriod.endsWith('w') ? int(self.gracePeriod.substring(0, self.gracePeriod.size() - 1)) * 604800 : duration(self.gracePeriod).getSeconds()) <= (self.maxGracePeriod.endsWith('d') ? int(self.maxGracePeriod.substring(0, self.maxGracePeriod.size() - 1)) * 86400 : self.maxGracePeriod.endsWith('w') ? int(self.maxGracePeriod.substring(0, self.maxGracePeriod.size() - 1)) * 604800 : duration(self.maxGracePeriod).getSeconds())",message="rotation.gracePeriod may not exceed rotation.maxGracePeriod",fieldPath=".gracePeriod"
+// +kubebuilder:validation:XValidation:rule="!has(self.minEvery) || !has(self.every) || (self.minEvery.endsWith('d') ? int(self.minEvery.substring(0, self.minEvery.size() - 1)) * 86400 : self.minEvery.endsWith('w') ? int(self.minEvery.substring(0, self.minEvery.size() - 1)) * 604800 : duration(self.minEvery).getSeconds()) <= (self.every.endsWith('d') ? int(self.every.substring(0, self.every.size() - 1)) * 86400 : self.every.endsWith('w') ? int(self.every.substring(0, self.every.size() - 1)) * 604800 : duration(self.every).getSeconds())",message="rotation.every may not be shorter than rotation.minEvery",fieldPath=".every"
+// +kubebuilder:validation:XValidation:rule="!has(self.minEvery) || !has(self.maxEvery) || (self.minEvery.endsWith('d') ? int(self.minEvery.substring(0, self.minEvery.size() - 1)) * 86400 : self.minEvery.endsWith('w') ? int(self.minEvery.substring(0, self.minEvery.size() - 1)) * 604800 : duration(self.minEvery).getSeconds()) <= (self.maxEvery.endsWith('d') ? int(self.maxEvery.substring(0, self.maxEvery.size() - 1)) * 86400 : self.maxEvery.endsWith('w') ? int(self.maxEvery.substring(0, self.maxEvery.size() - 1)) * 604800 : duration(self.maxEvery).getSeconds())",message="rotation.maxEvery may not be shorter than rotation.minEvery",fieldPath=".maxEvery"
 type ClassRotation struct {
-	// every is the rotation schedule of keys that set none, as a Go
-	// duration such as 720h (at least 1m).
+	// every is the rotation schedule of keys that set none, such as 30d
+	// or 720h (at least 1m).
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
-	Every *metav1.Duration `json:"every,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
+	Every *Duration `json:"every,omitempty"`
 
 	// maxEvery requires rotation: a key of the class must rotate at least
 	// this often. A new key whose schedule is longer is not issued
 	// (Stalled, RotationRequired); a key that sets no schedule gets every,
 	// or else this one.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.maxEvery must be at least 1m"
-	MaxEvery *metav1.Duration `json:"maxEvery,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) >= duration('1m')",message="rotation.maxEvery must be at least 1m"
+	MaxEvery *Duration `json:"maxEvery,omitempty"`
 
-	// minEvery is the shortest schedule a key of the class may have, as a
-	// Go duration (at least 1m): each rotation costs the controller a
+	// minEvery is the shortest schedule a key of the class may have (at
+	// least 1m): each rotation costs the controller a
 	// Secret write, a status write and an Event, and keys rotating every
 	// minute by the thousand would starve everything else. A new key whose
 	// schedule is shorter is not issued (Stalled, RotationTooFrequent); an
 	// issued key's is held to it. Defaults to 1h, or to every or maxEvery
 	// when the class sets one shorter.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('87600h')",message="rotation.minEvery must be between 1m and 87600h"
-	MinEvery *metav1.Duration `json:"minEvery,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="(self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) >= 60 && (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="rotation.minEvery must be between 1m and 87600h"
+	MinEvery *Duration `json:"minEvery,omitempty"`
 
 	// gracePeriod is the grace period of keys that set none. Defaults to
 	// 24h.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="gracePeriod must be at most 87600h (ten years)"
-	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="(self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="gracePeriod must be at most 87600h (ten years)"
+	GracePeriod *Duration `json:"gracePeriod,omitempty"`
 
 	// maxGracePeriod bounds the grace period: a new key that asks for a
 	// longer one is not issued (Stalled, GracePeriodExceedsMax), and an
 	// issued key's previous keys are never valid longer than this after a
 	// rotation.
 	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('87600h')",message="maxGracePeriod must be at most 87600h (ten years)"
-	MaxGracePeriod *metav1.Duration `json:"maxGracePeriod,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="(self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="maxGracePeriod must be at most 87600h (ten years)"
+	MaxGracePeriod *Duration `json:"maxGracePeriod,omitempty"`
 
 	// revokeOnReuse revokes a key when one of its rotated-out keys is used
 	// after its grace period (GitLab's reuse detection): whoever presents
@@ -184,6 +160,14 @@ type ClassRole struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`
 	Name string `json:"name"`
+
+	// displayName is how lists and forms present the role to people, such
+	// as ADMIN or "Read-only API key"; the name when unset. Keys and the
+	// verifier's answers keep the name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=50
+	DisplayName string `json:"displayName,omitempty"`
 
 	// scopes the role may grant. A key of this role may ask for any subset;
 	// a key that asks for none gets all of them.

@@ -89,11 +89,11 @@ func (o createOptions) manifest(ns, name string) (*keywardenv1alpha1.APIKey, err
 		return nil, errors.New("--lifetime and --expires-at are mutually exclusive: give at most one")
 	}
 	if o.lifetime != "" {
-		d, err := keyview.ParseDuration(o.lifetime)
+		d, err := keyview.Lifetime(o.lifetime)
 		if err != nil {
 			return nil, fmt.Errorf("--lifetime: %w", err)
 		}
-		k.Spec.Lifetime = &metav1.Duration{Duration: d}
+		k.Spec.Lifetime = d
 	}
 	if o.expiresAt != "" {
 		t, err := time.Parse(time.RFC3339, o.expiresAt)

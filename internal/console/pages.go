@@ -25,9 +25,16 @@ func parsePages() (map[string]*template.Template, error) {
 		"lastUsed": func(k *keywardenv1alpha1.APIKey) string { return keyview.LastUsed(k) },
 		"owner":    func(k *keywardenv1alpha1.APIKey) string { return k.GrantedOwner() },
 		"role":     func(k *keywardenv1alpha1.APIKey) string { return k.GrantedRole() },
-		"class":    func(k *keywardenv1alpha1.APIKey) string { return k.GrantedClass() },
-		"scopes":   func(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope { return keyview.Scopes(k) },
-		"when":     func(t metav1.Time) string { return t.Local().Format(keyview.TimeFormat) },
+		// The role as its class presents it to people.
+		"roleOf": func(n keyview.RoleNames, k *keywardenv1alpha1.APIKey) string { return n.Of(k) },
+		"hasExpired": func(now time.Time, k *keywardenv1alpha1.APIKey) string {
+			return yesNo(keyview.HasExpired(k, now))
+		},
+		"revoked": func(k *keywardenv1alpha1.APIKey) string { return yesNo(keyview.Revoked(k)) },
+		"class":   func(k *keywardenv1alpha1.APIKey) string { return k.GrantedClass() },
+		"scopes":  func(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope { return keyview.Scopes(k) },
+		"when":    func(t metav1.Time) string { return t.Local().Format(keyview.TimeFormat) },
+		"days":    func(d *keywardenv1alpha1.Duration) string { return keyview.Days(d.Duration) },
 		"whenp": func(t *metav1.Time) string {
 			if t == nil {
 				return "-"
@@ -100,11 +107,29 @@ func (s *Server) keys(w http.ResponseWriter, r *request) {
 		s.apiError(w, r, keyops.Explain(err, "list", "apikeys.keywarden.dev", ns))
 		return
 	}
-	shown := keyview.Select(list.Items, filter, s.now())
+	now := s.now()
+	shown := keyview.Select(list.Items, filter, now)
 	s.render(w, r.Request, http.StatusOK, "keys", page(r, map[string]any{
 		"Keys": shown, "All": ns == "", "Search": filter.Search, "Phase": q.Get("phase"), "Owner": filter.Owner, "Role": filter.Role,
-		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items),
+		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items), "Now": now, "Roles": roleNames(r),
 	}))
+}
+
+// roleNames reads how the classes present their roles, when the person
+// may list classes; otherwise roles are shown by name.
+func roleNames(r *request) keyview.RoleNames {
+	var classes keywardenv1alpha1.APIKeyClassList
+	if err := r.client.List(r.Context(), &classes); err != nil {
+		return nil
+	}
+	return keyview.RoleNamesOf(classes.Items)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "Yes"
+	}
+	return "No"
 }
 
 // key is one key's page: its grant with the class's scope descriptions,
@@ -124,8 +149,14 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 	for _, sc := range keyview.Scopes(k) {
 		scopes = append(scopes, scope{string(sc), descriptions[sc]})
 	}
+	role := k.GrantedRole()
+	if d.Class != nil {
+		if n := keyview.RoleNamesOf([]keywardenv1alpha1.APIKeyClass{*d.Class}).Name(d.Class.Name, role); n != role {
+			role = n + " (" + role + ")"
+		}
+	}
 	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
-		"Key": k, "Scopes": scopes, "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
+		"Key": k, "Scopes": scopes, "Role": role, "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
 		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
 	}))
 }
@@ -195,20 +226,20 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 	k.Spec.SecretName = strings.TrimSpace(f.Get("secretName"))
 	durations := []struct {
 		field, label string
-		set          func(*metav1.Duration)
+		set          func(*keywardenv1alpha1.Duration)
 	}{
-		{"lifetime", "Lifetime", func(d *metav1.Duration) { k.Spec.Lifetime = d }},
-		{"rotateEvery", "Rotate every", func(d *metav1.Duration) { rotation(k).Every = d }},
-		{"gracePeriod", "Grace period", func(d *metav1.Duration) { rotation(k).GracePeriod = d }},
+		{"lifetime", "Lifetime", func(d *keywardenv1alpha1.Duration) { k.Spec.Lifetime = d }},
+		{"rotateEvery", "Rotate every", func(d *keywardenv1alpha1.Duration) { rotation(k).Every = d }},
+		{"gracePeriod", "Grace period", func(d *keywardenv1alpha1.Duration) { rotation(k).GracePeriod = d }},
 	}
 	for _, field := range durations {
 		if v := strings.TrimSpace(f.Get(field.field)); v != "" {
-			d, err := keyview.ParseDuration(v)
+			d, err := keyview.Lifetime(v)
 			if err != nil {
 				retry(http.StatusBadRequest, field.label+": "+err.Error())
 				return
 			}
-			field.set(&metav1.Duration{Duration: d})
+			field.set(d)
 		}
 	}
 	if v := strings.TrimSpace(f.Get("expiresAt")); v != "" {

@@ -18,30 +18,49 @@ import (
 // TimeFormat is how times are shown: to the minute, in the local zone.
 const TimeFormat = "2006-01-02 15:04"
 
-// ParseDuration reads a duration as a person writes it: a Go duration
-// (90m, 720h), or days with an optional Go duration after them (30d, 1d12h).
-// It must be positive.
+// UseFormat is how a key's last use is shown: to the second, in the local
+// zone.
+const UseFormat = "2006-01-02 15:04:05"
+
+// ParseDuration reads a duration as a person writes it: days or weeks
+// (30d, 2w), a Go duration (90m, 720h), or days with a Go duration after
+// them (1d12h). It must be positive.
 func ParseDuration(s string) (time.Duration, error) {
-	days, rest := 0, s
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.Atoi(s[:i])
-		if err != nil || n < 0 || n > 100*366 {
-			return 0, fmt.Errorf("%q is not a duration: use days (30d), hours (12h) or minutes (90m)", s)
-		}
-		days, rest = n, s[i+1:]
+	d, err := Lifetime(s)
+	if err != nil {
+		return 0, err
 	}
-	var d time.Duration
-	if rest != "" {
-		var err error
-		if d, err = time.ParseDuration(rest); err != nil || d < 0 {
-			return 0, fmt.Errorf("%q is not a duration: use days (30d), hours (12h) or minutes (90m)", s)
+	return d.Duration, nil
+}
+
+// Lifetime reads a duration as ParseDuration does, for a field of an
+// APIKey: kept as written when the API accepts it so (30d, 2w, 720h), so
+// that the APIKey shows what was typed.
+func Lifetime(s string) (*keywardenv1alpha1.Duration, error) {
+	bad := fmt.Errorf("%q is not a duration: use days (30d), weeks (2w), hours (12h) or minutes (90m)", s)
+	if d, err := keywardenv1alpha1.ParseDuration(s); err == nil {
+		if d.Duration <= 0 {
+			return nil, fmt.Errorf("%q is not a positive duration", s)
 		}
+		return &d, nil
 	}
-	d += time.Duration(days) * 24 * time.Hour
+	i := strings.IndexByte(s, 'd')
+	if i < 0 {
+		return nil, bad
+	}
+	days, err := strconv.Atoi(s[:i])
+	if err != nil || days < 0 || days > 100*366 {
+		return nil, bad
+	}
+	rest, err := time.ParseDuration(s[i+1:])
+	if err != nil || rest < 0 {
+		return nil, bad
+	}
+	d := time.Duration(days)*keywardenv1alpha1.Day + rest
 	if d <= 0 {
-		return 0, fmt.Errorf("%q is not a positive duration", s)
+		return nil, fmt.Errorf("%q is not a positive duration", s)
 	}
-	return d, nil
+	return keywardenv1alpha1.DurationOf(d), nil
 }
 
 // Phases are the phases a key can be in, as --phase accepts them.
@@ -138,7 +157,62 @@ func LastUsed(k *keywardenv1alpha1.APIKey) string {
 	case k.Status.LastUsedAt == nil:
 		return "Never"
 	}
-	return k.Status.LastUsedAt.Local().Format(TimeFormat)
+	return k.Status.LastUsedAt.Local().Format(UseFormat)
+}
+
+// HasExpired tells whether the key has expired by now: its phase says so,
+// or its expiry has passed (before the controller has marked it).
+func HasExpired(k *keywardenv1alpha1.APIKey, now time.Time) bool {
+	return k.Status.Phase == keywardenv1alpha1.PhaseExpired || k.Status.ExpiresAt != nil && !now.Before(k.Status.ExpiresAt.Time)
+}
+
+// Revoked tells whether the key is revoked, or asked to be: by its spec,
+// by a leak report or a reused rotated key (status), or as its phase says.
+func Revoked(k *keywardenv1alpha1.APIKey) bool {
+	return k.Spec.Revoked || k.Status.Revocation != nil || k.Status.RevokedAt != nil || k.Status.Phase == keywardenv1alpha1.PhaseRevoked
+}
+
+// NameAndDescription is the display name and, after it, the description.
+func NameAndDescription(k *keywardenv1alpha1.APIKey) string {
+	if k.Spec.Description == "" {
+		return k.Spec.DisplayName
+	}
+	return k.Spec.DisplayName + ": " + k.Spec.Description
+}
+
+// RoleNames are the names classes give their roles for people: by class,
+// then by role.
+type RoleNames map[string]map[string]string
+
+// RoleNamesOf reads the display names of the classes' roles.
+func RoleNamesOf(classes []keywardenv1alpha1.APIKeyClass) RoleNames {
+	out := RoleNames{}
+	for i := range classes {
+		c := &classes[i]
+		for _, r := range c.Spec.Roles {
+			if r.DisplayName == "" {
+				continue
+			}
+			if out[c.Name] == nil {
+				out[c.Name] = map[string]string{}
+			}
+			out[c.Name][r.Name] = r.DisplayName
+		}
+	}
+	return out
+}
+
+// Of is the key's granted role as its class presents it, or its name.
+func (n RoleNames) Of(k *keywardenv1alpha1.APIKey) string {
+	return n.Name(k.GrantedClass(), k.GrantedRole())
+}
+
+// Name is the role as the class presents it, or its name.
+func (n RoleNames) Name(class, role string) string {
+	if d := n[class][role]; d != "" && role != "" {
+		return d
+	}
+	return role
 }
 
 // Days writes a duration in days when it is whole days, else as Go does.

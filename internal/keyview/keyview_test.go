@@ -48,10 +48,17 @@ func key(name string, age time.Duration, mutate ...func(*keywardenv1alpha1.APIKe
 
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{
-		"30d": 30 * day, "1d12h": 36 * time.Hour, "720h": 720 * time.Hour, "90m": 90 * time.Minute, "0d1s": time.Second,
+		"30d": 30 * day, "2w": 14 * day, "1d12h": 36 * time.Hour, "720h": 720 * time.Hour, "90m": 90 * time.Minute, "0d1s": time.Second,
 	} {
 		if got, err := ParseDuration(in); err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	// For an APIKey's field: kept as typed when the API takes it so,
+	// otherwise in the API's terms.
+	for in, want := range map[string]string{"30d": "30d", "2w": "2w", "720h": "720h", "1d12h": "36h0m0s", "1d24h": "2d"} {
+		if got, err := Lifetime(in); err != nil || got.String() != want {
+			t.Errorf("Lifetime(%q) = %v, %v; want %s", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "0d", "0s", "d", "-1d", "1.5d", "30", "30days", "1d-2h", "99999999d", "1dd"} {
@@ -77,13 +84,13 @@ func TestColumns(t *testing.T) {
 		status, expires, lastUsed string
 	}{
 		{"active, never used", key("a", day), "Active", "2026-12-31 12:00", "Never"},
-		{"used", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.LastUsedAt = at(-time.Hour) }), "Active", "2026-12-31 12:00", "2026-12-02 11:00"},
+		{"used", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.LastUsedAt = at(-time.Hour) }), "Active", "2026-12-31 12:00", "2026-12-02 11:00:00"},
 		{"untracked", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = false }), "Active", "2026-12-31 12:00", "untracked"},
 		{"never expires", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = nil }), "Active", "never", "Never"},
 		{"pending, no status", key("a", 0, func(k *keywardenv1alpha1.APIKey) { k.Status = keywardenv1alpha1.APIKeyStatus{} }), "Pending", "-", "Never"},
 		{"pending with a lifetime", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
 			k.Status = keywardenv1alpha1.APIKeyStatus{}
-			k.Spec.Lifetime = &metav1.Duration{Duration: 30 * day}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 30 * day}
 		}), "Pending", "30d after issuance", "Never"},
 		{"pending with a date", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
 			k.Status = keywardenv1alpha1.APIKeyStatus{}
@@ -115,6 +122,36 @@ func TestColumns(t *testing.T) {
 		}
 		if got := LastUsed(&k); got != tt.lastUsed {
 			t.Errorf("%s: last used %q, want %q", tt.name, got, tt.lastUsed)
+		}
+	}
+}
+
+func TestExpiredAndRevoked(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		key              keywardenv1alpha1.APIKey
+		expired, revoked bool
+	}{
+		{"active", key("a", day), false, false},
+		{"never expires", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = nil }), false, false},
+		{"expiry passed, not yet marked", key("a", 40*day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = at(-time.Second) }), true, false},
+		{"expiry now", key("a", 40*day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = at(0) }), true, false},
+		{"marked expired", key("a", 40*day, func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseExpired }), true, false},
+		{"revoked by its spec, not yet marked", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Spec.Revoked = true }), false, true},
+		{"reported", key("a", day, func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: "KeyReported", At: *at(0)}
+		}), false, true},
+		{"marked revoked", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.Phase = keywardenv1alpha1.PhaseRevoked }), false, true},
+		{"revoked after its expiry", key("a", 40*day, func(k *keywardenv1alpha1.APIKey) {
+			k.Status.Phase, k.Spec.Revoked = keywardenv1alpha1.PhaseRevoked, true
+			k.Status.ExpiresAt = at(-day)
+		}), true, true},
+	} {
+		if got := HasExpired(&tc.key, now); got != tc.expired {
+			t.Errorf("%s: HasExpired = %v, want %v", tc.name, got, tc.expired)
+		}
+		if got := Revoked(&tc.key); got != tc.revoked {
+			t.Errorf("%s: Revoked = %v, want %v", tc.name, got, tc.revoked)
 		}
 	}
 }
@@ -197,12 +234,19 @@ func TestCleanAttack(t *testing.T) {
 		k.Spec.Description = "\x1b]8;;http://evil\x07link"
 		k.Status.Conditions[0].Message = "msg\x1b[1A"
 	})
+	// A class's name for a role is text too.
+	class := keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: keywardenv1alpha1.APIKeyClassSpec{
+		Roles: []keywardenv1alpha1.ClassRole{{Name: k.Spec.Role, DisplayName: "ADMIN\x1b[2K\nforged-row"}}}}
+	k.Status.ClassName = "c"
 	var b bytes.Buffer
-	if err := Table(&b, []keywardenv1alpha1.APIKey{k}, TableOptions{Wide: true}); err != nil {
+	if err := Table(&b, []keywardenv1alpha1.APIKey{k}, TableOptions{Wide: true, Roles: RoleNamesOf([]keywardenv1alpha1.APIKeyClass{class})}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Show(&b, Details{Key: &k}, now); err != nil {
+	if err := Show(&b, Details{Key: &k, Class: &class}, now); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Count(b.String(), `ADMIN\x1b[2K\nforged-row`) != 2 {
+		t.Errorf("the class's name for the role is not shown, escaped, in the list and in show:\n%s", b.String())
 	}
 	if strings.ContainsAny(b.String(), "\x1b\x07") || strings.Contains(b.String(), "\nforged-row") {
 		t.Errorf("control characters reached the output:\n%q", b.String())
@@ -255,6 +299,11 @@ func fleet() []keywardenv1alpha1.APIKey {
 			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseRefused, Conditions: []metav1.Condition{
 				cond(keywardenv1alpha1.ConditionReconciling, metav1.ConditionTrue, keywardenv1alpha1.ReasonActiveKeyLimit)}}
 		}),
+		key("past-expiry", 40*day, func(k *keywardenv1alpha1.APIKey) {
+			// Its expiry passed a moment ago; the controller has not
+			// marked it yet.
+			k.Status.ExpiresAt = at(-time.Minute)
+		}),
 		key("old-report", 50*day, func(k *keywardenv1alpha1.APIKey) {
 			k.Status.Phase = keywardenv1alpha1.PhaseRevoked
 			k.Status.RevokedAt = at(-5 * day)
@@ -266,7 +315,11 @@ func fleet() []keywardenv1alpha1.APIKey {
 }
 
 func TestTableGolden(t *testing.T) {
-	for name, o := range map[string]TableOptions{"list.golden": {}, "list-all-wide.golden": {AllNamespaces: true, Wide: true}} {
+	roles := RoleNamesOf([]keywardenv1alpha1.APIKeyClass{{
+		ObjectMeta: metav1.ObjectMeta{Name: "standard"},
+		Spec:       keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{{Name: "readonly", DisplayName: "READONLY"}, {Name: "admin"}}},
+	}})
+	for name, o := range map[string]TableOptions{"list.golden": {Now: now}, "list-all-wide.golden": {AllNamespaces: true, Wide: true, Now: now, Roles: roles}} {
 		var b bytes.Buffer
 		if err := Table(&b, fleet(), o); err != nil {
 			t.Fatal(err)
@@ -277,13 +330,13 @@ func TestTableGolden(t *testing.T) {
 
 func TestShowGolden(t *testing.T) {
 	k := fleet()[1] // wordpress-purge
-	k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: 30 * day}}
+	k.Spec.Rotation = &keywardenv1alpha1.Rotation{Every: &keywardenv1alpha1.Duration{Duration: 30 * day}}
 	k.Status.Rotation = &keywardenv1alpha1.RotationStatus{LastRotatedAt: at(-day), Previous: []keywardenv1alpha1.PreviousKey{
 		{RecordedKey: keywardenv1alpha1.RecordedKey{KeyPrefix: "kw_wOld1"}, RotatedAt: *at(-day), ValidUntil: *at(0)},
 	}}
 	k.Status.SecretRef = &keywardenv1alpha1.SecretReference{Name: "wordpress-purge"}
-	class := &keywardenv1alpha1.APIKeyClass{Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{
-		{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"cache:purge"}, ScopeDescriptions: []keywardenv1alpha1.ScopeDescription{{Scope: "cache:purge", Description: "Purge cached pages"}}},
+	class := &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "standard"}, Spec: keywardenv1alpha1.APIKeyClassSpec{Roles: []keywardenv1alpha1.ClassRole{
+		{Name: "readonly", DisplayName: "READONLY", Scopes: []keywardenv1alpha1.Scope{"cache:purge"}, ScopeDescriptions: []keywardenv1alpha1.ScopeDescription{{Scope: "cache:purge", Description: "Purge cached pages"}}},
 	}}}
 	k.Status.History = []keywardenv1alpha1.HistoryEntry{
 		{At: *at(-3 * day), Event: "KeyIssued", Message: "Key kw_wOld1... was issued into Secret wordpress-purge"},

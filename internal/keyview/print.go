@@ -65,34 +65,52 @@ func tableCell(s string) string {
 type TableOptions struct {
 	// AllNamespaces adds the NAMESPACE column.
 	AllNamespaces bool
-	// Wide adds CLASS, SCOPES and DESCRIPTION.
+	// Wide adds CLASS and SCOPES.
 	Wide bool
+	// Now is the time EXPIRED is judged at; the clock's when zero.
+	Now time.Time
+	// Roles present roles as their classes name them for people.
+	Roles RoleNames
 }
 
-// Table writes the keys as the list shows them, in the order given.
+// Table writes the keys as the list shows them, in the order given: the
+// columns of the reference products' lists (prefix, name with its
+// description, created, expires, whether it has expired, whether it is
+// revoked, last use to the second).
 func Table(w io.Writer, keys []keywardenv1alpha1.APIKey, o TableOptions) error {
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	head := []string{"NAME", "PREFIX", "DISPLAY NAME", "OWNER", "ROLE", "CREATED", "EXPIRES", "LAST USED", "STATUS"}
+	head := []string{"NAME", "PREFIX", "DISPLAY NAME / DESCRIPTION", "OWNER", "ROLE", "CREATED", "EXPIRES", "EXPIRED", "REVOKED", "LAST USED", "STATUS"}
 	if o.AllNamespaces {
 		head = append([]string{"NAMESPACE"}, head...)
 	}
 	if o.Wide {
-		head = append(head, "CLASS", "SCOPES", "DESCRIPTION")
+		head = append(head, "CLASS", "SCOPES")
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for i := range keys {
 		k := &keys[i]
-		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), tableCell(k.Spec.DisplayName), tableCell(k.GrantedOwner()), cell(k.GrantedRole()),
-			k.CreationTimestamp.Local().Format(TimeFormat), Expires(k), LastUsed(k), Status(k)}
+		row := []string{cell(k.Name), cell(k.Status.KeyPrefix), tableCell(NameAndDescription(k)), tableCell(k.GrantedOwner()), tableCell(o.Roles.Of(k)),
+			k.CreationTimestamp.Local().Format(TimeFormat), Expires(k), yesNo(HasExpired(k, now)), yesNo(Revoked(k)), LastUsed(k), Status(k)}
 		if o.AllNamespaces {
 			row = append([]string{cell(k.Namespace)}, row...)
 		}
 		if o.Wide {
-			row = append(row, tableCell(k.GrantedClass()), tableCell(joinScopes(Scopes(k))), tableCell(k.Spec.Description))
+			row = append(row, tableCell(k.GrantedClass()), tableCell(joinScopes(Scopes(k))))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func joinScopes(s []keywardenv1alpha1.Scope) string {
@@ -163,6 +181,11 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	}
 	line("Owner", owner)
 	role := cell(k.GrantedRole())
+	if d.Class != nil {
+		if n := RoleNamesOf([]keywardenv1alpha1.APIKeyClass{*d.Class}).Name(d.Class.Name, k.GrantedRole()); n != k.GrantedRole() {
+			role = Clean(n) + " (" + role + ")"
+		}
+	}
 	switch {
 	case k.Ungranted():
 		role = "none, so the key verifies no request (the spec asks for " + Clean(k.Spec.Role) + ", not admitted)"

@@ -59,10 +59,10 @@ func rotation(every time.Duration, grace *time.Duration, request string) func(*k
 	return func(k *keywardenv1alpha1.APIKey) {
 		k.Spec.Rotation = &keywardenv1alpha1.Rotation{Request: request}
 		if every > 0 {
-			k.Spec.Rotation.Every = &metav1.Duration{Duration: every}
+			k.Spec.Rotation.Every = &keywardenv1alpha1.Duration{Duration: every}
 		}
 		if grace != nil {
-			k.Spec.Rotation.GracePeriod = &metav1.Duration{Duration: *grace}
+			k.Spec.Rotation.GracePeriod = &keywardenv1alpha1.Duration{Duration: *grace}
 		}
 	}
 }
@@ -154,7 +154,7 @@ type want struct {
 // gold is a class that requires rotation every hour and holds a
 // rotated-out key's grace to a minute.
 var goldRotation = &keywardenv1alpha1.ClassRotation{
-	MaxEvery: &metav1.Duration{Duration: time.Hour}, MaxGracePeriod: &metav1.Duration{Duration: time.Minute},
+	MaxEvery: &keywardenv1alpha1.Duration{Duration: time.Hour}, MaxGracePeriod: &keywardenv1alpha1.Duration{Duration: time.Minute},
 }
 
 func goldClass(rot *keywardenv1alpha1.ClassRotation) *policy.Policy {
@@ -259,7 +259,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a new key with a lifetime wakes at its expiry once issued",
-			key:  newKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour} }),
+			key:  newKey(func(k *keywardenv1alpha1.APIKey) { k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour} }),
 			observe: []func(*Observed){peers("team", 10), func(o *Observed) {
 				o.Created = &Created{Hash: hashB, Prefix: "kw_bbbbb", UID: "s2"}
 			}},

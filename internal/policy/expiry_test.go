@@ -22,10 +22,10 @@ func TestEffectiveExpiry(t *testing.T) {
 		{"no expiry", keywardenv1alpha1.APIKeySpec{}, &issued, nil, nil},
 		{"absolute", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, &issued, nil, &abs.Time},
 		{"absolute before issuance", keywardenv1alpha1.APIKeySpec{ExpiresAt: &abs}, nil, nil, &abs.Time},
-		{"lifetime", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: 720 * time.Hour}}, &issued, nil, new(issued.Add(720 * time.Hour))},
-		{"lifetime before issuance", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Hour}}, nil, nil, nil},
+		{"lifetime", keywardenv1alpha1.APIKeySpec{Lifetime: &keywardenv1alpha1.Duration{Duration: 720 * time.Hour}}, &issued, nil, new(issued.Add(720 * time.Hour))},
+		{"lifetime before issuance", keywardenv1alpha1.APIKeySpec{Lifetime: &keywardenv1alpha1.Duration{Duration: time.Hour}}, nil, nil, nil},
 		{"class default recorded at issuance", keywardenv1alpha1.APIKeySpec{}, &issued, &abs, &abs.Time},
-		{"spec wins over the recorded expiry", keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Hour}}, &issued, &abs, new(issued.Add(time.Hour))},
+		{"spec wins over the recorded expiry", keywardenv1alpha1.APIKeySpec{Lifetime: &keywardenv1alpha1.Duration{Duration: time.Hour}}, &issued, &abs, new(issued.Add(time.Hour))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

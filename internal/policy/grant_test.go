@@ -21,7 +21,7 @@ func roClass() Policy {
 			{Name: "readonly", Scopes: scopes{"logs:read", "metrics:read"}},
 			{Name: "standard", Scopes: scopes{"logs:read", "logs:write"}},
 		}
-		s.MaxLifetime = &metav1.Duration{Duration: 24 * time.Hour}
+		s.MaxLifetime = &keywardenv1alpha1.Duration{Duration: 24 * time.Hour}
 	})))
 }
 
@@ -33,7 +33,7 @@ func TestDecide(t *testing.T) {
 	// spec is what the granted key's manifest says, changed by mutate.
 	spec := func(mutate func(*keywardenv1alpha1.APIKeySpec)) *keywardenv1alpha1.APIKeySpec {
 		s := &keywardenv1alpha1.APIKeySpec{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"},
-			Lifetime: &metav1.Duration{Duration: 24 * time.Hour}, ClassName: "ro"}
+			Lifetime: &keywardenv1alpha1.Duration{Duration: 24 * time.Hour}, ClassName: "ro"}
 		if mutate != nil {
 			mutate(s)
 		}
@@ -81,7 +81,7 @@ func TestDecide(t *testing.T) {
 			wantChanges: []string{"role readonly → standard", "scopes [logs:read] → [logs:read logs:write]"},
 		},
 		{
-			name: "expiry brought forward", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: time.Hour} }),
+			name: "expiry brought forward", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour} }),
 			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
 			wantChanges: []string{"expiry 2026-11-02T00:00:00Z → 2026-11-01T01:00:00Z"},
 		},
@@ -93,7 +93,9 @@ func TestDecide(t *testing.T) {
 			wantChanges: []string{"expiry 2026-11-01T01:00:00Z → 2026-11-01T20:00:00Z"},
 		},
 		{
-			name: "expiry pushed back past maxLifetime from issuance", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 87600 * time.Hour} }),
+			name: "expiry pushed back past maxLifetime from issuance", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) {
+				s.Lifetime = &keywardenv1alpha1.Duration{Duration: 87600 * time.Hour}
+			}),
 			want: granted, wantReason: "LifetimeExceedsMax",
 			wantMessage: `lifetime 87600h0m0s exceeds the maximum of 24h0m0s set by APIKeyClass "ro"`,
 		},
@@ -121,7 +123,7 @@ func TestDecide(t *testing.T) {
 			// kubectl patch apikey k -p '{"spec":{"role":"admin","scopes":["users:admin"],"lifetime":"87600h"}}'
 			name: "the whole widening at once",
 			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) {
-				s.Role, s.Scopes, s.Lifetime = "admin", scopes{"users:admin"}, &metav1.Duration{Duration: 87600 * time.Hour}
+				s.Role, s.Scopes, s.Lifetime = "admin", scopes{"users:admin"}, &keywardenv1alpha1.Duration{Duration: 87600 * time.Hour}
 			}),
 			want: granted, wantReason: "RoleNotAllowed",
 			wantMessage: `role "admin" is not allowed by APIKeyClass "ro"; allowed roles: readonly, standard; lifetime 87600h0m0s exceeds the maximum of 24h0m0s set by APIKeyClass "ro"`,
@@ -130,7 +132,7 @@ func TestDecide(t *testing.T) {
 			name: "a refused role does not keep a shorter expiry from being granted",
 			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) {
 				s.Role = "admin"
-				s.Lifetime = &metav1.Duration{Duration: time.Hour}
+				s.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 			}),
 			want:        Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read"}, ExpiresAt: at(time.Hour), ClassName: "ro"},
 			wantChanges: []string{"expiry 2026-11-02T00:00:00Z → 2026-11-01T01:00:00Z"},
@@ -224,7 +226,7 @@ func TestDecide(t *testing.T) {
 func TestIssueAndResolveIssued(t *testing.T) {
 	c := class("c", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
 		s.Roles = []keywardenv1alpha1.ClassRole{{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"a", "b"}}}
-		s.DefaultLifetime = &metav1.Duration{Duration: time.Hour}
+		s.DefaultLifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 	})
 	pol := FromClass(&c)
 	g := pol.Issue(&keywardenv1alpha1.APIKeySpec{Owner: "o", Role: "readonly"}, t0)
@@ -232,7 +234,7 @@ func TestIssueAndResolveIssued(t *testing.T) {
 	if !g.Equal(want) {
 		t.Errorf("Issue = %+v, want %+v", g, want)
 	}
-	if g := pol.Issue(&keywardenv1alpha1.APIKeySpec{Owner: "o", Role: "readonly", Lifetime: &metav1.Duration{Duration: time.Minute}}, t0); !sameTime(g.ExpiresAt, at(time.Minute)) {
+	if g := pol.Issue(&keywardenv1alpha1.APIKeySpec{Owner: "o", Role: "readonly", Lifetime: &keywardenv1alpha1.Duration{Duration: time.Minute}}, t0); !sameTime(g.ExpiresAt, at(time.Minute)) {
 		t.Errorf("expiry with a lifetime = %v, want a minute after issuance", g.ExpiresAt)
 	}
 
@@ -314,7 +316,9 @@ func TestFirstGrantOfAKeyIssuedBeforeGrants(t *testing.T) {
 		},
 		{
 			name: "a lifetime past the class's maximum keeps the maximum",
-			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 87600 * time.Hour} }),
+			spec: spec(func(s *keywardenv1alpha1.APIKeySpec) {
+				s.Lifetime = &keywardenv1alpha1.Duration{Duration: 87600 * time.Hour}
+			}),
 			st:   legacy(at(87600 * time.Hour)),
 			want: Grant{Owner: "a@example.com", Role: "readonly", Scopes: scopes{"logs:read", "metrics:read"}, ExpiresAt: at(24 * time.Hour), ClassName: "ro"}, wantReason: "LifetimeExceedsMax",
 		},

@@ -107,7 +107,7 @@ func (p *Policy) setRotation(r *keywardenv1alpha1.ClassRotation) {
 		return
 	}
 	for _, f := range []struct {
-		from *metav1.Duration
+		from *keywardenv1alpha1.Duration
 		to   *time.Duration
 	}{{r.Every, &p.RotationEvery}, {r.MaxEvery, &p.MaxRotationEvery}, {r.GracePeriod, &p.GracePeriod}, {r.MaxGracePeriod, &p.MaxGracePeriod}} {
 		if f.from != nil {
@@ -115,7 +115,7 @@ func (p *Policy) setRotation(r *keywardenv1alpha1.ClassRotation) {
 		}
 	}
 	// The default minimum gives way to a schedule the class sets itself.
-	for _, d := range []*metav1.Duration{r.Every, r.MaxEvery} {
+	for _, d := range []*keywardenv1alpha1.Duration{r.Every, r.MaxEvery} {
 		if d != nil && d.Duration < p.MinRotationEvery {
 			p.MinRotationEvery = d.Duration
 		}

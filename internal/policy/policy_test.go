@@ -77,8 +77,8 @@ func TestBuiltInAndFromClass(t *testing.T) {
 	c := class("c", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
 		s.KeyPrefix = "pdm_"
 		s.MaxActiveKeysPerOwner = ptr.To[int32](3)
-		s.DefaultLifetime = &metav1.Duration{Duration: time.Hour}
-		s.MaxLifetime = &metav1.Duration{Duration: 2 * time.Hour}
+		s.DefaultLifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
+		s.MaxLifetime = &keywardenv1alpha1.Duration{Duration: 2 * time.Hour}
 		s.Roles = []keywardenv1alpha1.ClassRole{{Name: "admin"}}
 	})
 	p := FromClass(&c)
@@ -96,11 +96,11 @@ func TestCheck(t *testing.T) {
 			{Name: "readonly", Scopes: []keywardenv1alpha1.Scope{"logs:read", "audit:read"}},
 			{Name: "admin"},
 		}
-		s.MaxLifetime = &metav1.Duration{Duration: 720 * time.Hour}
+		s.MaxLifetime = &keywardenv1alpha1.Duration{Duration: 720 * time.Hour}
 	})
 	p := FromClass(&c)
 	rc := class("rotating", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
-		s.Rotation = &keywardenv1alpha1.ClassRotation{MaxEvery: &metav1.Duration{Duration: 24 * time.Hour}, MaxGracePeriod: &metav1.Duration{Duration: time.Hour}}
+		s.Rotation = &keywardenv1alpha1.ClassRotation{MaxEvery: &keywardenv1alpha1.Duration{Duration: 24 * time.Hour}, MaxGracePeriod: &keywardenv1alpha1.Duration{Duration: time.Hour}}
 	})
 	rotating := FromClass(&rc)
 	spec := func(role string, scopes ...keywardenv1alpha1.Scope) keywardenv1alpha1.APIKeySpec {
@@ -121,26 +121,32 @@ func TestCheck(t *testing.T) {
 		{name: "scope not granted to the role", p: p, spec: spec("readonly", "logs:read", "logs:write"), reason: "ScopeNotAllowed",
 			message: `scope "logs:write" is not allowed for role "readonly" by APIKeyClass "team"`},
 		{name: "role with no scopes grants none", p: p, spec: spec("admin", "x"), reason: "ScopeNotAllowed"},
-		{name: "lifetime at the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 720 * time.Hour} }},
-		{name: "lifetime over the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 721 * time.Hour} },
+		{name: "lifetime at the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Lifetime = &keywardenv1alpha1.Duration{Duration: 720 * time.Hour}
+		}},
+		{name: "lifetime over the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Lifetime = &keywardenv1alpha1.Duration{Duration: 721 * time.Hour}
+		},
 			reason: "LifetimeExceedsMax", message: `lifetime 721h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass "team"`},
 		{name: "expiresAt too far from issuance", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.ExpiresAt = &metav1.Time{Time: t0.Add(800 * time.Hour)} },
 			reason: "LifetimeExceedsMax"},
 		{name: "no expiry under a max: the max applies instead", p: p, spec: spec("admin")},
 		{name: "rotation less often than the class requires", p: rotating, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: 25 * time.Hour}}
+			s.Rotation = &keywardenv1alpha1.Rotation{Every: &keywardenv1alpha1.Duration{Duration: 25 * time.Hour}}
 		}, reason: "RotationRequired", message: `rotation every 25h0m0s is less often than the 24h0m0s required by APIKeyClass "rotating"`},
 		{name: "no schedule where the class requires one: the class's applies", p: rotating, spec: spec("admin")},
 		{name: "a grace period over the class's maximum", p: rotating, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 2 * time.Hour}}
+			s.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &keywardenv1alpha1.Duration{Duration: 2 * time.Hour}}
 		}, reason: "GracePeriodExceedsMax", message: `grace period 2h0m0s exceeds the maximum of 1h0m0s set by APIKeyClass "rotating"`},
 		{name: "rotation more often than the built-in minimum", p: BuiltIn(), spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Minute}}
+			s.Rotation = &keywardenv1alpha1.Rotation{Every: &keywardenv1alpha1.Duration{Duration: time.Minute}}
 		}, reason: "RotationTooFrequent", message: `rotation every 1m0s is more often than the 1h0m0s allowed by the built-in policy (rotation.minEvery)`},
 		{name: "rotation at the built-in minimum", p: BuiltIn(), spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
-			s.Rotation = &keywardenv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Hour}}
+			s.Rotation = &keywardenv1alpha1.Rotation{Every: &keywardenv1alpha1.Duration{Duration: time.Hour}}
 		}},
-		{name: "built-in allows anything", p: BuiltIn(), spec: spec("whatever", "any:scope"), mutate: func(s *keywardenv1alpha1.APIKeySpec) { s.Lifetime = &metav1.Duration{Duration: 1e6 * time.Hour} }},
+		{name: "built-in allows anything", p: BuiltIn(), spec: spec("whatever", "any:scope"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
+			s.Lifetime = &keywardenv1alpha1.Duration{Duration: 1e6 * time.Hour}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +176,7 @@ func TestExpiresAtAndScopes(t *testing.T) {
 	if got := onlyMax.ExpiresAt(&keywardenv1alpha1.APIKeySpec{}, t0); got == nil || !got.Time.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("max as the lifetime: %v", got)
 	}
-	if got := withDefault.ExpiresAt(&keywardenv1alpha1.APIKeySpec{Lifetime: &metav1.Duration{Duration: time.Minute}}, t0); got != nil {
+	if got := withDefault.ExpiresAt(&keywardenv1alpha1.APIKeySpec{Lifetime: &keywardenv1alpha1.Duration{Duration: time.Minute}}, t0); got != nil {
 		t.Errorf("a spec with a lifetime gets a recorded expiry: %v", got)
 	}
 	if got := BuiltIn().ExpiresAt(&keywardenv1alpha1.APIKeySpec{}, t0); got != nil {
@@ -266,7 +272,7 @@ func TestCheckNamespace(t *testing.T) {
 }
 
 func TestRotationScheduleAndGrace(t *testing.T) {
-	d := func(x time.Duration) *metav1.Duration { return &metav1.Duration{Duration: x} }
+	d := func(x time.Duration) *keywardenv1alpha1.Duration { return &keywardenv1alpha1.Duration{Duration: x} }
 	c := class("c", false, func(s *keywardenv1alpha1.APIKeyClassSpec) {
 		s.Rotation = &keywardenv1alpha1.ClassRotation{Every: d(10 * time.Hour), MaxEvery: d(20 * time.Hour), GracePeriod: d(time.Hour), MaxGracePeriod: d(2 * time.Hour)}
 	})

@@ -149,7 +149,7 @@ var _ = Describe("The verifier", func() {
 
 	It("answers valid with the key's owner, role, scopes and expiry", func() {
 		raw, k := issue(ctx, ns, "checkout", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.Lifetime = &metav1.Duration{Duration: 24 * time.Hour}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 24 * time.Hour}
 		})
 		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
 		got := verifyKey(map[string]any{"key": raw, "scopes": []string{"orders:read"}, "role": "standard", "namespace": ns})
@@ -170,7 +170,7 @@ var _ = Describe("The verifier", func() {
 
 	It("rejects a key from the second it expires, by its own clock, before any reconcile", func() {
 		raw, k := issue(ctx, ns, "clock", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 		})
 		Eventually(func() any { return verifyKey(map[string]any{"key": raw})["valid"] }).Should(BeTrue())
 		clockSkew.Store(int64(time.Hour))
@@ -183,7 +183,7 @@ var _ = Describe("The verifier", func() {
 
 	It("rejects a key that expires while it runs within the second", func() {
 		raw, k := issue(ctx, ns, "short", func(k *keywardenv1alpha1.APIKey) {
-			k.Spec.Lifetime = &metav1.Duration{Duration: 3 * time.Second}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 3 * time.Second}
 		})
 		expiresAt := k.Status.ExpiresAt.Time
 		var lastValid, firstRejected time.Time
@@ -329,7 +329,7 @@ var _ = Describe("The verifier", func() {
 			Expect(k8sClient.Create(ctx, class)).To(Succeed())
 			old, k := issue(ctx, ns, "rotated", func(k *keywardenv1alpha1.APIKey) {
 				k.Spec.ClassName = class.Name
-				k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &metav1.Duration{}}
+				k.Spec.Rotation = &keywardenv1alpha1.Rotation{GracePeriod: &keywardenv1alpha1.Duration{}}
 			})
 			before := k.Status.KeyHash
 			patch := []byte(`{"spec":{"rotation":{"request":"now"}}}`)

@@ -101,7 +101,7 @@ func TestVerify(t *testing.T) {
 		{name: "a scope asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "users:admin") }, req: Request{Scopes: []string{"users:admin"}}, want: CodeInsufficientScope},
 		{name: "a later expiry asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) {
 			k.Status.ExpiresAt = inAnHour
-			k.Spec.Lifetime = &metav1.Duration{Duration: 87600 * time.Hour}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 87600 * time.Hour}
 		}, now: t0.Add(2 * time.Hour), want: CodeExpired},
 		{name: "another owner asked for in spec but not granted", mutate: func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "someone-else@example.com" }, now: t0},
 		// Keys issued by the release before grants were recorded answer
@@ -112,7 +112,7 @@ func TestVerify(t *testing.T) {
 		}, req: Request{Role: "readonly"}, want: CodeWrongRole},
 		{name: "before grants were recorded: expiry from spec.lifetime", mutate: func(k *keywardenv1alpha1.APIKey) {
 			k.Status.Role, k.Status.Owner = "", ""
-			k.Spec.Lifetime = &metav1.Duration{Duration: time.Hour}
+			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: time.Hour}
 		}, now: t0.Add(time.Hour), want: CodeExpired},
 		// A key granted no role (issued before grants were recorded, its
 		// spec asking for a role its class refuses) verifies nothing,

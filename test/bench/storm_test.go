@@ -19,7 +19,7 @@ import (
 func storm(e *env) {
 	n := envInt("BENCH_STORM_KEYS", 2000)
 	probes := envInt("BENCH_STORM_PROBES", 200)
-	minute := &metav1.Duration{Duration: time.Minute}
+	minute := &keywardenv1alpha1.Duration{Duration: time.Minute}
 	class := &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "storm"},
 		Spec: keywardenv1alpha1.APIKeyClassSpec{Rotation: &keywardenv1alpha1.ClassRotation{MinEvery: minute, Every: minute}}}
 	if err := e.c.Create(e.ctx, class); err != nil {

@@ -30,6 +30,7 @@ spec:
   maxActiveKeysPerOwner: 3
   roles:
     - name: standard
+      displayName: STANDARD
       scopes: [cache:purge, pages:read]
       scopeDescriptions:
         - scope: cache:purge
@@ -166,7 +167,7 @@ func webConsole(e *env) {
 	if raw == "" || raw != e.secretKey(ns, "cdn-purge") {
 		e.t.Fatalf("the page showed %d characters that are not the key in the Secret", len(raw))
 	}
-	if every := e.kubectl("get", "apikey", "-n", ns, "cdn-purge", "-o", "jsonpath={.spec.lifetime} {.spec.rotation.every}"); every != "720h0m0s 2160h0m0s" {
+	if every := e.kubectl("get", "apikey", "-n", ns, "cdn-purge", "-o", "jsonpath={.spec.lifetime} {.spec.rotation.every}"); every != "30d 90d" {
 		e.t.Fatalf("the Add form's lifetime and rotation became %q", every)
 	}
 	// The screenshot shows the page with the key masked: artifacts keep no key.
@@ -216,6 +217,15 @@ func webConsole(e *env) {
 	if all := rows(""); !strings.Contains(all, "CDN purge") || !strings.Contains(all, "Short-lived") || strings.Index(all, "Short-lived") > strings.Index(all, "CDN purge") ||
 		!strings.Contains(all, "untracked") {
 		e.t.Fatalf("the list, newest first:\n%s", all)
+	}
+	// The reference products' columns: the description beside the name,
+	// whether a key has expired and whether it is revoked, the role as its
+	// class presents it.
+	all := text("main") // headings as shown: in capitals
+	for _, want := range []string{"NAME / DESCRIPTION", "HAS EXPIRED", "REVOKED", "Purges the CDN after deploys", "STANDARD"} {
+		if !strings.Contains(all, want) {
+			e.t.Fatalf("the list lacks %q:\n%s", want, all)
+		}
 	}
 	shot("keys")
 	if got := rows("&search=PURGES+THE"); !strings.Contains(got, "CDN purge") || strings.Contains(got, "Short-lived") {

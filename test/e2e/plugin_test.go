@@ -88,7 +88,7 @@ func (e *env) pluginFails(kubeconfig, stdin string, want []string, args ...strin
 }
 
 var (
-	times    = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d`)
+	times    = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?`)
 	prefixes = regexp.MustCompile(`\bpt_[A-Za-z0-9]{5}\b`)
 )
 
@@ -96,7 +96,7 @@ var (
 // a golden file.
 func (e *env) goldenPlugin(name, got string) {
 	e.t.Helper()
-	got = times.ReplaceAllString(got, "YYYY-MM-DD hh:mm")
+	got = times.ReplaceAllStringFunc(got, func(t string) string { return "YYYY-MM-DD hh:mm:ss"[:len(t)] })
 	got = prefixes.ReplaceAllString(got, "pt_xxxxx")
 	path := filepath.Join("testdata", "plugin", name)
 	if *updatePlugin {

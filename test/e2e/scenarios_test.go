@@ -34,8 +34,13 @@ func quickstart(e *env) {
 	e.kubectl("apply", "-k", "config/samples")
 	e.kubectl("wait", "--for=condition=Ready", "apikey", "--all", "-n", "default", "--timeout=60s")
 	if wide := e.kubectl("get", "apikey", "grafana-readonly", "-n", "default", "-o", "wide"); !strings.Contains(wide, "DESCRIPTION") ||
-		!strings.Contains(wide, "Read-only dashboards for the on-call rota") {
-		e.t.Fatalf("kubectl get -o wide shows no description:\n%s", wide)
+		!strings.Contains(wide, "Read-only dashboards for the on-call rota") || !strings.Contains(wide, "REVOKED") {
+		e.t.Fatalf("kubectl get -o wide shows no description or revocation:\n%s", wide)
+	}
+	// The creation time, as the reference products' lists show it.
+	created := e.kubectl("get", "apikey", "grafana-readonly", "-n", "default", "-o", "jsonpath={.metadata.creationTimestamp}")
+	if list := e.kubectl("get", "apikeys", "-n", "default"); !strings.Contains(list, "CREATED") || created == "" || !strings.Contains(list, created) {
+		e.t.Fatalf("kubectl get shows no creation time (%s):\n%s", created, list)
 	}
 	if described := e.kubectl("describe", "apikeyclass", "analytics"); !strings.Contains(described, "Read the audit log") {
 		e.t.Fatalf("kubectl describe shows no scope descriptions:\n%s", described)

@@ -287,7 +287,7 @@ func (s *soak) create() {
 		k.Spec.Role = "writer"
 	}
 	if n%5 == 0 {
-		k.Spec.Lifetime = &metav1.Duration{Duration: 40 * time.Second}
+		k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 40 * time.Second}
 	}
 	if err := s.c.Create(context.Background(), k); err == nil {
 		s.count("create")

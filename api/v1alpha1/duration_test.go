@@ -1,0 +1,77 @@
+package v1alpha1
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{in: "30d", want: 30 * Day},
+		{in: "2w", want: 14 * Day},
+		{in: "99999d", want: 99999 * Day},
+		{in: "9999w", want: 9999 * Week},
+		{in: "720h", want: 720 * time.Hour},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "0s", want: 0},
+		{in: "0d", bad: true},
+		{in: "07d", bad: true},
+		{in: "100000d", bad: true},
+		{in: "1.5d", bad: true},
+		{in: "1d12h", bad: true},
+		{in: "d", bad: true},
+		{in: "30 days", bad: true},
+		{in: "", bad: true},
+	} {
+		d, err := ParseDuration(tc.in)
+		switch {
+		case tc.bad && err == nil:
+			t.Errorf("ParseDuration(%q) = %v, want an error", tc.in, d.Duration)
+		case !tc.bad && err != nil:
+			t.Errorf("ParseDuration(%q): %v", tc.in, err)
+		case !tc.bad && d.Duration != tc.want:
+			t.Errorf("ParseDuration(%q) = %v, want %v", tc.in, d.Duration, tc.want)
+		case !tc.bad && d.String() != tc.in:
+			t.Errorf("ParseDuration(%q) is written %q, not as it was read", tc.in, d.String())
+		}
+	}
+}
+
+// TestDurationJSON: a duration read is written back as it was (no drift
+// for a GitOps tool); one made in Go is written in days when it is whole
+// days.
+func TestDurationJSON(t *testing.T) {
+	type holder struct {
+		D *Duration `json:"d,omitempty"`
+	}
+	for _, in := range []string{`{"d":"30d"}`, `{"d":"2w"}`, `{"d":"720h"}`, `{"d":"720h0m0s"}`, `{"d":"90m"}`, `{}`} {
+		var h holder
+		if err := json.Unmarshal([]byte(in), &h); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		out, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != in {
+			t.Errorf("%s was written back as %s", in, out)
+		}
+	}
+	for d, want := range map[time.Duration]string{
+		30 * Day: `"30d"`, 14 * Day: `"14d"`, 36 * time.Hour: `"36h0m0s"`, 0: `"0s"`, 100000 * Day: `"2400000h0m0s"`,
+	} {
+		out, err := json.Marshal(DurationOf(d))
+		if err != nil || string(out) != want {
+			t.Errorf("DurationOf(%v) is written %s (%v), want %s", d, out, err, want)
+		}
+	}
+	var h holder
+	if err := json.Unmarshal([]byte(`{"d":"30 days"}`), &h); err == nil {
+		t.Errorf("30 days was read as %v", h.D.Duration)
+	}
+}
