@@ -111,7 +111,7 @@ func (a *app) command() *cobra.Command {
 	overrides := &clientcmd.ConfigOverrides{}
 	clientcmd.BindOverrideFlags(overrides, root.PersistentFlags(), clientcmd.RecommendedConfigOverrideFlags(""))
 	a.kubeconfig = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	root.AddCommand(a.createCommand(), a.listCommand(), a.showCommand(), a.revokeCommand(), a.rotateCommand(), a.whoseCommand())
+	root.AddCommand(a.createCommand(), a.listCommand(), a.showCommand(), a.revokeCommand(), a.deleteCommand(), a.rotateCommand(), a.whoseCommand())
 	return root
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestWithoutKeywarden(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"list"}, {"show", "x"}, {"revoke", "--yes", "x"},
+		{"list"}, {"show", "x"}, {"revoke", "--yes", "x"}, {"delete", "--yes", "x"},
 		{"create", "x", "--display-name", "x", "--owner", "x", "--role", "x"},
 	} {
 		code, _, stderr := run(t, kubeconfig, false, "", args...)
@@ -282,6 +283,67 @@ func TestWithoutKeywarden(t *testing.T) {
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(k), k); err != nil || !k.Spec.Revoked {
 		t.Fatalf("revoke answered y did not revoke the key: %v", err)
+	}
+	testDelete(t, c, kubeconfig)
+}
+
+// testDelete: delete asks first at a terminal, deletes each key named
+// that exists, and never one created under the name of the key the
+// person looked at.
+func testDelete(t *testing.T, c client.Client, kubeconfig string) {
+	ctx := context.Background()
+	newKey := func(name string, finalizers ...string) *keywardenv1alpha1.APIKey {
+		k := &keywardenv1alpha1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Finalizers: finalizers},
+			Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "To delete", Owner: "alice", Role: "readonly"},
+		}
+		if err := c.Create(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	exists := func(k *keywardenv1alpha1.APIKey) bool {
+		var got keywardenv1alpha1.APIKey
+		err := c.Get(ctx, client.ObjectKeyFromObject(k), &got)
+		return err == nil && got.UID == k.UID
+	}
+	a, b := newKey("delete-a"), newKey("delete-b")
+	code, stdout, stderr := run(t, kubeconfig, true, "n\n", "delete", "delete-a", "delete-b")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "Delete them? [y/N]") || !strings.Contains(stderr, "Nothing deleted.") ||
+		!strings.Contains(stderr, `default/delete-b`) || !exists(a) || !exists(b) {
+		t.Errorf("delete answered n: exit %d, %q, %s", code, stdout, stderr)
+	}
+	// One missing among them: the others are deleted still, and it exits 1.
+	code, stdout, stderr = run(t, kubeconfig, true, "y\n", "delete", "delete-a", "no-such-key", "delete-b")
+	if code != 1 || !strings.Contains(stdout, "apikey default/delete-a deleted") || !strings.Contains(stdout, "apikey default/delete-b deleted") ||
+		!strings.Contains(stderr, "no-such-key") || exists(a) || exists(b) {
+		t.Errorf("delete answered y: exit %d, %q, %s", code, stdout, stderr)
+	}
+	// Held by a finalizer: marked, and said to be still going.
+	held := newKey("delete-held", "example.com/hold")
+	code, stdout, stderr = run(t, kubeconfig, false, "", "delete", "--yes", "--timeout", "1s", "delete-held")
+	if code != 0 || !strings.Contains(stdout, "apikey default/delete-held is being deleted: the verifier refuses it already") {
+		t.Errorf("delete of a held key: exit %d, %q, %s", code, stdout, stderr)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(held), held); err != nil || held.DeletionTimestamp.IsZero() {
+		t.Errorf("the held key is not marked for deletion: %v", err)
+	}
+	held.Finalizers = nil
+	if err := c.Update(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deleted and created again under its name after the person looked:
+	// the new key is not deleted.
+	looked := newKey("delete-again")
+	if err := c.Delete(ctx, looked); err != nil {
+		t.Fatal(err)
+	}
+	again := newKey("delete-again")
+	_, err := keyops.Ops{Client: c}.Delete(ctx, looked, time.Second)
+	var refused *keyops.Refused
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "is not the key you meant") || !exists(again) {
+		t.Errorf("delete of a key created again under its name: %v; the new key exists: %v", err, exists(again))
 	}
 }
 

@@ -64,7 +64,7 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time
 			targets = append(targets, k)
 		}
 	}
-	if len(targets) > 0 && a.terminal && !yes && !a.confirm(targets) {
+	if len(targets) > 0 && a.terminal && !yes && !a.confirm(targets, "Revoking cannot be undone. These keys will stop working at once:", "Revoke them?") {
 		fmt.Fprintln(a.Err, "Nothing revoked.")
 		return exitCode(1)
 	}
@@ -86,15 +86,88 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time
 	return nil
 }
 
-// confirm asks the person at the terminal to confirm the revocation.
-func (a *app) confirm(targets []*keywardenv1alpha1.APIKey) bool {
-	fmt.Fprintln(a.Err, "Revoking cannot be undone. These keys will stop working at once:")
+// confirm asks the person at the terminal to confirm what warning says
+// of the keys.
+func (a *app) confirm(targets []*keywardenv1alpha1.APIKey, warning, question string) bool {
+	fmt.Fprintln(a.Err, warning)
 	for _, k := range targets {
 		fmt.Fprintf(a.Err, "  %s/%s  %s  %q  owner %s\n", k.Namespace, k.Name, keyview.Clean(k.Status.KeyPrefix),
 			keyview.Clean(k.Spec.DisplayName), keyview.Clean(k.GrantedOwner()))
 	}
-	fmt.Fprint(a.Err, "Revoke them? [y/N] ")
+	fmt.Fprint(a.Err, question+" [y/N] ")
 	line, _ := bufio.NewReader(a.In).ReadString('\n')
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "y" || answer == "yes"
+}
+
+func (a *app) deleteCommand() *cobra.Command {
+	var yes bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "delete NAME...",
+		Short: "Delete keys: the verifier refuses them at once, and their Secrets go with them",
+		Long: `Delete APIKeys, each bound to the object read (a key created under its
+name since is left alone), and wait until the API server has let them go.
+The verifier refuses a key from the moment it is marked for deletion, and
+its Secret is deleted with it. Deleting cannot be undone. A key that does
+not exist is an error (exit 1); the other keys named are deleted still.
+
+On a terminal it asks for confirmation first, unless --yes. For a key kept
+in Git, remove it from Git too, or the next sync creates it again (with a
+new key).`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: a.completeNames,
+		RunE:              func(cmd *cobra.Command, args []string) error { return a.delete(cmd.Context(), args, yes, timeout) },
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for each key to be gone")
+	return cmd
+}
+
+func (a *app) delete(ctx context.Context, names []string, yes bool, timeout time.Duration) error {
+	ns, _, err := a.namespace()
+	if err != nil {
+		return err
+	}
+	failed := false
+	var targets []*keywardenv1alpha1.APIKey
+	seenName := map[string]bool{}
+	for _, name := range names {
+		if seenName[name] {
+			continue
+		}
+		seenName[name] = true
+		k, err := a.get(ctx, ns, name)
+		if err != nil {
+			a.printErr(err)
+			failed = true
+			continue
+		}
+		targets = append(targets, k)
+	}
+	if len(targets) > 0 && a.terminal && !yes &&
+		!a.confirm(targets, "Deleting cannot be undone. These keys will stop working at once, and their Secrets will be deleted:", "Delete them?") {
+		fmt.Fprintln(a.Err, "Nothing deleted.")
+		return exitCode(1)
+	}
+	o, _ := a.ops()
+	for _, k := range targets {
+		gone, err := o.Delete(ctx, k, timeout)
+		switch {
+		case err != nil:
+			a.printErr(err)
+			failed = true
+			if ctx.Err() != nil {
+				return exitCode(1) // interrupted: the other keys are left as they are
+			}
+		case gone:
+			fmt.Fprintf(a.Out, "apikey %s/%s deleted\n", ns, k.Name)
+		default:
+			fmt.Fprintf(a.Out, "apikey %s/%s is being deleted: the verifier refuses it already, and Keywarden has not let it go within %s\n", ns, k.Name, timeout)
+		}
+	}
+	if failed {
+		return exitCode(1)
+	}
+	return nil
 }

@@ -158,6 +158,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /keys/{ns}/{name}/revoke", s.signedIn(s.revoke))
 	mux.HandleFunc("GET /keys/{ns}/{name}/rotate", s.signedIn(s.rotatePage))
 	mux.HandleFunc("POST /keys/{ns}/{name}/rotate", s.signedIn(s.rotate))
+	mux.HandleFunc("GET /keys/{ns}/{name}/delete", s.signedIn(s.deletePage))
+	mux.HandleFunc("POST /keys/{ns}/{name}/delete", s.signedIn(s.deleteKey))
+	mux.HandleFunc("POST /keys/selected", s.signedIn(s.selectedPage))
+	mux.HandleFunc("POST /keys/selected/{action}", s.signedIn(s.actOnSelected))
 	mux.HandleFunc("GET /classes", s.signedIn(s.classes))
 	return s.secure(mux)
 }
@@ -375,7 +379,12 @@ func (s *Server) apiError(w http.ResponseWriter, r *request, err error) {
 	}
 	status := http.StatusBadGateway
 	var api apierrors.APIStatus
+	var refused *keyops.Refused
 	switch {
+	case errors.As(err, &refused):
+		// The key's state does not allow it (already revoked, say):
+		// asking again cannot help.
+		status = http.StatusBadRequest
 	case errors.As(err, &api):
 		status = int(api.Status().Code)
 	case strings.Contains(err.Error(), "you may not"):

@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -84,6 +85,17 @@ func TestRefusals(t *testing.T) {
 		{"a post from another origin", "POST", "/keys/team/k/revoke", good, url.Values{"csrf": {s.sess.csrf(good)}}.Encode(),
 			map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden, "sent from another site"},
 		{"a post without its form token", "POST", "/keys/team/k/revoke", good, form, map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusForbidden, "no valid form token"},
+		{"a bulk deletion from another site", "POST", "/keys/selected/delete", good, url.Values{"csrf": {s.sess.csrf(good)}, "key": {"team/k/uid"}}.Encode(),
+			map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden, "sent from another site"},
+		{"a deletion without its form token", "POST", "/keys/team/k/delete", good, url.Values{"uid": {"x"}}.Encode(), map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusForbidden, "no valid form token"},
+		{"a bulk action that is not one", "POST", "/keys/selected", good, url.Values{"csrf": {s.sess.csrf(good)}, "action": {"nuke"}, "key": {"team/k"}}.Encode(),
+			map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusBadRequest, "Choose Revoke or Delete"},
+		{"a bulk action on no key", "POST", "/keys/selected", good, url.Values{"csrf": {s.sess.csrf(good)}, "action": {"delete"}}.Encode(),
+			map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusBadRequest, "No key is ticked"},
+		{"a bulk action on too many keys", "POST", "/keys/selected", good, url.Values{"csrf": {s.sess.csrf(good)}, "action": {"delete"}, "key": manyKeys(maxSelected + 1)}.Encode(),
+			map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusBadRequest, "act on at most 100 at a time"},
+		{"a bulk confirmation of too many keys", "POST", "/keys/selected/revoke", good, url.Values{"csrf": {s.sess.csrf(good)}, "key": manyKeys(maxSelected + 1)}.Encode(),
+			map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusBadRequest, "Confirm between 1 and 100 keys"},
 		{"a sign-in from another site", "POST", "/login", "", url.Values{"token": {"x"}}.Encode(), map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden, "sent from another site"},
 		{"the sign-in page", "GET", "/login", "", "", nil, http.StatusOK, "Bearer token"},
 		{"a proxy's header, not trusted", "GET", "/keys", "", "", map[string]string{"Authorization": "Bearer token-z"}, http.StatusSeeOther, ""},
@@ -117,4 +129,12 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%s: headers %v", tt.name, rec.Header())
 		}
 	}
+}
+
+func manyKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("team/k-%d/uid", i)
+	}
+	return out
 }

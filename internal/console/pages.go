@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -52,7 +53,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"clean": keyview.Clean,
 	}
 	pages := map[string]*template.Template{}
-	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes"} {
+	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes", "selected"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -284,6 +285,7 @@ func rotation(k *keywardenv1alpha1.APIKey) *keywardenv1alpha1.Rotation {
 
 // revokePage asks for confirmation, naming the key.
 func (s *Server) revokePage(w http.ResponseWriter, r *request) { s.confirmPage(w, r, "revoke") }
+func (s *Server) deletePage(w http.ResponseWriter, r *request) { s.confirmPage(w, r, "delete") }
 func (s *Server) rotatePage(w http.ResponseWriter, r *request) { s.confirmPage(w, r, "rotate") }
 
 func (s *Server) confirmPage(w http.ResponseWriter, r *request, action string) {
@@ -331,10 +333,152 @@ func (s *Server) confirmedAction(w http.ResponseWriter, r *request, done string,
 // confirmed checks that the key is the one the person confirmed, not one
 // created under its name since.
 func confirmed(r *request, k *keywardenv1alpha1.APIKey) error {
-	if r.PostFormValue("uid") != string(k.UID) {
-		return fmt.Errorf("apikey %s/%s is not the key you confirmed: it was deleted and created again since; look at it again", k.Namespace, k.Name)
+	return confirmedUID(k, r.PostFormValue("uid"))
+}
+
+func confirmedUID(k *keywardenv1alpha1.APIKey, uid string) error {
+	if uid != string(k.UID) {
+		return &keyops.Refused{Reason: fmt.Sprintf("apikey %s/%s is not the key you confirmed: it was deleted and created again since; look at it again", k.Namespace, k.Name)}
 	}
 	return nil
+}
+
+// deleteKey deletes the key confirmed, and says so on a page of its own:
+// the key's page is gone with it.
+func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
+	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
+	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err == nil {
+		err = confirmed(r, k)
+	}
+	var gone bool
+	if err == nil {
+		gone, err = o.Delete(r.Context(), k, s.opts.IssueTimeout)
+	}
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.opts.Log.Info("Key deleted in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+	s.render(w, r.Request, http.StatusOK, "message", page(r, map[string]any{
+		"Title": "Deleted", "Text": deleted(k, gone), "Namespace": k.Namespace,
+	}))
+}
+
+func deleted(k *keywardenv1alpha1.APIKey, gone bool) string {
+	if gone {
+		return fmt.Sprintf("apikey %s/%s was deleted: calls with its key fail, and its Secret is gone.", k.Namespace, k.Name)
+	}
+	return fmt.Sprintf("apikey %s/%s is being deleted: calls with its key fail already; Keywarden lets it go and its Secret goes with it.", k.Namespace, k.Name)
+}
+
+// maxSelected bounds the keys one confirmation acts on.
+const maxSelected = 100
+
+// selectedKey is a key ticked in the list, as the confirmation names it,
+// with why the action cannot apply to it.
+type selectedKey struct {
+	Namespace, Name string
+	Key             *keywardenv1alpha1.APIKey
+	Problem         string
+}
+
+// selectedPage confirms an action on the keys ticked in the list: it
+// names each key, bound to the object read, and says of those the action
+// cannot apply to why.
+func (s *Server) selectedPage(w http.ResponseWriter, r *request) {
+	action := r.PostFormValue("action")
+	if action != "revoke" && action != "delete" {
+		s.message(w, r.Request, http.StatusBadRequest, "Cannot do that", "Choose Revoke or Delete for the keys ticked.", r)
+		return
+	}
+	refs := r.PostForm["key"]
+	switch {
+	case len(refs) == 0:
+		s.message(w, r.Request, http.StatusBadRequest, "Cannot do that", "No key is ticked: tick the keys to "+action+" first.", r)
+		return
+	case len(refs) > maxSelected:
+		s.message(w, r.Request, http.StatusBadRequest, "Cannot do that", fmt.Sprintf("%d keys are ticked: act on at most %d at a time.", len(refs), maxSelected), r)
+		return
+	}
+	o := keyops.Ops{Client: r.client}
+	var keys []selectedKey
+	ready := 0
+	for _, ref := range slices.Compact(slices.Sorted(slices.Values(refs))) {
+		ns, name, ok := strings.Cut(ref, "/")
+		if !ok {
+			continue
+		}
+		sk := selectedKey{Namespace: ns, Name: name}
+		k, err := o.Get(r.Context(), ns, name)
+		if err == nil && action == "revoke" {
+			err = keyops.Revocable(k)
+		}
+		if err != nil {
+			sk.Problem = err.Error()
+		} else {
+			sk.Key = k
+			ready++
+		}
+		keys = append(keys, sk)
+	}
+	s.render(w, r.Request, http.StatusOK, "selected", page(r, map[string]any{"Action": action, "Keys": keys, "Ready": ready}))
+}
+
+// actOnSelected revokes or deletes the keys confirmed, each only if it is
+// still the object confirmed, and says what became of each.
+func (s *Server) actOnSelected(w http.ResponseWriter, r *request) {
+	action := r.PathValue("action")
+	if action != "revoke" && action != "delete" {
+		s.message(w, r.Request, http.StatusNotFound, "Not found", "There is no such action.", r)
+		return
+	}
+	confirmedKeys := r.PostForm["key"]
+	if len(confirmedKeys) == 0 || len(confirmedKeys) > maxSelected {
+		s.message(w, r.Request, http.StatusBadRequest, "Cannot do that", fmt.Sprintf("Confirm between 1 and %d keys.", maxSelected), r)
+		return
+	}
+	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
+	type outcome struct{ Namespace, Name, Done, Problem string }
+	var outcomes []outcome
+	failed := 0
+	for _, ref := range confirmedKeys {
+		parts := strings.SplitN(ref, "/", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		out := outcome{Namespace: parts[0], Name: parts[1]}
+		k, err := o.Get(r.Context(), parts[0], parts[1])
+		if err == nil {
+			err = confirmedUID(k, parts[2])
+		}
+		if err == nil {
+			switch action {
+			case "revoke":
+				var at time.Time
+				if at, err = o.Revoke(r.Context(), k, s.opts.IssueTimeout); err == nil {
+					out.Done = "revoked at " + at.Local().Format(keyview.TimeFormat)
+				}
+			case "delete":
+				var gone bool
+				if gone, err = o.Delete(r.Context(), k, s.opts.IssueTimeout); err == nil {
+					out.Done = deleted(k, gone)
+				}
+			}
+		}
+		if err != nil {
+			out.Problem = err.Error()
+			failed++
+		} else {
+			s.opts.Log.Info("Key "+action+"d in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+		}
+		outcomes = append(outcomes, out)
+	}
+	status := http.StatusOK
+	if failed > 0 {
+		status = http.StatusBadRequest
+	}
+	s.render(w, r.Request, status, "selected", page(r, map[string]any{"Action": action, "Outcomes": outcomes, "Failed": failed}))
 }
 
 // classes lists the classes with their roles and limits, and, in a

@@ -319,15 +319,51 @@ func (o Ops) WaitIssued(ctx context.Context, created *keywardenv1alpha1.APIKey, 
 	}
 }
 
+// Refused is an action the key's state does not allow (already revoked,
+// expired, not active, not the key confirmed): asking again cannot help.
+type Refused struct{ Reason string }
+
+func (e *Refused) Error() string { return e.Reason }
+
+func refused(format string, args ...any) error { return &Refused{Reason: fmt.Sprintf(format, args...)} }
+
 // Revocable says why a key cannot be revoked, or nil.
 func Revocable(k *keywardenv1alpha1.APIKey) error {
 	switch {
 	case RevokedAt(k) != "":
-		return fmt.Errorf("apikey %s/%s was already revoked %s", k.Namespace, k.Name, RevokedAt(k))
+		return refused("apikey %s/%s was already revoked %s", k.Namespace, k.Name, RevokedAt(k))
 	case k.Status.Phase == keywardenv1alpha1.PhaseExpired:
-		return fmt.Errorf("apikey %s/%s expired %s: it no longer verifies, and revoking it would change nothing", k.Namespace, k.Name, expiredAt(k))
+		return refused("apikey %s/%s expired %s: it no longer verifies, and revoking it would change nothing", k.Namespace, k.Name, expiredAt(k))
 	}
 	return nil
+}
+
+// Delete deletes the APIKey the person looked at (bound to its UID: a key
+// created under its name since is left alone) and waits until the API
+// server has let it go. The verifier refuses the key from the moment it is
+// marked for deletion, and its Secret goes with it. gone is false when it
+// was still being deleted after timeout.
+func (o Ops) Delete(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout time.Duration) (gone bool, err error) {
+	uid := k.UID
+	if err := o.Client.Delete(ctx, k, client.Preconditions{UID: &uid}); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, refused("apikey %s/%s does not exist (deleted already?)", k.Namespace, k.Name)
+		case apierrors.IsConflict(err):
+			return false, refused("apikey %s/%s is not the key you meant: it was deleted and created again since; nothing was deleted", k.Namespace, k.Name)
+		}
+		return false, Explain(err, "delete", "apikeys.keywarden.dev", k.Namespace)
+	}
+	var got keywardenv1alpha1.APIKey
+	return poll(ctx, timeout, func() (bool, error) {
+		switch err := o.Client.Get(ctx, client.ObjectKeyFromObject(k), &got); {
+		case apierrors.IsNotFound(err):
+			return true, nil
+		case err != nil:
+			return false, Explain(err, "get", "apikeys.keywarden.dev", k.Namespace)
+		}
+		return got.UID != uid, nil
+	})
 }
 
 // Revoke revokes the key (spec.revoked) and waits for Keywarden to confirm;
@@ -457,7 +493,7 @@ func (o Ops) Rotate(ctx context.Context, k *keywardenv1alpha1.APIKey, request st
 // Rotatable says why a key cannot be rotated, or nil.
 func Rotatable(k *keywardenv1alpha1.APIKey) error {
 	if phase := keyview.Phase(k); phase != keywardenv1alpha1.PhaseActive || k.Spec.Revoked {
-		return fmt.Errorf("only an active key can be rotated; apikey %s/%s is %s", k.Namespace, k.Name, keyview.Status(k))
+		return refused("only an active key can be rotated; apikey %s/%s is %s", k.Namespace, k.Name, keyview.Status(k))
 	}
 	return nil
 }

@@ -5,11 +5,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -54,7 +56,7 @@ func webConsole(e *env) {
 	if _, err := e.kubectlIn(consoleClass, "apply", "-f", "-"); err != nil {
 		e.t.Fatal(err)
 	}
-	adminToken := e.account(ns, "console-admin", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","patch"]},`+
+	adminToken := e.account(ns, "console-admin", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list","create","patch","delete"]},`+
 		`{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]},{"apiGroups":[""],"resources":["events"],"verbs":["list"]}]`, true)
 	strangerToken := e.account(ns, "console-stranger", `[]`, false)
 	viewerToken := e.account(ns, "console-viewer", `[{"apiGroups":["keywarden.dev"],"resources":["apikeys"],"verbs":["get","list"]}]`, false)
@@ -208,7 +210,7 @@ func webConsole(e *env) {
 		e.t.Fatal(err)
 	}
 	e.kubectl("wait", "--for=condition=Ready", "apikey/short-lived", "-n", ns, "--timeout=30s")
-	e.secretKey(ns, "short-lived")
+	shortLived := e.secretKey(ns, "short-lived")
 	rows := func(query string) string {
 		e.t.Helper()
 		run("list "+query, chromedp.Navigate(base+"/keys?namespace="+ns+query), chromedp.WaitReady(chromedp.CSS("main")))
@@ -332,6 +334,82 @@ func webConsole(e *env) {
 		e.t.Fatalf("a cross-site post through the proxy: %d", resp.StatusCode)
 	}
 
+	// Bulk: two keys ticked in the list, revoked after one confirmation
+	// naming both; then three deleted the same way, and their calls fail.
+	for _, name := range []string{"bulk-a", "bulk-b"} {
+		if _, err := e.kubectlIn(`{"apiVersion":"keywarden.dev/v1alpha1","kind":"APIKey","metadata":{"name":"`+name+`","namespace":"`+ns+`"},`+
+			`"spec":{"displayName":"Bulk `+name+`","owner":"carol@example.com","role":"standard","className":"console-team"}}`, "apply", "-f", "-"); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	e.kubectl("wait", "--for=condition=Ready", "apikey/bulk-a", "apikey/bulk-b", "-n", ns, "--timeout=30s")
+	bulkA := e.secretKey(ns, "bulk-a")
+	tick := func(names ...string) {
+		e.t.Helper()
+		run("the list", chromedp.Navigate(base+"/keys?namespace="+ns), chromedp.WaitVisible(chromedp.CSS("#revoke-selected")))
+		for _, n := range names {
+			run("tick "+n, chromedp.Click(chromedp.CSS(`input[name=key][value="`+ns+`/`+n+`"]`)))
+		}
+	}
+	tick("bulk-a", "bulk-b")
+	run("revoke the keys ticked", chromedp.Click(chromedp.CSS("#revoke-selected")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	if got := text("main"); !strings.Contains(got, "Revoke 2 keys?") || !strings.Contains(got, ns+"/bulk-a") || !strings.Contains(got, ns+"/bulk-b") {
+		e.t.Fatalf("the confirmation of a bulk revocation:\n%s", got)
+	}
+	shot("revoke-selected")
+	run("confirm the bulk revocation", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("ul.outcomes")))
+	if got := text("main"); strings.Count(got, "revoked at") != 2 {
+		e.t.Fatalf("the outcome of a bulk revocation:\n%s", got)
+	}
+	for _, name := range []string{"bulk-a", "bulk-b"} {
+		if e.kubectl("get", "apikey", "-n", ns, name, "-o", "jsonpath={.status.phase}") != "Revoked" {
+			e.t.Fatalf("%s is not revoked after the bulk revocation", name)
+		}
+	}
+	// Revoked already: the console says so with 400, not as a failure of
+	// its own.
+	revokeForm, err := proxied(adminToken, http.MethodGet, base+"/keys/"+ns+"/cdn-purge/revoke", "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	again, err := proxied(adminToken, http.MethodPost, base+"/keys/"+ns+"/cdn-purge/revoke", "csrf="+formValue(revokeForm.body, "csrf")+"&uid="+formValue(revokeForm.body, "uid"))
+	if err != nil || again.code != http.StatusBadRequest || !strings.Contains(again.body, "was already revoked") {
+		e.t.Fatalf("revoking a revoked key again: %v %d %s", err, again.code, again.body)
+	}
+	tick("bulk-a", "bulk-b", "short-lived")
+	run("delete the keys ticked", chromedp.Click(chromedp.CSS("#delete-selected")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	if got := text("main"); !strings.Contains(got, "Delete 3 keys?") || !strings.Contains(got, ns+"/short-lived") || !strings.Contains(got, "cannot be undone") {
+		e.t.Fatalf("the confirmation of a bulk deletion:\n%s", got)
+	}
+	run("confirm the bulk deletion", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("ul.outcomes")))
+	if got := text("main"); strings.Count(got, "deleted") < 3 {
+		e.t.Fatalf("the outcome of a bulk deletion:\n%s", got)
+	}
+	shot("deleted-selected")
+	for _, name := range []string{"bulk-a", "bulk-b", "short-lived"} {
+		if out, err := e.cluster.Kubectl(context.Background(), "get", "apikey", "-n", ns, name); err == nil {
+			e.t.Fatalf("%s is still there after the bulk deletion: %s", name, out)
+		}
+	}
+	for _, key := range []string{bulkA, shortLived} {
+		if got, err := verify(e.verifiers[0], map[string]any{"key": key, "namespace": ns}); err != nil || got["valid"] != false {
+			e.t.Fatalf("a key deleted in the console verifies as %v, %v", got, err)
+		}
+	}
+	// Delete from the key's page, after a confirmation naming it.
+	run("the revoked key's page", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purge"), chromedp.WaitVisible(chromedp.CSS("#delete")),
+		chromedp.Click(chromedp.CSS("#delete")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	if got := text("main"); !strings.Contains(got, "Delete “CDN purge”?") {
+		e.t.Fatalf("the confirmation of a deletion:\n%s", got)
+	}
+	run("confirm the deletion", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("p.message")))
+	if got := text("main"); !strings.Contains(got, "apikey "+ns+"/cdn-purge was deleted") {
+		e.t.Fatalf("after the deletion:\n%s", got)
+	}
+	if out, err := e.cluster.Kubectl(context.Background(), "get", "apikey", "-n", ns, "cdn-purge"); err == nil {
+		e.t.Fatalf("cdn-purge is still there after its deletion: %s", out)
+	}
+
 	// Signed out, the cookie copied before opens nothing.
 	run("sign out", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	req, _ = http.NewRequest(http.MethodGet, base+"/keys?namespace="+ns, nil)
@@ -361,4 +439,40 @@ func browse[T any](e *env, browser context.Context, what string, a chromedp.Acti
 		e.t.Fatalf("%s: %v", what, err)
 	}
 	return v
+}
+
+// answer is an HTTP answer: its status and body.
+type answer struct {
+	code int
+	body string
+}
+
+// proxied sends a request as an authenticating proxy does, with the
+// person's token in its header; form, when set, is the POST body.
+func proxied(token, method, url, form string) (answer, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(form))
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	c := &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(b)}, err
+}
+
+// formValue is the value of a form's hidden input on a page.
+func formValue(page, name string) string {
+	m := regexp.MustCompile(`name="` + regexp.QuoteMeta(name) + `" value="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
 }
