@@ -158,6 +158,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /keys/{ns}/{name}/revoke", s.signedIn(s.revoke))
 	mux.HandleFunc("GET /keys/{ns}/{name}/rotate", s.signedIn(s.rotatePage))
 	mux.HandleFunc("POST /keys/{ns}/{name}/rotate", s.signedIn(s.rotate))
+	mux.HandleFunc("GET /keys/{ns}/{name}/edit", s.signedIn(s.editPage))
+	mux.HandleFunc("POST /keys/{ns}/{name}/edit", s.signedIn(s.editKey))
 	mux.HandleFunc("GET /keys/{ns}/{name}/delete", s.signedIn(s.deletePage))
 	mux.HandleFunc("POST /keys/{ns}/{name}/delete", s.signedIn(s.deleteKey))
 	mux.HandleFunc("POST /keys/selected", s.signedIn(s.selectedPage))

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -53,7 +54,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"clean": keyview.Clean,
 	}
 	pages := map[string]*template.Template{}
-	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes", "selected"} {
+	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes", "selected", "edit"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -370,6 +371,150 @@ func deleted(k *keywardenv1alpha1.APIKey, gone bool) string {
 		return fmt.Sprintf("apikey %s/%s was deleted: calls with its key fail, and its Secret is gone.", k.Namespace, k.Name)
 	}
 	return fmt.Sprintf("apikey %s/%s is being deleted: calls with its key fail already; Keywarden lets it go and its Secret goes with it.", k.Namespace, k.Name)
+}
+
+// editPage is the form that changes a key's display name, description,
+// owner, role, scopes and expiry, filled with its spec.
+func (s *Server) editPage(w http.ResponseWriter, r *request) {
+	o := keyops.Ops{Client: r.client}
+	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.renderEdit(w, r, http.StatusOK, k, o.Details(r.Context(), k, 0).Class, nil, "")
+}
+
+func (s *Server) renderEdit(w http.ResponseWriter, r *request, status int, k *keywardenv1alpha1.APIKey, class *keywardenv1alpha1.APIKeyClass, form map[string][]string, problem string) {
+	values := map[string]string{
+		"displayName": k.Spec.DisplayName, "description": k.Spec.Description, "owner": k.Spec.Owner, "role": k.Spec.Role,
+		"scope": strings.Join(scopeStrings(k.Spec.Scopes), ", "), "expiresAt": expiryInput(k), "uid": string(k.UID), "rv": k.ResourceVersion,
+	}
+	for name, v := range form {
+		if _, ok := values[name]; ok && name != "scope" && len(v) > 0 {
+			values[name] = v[0]
+		}
+	}
+	chosen := map[string]bool{}
+	for _, sc := range k.Spec.Scopes {
+		chosen[string(sc)] = true
+	}
+	if form != nil {
+		chosen = map[string]bool{}
+		for _, sc := range form["scope"] {
+			chosen[sc] = true
+		}
+	}
+	var roles []keywardenv1alpha1.ClassRole
+	if class != nil {
+		roles = class.Spec.Roles
+	}
+	s.render(w, r.Request, status, "edit", page(r, map[string]any{
+		"Key": k, "Values": values, "Roles": roles, "Chosen": chosen, "Error": problem, "Namespace": k.Namespace,
+	}))
+}
+
+func scopeStrings(scopes []keywardenv1alpha1.Scope) []string {
+	out := make([]string, len(scopes))
+	for i, sc := range scopes {
+		out[i] = string(sc)
+	}
+	return out
+}
+
+// editTimeFormat is how the edit form takes an expiry: a date and time of
+// day, in UTC.
+const editTimeFormat = "2006-01-02T15:04"
+
+func expiryInput(k *keywardenv1alpha1.APIKey) string {
+	switch {
+	case k.Spec.ExpiresAt != nil:
+		return k.Spec.ExpiresAt.UTC().Format(editTimeFormat)
+	case k.Status.ExpiresAt != nil:
+		return k.Status.ExpiresAt.UTC().Format(editTimeFormat)
+	}
+	return ""
+}
+
+// editKey writes what the person changed in the form, bound to the
+// version of the key the form was filled from, and says whether
+// Keywarden granted it.
+func (s *Server) editKey(w http.ResponseWriter, r *request) {
+	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
+	k, err := o.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	if err == nil {
+		err = confirmed(r, k)
+	}
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	class := o.Details(r.Context(), k, 0).Class
+	f := r.PostForm
+	retry := func(msg string) { s.renderEdit(w, r, http.StatusBadRequest, k, class, f, msg) }
+	changes := map[string]any{}
+	text := func(field string, now string, optional bool) {
+		v := strings.TrimSpace(f.Get(field))
+		switch {
+		case v == now:
+		case v == "" && optional:
+			changes[field] = nil
+		default:
+			changes[field] = v
+		}
+	}
+	text("displayName", k.Spec.DisplayName, false)
+	text("description", k.Spec.Description, true)
+	text("owner", k.Spec.Owner, false)
+	text("role", k.Spec.Role, false)
+	var scopes []string
+	for _, v := range f["scope"] {
+		for sc := range strings.SplitSeq(v, ",") {
+			if sc = strings.TrimSpace(sc); sc != "" && !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	if !slices.Equal(scopes, scopeStrings(k.Spec.Scopes)) {
+		if len(scopes) == 0 {
+			changes["scopes"] = nil
+		} else {
+			changes["scopes"] = scopes
+		}
+	}
+	if v := strings.TrimSpace(f.Get("expiresAt")); v != "" && v != expiryInput(k) {
+		t, err := time.Parse(editTimeFormat, v)
+		if err != nil {
+			retry("Expires: not a date and time (2027-01-31T18:00, UTC)")
+			return
+		}
+		changes["expiresAt"], changes["lifetime"] = t.UTC().Format(time.RFC3339), nil
+	}
+	if len(changes) == 0 {
+		http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+		return
+	}
+	// Bound to the version the form was filled from.
+	k.ResourceVersion = f.Get("rv")
+	_, refusedBy, err := o.Edit(r.Context(), k, changes, s.opts.IssueTimeout)
+	var refusal *keyops.Refused
+	switch {
+	case errors.As(err, &refusal):
+		retry(err.Error())
+		return
+	case err != nil:
+		s.apiError(w, r, err)
+		return
+	case refusedBy != "":
+		s.opts.Log.Info("Key change refused by Keywarden in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+		s.render(w, r.Request, http.StatusBadRequest, "message", page(r, map[string]any{
+			"Title": "Change refused", "Namespace": k.Namespace,
+			"Text": "The change is in the key's spec, but Keywarden keeps the key's grant: " + refusedBy + ". Change the spec back, or ask for what the key's class allows.",
+		}))
+		return
+	}
+	s.opts.Log.Info("Key changed in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
 }
 
 // maxSelected bounds the keys one confirmation acts on.

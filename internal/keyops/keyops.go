@@ -338,6 +338,58 @@ func Revocable(k *keywardenv1alpha1.APIKey) error {
 	return nil
 }
 
+// Edit writes changes to the key's spec (merge-patch fields; nil removes
+// one), bound to the version the person read: a change someone made since
+// is not overwritten. It waits for Keywarden to judge the change: refused
+// says why the key keeps its grant (the change stays in the spec, as
+// kubectl edit leaves it), and is empty when the change was granted.
+func (o Ops) Edit(ctx context.Context, k *keywardenv1alpha1.APIKey, changes map[string]any, timeout time.Duration) (got *keywardenv1alpha1.APIKey, refusedBy string, err error) {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": k.UID, "resourceVersion": k.ResourceVersion}, "spec": changes})
+	if err != nil {
+		return nil, "", err
+	}
+	edited := k.DeepCopy()
+	if err := o.Client.Patch(ctx, edited, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+		switch {
+		case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+			return nil, "", refused("apikey %s/%s was changed or replaced since you read it: nothing was written; look at it again", k.Namespace, k.Name)
+		case apierrors.IsInvalid(err):
+			return nil, "", refused("the API server refuses the change: %s", APIMessage(err))
+		}
+		return nil, "", Explain(err, "patch", "apikeys.keywarden.dev", k.Namespace)
+	}
+	if edited.Generation == k.Generation {
+		return edited, "", nil // nothing the controller judges changed
+	}
+	got = &keywardenv1alpha1.APIKey{}
+	start := time.Now()
+	var failure error
+	done, err := poll(ctx, timeout, func() (bool, error) {
+		if err := o.Client.Get(ctx, client.ObjectKeyFromObject(k), got); err != nil {
+			return false, Explain(err, "get", "apikeys.keywarden.dev", k.Namespace)
+		}
+		if got.Status.ObservedGeneration >= edited.Generation {
+			return true, nil
+		}
+		if !pickedUp(got, edited.Generation) && time.Since(start) > o.ManagerWait {
+			failure = managerMissing(fmt.Sprintf("the change of apikey %s/%s is stored", k.Namespace, k.Name), o.ManagerWait)
+		}
+		return failure != nil, nil
+	})
+	switch {
+	case err != nil:
+		return nil, "", err
+	case failure != nil:
+		return nil, "", failure
+	case !done:
+		return nil, "", fmt.Errorf("the change of apikey %s/%s is stored, but Keywarden has not judged it within %s: it is %s%s", k.Namespace, k.Name, timeout, keyview.Status(got), progress(got))
+	}
+	if c := stalled(got); c != nil {
+		return got, c.Message + " (" + c.Reason + ")", nil
+	}
+	return got, "", nil
+}
+
 // Delete deletes the APIKey the person looked at (bound to its UID: a key
 // created under its name since is left alone) and waits until the API
 // server has let it go. The verifier refuses the key from the moment it is

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -332,6 +333,44 @@ func webConsole(e *env) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.spec.revoked}") == "true" {
 		e.t.Fatalf("a cross-site post through the proxy: %d", resp.StatusCode)
+	}
+
+	// Edit: the display name, the description and an earlier expiry, with
+	// a date and a time; then a role the class does not offer, refused by
+	// Keywarden with its reason, the key keeping its grant.
+	soon := time.Now().UTC().Add(48 * time.Hour).Truncate(time.Minute)
+	run("edit", chromedp.Navigate(base+"/keys/"+ns+"/short-lived"), chromedp.WaitVisible(chromedp.CSS("#edit")),
+		chromedp.Click(chromedp.CSS("#edit")), chromedp.WaitVisible(chromedp.CSS("#save")),
+		chromedp.SetValue(chromedp.CSS("#displayName"), "Short-lived, renamed"), chromedp.SetValue(chromedp.CSS("#description"), "Edited in the console"),
+		chromedp.SetValue(chromedp.CSS("#expiresAt"), soon.Format("2006-01-02T15:04")))
+	shot("edit")
+	run("save", chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS("#edit")))
+	if got := e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.spec.displayName}|{.spec.description}|{.status.expiresAt}"); got != "Short-lived, renamed|Edited in the console|"+soon.Format(time.RFC3339) {
+		e.t.Fatalf("after the edit: %s", got)
+	}
+	editForm, err := proxied(adminToken, http.MethodGet, base+"/keys/"+ns+"/short-lived/edit", "")
+	if err != nil || editForm.code != http.StatusOK {
+		e.t.Fatalf("the edit form through the proxy: %v %d", err, editForm.code)
+	}
+	widened, err := proxied(adminToken, http.MethodPost, base+"/keys/"+ns+"/short-lived/edit", url.Values{
+		"csrf": {formValue(editForm.body, "csrf")}, "uid": {formValue(editForm.body, "uid")}, "rv": {formValue(editForm.body, "rv")},
+		"displayName": {"Short-lived, renamed"}, "description": {"Edited in the console"}, "owner": {"bob@example.com"}, "role": {"admin"},
+		"expiresAt": {soon.Format("2006-01-02T15:04")},
+	}.Encode())
+	if err != nil || widened.code != http.StatusBadRequest || !strings.Contains(widened.body, "keeps the key") || !strings.Contains(widened.body, "RoleNotAllowed") {
+		e.t.Fatalf("a role the class does not offer: %v %d %s", err, widened.code, widened.body)
+	}
+	if role := e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.status.role}"); role != "standard" {
+		e.t.Fatalf("a refused edit changed the grant's role to %q", role)
+	}
+	// A form filled before someone else's change writes nothing.
+	stale, err := proxied(adminToken, http.MethodPost, base+"/keys/"+ns+"/short-lived/edit", url.Values{
+		"csrf": {formValue(editForm.body, "csrf")}, "uid": {formValue(editForm.body, "uid")}, "rv": {formValue(editForm.body, "rv")},
+		"displayName": {"Stale"}, "owner": {"bob@example.com"}, "role": {"standard"},
+	}.Encode())
+	if err != nil || stale.code != http.StatusBadRequest || !strings.Contains(stale.body, "was changed or replaced since you read it") ||
+		e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.spec.displayName}") != "Short-lived, renamed" {
+		e.t.Fatalf("an edit from a stale form: %v %d %s", err, stale.code, stale.body)
 	}
 
 	// Bulk: two keys ticked in the list, revoked after one confirmation
