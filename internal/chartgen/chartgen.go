@@ -281,7 +281,7 @@ func Generate(root string, kustomize func(dir string) ([]*unstructured.Unstructu
 		return objs
 	}
 	variants := []Variant{
-		{Condition: `eq .Values.webhook.certificates "none"`, Objects: render("config/default")},
+		{Condition: `eq .Values.webhook.certificates "none"`, Objects: render("config/base")},
 		{Condition: `eq .Values.webhook.certificates "self"`, Objects: render("config/with-webhook")},
 		{Condition: `eq .Values.webhook.certificates "cert-manager"`, Objects: render("config/with-webhook-cert-manager")},
 	}

@@ -109,6 +109,7 @@ var options = []struct {
 	install string
 }{
 	{"defaults", nil, "config/default"},
+	{"no webhook", []string{"webhook.certificates=none"}, "config/base"},
 	{"webhook with a self-issued certificate", []string{"webhook.certificates=self"}, "config/with-webhook"},
 	{"webhook with cert-manager", []string{"webhook.certificates=cert-manager"}, "config/with-webhook-cert-manager"},
 	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, ""},

@@ -90,7 +90,7 @@ func TestE2E(t *testing.T) {
 	e.kubectl("apply", "-k", "config/crd")
 	e.kubectl("apply", "-k", "config/rbac")
 	// Every install is one the API server accepts as it is.
-	for _, dir := range []string{"config/default", "config/with-webhook", "config/owner-binding", "config/verifier-autoscaling", "config/console"} {
+	for _, dir := range []string{"config/base", "config/default", "config/with-webhook", "config/owner-binding", "config/verifier-autoscaling", "config/console"} {
 		e.kubectl("apply", "--dry-run=server", "-k", dir)
 	}
 	e.managerKubeconfig = e.accountKubeconfig("keywarden-manager")

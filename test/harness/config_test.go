@@ -19,9 +19,12 @@ func TestKustomizations(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string][]string{
-		"config/crd":                       {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
-		"config/rbac":                      {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets", "policyName: keywarden-manager-configmaps", "policyName: keywarden-verifier-status", "name: keywarden-verifier-cert-reader", "name: keywarden-console"},
-		"config/default":                   {"kind: Deployment", "name: keywarden-verifier", "serviceAccountName: keywarden-verifier", "serviceAccountName: keywarden-manager", "- controller\n", "- verifier\n", "kind: PodDisruptionBudget", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets", "--verifier-certs=self", "--verifier-cert-dir=/var/run/keywarden/verifier-certs", "--metrics-cert-dir=/var/run/keywarden/verifier-certs", "scheme: HTTPS", "kind: NetworkPolicy", "keywarden.dev/verifier-client: \"true\"", "name: keywarden-verifier-ca-reader"},
+		"config/crd":  {"kind: CustomResourceDefinition", "name: apikeys.keywarden.dev", "name: apikeyclasses.keywarden.dev"},
+		"config/rbac": {"name: keywarden-manager", "name: keywarden-leader-election", "rbac.authorization.k8s.io/aggregate-to-view", "kind: ValidatingAdmissionPolicy\n", "kind: ValidatingAdmissionPolicyBinding", "policyName: keywarden-manager-secrets", "policyName: keywarden-manager-configmaps", "policyName: keywarden-verifier-status", "name: keywarden-verifier-cert-reader", "name: keywarden-console"},
+		"config/base": {"kind: Deployment", "name: keywarden-verifier", "serviceAccountName: keywarden-verifier", "serviceAccountName: keywarden-manager", "- controller\n", "- verifier\n", "kind: PodDisruptionBudget", "kind: CustomResourceDefinition", "name: keywarden-manager-secrets", "--verifier-certs=self", "--verifier-cert-dir=/var/run/keywarden/verifier-certs", "--metrics-cert-dir=/var/run/keywarden/verifier-certs", "scheme: HTTPS", "kind: NetworkPolicy", "keywarden.dev/verifier-client: \"true\"", "name: keywarden-verifier-ca-reader"},
+		// The default install has the webhook, failing open: while no
+		// controller answers it, APIKeys are let in and judged later.
+		"config/default":                   {"kind: Deployment", "- controller\n", "- verifier\n", "kind: CustomResourceDefinition", "kind: ValidatingWebhookConfiguration", "failurePolicy: Ignore", "--enable-webhook", "name: keywarden-webhook-cert", "policyName: keywarden-manager-webhook-configuration"},
 		"config/console":                   {"kind: Deployment", "serviceAccountName: keywarden-console", "- console\n", "keywarden.dev/console-client: \"true\"", "path: /healthz"},
 		"config/verifier-autoscaling":      {"kind: HorizontalPodAutoscaler", "name: keywarden-verifier", "averageUtilization: 70"},
 		"config/samples":                   {"kind: APIKeyClass", "name: platform-admin"},
@@ -30,11 +33,12 @@ func TestKustomizations(t *testing.T) {
 		"config/with-webhook":              {"kind: ValidatingWebhookConfiguration", "--enable-webhook", "name: keywarden-webhook-service", "name: keywarden-webhook-cert", "fieldPath: metadata.namespace", "resourceNames:\n  - keywarden-validating-webhook-configuration\n  resources:\n  - validatingwebhookconfigurations", "mountPath: /var/run/keywarden/webhook-certs", "mountPath: /var/run/keywarden/verifier-certs", "port: webhook", "policyName: keywarden-manager-webhook-configuration"},
 		"config/with-webhook-cert-manager": {"kind: ValidatingWebhookConfiguration", "cert-manager.io/inject-ca-from: keywarden-system/keywarden-webhook", "--webhook-certs=files", "name: keywarden-webhook-service", "mountPath: /etc/keywarden/webhook-certs", "mountPath: /var/run/keywarden/verifier-certs", "port: webhook"},
 	}
-	// Only config/with-webhook may touch webhook configurations, and only
-	// Keywarden's own.
+	// Only config/with-webhook (and so config/default) may touch webhook
+	// configurations, and only Keywarden's own.
 	absent := map[string][]string{
 		"config/rbac":                      {"validatingwebhookconfigurations"},
-		"config/default":                   {"validatingwebhookconfigurations"},
+		"config/base":                      {"validatingwebhookconfigurations", "kind: ValidatingWebhookConfiguration"},
+		"config/namespaced":                {"validatingwebhookconfigurations", "kind: ValidatingWebhookConfiguration"},
 		"config/with-webhook-cert-manager": {"validatingwebhookconfigurations"},
 	}
 	for dir, want := range tests {

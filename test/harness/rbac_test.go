@@ -97,7 +97,8 @@ var managerRights = func() map[string][]string {
 	return map[string][]string{
 		"config/namespaced":                namespaced,
 		"config/rbac":                      base,
-		"config/default":                   base,
+		"config/base":                      base,
+		"config/default":                   webhook,
 		"config/with-webhook":              webhook,
 		"config/with-webhook-cert-manager": base,
 	}
@@ -121,6 +122,7 @@ var verifierRights = func() map[string][]string {
 	return map[string][]string{
 		"config/namespaced":                namespaced,
 		"config/rbac":                      base,
+		"config/base":                      base,
 		"config/default":                   base,
 		"config/with-webhook":              base,
 		"config/with-webhook-cert-manager": base,
@@ -140,7 +142,7 @@ func TestComponentRBAC(t *testing.T) {
 		{"keywarden-verifier", verifierRights},
 		{"keywarden-console", nil},
 	} {
-		for _, dir := range []string{"config/namespaced", "config/rbac", "config/default", "config/with-webhook", "config/with-webhook-cert-manager"} {
+		for _, dir := range []string{"config/namespaced", "config/rbac", "config/base", "config/default", "config/with-webhook", "config/with-webhook-cert-manager"} {
 			want := slices.Clone(c.rights[dir])
 			t.Run(c.account+"/"+dir, func(t *testing.T) {
 				got, err := rightsOf(dir, "keywarden-system", c.account)
