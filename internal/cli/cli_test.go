@@ -345,6 +345,14 @@ func testDelete(t *testing.T, c client.Client, kubeconfig string) {
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "is not the key you meant") || !exists(again) {
 		t.Errorf("delete of a key created again under its name: %v; the new key exists: %v", err, exists(again))
 	}
+	// Nor revoked.
+	err = keyops.Ops{Client: c}.MarkRevoked(ctx, looked)
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "is not the key you meant") {
+		t.Errorf("revocation of a key created again under its name: %v", err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(again), again); err != nil || again.Spec.Revoked {
+		t.Errorf("the key created again under the name was revoked: %v", err)
+	}
 }
 
 // fakeIssue plays a manager that issued a key for the APIKey name, and an

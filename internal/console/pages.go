@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -388,10 +389,13 @@ func (s *Server) editPage(w http.ResponseWriter, r *request) {
 func (s *Server) renderEdit(w http.ResponseWriter, r *request, status int, k *keywardenv1alpha1.APIKey, class *keywardenv1alpha1.APIKeyClass, form map[string][]string, problem string) {
 	values := map[string]string{
 		"displayName": k.Spec.DisplayName, "description": k.Spec.Description, "owner": k.Spec.Owner, "role": k.Spec.Role,
-		"scope": strings.Join(scopeStrings(k.Spec.Scopes), ", "), "expiresAt": expiryInput(k), "uid": string(k.UID), "rv": k.ResourceVersion,
+		"scope": strings.Join(scopeStrings(k.Spec.Scopes), ", "), "expiresAt": expiryInput(k),
+		"uid": string(k.UID), "generation": strconv.FormatInt(k.Generation, 10),
 	}
 	for name, v := range form {
-		if _, ok := values[name]; ok && name != "scope" && len(v) > 0 {
+		// What the person typed, kept for the retry; never the version
+		// the form is bound to.
+		if _, ok := values[name]; ok && name != "scope" && name != "uid" && name != "generation" && len(v) > 0 {
 			values[name] = v[0]
 		}
 	}
@@ -452,6 +456,14 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 	class := o.Details(r.Context(), k, 0).Class
 	f := r.PostForm
 	retry := func(msg string) { s.renderEdit(w, r, http.StatusBadRequest, k, class, f, msg) }
+	// Bound to the spec the form was filled from (its generation): a
+	// change of the spec since, by anyone, is not overwritten; a write of
+	// the status (last use, say) is no change of the spec.
+	if g := f.Get("generation"); g == "" || g != strconv.FormatInt(k.Generation, 10) {
+		s.renderEdit(w, r, http.StatusConflict, k, class, nil,
+			fmt.Sprintf("apikey %s/%s was changed since you opened the form: here it is as it is now; make your change again", k.Namespace, k.Name))
+		return
+	}
 	changes := map[string]any{}
 	text := func(field string, now string, optional bool) {
 		v := strings.TrimSpace(f.Get(field))
@@ -466,7 +478,9 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 	text("displayName", k.Spec.DisplayName, false)
 	text("description", k.Spec.Description, true)
 	text("owner", k.Spec.Owner, false)
-	text("role", k.Spec.Role, false)
+	if strings.TrimSpace(f.Get("role")) != "" { // none chosen: unchanged
+		text("role", k.Spec.Role, false)
+	}
 	var scopes []string
 	for _, v := range f["scope"] {
 		for sc := range strings.SplitSeq(v, ",") {
@@ -494,8 +508,8 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 		http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
 		return
 	}
-	// Bound to the version the form was filled from.
-	k.ResourceVersion = f.Get("rv")
+	// Written against the version just read: a change between that read
+	// and this write conflicts.
 	_, refusedBy, err := o.Edit(r.Context(), k, changes, s.opts.IssueTimeout)
 	var refusal *keyops.Refused
 	switch {
@@ -517,8 +531,12 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
 }
 
-// maxSelected bounds the keys one confirmation acts on.
-const maxSelected = 100
+// maxSelected bounds the keys one confirmation acts on, and bulkWait how
+// long their page waits for Keywarden to confirm them all.
+const (
+	maxSelected = 100
+	bulkWait    = 20 * time.Second
+)
 
 // selectedKey is a key ticked in the list, as the confirmation names it,
 // with why the action cannot apply to it.
@@ -584,15 +602,20 @@ func (s *Server) actOnSelected(w http.ResponseWriter, r *request) {
 		return
 	}
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
-	type outcome struct{ Namespace, Name, Done, Problem string }
-	var outcomes []outcome
-	failed := 0
-	for _, ref := range confirmedKeys {
+	type outcome struct {
+		Namespace, Name, Done, Problem string
+		key                            *keywardenv1alpha1.APIKey
+	}
+	var outcomes []*outcome
+	// First every write, then one wait for all of them: the page answers
+	// within bulkWait however many keys there are.
+	for _, ref := range slices.Compact(slices.Sorted(slices.Values(confirmedKeys))) {
 		parts := strings.SplitN(ref, "/", 3)
 		if len(parts) != 3 {
 			continue
 		}
-		out := outcome{Namespace: parts[0], Name: parts[1]}
+		out := &outcome{Namespace: parts[0], Name: parts[1]}
+		outcomes = append(outcomes, out)
 		k, err := o.Get(r.Context(), parts[0], parts[1])
 		if err == nil {
 			err = confirmedUID(k, parts[2])
@@ -600,24 +623,44 @@ func (s *Server) actOnSelected(w http.ResponseWriter, r *request) {
 		if err == nil {
 			switch action {
 			case "revoke":
-				var at time.Time
-				if at, err = o.Revoke(r.Context(), k, s.opts.IssueTimeout); err == nil {
-					out.Done = "revoked at " + at.Local().Format(keyview.TimeFormat)
-				}
+				err = o.MarkRevoked(r.Context(), k)
 			case "delete":
-				var gone bool
-				if gone, err = o.Delete(r.Context(), k, s.opts.IssueTimeout); err == nil {
-					out.Done = deleted(k, gone)
-				}
+				_, err = o.Delete(r.Context(), k, 0)
 			}
 		}
 		if err != nil {
 			out.Problem = err.Error()
-			failed++
-		} else {
-			s.opts.Log.Info("Key "+action+"d in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+			continue
 		}
-		outcomes = append(outcomes, out)
+		out.key = k
+		s.opts.Log.Info("Key "+action+"d in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
+	}
+	deadline := time.Now().Add(min(bulkWait, s.opts.IssueTimeout))
+	failed := 0
+	for _, out := range outcomes {
+		if out.key == nil {
+			failed++
+			continue
+		}
+		wait := max(time.Until(deadline), 0)
+		switch action {
+		case "revoke":
+			at, err := o.WaitRevoked(r.Context(), out.key, wait)
+			if err != nil {
+				out.Problem = err.Error()
+				failed++
+				continue
+			}
+			out.Done = "revoked at " + at.Local().Format(keyview.TimeFormat)
+		case "delete":
+			gone, err := o.WaitGone(r.Context(), out.key, wait)
+			if err != nil {
+				out.Problem = err.Error()
+				failed++
+				continue
+			}
+			out.Done = deleted(out.key, gone)
+		}
 	}
 	status := http.StatusOK
 	if failed > 0 {

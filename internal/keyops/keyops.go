@@ -406,6 +406,14 @@ func (o Ops) Delete(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout ti
 		}
 		return false, Explain(err, "delete", "apikeys.keywarden.dev", k.Namespace)
 	}
+	return o.WaitGone(ctx, k, timeout)
+}
+
+// WaitGone waits until the API server has let the key go (or holds
+// another object under its name); false when it is still there after
+// timeout.
+func (o Ops) WaitGone(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout time.Duration) (bool, error) {
+	uid := k.UID
 	var got keywardenv1alpha1.APIKey
 	return poll(ctx, timeout, func() (bool, error) {
 		switch err := o.Client.Get(ctx, client.ObjectKeyFromObject(k), &got); {
@@ -421,14 +429,29 @@ func (o Ops) Delete(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout ti
 // Revoke revokes the key (spec.revoked) and waits for Keywarden to confirm;
 // it returns when Keywarden saw it revoked.
 func (o Ops) Revoke(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout time.Duration) (time.Time, error) {
-	if err := Revocable(k); err != nil {
+	if err := o.MarkRevoked(ctx, k); err != nil {
 		return time.Time{}, err
 	}
-	patch := []byte(`{"spec":{"revoked":true}}`)
-	if err := o.Client.Patch(ctx, k, client.RawPatch("application/merge-patch+json", patch)); err != nil {
-		return time.Time{}, Explain(err, "patch", "apikeys.keywarden.dev", k.Namespace)
+	return o.WaitRevoked(ctx, k, timeout)
+}
+
+// MarkRevoked sets spec.revoked on the key read (bound to its UID: a key
+// created under its name since is left alone), without waiting.
+func (o Ops) MarkRevoked(ctx context.Context, k *keywardenv1alpha1.APIKey) error {
+	if err := Revocable(k); err != nil {
+		return err
 	}
-	return o.waitRevoked(ctx, k, timeout)
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": k.UID}, "spec": map[string]any{"revoked": true}})
+	if err != nil {
+		return err
+	}
+	if err := o.Client.Patch(ctx, k, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsInvalid(err) && strings.Contains(err.Error(), "metadata.uid") {
+			return refused("apikey %s/%s is not the key you meant: it was deleted and created again since; nothing was revoked", k.Namespace, k.Name)
+		}
+		return Explain(err, "patch", "apikeys.keywarden.dev", k.Namespace)
+	}
+	return nil
 }
 
 // RevokedAt says when a key was revoked, or "" when it was not.
@@ -444,8 +467,8 @@ func RevokedAt(k *keywardenv1alpha1.APIKey) string {
 	return ""
 }
 
-// waitRevoked waits for the controller to record the revocation.
-func (o Ops) waitRevoked(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout time.Duration) (time.Time, error) {
+// WaitRevoked waits for the controller to record the revocation.
+func (o Ops) WaitRevoked(ctx context.Context, k *keywardenv1alpha1.APIKey, timeout time.Duration) (time.Time, error) {
 	c := o.Client
 	var got keywardenv1alpha1.APIKey
 	start := time.Now()

@@ -2,14 +2,21 @@
 // from writing.
 //
 // A leader learns that it lost its lease only when it next tries to renew
-// it. A replica paused longer than the lease (SIGSTOP, a frozen VM, a long
-// stop of the world) wakes still believing it leads: until its renewal
-// fails, its workers act on a cache from before the pause while another
-// replica leads. Lock records when this replica last wrote its own lease
-// record; for the renew deadline after that write began, no other
-// candidate can have taken the lease over (they wait the longer lease
-// duration from when they saw the write), and the fenced client writes
-// only then.
+// it. A replica paused longer than the lease (SIGSTOP, a frozen cgroup, a
+// long stop of the world, a suspended machine) wakes still believing it
+// leads: until its renewal fails, its workers act on a cache from before
+// the pause while another replica leads. Lock records when this replica
+// last wrote its own lease record; for the renew deadline after that write
+// began, no other candidate can have taken the lease over (they wait the
+// longer lease duration from when they saw the write), and the fenced
+// client writes only then, each write given that long to be sent.
+//
+// Time is measured twice, by the monotonic clock (which a change of the
+// wall clock does not move) and by the wall clock (which, unlike the
+// monotonic clock, goes on while a machine is suspended): the lease is
+// held only while both say so. The fence narrows the window in which a
+// former leader writes; the preconditions on the controller's writes
+// (resourceVersion, UID) stay the guard for what remains.
 package leasefence
 
 import (
@@ -55,7 +62,15 @@ func (l *Lock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord
 }
 
 func (l *Lock) wrote(rec resourcelock.LeaderElectionRecord, write func() error) error {
-	began := l.now() // the clock reading is monotonic: a wall-clock step changes nothing
+	began := l.now()
+	if rec.HolderIdentity != l.Identity() {
+		// Released or handed over: uncertain from the moment it is sent,
+		// whether or not the answer comes back.
+		l.mu.Lock()
+		l.until = time.Time{}
+		l.mu.Unlock()
+		return write()
+	}
 	if err := write(); err != nil {
 		// The lease is as it was: still certain until the last renewal
 		// runs out.
@@ -63,30 +78,46 @@ func (l *Lock) wrote(rec resourcelock.LeaderElectionRecord, write func() error) 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if rec.HolderIdentity == l.Identity() {
-		l.until = began.Add(l.valid)
-	} else {
-		l.until = time.Time{} // released
-	}
+	l.until = began.Add(l.valid)
 	return nil
 }
 
 // Held reports whether this replica certainly holds the lease now. A nil
 // Lock (no leader election) always does.
 func (l *Lock) Held() bool {
-	if l == nil {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.now().Before(l.until)
+	_, held := l.deadline()
+	return held
 }
 
-func (l *Lock) check() error {
-	if !l.Held() {
-		return ErrNotHeld
+// deadline is when the lease stops being certain, by the clock the writes
+// are timed with, and whether it is certain now.
+func (l *Lock) deadline() (time.Time, bool) {
+	if l == nil {
+		return time.Time{}, true
 	}
-	return nil
+	l.mu.Lock()
+	until := l.until
+	l.mu.Unlock()
+	if until.IsZero() {
+		return until, false
+	}
+	now := l.now()
+	// Monotonic, and wall clock alone (Round(0) drops the monotonic
+	// reading): both must leave time.
+	held := now.Before(until) && now.Round(0).Before(until.Round(0))
+	return until, held
+}
+
+// fence returns ctx bounded by the end of the certain lease, or
+// ErrNotHeld: a write that waits (the client's rate limiter, the API
+// server's queues) is not sent once another replica may lead.
+func (l *Lock) fence(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	until, held := l.deadline()
+	if !held {
+		return nil, nil, ErrNotHeld
+	}
+	ctx, cancel := context.WithDeadline(ctx, until)
+	return ctx, cancel, nil
 }
 
 // Client returns c whose writes (of objects and of their subresources)
@@ -105,44 +136,56 @@ type fenced struct {
 }
 
 func (f *fenced) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.Client.Create(ctx, obj, opts...)
 }
 
 func (f *fenced) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.Client.Delete(ctx, obj, opts...)
 }
 
 func (f *fenced) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.Client.Update(ctx, obj, opts...)
 }
 
 func (f *fenced) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.Client.Patch(ctx, obj, patch, opts...)
 }
 
 func (f *fenced) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.Client.Apply(ctx, obj, opts...)
 }
 
 func (f *fenced) DeleteAllOf(ctx context.Context, obj client.Object, opts ...client.DeleteAllOfOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.Client.DeleteAllOf(ctx, obj, opts...)
 }
 
@@ -160,29 +203,37 @@ type fencedSub struct {
 }
 
 func (f *fencedSub) Create(ctx context.Context, obj, sub client.Object, opts ...client.SubResourceCreateOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.SubResourceClient.Create(ctx, obj, sub, opts...)
 }
 
 func (f *fencedSub) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.SubResourceClient.Update(ctx, obj, opts...)
 }
 
 func (f *fencedSub) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.SubResourceClient.Patch(ctx, obj, patch, opts...)
 }
 
 func (f *fencedSub) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error {
-	if err := f.l.check(); err != nil {
+	ctx, cancel, err := f.l.fence(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	return f.SubResourceClient.Apply(ctx, obj, opts...)
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 // lease is a lock that stores its record in memory and fails writes
@@ -69,6 +70,7 @@ func TestHeld(t *testing.T) {
 		{name: "renewals failing since", steps: []step{{at: 0, rec: mine}, {at: 4 * time.Second, rec: mine, failing: true}, {at: 8 * time.Second, rec: mine, failing: true}}, at: 11 * time.Second, want: false},
 		{name: "a failed renewal keeps the last one", steps: []step{{at: 0, rec: mine}, {at: 2 * time.Second, rec: mine, failing: true}}, at: 5 * time.Second, want: true},
 		{name: "released", steps: []step{{at: 0, rec: mine}, {at: time.Second, rec: resourcelock.LeaderElectionRecord{}}}, at: 2 * time.Second, want: false},
+		{name: "released, the answer lost", steps: []step{{at: 0, rec: mine}, {at: time.Second, rec: resourcelock.LeaderElectionRecord{}, failing: true}}, at: 2 * time.Second, want: false},
 		{name: "written naming another holder", steps: []step{{at: 0, rec: mine}, {at: time.Second, rec: theirs}}, at: 2 * time.Second, want: false},
 		{name: "renewed after being paused", steps: []step{{at: 0, rec: mine}, {at: 30 * time.Second, rec: mine}}, at: 31 * time.Second, want: true},
 	} {
@@ -194,6 +196,23 @@ func TestClient(t *testing.T) {
 	if err := base.Get(ctx, types.NamespacedName{Namespace: "ns", Name: "p"}, &p); err != nil || p.Status.Message != "held" {
 		t.Errorf("pod status after the lease lapsed: %q (%v), want %q", p.Status.Message, err, "held")
 	}
+
+	// A write is given until the end of the certain lease to be sent.
+	now = now.Add(-20 * time.Second) // back within the lease
+	var deadline time.Time
+	timed := l.Client(interceptor.NewClient(fake.NewClientBuilder().Build(), interceptor.Funcs{
+		Create: func(ctx context.Context, _ client.WithWatch, _ client.Object, _ ...client.CreateOption) error {
+			deadline, _ = ctx.Deadline()
+			return nil
+		},
+	}))
+	if err := timed.Create(ctx, secret()); err != nil {
+		t.Fatal(err)
+	}
+	if deadline.IsZero() || !deadline.Equal(l.until) {
+		t.Errorf("a write may be sent until %v, want the end of the certain lease %v", deadline, l.until)
+	}
+	now = now.Add(20 * time.Second)
 
 	// Renewed (the lease was still this replica's): writes go through.
 	if err := l.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "me"}); err != nil {

@@ -353,7 +353,7 @@ func webConsole(e *env) {
 		e.t.Fatalf("the edit form through the proxy: %v %d", err, editForm.code)
 	}
 	widened, err := proxied(adminToken, http.MethodPost, base+"/keys/"+ns+"/short-lived/edit", url.Values{
-		"csrf": {formValue(editForm.body, "csrf")}, "uid": {formValue(editForm.body, "uid")}, "rv": {formValue(editForm.body, "rv")},
+		"csrf": {formValue(editForm.body, "csrf")}, "uid": {formValue(editForm.body, "uid")}, "generation": {formValue(editForm.body, "generation")},
 		"displayName": {"Short-lived, renamed"}, "description": {"Edited in the console"}, "owner": {"bob@example.com"}, "role": {"admin"},
 		"expiresAt": {soon.Format("2006-01-02T15:04")},
 	}.Encode())
@@ -365,10 +365,10 @@ func webConsole(e *env) {
 	}
 	// A form filled before someone else's change writes nothing.
 	stale, err := proxied(adminToken, http.MethodPost, base+"/keys/"+ns+"/short-lived/edit", url.Values{
-		"csrf": {formValue(editForm.body, "csrf")}, "uid": {formValue(editForm.body, "uid")}, "rv": {formValue(editForm.body, "rv")},
+		"csrf": {formValue(editForm.body, "csrf")}, "uid": {formValue(editForm.body, "uid")}, "generation": {formValue(editForm.body, "generation")},
 		"displayName": {"Stale"}, "owner": {"bob@example.com"}, "role": {"standard"},
 	}.Encode())
-	if err != nil || stale.code != http.StatusBadRequest || !strings.Contains(stale.body, "was changed or replaced since you read it") ||
+	if err != nil || stale.code != http.StatusConflict || !strings.Contains(stale.body, "was changed since you opened the form") ||
 		e.kubectl("get", "apikey", "-n", ns, "short-lived", "-o", "jsonpath={.spec.displayName}") != "Short-lived, renamed" {
 		e.t.Fatalf("an edit from a stale form: %v %d %s", err, stale.code, stale.body)
 	}

@@ -49,7 +49,9 @@ func leaderLock(cfg *rest.Config, le LeaderElection, rec *leaseEvents) (*leasefe
 	if err != nil {
 		return nil, err
 	}
-	return leasefence.New(lock, le.RenewDeadline), nil
+	// Other candidates wait the lease duration in whole seconds (as the
+	// Lease records it); the renew deadline is shorter still.
+	return leasefence.New(lock, min(le.RenewDeadline, le.LeaseDuration.Truncate(time.Second))), nil
 }
 
 // leaseEvents records the lock's Events once the manager's recorder
