@@ -249,7 +249,7 @@ func (r *APIKeyReconciler) decide(ctx context.Context, o *lifecycle.Observed, re
 		}
 		if need == "" {
 			if rs := d.Reserve; rs != nil && !*reserved {
-				nn, ownerKey := client.ObjectKeyFromObject(o.Key), o.Key.Namespace+"/"+rs.Owner
+				nn, ownerKey := client.ObjectKeyFromObject(o.Key), ownerPlace(o.Policy, o.Key.Namespace, rs.Owner)
 				if rs.Move {
 					r.admitted.reserveMove(nn, o.Key.UID, ownerKey)
 				} else {

@@ -94,9 +94,11 @@ func (r *APIKeyReconciler) refusedPeers(ctx context.Context, obj client.Object) 
 	if !ok {
 		return nil
 	}
+	// In every namespace: under a class that counts across namespaces, a
+	// key going in one makes room in the others (the refused keys of
+	// classes that do not look again and stay as they are).
 	var list keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: k.GrantedOwner()},
-		client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{ownerIndex: k.GrantedOwner()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -132,6 +134,7 @@ func (r *APIKeyReconciler) observe(ctx context.Context, key *keywardenv1alpha1.A
 		if err := r.List(ctx, &classes); err != nil {
 			return nil, fmt.Errorf("listing APIKeyClasses: %w", err)
 		}
+		o.DefaultClass = policy.DefaultClassName(classes.Items)
 		if lifecycle.Issued(st) {
 			o.Policy, o.Violation = policy.ResolveIssued(&key.Spec, policy.Granted(&key.Spec, st), classes.Items)
 			o.GrantClass = policy.GrantClass(st, classes.Items)
@@ -228,16 +231,46 @@ func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1al
 // key issued meanwhile is missed) and its keys in the namespace from the
 // cache. The caller unlocks once the decision's place is reserved.
 func (r *APIKeyReconciler) observeOwner(ctx context.Context, o *lifecycle.Observed, owner string) (unlock func(), err error) {
-	ns := o.Key.Namespace
-	ownerKey := ns + "/" + owner
-	unlock = r.owners.lock(ownerKey)
-	ok := &lifecycle.OwnerKeys{Admitted: r.admitted.snapshot(), Moved: r.admitted.movedTo(ownerKey)}
+	place := ownerPlace(o.Policy, o.Key.Namespace, owner)
+	unlock = r.owners.lock(place)
+	ok := &lifecycle.OwnerKeys{Admitted: r.admitted.snapshot(), Moved: r.admitted.movedTo(place)}
 	var peers keywardenv1alpha1.APIKeyList
-	if err := r.List(ctx, &peers, client.InNamespace(ns), client.MatchingFields{ownerIndex: owner}); err != nil {
+	if err := r.List(ctx, &peers, ownerKeysIn(o.Policy, o.Key.Namespace, owner)...); err != nil {
 		unlock()
 		return func() {}, fmt.Errorf("listing the keys of owner %s: %w", owner, err)
 	}
-	ok.Peers = peers.Items
+	ok.Peers = peersUnder(o.Policy, o.DefaultClass, peers.Items)
 	o.Owners[owner] = ok
 	return unlock, nil
+}
+
+// ownerPlace names an owner's place under the limit, which one lock
+// guards: the owner in the key's namespace, or, for a class that counts
+// across namespaces, the owner under the class (a name no namespace can
+// have).
+func ownerPlace(p policy.Policy, namespace, owner string) string {
+	if p.LimitAcrossNamespaces {
+		return "class " + p.ClassName + "/" + owner
+	}
+	return namespace + "/" + owner
+}
+
+// ownerKeysIn selects the keys that count toward an owner's limit under
+// p, before peersUnder filters them: the owner's in the namespace, or in
+// every namespace watched.
+func ownerKeysIn(p policy.Policy, namespace, owner string) []client.ListOption {
+	opts := []client.ListOption{client.MatchingFields{ownerIndex: owner}}
+	if !p.LimitAcrossNamespaces {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	return opts
+}
+
+// peersUnder are the keys of keys that count under p: all of them in a
+// namespace, only the class's across namespaces.
+func peersUnder(p policy.Policy, defaultClass string, keys []keywardenv1alpha1.APIKey) []keywardenv1alpha1.APIKey {
+	if !p.LimitAcrossNamespaces {
+		return keys
+	}
+	return slices.DeleteFunc(keys, func(k keywardenv1alpha1.APIKey) bool { return policy.ClassOf(&k, defaultClass) != p.ClassName })
 }

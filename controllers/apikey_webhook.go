@@ -193,16 +193,23 @@ func (v *APIKeyValidator) checkLimit(ctx context.Context, k *keywardenv1alpha1.A
 // limit reports whether the owner has room for the key under its limit.
 func (v *APIKeyValidator) limit(ctx context.Context, k *keywardenv1alpha1.APIKey, owner string, pol policy.Policy) (*policy.Violation, error) {
 	var peers keywardenv1alpha1.APIKeyList
-	if err := v.Client.List(ctx, &peers, client.InNamespace(k.Namespace), client.MatchingFields{ownerIndex: owner}); err != nil {
+	if err := v.Client.List(ctx, &peers, ownerKeysIn(pol, k.Namespace, owner)...); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("listing the keys of owner %s: %w", owner, err))
 	}
+	var classes keywardenv1alpha1.APIKeyClassList
+	if pol.LimitAcrossNamespaces {
+		if err := v.Client.List(ctx, &classes); err != nil {
+			return nil, apierrors.NewInternalError(fmt.Errorf("listing APIKeyClasses: %w", err))
+		}
+	}
+	peers.Items = peersUnder(pol, policy.DefaultClassName(classes.Items), peers.Items)
 	self := lifecycle.HolderOf(k)
 	if self.Created.IsZero() {
 		// A new key queues after every key that exists.
 		self.Created = v.now().Add(time.Hour)
 	}
 	if ok, ahead, _ := lifecycle.AdmitAmong(self, peers.Items, nil, nil, pol.MaxActiveKeysPerOwner); !ok {
-		return policy.LimitViolation(owner, k.Namespace, ahead, pol.MaxActiveKeysPerOwner), nil
+		return pol.Limit(owner, k.Namespace, ahead), nil
 	}
 	return nil, nil
 }

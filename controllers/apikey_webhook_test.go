@@ -132,6 +132,26 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		Eventually(func() error { return k8sClient.Create(ctx, key("three", nil)) }).Should(Succeed())
 	})
 
+	It("refuses at create a key over a limit counted in every namespace", func() {
+		across := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			MaxActiveKeysPerOwner: ptr.To[int32](1), OwnerLimitScope: keywardenv1alpha1.OwnerLimitCluster,
+		})
+		Eventually(func() error {
+			return mgrCache.Get(ctx, client.ObjectKeyFromObject(across), &keywardenv1alpha1.APIKeyClass{})
+		}).Should(Succeed())
+		other := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "w-" + rand.String(8), Labels: map[string]string{labelWebhook: "true"}}}
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		first := newAPIKey(ns, "first")
+		first.Spec.ClassName = across.Name
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		waitReady(ctx, first)
+		second := newAPIKey(other.Name, "second")
+		second.Spec.ClassName = across.Name
+		Eventually(func() error { return k8sClient.Create(ctx, second.DeepCopy()) }).Should(MatchError(
+			`admission webhook "vapikey.keywarden.dev" denied the request: owner web-team@example.com already holds 1 active keys of APIKeyClass "` + across.Name +
+				`" (limit 1, counted in every namespace); revoke or delete one of them first`))
+	})
+
 	It("refuses a change of an issued key with the controller's message", func() {
 		mine := key("mine", func(k *keywardenv1alpha1.APIKey) { k.Spec.Owner = "me@example.com" })
 		Expect(k8sClient.Create(ctx, mine)).To(Succeed())

@@ -309,6 +309,83 @@ var _ = Describe("APIKeyClass policy", func() {
 		GinkgoWriter.Printf("30 keys created at once for one owner with 4 workers: %d issued, %d refused\n", active, 30-active)
 	})
 
+	It("counts an owner's keys of a class in every namespace when the class says so, and issues a refused one when a place frees anywhere", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			MaxActiveKeysPerOwner: ptr.To[int32](2), OwnerLimitScope: keywardenv1alpha1.OwnerLimitCluster,
+		})
+		owner := "account-" + rand.String(6) + "@example.com"
+		key := func(ns, name, class string) *keywardenv1alpha1.APIKey {
+			k := newAPIKey(ns, name)
+			k.Spec.Owner, k.Spec.ClassName = owner, class
+			Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			return k
+		}
+		nsB, nsC := newNamespace(ctx), newNamespace(ctx)
+		a := key(ns, "in-a", c.Name)
+		waitReady(ctx, a)
+		b := key(nsB, "in-b", c.Name)
+		waitReady(ctx, b)
+
+		By("a third key of the class, in a third namespace, is refused")
+		third := key(nsC, "in-c", c.Name)
+		got := waitRefused(ctx, third)
+		Expect(condition(got, "Reconciling").Message).To(Equal("owner " + owner + " already holds 2 active keys of APIKeyClass \"" + c.Name +
+			"\" (limit 2, counted in every namespace); revoke or delete one of them first"))
+
+		By("a key of another class is not counted")
+		waitReady(ctx, key(nsC, "other-class", ""))
+
+		By("revoking the key in the first namespace issues the one in the third")
+		patch := client.MergeFrom(a.DeepCopy())
+		a.Spec.Revoked = true
+		Expect(k8sClient.Patch(ctx, a, patch)).To(Succeed())
+		waitReady(ctx, third)
+	})
+
+	It("never issues more keys than a limit counted across namespaces when they are created at once", func() {
+		c := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			MaxActiveKeysPerOwner: ptr.To[int32](3), OwnerLimitScope: keywardenv1alpha1.OwnerLimitCluster,
+		})
+		owner := "burst-" + rand.String(6) + "@example.com"
+		namespaces := []string{ns, newNamespace(ctx), newNamespace(ctx)}
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				k := newAPIKey(namespaces[i%3], fmt.Sprintf("across-%02d", i))
+				k.Spec.Owner, k.Spec.ClassName = owner, c.Name
+				Expect(k8sClient.Create(ctx, k)).To(Succeed())
+			})
+		}
+		wg.Wait()
+		count := func(g Gomega) (active, settled int) {
+			for _, n := range namespaces {
+				var list keywardenv1alpha1.APIKeyList
+				g.Expect(k8sClient.List(ctx, &list, client.InNamespace(n))).To(Succeed())
+				for _, k := range list.Items {
+					if k.Spec.Owner != owner {
+						continue
+					}
+					if k.Status.KeyHash != "" {
+						active++
+					}
+					if k.Status.Phase == keywardenv1alpha1.PhaseActive || k.Status.Phase == keywardenv1alpha1.PhaseRefused {
+						settled++
+					}
+				}
+			}
+			return active, settled
+		}
+		Eventually(func(g Gomega) {
+			_, settled := count(g)
+			g.Expect(settled).To(Equal(12))
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
+		Consistently(func(g Gomega) {
+			active, _ := count(g)
+			g.Expect(active).To(Equal(3))
+		}, time.Second, 100*time.Millisecond).Should(Succeed())
+	})
+
 	It("issues keys of a class only in the namespaces its namespaceSelector admits", func() {
 		label := func(name string, labels map[string]string) {
 			n := &corev1.Namespace{}

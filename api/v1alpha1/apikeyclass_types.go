@@ -13,6 +13,18 @@ const APIKeyClassKind = "APIKeyClass"
 // without spec.className, when its value is "true".
 const AnnotationDefaultClass = "keywarden.dev/is-default-class"
 
+// OwnerLimitScope is where an owner's active keys are counted.
+type OwnerLimitScope string
+
+const (
+	// OwnerLimitNamespace counts an owner's active keys in the key's
+	// namespace.
+	OwnerLimitNamespace OwnerLimitScope = "Namespace"
+	// OwnerLimitCluster counts an owner's active keys of the class in
+	// every namespace.
+	OwnerLimitCluster OwnerLimitScope = "Cluster"
+)
+
 // DefaultMaxActiveKeysPerOwner is the limit of active keys per owner when a
 // class sets none, or when no class applies.
 const DefaultMaxActiveKeysPerOwner = 10
@@ -77,11 +89,20 @@ type APIKeyClassSpec struct {
 
 	// maxActiveKeysPerOwner is how many active keys (issued or waiting to
 	// be, not expired, revoked or being deleted) one owner may hold in a
-	// namespace. Defaults to 10.
+	// namespace, or across namespaces (ownerLimitScope). Defaults to 10.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxActiveKeysPerOwner *int32 `json:"maxActiveKeysPerOwner,omitempty"`
+
+	// ownerLimitScope is where maxActiveKeysPerOwner counts an owner's
+	// keys: Namespace (the default), the owner's active keys in the key's
+	// namespace; or Cluster, the owner's active keys of this class in
+	// every namespace, so that an account's limit holds however many
+	// namespaces its keys are spread over.
+	// +optional
+	// +kubebuilder:validation:Enum=Namespace;Cluster
+	OwnerLimitScope OwnerLimitScope `json:"ownerLimitScope,omitempty"`
 	// namespaceSelector selects, by their labels, the namespaces whose
 	// APIKeys may use this class. A key of the class in another namespace
 	// is never issued (Stalled, NamespaceNotAllowed); an issued key whose

@@ -70,6 +70,9 @@ type Observed struct {
 	// namespace; nil when there is no such class, or the key is not
 	// issued or has ended.
 	GrantClass *policy.Policy
+	// DefaultClass is the one default class's name, if any: the class a
+	// key naming none counts under.
+	DefaultClass string
 	// NamespacesUnwatched is set when namespace labels are not watched
 	// (the manager watches only some namespaces), so that a namespace a
 	// class refuses is looked at again by time.
@@ -422,7 +425,7 @@ func (d *Decision) grant(o *Observed) bool {
 			move = owner
 			return nil
 		}
-		return policy.LimitViolation(owner, k.Namespace, ahead, o.Policy.MaxActiveKeysPerOwner)
+		return o.Policy.Limit(owner, k.Namespace, ahead)
 	})
 	if d.NeedOwner != "" {
 		return false
@@ -525,7 +528,7 @@ func (d *Decision) admit(o *Observed) bool {
 		return false
 	}
 	if !ok {
-		v := policy.LimitViolation(k.Spec.Owner, k.Namespace, ahead, o.Policy.MaxActiveKeysPerOwner)
+		v := o.Policy.Limit(k.Spec.Owner, k.Namespace, ahead)
 		if k.Status.Phase != keywardenv1alpha1.PhaseRefused {
 			d.emit(corev1.EventTypeWarning, keywardenv1alpha1.EventKeyRefused, "Issue", v.Message)
 		}

@@ -29,8 +29,11 @@ type Policy struct {
 	Roles map[string][]keywardenv1alpha1.Scope
 	// DefaultLifetime and MaxLifetime are zero when unset.
 	DefaultLifetime, MaxLifetime time.Duration
-	// MaxActiveKeysPerOwner is the per-owner, per-namespace limit.
+	// MaxActiveKeysPerOwner is the per-owner limit, counted in the key's
+	// namespace, or, with LimitAcrossNamespaces, over the owner's keys of
+	// the class in every namespace.
 	MaxActiveKeysPerOwner int
+	LimitAcrossNamespaces bool
 	// ExpiryWarning is how long before its expiry a key is marked
 	// ExpiringSoon; zero for never.
 	ExpiryWarning time.Duration
@@ -90,6 +93,7 @@ func FromClass(c *keywardenv1alpha1.APIKeyClass) Policy {
 	if n := c.Spec.MaxActiveKeysPerOwner; n != nil {
 		p.MaxActiveKeysPerOwner = int(*n)
 	}
+	p.LimitAcrossNamespaces = c.Spec.OwnerLimitScope == keywardenv1alpha1.OwnerLimitCluster
 	if sel := c.Spec.NamespaceSelector; sel != nil {
 		if ns, err := metav1.LabelSelectorAsSelector(sel); err != nil {
 			p.Namespaces, p.namespacesInvalid = labels.Nothing(), err.Error()
@@ -204,6 +208,27 @@ func Resolve(className string, classes []keywardenv1alpha1.APIKeyClass) (Policy,
 		return FromClass(defaults[0]), nil
 	}
 	return Policy{}, &Violation{keywardenv1alpha1.ReasonAmbiguousDefaultClass, AmbiguousDefaultMessage(defaults)}
+}
+
+// ClassOf is the class a key counts under for an owner's limit: the
+// class it was issued under, else the class its spec names, else the one
+// default class (empty when there is none, or more than one).
+func ClassOf(k *keywardenv1alpha1.APIKey, defaultClass string) string {
+	switch {
+	case k.Status.ClassName != "":
+		return k.Status.ClassName
+	case k.Spec.ClassName != "":
+		return k.Spec.ClassName
+	}
+	return defaultClass
+}
+
+// DefaultClassName is the name of the one default class, or "".
+func DefaultClassName(classes []keywardenv1alpha1.APIKeyClass) string {
+	if d := DefaultClasses(classes); len(d) == 1 {
+		return d[0].Name
+	}
+	return ""
 }
 
 // DefaultClasses returns the classes annotated as default, by name.
@@ -339,6 +364,16 @@ func (p Policy) lifetimeViolation(lt time.Duration) *Violation {
 func LimitViolation(owner, namespace string, ahead, limit int) *Violation {
 	return &Violation{keywardenv1alpha1.ReasonActiveKeyLimit,
 		fmt.Sprintf("owner %s already holds %d active keys (limit %d) in namespace %s; revoke or delete one of them first", owner, ahead, limit, namespace)}
+}
+
+// Limit is the refusal of a key over its owner's limit under p: in the
+// namespace, or across namespaces when p counts there.
+func (p Policy) Limit(owner, namespace string, ahead int) *Violation {
+	if !p.LimitAcrossNamespaces {
+		return LimitViolation(owner, namespace, ahead, p.MaxActiveKeysPerOwner)
+	}
+	return &Violation{keywardenv1alpha1.ReasonActiveKeyLimit,
+		fmt.Sprintf("owner %s already holds %d active keys of %s (limit %d, counted in every namespace); revoke or delete one of them first", owner, ahead, p.describe(), p.MaxActiveKeysPerOwner)}
 }
 
 // lifetime is how long the key would live if issued at issuedAt.

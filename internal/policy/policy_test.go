@@ -310,3 +310,40 @@ func TestRotationScheduleAndGrace(t *testing.T) {
 		})
 	}
 }
+
+func TestLimitAndClassOf(t *testing.T) {
+	ns := Policy{ClassName: "acct", MaxActiveKeysPerOwner: 3}
+	across := ns
+	across.LimitAcrossNamespaces = true
+	for _, tc := range []struct {
+		p    Policy
+		want string
+	}{
+		{ns, "owner o already holds 3 active keys (limit 3) in namespace team; revoke or delete one of them first"},
+		{across, `owner o already holds 3 active keys of APIKeyClass "acct" (limit 3, counted in every namespace); revoke or delete one of them first`},
+	} {
+		if v := tc.p.Limit("o", "team", 3); v.Reason != keywardenv1alpha1.ReasonActiveKeyLimit || v.Message != tc.want {
+			t.Errorf("Limit = %+v, want %q", v, tc.want)
+		}
+	}
+	if !FromClass(&keywardenv1alpha1.APIKeyClass{Spec: keywardenv1alpha1.APIKeyClassSpec{OwnerLimitScope: keywardenv1alpha1.OwnerLimitCluster}}).LimitAcrossNamespaces ||
+		FromClass(&keywardenv1alpha1.APIKeyClass{Spec: keywardenv1alpha1.APIKeyClassSpec{OwnerLimitScope: keywardenv1alpha1.OwnerLimitNamespace}}).LimitAcrossNamespaces ||
+		FromClass(&keywardenv1alpha1.APIKeyClass{}).LimitAcrossNamespaces {
+		t.Error("only ownerLimitScope: Cluster counts across namespaces")
+	}
+	key := func(status, spec string) *keywardenv1alpha1.APIKey {
+		return &keywardenv1alpha1.APIKey{Spec: keywardenv1alpha1.APIKeySpec{ClassName: spec}, Status: keywardenv1alpha1.APIKeyStatus{ClassName: status}}
+	}
+	for _, tc := range []struct {
+		k    *keywardenv1alpha1.APIKey
+		want string
+	}{
+		{key("issued-under", "asked-for"), "issued-under"}, // the class it was issued under, whatever its spec says now
+		{key("", "asked-for"), "asked-for"},
+		{key("", ""), "the-default"},
+	} {
+		if got := ClassOf(tc.k, "the-default"); got != tc.want {
+			t.Errorf("ClassOf(%+v) = %q, want %q", tc.k, got, tc.want)
+		}
+	}
+}
