@@ -228,8 +228,10 @@ func (r *APIKeyReconciler) observeSecret(ctx context.Context, key *keywardenv1al
 
 // observeOwner locks the owner's place under the active-key limit and
 // reads its keys: the keys this process admitted (taken first, so that no
-// key issued meanwhile is missed) and its keys in the namespace from the
-// cache. The caller unlocks once the decision's place is reserved.
+// key issued meanwhile is missed) and its keys from the cache, in the
+// namespace or, for a class that counts across namespaces, the class's in
+// every namespace. The caller unlocks once the decision's place is
+// reserved.
 func (r *APIKeyReconciler) observeOwner(ctx context.Context, o *lifecycle.Observed, owner string) (unlock func(), err error) {
 	place := ownerPlace(o.Policy, o.Key.Namespace, owner)
 	unlock = r.owners.lock(place)
@@ -266,7 +268,7 @@ func ownerKeysIn(p policy.Policy, namespace, owner string) []client.ListOption {
 	return opts
 }
 
-// peersUnder are the keys of keys that count under p: all of them in a
+// peersUnder are the listed keys that count under p: all of them in a
 // namespace, only the class's across namespaces.
 func peersUnder(p policy.Policy, defaultClass string, keys []keywardenv1alpha1.APIKey) []keywardenv1alpha1.APIKey {
 	if !p.LimitAcrossNamespaces {

@@ -47,23 +47,7 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time
 		a.printErr(err)
 		failed = true
 	}
-	var targets []*keywardenv1alpha1.APIKey
-	seenName := map[string]bool{}
-	for _, name := range names {
-		if seenName[name] {
-			continue
-		}
-		seenName[name] = true
-		k, err := a.get(ctx, ns, name)
-		switch {
-		case err != nil:
-			fail(err)
-		case keyops.Revocable(k) != nil:
-			fail(keyops.Revocable(k))
-		default:
-			targets = append(targets, k)
-		}
-	}
+	targets := a.targets(ctx, ns, names, keyops.Revocable, fail)
 	if len(targets) > 0 && a.terminal && !yes && !a.confirm(targets, "Revoking cannot be undone. These keys will stop working at once:", "Revoke them?") {
 		fmt.Fprintln(a.Err, "Nothing revoked.")
 		return exitCode(1)
@@ -84,6 +68,29 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time
 		return exitCode(1)
 	}
 	return nil
+}
+
+// targets reads the keys named, once each, and those check (when set)
+// allows; fail is told why each other name is left out.
+func (a *app) targets(ctx context.Context, ns string, names []string, check func(*keywardenv1alpha1.APIKey) error, fail func(error)) []*keywardenv1alpha1.APIKey {
+	var targets []*keywardenv1alpha1.APIKey
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		k, err := a.get(ctx, ns, name)
+		if err == nil && check != nil {
+			err = check(k)
+		}
+		if err != nil {
+			fail(err)
+			continue
+		}
+		targets = append(targets, k)
+	}
+	return targets
 }
 
 // confirm asks the person at the terminal to confirm what warning says
@@ -130,21 +137,10 @@ func (a *app) delete(ctx context.Context, names []string, yes bool, timeout time
 		return err
 	}
 	failed := false
-	var targets []*keywardenv1alpha1.APIKey
-	seenName := map[string]bool{}
-	for _, name := range names {
-		if seenName[name] {
-			continue
-		}
-		seenName[name] = true
-		k, err := a.get(ctx, ns, name)
-		if err != nil {
-			a.printErr(err)
-			failed = true
-			continue
-		}
-		targets = append(targets, k)
-	}
+	targets := a.targets(ctx, ns, names, nil, func(err error) {
+		a.printErr(err)
+		failed = true
+	})
 	if len(targets) > 0 && a.terminal && !yes &&
 		!a.confirm(targets, "Deleting cannot be undone. These keys will stop working at once, and their Secrets will be deleted:", "Delete them?") {
 		fmt.Fprintln(a.Err, "Nothing deleted.")
