@@ -355,7 +355,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
 	}
 	var gone bool
 	if err == nil {
-		gone, err = o.Delete(r.Context(), k, s.opts.IssueTimeout)
+		gone, err = o.Delete(r.Context(), k, min(bulkWait, s.opts.IssueTimeout))
 	}
 	if err != nil {
 		s.apiError(w, r, err)
