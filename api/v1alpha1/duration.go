@@ -20,7 +20,7 @@ type Duration struct {
 	time.Duration `json:"-"`
 
 	// Written is the text the duration was read from; empty for one made
-	// in Go, which is written in days when it is whole days.
+	// in Go, which is written as a Go duration.
 	Written string `json:"-"`
 }
 
@@ -50,19 +50,17 @@ func ParseDuration(s string) (Duration, error) {
 	return Duration{Duration: d, Written: s}, nil
 }
 
-// DurationOf is d as a Duration, written in days when it is whole days.
+// DurationOf is d as a Duration, written as a Go duration: what a client
+// writes stays readable by releases that know no days or weeks.
 func DurationOf(d time.Duration) *Duration {
 	return &Duration{Duration: d}
 }
 
-// String is the duration as written, or in days when it is whole days
-// and was not written otherwise.
+// String is the duration as written, or as a Go duration when it was made
+// in Go.
 func (d Duration) String() string {
 	if d.Written != "" {
 		return d.Written
-	}
-	if d.Duration > 0 && d.Duration%Day == 0 && d.Duration/Day <= 99999 {
-		return strconv.FormatInt(int64(d.Duration/Day), 10) + "d"
 	}
 	return d.Duration.String()
 }

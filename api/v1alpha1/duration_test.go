@@ -43,8 +43,8 @@ func TestParseDuration(t *testing.T) {
 }
 
 // TestDurationJSON: a duration read is written back as it was (no drift
-// for a GitOps tool); one made in Go is written in days when it is whole
-// days.
+// for a GitOps tool); one made in Go is written as a Go duration, which
+// earlier releases read.
 func TestDurationJSON(t *testing.T) {
 	type holder struct {
 		D *Duration `json:"d,omitempty"`
@@ -63,7 +63,7 @@ func TestDurationJSON(t *testing.T) {
 		}
 	}
 	for d, want := range map[time.Duration]string{
-		30 * Day: `"30d"`, 14 * Day: `"14d"`, 36 * time.Hour: `"36h0m0s"`, 0: `"0s"`, 100000 * Day: `"2400000h0m0s"`,
+		30 * Day: `"720h0m0s"`, 14 * Day: `"336h0m0s"`, 36 * time.Hour: `"36h0m0s"`, 0: `"0s"`,
 	} {
 		out, err := json.Marshal(DurationOf(d))
 		if err != nil || string(out) != want {

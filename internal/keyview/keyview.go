@@ -34,15 +34,17 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // Lifetime reads a duration as ParseDuration does, for a field of an
-// APIKey: kept as written when the API accepts it so (30d, 2w, 720h), so
-// that the APIKey shows what was typed.
+// APIKey, written as a Go duration (30d as 720h0m0s): a key a person
+// creates or edits stays readable by replicas of earlier releases, which
+// know no days, during an upgrade or after going back. Lists show it in
+// days again.
 func Lifetime(s string) (*keywardenv1alpha1.Duration, error) {
 	bad := fmt.Errorf("%q is not a duration: use days (30d), weeks (2w), hours (12h) or minutes (90m)", s)
 	if d, err := keywardenv1alpha1.ParseDuration(s); err == nil {
 		if d.Duration <= 0 {
 			return nil, fmt.Errorf("%q is not a positive duration", s)
 		}
-		return &d, nil
+		return keywardenv1alpha1.DurationOf(d.Duration), nil
 	}
 	i := strings.IndexByte(s, 'd')
 	if i < 0 {

@@ -54,9 +54,8 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	// For an APIKey's field: kept as typed when the API takes it so,
-	// otherwise in the API's terms.
-	for in, want := range map[string]string{"30d": "30d", "2w": "2w", "720h": "720h", "1d12h": "36h0m0s", "1d24h": "2d"} {
+	// For an APIKey's field: as a Go duration, which every release reads.
+	for in, want := range map[string]string{"30d": "720h0m0s", "2w": "336h0m0s", "720h": "720h0m0s", "1d12h": "36h0m0s", "90m": "1h30m0s"} {
 		if got, err := Lifetime(in); err != nil || got.String() != want {
 			t.Errorf("Lifetime(%q) = %v, %v; want %s", in, got, err, want)
 		}

@@ -170,7 +170,7 @@ func webConsole(e *env) {
 	if raw == "" || raw != e.secretKey(ns, "cdn-purge") {
 		e.t.Fatalf("the page showed %d characters that are not the key in the Secret", len(raw))
 	}
-	if every := e.kubectl("get", "apikey", "-n", ns, "cdn-purge", "-o", "jsonpath={.spec.lifetime} {.spec.rotation.every}"); every != "30d 90d" {
+	if every := e.kubectl("get", "apikey", "-n", ns, "cdn-purge", "-o", "jsonpath={.spec.lifetime} {.spec.rotation.every}"); every != "720h0m0s 2160h0m0s" {
 		e.t.Fatalf("the Add form's lifetime and rotation became %q", every)
 	}
 	// The screenshot shows the page with the key masked: artifacts keep no key.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,6 +392,20 @@ func upgradeFromOneProcess(e *env) {
 		if strings.HasSuffix(n, "-a") {
 			hold(raw)
 		}
+	}
+
+	// A key whose lifetime is in days, which the earlier release cannot
+	// read: found by the README's query and rewritten in hours before
+	// going back, as it says.
+	apply(keyManifest("in-days", "owner: days@example.com, role: reader, lifetime: 30d"))
+	waitPhase("this release issues a key whose lifetime is in days", keywardenv1alpha1.PhaseActive, "in-days")
+	inDays := regexp.MustCompile(`(?m)(ifetime|every|Every|race[Pp]eriod|expiryWarning): "?[0-9]+[dw]"?$`)
+	if yaml := e.kubectl("get", "apikeys,apikeyclasses", "-A", "-o", "yaml"); len(inDays.FindAllString(yaml, -1)) != 1 {
+		e.t.Fatalf("the README's query finds %q, want the one lifetime in days", inDays.FindAllString(yaml, -1))
+	}
+	e.kubectl("patch", "apikey", "in-days", "-n", ns, "--type=merge", "-p", `{"spec":{"lifetime":"720h"}}`)
+	if yaml := e.kubectl("get", "apikeys,apikeyclasses", "-A", "-o", "yaml"); inDays.MatchString(yaml) {
+		e.t.Fatalf("a duration in days is left before going back: %q", inDays.FindAllString(yaml, -1))
 	}
 
 	// Going back, as the README says it may be done: the earlier
