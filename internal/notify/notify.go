@@ -1,0 +1,217 @@
+// Package notify builds the lifecycle notifications Keywarden sends about
+// a key to a receiver its class names, and signs them so that the receiver
+// can tell they came from Keywarden: CloudEvents (structured JSON), each
+// with an id that stays the same however often it is sent, and an
+// HMAC-SHA256 signature over a timestamp and the body, as Stripe signs its
+// webhooks. A notification names the key, its owner and what happened;
+// never the key itself, nor its hash.
+//
+// The package is pure: the time, the secret and the transitions are given.
+package notify
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+)
+
+// Types of notification, by the transition of the key's history they tell.
+const (
+	TypeCreated     = "dev.keywarden.apikey.created"
+	TypeReissued    = "dev.keywarden.apikey.reissued"
+	TypeRotated     = "dev.keywarden.apikey.rotated"
+	TypeGrant       = "dev.keywarden.apikey.grant_changed"
+	TypeRevoked     = "dev.keywarden.apikey.revoked"
+	TypeExpired     = "dev.keywarden.apikey.expired"
+	TypeExpiring    = "dev.keywarden.apikey.expiring"
+	typeSpecVersion = "1.0"
+)
+
+// types maps the events status.history records to notification types.
+var types = map[string]string{
+	keywardenv1alpha1.EventKeyIssued:               TypeCreated,
+	keywardenv1alpha1.EventKeyReissued:             TypeReissued,
+	keywardenv1alpha1.EventKeyReissuedAfterRestore: TypeReissued,
+	keywardenv1alpha1.EventKeyRotated:              TypeRotated,
+	keywardenv1alpha1.EventGrantChanged:            TypeGrant,
+	keywardenv1alpha1.EventKeyRevoked:              TypeRevoked,
+	keywardenv1alpha1.EventKeyExpired:              TypeExpired,
+}
+
+// Key is what a notification says of the key.
+type Key struct {
+	Namespace   string     `json:"namespace"`
+	Name        string     `json:"name"`
+	UID         string     `json:"uid"`
+	DisplayName string     `json:"displayName"`
+	Owner       string     `json:"owner"`
+	Role        string     `json:"role,omitempty"`
+	Class       string     `json:"class,omitempty"`
+	KeyPrefix   string     `json:"keyPrefix,omitempty"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+}
+
+// Data is a notification's payload.
+type Data struct {
+	Key Key `json:"key"`
+	// Event is the transition, as the key's history names it, and Message
+	// what the controller recorded of it.
+	Event   string `json:"event"`
+	Message string `json:"message,omitempty"`
+}
+
+// Event is one notification, as a structured-mode CloudEvent.
+type Event struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            Data      `json:"data"`
+}
+
+// keyOf is what notifications say of k.
+func keyOf(k *keywardenv1alpha1.APIKey) Key {
+	out := Key{
+		Namespace: k.Namespace, Name: k.Name, UID: string(k.UID), DisplayName: k.Spec.DisplayName,
+		Owner: k.GrantedOwner(), Role: k.GrantedRole(), Class: k.GrantedClass(), KeyPrefix: k.Status.KeyPrefix,
+	}
+	if t := k.Status.ExpiresAt; t != nil {
+		at := t.UTC()
+		out.ExpiresAt = &at
+	}
+	return out
+}
+
+func event(k *keywardenv1alpha1.APIKey, typ, transition, message string, at time.Time) Event {
+	return Event{
+		SpecVersion: typeSpecVersion,
+		ID:          IDOf(string(k.UID), transition, at),
+		Source:      "/apis/keywarden.dev/v1alpha1/namespaces/" + k.Namespace + "/apikeys/" + k.Name,
+		Type:        typ, Subject: k.Namespace + "/" + k.Name, Time: at.UTC(),
+		DataContentType: "application/json",
+		Data:            Data{Key: keyOf(k), Event: transition, Message: message},
+	}
+}
+
+// FromHistory are the notifications of the key's recorded transitions, in
+// the order recorded; transitions that notify no one are left out.
+func FromHistory(k *keywardenv1alpha1.APIKey) []Event {
+	var out []Event
+	for _, h := range k.Status.History {
+		if typ, ok := types[h.Event]; ok {
+			out = append(out, event(k, typ, h.Event, h.Message, h.At.Time))
+		}
+	}
+	return out
+}
+
+// Expiring are the warnings due by now for an active key that expires:
+// at the class's warning, and again a day before when the warning is
+// longer (none when the class turns warnings off). Each has its own time,
+// whatever the time it is computed at, and so keeps its id.
+func Expiring(k *keywardenv1alpha1.APIKey, warning time.Duration, now time.Time) []Event {
+	exp := k.Status.ExpiresAt
+	if exp == nil || warning <= 0 || k.Status.Phase != keywardenv1alpha1.PhaseActive || !now.Before(exp.Time) {
+		return nil
+	}
+	thresholds := []time.Duration{warning}
+	if warning > keywardenv1alpha1.Day {
+		thresholds = append(thresholds, keywardenv1alpha1.Day)
+	}
+	var out []Event
+	for _, before := range thresholds {
+		at := exp.Add(-before)
+		if now.Before(at) {
+			continue
+		}
+		out = append(out, event(k, TypeExpiring, keywardenv1alpha1.EventKeyExpiringSoon,
+			fmt.Sprintf("The key expires at %s", exp.UTC().Format(time.RFC3339)), at))
+	}
+	return out
+}
+
+// IDOf is the id of the notification of a transition: the same for the
+// same key, transition and time, so a receiver that deduplicates by id
+// sees each transition once however often it is sent.
+func IDOf(uid, transition string, at time.Time) string {
+	sum := sha256.Sum256([]byte(uid + "\x00" + transition + "\x00" + at.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Body is the event as sent: its JSON.
+func (e Event) Body() ([]byte, error) {
+	return json.Marshal(e)
+}
+
+// SignatureHeader carries the signature of a notification.
+const SignatureHeader = "Keywarden-Signature"
+
+// Sign is the value of SignatureHeader for the body sent at the given
+// time: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>"> for each
+// secret (more than one while a secret is being replaced).
+func Sign(body []byte, at time.Time, secrets ...[]byte) string {
+	t := strconv.FormatInt(at.Unix(), 10)
+	parts := []string{"t=" + t}
+	for _, s := range secrets {
+		parts = append(parts, "v1="+mac(s, t, body))
+	}
+	return strings.Join(parts, ",")
+}
+
+func mac(secret []byte, t string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(t))
+	m.Write([]byte("."))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Errors of Verify.
+var (
+	ErrNoSignature  = errors.New("no valid " + SignatureHeader + " header")
+	ErrTooOld       = errors.New("the signature's timestamp is outside the tolerance: a replay?")
+	ErrBadSignature = errors.New("no signature matches the body with this secret")
+)
+
+// Verify checks, as a receiver does, that body was signed with secret at
+// a time within tolerance of now.
+func Verify(body []byte, header string, secret []byte, now time.Time, tolerance time.Duration) error {
+	var t string
+	var sigs []string
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		switch {
+		case !ok:
+			return ErrNoSignature
+		case k == "t":
+			t = v
+		case k == "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	sec, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return ErrNoSignature
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return ErrTooOld
+	}
+	want := mac(secret, t, body)
+	for _, s := range sigs {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			return nil
+		}
+	}
+	return ErrBadSignature
+}
