@@ -115,16 +115,6 @@ func (a *app) list(ctx context.Context, o listOptions) error {
 		return nil
 	}
 	return keyview.Table(a.Out, shown, keyview.TableOptions{
-		AllNamespaces: o.allNamespaces, Wide: o.output == "wide", Now: a.now(), Roles: roleNames(ctx, c),
+		AllNamespaces: o.allNamespaces, Wide: o.output == "wide", Now: a.now(), Roles: keyops.Ops{Client: c}.RoleNames(ctx),
 	})
-}
-
-// roleNames reads how the classes present their roles, when the user may
-// list classes; otherwise roles are shown by name.
-func roleNames(ctx context.Context, c client.Client) keyview.RoleNames {
-	var classes keywardenv1alpha1.APIKeyClassList
-	if err := c.List(ctx, &classes); err != nil {
-		return nil
-	}
-	return keyview.RoleNamesOf(classes.Items)
 }

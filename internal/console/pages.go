@@ -114,18 +114,8 @@ func (s *Server) keys(w http.ResponseWriter, r *request) {
 	shown := keyview.Select(list.Items, filter, now)
 	s.render(w, r.Request, http.StatusOK, "keys", page(r, map[string]any{
 		"Keys": shown, "All": ns == "", "Search": filter.Search, "Phase": q.Get("phase"), "Owner": filter.Owner, "Role": filter.Role,
-		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items), "Now": now, "Roles": roleNames(r),
+		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items), "Now": now, "Roles": keyops.Ops{Client: r.client}.RoleNames(r.Context()),
 	}))
-}
-
-// roleNames reads how the classes present their roles, when the person
-// may list classes; otherwise roles are shown by name.
-func roleNames(r *request) keyview.RoleNames {
-	var classes keywardenv1alpha1.APIKeyClassList
-	if err := r.client.List(r.Context(), &classes); err != nil {
-		return nil
-	}
-	return keyview.RoleNamesOf(classes.Items)
 }
 
 func yesNo(b bool) string {
@@ -152,14 +142,8 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 	for _, sc := range keyview.Scopes(k) {
 		scopes = append(scopes, scope{string(sc), descriptions[sc]})
 	}
-	role := k.GrantedRole()
-	if d.Class != nil {
-		if n := keyview.RoleNamesOf([]keywardenv1alpha1.APIKeyClass{*d.Class}).Name(d.Class.Name, role); n != role {
-			role = n + " (" + role + ")"
-		}
-	}
 	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
-		"Key": k, "Scopes": scopes, "Role": role, "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
+		"Key": k, "Scopes": scopes, "Role": keyview.RoleOf(d.Class, k.GrantedRole()), "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
 		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
 	}))
 }

@@ -580,6 +580,16 @@ func lastRotated(k *keywardenv1alpha1.APIKey) time.Time {
 	return k.Status.Rotation.LastRotatedAt.Time
 }
 
+// RoleNames reads how the classes present their roles, when the person
+// may list classes; otherwise (nil) roles are shown by name.
+func (o Ops) RoleNames(ctx context.Context) keyview.RoleNames {
+	var classes keywardenv1alpha1.APIKeyClassList
+	if err := o.Client.List(ctx, &classes); err != nil {
+		return nil
+	}
+	return keyview.RoleNamesOf(classes.Items)
+}
+
 // Details reads what a key's page shows beside the key: its class, for
 // the scopes' descriptions, and its last n events, each with a note saying
 // why it is missing when it could not be read. Neither is needed: a

@@ -209,6 +209,18 @@ func (n RoleNames) Of(k *keywardenv1alpha1.APIKey) string {
 	return n.Name(k.GrantedClass(), k.GrantedRole())
 }
 
+// RoleOf is the role as a key's page shows it: the class's name for it
+// with the role's own after it, or the role alone (class may be nil).
+func RoleOf(class *keywardenv1alpha1.APIKeyClass, role string) string {
+	if class == nil {
+		return role
+	}
+	if n := RoleNamesOf([]keywardenv1alpha1.APIKeyClass{*class}).Name(class.Name, role); n != role {
+		return n + " (" + role + ")"
+	}
+	return role
+}
+
 // Name is the role as the class presents it, or its name.
 func (n RoleNames) Name(class, role string) string {
 	if d := n[class][role]; d != "" && role != "" {

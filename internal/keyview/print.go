@@ -180,12 +180,7 @@ func Show(w io.Writer, d Details, now time.Time) error {
 		owner += " (the spec asks for " + Clean(k.Spec.Owner) + ", not admitted)"
 	}
 	line("Owner", owner)
-	role := cell(k.GrantedRole())
-	if d.Class != nil {
-		if n := RoleNamesOf([]keywardenv1alpha1.APIKeyClass{*d.Class}).Name(d.Class.Name, k.GrantedRole()); n != k.GrantedRole() {
-			role = Clean(n) + " (" + role + ")"
-		}
-	}
+	role := cell(RoleOf(d.Class, k.GrantedRole()))
 	switch {
 	case k.Ungranted():
 		role = "none, so the key verifies no request (the spec asks for " + Clean(k.Spec.Role) + ", not admitted)"
