@@ -95,17 +95,23 @@ func (r *APIKeyReconciler) refusedPeers(ctx context.Context, obj client.Object) 
 		return nil
 	}
 	// In every namespace: under a class that counts across namespaces, a
-	// key going in one makes room in the others (the refused keys of
-	// classes that do not look again and stay as they are).
+	// key going in one makes room in the others, for keys of the same
+	// class only (a key naming no class may be under the default one).
 	var list keywardenv1alpha1.APIKeyList
 	if err := r.List(ctx, &list, client.MatchingFields{ownerIndex: k.GrantedOwner()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
+	class := policy.ClassOf(k, "")
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		if peer := &list.Items[i]; peer.Status.Phase == keywardenv1alpha1.PhaseRefused && peer.UID != k.UID {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: peer.Namespace, Name: peer.Name}})
+		peer := &list.Items[i]
+		if peer.Status.Phase != keywardenv1alpha1.PhaseRefused || peer.UID == k.UID {
+			continue
 		}
+		if pc := policy.ClassOf(peer, ""); peer.Namespace != k.Namespace && pc != class && pc != "" && class != "" {
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: peer.Namespace, Name: peer.Name}})
 	}
 	return reqs
 }
