@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -69,6 +70,7 @@ func (r *APIKeyClassReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		apimeta.RemoveStatusCondition(&class.Status.Conditions, keywardenv1alpha1.ConditionStalled)
 	}
 	class.Status.ObservedGeneration = class.Generation
+	class.Status.NotifyingSince = notifyingSince(class, time.Now())
 	if equality.Semantic.DeepEqual(base.Status, class.Status) {
 		return ctrl.Result{}, nil
 	}
@@ -87,4 +89,22 @@ func (r *APIKeyClassReconciler) defaultClasses(ctx context.Context, _ client.Obj
 		}
 	}
 	return reqs
+}
+
+// notifyingSince is when the class began notifying: kept once recorded;
+// its creation when it named a receiver from the start (keys created with
+// it are told of from their first transition), otherwise now. Unset when
+// the class names no receiver.
+func notifyingSince(class *keywardenv1alpha1.APIKeyClass, now time.Time) *metav1.Time {
+	switch {
+	case class.Spec.Notifications == nil:
+		return nil
+	case class.Status.NotifyingSince != nil:
+		return class.Status.NotifyingSince
+	case class.Generation <= 1:
+		return class.CreationTimestamp.DeepCopy()
+	default:
+		t := metav1.NewTime(now.Truncate(time.Second))
+		return &t
+	}
 }

@@ -326,6 +326,17 @@ type APIKeyStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	History []HistoryEntry `json:"history,omitempty"`
 
+	// notified are the ids of the notifications of this key that its
+	// class's receiver acknowledged, among those of its history and its
+	// expiry warnings: the next one sent is the first not in it. A
+	// notification is sent at least once; a receiver that keeps the ids
+	// it saw sees each once.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=24
+	// +kubebuilder:validation:items:MaxLength=32
+	Notified []string `json:"notified,omitempty"`
+
 	// revokedAt is when the controller saw the key revoked.
 	// +optional
 	RevokedAt *metav1.Time `json:"revokedAt,omitempty"`

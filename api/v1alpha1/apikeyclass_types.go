@@ -114,6 +114,38 @@ type APIKeyClassSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="the operators of matchExpressions are In, NotIn, Exists and DoesNotExist"
 	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))",message="In and NotIn take one or more values; Exists and DoesNotExist take none"
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// notifications sends the life of this class's keys (created, expiring
+	// soon, expired, revoked and why, rotated, reissued, grant changed) to
+	// a receiver, each as a CloudEvent signed with the class's shared
+	// secret. Unset, nothing is sent.
+	// +optional
+	Notifications *ClassNotifications `json:"notifications,omitempty"`
+}
+
+// NotifySecretPrefix starts the name of the Secret, in the controller's
+// namespace, that holds a class's shared secret: keywarden-notify-<class>.
+const NotifySecretPrefix = "keywarden-notify-"
+
+// ClassNotifications names the receiver of a class's notifications.
+type ClassNotifications struct {
+	// url receives each notification as an HTTP POST of a structured
+	// CloudEvent (application/cloudevents+json), signed in the
+	// Keywarden-Signature header with the class's shared secret, the field
+	// secret of the Secret keywarden-notify-<class> in the controller's
+	// namespace. Redirects are not followed; any answer but 2xx is
+	// retried, with the same event id. http:// is for receivers inside
+	// the cluster: the body is readable on the way, though not alterable.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="notifications.url must be an http:// or https:// URL"
+	URL string `json:"url"`
+
+	// caBundle is the PEM certificates of the authorities trusted for an
+	// https receiver, in place of the system's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	CABundle []byte `json:"caBundle,omitempty"`
 }
 
 // ClassRotation is a class's rules for rotation.
@@ -236,6 +268,13 @@ type APIKeyClassStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// notifyingSince is when the controller began sending the notifications
+	// of this class's keys: the class's creation when it named a receiver
+	// from the start, otherwise when the receiver was added. Transitions
+	// recorded before it are not sent.
+	// +optional
+	NotifyingSince *metav1.Time `json:"notifyingSince,omitempty"`
 }
 
 // APIKeyClass is the policy for a set of APIKeys, like a StorageClass for
@@ -245,6 +284,7 @@ type APIKeyClassStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=akc,categories=keywarden
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.notifications) || self.metadata.name.size() <= 236",message="a class with notifications may have a name of at most 236 characters: its shared secret is the Secret keywarden-notify-<class>"
 // +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.spec.keyPrefix`
 // +kubebuilder:printcolumn:name="Default",type=string,JSONPath=`.metadata.annotations.keywarden\.dev/is-default-class`
 // +kubebuilder:printcolumn:name="Max Lifetime",type=string,JSONPath=`.spec.maxLifetime`

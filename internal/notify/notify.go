@@ -6,7 +6,8 @@
 // webhooks. A notification names the key, its owner and what happened;
 // never the key itself, nor its hash.
 //
-// The package is pure: the time, the secret and the transitions are given.
+// What a notification says, when it is due and how it is signed are pure
+// functions of the key, the time and the secret; Sender posts them.
 package notify
 
 import (
@@ -16,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +68,16 @@ type Data struct {
 	// what the controller recorded of it.
 	Event   string `json:"event"`
 	Message string `json:"message,omitempty"`
+	// Reason says why a key was revoked: Revoked (its spec), KeyReported
+	// (reported as leaked) or RotatedKeyReused (a rotated-out key was used
+	// again under a class that revokes on reuse).
+	Reason string `json:"reason,omitempty"`
 }
+
+// Reasons of a revocation.
+const (
+	ReasonSpec = "Revoked"
+)
 
 // Event is one notification, as a structured-mode CloudEvent.
 type Event struct {
@@ -94,13 +105,20 @@ func keyOf(k *keywardenv1alpha1.APIKey) Key {
 }
 
 func event(k *keywardenv1alpha1.APIKey, typ, transition, message string, at time.Time) Event {
+	reason := ""
+	if typ == TypeRevoked {
+		reason = ReasonSpec
+		if r := k.Status.Revocation; r != nil {
+			reason = r.Reason
+		}
+	}
 	return Event{
 		SpecVersion: typeSpecVersion,
 		ID:          IDOf(string(k.UID), transition, at),
 		Source:      "/apis/keywarden.dev/v1alpha1/namespaces/" + k.Namespace + "/apikeys/" + k.Name,
 		Type:        typ, Subject: k.Namespace + "/" + k.Name, Time: at.UTC(),
 		DataContentType: "application/json",
-		Data:            Data{Key: keyOf(k), Event: transition, Message: message},
+		Data:            Data{Key: keyOf(k), Event: transition, Message: message, Reason: reason},
 	}
 }
 
@@ -132,7 +150,9 @@ func Expiring(k *keywardenv1alpha1.APIKey, warning time.Duration, now time.Time)
 	var out []Event
 	for _, before := range thresholds {
 		at := exp.Add(-before)
-		if now.Before(at) {
+		// A key issued for no longer than a warning was meant to be
+		// short-lived: it is not warned then, as its condition is not.
+		if iss := k.Status.IssuedAt; now.Before(at) || iss != nil && exp.Sub(iss.Time) <= before {
 			continue
 		}
 		out = append(out, event(k, TypeExpiring, keywardenv1alpha1.EventKeyExpiringSoon,
@@ -214,4 +234,70 @@ func Verify(body []byte, header string, secret []byte, now time.Time, tolerance 
 		}
 	}
 	return ErrBadSignature
+}
+
+// Due are the notifications of the key the receiver should have by now:
+// those of its history recorded since the class began notifying (since;
+// zero for all), in order, then the latest expiry warning due (an earlier
+// one it supersedes is not sent).
+func Due(k *keywardenv1alpha1.APIKey, warning time.Duration, since, now time.Time) []Event {
+	var out []Event
+	for _, e := range FromHistory(k) {
+		if !e.Time.Before(since.Truncate(time.Second)) {
+			out = append(out, e)
+		}
+	}
+	if w := Expiring(k, warning, now); len(w) > 0 {
+		out = append(out, w[len(w)-1])
+	}
+	return out
+}
+
+// NextWarning is when the key's next expiry warning falls due after now;
+// zero when none will.
+func NextWarning(k *keywardenv1alpha1.APIKey, warning time.Duration, now time.Time) time.Time {
+	exp := k.Status.ExpiresAt
+	if exp == nil || warning <= 0 || k.Status.Phase != keywardenv1alpha1.PhaseActive || !now.Before(exp.Time) {
+		return time.Time{}
+	}
+	var next time.Time
+	for _, before := range []time.Duration{warning, keywardenv1alpha1.Day} {
+		if before > warning {
+			continue
+		}
+		at := exp.Add(-before)
+		if iss := k.Status.IssuedAt; !now.Before(at) || iss != nil && exp.Sub(iss.Time) <= before {
+			continue
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next
+}
+
+// Pending are the due notifications not yet acknowledged, in order.
+func Pending(due []Event, notified []string) []Event {
+	var out []Event
+	for _, e := range due {
+		if !slices.Contains(notified, e.ID) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Acknowledge is what status.notified becomes when the receiver
+// acknowledged id: the ids of due notifications acknowledged, in order.
+// Ids of notifications no longer due (history entries dropped, warnings
+// of an expiry that changed) go, so the list stays as short as the
+// history.
+func Acknowledge(due []Event, notified []string, id string) []string {
+	out := []string{}
+	for _, e := range due {
+		if e.ID == id || slices.Contains(notified, e.ID) {
+			out = append(out, e.ID)
+		}
+	}
+	return out
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -161,4 +163,154 @@ func TestSignAndVerify(t *testing.T) {
 func strconvUnix(t time.Time) string {
 	b, _ := json.Marshal(t.Unix())
 	return string(b)
+}
+
+func TestDueAndAcknowledge(t *testing.T) {
+	day := keywardenv1alpha1.Day
+	k := key("kw_x")
+	k.Status.History = k.Status.History[:2] // issued at t0, rotated at t0+1h
+	k.Status.Revocation = nil
+	ids := func(es []Event) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Type)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		since time.Duration
+		now   time.Duration
+		want  []string
+	}{
+		{"everything since the class notifies", 0, 2 * time.Hour, []string{TypeCreated, TypeRotated}},
+		{"the receiver was added after the issue", 30 * time.Minute, 2 * time.Hour, []string{TypeRotated}},
+		{"in the warning", 0, 24 * day, []string{TypeCreated, TypeRotated, TypeExpiring}},
+		{"a day before: only the later warning", 0, 29*day + time.Hour, []string{TypeCreated, TypeRotated, TypeExpiring}},
+	} {
+		due := Due(k, 7*day, t0.Add(tc.since), t0.Add(tc.now))
+		if strings.Join(ids(due), " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: due %v, want %v", tc.name, ids(due), tc.want)
+		}
+	}
+	// A day before expiry, the one-day warning supersedes the seven-day one.
+	due := Due(k, 7*day, time.Time{}, t0.Add(29*day+time.Hour))
+	if w := due[len(due)-1]; !w.Time.Equal(t0.Add(29 * day)) {
+		t.Errorf("the warning due a day before is the one of %s", w.Time)
+	}
+
+	// Acknowledged one by one, in order; nothing is pending after all were.
+	due = Due(k, 7*day, time.Time{}, t0.Add(24*day))
+	var notified []string
+	for i := range due {
+		p := Pending(due, notified)
+		if len(p) != len(due)-i || p[0].ID != due[i].ID {
+			t.Fatalf("step %d: pending %v", i, ids(p))
+		}
+		notified = Acknowledge(due, notified, p[0].ID)
+	}
+	if p := Pending(due, notified); len(p) != 0 {
+		t.Errorf("pending after all were acknowledged: %v", ids(p))
+	}
+	// An expiry moved: its old warning's id goes from the list when the
+	// next acknowledgement is written, and the new warning is pending.
+	k.Status.ExpiresAt = at(40 * day)
+	due2 := Due(k, 7*day, time.Time{}, t0.Add(34*day))
+	p := Pending(due2, notified)
+	if len(p) != 1 || p[0].Type != TypeExpiring {
+		t.Fatalf("after the expiry moved, pending %v", ids(p))
+	}
+	if got := Acknowledge(due2, notified, p[0].ID); len(got) != 3 || slices.Contains(got, due[2].ID) {
+		t.Errorf("acknowledged %v: the old warning stays, or one is missing", got)
+	}
+}
+
+func TestNextWarningAndShortLivedKeys(t *testing.T) {
+	day := keywardenv1alpha1.Day
+	k := key("kw_x")
+	k.Status.IssuedAt = at(0) // expires at 30 days
+	if got := NextWarning(k, 7*day, t0); !got.Equal(t0.Add(23 * day)) {
+		t.Errorf("next warning %s, want at 23 days", got)
+	}
+	if got := NextWarning(k, 7*day, t0.Add(23*day)); !got.Equal(t0.Add(29 * day)) {
+		t.Errorf("after the first warning, next %s, want a day before expiry", got)
+	}
+	if got := NextWarning(k, 7*day, t0.Add(29*day)); !got.IsZero() {
+		t.Errorf("after the last warning, next %s", got)
+	}
+	// A key issued for three days is not warned a week before, but a day.
+	k.Status.ExpiresAt = at(3 * day)
+	if got := Expiring(k, 7*day, t0.Add(2*day+time.Hour)); len(got) != 1 || !got[0].Time.Equal(t0.Add(2*day)) {
+		t.Errorf("a three-day key: %d warnings", len(got))
+	}
+	if got := NextWarning(k, 7*day, t0); !got.Equal(t0.Add(2 * day)) {
+		t.Errorf("a three-day key's next warning %s", got)
+	}
+	// A key issued for a day is warned never.
+	k.Status.ExpiresAt = at(day)
+	if got := Expiring(k, 7*day, t0.Add(23*time.Hour)); len(got) != 0 {
+		t.Errorf("a one-day key is warned: %d", len(got))
+	}
+}
+
+func TestRevokedSaysWhy(t *testing.T) {
+	k := key("kw_x")
+	k.Status.Revocation = &keywardenv1alpha1.Revocation{Reason: keywardenv1alpha1.EventKeyReported, Message: "reported"}
+	evs := FromHistory(k)
+	if r := evs[len(evs)-1]; r.Type != TypeRevoked || r.Data.Reason != keywardenv1alpha1.EventKeyReported {
+		t.Errorf("revoked by a report: %+v", r.Data)
+	}
+	k.Status.Revocation = nil
+	if r := FromHistory(k)[2]; r.Data.Reason != ReasonSpec {
+		t.Errorf("revoked in the spec: reason %q", r.Data.Reason)
+	}
+	if FromHistory(k)[0].Data.Reason != "" {
+		t.Error("a created notification has a reason")
+	}
+}
+
+func TestSharedSecret(t *testing.T) {
+	v1, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := NewSecret()
+	if v1 == v2 || !strings.HasPrefix(v1, "kwss_") || len(v1) < 40 {
+		t.Fatalf("secrets %q and %q", v1, v2)
+	}
+	s := Rotate(nil, "keywarden-system", "web", v1, 24*time.Hour, t0)
+	if s.Name != "keywarden-notify-web" || s.Type != SecretType || len(s.Data) != 1 {
+		t.Fatalf("first secret: %+v", s)
+	}
+	got, err := SigningSecrets(s, t0)
+	if err != nil || len(got) != 1 || string(got[0]) != v1 {
+		t.Fatalf("signing secrets %q, %v", got, err)
+	}
+	// Rotated: both sign during the overlap, the new one alone after it.
+	s = Rotate(s, "keywarden-system", "web", v2, 24*time.Hour, t0.Add(time.Hour))
+	if got, _ := SigningSecrets(s, t0.Add(2*time.Hour)); len(got) != 2 || string(got[0]) != v2 || string(got[1]) != v1 {
+		t.Errorf("during the overlap: %d secrets", len(got))
+	}
+	if got, _ := SigningSecrets(s, t0.Add(26*time.Hour)); len(got) != 1 || string(got[0]) != v2 {
+		t.Errorf("after the overlap: %d secrets", len(got))
+	}
+	// Rotated with no overlap: the old one stops at once.
+	s = Rotate(s, "keywarden-system", "web", v1, 0, t0.Add(2*time.Hour))
+	if got, _ := SigningSecrets(s, t0.Add(2*time.Hour)); len(got) != 1 || s.Data[PreviousField] != nil {
+		t.Errorf("no overlap: %d secrets", len(got))
+	}
+	// Attacks: a secret too short to resist guessing, or none, signs nothing;
+	// a previous secret without its end date does not sign.
+	for name, sec := range map[string]*corev1.Secret{
+		"empty":     {},
+		"too short": {Data: map[string][]byte{SecretField: []byte("hunter2")}},
+	} {
+		if _, err := SigningSecrets(sec, t0); !errors.Is(err, ErrNoSecret) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	noEnd := &corev1.Secret{Data: map[string][]byte{SecretField: []byte(v1), PreviousField: []byte(v2)}}
+	if got, _ := SigningSecrets(noEnd, t0); len(got) != 1 {
+		t.Errorf("a previous secret without its end signs")
+	}
 }

@@ -1,9 +1,10 @@
 // Package controller assembles the controller component (`keywarden
 // controller`): the leader-elected manager that runs the APIKey and
-// APIKeyClass reconcilers and, where installed, the admission webhook. It
-// alone writes key Secrets, issues the self-issued certificates (the
-// webhook's and the verifier's) and publishes their CAs; it faces the API
-// server and its metrics, nothing else.
+// APIKeyClass reconcilers, the notifier and, where installed, the
+// admission webhook. It alone writes key Secrets, issues the self-issued
+// certificates (the webhook's and the verifier's) and publishes their CAs;
+// it answers only its metrics, probes and webhook, and calls only the API
+// server and the receivers that classes name.
 package controller
 
 import (
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -73,8 +75,12 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	notifications, err := controllers.NewNotificationMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	for rebuilding := false; ctx.Err() == nil; rebuilding = true {
-		mgr, err := New(cfg, o, Parts{Seals: seals, Metrics: passes, KeyState: keyState, Direct: direct})
+		mgr, err := New(cfg, o, Parts{Seals: seals, Metrics: passes, Notifications: notifications, KeyState: keyState, Direct: direct})
 		switch {
 		case err != nil && rebuilding:
 			// Still cut off from the API server: try again shortly.
@@ -105,6 +111,8 @@ func Run(ctx context.Context, o *Options) error {
 type Parts struct {
 	Seals   *seal.Store
 	Metrics *controllers.Metrics
+	// Notifications, when set, counts the notifications sent.
+	Notifications *prometheus.CounterVec
 	// KeyState, when set, exports the keys' state, replayed from the
 	// cache of the manager built.
 	KeyState *keymetrics.Collector
@@ -182,6 +190,12 @@ func New(cfg *rest.Config, o *Options, p Parts) (ctrl.Manager, error) {
 	}
 	if err := (&controllers.APIKeyClassReconciler{Client: writer}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the APIKeyClass controller: %w", err)
+	}
+	if err := (&controllers.NotifyReconciler{
+		Client: writer, Secrets: mgr.GetAPIReader(), Namespace: options.OwnNamespace(),
+		Lease: lease, Delivered: p.Notifications,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the notifier: %w", err)
 	}
 	if ks := p.KeyState; ks != nil {
 		ks.Reset()

@@ -1,0 +1,279 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/leasefence"
+	"keywarden.dev/keywarden/internal/notify"
+	"keywarden.dev/keywarden/internal/policy"
+)
+
+// Delivery timing: a failed delivery is tried again after 1 s, doubling
+// up to a minute; a class whose shared secret cannot be read is looked at
+// again every 30 s.
+const (
+	notifyRetryFirst = time.Second
+	notifyRetryMax   = time.Minute
+	notifySecretWait = 30 * time.Second
+)
+
+// NotifyReconciler delivers the notifications of keys whose class names a
+// receiver, in its own controller and queue: a receiver that hangs or
+// fails holds up only notifications, never a key's issue, revocation or
+// verification. What each key's receiver acknowledged is recorded in the
+// key's status.notified, where a restarted or newly elected controller
+// finds it: a notification is sent at least once, with the same id each
+// time.
+type NotifyReconciler struct {
+	// Client reads keys and classes from the cache and writes
+	// status.notified (fenced by the lease).
+	client.Client
+	// Secrets reads the classes' shared secrets from the API server: the
+	// manager's cache holds only keys' Secrets.
+	Secrets client.Reader
+	// Namespace holds the shared secrets: the controller's own.
+	Namespace string
+	Sender    *notify.Sender
+	Lease     *leasefence.Lock
+	Clock     clock.Clock
+	// MaxConcurrentReconciles is how many keys' notifications are sent at
+	// once; 4 when zero.
+	MaxConcurrentReconciles int
+	// Delivered counts deliveries by class and result, when set.
+	Delivered *prometheus.CounterVec
+
+	mu       sync.Mutex
+	failures map[types.NamespacedName]int
+}
+
+// NewNotificationMetrics registers the delivery counter with reg.
+func NewNotificationMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keywarden_notifications_total",
+		Help: "Notifications of keys' lifecycle sent to their class's receiver, by class and result (delivered, failed, no_secret).",
+	}, []string{"class", "result"})
+	return c, reg.Register(c)
+}
+
+// SetupWithManager runs the notifier as the controller apikey-notify.
+func (r *NotifyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Sender == nil {
+		r.Sender = &notify.Sender{}
+	}
+	workers := r.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("apikey-notify").
+		For(&keywardenv1alpha1.APIKey{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc:  func(e event.CreateEvent) bool { return classed(e.Object) },
+			DeleteFunc:  func(event.DeleteEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+			UpdateFunc:  func(e event.UpdateEvent) bool { return classed(e.ObjectNew) && notifiable(e.ObjectOld, e.ObjectNew) },
+		})).
+		Watches(&keywardenv1alpha1.APIKeyClass{}, handler.EnqueueRequestsFromMapFunc(r.keysOfClass),
+			builder.WithPredicates(predicate.Funcs{
+				UpdateFunc: func(e event.UpdateEvent) bool {
+					o, n := e.ObjectOld.(*keywardenv1alpha1.APIKeyClass), e.ObjectNew.(*keywardenv1alpha1.APIKeyClass)
+					return n.Status.NotifyingSince != nil && (o.Status.NotifyingSince == nil || o.Generation != n.Generation)
+				},
+				CreateFunc:  func(e event.CreateEvent) bool { return false },
+				DeleteFunc:  func(event.DeleteEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// classed is whether a key is granted under a class: only such a key can
+// have a receiver.
+func classed(o client.Object) bool {
+	k, ok := o.(*keywardenv1alpha1.APIKey)
+	return ok && k.Status.ClassName != ""
+}
+
+// notifiable is whether an update can make a notification due or change
+// what was acknowledged: its history, its expiry, its phase, its class or
+// its acknowledgements changed. A use recorded or a label does not.
+func notifiable(o, n client.Object) bool {
+	old, ok1 := o.(*keywardenv1alpha1.APIKey)
+	cur, ok2 := n.(*keywardenv1alpha1.APIKey)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return lastTransition(old) != lastTransition(cur) ||
+		!old.Status.ExpiresAt.Equal(cur.Status.ExpiresAt) || old.Status.Phase != cur.Status.Phase ||
+		old.Status.ClassName != cur.Status.ClassName || len(old.Status.Notified) != len(cur.Status.Notified)
+}
+
+// lastTransition names the key's last recorded transition.
+func lastTransition(k *keywardenv1alpha1.APIKey) string {
+	h := k.Status.History
+	if len(h) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d %s %s", len(h), h[len(h)-1].Event, h[len(h)-1].At.UTC().Format(time.RFC3339Nano))
+}
+
+// keysOfClass enqueues the keys granted under a class that began
+// notifying or changed.
+func (r *NotifyReconciler) keysOfClass(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list keywardenv1alpha1.APIKeyList
+	if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Status.ClassName == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// Reconcile sends the key's due notifications that its receiver has not
+// acknowledged, in order, and records those it acknowledged in one write;
+// a failure stops the pass, which is tried again later from the first
+// one not acknowledged. It then waits for the key's next expiry warning.
+func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.Lease != nil && !r.Lease.Held() {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	key := &keywardenv1alpha1.APIKey{}
+	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	class := &keywardenv1alpha1.APIKeyClass{}
+	if key.Status.ClassName == "" || r.Get(ctx, types.NamespacedName{Name: key.Status.ClassName}, class) != nil ||
+		class.Spec.Notifications == nil || class.Status.NotifyingSince == nil {
+		return ctrl.Result{}, nil
+	}
+	warning := policy.FromClass(class).ExpiryWarning
+	now := r.Clock.Now()
+	due := notify.Due(key, warning, class.Status.NotifyingSince.Time, now)
+	pending := notify.Pending(due, key.Status.Notified)
+	next := ctrl.Result{}
+	if at := notify.NextWarning(key, warning, now); !at.IsZero() {
+		next.RequeueAfter = at.Sub(now) + time.Second
+	}
+	if len(pending) == 0 {
+		r.forget(req.NamespacedName)
+		return next, nil
+	}
+	log := logf.FromContext(ctx).WithValues("class", class.Name)
+	secrets, err := r.signingSecrets(ctx, class.Name, now)
+	if err != nil {
+		r.count(class.Name, "no_secret")
+		log.Info("Not sending the key's notifications: the class's shared secret cannot be read; create it with kubectl keywarden shared-secret rotate "+class.Name,
+			"secret", r.Namespace+"/"+notify.SecretName(class.Name), "reason", err.Error())
+		return ctrl.Result{RequeueAfter: notifySecretWait}, nil
+	}
+	n := class.Spec.Notifications
+	notified := key.Status.Notified
+	var failed error
+	acknowledged := false
+	for _, e := range pending {
+		if err := r.Sender.Send(ctx, n.URL, n.CABundle, e, secrets, r.Clock.Now()); err != nil {
+			failed = fmt.Errorf("sending %s (id %s): %w", e.Type, e.ID, err)
+			r.count(class.Name, "failed")
+			break
+		}
+		r.count(class.Name, "delivered")
+		notified, acknowledged = notify.Acknowledge(due, notified, e.ID), true
+	}
+	if acknowledged {
+		if err := r.acknowledge(ctx, key, notified); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if failed != nil {
+		wait := r.backoff(req.NamespacedName)
+		log.Info("A notification was not delivered; trying again", "after", wait.String(), "reason", failed.Error())
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	r.forget(req.NamespacedName)
+	return next, nil
+}
+
+// acknowledge writes status.notified alone, as a merge patch: the key's
+// other status fields, which the key's controller writes, are left as
+// they are whatever this pass read.
+func (r *NotifyReconciler) acknowledge(ctx context.Context, key *keywardenv1alpha1.APIKey, notified []string) error {
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"notified": notified}})
+	if err != nil {
+		return err
+	}
+	err = r.Status().Patch(ctx, key, client.RawPatch(types.MergePatchType, patch))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// signingSecrets reads the class's shared secret from the API server, at
+// each pass that has something to send: a rotation, after a leak, signs
+// from the next notification on.
+func (r *NotifyReconciler) signingSecrets(ctx context.Context, class string, now time.Time) ([][]byte, error) {
+	s := &corev1.Secret{}
+	if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: notify.SecretName(class)}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errors.Join(notify.ErrNoSecret, err)
+		}
+		return nil, err
+	}
+	if s.Type != notify.SecretType {
+		return nil, fmt.Errorf("%w: Secret %s/%s is of type %s, not %s", notify.ErrNoSecret, s.Namespace, s.Name, s.Type, notify.SecretType)
+	}
+	return notify.SigningSecrets(s, now)
+}
+
+// backoff is how long to wait after another failure for the key.
+func (r *NotifyReconciler) backoff(k types.NamespacedName) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failures == nil {
+		r.failures = map[types.NamespacedName]int{}
+	}
+	n := r.failures[k]
+	r.failures[k] = n + 1
+	wait := notifyRetryFirst << min(n, 6)
+	return min(wait, notifyRetryMax)
+}
+
+func (r *NotifyReconciler) forget(k types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.failures, k)
+	r.mu.Unlock()
+}
+
+func (r *NotifyReconciler) count(class, result string) {
+	if r.Delivered != nil {
+		r.Delivered.WithLabelValues(class, result).Inc()
+	}
+}
