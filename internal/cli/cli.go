@@ -89,15 +89,18 @@ func (a *app) printErr(err error) {
 func (a *app) command() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-keywarden",
-		Short: "Create, list, show, revoke, rotate and trace Keywarden API keys",
+		Short: "Create, list, show, revoke, rotate and trace Keywarden API keys, and keep their classes' shared secrets",
 		Long: `kubectl keywarden manages the APIKeys of Keywarden with your own rights.
 
   create    create a key, wait for it, and print it once
   list      list keys, newest first, with filters
   show      a key's grant, expiry, use, Secret, conditions and events
   revoke    revoke keys
+  delete    delete keys, with their Secrets
   rotate    replace a key with a new one in its Secret
-  whose     say which APIKey holds a key read from standard input`,
+  whose     say which APIKey holds a key read from standard input
+  shared-secret
+            show or rotate the secret that signs a class's notifications`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl keywarden"},
@@ -111,7 +114,7 @@ func (a *app) command() *cobra.Command {
 	overrides := &clientcmd.ConfigOverrides{}
 	clientcmd.BindOverrideFlags(overrides, root.PersistentFlags(), clientcmd.RecommendedConfigOverrideFlags(""))
 	a.kubeconfig = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	root.AddCommand(a.createCommand(), a.listCommand(), a.showCommand(), a.revokeCommand(), a.deleteCommand(), a.rotateCommand(), a.whoseCommand())
+	root.AddCommand(a.createCommand(), a.listCommand(), a.showCommand(), a.revokeCommand(), a.deleteCommand(), a.rotateCommand(), a.whoseCommand(), a.sharedSecretCommand())
 	return root
 }
 

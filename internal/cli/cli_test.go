@@ -22,6 +22,7 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/notify"
 	"keywarden.dev/keywarden/test/harness"
 )
 
@@ -285,6 +286,88 @@ func TestWithoutKeywarden(t *testing.T) {
 		t.Fatalf("revoke answered y did not revoke the key: %v", err)
 	}
 	testDelete(t, c, kubeconfig)
+	testSharedSecret(t, c, env, kubeconfig)
+}
+
+// testSharedSecret: an admin creates, reads again and rotates a class's
+// shared secret; someone without the rights to read Secrets in the
+// controller's namespace gets none of it.
+func testSharedSecret(t *testing.T, c client.Client, env *envtest.Environment, kubeconfig string) {
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: defaultControllerNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	class := &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: keywardenv1alpha1.APIKeyClassSpec{
+		Notifications: &keywardenv1alpha1.ClassNotifications{URL: "https://hooks.example.com/keywarden"},
+	}}
+	if err := c.Create(ctx, class); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, kubeconfig, false, "", "shared-secret", "show", "payments")
+	if code != 1 || !strings.Contains(stderr, "kubectl keywarden shared-secret rotate payments") {
+		t.Errorf("show before any: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = run(t, kubeconfig, false, "", "shared-secret", "rotate", "nosuchclass")
+	if code != 1 || !strings.Contains(stderr, "there is no APIKeyClass nosuchclass") {
+		t.Errorf("rotate of a class that does not exist: exit %d: %s", code, stderr)
+	}
+	code, first, stderr := run(t, kubeconfig, false, "", "shared-secret", "rotate", "payments")
+	first = strings.TrimSpace(first)
+	if code != 0 || !strings.HasPrefix(first, "kwss_") || !strings.Contains(stderr, "https://hooks.example.com/keywarden") {
+		t.Fatalf("rotate to create: exit %d, %d bytes out: %s", code, len(first), stderr)
+	}
+	code, shown, _ := run(t, kubeconfig, false, "", "shared-secret", "show", "payments")
+	if code != 0 || strings.TrimSpace(shown) != first {
+		t.Errorf("show after create: exit %d, not the secret created", code)
+	}
+	code, second, stderr := run(t, kubeconfig, false, "", "shared-secret", "rotate", "payments", "--overlap", "1h")
+	second = strings.TrimSpace(second)
+	if code != 0 || second == first || !strings.Contains(stderr, "keeps signing beside it until") {
+		t.Errorf("rotate: exit %d: %s", code, stderr)
+	}
+	code, shown, _ = run(t, kubeconfig, false, "", "shared-secret", "show", "payments")
+	if lines := strings.Fields(shown); code != 0 || len(lines) != 2 || lines[0] != second || lines[1] != first {
+		t.Errorf("show during the overlap: exit %d, %d lines", code, len(lines))
+	}
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: defaultControllerNamespace, Name: "keywarden-notify-payments"}, s); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := notify.SigningSecrets(s, time.Now()); err != nil || len(got) != 2 || string(got[0]) != second {
+		t.Errorf("the Secret as the controller reads it: %d secrets, %v", len(got), err)
+	}
+
+	// Attacks: a developer without rights in the controller's namespace
+	// reads nothing and rotates nothing; a Secret of another kind under
+	// the name is left alone.
+	dev, err := env.AddUser(envtest.User{Name: "dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dev.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	devConfig := filepath.Join(t.TempDir(), "dev")
+	if err := os.WriteFile(devConfig, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"shared-secret", "show", "payments"}, {"shared-secret", "rotate", "payments"}} {
+		code, out, stderr := run(t, devConfig, false, "", args...)
+		if code != 1 || out != "" || !strings.Contains(stderr, "you may not get") || strings.Contains(stderr, second) {
+			t.Errorf("%v without rights: exit %d, %d bytes out: %s", args, code, len(out), stderr)
+		}
+	}
+	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: defaultControllerNamespace, Name: "keywarden-notify-other"}, StringData: map[string]string{"secret": "x"}}
+	if err := c.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, kubeconfig, false, "", "shared-secret", "rotate", "other"); code != 1 || !strings.Contains(stderr, "is left as it is") {
+		t.Errorf("rotate over a Secret of another type: exit %d: %s", code, stderr)
+	}
 }
 
 // testDelete: delete asks first at a terminal, deletes each key named
