@@ -6,12 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
-	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keyview"
 	"keywarden.dev/keywarden/internal/notify"
 )
@@ -61,84 +56,41 @@ that Secret: an admin's.
 }
 
 func (a *app) showSharedSecret(ctx context.Context, ns, class string) error {
-	c, err := a.client()
+	o, err := a.ops()
 	if err != nil {
 		return err
 	}
-	s := &corev1.Secret{}
-	name := notify.SecretName(class)
-	switch err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); {
-	case apierrors.IsNotFound(err):
-		return fmt.Errorf("class %s has no shared secret yet (no Secret %s in namespace %s): create it with kubectl keywarden shared-secret rotate %s",
-			class, name, ns, class)
-	case err != nil:
-		return keyops.Explain(err, "get", "secrets", ns)
-	}
-	secrets, err := notify.SigningSecrets(s, a.now())
+	ss, err := o.ReadSharedSecret(ctx, ns, class, a.now())
 	if err != nil {
-		return fmt.Errorf("%w: replace it with kubectl keywarden shared-secret rotate %s", err, class)
+		return err
 	}
-	fmt.Fprintf(a.Err, "The shared secret of class %s (Secret %s/%s):\n", keyview.Clean(class), ns, name)
-	fmt.Fprintln(a.Out, string(secrets[0]))
-	if len(secrets) > 1 {
-		fmt.Fprintf(a.Err, "The previous secret signs beside it until %s:\n", keyview.Clean(s.Annotations[notify.AnnotationPreviousUntil]))
-		fmt.Fprintln(a.Out, string(secrets[1]))
+	fmt.Fprintf(a.Err, "The shared secret of class %s (Secret %s/%s):\n", keyview.Clean(class), ns, notify.SecretName(class))
+	fmt.Fprintln(a.Out, string(ss.Secrets[0]))
+	if len(ss.Secrets) > 1 {
+		fmt.Fprintf(a.Err, "The previous secret signs beside it until %s:\n", keyview.Clean(ss.Until))
+		fmt.Fprintln(a.Out, string(ss.Secrets[1]))
 	}
 	return nil
 }
 
 func (a *app) rotateSharedSecret(ctx context.Context, ns, class string, overlap time.Duration) error {
-	if overlap < 0 {
-		return fmt.Errorf("--overlap %s is negative: give how long the old secret keeps signing, or 0", overlap)
-	}
-	c, err := a.client()
+	o, err := a.ops()
 	if err != nil {
 		return err
 	}
-	k := &keywardenv1alpha1.APIKeyClass{}
-	switch err := c.Get(ctx, client.ObjectKey{Name: class}, k); {
-	case apierrors.IsNotFound(err):
-		return fmt.Errorf("there is no APIKeyClass %s: a shared secret belongs to a class (kubectl get apikeyclasses)", class)
-	case err != nil:
-		return keyops.Explain(err, "get", "apikeyclasses.keywarden.dev", "")
-	}
-	name := notify.SecretName(class)
-	old := &corev1.Secret{}
-	switch err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, old); {
-	case apierrors.IsNotFound(err):
-		old = nil
-	case err != nil:
-		return keyops.Explain(err, "get", "secrets", ns)
-	case old.Type != notify.SecretType:
-		return fmt.Errorf("Secret %s/%s is of type %s, not %s: it is not a shared secret of Keywarden's, and is left as it is", ns, name, old.Type, notify.SecretType)
-	}
-	value, err := notify.NewSecret()
+	k, value, replaced, err := o.RotateSharedSecret(ctx, ns, class, overlap, a.now())
 	if err != nil {
 		return err
 	}
-	s := notify.Rotate(old, ns, class, value, overlap, a.now())
 	verb := "created"
-	if old == nil {
-		err = c.Create(ctx, s)
-		if err != nil {
-			return keyops.Explain(err, "create", "secrets", ns)
-		}
-	} else {
-		// Written over the version read: two rotations at once cannot
-		// both think theirs is the secret.
-		if err := c.Update(ctx, s); err != nil {
-			if apierrors.IsConflict(err) {
-				return fmt.Errorf("Secret %s/%s changed while it was being rotated: run the command again", ns, name)
-			}
-			return keyops.Explain(err, "update", "secrets", ns)
-		}
+	if replaced {
 		verb = "rotated"
 	}
 	fmt.Fprintf(a.Err, "The shared secret of class %s was %s (Secret %s/%s). Give it to the receiver of %s:\n",
-		keyview.Clean(class), verb, ns, name, receiverOf(k))
+		keyview.Clean(class), verb, ns, notify.SecretName(class), receiverOf(k))
 	fmt.Fprintln(a.Out, value)
-	if old != nil && overlap > 0 {
-		fmt.Fprintf(a.Err, "The secret it replaced keeps signing beside it until %s.\n", s.Annotations[notify.AnnotationPreviousUntil])
+	if replaced && overlap > 0 {
+		fmt.Fprintf(a.Err, "The secret it replaced keeps signing beside it until %s.\n", a.now().Add(overlap).UTC().Format(time.RFC3339))
 	}
 	if k.Spec.Notifications == nil {
 		fmt.Fprintf(a.Err, "Class %s names no receiver yet: set spec.notifications.url to have its keys' notifications sent.\n", keyview.Clean(class))

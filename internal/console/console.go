@@ -70,7 +70,10 @@ type Options struct {
 	// client a sign-in is limited by; without them, every client behind a
 	// proxy shares the proxy's address.
 	TrustedProxies []netip.Prefix
-	Log            logr.Logger
+	// ControllerNamespace holds the classes' shared secrets (default
+	// keywarden-system).
+	ControllerNamespace string
+	Log                 logr.Logger
 }
 
 // Server serves the console.
@@ -105,6 +108,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.ManagerWait <= 0 {
 		o.ManagerWait = 10 * time.Second
+	}
+	if o.ControllerNamespace == "" {
+		o.ControllerNamespace = "keywarden-system"
 	}
 	if o.IssueTimeout <= 0 {
 		o.IssueTimeout = time.Minute
@@ -165,6 +171,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /keys/selected", s.signedIn(s.selectedPage))
 	mux.HandleFunc("POST /keys/selected/{action}", s.signedIn(s.actOnSelected))
 	mux.HandleFunc("GET /classes", s.signedIn(s.classes))
+	mux.HandleFunc("POST /classes/{name}/shared-secret/{action}", s.signedIn(s.sharedSecret))
 	return s.secure(mux)
 }
 

@@ -19,6 +19,7 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keyops"
 	"keywarden.dev/keywarden/internal/keyview"
+	"keywarden.dev/keywarden/internal/notify"
 )
 
 func parsePages() (map[string]*template.Template, error) {
@@ -55,7 +56,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"clean": keyview.Clean,
 	}
 	pages := map[string]*template.Template{}
-	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes", "selected", "edit"} {
+	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes", "selected", "edit", "sharedsecret"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -705,4 +706,46 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		out = append(out, v)
 	}
 	s.render(w, r.Request, http.StatusOK, "classes", page(r, map[string]any{"Classes": out, "Note": note, "Namespace": ns}))
+}
+
+// sharedSecretOverlap is how long a secret the console replaces keeps
+// signing beside the new one.
+const sharedSecretOverlap = 24 * time.Hour
+
+// sharedSecret shows a class's shared secret, or rotates it and shows the
+// new one, with the person's own rights: only who may read (or write) the
+// Secret in the controller's namespace sees it. Both are POSTs, so that
+// the secret is never in a URL, a history or a cache.
+func (s *Server) sharedSecret(w http.ResponseWriter, r *request) {
+	class, ns := r.PathValue("name"), s.opts.ControllerNamespace
+	o := keyops.Ops{Client: r.client}
+	view := map[string]any{"Class": class, "Secret": ns + "/" + notify.SecretName(class)}
+	switch r.PathValue("action") {
+	case "show":
+		ss, err := o.ReadSharedSecret(r.Context(), ns, class, s.now())
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		var texts []string
+		for _, b := range ss.Secrets {
+			texts = append(texts, string(b))
+		}
+		view["Secrets"], view["Until"] = texts, ss.Until
+	case "rotate":
+		k, value, replaced, err := o.RotateSharedSecret(r.Context(), ns, class, sharedSecretOverlap, s.now())
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		s.opts.Log.Info("Shared secret rotated in the console", "user", r.session.User, "class", class, "replaced", replaced)
+		view["Secrets"], view["Rotated"], view["Replaced"] = []string{value}, true, replaced
+		if n := k.Spec.Notifications; n != nil {
+			view["URL"] = n.URL
+		}
+	default:
+		http.NotFound(w, r.Request)
+		return
+	}
+	s.render(w, r.Request, http.StatusOK, "sharedsecret", page(r, view))
 }

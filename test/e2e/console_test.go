@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"html"
 	"io"
@@ -31,6 +32,8 @@ metadata:
 spec:
   keyPrefix: ct_
   maxActiveKeysPerOwner: 3
+  notifications:
+    url: http://127.0.0.1:9/console-team
   roles:
     - name: standard
       displayName: STANDARD
@@ -245,6 +248,32 @@ func webConsole(e *env) {
 		e.t.Fatalf("the classes page:\n%s", got)
 	}
 	shot("classes")
+
+	// The class's shared secret: only who may read Secrets in the
+	// controller's namespace sees it, and rotates it.
+	run("rotate a shared secret without the rights", chromedp.Click(chromedp.CSS("#rotate-secret-console-team")), chromedp.WaitVisible(chromedp.CSS("p.message")))
+	if msg := text("p.message"); !strings.Contains(msg, "you may not get secrets in namespace "+harness.ManagerNamespace) {
+		e.t.Fatalf("rotating a shared secret without the rights: %q", msg)
+	}
+	e.kubectl("create", "role", "console-secrets", "-n", harness.ManagerNamespace, "--verb=get,create,update", "--resource=secrets")
+	e.kubectl("create", "rolebinding", "console-secrets", "-n", harness.ManagerNamespace, "--role=console-secrets", "--serviceaccount="+ns+":console-admin")
+	run("create the shared secret", chromedp.Navigate(base+"/classes"), chromedp.Click(chromedp.CSS("#rotate-secret-console-team")),
+		chromedp.WaitVisible(chromedp.CSS("#rawkey")))
+	created := browse(e, browser, "the shared secret created", chromedp.Value(chromedp.CSS("#rawkey")))
+	if !strings.HasPrefix(created, "kwss_") || !strings.Contains(text("h1"), "created") {
+		e.t.Fatalf("the shared secret created: %q", text("h1"))
+	}
+	shot("shared-secret")
+	run("rotate it", chromedp.Navigate(base+"/classes"), chromedp.Click(chromedp.CSS("#rotate-secret-console-team")), chromedp.WaitVisible(chromedp.CSS("#rawkey")),
+		chromedp.Navigate(base+"/classes"), chromedp.Click(chromedp.CSS("#show-secret-console-team")), chromedp.WaitVisible(chromedp.CSS("#previous")))
+	shownNow := browse(e, browser, "the shared secret shown", chromedp.Value(chromedp.CSS("#rawkey")))
+	shownPrevious := browse(e, browser, "the previous shared secret", chromedp.Value(chromedp.CSS("#previous")))
+	if shownPrevious != created || shownNow == created || !strings.HasPrefix(shownNow, "kwss_") {
+		e.t.Fatalf("after a rotation, shown %q beside the previous %q (created %q)", shownNow, shownPrevious, created)
+	}
+	if got := e.kubectl("get", "secret", "-n", harness.ManagerNamespace, "keywarden-notify-console-team", "-o", "jsonpath={.data.secret}"); got != base64.StdEncoding.EncodeToString([]byte(shownNow)) {
+		e.t.Fatalf("the console shows a secret that is not the Secret's")
+	}
 
 	// A cross-site form post, from a page of another origin, is refused.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -113,6 +113,7 @@ func TestE2E(t *testing.T) {
 		{"rotation", rotation},
 		{"kubectl plugin", kubectlPlugin},
 		{"web console", webConsole},
+		{"notifications", notifications},
 		{"monitoring", monitoring},
 		{"bad input at the door", badInput},
 		{"failover", failover},

@@ -79,7 +79,7 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	c, err := console.New(console.Options{Config: cfg, SessionTTL: o.SessionTTL, TrustAuthorizationHeader: o.TrustAuthorizationHeader,
-		TrustedProxies: o.trusted, Log: ctrl.Log.WithName("console")})
+		TrustedProxies: o.trusted, ControllerNamespace: options.OwnNamespace(), Log: ctrl.Log.WithName("console")})
 	if err != nil {
 		return fmt.Errorf("setting up the console: %w", err)
 	}
