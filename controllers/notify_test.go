@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
@@ -261,4 +263,35 @@ var _ = Describe("Notifications to a class's receiver", Ordered, func() {
 
 func metaOf(k types.NamespacedName) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}
+}
+
+func TestNotifyingSince(t *testing.T) {
+	created := metav1.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	recorded := metav1.NewTime(time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC))
+	now := time.Date(2026, 12, 7, 12, 30, 15, 500, time.UTC)
+	receiver := &keywardenv1alpha1.ClassNotifications{URL: "https://hooks.example.com"}
+	for _, tc := range []struct {
+		name       string
+		generation int64
+		spec       *keywardenv1alpha1.ClassNotifications
+		status     *metav1.Time
+		want       *time.Time
+	}{
+		{"no receiver", 1, nil, nil, nil},
+		{"a receiver removed", 3, nil, &recorded, nil},
+		{"a receiver from the class's creation", 1, receiver, nil, &created.Time},
+		{"a receiver added later (an upgraded class, say)", 4, receiver, nil, ptr.To(now.Truncate(time.Second))},
+		{"recorded already", 5, receiver, &recorded, &recorded.Time},
+	} {
+		c := &keywardenv1alpha1.APIKeyClass{
+			ObjectMeta: metav1.ObjectMeta{Generation: tc.generation, CreationTimestamp: created},
+			Spec:       keywardenv1alpha1.APIKeyClassSpec{Notifications: tc.spec},
+			Status:     keywardenv1alpha1.APIKeyClassStatus{NotifyingSince: tc.status},
+		}
+		got := notifyingSince(c, now)
+		switch {
+		case tc.want == nil && got != nil, tc.want != nil && (got == nil || !got.Time.Equal(*tc.want)):
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
