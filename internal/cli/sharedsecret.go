@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keyview"
 	"keywarden.dev/keywarden/internal/notify"
