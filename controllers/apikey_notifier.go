@@ -29,13 +29,15 @@ import (
 	"keywarden.dev/keywarden/internal/policy"
 )
 
-// Delivery timing: a failed delivery is tried again after 1 s, doubling
-// up to a minute; a class whose shared secret cannot be read is looked at
-// again every 30 s.
+// Delivery timing: a receiver whose delivery failed is tried again after
+// 1 s, doubling up to a minute; a class whose shared secret cannot be
+// read is looked at again every 30 s; a key whose receiver is busy with
+// another key's notification waits half a second.
 const (
 	notifyRetryFirst = time.Second
 	notifyRetryMax   = time.Minute
 	notifySecretWait = 30 * time.Second
+	notifyBusyWait   = 500 * time.Millisecond
 )
 
 // NotifyReconciler delivers the notifications of keys whose class names a
@@ -63,8 +65,8 @@ type NotifyReconciler struct {
 	// Delivered counts deliveries by class and result, when set.
 	Delivered *prometheus.CounterVec
 
-	mu       sync.Mutex
-	failures map[types.NamespacedName]int
+	mu        sync.Mutex
+	receivers map[string]*receiverState
 }
 
 // NewNotificationMetrics registers the delivery counter with reg.
@@ -160,18 +162,27 @@ func (r *NotifyReconciler) keysOfClass(ctx context.Context, obj client.Object) [
 // acknowledged, in order, and records those it acknowledged in one write;
 // a failure stops the pass, which is tried again later from the first
 // one not acknowledged. It then waits for the key's next expiry warning.
+//
+// A class's receiver is sent one notification at a time, and after a
+// failure nothing until its backoff ends: a receiver that hangs holds one
+// worker, never the notifications of other classes, and one that is down
+// is tried by one key, not by every key that has something for it.
 func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if r.Lease != nil && !r.Lease.Held() {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	key := &keywardenv1alpha1.APIKey{}
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
-		r.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if key.Status.ClassName == "" {
+		return ctrl.Result{}, nil
+	}
 	class := &keywardenv1alpha1.APIKeyClass{}
-	if key.Status.ClassName == "" || r.Get(ctx, types.NamespacedName{Name: key.Status.ClassName}, class) != nil ||
-		class.Spec.Notifications == nil || class.Status.NotifyingSince == nil {
+	if err := r.Get(ctx, types.NamespacedName{Name: key.Status.ClassName}, class); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if class.Spec.Notifications == nil || class.Status.NotifyingSince == nil {
 		return ctrl.Result{}, nil
 	}
 	warning := policy.FromClass(class).ExpiryWarning
@@ -183,22 +194,31 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		next.RequeueAfter = at.Sub(now) + time.Second
 	}
 	if len(pending) == 0 {
-		r.forget(req.NamespacedName)
 		return next, nil
+	}
+	if wait := r.claim(class.Name, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	log := logf.FromContext(ctx).WithValues("class", class.Name)
 	secrets, err := r.signingSecrets(ctx, class.Name, now)
 	if err != nil {
 		r.count(class.Name, "no_secret")
-		log.Info("Not sending the key's notifications: the class's shared secret cannot be read; create it with kubectl keywarden shared-secret rotate "+class.Name,
-			"secret", r.Namespace+"/"+notify.SecretName(class.Name), "reason", err.Error())
+		r.release(class.Name, now, notifySecretWait)
+		log.Info("Not sending the class's notifications: its shared secret cannot be read; create it with kubectl keywarden shared-secret rotate "+class.Name,
+			"secret", r.Namespace+"/"+notify.SecretName(class.Name), "reason", err.Error(), "after", notifySecretWait.String())
 		return ctrl.Result{RequeueAfter: notifySecretWait}, nil
 	}
 	n := class.Spec.Notifications
 	notified := key.Status.Notified
 	var failed error
-	acknowledged := false
+	acknowledged, stopped := false, false
 	for _, e := range pending {
+		// A replica that stopped leading sends nothing more: the next
+		// leader sends what is left.
+		if r.Lease != nil && !r.Lease.Held() {
+			stopped = true
+			break
+		}
 		if err := r.Sender.Send(ctx, n.URL, n.CABundle, e, secrets, r.Clock.Now()); err != nil {
 			failed = fmt.Errorf("sending %s (id %s): %w", e.Type, e.ID, err)
 			r.count(class.Name, "failed")
@@ -207,23 +227,33 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.count(class.Name, "delivered")
 		notified, acknowledged = notify.Acknowledge(due, notified, e.ID), true
 	}
+	wait := time.Duration(0)
+	if failed != nil {
+		wait = r.backoff(class.Name)
+	}
+	r.release(class.Name, r.Clock.Now(), wait)
 	if acknowledged {
 		if err := r.acknowledge(ctx, key, notified); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	if failed != nil {
-		wait := r.backoff(req.NamespacedName)
 		log.Info("A notification was not delivered; trying again", "after", wait.String(), "reason", failed.Error())
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	r.forget(req.NamespacedName)
+	if stopped {
+		// Looked at again by whoever leads.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	return next, nil
 }
 
 // acknowledge writes status.notified alone, as a merge patch: the key's
 // other status fields, which the key's controller writes, are left as
-// they are whatever this pass read.
+// they are whatever this pass read. Should the key have been deleted and
+// created again under its name since, the ids written are of the old
+// key's notifications, which the new key's never share: they hold back
+// none of its notifications, and go with its first acknowledgement.
 func (r *NotifyReconciler) acknowledge(ctx context.Context, key *keywardenv1alpha1.APIKey, notified []string) error {
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"notified": notified}})
 	if err != nil {
@@ -238,7 +268,8 @@ func (r *NotifyReconciler) acknowledge(ctx context.Context, key *keywardenv1alph
 
 // signingSecrets reads the class's shared secret from the API server, at
 // each pass that has something to send: a rotation, after a leak, signs
-// from the next notification on.
+// from the next notification on. A class without one is read again only
+// after notifySecretWait.
 func (r *NotifyReconciler) signingSecrets(ctx context.Context, class string, now time.Time) ([][]byte, error) {
 	s := &corev1.Secret{}
 	if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: notify.SecretName(class)}, s); err != nil {
@@ -253,23 +284,55 @@ func (r *NotifyReconciler) signingSecrets(ctx context.Context, class string, now
 	return notify.SigningSecrets(s, now)
 }
 
-// backoff is how long to wait after another failure for the key.
-func (r *NotifyReconciler) backoff(k types.NamespacedName) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failures == nil {
-		r.failures = map[types.NamespacedName]int{}
-	}
-	n := r.failures[k]
-	r.failures[k] = n + 1
-	wait := notifyRetryFirst << min(n, 6)
-	return min(wait, notifyRetryMax)
+// receiverState is what the notifier knows of a class's receiver.
+type receiverState struct {
+	busy     bool      // a notification is on its way to it
+	failures int       // deliveries failed in a row
+	retryAt  time.Time // nothing is sent to it before
 }
 
-func (r *NotifyReconciler) forget(k types.NamespacedName) {
+// claim takes the class's receiver for one pass, or says how long to wait.
+func (r *NotifyReconciler) claim(class string, now time.Time) time.Duration {
 	r.mu.Lock()
-	delete(r.failures, k)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if r.receivers == nil {
+		r.receivers = map[string]*receiverState{}
+	}
+	st := r.receivers[class]
+	if st == nil {
+		st = &receiverState{}
+		r.receivers[class] = st
+	}
+	switch {
+	case st.busy:
+		return notifyBusyWait
+	case now.Before(st.retryAt):
+		return st.retryAt.Sub(now)
+	}
+	st.busy = true
+	return 0
+}
+
+// release gives the class's receiver back, to be sent to again after wait.
+func (r *NotifyReconciler) release(class string, now time.Time, wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.receivers[class]
+	st.busy, st.retryAt = false, now.Add(wait)
+	if wait == 0 {
+		st.failures = 0
+	}
+}
+
+// backoff is how long the class's receiver is left alone after another
+// failure: 1 s, doubling up to a minute.
+func (r *NotifyReconciler) backoff(class string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.receivers[class]
+	wait := notifyRetryFirst << min(st.failures, 6)
+	st.failures++
+	return min(wait, notifyRetryMax)
 }
 
 func (r *NotifyReconciler) count(class, result string) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -210,6 +211,33 @@ var _ = Describe("Notifications to a class's receiver", Ordered, func() {
 		Eventually(func() int { rv.mu.Lock(); defer rv.mu.Unlock(); return rv.hung }).Should(BeNumerically(">=", 1))
 		Expect(rv.typesOf(k)).To(BeEmpty())
 
+		// Keys enough to take every worker wait for the hanging receiver
+		// one at a time: another class's receiver is told meanwhile.
+		for i := range 6 {
+			classKey(ctx, fmt.Sprintf("hung-%d", i))
+		}
+		other := &receiver{received: map[string]int{}, release: make(chan struct{})}
+		otherServer := httptest.NewServer(other)
+		DeferCleanup(otherServer.Close)
+		otherClass := newClass(ctx, false, keywardenv1alpha1.APIKeyClassSpec{
+			Notifications: &keywardenv1alpha1.ClassNotifications{URL: otherServer.URL},
+		})
+		v, err := notify.NewSecret()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Create(ctx, notify.Rotate(nil, harness.ManagerNamespace, otherClass.Name, v, 0, time.Now()))).To(Succeed())
+		DeferCleanup(func(ctx context.Context) {
+			Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: harness.ManagerNamespace, Name: notify.SecretName(otherClass.Name)}})).To(Succeed())
+		})
+		other.set("", []byte(v))
+		elsewhere := newAPIKey(ns, "elsewhere")
+		elsewhere.Spec.ClassName = otherClass.Name
+		Expect(k8sClient.Create(ctx, elsewhere)).To(Succeed())
+		Eventually(func() []string { return other.typesOf(elsewhere) }).Should(Equal([]string{notify.TypeCreated}))
+		rv.mu.Lock()
+		hung := rv.hung
+		rv.mu.Unlock()
+		Expect(hung).To(BeNumerically("<=", 2), "keys of the hanging receiver's class were sent at once, or without backoff")
+
 		rv.set("fail", nil)
 		cur := getKey(ctx, k)
 		cur.Spec.Revoked = true
@@ -219,6 +247,9 @@ var _ = Describe("Notifications to a class's receiver", Ordered, func() {
 
 		rv.set("", nil)
 		Eventually(func() []string { return rv.typesOf(k) }, 90*time.Second).Should(Equal([]string{notify.TypeCreated, notify.TypeRevoked}))
+		for i := range 6 {
+			Eventually(func() []string { return rv.typesOf(newAPIKey(ns, fmt.Sprintf("hung-%d", i))) }, 90*time.Second).Should(Equal([]string{notify.TypeCreated}))
+		}
 	})
 
 	It("signs with the previous secret too while a rotation overlaps, and a receiver with a wrong secret accepts nothing", func(ctx context.Context) {

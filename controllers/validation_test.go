@@ -285,6 +285,19 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 		Expect(d[0].(map[string]any)["scopeDescriptions"]).To(Equal([]any{map[string]any{"scope": "logs:read", "description": "Read the application logs"}}))
 	})
 
+	It("refuses a class with notifications whose name leaves no room for its shared secret's Secret", func(ctx context.Context) {
+		c := &keywardenv1alpha1.APIKeyClass{
+			ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("n", 237)},
+			Spec:       keywardenv1alpha1.APIKeyClassSpec{Notifications: &keywardenv1alpha1.ClassNotifications{URL: "https://hooks.example.com"}},
+		}
+		err := k8sClient.Create(ctx, c)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("a class with notifications may have a name of at most 236 characters"))
+		c.Name = strings.Repeat("n", 236)
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, c)).To(Succeed())
+	})
+
 	DescribeTable("refuses a bad class with the exact error",
 		func(spec map[string]any, want string) {
 			u := &unstructured.Unstructured{Object: map[string]any{
@@ -332,6 +345,12 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 			`spec.rotation.minEvery: Invalid value: "522w": rotation.minEvery must be between 1m and 87600h`),
 		Entry("an expiry warning over ten years, in days", map[string]any{"expiryWarning": "3651d"},
 			`spec.expiryWarning: Invalid value: "3651d": expiryWarning must be at most 87600h (ten years)`),
+		Entry("a receiver that is not a URL", map[string]any{"notifications": map[string]any{"url": "hooks.example.com/keywarden"}},
+			`notifications.url must be an http:// or https:// URL`),
+		Entry("a receiver over another protocol", map[string]any{"notifications": map[string]any{"url": "ftp://hooks.example.com/keywarden"}},
+			`notifications.url must be an http:// or https:// URL`),
+		Entry("a CA bundle for a receiver without TLS", map[string]any{"notifications": map[string]any{"url": "http://hooks.example.com", "caBundle": "Zm9v"}},
+			`spec.notifications: Invalid value: "object": notifications.caBundle is for an https:// receiver`),
 		Entry("a limit of zero keys", map[string]any{"maxActiveKeysPerOwner": 0},
 			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
 		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},

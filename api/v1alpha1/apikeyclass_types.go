@@ -128,6 +128,8 @@ type APIKeyClassSpec struct {
 const NotifySecretPrefix = "keywarden-notify-"
 
 // ClassNotifications names the receiver of a class's notifications.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.caBundle) || self.url.startsWith('https://')",message="notifications.caBundle is for an https:// receiver"
 type ClassNotifications struct {
 	// url receives each notification as an HTTP POST of a structured
 	// CloudEvent (application/cloudevents+json), signed in the

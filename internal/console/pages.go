@@ -732,13 +732,18 @@ func (s *Server) sharedSecret(w http.ResponseWriter, r *request) {
 			texts = append(texts, string(b))
 		}
 		view["Secrets"], view["Until"] = texts, ss.Until
-	case "rotate":
-		k, value, replaced, err := o.RotateSharedSecret(r.Context(), ns, class, sharedSecretOverlap, s.now())
+	case "rotate", "rotate-now":
+		overlap := sharedSecretOverlap
+		if r.PathValue("action") == "rotate-now" {
+			// After a leak: the old secret stops signing at once.
+			overlap = 0
+		}
+		k, value, replaced, err := o.RotateSharedSecret(r.Context(), ns, class, overlap, s.now())
 		if err != nil {
 			s.apiError(w, r, err)
 			return
 		}
-		s.opts.Log.Info("Shared secret rotated in the console", "user", r.session.User, "class", class, "replaced", replaced)
+		s.opts.Log.Info("Shared secret rotated in the console", "user", r.session.User, "class", class, "replaced", replaced, "overlap", overlap.String())
 		view["Secrets"], view["Rotated"], view["Replaced"] = []string{value}, true, replaced
 		if n := k.Spec.Notifications; n != nil {
 			view["URL"] = n.URL

@@ -32,6 +32,8 @@ func (o Ops) ReadSharedSecret(ctx context.Context, ns, class string, now time.Ti
 			class, name, ns, class)}
 	case err != nil:
 		return nil, Explain(err, "get", "secrets", ns)
+	case s.Type != notify.SecretType:
+		return nil, &Refused{Reason: fmt.Sprintf("Secret %s/%s is of type %s, not %s: it is not a shared secret of Keywarden's, and the controller does not sign with it", ns, name, s.Type, notify.SecretType)}
 	}
 	secrets, err := notify.SigningSecrets(s, now)
 	if err != nil {

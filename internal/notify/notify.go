@@ -136,27 +136,42 @@ func FromHistory(k *keywardenv1alpha1.APIKey) []Event {
 
 // Expiring are the warnings due by now for an active key that expires:
 // at the class's warning, and again a day before when the warning is
-// longer (none when the class turns warnings off). Each has its own time,
-// whatever the time it is computed at, and so keeps its id.
+// longer (none when the class turns warnings off, and none for a key
+// issued for no longer than the warning, which was meant to be
+// short-lived, as its ExpiringSoon condition is not set). A warning's id
+// is that of the key, the expiry and which warning it is, whatever the
+// time it is computed at: a class whose warning changes does not warn
+// again of the same expiry.
 func Expiring(k *keywardenv1alpha1.APIKey, warning time.Duration, now time.Time) []Event {
-	exp := k.Status.ExpiresAt
-	if exp == nil || warning <= 0 || k.Status.Phase != keywardenv1alpha1.PhaseActive || !now.Before(exp.Time) {
-		return nil
-	}
-	thresholds := []time.Duration{warning}
-	if warning > keywardenv1alpha1.Day {
-		thresholds = append(thresholds, keywardenv1alpha1.Day)
-	}
 	var out []Event
-	for _, before := range thresholds {
-		at := exp.Add(-before)
-		// A key issued for no longer than a warning was meant to be
-		// short-lived: it is not warned then, as its condition is not.
-		if iss := k.Status.IssuedAt; now.Before(at) || iss != nil && exp.Sub(iss.Time) <= before {
+	for _, w := range warnings(k, warning) {
+		if now.Before(w.at) || !now.Before(k.Status.ExpiresAt.Time) {
 			continue
 		}
-		out = append(out, event(k, TypeExpiring, keywardenv1alpha1.EventKeyExpiringSoon,
-			fmt.Sprintf("The key expires at %s", exp.UTC().Format(time.RFC3339)), at))
+		exp := k.Status.ExpiresAt.UTC()
+		e := event(k, TypeExpiring, keywardenv1alpha1.EventKeyExpiringSoon,
+			fmt.Sprintf("The key expires at %s", exp.Format(time.RFC3339)), w.at)
+		e.ID = IDOf(string(k.UID), keywardenv1alpha1.EventKeyExpiringSoon+"/"+w.which, exp)
+		out = append(out, e)
+	}
+	return out
+}
+
+type warningAt struct {
+	at    time.Time
+	which string
+}
+
+// warnings are the key's expiry warnings, due or not, earliest first.
+func warnings(k *keywardenv1alpha1.APIKey, warning time.Duration) []warningAt {
+	exp, iss := k.Status.ExpiresAt, k.Status.IssuedAt
+	if exp == nil || warning <= 0 || k.Status.Phase != keywardenv1alpha1.PhaseActive ||
+		iss != nil && exp.Sub(iss.Time) <= warning {
+		return nil
+	}
+	out := []warningAt{{exp.Add(-warning), "window"}}
+	if warning > keywardenv1alpha1.Day {
+		out = append(out, warningAt{exp.Add(-keywardenv1alpha1.Day), "day"})
 	}
 	return out
 }
@@ -221,7 +236,7 @@ func Verify(body []byte, header string, secret []byte, now time.Time, tolerance 
 		}
 	}
 	sec, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || len(sigs) == 0 {
+	if err != nil || len(sigs) == 0 || len(secret) == 0 {
 		return ErrNoSignature
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
@@ -256,24 +271,12 @@ func Due(k *keywardenv1alpha1.APIKey, warning time.Duration, since, now time.Tim
 // NextWarning is when the key's next expiry warning falls due after now;
 // zero when none will.
 func NextWarning(k *keywardenv1alpha1.APIKey, warning time.Duration, now time.Time) time.Time {
-	exp := k.Status.ExpiresAt
-	if exp == nil || warning <= 0 || k.Status.Phase != keywardenv1alpha1.PhaseActive || !now.Before(exp.Time) {
-		return time.Time{}
-	}
-	var next time.Time
-	for _, before := range []time.Duration{warning, keywardenv1alpha1.Day} {
-		if before > warning {
-			continue
-		}
-		at := exp.Add(-before)
-		if iss := k.Status.IssuedAt; !now.Before(at) || iss != nil && exp.Sub(iss.Time) <= before {
-			continue
-		}
-		if next.IsZero() || at.Before(next) {
-			next = at
+	for _, w := range warnings(k, warning) {
+		if now.Before(w.at) {
+			return w.at
 		}
 	}
-	return next
+	return time.Time{}
 }
 
 // Pending are the due notifications not yet acknowledged, in order.

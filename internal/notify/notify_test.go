@@ -153,6 +153,7 @@ func TestSignAndVerify(t *testing.T) {
 		{"no header", body, "", secret, t0, ErrNoSignature},
 		{"no signature", body, "t=" + strconvUnix(t0), secret, t0, ErrNoSignature},
 		{"garbage", body, "v1", secret, t0, ErrNoSignature},
+		{"a receiver without a secret", body, Sign(body, t0, nil), nil, t0, ErrNoSignature},
 	} {
 		if err := Verify(tc.body, tc.header, tc.secret, tc.now, 5*time.Minute); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
@@ -238,14 +239,22 @@ func TestNextWarningAndShortLivedKeys(t *testing.T) {
 	if got := NextWarning(k, 7*day, t0.Add(29*day)); !got.IsZero() {
 		t.Errorf("after the last warning, next %s", got)
 	}
-	// A key issued for three days is not warned a week before, but a day.
+	// A key issued for three days under a week's warning was meant to be
+	// short-lived: it is warned never, as its condition is not set.
 	k.Status.ExpiresAt = at(3 * day)
-	if got := Expiring(k, 7*day, t0.Add(2*day+time.Hour)); len(got) != 1 || !got[0].Time.Equal(t0.Add(2*day)) {
+	if got := Expiring(k, 7*day, t0.Add(2*day+time.Hour)); len(got) != 0 {
 		t.Errorf("a three-day key: %d warnings", len(got))
 	}
-	if got := NextWarning(k, 7*day, t0); !got.Equal(t0.Add(2 * day)) {
+	if got := NextWarning(k, 7*day, t0); !got.IsZero() {
 		t.Errorf("a three-day key's next warning %s", got)
 	}
+	// A class's warning changed: the same expiry's warnings keep their ids.
+	k.Status.ExpiresAt = at(30 * day)
+	week, fiveDays := Expiring(k, 7*day, t0.Add(29*day+time.Hour)), Expiring(k, 5*day, t0.Add(29*day+time.Hour))
+	if len(week) != 2 || len(fiveDays) != 2 || week[0].ID != fiveDays[0].ID || week[1].ID != fiveDays[1].ID {
+		t.Errorf("a class's warning changed from 7 to 5 days: the warnings' ids changed")
+	}
+	k.Status.ExpiresAt = at(3 * day)
 	// A key issued for a day is warned never.
 	k.Status.ExpiresAt = at(day)
 	if got := Expiring(k, 7*day, t0.Add(23*time.Hour)); len(got) != 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
@@ -73,21 +74,22 @@ func SigningSecrets(s *corev1.Secret, now time.Time) ([][]byte, error) {
 // signs from now on, and the secret it replaces, if any, signs beside it
 // for overlap. old is the Secret as read, nil when there is none.
 func Rotate(old *corev1.Secret, namespace, class, value string, overlap time.Duration, now time.Time) *corev1.Secret {
-	s := &corev1.Secret{}
+	// Built anew: nothing of the Secret replaced (labels, annotations,
+	// owners) but its version, which the write is bound to, carries over.
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: namespace, Name: SecretName(class),
+			Labels:      map[string]string{"app.kubernetes.io/part-of": "keywarden"},
+			Annotations: map[string]string{},
+		},
+		Type: SecretType,
+	}
+	var prev []byte
 	if old != nil {
-		s = old.DeepCopy()
+		s.ResourceVersion, s.UID = old.ResourceVersion, old.UID
+		prev = old.Data[SecretField]
 	}
-	s.Namespace, s.Name, s.Type = namespace, SecretName(class), SecretType
-	if s.Labels == nil {
-		s.Labels = map[string]string{}
-	}
-	s.Labels["app.kubernetes.io/part-of"] = "keywarden"
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	prev := s.Data[SecretField]
 	s.Data = map[string][]byte{SecretField: []byte(value)}
-	delete(s.Annotations, AnnotationPreviousUntil)
 	if len(prev) > 0 && overlap > 0 {
 		s.Data[PreviousField] = prev
 		s.Annotations[AnnotationPreviousUntil] = now.Add(overlap).UTC().Format(time.RFC3339)

@@ -274,6 +274,13 @@ func webConsole(e *env) {
 	if got := e.kubectl("get", "secret", "-n", harness.ManagerNamespace, "keywarden-notify-console-team", "-o", "jsonpath={.data.secret}"); got != base64.StdEncoding.EncodeToString([]byte(shownNow)) {
 		e.t.Fatalf("the console shows a secret that is not the Secret's")
 	}
+	run("rotate it now, after a leak", chromedp.Navigate(base+"/classes"), chromedp.Click(chromedp.CSS("#rotate-secret-now-console-team")),
+		chromedp.WaitVisible(chromedp.CSS("#rawkey")))
+	afterLeak := browse(e, browser, "the shared secret after a leak", chromedp.Value(chromedp.CSS("#rawkey")))
+	if got := e.kubectl("get", "secret", "-n", harness.ManagerNamespace, "keywarden-notify-console-team", "-o", "jsonpath={.data}"); afterLeak == shownNow ||
+		!strings.Contains(got, base64.StdEncoding.EncodeToString([]byte(afterLeak))) || strings.Contains(got, "previous") {
+		e.t.Fatalf("rotated now, the Secret does not hold the new secret alone (%d bytes of data)", len(got))
+	}
 
 	// A cross-site form post, from a page of another origin, is refused.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
