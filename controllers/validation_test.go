@@ -350,7 +350,7 @@ var _ = Describe("APIKeyClass validation by the API server", func() {
 		Entry("a receiver over another protocol", map[string]any{"notifications": map[string]any{"url": "ftp://hooks.example.com/keywarden"}},
 			`notifications.url must be an http:// or https:// URL`),
 		Entry("a CA bundle for a receiver without TLS", map[string]any{"notifications": map[string]any{"url": "http://hooks.example.com", "caBundle": "Zm9v"}},
-			`spec.notifications: Invalid value: "object": notifications.caBundle is for an https:// receiver`),
+			`spec.notifications: Invalid value: notifications.caBundle is for an https:// receiver`),
 		Entry("a limit of zero keys", map[string]any{"maxActiveKeysPerOwner": 0},
 			`spec.maxActiveKeysPerOwner: Invalid value: 0: spec.maxActiveKeysPerOwner in body should be greater than or equal to 1`),
 		Entry("a role twice", map[string]any{"roles": []any{map[string]any{"name": "admin"}, map[string]any{"name": "admin"}}},
