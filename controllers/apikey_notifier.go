@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -67,6 +68,52 @@ type NotifyReconciler struct {
 
 	mu        sync.Mutex
 	receivers map[string]*receiverState
+	// gone are deleted keys, as last seen, whose notifications (their
+	// deletion's among them) are still to be sent: held in memory, for
+	// at most goneFor.
+	gone map[types.NamespacedName]*goneKey
+}
+
+// goneKey is a deleted key as last seen, and when it was.
+type goneKey struct {
+	key  *keywardenv1alpha1.APIKey
+	seen time.Time
+}
+
+// How long, and for how many deleted keys at once, the notifications of
+// a deleted key are tried.
+const (
+	goneFor = time.Hour
+	maxGone = 10000
+)
+
+// keyDeleted keeps the last state of a deleted key granted under a class,
+// and has its notifications sent.
+func (r *NotifyReconciler) keyDeleted(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	k, ok := e.Object.(*keywardenv1alpha1.APIKey)
+	if !ok || k.Status.ClassName == "" {
+		return
+	}
+	class := &keywardenv1alpha1.APIKeyClass{}
+	if err := r.Get(ctx, types.NamespacedName{Name: k.Status.ClassName}, class); err != nil || class.Spec.Notifications == nil {
+		return
+	}
+	nn := client.ObjectKeyFromObject(k)
+	r.mu.Lock()
+	if r.gone == nil {
+		r.gone = map[types.NamespacedName]*goneKey{}
+	}
+	full := len(r.gone) >= maxGone
+	if !full {
+		r.gone[nn] = &goneKey{key: k.DeepCopy(), seen: r.Clock.Now()}
+	}
+	r.mu.Unlock()
+	if full {
+		logf.FromContext(ctx).Info("Not sending the notifications of a deleted key: too many deleted keys wait for theirs",
+			"namespace", k.Namespace, "name", k.Name, "waiting", maxGone)
+		return
+	}
+	q.Add(reconcile.Request{NamespacedName: nn})
 }
 
 // NewNotificationMetrics registers the delivery counter with reg.
@@ -108,6 +155,9 @@ func (r *NotifyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				DeleteFunc:  func(event.DeleteEvent) bool { return false },
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
+		// A key's deletion: its last state is kept for the notifications
+		// still due and the deletion's own.
+		Watches(&keywardenv1alpha1.APIKey{}, handler.Funcs{DeleteFunc: r.keyDeleted}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
@@ -172,7 +222,11 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	key := &keywardenv1alpha1.APIKey{}
-	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
+	err := r.Get(ctx, req.NamespacedName, key)
+	if gone := r.goneKey(req.NamespacedName); gone != nil && (apierrors.IsNotFound(err) || err == nil && key.UID != gone.key.UID) {
+		return r.reconcileGone(ctx, req.NamespacedName, gone)
+	}
+	if err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if key.Status.ClassName == "" {
@@ -246,6 +300,87 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return next, nil
+}
+
+func (r *NotifyReconciler) goneKey(nn types.NamespacedName) *goneKey {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone[nn]
+}
+
+func (r *NotifyReconciler) forgetGone(nn types.NamespacedName, g *goneKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone[nn] == g {
+		delete(r.gone, nn)
+	}
+}
+
+// reconcileGone sends the notifications of a deleted key, from its last
+// state: those still due, then its deletion. What the receiver
+// acknowledges is kept with that state, in memory; a key whose receiver
+// fails for longer than goneFor, or whose controller stops leading or
+// restarts meanwhile, has them given up.
+func (r *NotifyReconciler) reconcileGone(ctx context.Context, nn types.NamespacedName, g *goneKey) (ctrl.Result, error) {
+	log := logf.FromContext(ctx).WithValues("class", g.key.Status.ClassName)
+	now := r.Clock.Now()
+	if now.Sub(g.seen) > goneFor {
+		r.forgetGone(nn, g)
+		log.Info("Gave up the notifications of a deleted key: its receiver did not take them", "after", goneFor.String())
+		return ctrl.Result{}, nil
+	}
+	class := &keywardenv1alpha1.APIKeyClass{}
+	if err := r.Get(ctx, types.NamespacedName{Name: g.key.Status.ClassName}, class); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetGone(nn, g)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if class.Spec.Notifications == nil || class.Status.NotifyingSince == nil {
+		r.forgetGone(nn, g)
+		return ctrl.Result{}, nil
+	}
+	due := notify.DueAtDeletion(g.key, policy.FromClass(class).ExpiryWarning, class.Status.NotifyingSince.Time, now)
+	pending := notify.Pending(due, g.key.Status.Notified)
+	if len(pending) == 0 {
+		r.forgetGone(nn, g)
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if wait := r.claim(class.Name, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	secrets, err := r.signingSecrets(ctx, class.Name, now)
+	if err != nil {
+		r.count(class.Name, "no_secret")
+		r.release(class.Name, now, notifySecretWait)
+		return ctrl.Result{RequeueAfter: notifySecretWait}, nil
+	}
+	n := class.Spec.Notifications
+	var failed error
+	for _, e := range pending {
+		if r.Lease != nil && !r.Lease.Held() {
+			break
+		}
+		if err := r.Sender.Send(ctx, n.URL, n.CABundle, e, secrets, r.Clock.Now()); err != nil {
+			failed = fmt.Errorf("sending %s (id %s): %w", e.Type, e.ID, err)
+			r.count(class.Name, "failed")
+			break
+		}
+		r.count(class.Name, "delivered")
+		r.mu.Lock()
+		g.key.Status.Notified = notify.Acknowledge(due, g.key.Status.Notified, e.ID)
+		r.mu.Unlock()
+	}
+	wait := time.Duration(0)
+	if failed != nil {
+		wait = r.backoff(class.Name)
+		log.Info("A notification of a deleted key was not delivered; trying again", "after", wait.String(), "reason", failed.Error())
+	}
+	r.release(class.Name, r.Clock.Now(), wait)
+	// Looked at again: to forget it once all are taken, then to handle a
+	// key created under its name since.
+	return ctrl.Result{RequeueAfter: max(wait, time.Second)}, nil
 }
 
 // acknowledge writes status.notified alone, as a merge patch: the key's

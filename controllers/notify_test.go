@@ -170,10 +170,14 @@ var _ = Describe("Notifications to a class's receiver", Ordered, func() {
 		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
 		waitPhase(ctx, k, keywardenv1alpha1.PhaseRevoked, 30*time.Second)
 		Eventually(func() []string { return rv.typesOf(k) }).Should(Equal([]string{notify.TypeCreated, notify.TypeRevoked}))
-
-		// What was acknowledged is recorded where a restarted controller
-		// reads it, and nothing is sent twice.
 		Eventually(func() []string { return getKey(ctx, k).Status.Notified }).Should(HaveLen(2))
+
+		// Deleted: the receiver is told that too, with the time of the
+		// deletion.
+		Expect(k8sClient.Delete(ctx, getKey(ctx, k))).To(Succeed())
+		Eventually(func() []string { return rv.typesOf(k) }).Should(Equal([]string{notify.TypeCreated, notify.TypeRevoked, notify.TypeDeleted}))
+
+		// Nothing is sent twice.
 		Consistently(func() int {
 			rv.mu.Lock()
 			defer rv.mu.Unlock()
@@ -239,6 +243,11 @@ var _ = Describe("Notifications to a class's receiver", Ordered, func() {
 		Expect(hung).To(BeNumerically("<=", 2), "keys of the hanging receiver's class were sent at once, or without backoff")
 
 		rv.set("fail", nil)
+		// Deleted while its receiver fails: the receiver is told of it,
+		// and of what it missed, once it answers.
+		gone := classKey(ctx, "gone")
+		waitReady(ctx, gone)
+		Expect(k8sClient.Delete(ctx, getKey(ctx, gone))).To(Succeed())
 		cur := getKey(ctx, k)
 		cur.Spec.Revoked = true
 		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
@@ -250,6 +259,7 @@ var _ = Describe("Notifications to a class's receiver", Ordered, func() {
 		for i := range 6 {
 			Eventually(func() []string { return rv.typesOf(newAPIKey(ns, fmt.Sprintf("hung-%d", i))) }, 90*time.Second).Should(Equal([]string{notify.TypeCreated}))
 		}
+		Eventually(func() []string { return rv.typesOf(gone) }, 90*time.Second).Should(Equal([]string{notify.TypeCreated, notify.TypeDeleted}))
 	})
 
 	It("signs with the previous secret too while a rotation overlaps, and a receiver with a wrong secret accepts nothing", func(ctx context.Context) {

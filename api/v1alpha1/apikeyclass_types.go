@@ -116,8 +116,8 @@ type APIKeyClassSpec struct {
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
 	// notifications sends the life of this class's keys (created, expiring
-	// soon, expired, revoked and why, rotated, reissued, grant changed) to
-	// a receiver, each as a CloudEvent signed with the class's shared
+	// soon, expired, revoked and why, rotated, reissued, grant changed,
+	// deleted) to a receiver, each as a CloudEvent signed with the class's shared
 	// secret. Unset, nothing is sent.
 	// +optional
 	Notifications *ClassNotifications `json:"notifications,omitempty"`

@@ -34,6 +34,7 @@ const (
 	TypeRevoked     = "dev.keywarden.apikey.revoked"
 	TypeExpired     = "dev.keywarden.apikey.expired"
 	TypeExpiring    = "dev.keywarden.apikey.expiring"
+	TypeDeleted     = "dev.keywarden.apikey.deleted"
 	typeSpecVersion = "1.0"
 )
 
@@ -277,6 +278,21 @@ func NextWarning(k *keywardenv1alpha1.APIKey, warning time.Duration, now time.Ti
 		}
 	}
 	return time.Time{}
+}
+
+// TransitionDeleted names the deletion of a key's APIKey, which its
+// history cannot record.
+const TransitionDeleted = "KeyDeleted"
+
+// DueAtDeletion are the notifications of a key whose APIKey is gone, as
+// it was last seen: those still due, then its deletion.
+func DueAtDeletion(k *keywardenv1alpha1.APIKey, warning time.Duration, since, now time.Time) []Event {
+	out := Due(k, warning, since, now)
+	at := now
+	if d := k.DeletionTimestamp; d != nil {
+		at = d.Time
+	}
+	return append(out, event(k, TypeDeleted, TransitionDeleted, "The APIKey was deleted, and its Secret with it", at))
 }
 
 // Pending are the due notifications not yet acknowledged, in order.

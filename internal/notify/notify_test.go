@@ -323,3 +323,18 @@ func TestSharedSecret(t *testing.T) {
 		t.Errorf("a previous secret without its end signs")
 	}
 }
+
+func TestDueAtDeletion(t *testing.T) {
+	k := key("kw_x")
+	k.Status.History = k.Status.History[:1]
+	deleted := metav1.NewTime(t0.Add(2 * time.Hour))
+	k.DeletionTimestamp = &deleted
+	due := DueAtDeletion(k, 7*keywardenv1alpha1.Day, time.Time{}, t0.Add(3*time.Hour))
+	if len(due) != 2 || due[0].Type != TypeCreated || due[1].Type != TypeDeleted || !due[1].Time.Equal(deleted.Time) {
+		t.Fatalf("due at deletion: %+v", due)
+	}
+	// The same deletion seen later keeps its id.
+	if again := DueAtDeletion(k, 7*keywardenv1alpha1.Day, time.Time{}, t0.Add(5*time.Hour)); again[1].ID != due[1].ID {
+		t.Error("the deletion's id changed")
+	}
+}
