@@ -47,7 +47,8 @@ const (
 // verification. What each key's receiver acknowledged is recorded in the
 // key's status.notified, where a restarted or newly elected controller
 // finds it: a notification is sent at least once, with the same id each
-// time.
+// time. A deleted key's last notifications (its deletion's among them)
+// are kept in the leader's memory only: best effort, for an hour.
 type NotifyReconciler struct {
 	// Client reads keys and classes from the cache and writes
 	// status.notified (fenced by the lease).
