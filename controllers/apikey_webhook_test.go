@@ -88,13 +88,18 @@ var _ = Describe("The validating webhook, through the API server", func() {
 		denied(k8sClient.Create(ctx, key("admin", func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin"; k.Spec.Scopes = nil })),
 			fmt.Sprintf(`role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`, c.Name))
 		denied(k8sClient.Create(ctx, key("greedy", func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "logs:delete") })),
-			fmt.Sprintf(`scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`, c.Name))
+			fmt.Sprintf(`scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q; it allows logs:read`, c.Name))
 		denied(k8sClient.Create(ctx, key("forever", func(k *keywardenv1alpha1.APIKey) {
 			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 8760 * time.Hour}
 		})),
 			fmt.Sprintf(`lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`, c.Name))
-		denied(k8sClient.Create(ctx, key("lost", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = "no-such-class" })),
-			`APIKeyClass "no-such-class" does not exist; the key is issued once it does`)
+		// The classes the suite's other specs made are named too: the
+		// message's words are policy's table test's.
+		err := k8sClient.Create(ctx, key("lost", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = "no-such-class" }))
+		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(And(
+			HavePrefix(`admission webhook "vapikey.keywarden.dev" denied the request: APIKeyClass "no-such-class" does not exist (`),
+			HaveSuffix(`); the key is issued once it does`)))
 		var list keywardenv1alpha1.APIKeyList
 		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		Expect(list.Items).To(BeEmpty(), "nothing is left behind")

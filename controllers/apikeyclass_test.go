@@ -136,7 +136,7 @@ var _ = Describe("APIKeyClass policy", func() {
 		Entry("a role it does not list", func(k *keywardenv1alpha1.APIKey) { k.Spec.Role = "admin"; k.Spec.Scopes = nil },
 			"RoleNotAllowed", `role "admin" is not allowed by APIKeyClass %q; allowed roles: readonly`),
 		Entry("a scope the role may not grant", func(k *keywardenv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "logs:delete") },
-			"ScopeNotAllowed", `scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q`),
+			"ScopeNotAllowed", `scope "logs:delete" is not allowed for role "readonly" by APIKeyClass %q; it allows logs:read`),
 		Entry("a lifetime over the maximum", func(k *keywardenv1alpha1.APIKey) {
 			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 8760 * time.Hour}
 		},

@@ -69,7 +69,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a scope the role may not grant", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Scopes = scopes{"logs:read", "users:admin"} }),
 			want: granted, wantReason: "ScopeNotAllowed",
-			wantMessage: `scope "users:admin" is not allowed for role "readonly" by APIKeyClass "ro"`,
+			wantMessage: `scope "users:admin" is not allowed for role "readonly" by APIKeyClass "ro"; it allows logs:read, metrics:read`,
 		},
 		{
 			name: "fewer scopes", spec: spec(func(s *keywardenv1alpha1.APIKeySpec) { s.Scopes = nil }),

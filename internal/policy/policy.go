@@ -197,8 +197,7 @@ func Resolve(className string, classes []keywardenv1alpha1.APIKeyClass) (Policy,
 				return FromClass(&classes[i]), nil
 			}
 		}
-		return Policy{}, &Violation{keywardenv1alpha1.ReasonClassNotFound,
-			fmt.Sprintf("APIKeyClass %q does not exist; the key is issued once it does", className)}
+		return Policy{}, &Violation{keywardenv1alpha1.ReasonClassNotFound, classNotFound(className, classes)}
 	}
 	defaults := DefaultClasses(classes)
 	switch len(defaults) {
@@ -331,8 +330,16 @@ func (p Policy) CheckAccess(role string, scopes []keywardenv1alpha1.Scope) *Viol
 	}
 	for _, s := range scopes {
 		if !slices.Contains(allowed, s) {
+			offered := "it allows no scope"
+			if len(allowed) > 0 {
+				names := make([]string, len(allowed))
+				for i, a := range allowed {
+					names[i] = string(a)
+				}
+				offered = "it allows " + strings.Join(names, ", ")
+			}
 			return &Violation{keywardenv1alpha1.ReasonScopeNotAllowed,
-				fmt.Sprintf("scope %q is not allowed for role %q by %s", s, role, p.describe())}
+				fmt.Sprintf("scope %q is not allowed for role %q by %s; %s", s, role, p.describe(), offered)}
 		}
 	}
 	return nil
@@ -455,4 +462,67 @@ func Admit(self Holder, others []Holder, limit int) (ok bool, ahead int) {
 		}
 	}
 	return ahead < limit, ahead
+}
+
+// maxClassesNamed bounds the classes a refusal names.
+const maxClassesNamed = 10
+
+// classNotFound says that the class a key names does not exist, and which
+// classes it may have meant: the closest name and the others, among the
+// classes every namespace may use (those that select namespaces are
+// other teams' business, and are not named to whoever reads the key).
+func classNotFound(className string, classes []keywardenv1alpha1.APIKeyClass) string {
+	var open []string
+	for i := range classes {
+		if sel := classes[i].Spec.NamespaceSelector; sel == nil || len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+			open = append(open, classes[i].Name)
+		}
+	}
+	slices.Sort(open)
+	hint := "no class is open to every namespace: ask an admin which class to use, or leave className out for the default"
+	if len(open) > 0 {
+		named := open
+		if len(named) > maxClassesNamed {
+			named = append(slices.Clone(named[:maxClassesNamed]), "…")
+		}
+		hint = "classes: " + strings.Join(named, ", ")
+		if c := closest(className, open); c != "" {
+			hint = fmt.Sprintf("did you mean %q? %s", c, hint)
+		}
+	}
+	return fmt.Sprintf("APIKeyClass %q does not exist (%s); the key is issued once it does", className, hint)
+}
+
+// closest is the name nearest to s by edit distance, if near enough to be
+// a slip: at most a third of its length, and at most 3 edits.
+func closest(s string, names []string) string {
+	best, bestD := "", min(3, max(1, len(s)/3))+1
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes
+// (class names are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

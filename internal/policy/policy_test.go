@@ -119,7 +119,7 @@ func TestCheck(t *testing.T) {
 		{name: "role not listed", p: p, spec: spec("owner"), reason: "RoleNotAllowed",
 			message: `role "owner" is not allowed by APIKeyClass "team"; allowed roles: admin, readonly`},
 		{name: "scope not granted to the role", p: p, spec: spec("readonly", "logs:read", "logs:write"), reason: "ScopeNotAllowed",
-			message: `scope "logs:write" is not allowed for role "readonly" by APIKeyClass "team"`},
+			message: `scope "logs:write" is not allowed for role "readonly" by APIKeyClass "team"; it allows logs:read, audit:read`},
 		{name: "role with no scopes grants none", p: p, spec: spec("admin", "x"), reason: "ScopeNotAllowed"},
 		{name: "lifetime at the max", p: p, spec: spec("admin"), mutate: func(s *keywardenv1alpha1.APIKeySpec) {
 			s.Lifetime = &keywardenv1alpha1.Duration{Duration: 720 * time.Hour}
@@ -344,6 +344,44 @@ func TestLimitAndClassOf(t *testing.T) {
 	} {
 		if got := ClassOf(tc.k, "the-default"); got != tc.want {
 			t.Errorf("ClassOf(%+v) = %q, want %q", tc.k, got, tc.want)
+		}
+	}
+}
+
+func TestClassNotFoundSaysWhatWasMeant(t *testing.T) {
+	open := func(name string) keywardenv1alpha1.APIKeyClass {
+		return keywardenv1alpha1.APIKeyClass{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	}
+	selecting := func(name string) keywardenv1alpha1.APIKeyClass {
+		c := open(name)
+		c.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
+		return c
+	}
+	many := []keywardenv1alpha1.APIKeyClass{}
+	for _, n := range []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1", "b2"} {
+		many = append(many, open(n))
+	}
+	for _, tc := range []struct {
+		name, className string
+		classes         []keywardenv1alpha1.APIKeyClass
+		want            string
+	}{
+		{"a slip of one letter", "analytcs", []keywardenv1alpha1.APIKeyClass{open("web"), open("analytics")},
+			`APIKeyClass "analytcs" does not exist (did you mean "analytics"? classes: analytics, web); the key is issued once it does`},
+		{"nothing near", "payments", []keywardenv1alpha1.APIKeyClass{open("web"), open("analytics")},
+			`APIKeyClass "payments" does not exist (classes: analytics, web); the key is issued once it does`},
+		{"no class", "web", nil,
+			`APIKeyClass "web" does not exist (no class is open to every namespace: ask an admin which class to use, or leave className out for the default); the key is issued once it does`},
+		{"many classes: ten named", "zz", many,
+			`APIKeyClass "zz" does not exist (classes: a1, a2, a3, a4, a5, a6, a7, a8, a9, b1, …); the key is issued once it does`},
+		// Attack: whoever reads the key learns no class that selects
+		// namespaces, not even by a suggestion.
+		{"a class of other teams' namespaces", "paymnts", []keywardenv1alpha1.APIKeyClass{selecting("payments"), open("web")},
+			`APIKeyClass "paymnts" does not exist (classes: web); the key is issued once it does`},
+	} {
+		_, v := Resolve(tc.className, tc.classes)
+		if v == nil || v.Reason != keywardenv1alpha1.ReasonClassNotFound || v.Message != tc.want {
+			t.Errorf("%s: %+v\nwant %s", tc.name, v, tc.want)
 		}
 	}
 }
