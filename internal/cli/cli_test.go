@@ -287,6 +287,31 @@ func TestWithoutKeywarden(t *testing.T) {
 	}
 	testDelete(t, c, kubeconfig)
 	testSharedSecret(t, c, env, kubeconfig)
+	testNotFound(t, c, kubeconfig)
+}
+
+// testNotFound: a name that does not exist is answered with the closest
+// one, or with the hint that the namespace holds none.
+func testNotFound(t *testing.T, c client.Client, kubeconfig string) {
+	k := &keywardenv1alpha1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Name: "billing-export", Namespace: "default"},
+		Spec:       keywardenv1alpha1.APIKeySpec{DisplayName: "Billing", Owner: "finance", Role: "readonly"},
+	}
+	if err := c.Create(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"show", "billing-exprot"}, "error: apikey default/billing-exprot does not exist: did you mean billing-export?\n"},
+		{[]string{"show", "nightly", "-n", "kube-public"}, "error: apikey kube-public/nightly does not exist: namespace kube-public holds no APIKey; is the key in another namespace?\n"},
+		{[]string{"show", "something-else"}, "error: apikey default/something-else does not exist\n"},
+	} {
+		if code, _, stderr := run(t, kubeconfig, false, "", tc.args...); code != 1 || stderr != tc.want {
+			t.Errorf("%v: exit %d: %q, want %q", tc.args, code, stderr, tc.want)
+		}
+	}
 }
 
 // testSharedSecret: an admin creates, reads again and rotates a class's

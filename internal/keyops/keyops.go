@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/near"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/keyview"
 )
@@ -52,11 +53,33 @@ func (o Ops) Get(ctx context.Context, ns, name string) (*keywardenv1alpha1.APIKe
 	var k keywardenv1alpha1.APIKey
 	if err := o.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &k); err != nil {
 		if apierrors.IsNotFound(err) && !isMissingResource(err) {
-			return nil, fmt.Errorf("apikey %s/%s does not exist", ns, name)
+			return nil, o.notFound(ctx, ns, name)
 		}
 		return nil, Explain(err, "get", "apikeys.keywarden.dev", ns)
 	}
 	return &k, nil
+}
+
+// notFound says that an APIKey does not exist, and what may have been
+// meant: the closest name in the namespace, or another namespace when
+// this one holds none (as far as the person may list them).
+func (o Ops) notFound(ctx context.Context, ns, name string) error {
+	msg := fmt.Sprintf("apikey %s/%s does not exist", ns, name)
+	var list keywardenv1alpha1.APIKeyList
+	if err := o.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return errors.New(msg)
+	}
+	names := make([]string, len(list.Items))
+	for i := range list.Items {
+		names[i] = list.Items[i].Name
+	}
+	switch c := near.Closest(name, names); {
+	case c != "":
+		msg += fmt.Sprintf(": did you mean %s?", c)
+	case len(names) == 0:
+		msg += fmt.Sprintf(": namespace %s holds no APIKey; is the key in another namespace?", ns)
+	}
+	return errors.New(msg)
 }
 
 // Create creates the APIKey, with the API server's refusals in words.

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
+	"keywarden.dev/keywarden/internal/near"
 	"keywarden.dev/keywarden/internal/keys"
 )
 
@@ -486,43 +487,9 @@ func classNotFound(className string, classes []keywardenv1alpha1.APIKeyClass) st
 			named = append(slices.Clone(named[:maxClassesNamed]), "…")
 		}
 		hint = "classes: " + strings.Join(named, ", ")
-		if c := closest(className, open); c != "" {
+		if c := near.Closest(className, open); c != "" {
 			hint = fmt.Sprintf("did you mean %q? %s", c, hint)
 		}
 	}
 	return fmt.Sprintf("APIKeyClass %q does not exist (%s); the key is issued once it does", className, hint)
-}
-
-// closest is the name nearest to s by edit distance, if near enough to be
-// a slip: at most a third of its length, and at most 3 edits.
-func closest(s string, names []string) string {
-	best, bestD := "", min(3, max(1, len(s)/3))+1
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes
-// (class names are ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
