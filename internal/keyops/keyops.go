@@ -26,9 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
-	"keywarden.dev/keywarden/internal/near"
 	"keywarden.dev/keywarden/internal/keys"
 	"keywarden.dev/keywarden/internal/keyview"
+	"keywarden.dev/keywarden/internal/near"
 )
 
 // Ops acts on APIKeys through a person's client.

@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
-	"keywarden.dev/keywarden/internal/near"
 	"keywarden.dev/keywarden/internal/keys"
+	"keywarden.dev/keywarden/internal/near"
 )
 
 // Policy is a class's rules with its defaults applied.
