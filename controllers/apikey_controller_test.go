@@ -262,13 +262,22 @@ var _ = Describe("APIKey controller", func() {
 		Eventually(eventReasons(ctx, first)).Should(ContainElement("KeyExpired"))
 	})
 
-	It("never issues a key whose expiresAt has already passed", func() {
+	It("never issues a key declared with an expiresAt already past, and says so until it is set later", func() {
 		k := newAPIKey(ns, "stillborn")
-		k.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(-time.Hour)}
+		past := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+		k.Spec.ExpiresAt = &past
 		Expect(k8sClient.Create(ctx, k)).To(Succeed())
-		got := waitPhase(ctx, k, keywardenv1alpha1.PhaseExpired, 20*time.Second)
+		got := waitStalled(ctx, k, keywardenv1alpha1.ReasonExpiryInPast)
+		Expect(condition(got, "Stalled").Message).To(Equal(fmt.Sprintf(
+			"spec.expiresAt %s is in the past: set a later expiresAt, or a lifetime (such as 30d) instead", past.UTC().Format(time.RFC3339))))
+		Expect(got.Status.Phase).To(Equal(keywardenv1alpha1.PhasePending), "not a key that ended: one that never began")
 		Expect(got.Status.KeyHash).To(BeEmpty())
+		Expect(got.Status.ExpiresAt).To(BeNil())
 		Consistently(secretGone(ctx, ns, "stillborn"), time.Second).Should(Succeed())
+
+		got.Spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(24 * time.Hour)}
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		waitReady(ctx, k)
 	})
 
 	It("revokes a key irreversibly and deletes its Secret", func() {

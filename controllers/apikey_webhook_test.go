@@ -93,6 +93,9 @@ var _ = Describe("The validating webhook, through the API server", func() {
 			k.Spec.Lifetime = &keywardenv1alpha1.Duration{Duration: 8760 * time.Hour}
 		})),
 			fmt.Sprintf(`lifetime 8760h0m0s exceeds the maximum of 720h0m0s set by APIKeyClass %q`, c.Name))
+		past := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+		denied(k8sClient.Create(ctx, key("late", func(k *keywardenv1alpha1.APIKey) { k.Spec.ExpiresAt = &past })),
+			fmt.Sprintf(`spec.expiresAt %s is in the past: set a later expiresAt, or a lifetime (such as 30d) instead`, past.UTC().Format(time.RFC3339)))
 		// The classes the suite's other specs made are named too: the
 		// message's words are policy's table test's.
 		err := k8sClient.Create(ctx, key("lost", func(k *keywardenv1alpha1.APIKey) { k.Spec.ClassName = "no-such-class" }))

@@ -90,6 +90,9 @@ const (
 	// ReasonGracePeriodExceedsMax: the key asks for a grace period longer
 	// than its class's rotation.maxGracePeriod.
 	ReasonGracePeriodExceedsMax = "GracePeriodExceedsMax"
+	// ReasonExpiryInPast: the key's spec.expiresAt had passed already when
+	// the APIKey was created; nothing is issued until it is set later.
+	ReasonExpiryInPast = "ExpiryInPast"
 	// ReasonCompliant: the key fits its class.
 	ReasonCompliant = "Compliant"
 	// ReasonDeleting: the APIKey is being deleted.

@@ -307,10 +307,15 @@ func testNotFound(t *testing.T, c client.Client, kubeconfig string) {
 		{[]string{"show", "billing-exprot"}, "error: apikey default/billing-exprot does not exist: did you mean billing-export?\n"},
 		{[]string{"show", "nightly", "-n", "kube-public"}, "error: apikey kube-public/nightly does not exist: namespace kube-public holds no APIKey; is the key in another namespace?\n"},
 		{[]string{"show", "something-else"}, "error: apikey default/something-else does not exist\n"},
+		{[]string{"create", "late", "--display-name", "x", "--owner", "x", "--role", "x", "--expires-at", "2020-01-31"},
+			"error: --expires-at 2020-01-31T00:00:00Z is in the past: give a later time, or --lifetime (such as 30d) instead\n"},
 	} {
 		if code, _, stderr := run(t, kubeconfig, false, "", tc.args...); code != 1 || stderr != tc.want {
 			t.Errorf("%v: exit %d: %q, want %q", tc.args, code, stderr, tc.want)
 		}
+	}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "late"}, &keywardenv1alpha1.APIKey{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a key that would expire in the past was created: %v", err)
 	}
 }
 

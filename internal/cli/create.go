@@ -15,6 +15,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keyview"
+	"keywarden.dev/keywarden/internal/policy"
 )
 
 type createOptions struct {
@@ -116,6 +117,11 @@ func (a *app) create(ctx context.Context, name string, opts createOptions) error
 	k, err := opts.manifest(ns, name)
 	if err != nil {
 		return err
+	}
+	// Said before anything is created: a key that expires before it is
+	// issued is a slip.
+	if v := policy.ExpiryInPast(k.Spec.ExpiresAt, a.now()); v != nil {
+		return fmt.Errorf("--expires-at %s is in the past: give a later time, or --lifetime (such as 30d) instead", k.Spec.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	switch opts.dryRun {
 	case "client":

@@ -237,6 +237,10 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 			return
 		}
 		at := metav1.NewTime(t)
+		if !at.After(s.now()) {
+			retry(http.StatusBadRequest, "Expires on: "+v+" is in the past: choose a later date, or a lifetime (such as 30d)")
+			return
+		}
 		k.Spec.ExpiresAt = &at
 	}
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}

@@ -489,6 +489,16 @@ func (d *Decision) expire(o *Observed) bool {
 		}
 		return false
 	}
+	// Declared with an expiry already past when the APIKey was created:
+	// a mistake, not a key that ended. It waits, stalled, for a later
+	// expiry, rather than ending before it began.
+	if st.IssuedAt == nil && st.Phase != keywardenv1alpha1.PhaseRefused {
+		if v := policy.ExpiryInPast(o.Key.Spec.ExpiresAt, o.Key.CreationTimestamp.Time); v != nil {
+			st.ExpiresAt = nil
+			d.stallOnPolicy(o, v)
+			return true
+		}
+	}
 	d.Outcome = expiredOutcome(st.ExpiresAt)
 	note := "The key expired and its Secret was deleted"
 	if st.KeyHash == "" {

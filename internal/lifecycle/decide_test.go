@@ -629,6 +629,14 @@ func TestDecide(t *testing.T) {
 				events: []string{keywardenv1alpha1.EventKeyExpired}},
 		},
 		{
+			name: "a key declared with an expiry already past when it was created waits for a later one",
+			key: newKey(func(k *keywardenv1alpha1.APIKey) {
+				k.Spec.ExpiresAt = &metav1.Time{Time: k.CreationTimestamp.Add(-time.Hour)}
+			}),
+			want: want{phase: keywardenv1alpha1.PhasePending, reason: keywardenv1alpha1.ReasonExpiryInPast, stalled: true,
+				events: []string{keywardenv1alpha1.EventPolicyViolation}},
+		},
+		{
 			name:    "a key stalled on a foreign Secret wakes at its expiry, not a minute later",
 			key:     issuedKey(func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: now.Add(5 * time.Second)} }),
 			observe: []func(*Observed){withSecret(foreignSecret)},

@@ -257,6 +257,9 @@ func AmbiguousDefaultMessage(defaults []*keywardenv1alpha1.APIKeyClass) string {
 // that would be issued at issuedAt: its role, its scopes, its lifetime, its
 // rotation.
 func (p Policy) Check(spec *keywardenv1alpha1.APIKeySpec, issuedAt time.Time) *Violation {
+	if v := ExpiryInPast(spec.ExpiresAt, issuedAt); v != nil {
+		return v
+	}
 	if v := p.CheckAccess(spec.Role, spec.Scopes); v != nil {
 		return v
 	}
@@ -344,6 +347,17 @@ func (p Policy) CheckAccess(role string, scopes []keywardenv1alpha1.Scope) *Viol
 		}
 	}
 	return nil
+}
+
+// ExpiryInPast refuses a key declared with an expiry that has passed by
+// at: nothing it could be issued for.
+func ExpiryInPast(expiresAt *metav1.Time, at time.Time) *Violation {
+	if expiresAt == nil || expiresAt.After(at) {
+		return nil
+	}
+	return &Violation{keywardenv1alpha1.ReasonExpiryInPast,
+		fmt.Sprintf("spec.expiresAt %s is in the past: set a later expiresAt, or a lifetime (such as 30d) instead",
+			expiresAt.UTC().Format(time.RFC3339))}
 }
 
 // CheckExpiry reports whether a key issued at issuedAt may live until

@@ -385,3 +385,36 @@ func TestClassNotFoundSaysWhatWasMeant(t *testing.T) {
 		}
 	}
 }
+
+func TestExpiryInPast(t *testing.T) {
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	past := metav1.NewTime(at.Add(-time.Second))
+	now := metav1.NewTime(at)
+	later := metav1.NewTime(at.Add(time.Second))
+	for _, tc := range []struct {
+		name string
+		exp  *metav1.Time
+		want string
+	}{
+		{"no expiry", nil, ""},
+		{"a second later", &later, ""},
+		{"now", &now, "spec.expiresAt 2026-12-07T12:00:00Z is in the past: set a later expiresAt, or a lifetime (such as 30d) instead"},
+		{"a second ago", &past, "spec.expiresAt 2026-12-07T11:59:59Z is in the past: set a later expiresAt, or a lifetime (such as 30d) instead"},
+	} {
+		v := ExpiryInPast(tc.exp, at)
+		got := ""
+		if v != nil {
+			got = v.Message
+			if v.Reason != keywardenv1alpha1.ReasonExpiryInPast {
+				t.Errorf("%s: reason %s", tc.name, v.Reason)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+		// Check refuses it first, whatever the class.
+		if v := BuiltIn().Check(&keywardenv1alpha1.APIKeySpec{Role: "x", ExpiresAt: tc.exp}, at); (v != nil) != (tc.want != "") {
+			t.Errorf("%s: Check says %v", tc.name, v)
+		}
+	}
+}
