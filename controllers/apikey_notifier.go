@@ -179,18 +179,24 @@ func notifiable(o, n client.Object) bool {
 	if !ok1 || !ok2 {
 		return true
 	}
-	return lastTransition(old) != lastTransition(cur) ||
+	return !sameLastTransition(old, cur) ||
 		!old.Status.ExpiresAt.Equal(cur.Status.ExpiresAt) || old.Status.Phase != cur.Status.Phase ||
 		old.Status.ClassName != cur.Status.ClassName || len(old.Status.Notified) != len(cur.Status.Notified)
 }
 
-// lastTransition names the key's last recorded transition.
-func lastTransition(k *keywardenv1alpha1.APIKey) string {
-	h := k.Status.History
-	if len(h) == 0 {
-		return ""
+// sameLastTransition is whether two states of a key end their history
+// with the same transition (history is capped, so its length alone does
+// not tell).
+func sameLastTransition(a, b *keywardenv1alpha1.APIKey) bool {
+	ha, hb := a.Status.History, b.Status.History
+	if len(ha) != len(hb) {
+		return false
 	}
-	return fmt.Sprintf("%d %s %s", len(h), h[len(h)-1].Event, h[len(h)-1].At.UTC().Format(time.RFC3339Nano))
+	if len(ha) == 0 {
+		return true
+	}
+	x, y := ha[len(ha)-1], hb[len(hb)-1]
+	return x.Event == y.Event && x.At.Equal(&y.At)
 }
 
 // keysOfClass enqueues the keys granted under a class that began
@@ -251,9 +257,47 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if len(pending) == 0 {
 		return next, nil
 	}
-	if wait := r.claim(class.Name, now); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
+	d := r.deliver(ctx, class, due, pending, key.Status.Notified, now)
+	if d.acknowledged {
+		if err := r.acknowledge(ctx, key, d.notified); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
+	switch {
+	case d.wait > 0:
+		return ctrl.Result{RequeueAfter: d.wait}, nil
+	case d.stopped:
+		// Looked at again by whoever leads.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	return next, nil
+}
+
+// delivery is what a pass of deliver did.
+type delivery struct {
+	// notified are the ids acknowledged, those the receiver took in this
+	// pass among them; acknowledged, whether it took any.
+	notified     []string
+	acknowledged bool
+	// claimed: the class's receiver was free to be sent to.
+	claimed bool
+	// stopped: the replica stopped leading before all were sent.
+	stopped bool
+	// wait, when set, is how long before the key is looked at again: its
+	// receiver busy with another key, the class without a shared secret,
+	// or the backoff after a failure.
+	wait time.Duration
+}
+
+// deliver sends the pending notifications to the class's receiver, in
+// order, once the receiver is claimed, and stops at the first failure.
+// The receiver is left alone afterwards for its backoff when one failed.
+func (r *NotifyReconciler) deliver(ctx context.Context, class *keywardenv1alpha1.APIKeyClass, due, pending []notify.Event, notified []string, now time.Time) delivery {
+	d := delivery{notified: notified}
+	if d.wait = r.claim(class.Name, now); d.wait > 0 {
+		return d
+	}
+	d.claimed = true
 	log := logf.FromContext(ctx).WithValues("class", class.Name)
 	secrets, err := r.signingSecrets(ctx, class.Name, now)
 	if err != nil {
@@ -261,17 +305,16 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.release(class.Name, now, notifySecretWait)
 		log.Info("Not sending the class's notifications: its shared secret cannot be read; create it with kubectl keywarden shared-secret rotate "+class.Name,
 			"secret", r.Namespace+"/"+notify.SecretName(class.Name), "reason", err.Error(), "after", notifySecretWait.String())
-		return ctrl.Result{RequeueAfter: notifySecretWait}, nil
+		d.wait = notifySecretWait
+		return d
 	}
 	n := class.Spec.Notifications
-	notified := key.Status.Notified
 	var failed error
-	acknowledged, stopped := false, false
 	for _, e := range pending {
 		// A replica that stopped leading sends nothing more: the next
 		// leader sends what is left.
 		if r.Lease != nil && !r.Lease.Held() {
-			stopped = true
+			d.stopped = true
 			break
 		}
 		if err := r.Sender.Send(ctx, n.URL, n.CABundle, e, secrets, r.Clock.Now()); err != nil {
@@ -280,27 +323,14 @@ func (r *NotifyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			break
 		}
 		r.count(class.Name, "delivered")
-		notified, acknowledged = notify.Acknowledge(due, notified, e.ID), true
-	}
-	wait := time.Duration(0)
-	if failed != nil {
-		wait = r.backoff(class.Name)
-	}
-	r.release(class.Name, r.Clock.Now(), wait)
-	if acknowledged {
-		if err := r.acknowledge(ctx, key, notified); err != nil {
-			return ctrl.Result{}, err
-		}
+		d.notified, d.acknowledged = notify.Acknowledge(due, d.notified, e.ID), true
 	}
 	if failed != nil {
-		log.Info("A notification was not delivered; trying again", "after", wait.String(), "reason", failed.Error())
-		return ctrl.Result{RequeueAfter: wait}, nil
+		d.wait = r.backoff(class.Name)
+		log.Info("A notification was not delivered; trying again", "after", d.wait.String(), "reason", failed.Error())
 	}
-	if stopped {
-		// Looked at again by whoever leads.
-		return ctrl.Result{RequeueAfter: time.Second}, nil
-	}
-	return next, nil
+	r.release(class.Name, r.Clock.Now(), d.wait)
+	return d
 }
 
 func (r *NotifyReconciler) goneKey(nn types.NamespacedName) *goneKey {
@@ -348,40 +378,16 @@ func (r *NotifyReconciler) reconcileGone(ctx context.Context, nn types.Namespace
 		r.forgetGone(nn, g)
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	if wait := r.claim(class.Name, now); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
+	d := r.deliver(ctx, class, due, pending, g.key.Status.Notified, now)
+	if !d.claimed {
+		return ctrl.Result{RequeueAfter: d.wait}, nil
 	}
-	secrets, err := r.signingSecrets(ctx, class.Name, now)
-	if err != nil {
-		r.count(class.Name, "no_secret")
-		r.release(class.Name, now, notifySecretWait)
-		return ctrl.Result{RequeueAfter: notifySecretWait}, nil
-	}
-	n := class.Spec.Notifications
-	var failed error
-	for _, e := range pending {
-		if r.Lease != nil && !r.Lease.Held() {
-			break
-		}
-		if err := r.Sender.Send(ctx, n.URL, n.CABundle, e, secrets, r.Clock.Now()); err != nil {
-			failed = fmt.Errorf("sending %s (id %s): %w", e.Type, e.ID, err)
-			r.count(class.Name, "failed")
-			break
-		}
-		r.count(class.Name, "delivered")
-		r.mu.Lock()
-		g.key.Status.Notified = notify.Acknowledge(due, g.key.Status.Notified, e.ID)
-		r.mu.Unlock()
-	}
-	wait := time.Duration(0)
-	if failed != nil {
-		wait = r.backoff(class.Name)
-		log.Info("A notification of a deleted key was not delivered; trying again", "after", wait.String(), "reason", failed.Error())
-	}
-	r.release(class.Name, r.Clock.Now(), wait)
+	r.mu.Lock()
+	g.key.Status.Notified = d.notified
+	r.mu.Unlock()
 	// Looked at again: to forget it once all are taken, then to handle a
 	// key created under its name since.
-	return ctrl.Result{RequeueAfter: max(wait, time.Second)}, nil
+	return ctrl.Result{RequeueAfter: max(d.wait, time.Second)}, nil
 }
 
 // acknowledge writes status.notified alone, as a merge patch: the key's
