@@ -36,7 +36,7 @@ type APIKeySpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$')",message="a role is lower-case letters, digits, '.', '_' and '-', starting and ending with a letter or digit, such as readonly or project-admin"
 	Role string `json:"role"`
 
 	// description says what the key is for, for the people who review
@@ -62,7 +62,7 @@ type APIKeySpec struct {
 	// or weeks (30d, 2w) or a Go duration (720h). It must be positive, and
 	// is mutually exclusive with expiresAt.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) > duration('0s')",message="lifetime must be positive"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}([.][0-9]+)?h([0-9]{1,7}([.][0-9]+)?m)?([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,7}([.][0-9]+)?m([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,9}([.][0-9]+)?s([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,12}([.][0-9]+)?ms([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,15}([.][0-9]+)?(us|µs)([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,18}([.][0-9]+)?ns|[1-9][0-9]{0,4}d|[1-9][0-9]{0,3}w)$') || self.endsWith('d') || self.endsWith('w') || duration(self) > duration('0s')",message="lifetime must be positive"
 	Lifetime *Duration `json:"lifetime,omitempty"`
 
 	// revoked revokes the key: the verifier rejects it and its Secret is
@@ -77,7 +77,7 @@ type APIKeySpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="a Secret's name is lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, such as grafana-api-key"
 	SecretName string `json:"secretName,omitempty"`
 
 	// secretTemplate holds labels and annotations to put on the Secret, for
@@ -116,14 +116,14 @@ type Rotation struct {
 	// every rotates the key on a schedule, this long after its issuance or
 	// its last rotation, such as 30d or 720h (at least 1m).
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self.endsWith('d') || self.endsWith('w') || duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}([.][0-9]+)?h([0-9]{1,7}([.][0-9]+)?m)?([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,7}([.][0-9]+)?m([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,9}([.][0-9]+)?s([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,12}([.][0-9]+)?ms([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,15}([.][0-9]+)?(us|µs)([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,18}([.][0-9]+)?ns|[1-9][0-9]{0,4}d|[1-9][0-9]{0,3}w)$') || self.endsWith('d') || self.endsWith('w') || duration(self) >= duration('1m')",message="rotation.every must be at least 1m"
 	Every *Duration `json:"every,omitempty"`
 
 	// gracePeriod is how long the previous key stays valid after a
 	// rotation (never past the key's expiry), such as 1d or 12h; 0s for
 	// none. Defaults to 24h.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="(self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="gracePeriod must be at most 87600h (ten years)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}([.][0-9]+)?h([0-9]{1,7}([.][0-9]+)?m)?([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,7}([.][0-9]+)?m([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,9}([.][0-9]+)?s([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,12}([.][0-9]+)?ms([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,15}([.][0-9]+)?(us|µs)([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,18}([.][0-9]+)?ns|[1-9][0-9]{0,4}d|[1-9][0-9]{0,3}w)$') || (self.endsWith('d') ? int(self.substring(0, self.size() - 1)) * 86400 : self.endsWith('w') ? int(self.substring(0, self.size() - 1)) * 604800 : duration(self).getSeconds()) <= 315360000",message="gracePeriod must be at most 87600h (ten years)"
 	GracePeriod *Duration `json:"gracePeriod,omitempty"`
 
 	// request asks for one rotation each time it changes: set it to a new
@@ -139,7 +139,7 @@ type Rotation struct {
 // ._:/- , at most 128 characters, starting with a letter or digit.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=128
-// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9._:/-]{0,127}$`
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9][a-z0-9._:/-]*$')",message="a scope is lower-case letters, digits, '.', '_', ':', '/' and '-', starting with a letter or digit, such as audit-logs:read"
 type Scope string
 
 // SecretTemplate is metadata for the Secret that holds the key. It may not set

@@ -9,13 +9,17 @@ import (
 )
 
 // Duration is a length of time, written as a Go duration (90m, 720h,
-// 1h30m) or in whole days or weeks (30d, 2w). It is kept as it was
+// 1h30m) or in whole days or weeks (30d, 2w). The API server takes at most
+// 99999 days, 9999 weeks, or a Go duration with its parts in order (hours,
+// minutes, seconds, ms, µs, ns), each at most 6, 7, 9, 12, 15 and 18 digits
+// long: together they stay under what a Go duration holds (292 years), so
+// no rule that reads one meets a conversion error. It is kept as it was
 // written, so that what a manifest applies is what the API server stores
 // and shows, and a GitOps tool sees no drift.
 //
 // +kubebuilder:validation:Type=string
 // +kubebuilder:validation:MaxLength=32
-// +kubebuilder:validation:Pattern=`^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|[1-9][0-9]{0,4}d|[1-9][0-9]{0,3}w)$`
+// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}([.][0-9]+)?h([0-9]{1,7}([.][0-9]+)?m)?([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,7}([.][0-9]+)?m([0-9]{1,9}([.][0-9]+)?s)?([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,9}([.][0-9]+)?s([0-9]{1,12}([.][0-9]+)?ms)?([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,12}([.][0-9]+)?ms([0-9]{1,15}([.][0-9]+)?(us|µs))?([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,15}([.][0-9]+)?(us|µs)([0-9]{1,18}([.][0-9]+)?ns)?|[0-9]{1,18}([.][0-9]+)?ns|[1-9][0-9]{0,4}d|[1-9][0-9]{0,3}w)$')",message="write a duration as whole days (30d, at most 99999d), whole weeks (2w, at most 9999w), or hours, minutes and seconds in that order (720h, 1h30m, 90s; at most 999999h)"
 type Duration struct {
 	time.Duration `json:"-"`
 

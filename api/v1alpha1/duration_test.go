@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -73,5 +75,48 @@ func TestDurationJSON(t *testing.T) {
 	var h holder
 	if err := json.Unmarshal([]byte(`{"d":"30 days"}`), &h); err == nil {
 		t.Errorf("30 days was read as %v", h.D.Duration)
+	}
+}
+
+// TestDurationFormFitsGo checks the promise of Duration's CRD rule: every
+// text of at most 32 characters that the API server accepts is one Go can
+// read, so no rule reading it meets a conversion error and no client fails
+// to decode the object. The largest texts of each unit are the test.
+func TestDurationFormFitsGo(t *testing.T) {
+	src, err := os.ReadFile("duration.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`XValidation:rule="self\.matches\('([^']+)'\)"`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("duration.go has no rule of the form self.matches('…')")
+	}
+	form := regexp.MustCompile(string(m[1]))
+	// The largest a part can be, each part at its largest, and each part
+	// repeated as far as 32 characters go.
+	largest := []string{"999999.9999999999999999999999999h", "999999h9999999m999999999s", "999999h9999999m999999999s999ms",
+		"9999999m999999999s999999999999ms", "999999999999999999ns", "999999999999999µs999999999999ns", "99999d", "9999w"}
+	for _, s := range largest {
+		if !form.MatchString(s) {
+			t.Errorf("%q: the form refuses it", s)
+			continue
+		}
+		if _, err := ParseDuration(s); err != nil {
+			t.Errorf("%q: the API server would accept what Go cannot read: %v", s, err)
+		}
+	}
+	// The sum of the largest of every part stays under Go's bound.
+	var sum time.Duration
+	for _, part := range []string{"999999h", "9999999m", "999999999s", "999999999999ms", "999999999999999us", "999999999999999999ns"} {
+		d, err := time.ParseDuration(part)
+		if err != nil || sum+d < sum {
+			t.Fatalf("%s: parts add past what a Go duration holds", part)
+		}
+		sum += d
+	}
+	for _, s := range []string{"9999999999999999999999999999999h", "1000000h", "10000000m", "1000000000s", "3000000h", "30m1h", "1h1h", "", "100000d", "10000w", "-1h", "1.5d", "30 days"} {
+		if form.MatchString(s) {
+			t.Errorf("%q: the form accepts it", s)
+		}
 	}
 }
