@@ -76,7 +76,7 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 
 .PHONY: test-e2e
 test-e2e: build controlplane ## Run the end-to-end scenarios: the components as processes, kubectl, HTTP.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" NGINX="$$(hack/nginx.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 20m -run TestE2E
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" NGINX="$$(hack/nginx.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 25m -run 'TestE2E|TestDevLoop'
 
 SOAK_MINUTES ?= 10
 .PHONY: soak
@@ -89,7 +89,8 @@ bench: build controlplane ## Run the benchmarks (docs/benchmarks.md); each print
 
 .PHONY: dev
 dev: build controlplane ## Run Keywarden against a local control plane with the samples applied (Ctrl-C stops it).
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/dev --keywarden $(BIN)/keywarden
+	go build -o $(BIN)/dev ./hack/dev
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" exec $(BIN)/dev --keywarden $(BIN)/keywarden $(DEV_FLAGS)
 
 ##@ Build
 

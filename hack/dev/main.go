@@ -7,14 +7,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"keywarden.dev/keywarden/test/harness"
 )
@@ -22,25 +24,45 @@ import (
 func main() {
 	bin := flag.String("keywarden", "bin/keywarden", "The keywarden binary to run the components with.")
 	exit := flag.Bool("exit", false, "Stop once the samples are Ready instead of running until interrupted.")
+	flag.StringVar(&dir, "dir", dir, "Where to keep the cluster's data, the kubeconfig and the logs (relative to the repository).")
+	flag.StringVar(&verifierAddr, "verifier-address", verifierAddr, "Where to serve the verifier.")
+	flag.StringVar(&consoleAddr, "console-address", consoleAddr, "Where to serve the console.")
 	flag.Parse()
-	if err := run(*bin, *exit); err != nil {
+	stop := stopSignals()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { cancel(errors.New(<-stop)) }()
+	err := run(ctx, *bin, *exit)
+	if ctx.Err() != nil {
+		fmt.Printf("Stopped (%v)\n", context.Cause(ctx))
+		err = nil
+	}
+	restoreTerminal()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
 }
 
-// verifierAddr is where `make dev` serves the verifier.
-const verifierAddr = "127.0.0.1:8090"
+// Where make dev keeps its cluster and serves the verifier and the
+// console; flags (make dev DEV_FLAGS=...) change them.
+var (
+	dir          = filepath.Join("bin", "dev")
+	verifierAddr = "127.0.0.1:8090"
+	consoleAddr  = "127.0.0.1:8095"
+)
 
-// consoleAddr is where `make dev` serves the console.
-const consoleAddr = "127.0.0.1:8095"
-
-func run(bin string, exit bool) error {
+func run(stopped context.Context, bin string, exit bool) error {
 	root, err := harness.RepoRoot()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(root, "bin", "dev")
+	dir := dir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	if err := checkEarlier(filepath.Join(dir, "kubeconfig")); err != nil {
+		return err
+	}
 	fmt.Println("Starting etcd and kube-apiserver")
 	cluster, err := harness.StartCluster(dir)
 	if err != nil {
@@ -82,7 +104,10 @@ func run(bin string, exit bool) error {
 	}
 	logPath := strings.Join(logs, ", ")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	if stopped.Err() != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(stopped, 2*time.Minute)
 	defer cancel()
 	// A ServiceAccount to sign in to the console with: the console acts
 	// with the rights of the token it is given, here those of cluster-admin.
@@ -138,17 +163,39 @@ To verify a key:
 		return nil
 	}
 	fmt.Println("Press Ctrl-C to stop.")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	exited := make(chan int, len(components))
 	for i, c := range components {
 		go func() { <-c.Exited(); exited <- i }()
 	}
 	select {
-	case <-sig:
-		fmt.Println("\nStopping")
+	case <-stopped.Done():
+		fmt.Printf("\nStopping; %s points at this cluster until the next make dev\n", cluster.Kubeconfig)
 		return nil
 	case i := <-exited:
 		return fmt.Errorf("a component exited: %v (log: %s)", components[i].Err(), logs[i])
 	}
+}
+
+// checkEarlier looks at the kubeconfig an earlier make dev left: if its
+// API server still answers, that make dev is running, and a second one
+// would fight it for its ports; if not, its cluster is gone, and a shell
+// that exported the file gets the new cluster from now on.
+func checkEarlier(kubeconfig string) error {
+	if _, err := os.Stat(kubeconfig); err != nil {
+		return nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil // unreadable: written afresh below
+	}
+	cfg.Timeout = 2 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	if _, err := cs.Discovery().ServerVersion(); err == nil {
+		return fmt.Errorf("another make dev is running: its API server at %s answers (%s); stop it first", cfg.Host, kubeconfig)
+	}
+	fmt.Printf("%s belonged to a cluster that is gone (%s, of an earlier make dev); it now points at a new one\n", kubeconfig, cfg.Host)
+	return nil
 }

@@ -263,6 +263,10 @@ func StartBinary(bin string, out *os.File, args []string, url, metrics, pprof st
 func start(bin string, out *os.File, args []string, url, metrics, pprof string) (*Component, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	// A process group of its own, as envtest gives etcd and kube-apiserver:
+	// a Ctrl-C at the terminal reaches whoever started the component (make
+	// dev, a test), which stops it in order, not the component itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s %v: %w", bin, args, err)
 	}
