@@ -562,3 +562,29 @@ func TestManifestEscapesControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunManifest checks the manifest --dry-run=client prints for Git:
+// without -n it names no namespace (the key goes where it is applied, as
+// kubectl's own manifests do), with -n it names that one; no cluster is
+// asked.
+func TestDryRunManifest(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: gone, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: gone, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"create", "ci", "--display-name", "CI", "--owner", "ci@example.com", "--role", "readonly", "--lifetime", "14d", "--dry-run=client", "-o", "yaml"}
+	code, stdout, stderr := run(t, kubeconfig, false, "", args...)
+	if code != 0 || strings.Contains(stdout, "namespace") || !strings.Contains(stdout, "name: ci\n") || !strings.Contains(stdout, "lifetime: 336h0m0s\n") {
+		t.Fatalf("exit %d, stderr %q, manifest:\n%s", code, stderr, stdout)
+	}
+	code, stdout, stderr = run(t, kubeconfig, false, "", append(args, "-n", "team-a")...)
+	if code != 0 || !strings.Contains(stdout, "namespace: team-a\n") {
+		t.Fatalf("with -n: exit %d, stderr %q, manifest:\n%s", code, stderr, stdout)
+	}
+}

@@ -164,12 +164,11 @@ func (a *app) create(ctx context.Context, name string, opts createOptions) error
 // manifestOnly is the key as it goes into Git: no status, no fields the
 // API server sets.
 func manifestOnly(k *keywardenv1alpha1.APIKey) map[string]any {
-	m := map[string]any{
-		"apiVersion": k.APIVersion, "kind": k.Kind,
-		"metadata": map[string]any{"name": k.Name, "namespace": k.Namespace},
-		"spec":     k.Spec,
+	meta := map[string]any{"name": k.Name}
+	if k.Namespace != "" {
+		meta["namespace"] = k.Namespace
 	}
-	return m
+	return map[string]any{"apiVersion": k.APIVersion, "kind": k.Kind, "metadata": meta, "spec": k.Spec}
 }
 
 func (a *app) printManifest(obj any, output string) error {

@@ -62,7 +62,7 @@ func (a *app) revoke(ctx context.Context, names []string, yes bool, timeout time
 			}
 			continue
 		}
-		fmt.Fprintf(a.Out, "apikey %s/%s revoked at %s\n", ns, k.Name, at.Local().Format(time.RFC3339))
+		fmt.Fprintf(a.Out, "apikey %s/%s revoked at %s\n", ns, k.Name, at.Local().Format(keyview.TimeFormat))
 	}
 	if failed {
 		return exitCode(1)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"keywarden.dev/keywarden/internal/keyops"
+	"keywarden.dev/keywarden/internal/keyview"
 )
 
 func (a *app) rotateCommand() *cobra.Command {
@@ -48,9 +49,9 @@ func (a *app) rotate(ctx context.Context, name string, timeout time.Duration) er
 	}
 	st := got.Status.Rotation
 	fmt.Fprintf(a.Out, "apikey %s/%s rotated at %s: the key in Secret %s is now %s", ns, name,
-		st.LastRotatedAt.Local().Format(time.RFC3339), got.SecretName(), got.Status.KeyPrefix)
+		st.LastRotatedAt.Local().Format(keyview.TimeFormat), got.SecretName(), got.Status.KeyPrefix)
 	if len(st.Previous) > 0 && st.Previous[0].ValidUntil.After(a.now()) {
-		fmt.Fprintf(a.Out, "; the previous key %s verifies until %s\n", st.Previous[0].KeyPrefix, st.Previous[0].ValidUntil.Local().Format(time.RFC3339))
+		fmt.Fprintf(a.Out, "; the previous key %s verifies until %s\n", st.Previous[0].KeyPrefix, st.Previous[0].ValidUntil.Local().Format(keyview.TimeFormat))
 	} else {
 		fmt.Fprintf(a.Out, "; the previous key no longer verifies\n")
 	}

@@ -91,7 +91,7 @@ func (a *app) rotateSharedSecret(ctx context.Context, ns, class string, overlap 
 		keyview.Clean(class), verb, ns, notify.SecretName(class), receiverOf(k))
 	fmt.Fprintln(a.Out, value)
 	if replaced && overlap > 0 {
-		fmt.Fprintf(a.Err, "The secret it replaced keeps signing beside it until %s.\n", a.now().Add(overlap).UTC().Format(time.RFC3339))
+		fmt.Fprintf(a.Err, "The secret it replaced keeps signing beside it until %s.\n", a.now().Add(overlap).Local().Format(keyview.TimeFormat))
 	}
 	if k.Spec.Notifications == nil {
 		fmt.Fprintf(a.Err, "Class %s names no receiver yet: set spec.notifications.url to have its keys' notifications sent.\n", keyview.Clean(class))

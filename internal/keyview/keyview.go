@@ -15,12 +15,13 @@ import (
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 )
 
-// TimeFormat is how times are shown: to the minute, in the local zone.
-const TimeFormat = "2006-01-02 15:04"
+// TimeFormat is how times are shown, by the plugin and the console alike:
+// to the minute, in the local zone, named.
+const TimeFormat = "2006-01-02 15:04 MST"
 
 // UseFormat is how a key's last use is shown: to the second, in the local
-// zone.
-const UseFormat = "2006-01-02 15:04:05"
+// zone, named.
+const UseFormat = "2006-01-02 15:04:05 MST"
 
 // ParseDuration reads a duration as a person writes it: days or weeks
 // (30d, 2w), a Go duration (90m, 720h), or days with a Go duration after

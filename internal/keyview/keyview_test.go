@@ -82,9 +82,9 @@ func TestColumns(t *testing.T) {
 		key                       keywardenv1alpha1.APIKey
 		status, expires, lastUsed string
 	}{
-		{"active, never used", key("a", day), "Active", "2026-12-31 12:00", "Never"},
-		{"used", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.LastUsedAt = at(-time.Hour) }), "Active", "2026-12-31 12:00", "2026-12-02 11:00:00"},
-		{"untracked", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = false }), "Active", "2026-12-31 12:00", "untracked"},
+		{"active, never used", key("a", day), "Active", "2026-12-31 12:00 UTC", "Never"},
+		{"used", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.LastUsedAt = at(-time.Hour) }), "Active", "2026-12-31 12:00 UTC", "2026-12-02 11:00:00 UTC"},
+		{"untracked", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Spec.TrackLastUsed = false }), "Active", "2026-12-31 12:00 UTC", "untracked"},
 		{"never expires", key("a", day, func(k *keywardenv1alpha1.APIKey) { k.Status.ExpiresAt = nil }), "Active", "never", "Never"},
 		{"pending, no status", key("a", 0, func(k *keywardenv1alpha1.APIKey) { k.Status = keywardenv1alpha1.APIKeyStatus{} }), "Pending", "-", "Never"},
 		{"pending with a lifetime", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
@@ -94,7 +94,7 @@ func TestColumns(t *testing.T) {
 		{"pending with a date", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
 			k.Status = keywardenv1alpha1.APIKeyStatus{}
 			k.Spec.ExpiresAt = at(2 * day)
-		}), "Pending", "2026-12-04 12:00", "Never"},
+		}), "Pending", "2026-12-04 12:00 UTC", "Never"},
 		{"refused", key("a", 0, func(k *keywardenv1alpha1.APIKey) {
 			k.Status = keywardenv1alpha1.APIKeyStatus{Phase: keywardenv1alpha1.PhaseRefused, Conditions: []metav1.Condition{
 				cond(keywardenv1alpha1.ConditionReconciling, metav1.ConditionTrue, keywardenv1alpha1.ReasonActiveKeyLimit)}}
@@ -106,10 +106,10 @@ func TestColumns(t *testing.T) {
 		{"expired is not shown stalled", key("a", 40*day, func(k *keywardenv1alpha1.APIKey) {
 			k.Status.Phase = keywardenv1alpha1.PhaseExpired
 			k.Status.Conditions = []metav1.Condition{cond(keywardenv1alpha1.ConditionStalled, metav1.ConditionTrue, keywardenv1alpha1.ReasonExpired)}
-		}), "Expired", "2026-11-22 12:00", "Never"},
+		}), "Expired", "2026-11-22 12:00 UTC", "Never"},
 		{"expiring soon", key("a", 28*day, func(k *keywardenv1alpha1.APIKey) {
 			k.Status.Conditions = append(k.Status.Conditions, cond(keywardenv1alpha1.ConditionExpiringSoon, metav1.ConditionTrue, keywardenv1alpha1.ReasonExpiringSoon))
-		}), "Active (expiring soon)", "2026-12-04 12:00", "Never"},
+		}), "Active (expiring soon)", "2026-12-04 12:00 UTC", "Never"},
 	}
 	for _, tt := range tests {
 		k := tt.key
@@ -399,5 +399,48 @@ func TestShowAKeyGrantedNoRole(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "admin") {
 		t.Errorf("the table shows the role the spec asks for:\n%s", b.String())
+	}
+}
+
+func TestRelative(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{14*24*time.Hour - time.Second, "in 14 days"}, // created with 14d a second ago
+		{14*24*time.Hour - 13*time.Hour, "in 13 days"},
+		{36 * time.Hour, "in 36 hours"},
+		{47*time.Hour + 31*time.Minute, "in 2 days"},
+		{90 * time.Minute, "in 90 minutes"},
+		{119 * time.Second, "in 2 minutes"},
+		{30 * time.Second, "in 30 seconds"},
+		{-3 * time.Minute, "3 minutes ago"},
+		{-25 * time.Hour, "25 hours ago"},
+		{-3 * 24 * time.Hour, "3 days ago"},
+	} {
+		if got := relative(now.Add(tc.d), now); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestCondition(t *testing.T) {
+	for _, tc := range []struct {
+		c    metav1.Condition
+		want string
+	}{
+		{metav1.Condition{Type: keywardenv1alpha1.ConditionClassCompliant, Status: metav1.ConditionTrue, Reason: "Compliant", Message: "The key fits its class"},
+			"the key fits its class (Compliant)"},
+		{metav1.Condition{Type: keywardenv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "KeyIssued", Message: "The key is issued and its Secret is in place"},
+			"the key is issued and verifies. The key is issued and its Secret is in place (KeyIssued)"},
+		{metav1.Condition{Type: keywardenv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "ClassNotFound", Message: "APIKeyClass \"x\" does not exist"},
+			"the key needs a person: the controller cannot go on without a change. APIKeyClass \"x\" does not exist (ClassNotFound)"},
+		{metav1.Condition{Type: "Custom", Status: metav1.ConditionUnknown},
+			"Custom is Unknown"},
+	} {
+		if got := Condition(tc.c); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.c.Type, got, tc.want)
+		}
 	}
 }

@@ -141,8 +141,9 @@ func Condition(c metav1.Condition) string {
 		meaning = c.Type + " is " + string(c.Status)
 	}
 	s := meaning
-	if c.Message != "" {
-		s += ". " + Clean(c.Message)
+	// A message that only says the meaning again is not said twice.
+	if msg := Clean(c.Message); msg != "" && !strings.EqualFold(strings.TrimSuffix(msg, "."), meaning) {
+		s += ". " + msg
 	}
 	if c.Reason != "" {
 		s += " (" + Clean(c.Reason) + ")"
@@ -361,15 +362,17 @@ func relative(t, now time.Time) string {
 	return approx(-d) + " ago"
 }
 
-// approx writes a duration coarsely: days, hours, minutes or seconds.
+// approx writes a duration coarsely, to the nearest day, hour, minute or
+// second: a key created a second ago for 14 days expires "in 14 days".
 func approx(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
-	case d >= 2*time.Hour:
-		return strconv.Itoa(int(d/time.Hour)) + " hours"
-	case d >= 2*time.Minute:
-		return strconv.Itoa(int(d/time.Minute)) + " minutes"
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "days"}, {time.Hour, "hours"}, {time.Minute, "minutes"}} {
+		// From a little under two units: 47h is "2 days", 36h "36 hours".
+		if d >= 2*u.unit-u.unit/24 {
+			return strconv.Itoa(int(d.Round(u.unit)/u.unit)) + " " + u.name
+		}
 	}
-	return strconv.Itoa(int(d/time.Second)) + " seconds"
+	return strconv.Itoa(int(d.Round(time.Second)/time.Second)) + " seconds"
 }

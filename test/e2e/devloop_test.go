@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,6 +115,18 @@ func TestDevLoop(t *testing.T) {
 	if strings.Contains(out.String(), "make: ***") {
 		t.Fatalf("make reported an error after Ctrl-C:\n%s", out)
 	}
+	// What it printed is what the README's quickstart shows.
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := devNormal(readmeQuickstart(t, string(readme)))
+	printed := strings.ReplaceAll(strings.ReplaceAll(out.String(), "\r\n", "\n"), dir, filepath.Join(root, "bin", "dev"))
+	printed = strings.ReplaceAll(strings.ReplaceAll(printed, verifier, "127.0.0.1:8090"), console, "127.0.0.1:8095")
+	printed = strings.ReplaceAll(printed, root, "/path/to/keywarden")
+	if !strings.Contains(devNormal(printed), shown) {
+		t.Fatalf("make dev prints\n%s\nwhere the README shows\n%s", printed, readmeQuickstart(t, string(readme)))
+	}
 	_ = master.Close()
 
 	// SIGTERM to make, from a process manager or kill.
@@ -129,6 +143,31 @@ func TestDevLoop(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	_ = wait(cmd, out)
 	stopped(out, "make was interrupted")
+}
+
+// readmeQuickstart is the README's block of what make dev prints.
+func readmeQuickstart(t *testing.T, readme string) string {
+	t.Helper()
+	const marker = "`make dev` prints the keys"
+	i := strings.Index(readme, marker)
+	if i < 0 {
+		t.Fatalf("the README has no %q", marker)
+	}
+	rest := readme[i:]
+	start := strings.Index(rest, "```\n")
+	end := strings.Index(rest[start+4:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no block after " + marker)
+	}
+	return rest[start+4 : start+4+end]
+}
+
+var devAge = regexp.MustCompile(`(?m) \d+s$`)
+
+// devNormal is make dev's output as the comparison sees it: as
+// readmeNormal, with the AGE column's seconds as a placeholder.
+func devNormal(s string) string {
+	return readmeNormal(devAge.ReplaceAllString(s, " <age>"), "default")
 }
 
 // output is a buffer that processes write into while the test reads it.

@@ -112,6 +112,7 @@ func TestE2E(t *testing.T) {
 		{"quickstart", quickstart},
 		{"rotation", rotation},
 		{"kubectl plugin", kubectlPlugin},
+		{"README session", readmeSession},
 		{"web console", webConsole},
 		{"notifications", notifications},
 		{"monitoring", monitoring},
