@@ -404,7 +404,11 @@ func (s *Server) apiError(w http.ResponseWriter, r *request, err error) {
 	if status < 400 {
 		status = http.StatusBadGateway
 	}
-	s.message(w, r.Request, status, "Cannot do that", err.Error(), r)
+	title := "Cannot do that"
+	if status == http.StatusNotFound {
+		title = "Not found"
+	}
+	s.message(w, r.Request, status, title, err.Error(), r)
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
@@ -412,6 +416,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	if !ok {
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return
+	}
+	if page == "login" {
+		// The sign-in page says how long a session lasts, as configured.
+		data["SessionTTL"] = strings.TrimSuffix(strings.TrimSuffix(s.opts.SessionTTL.String(), "0s"), "0m")
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // zones by name in any image, for the Add form's expiry
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,6 +40,33 @@ func parsePages() (map[string]*template.Template, error) {
 		"class":   func(k *keywardenv1alpha1.APIKey) string { return k.GrantedClass() },
 		"scopes":  func(k *keywardenv1alpha1.APIKey) []keywardenv1alpha1.Scope { return keyview.Scopes(k) },
 		"when":    func(t metav1.Time) string { return t.Local().Format(keyview.TimeFormat) },
+		// A moment as the pages show it: on one line with its zone, how
+		// long ago or ahead after it, and the exact time for machines.
+		"moment": func(t *metav1.Time, now time.Time) template.HTML {
+			if t == nil {
+				return "-"
+			}
+			return template.HTML(fmt.Sprintf(`<time class="date" datetime="%s">%s</time> <span class="rel">%s</span>`,
+				template.HTMLEscapeString(t.UTC().Format(time.RFC3339)), template.HTMLEscapeString(t.Local().Format(keyview.TimeFormat)),
+				template.HTMLEscapeString(keyview.Relative(t.Time, now))))
+		},
+		"expiresAt": func(k *keywardenv1alpha1.APIKey) *metav1.Time {
+			if k.Status.ExpiresAt != nil {
+				return k.Status.ExpiresAt
+			}
+			if k.Status.IssuedAt == nil {
+				return k.Spec.ExpiresAt
+			}
+			return nil
+		},
+		"ptr": func(t metav1.Time) *metav1.Time { return &t },
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[fmt.Sprint(kv[i])] = kv[i+1]
+			}
+			return m
+		},
 		"days":    func(d *keywardenv1alpha1.Duration) string { return keyview.Days(d.Duration) },
 		"whenp": func(t *metav1.Time) string {
 			if t == nil {
@@ -56,7 +85,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"clean": keyview.Clean,
 	}
 	pages := map[string]*template.Template{}
-	for _, page := range []string{"login", "message", "keys", "key", "new", "created", "confirm", "classes", "selected", "edit", "sharedsecret"} {
+	for _, page := range []string{"login", "message", "keys", "key", "new", "review", "created", "confirm", "classes", "selected", "edit", "sharedsecret"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -113,17 +142,83 @@ func (s *Server) keys(w http.ResponseWriter, r *request) {
 	}
 	now := s.now()
 	shown := keyview.Select(list.Items, filter, now)
-	s.render(w, r.Request, http.StatusOK, "keys", page(r, map[string]any{
-		"Keys": shown, "All": ns == "", "Search": filter.Search, "Phase": q.Get("phase"), "Owner": filter.Owner, "Role": filter.Role,
-		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items), "Now": now, "Roles": keyops.Ops{Client: r.client}.RoleNames(r.Context()),
-	}))
+	field, desc := q.Get("sort"), q.Get("dir") == "desc"
+	if field == "" {
+		field, desc = "created", true // newest first
+	}
+	if err := keyview.SortBy(shown, field, desc); err != nil {
+		s.message(w, r.Request, http.StatusBadRequest, "Cannot do that", err.Error(), r)
+		return
+	}
+	pg, pages := 1, max(1, (len(shown)+pageSize-1)/pageSize)
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > pages {
+			s.message(w, r.Request, http.StatusNotFound, "Not found", fmt.Sprintf("There is no page %q of this list: it has %d.", v, pages), r)
+			return
+		}
+		pg = n
+	}
+	from, to := (pg-1)*pageSize, min(pg*pageSize, len(shown))
+	// Each column heading links to the list sorted by it: the other way
+	// round when it is the column sorted by already.
+	link := func(set map[string]string) string {
+		u := url.Values{}
+		for k, vs := range q {
+			u[k] = vs
+		}
+		for k, v := range set {
+			if v == "" {
+				u.Del(k)
+			} else {
+				u.Set(k, v)
+			}
+		}
+		return "/keys?" + u.Encode()
+	}
+	type column struct{ URL, Sort string }
+	columns := map[string]column{}
+	for _, f := range keyview.SortFields {
+		c := column{URL: link(map[string]string{"sort": f, "dir": "", "page": ""}), Sort: "none"}
+		if f == field {
+			c.Sort = map[bool]string{true: "descending", false: "ascending"}[desc]
+			if !desc {
+				c.URL = link(map[string]string{"sort": f, "dir": "desc", "page": ""})
+			}
+		}
+		columns[f] = c
+	}
+	data := map[string]any{
+		"Keys": shown[from:to], "All": ns == "", "Search": filter.Search, "Phase": q.Get("phase"), "Owner": filter.Owner, "Role": filter.Role,
+		"View": q.Get("view"), "Phases": keyview.Phases, "Total": len(list.Items), "Matching": len(shown), "From": from + 1, "To": to,
+		"Now": now, "Roles": keyops.Ops{Client: r.client}.RoleNames(r.Context()), "Columns": columns,
+	}
+	if pg > 1 {
+		data["Previous"] = link(map[string]string{"page": strconv.Itoa(pg - 1)})
+	}
+	if pg < pages {
+		data["Next"] = link(map[string]string{"page": strconv.Itoa(pg + 1)})
+	}
+	s.render(w, r.Request, http.StatusOK, "keys", page(r, data))
 }
+
+// pageSize is how many keys a page of the list shows.
+const pageSize = 50
 
 func yesNo(b bool) string {
 	if b {
 		return "Yes"
 	}
 	return "No"
+}
+
+// doneMessages are what a key's page says after an action the person
+// took, named in its URL by the redirect: a fixed text each, so a link
+// cannot make the page say anything else.
+var doneMessages = map[string]string{
+	"revoked": "The key was revoked: calls with it fail, and its Secret is deleted.",
+	"rotated": "The key was rotated: its Secret holds the new key, and the one replaced keeps working for its grace period.",
+	"changed": "The change was saved and granted.",
 }
 
 // key is one key's page: its grant with the class's scope descriptions,
@@ -144,69 +239,139 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 		scopes = append(scopes, scope{string(sc), descriptions[sc]})
 	}
 	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
+		"Done": doneMessages[r.URL.Query().Get("done")], "Now": s.now(),
 		"Key": k, "Scopes": scopes, "Role": keyview.RoleOf(d.Class, k.GrantedRole()), "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
 		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
 	}))
 }
 
 // newKeyPage is the Add form; with a class chosen, its roles and scopes
-// are offered as choices.
+// are offered as choices, none of them chosen: a key starts from the least
+// privilege, and the person picks its role.
 func (s *Server) newKeyPage(w http.ResponseWriter, r *request) {
-	s.render(w, r.Request, http.StatusOK, "new", s.newKeyData(r, map[string]any{}))
+	s.render(w, r.Request, http.StatusOK, "new", s.newKeyData(r, map[string]any{}, r.URL.Query()))
 }
 
-func (s *Server) newKeyData(r *request, data map[string]any) map[string]any {
-	q := r.URL.Query()
-	ns := q.Get("namespace")
-	if ns == "" {
-		ns = r.PostFormValue("namespace")
+// formFields are the Add form's fields that are carried from one step to
+// the next (choosing a class, the review, a refusal).
+var formFields = []string{"namespace", "name", "displayName", "owner", "class", "role", "scope", "lifetime", "expiresAt", "zone",
+	"rotateEvery", "gracePeriod", "secretName", "description", "trackLastUsed"}
+
+// zones are the time zones the Add form suggests; any IANA name is taken.
+var zones = []string{"Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago", "America/Los_Angeles",
+	"America/Sao_Paulo", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"}
+
+// addForm is what the Add form needs of the classes: their names, the
+// default one, and the chosen one's roles.
+type addForm struct {
+	classes      []keywardenv1alpha1.APIKeyClass
+	note         string
+	chosen       *keywardenv1alpha1.APIKeyClass // the class named, or the default one
+	defaultClass string
+}
+
+func (s *Server) addForm(r *request, className string) addForm {
+	var list keywardenv1alpha1.APIKeyClassList
+	var out addForm
+	if err := r.client.List(r.Context(), &list); err != nil {
+		out.note = keyops.Explain(err, "list", "apikeyclasses.keywarden.dev", "").Error() + "; the classes' roles and scopes are not offered"
 	}
-	className := q.Get("class")
+	out.classes = list.Items
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.Annotations[keywardenv1alpha1.AnnotationDefaultClass] == "true" {
+			out.defaultClass = c.Name
+		}
+		if c.Name == className {
+			out.chosen = c
+		}
+	}
 	if className == "" {
-		className = r.PostFormValue("class")
+		for i := range list.Items {
+			if list.Items[i].Name == out.defaultClass {
+				out.chosen = &list.Items[i]
+			}
+		}
 	}
-	var classes keywardenv1alpha1.APIKeyClassList
+	return out
+}
+
+func (s *Server) newKeyData(r *request, data map[string]any, form url.Values) map[string]any {
+	values := map[string]string{}
+	for _, f := range formFields {
+		values[f] = strings.TrimSpace(form.Get(f))
+	}
+	className := values["class"]
+	af := s.addForm(r, className)
+	if af.note != "" {
+		data["ClassesNote"] = af.note
+	}
 	classNames := []string{}
-	if err := r.client.List(r.Context(), &classes); err != nil {
-		data["ClassesNote"] = keyops.Explain(err, "list", "apikeyclasses.keywarden.dev", "").Error() + "; the classes' roles and scopes are not offered"
-	}
-	for _, c := range classes.Items {
+	for _, c := range af.classes {
 		classNames = append(classNames, c.Name)
 	}
 	var roles []keywardenv1alpha1.ClassRole
-	for _, c := range classes.Items {
-		if c.Name == className {
-			roles = c.Spec.Roles
+	ticked, descriptions := map[string]bool{}, map[string]string{}
+	if af.chosen != nil && af.chosen.Name == className {
+		roles = af.chosen.Spec.Roles
+		for _, role := range roles {
+			for _, sc := range form["scope."+role.Name] {
+				ticked[role.Name+"/"+sc] = true
+			}
+			for _, d := range role.ScopeDescriptions {
+				descriptions[role.Name+"/"+string(d.Scope)] = d.Description
+			}
 		}
 	}
-	data["Namespace"], data["Class"], data["Classes"], data["Roles"] = ns, className, classNames, roles
+	data["Namespace"], data["Class"], data["Classes"], data["Roles"] = values["namespace"], className, classNames, roles
+	data["DefaultClass"], data["Form"], data["Ticked"], data["ScopeDescriptions"], data["Zones"] = af.defaultClass, values, ticked, descriptions, zones
 	return page(r, data)
 }
 
-// createKey creates the key with the person's token, waits for its
-// issuance, and shows it once, read from its Secret with the same token.
-// The page is the answer to the POST: the key is in no URL, and
-// reloading asks to send the form again, which finds the name taken.
+// review is what the confirmation before creation says will be granted.
+type review struct {
+	Namespace, Name, DisplayName, Owner, Class, Role, Scopes, Expiry, Rotation, Secret string
+	Track                                                                              bool
+}
+
+// createKey takes the Add form in three steps: choosing a class shows its
+// roles; the review says what will be granted, after the API server has
+// checked the key (a dry run: its validation, admission and the person's
+// rights); only then is the key created with the person's token, issued,
+// and shown once, read from its Secret with the same token. The page is
+// the answer to the POST: the key is in no URL, and reloading asks to send
+// the form again, which finds the name taken.
 func (s *Server) createKey(w http.ResponseWriter, r *request) {
 	f := r.PostForm
-	ns, name := strings.TrimSpace(f.Get("namespace")), strings.TrimSpace(f.Get("name"))
 	retry := func(status int, msg string) {
-		s.render(w, r.Request, status, "new", s.newKeyData(r, map[string]any{"Error": msg, "Form": f}))
+		s.render(w, r.Request, status, "new", s.newKeyData(r, map[string]any{"Error": msg}, f))
 	}
+	if f.Get("step") == "choose" {
+		s.render(w, r.Request, http.StatusOK, "new", s.newKeyData(r, map[string]any{}, f))
+		return
+	}
+	ns, name := strings.TrimSpace(f.Get("namespace")), strings.TrimSpace(f.Get("name"))
 	if ns == "" || name == "" {
 		retry(http.StatusBadRequest, "A key needs a namespace and a name.")
+		return
+	}
+	role := strings.TrimSpace(f.Get("role"))
+	if role == "" {
+		retry(http.StatusBadRequest, "Choose a role: a key gets only what its role grants.")
 		return
 	}
 	k := &keywardenv1alpha1.APIKey{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: keywardenv1alpha1.APIKeySpec{
-			DisplayName: strings.TrimSpace(f.Get("displayName")), Owner: strings.TrimSpace(f.Get("owner")), Role: strings.TrimSpace(f.Get("role")),
+			DisplayName: strings.TrimSpace(f.Get("displayName")), Owner: strings.TrimSpace(f.Get("owner")), Role: role,
 			Description: strings.TrimSpace(f.Get("description")), ClassName: strings.TrimSpace(f.Get("class")), TrackLastUsed: f.Get("trackLastUsed") == "on",
 		},
 	}
-	for _, sc := range f["scope"] {
+	// The scopes typed, or those ticked under the chosen role (ticks under
+	// another role are not the person's choice for this one).
+	for _, sc := range append(append([]string{}, f["scope"]...), f["scope."+role]...) {
 		for _, part := range strings.Split(sc, ",") {
-			if part = strings.TrimSpace(part); part != "" {
+			if part = strings.TrimSpace(part); part != "" && !slices.Contains(k.Spec.Scopes, keywardenv1alpha1.Scope(part)) {
 				k.Spec.Scopes = append(k.Spec.Scopes, keywardenv1alpha1.Scope(part))
 			}
 		}
@@ -231,25 +396,48 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 		}
 	}
 	if v := strings.TrimSpace(f.Get("expiresAt")); v != "" {
-		t, err := time.Parse(time.DateOnly, v)
+		at, err := expiryAt(v, strings.TrimSpace(f.Get("zone")))
 		if err != nil {
-			retry(http.StatusBadRequest, "Expires on: not a date (2027-01-31)")
+			retry(http.StatusBadRequest, "Expires at: "+err.Error())
 			return
 		}
-		at := metav1.NewTime(t)
 		if !at.After(s.now()) {
-			retry(http.StatusBadRequest, "Expires on: "+v+" is in the past: choose a later date, or a lifetime (such as 30d)")
+			retry(http.StatusBadRequest, "Expires at: "+at.Format(keyview.TimeFormat)+" is in the past: choose a later time, or a lifetime (such as 30d)")
 			return
 		}
-		k.Spec.ExpiresAt = &at
+		if k.Spec.Lifetime != nil {
+			retry(http.StatusBadRequest, "Give a lifetime or an expiry, not both.")
+			return
+		}
+		mt := metav1.NewTime(at)
+		k.Spec.ExpiresAt = &mt
 	}
 	o := keyops.Ops{Client: r.client, ManagerWait: s.opts.ManagerWait}
-	if err := o.Create(r.Context(), k); err != nil {
+	refused := func(err error) {
 		status := http.StatusBadRequest
 		if strings.Contains(err.Error(), "you may not") {
 			status = http.StatusForbidden
 		}
 		retry(status, err.Error())
+	}
+	if f.Get("step") != "create" {
+		// The API server's own checks, and the person's rights, before
+		// anything is created.
+		if err := o.Create(r.Context(), k.DeepCopy(), client.DryRunAll); err != nil {
+			refused(err)
+			return
+		}
+		carry := url.Values{}
+		for key, vs := range f {
+			if key != "csrf" && key != "step" {
+				carry[key] = vs
+			}
+		}
+		s.render(w, r.Request, http.StatusOK, "review", page(r, map[string]any{"Review": s.review(r, k), "Carry": carry, "Namespace": ns}))
+		return
+	}
+	if err := o.Create(r.Context(), k); err != nil {
+		refused(err)
 		return
 	}
 	issued, err := o.WaitIssued(r.Context(), k, s.opts.IssueTimeout)
@@ -264,6 +452,90 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 	}
 	s.opts.Log.Info("Key created in the console", "user", r.session.User, "namespace", ns, "name", name, "prefix", issued.Status.KeyPrefix)
 	s.render(w, r.Request, http.StatusOK, "created", page(r, map[string]any{"Key": issued, "Raw": raw, "Namespace": ns}))
+}
+
+// expiryAt reads the Add form's expiry: a date and time (or a date, at
+// midnight) in the named zone, UTC when none is named.
+func expiryAt(v, zone string) (time.Time, error) {
+	if zone == "" {
+		zone = "UTC"
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil || zone == "Local" {
+		return time.Time{}, fmt.Errorf("%q is not a time zone: write a name such as Europe/Berlin, America/New_York or UTC", zone)
+	}
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date and time (2027-01-31T18:00, or 2027-01-31 for midnight)", v)
+}
+
+// review says what the key will be granted, as its class will grant it:
+// the scopes chosen, or every scope of the role.
+func (s *Server) review(r *request, k *keywardenv1alpha1.APIKey) review {
+	af := s.addForm(r, k.Spec.ClassName)
+	out := review{Namespace: k.Namespace, Name: k.Name, DisplayName: k.Spec.DisplayName, Owner: k.Spec.Owner, Role: k.Spec.Role,
+		Secret: k.SecretName(), Track: k.Spec.TrackLastUsed, Class: k.Spec.ClassName}
+	switch {
+	case out.Class == "" && af.defaultClass != "":
+		out.Class = "none: the default class, " + af.defaultClass + ", applies"
+	case out.Class == "":
+		out.Class = "none"
+	}
+	var role *keywardenv1alpha1.ClassRole
+	if af.chosen != nil {
+		for i := range af.chosen.Spec.Roles {
+			if af.chosen.Spec.Roles[i].Name == k.Spec.Role {
+				role = &af.chosen.Spec.Roles[i]
+			}
+		}
+		if d := role; d != nil && d.DisplayName != "" {
+			out.Role = keyview.Clean(d.DisplayName) + " (" + k.Spec.Role + ")"
+		}
+	}
+	scopeList := func(sc []keywardenv1alpha1.Scope) string {
+		parts := make([]string, len(sc))
+		for i, s := range sc {
+			parts[i] = string(s)
+		}
+		return strings.Join(parts, ", ")
+	}
+	switch {
+	case len(k.Spec.Scopes) > 0:
+		out.Scopes = scopeList(k.Spec.Scopes)
+	case role != nil && len(role.Scopes) > 0:
+		out.Scopes = "every scope of the role: " + scopeList(role.Scopes)
+	case role != nil:
+		out.Scopes = "none: the role lists no scopes"
+	default:
+		out.Scopes = "every scope the role has in its class"
+	}
+	switch {
+	case k.Spec.ExpiresAt != nil:
+		out.Expiry = k.Spec.ExpiresAt.Format(keyview.TimeFormat)
+		if utc := k.Spec.ExpiresAt.UTC().Format(keyview.TimeFormat); utc != out.Expiry {
+			out.Expiry += " (" + utc + ")"
+		}
+	case k.Spec.Lifetime != nil:
+		out.Expiry = keyview.Days(k.Spec.Lifetime.Duration) + " after issuance"
+	case af.chosen != nil && af.chosen.Spec.DefaultLifetime != nil:
+		out.Expiry = keyview.Days(af.chosen.Spec.DefaultLifetime.Duration) + " after issuance (the class's default)"
+	default:
+		out.Expiry = "never"
+	}
+	if rot := k.Spec.Rotation; rot != nil {
+		if rot.Every != nil {
+			out.Rotation = "every " + keyview.Days(rot.Every.Duration)
+		} else {
+			out.Rotation = "on request"
+		}
+		if rot.GracePeriod != nil {
+			out.Rotation += ", the key replaced working " + keyview.Days(rot.GracePeriod.Duration) + " more"
+		}
+	}
+	return out
 }
 
 // rotation is the key's rotation settings, made when first set.
@@ -318,7 +590,7 @@ func (s *Server) confirmedAction(w http.ResponseWriter, r *request, done string,
 		return
 	}
 	s.opts.Log.Info("Key "+done+" in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
-	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name+"?done="+done, http.StatusSeeOther)
 }
 
 // confirmed checks that the key is the one the person confirmed, not one
@@ -517,7 +789,7 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	s.opts.Log.Info("Key changed in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
-	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name+"?done=changed", http.StatusSeeOther)
 }
 
 // maxSelected bounds the keys one confirmation acts on, and bulkWait how
@@ -668,32 +940,53 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		return
 	}
 	type usage struct {
-		Owner         string
-		Active, Limit int
+		Owner, Namespace string
+		Active, Limit    int
 	}
 	type classView struct {
 		Class *keywardenv1alpha1.APIKeyClass
 		Limit int
 		Usage []usage
 	}
-	counts := map[string]map[string]int{} // class -> owner -> active keys
-	note := ""
+	// Active keys by class (empty: keys without one), then by owner and
+	// namespace: an owner's limit holds in each namespace.
+	type holder struct{ owner, namespace string }
+	counts := map[string]map[holder]int{}
+	var list keywardenv1alpha1.APIKeyList
+	var opts []client.ListOption
 	if ns != "" {
-		var list keywardenv1alpha1.APIKeyList
-		if err := r.client.List(r.Context(), &list, client.InNamespace(ns)); err != nil {
+		opts = append(opts, client.InNamespace(ns))
+	}
+	note := ""
+	if err := r.client.List(r.Context(), &list, opts...); err != nil {
+		note = keyops.Explain(err, "list", "apikeys.keywarden.dev", ns).Error() + ": choose a namespace to see its owners' keys"
+		if ns != "" {
 			note = keyops.Explain(err, "list", "apikeys.keywarden.dev", ns).Error()
 		}
-		for i := range list.Items {
-			k := &list.Items[i]
-			if keyview.Phase(k) != keywardenv1alpha1.PhaseActive {
-				continue
-			}
-			c := k.GrantedClass()
-			if counts[c] == nil {
-				counts[c] = map[string]int{}
-			}
-			counts[c][k.GrantedOwner()]++
+	}
+	for i := range list.Items {
+		k := &list.Items[i]
+		if keyview.Phase(k) != keywardenv1alpha1.PhaseActive {
+			continue
 		}
+		c := k.GrantedClass()
+		if counts[c] == nil {
+			counts[c] = map[holder]int{}
+		}
+		counts[c][holder{k.GrantedOwner(), k.Namespace}]++
+	}
+	usages := func(class string, limit int) []usage {
+		var out []usage
+		for h, n := range counts[class] {
+			out = append(out, usage{Owner: h.owner, Namespace: h.namespace, Active: n, Limit: limit})
+		}
+		sort.Slice(out, func(i, j int) bool {
+			if out[i].Owner != out[j].Owner {
+				return out[i].Owner < out[j].Owner
+			}
+			return out[i].Namespace < out[j].Namespace
+		})
+		return out
 	}
 	var out []classView
 	for i := range classes.Items {
@@ -702,14 +995,12 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		if c.Spec.MaxActiveKeysPerOwner != nil {
 			limit = int(*c.Spec.MaxActiveKeysPerOwner)
 		}
-		v := classView{Class: c, Limit: limit}
-		for owner, n := range counts[c.Name] {
-			v.Usage = append(v.Usage, usage{owner, n, limit})
-		}
-		sort.Slice(v.Usage, func(i, j int) bool { return v.Usage[i].Owner < v.Usage[j].Owner })
-		out = append(out, v)
+		out = append(out, classView{Class: c, Limit: limit, Usage: usages(c.Name, limit)})
 	}
-	s.render(w, r.Request, http.StatusOK, "classes", page(r, map[string]any{"Classes": out, "Note": note, "Namespace": ns}))
+	limit := int(keywardenv1alpha1.DefaultMaxActiveKeysPerOwner)
+	s.render(w, r.Request, http.StatusOK, "classes", page(r, map[string]any{
+		"Classes": out, "Note": note, "Namespace": ns, "Classless": usages("", limit), "ClasslessLimit": limit, "All": ns == "",
+	}))
 }
 
 // sharedSecretOverlap is how long a secret the console replaces keeps

@@ -83,8 +83,8 @@ func (o Ops) notFound(ctx context.Context, ns, name string) error {
 }
 
 // Create creates the APIKey, with the API server's refusals in words.
-func (o Ops) Create(ctx context.Context, k *keywardenv1alpha1.APIKey) error {
-	err := o.Client.Create(ctx, k)
+func (o Ops) Create(ctx context.Context, k *keywardenv1alpha1.APIKey, opts ...client.CreateOption) error {
+	err := o.Client.Create(ctx, k, opts...)
 	switch {
 	case err == nil:
 		return nil

@@ -320,3 +320,72 @@ func Select(keys []keywardenv1alpha1.APIKey, f Filter, now time.Time) []keywarde
 	Newest(out)
 	return out
 }
+
+// SortFields are the columns a list can be sorted by.
+var SortFields = []string{"name", "owner", "role", "created", "expires", "lastUsed", "status"}
+
+// SortBy sorts keys by a column, ascending or descending; keys equal in it
+// keep the list's order, newest first then by namespace and name. A key
+// without the time sorted by (no expiry, never used) comes last either way.
+func SortBy(keys []keywardenv1alpha1.APIKey, field string, desc bool) error {
+	Newest(keys)
+	timeOf := func(t *metav1.Time) (time.Time, bool) {
+		if t == nil {
+			return time.Time{}, false
+		}
+		return t.Time, true
+	}
+	var less func(a, b *keywardenv1alpha1.APIKey) (bool, bool) // less, and whether the two differ
+	byText := func(f func(*keywardenv1alpha1.APIKey) string) func(a, b *keywardenv1alpha1.APIKey) (bool, bool) {
+		return func(a, b *keywardenv1alpha1.APIKey) (bool, bool) {
+			x, y := strings.ToLower(f(a)), strings.ToLower(f(b))
+			return x < y, x != y
+		}
+	}
+	byTime := func(f func(*keywardenv1alpha1.APIKey) *metav1.Time) func(a, b *keywardenv1alpha1.APIKey) (bool, bool) {
+		return func(a, b *keywardenv1alpha1.APIKey) (bool, bool) {
+			x, okx := timeOf(f(a))
+			y, oky := timeOf(f(b))
+			switch {
+			case okx != oky:
+				// The missing time last, whichever the direction: flipped
+				// below for descending, so flipped here too.
+				return okx != desc, true
+			case !okx:
+				return false, false
+			}
+			return x.Before(y), !x.Equal(y)
+		}
+	}
+	switch field {
+	case "name":
+		less = byText(func(k *keywardenv1alpha1.APIKey) string { return k.Namespace + "/" + k.Name })
+	case "owner":
+		less = byText(func(k *keywardenv1alpha1.APIKey) string { return k.GrantedOwner() })
+	case "role":
+		less = byText(func(k *keywardenv1alpha1.APIKey) string { return k.GrantedRole() })
+	case "status":
+		less = byText(Status)
+	case "created":
+		less = byTime(func(k *keywardenv1alpha1.APIKey) *metav1.Time { return &k.CreationTimestamp })
+	case "expires":
+		less = byTime(func(k *keywardenv1alpha1.APIKey) *metav1.Time {
+			if k.Status.ExpiresAt != nil {
+				return k.Status.ExpiresAt
+			}
+			return k.Spec.ExpiresAt
+		})
+	case "lastUsed":
+		less = byTime(func(k *keywardenv1alpha1.APIKey) *metav1.Time { return k.Status.LastUsedAt })
+	default:
+		return fmt.Errorf("cannot sort by %q: sort by %s", field, strings.Join(SortFields, ", "))
+	}
+	sort.SliceStable(keys, func(i, j int) bool {
+		l, differ := less(&keys[i], &keys[j])
+		if !differ {
+			return false
+		}
+		return l != desc
+	})
+	return nil
+}

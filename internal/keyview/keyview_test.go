@@ -402,7 +402,7 @@ func TestShowAKeyGrantedNoRole(t *testing.T) {
 	}
 }
 
-func TestRelative(t *testing.T) {
+func TestRelativeTimes(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		d    time.Duration
@@ -415,11 +415,12 @@ func TestRelative(t *testing.T) {
 		{90 * time.Minute, "in 90 minutes"},
 		{119 * time.Second, "in 2 minutes"},
 		{30 * time.Second, "in 30 seconds"},
+		{-time.Second, "1 second ago"},
 		{-3 * time.Minute, "3 minutes ago"},
 		{-25 * time.Hour, "25 hours ago"},
 		{-3 * 24 * time.Hour, "3 days ago"},
 	} {
-		if got := relative(now.Add(tc.d), now); got != tc.want {
+		if got := Relative(now.Add(tc.d), now); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.d, got, tc.want)
 		}
 	}
@@ -442,5 +443,60 @@ func TestCondition(t *testing.T) {
 		if got := Condition(tc.c); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.c.Type, got, tc.want)
 		}
+	}
+}
+
+func TestSortBy(t *testing.T) {
+	base := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	mk := func(name, owner string, created, expires, used time.Duration) keywardenv1alpha1.APIKey {
+		k := keywardenv1alpha1.APIKey{}
+		k.Namespace, k.Name = "team-a", name
+		k.CreationTimestamp = metav1.NewTime(base.Add(created))
+		k.Spec.Owner = owner
+		if expires != 0 {
+			e := metav1.NewTime(base.Add(expires))
+			k.Status.ExpiresAt = &e
+		}
+		if used != 0 {
+			u := metav1.NewTime(base.Add(used))
+			k.Status.LastUsedAt = &u
+		}
+		return k
+	}
+	keys := []keywardenv1alpha1.APIKey{
+		mk("b", "Zoe", -time.Hour, 48*time.Hour, 0),
+		mk("a", "alice", -2*time.Hour, 0, -time.Minute),
+		mk("c", "bob", -time.Hour, 24*time.Hour, -time.Hour),
+		mk("d", "alice", -3*time.Hour, 72*time.Hour, 0),
+	}
+	for _, tc := range []struct {
+		field string
+		desc  bool
+		want  string
+	}{
+		{"created", true, "b c a d"}, // same second: by name
+		{"created", false, "d a b c"},
+		{"name", false, "a b c d"},
+		{"name", true, "d c b a"},
+		{"owner", false, "a d c b"}, // alice (newest first), bob, Zoe: in any case
+		{"expires", false, "c b d a"}, // no expiry last
+		{"expires", true, "d b c a"},  // no expiry last still
+		{"lastUsed", true, "a c b d"},
+		{"lastUsed", false, "c a b d"},
+	} {
+		got := append([]keywardenv1alpha1.APIKey(nil), keys...)
+		if err := SortBy(got, tc.field, tc.desc); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, k := range got {
+			names = append(names, k.Name)
+		}
+		if strings.Join(names, " ") != tc.want {
+			t.Errorf("by %s (desc %v): %s, want %s", tc.field, tc.desc, strings.Join(names, " "), tc.want)
+		}
+	}
+	if err := SortBy(keys, "secret", false); err == nil || !strings.Contains(err.Error(), "sort by name, owner") {
+		t.Errorf("an unknown column: %v", err)
 	}
 }

@@ -196,7 +196,7 @@ func Show(w io.Writer, d Details, now time.Time) error {
 	}
 	exp := Expires(k)
 	if k.Status.ExpiresAt != nil {
-		exp += " (" + relative(k.Status.ExpiresAt.Time, now) + ")"
+		exp += " (" + Relative(k.Status.ExpiresAt.Time, now) + ")"
 	}
 	line("Expires", exp)
 	line("Last used", LastUsed(k))
@@ -354,7 +354,8 @@ func RecentEvents(events []corev1.Event, n int) []corev1.Event {
 	return events
 }
 
-func relative(t, now time.Time) string {
+// Relative says when t is from now, coarsely: "in 14 days", "3 minutes ago".
+func Relative(t, now time.Time) string {
 	d := t.Sub(now)
 	if d >= 0 {
 		return "in " + approx(d)
@@ -374,5 +375,8 @@ func approx(d time.Duration) string {
 			return strconv.Itoa(int(d.Round(u.unit)/u.unit)) + " " + u.name
 		}
 	}
-	return strconv.Itoa(int(d.Round(time.Second)/time.Second)) + " seconds"
+	if n := int(d.Round(time.Second) / time.Second); n != 1 {
+		return strconv.Itoa(n) + " seconds"
+	}
+	return "1 second"
 }

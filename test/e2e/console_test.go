@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +115,12 @@ func webConsole(e *env) {
 		if err := os.WriteFile(filepath.Join(e.dir, "console-"+name+".png"), png, 0o644); err != nil {
 			e.t.Fatal(err)
 		}
+		// E2E_DOCS_IMAGES=1 refreshes the README's pictures of the console.
+		if os.Getenv("E2E_DOCS_IMAGES") != "" && slices.Contains([]string{"login", "keys", "add", "review", "key", "classes"}, name) {
+			if err := os.WriteFile(filepath.Join(e.cluster.Root, "docs", "images", "console-"+name+".png"), png, 0o644); err != nil {
+				e.t.Fatal(err)
+			}
+		}
 		if name != "created" {
 			pages.WriteString(html)
 		}
@@ -161,14 +168,38 @@ func webConsole(e *env) {
 	}
 	session := cookies[0]
 
-	// Add a key: shown once.
-	run("the Add page", chromedp.Navigate(base+"/keys/new?namespace="+ns+"&class=console-team"), chromedp.WaitVisible(chromedp.CSS("#create")))
+	// Add a key: the class chosen in its list shows its roles at once (the
+	// console's script), none of them chosen; the review names the grant;
+	// the key is shown once.
+	run("the Add page", chromedp.Navigate(base+"/keys/new?namespace="+ns), chromedp.WaitVisible(chromedp.CSS("#create")),
+		chromedp.SetValue(chromedp.CSS("#name"), "cdn-purge"),
+		chromedp.SetValue(chromedp.CSS("#class"), "console-team"), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`document.getElementById("class").dispatchEvent(new Event("change"))`)(ctx, t)
+			return err
+		}),
+		chromedp.WaitVisible(chromedp.CSS("#role-standard")))
+	if chosen := browse(e, browser, "the role chosen", chromedp.Evaluate[int](`document.querySelectorAll("input[name=role]:checked").length`)); chosen != 0 {
+		e.t.Fatal("the Add form starts with a role chosen")
+	}
+	if kept := browse(e, browser, "the name typed", chromedp.Value(chromedp.CSS("#name"))); kept != "cdn-purge" {
+		e.t.Fatalf("choosing a class lost what was typed: %q", kept)
+	}
+	checkLayout(e, browser, "the Add form")
 	shot("add")
-	run("add a key", chromedp.SetValue(chromedp.CSS("#name"), "cdn-purge"), chromedp.SetValue(chromedp.CSS("#displayName"), "CDN purge"),
-		chromedp.SetValue(chromedp.CSS("#owner"), "alice@example.com"), chromedp.Click(chromedp.CSS(`input[name=scope][value="cache:purge"]`)),
+	run("review a key", chromedp.SetValue(chromedp.CSS("#displayName"), "CDN purge"),
+		chromedp.SetValue(chromedp.CSS("#owner"), "alice@example.com"), chromedp.Click(chromedp.CSS("#role-standard")),
+		chromedp.Click(chromedp.CSS(`input[name="scope.standard"][value="cache:purge"]`)),
 		chromedp.SetValue(chromedp.CSS("#lifetime"), "30d"), chromedp.SetValue(chromedp.CSS("#rotateEvery"), "90d"), chromedp.SetValue(chromedp.CSS("#description"), "Purges the CDN after deploys"),
 		chromedp.Click(chromedp.CSS("#trackLastUsed")), chromedp.Click(chromedp.CSS("#create")),
-		chromedp.WaitVisible(chromedp.CSS("#rawkey")))
+		chromedp.WaitVisible(chromedp.CSS("#create-confirmed")))
+	if role, scopes := text("#review-role"), text("#review-scopes"); !strings.Contains(role, "standard") || scopes != "cache:purge" {
+		e.t.Fatalf("the review names role %q and scopes %q", role, scopes)
+	}
+	if out, err := e.cluster.Kubectl(context.Background(), "get", "apikey", "-n", ns, "cdn-purge"); err == nil {
+		e.t.Fatalf("the review created the key: %s", out)
+	}
+	shot("review")
+	run("add the key", chromedp.Click(chromedp.CSS("#create-confirmed")), chromedp.WaitVisible(chromedp.CSS("#rawkey")))
 	raw := browse(e, browser, "the key shown", chromedp.Value(chromedp.CSS("#rawkey")))
 	if raw == "" || raw != e.secretKey(ns, "cdn-purge") {
 		e.t.Fatalf("the page showed %d characters that are not the key in the Secret", len(raw))
@@ -243,8 +274,14 @@ func webConsole(e *env) {
 	if got := rows("&owner=nobody"); !strings.Contains(got, "No keys match.") {
 		e.t.Fatalf("a filter that matches nothing:\n%s", got)
 	}
+	rows("")
+	checkLayout(e, browser, "the list")
+	run("the list sorted by name", chromedp.Click(chromedp.CSS("#sort-name")), chromedp.WaitVisible(chromedp.CSS(`th[aria-sort=ascending] #sort-name`)))
+	if all := text("tbody"); strings.Index(all, "CDN purge") > strings.Index(all, "Short-lived") {
+		e.t.Fatalf("the list sorted by name:\n%s", all)
+	}
 	run("the classes", chromedp.Navigate(base+"/classes?namespace="+ns), chromedp.WaitReady(chromedp.CSS("main")))
-	if got := text("main"); !strings.Contains(got, "alice@example.com: 1 of 3 active keys") {
+	if got := text("main"); !strings.Contains(got, "alice@example.com\t1 of 3") || !strings.Contains(got, "Keys without a class") {
 		e.t.Fatalf("the classes page:\n%s", got)
 	}
 	shot("classes")
@@ -313,16 +350,21 @@ func webConsole(e *env) {
 
 	// The key's page, then revoke with a confirmation naming the key.
 	run("the key's page", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purge"), chromedp.WaitVisible(chromedp.CSS("#revoke")))
-	if got := text("main"); !strings.Contains(got, "cache:purge — Purge cached pages") || !strings.Contains(got, "KeyIssued") {
+	if got := text("main"); !strings.Contains(got, "cache:purge — Purge cached pages") || !strings.Contains(got, "KeyIssued") ||
+		!strings.Contains(got, "name: cdn-purge") || strings.Contains(got, "the key fits its class. The key fits its class") {
 		e.t.Fatalf("the key's page:\n%s", got)
 	}
+	checkLayout(e, browser, "the key's page")
 	shot("key")
 	// Rotate after a confirmation: a new key in the Secret.
 	run("rotate", chromedp.Click(chromedp.CSS("#rotate")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
 	if got := text("main"); !strings.Contains(got, "Rotate “CDN purge”?") {
 		e.t.Fatalf("the rotation's confirmation:\n%s", got)
 	}
-	run("confirm the rotation", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("#revoke")))
+	run("confirm the rotation", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("#done")))
+	if got := text("#done"); !strings.Contains(got, "The key was rotated") {
+		e.t.Fatalf("after a rotation, the key's page says %q", got)
+	}
 	rotated := e.secretKey(ns, "cdn-purge")
 	if rotated == raw {
 		e.t.Fatal("rotating in the console left the key in the Secret as it was")
@@ -501,7 +543,49 @@ func webConsole(e *env) {
 	e.mu.Lock()
 	e.pluginOutput.WriteString(pages.String())
 	e.mu.Unlock()
-	e.note("console: signed in with a ServiceAccount token in headless Chromium, and through a proxy's header; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; rotated and revoked after confirmations naming it, then REVOKED at the verifier; no right to list or to create: the missing permission named; the key in no URL or history entry, nor back after Back; a cross-site post, a tampered cookie and one replayed after sign-out refused; %d screenshots", 10)
+	e.note("console: signed in with a ServiceAccount token in headless Chromium, and through a proxy's header; a key added and shown once (not after a reload), verified; listed newest first, searched, filtered; rotated and revoked after confirmations naming it, then REVOKED at the verifier; no right to list or to create: the missing permission named; the key in no URL or history entry, nor back after Back; a cross-site post, a tampered cookie and one replayed after sign-out refused; the Add form from least privilege, reviewed before creation; the layout checked at 1366 and 390 px; %d screenshots", 11)
+}
+
+// checkLayout checks what the console's stylesheet promises, on the page
+// shown, at a laptop's width and at a phone's: each radio button and
+// checkbox is beside its label, on its line; no date in a list wraps; the
+// page is no wider than the screen but for a table's own scrolling.
+func checkLayout(e *env, browser context.Context, what string) {
+	e.t.Helper()
+	const probe = `(() => {
+	  const bad = [];
+	  for (const input of document.querySelectorAll("input[type=radio], input[type=checkbox]")) {
+	    const label = input.id && document.querySelector("label[for='" + CSS.escape(input.id) + "']");
+	    if (!label || input.offsetParent === null) continue;
+	    const a = input.getBoundingClientRect(), b = label.getBoundingClientRect();
+	    const mid = a.top + a.height / 2;
+	    if (b.left < a.right || b.left - a.right > 16 || mid < b.top || mid > b.bottom) bad.push("the box of " + input.id + " is not beside its label");
+	  }
+	  for (const d of document.querySelectorAll("td .date")) {
+	    if (d.getClientRects().length > 1) bad.push("a date wraps: " + d.textContent);
+	  }
+	  const main = document.querySelector("main");
+	  if (main.scrollWidth > document.documentElement.clientWidth + 1 && !document.querySelector(".table-wrap")) bad.push("the page is wider than the screen");
+	  return bad.join("; ");
+	})()`
+	for _, size := range []struct{ w, h int64 }{{1366, 900}, {390, 844}} {
+		run := func(a ...chromedp.Action[chromedp.Void]) {
+			step, cancel := context.WithTimeout(browser, time.Minute)
+			defer cancel()
+			if err := chromedp.Do(step, a...); err != nil {
+				e.t.Fatalf("%s at %d px: %v", what, size.w, err)
+			}
+		}
+		run(chromedp.EmulateViewport(size.w, size.h), chromedp.Sleep(200*time.Millisecond))
+		if bad := browse(e, browser, what+" laid out", chromedp.Evaluate[string](probe)); bad != "" {
+			e.t.Fatalf("%s at %d px: %s", what, size.w, bad)
+		}
+	}
+	step, cancel := context.WithTimeout(browser, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(step, chromedp.EmulateViewport(1366, 900)); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // browse runs one action of the browser that returns a value.
