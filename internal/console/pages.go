@@ -67,7 +67,7 @@ func parsePages() (map[string]*template.Template, error) {
 			}
 			return m
 		},
-		"days":    func(d *keywardenv1alpha1.Duration) string { return keyview.Days(d.Duration) },
+		"days": func(d *keywardenv1alpha1.Duration) string { return keyview.Days(d.Duration) },
 		"whenp": func(t *metav1.Time) string {
 			if t == nil {
 				return "-"

@@ -478,7 +478,7 @@ func TestSortBy(t *testing.T) {
 		{"created", false, "d a b c"},
 		{"name", false, "a b c d"},
 		{"name", true, "d c b a"},
-		{"owner", false, "a d c b"}, // alice (newest first), bob, Zoe: in any case
+		{"owner", false, "a d c b"},   // alice (newest first), bob, Zoe: in any case
 		{"expires", false, "c b d a"}, // no expiry last
 		{"expires", true, "d b c a"},  // no expiry last still
 		{"lastUsed", true, "a c b d"},
