@@ -34,18 +34,18 @@ const (
 	Week = 7 * Day
 )
 
-var dayForm = regexp.MustCompile(`^([1-9][0-9]{0,4})([dw])$`)
+var dayForm = regexp.MustCompile(`^(?:([1-9][0-9]{0,4})(d)|([1-9][0-9]{0,3})(w))$`)
 
 // ParseDuration reads a Duration as the API accepts it: a Go duration, or
 // a whole number of days (at most 99999) or weeks (at most 9999).
 func ParseDuration(s string) (Duration, error) {
 	if m := dayForm.FindStringSubmatch(s); m != nil {
-		n, _ := strconv.Atoi(m[1]) // at most five digits
-		unit := Day
-		if m[2] == "w" {
-			unit = Week
+		n, unit := m[1], Day
+		if m[4] == "w" {
+			n, unit = m[3], Week
 		}
-		return Duration{Duration: time.Duration(n) * unit, Written: s}, nil
+		days, _ := strconv.Atoi(n) // at most five digits of days, four of weeks
+		return Duration{Duration: time.Duration(days) * unit, Written: s}, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {

@@ -25,6 +25,8 @@ func TestParseDuration(t *testing.T) {
 		{in: "07d", bad: true},
 		{in: "100000d", bad: true},
 		{in: "1.5d", bad: true},
+		{in: "10000w", bad: true}, // more weeks than a Duration holds
+		{in: "30501w", bad: true},
 		{in: "1d12h", bad: true},
 		{in: "d", bad: true},
 		{in: "30 days", bad: true},

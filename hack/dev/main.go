@@ -28,6 +28,7 @@ func main() {
 	flag.StringVar(&verifierAddr, "verifier-address", verifierAddr, "Where to serve the verifier.")
 	flag.StringVar(&consoleAddr, "console-address", consoleAddr, "Where to serve the console.")
 	flag.Parse()
+	harness.SeparateProcessGroups = true
 	stop := stopSignals()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	go func() { cancel(errors.New(<-stop)) }()

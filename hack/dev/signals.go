@@ -13,7 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// make dev runs this program under make, which is what a user signals:
+// make dev runs this program under make, which is what a user signals
+// (closing the terminal, SIGHUP, and Ctrl-\, SIGQUIT, stop it too):
 //
 //   - Ctrl-C at a terminal signals the terminal's foreground process group,
 //     make included, and make, interrupted, exits 2 whatever its recipe
@@ -36,10 +37,17 @@ var terminal, foreground = -1, -1
 func stopSignals() <-chan string {
 	stop := make(chan string, 3)
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() { stop <- (<-sig).String() }()
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	go func() {
+		stop <- (<-sig).String()
+		for range sig {
+			fmt.Println("Stopping already: the control plane takes a few seconds.")
+		}
+	}()
 	takeForeground()
-	if ppid := os.Getppid(); isMake(ppid) {
+	// A make that blocks SIGINT from the start (started so by its shell)
+	// says nothing by blocking it.
+	if ppid := os.Getppid(); isMake(ppid) && !blocksSIGINT(ppid) {
 		go func() {
 			for seen := 0; ; time.Sleep(250 * time.Millisecond) {
 				if !blocksSIGINT(ppid) {
@@ -67,8 +75,10 @@ func takeForeground() {
 	if err != nil || fg != unix.Getpgrp() {
 		return // not a terminal, or running in the background
 	}
-	// A background group that sets the foreground is sent SIGTTOU.
-	signal.Ignore(syscall.SIGTTOU)
+	// A background group that sets the foreground is sent SIGTTOU. And
+	// with the foreground ours, Ctrl-Z would stop this program alone, with
+	// no shell to see it stopped and take the terminal back: it is ignored.
+	signal.Ignore(syscall.SIGTTOU, syscall.SIGTSTP)
 	if err := unix.Setpgid(0, 0); err != nil {
 		return
 	}

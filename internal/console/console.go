@@ -36,6 +36,7 @@ import (
 
 	keywardenv1alpha1 "keywarden.dev/keywarden/api/v1alpha1"
 	"keywarden.dev/keywarden/internal/keyops"
+	"keywarden.dev/keywarden/internal/keyview"
 	"keywarden.dev/keywarden/internal/limits"
 )
 
@@ -419,7 +420,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	}
 	if page == "login" {
 		// The sign-in page says how long a session lasts, as configured.
-		data["SessionTTL"] = strings.TrimSuffix(strings.TrimSuffix(s.opts.SessionTTL.String(), "0s"), "0m")
+		data["SessionTTL"] = keyview.Approx(s.opts.SessionTTL)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)

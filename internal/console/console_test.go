@@ -129,7 +129,7 @@ func TestRefusals(t *testing.T) {
 		// What the sign-in page says of the token is what the code does
 		// (see sessions): kept on the server, the cookie an id.
 		{"the sign-in page on the token's keeping", "GET", "/login", "", "", nil, http.StatusOK, "The token stays in this console's memory, on the server, for this\nsession only"},
-		{"the sign-in page on a session's length", "GET", "/login", "", "", nil, http.StatusOK, "after at most 8h; a restart"},
+		{"the sign-in page on a session's length", "GET", "/login", "", "", nil, http.StatusOK, "after at most 8 hours; a restart"},
 		{"a proxy's header, not trusted", "GET", "/keys", "", "", map[string]string{"Authorization": "Bearer token-z"}, http.StatusSeeOther, ""},
 		{"a form that is not the console's", "POST", "/login", "", "token=x", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, http.StatusUnsupportedMediaType, "only its own forms"},
 		{"a form too large", "POST", "/login", "", "token=" + strings.Repeat("x", 100<<10), nil, http.StatusUnauthorized, "Paste a Kubernetes bearer token"},

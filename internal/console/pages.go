@@ -212,9 +212,9 @@ func yesNo(b bool) string {
 	return "No"
 }
 
-// doneMessages are what a key's page says after an action the person
-// took, named in its URL by the redirect: a fixed text each, so a link
-// cannot make the page say anything else.
+// doneMessages are what a key's page says, once, after an action the
+// person took on it: kept in their session, so that no link can make a
+// page say it.
 var doneMessages = map[string]string{
 	"revoked": "The key was revoked: calls with it fail, and its Secret is deleted.",
 	"rotated": "The key was rotated: its Secret holds the new key, and the one replaced keeps working for its grace period.",
@@ -239,7 +239,7 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 		scopes = append(scopes, scope{string(sc), descriptions[sc]})
 	}
 	s.render(w, r.Request, http.StatusOK, "key", page(r, map[string]any{
-		"Done": doneMessages[r.URL.Query().Get("done")], "Now": s.now(),
+		"Done": s.sess.takeDone(r.session.ID, ns+"/"+name), "Now": s.now(),
 		"Key": k, "Scopes": scopes, "Role": keyview.RoleOf(d.Class, k.GrantedRole()), "Events": d.Events, "EventsNote": d.EventsNote, "ClassNote": d.ClassNote, "Namespace": ns,
 		"Active": keyview.Phase(k) == keywardenv1alpha1.PhaseActive && !k.Spec.Revoked, "Revocable": keyops.Revocable(k) == nil,
 	}))
@@ -249,7 +249,10 @@ func (s *Server) key(w http.ResponseWriter, r *request) {
 // are offered as choices, none of them chosen: a key starts from the least
 // privilege, and the person picks its role.
 func (s *Server) newKeyPage(w http.ResponseWriter, r *request) {
-	s.render(w, r.Request, http.StatusOK, "new", s.newKeyData(r, map[string]any{}, r.URL.Query()))
+	// A link may choose the namespace and the class, nothing else: not a
+	// role, scopes or a Secret's name for someone else to confirm.
+	q := r.URL.Query()
+	s.render(w, r.Request, http.StatusOK, "new", s.newKeyData(r, map[string]any{}, url.Values{"namespace": q["namespace"], "class": q["class"]}))
 }
 
 // formFields are the Add form's fields that are carried from one step to
@@ -590,7 +593,8 @@ func (s *Server) confirmedAction(w http.ResponseWriter, r *request, done string,
 		return
 	}
 	s.opts.Log.Info("Key "+done+" in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
-	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name+"?done="+done, http.StatusSeeOther)
+	s.sess.setDone(r.session.ID, k.Namespace+"/"+k.Name, doneMessages[done])
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
 }
 
 // confirmed checks that the key is the one the person confirmed, not one
@@ -743,7 +747,13 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 		text("role", k.Spec.Role, false)
 	}
 	var scopes []string
-	for _, v := range f["scope"] {
+	// Typed, or ticked under the role chosen: ticks left under another
+	// role are not the person's choice for this one.
+	role := strings.TrimSpace(f.Get("role"))
+	if role == "" {
+		role = k.Spec.Role
+	}
+	for _, v := range append(append([]string{}, f["scope"]...), f["scope."+role]...) {
 		for sc := range strings.SplitSeq(v, ",") {
 			if sc = strings.TrimSpace(sc); sc != "" && !slices.Contains(scopes, sc) {
 				scopes = append(scopes, sc)
@@ -789,7 +799,8 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	s.opts.Log.Info("Key changed in the console", "user", r.session.User, "namespace", k.Namespace, "name", k.Name)
-	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name+"?done=changed", http.StatusSeeOther)
+	s.sess.setDone(r.session.ID, k.Namespace+"/"+k.Name, doneMessages["changed"])
+	http.Redirect(w, r.Request, "/keys/"+k.Namespace+"/"+k.Name, http.StatusSeeOther)
 }
 
 // maxSelected bounds the keys one confirmation acts on, and bulkWait how
@@ -944,9 +955,10 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		Active, Limit    int
 	}
 	type classView struct {
-		Class *keywardenv1alpha1.APIKeyClass
-		Limit int
-		Usage []usage
+		Class   *keywardenv1alpha1.APIKeyClass
+		Limit   int
+		Usage   []usage
+		Cluster bool // the limit holds across namespaces
 	}
 	// Active keys by class (empty: keys without one), then by owner and
 	// namespace: an owner's limit holds in each namespace.
@@ -975,10 +987,26 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		}
 		counts[c][holder{k.GrantedOwner(), k.Namespace}]++
 	}
-	usages := func(class string, limit int) []usage {
+	usages := func(class string, limit int, cluster bool) []usage {
 		var out []usage
+		if cluster {
+			// The limit holds across namespaces: one line an owner.
+			byOwner := map[string]int{}
+			for h, n := range counts[class] {
+				byOwner[h.owner] += n
+			}
+			for owner, n := range byOwner {
+				where := "every namespace you may list"
+				if ns != "" {
+					where = ns + " only: the limit counts every namespace"
+				}
+				out = append(out, usage{Owner: owner, Namespace: where, Active: n, Limit: limit})
+			}
+		}
 		for h, n := range counts[class] {
-			out = append(out, usage{Owner: h.owner, Namespace: h.namespace, Active: n, Limit: limit})
+			if !cluster {
+				out = append(out, usage{Owner: h.owner, Namespace: h.namespace, Active: n, Limit: limit})
+			}
 		}
 		sort.Slice(out, func(i, j int) bool {
 			if out[i].Owner != out[j].Owner {
@@ -995,11 +1023,12 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		if c.Spec.MaxActiveKeysPerOwner != nil {
 			limit = int(*c.Spec.MaxActiveKeysPerOwner)
 		}
-		out = append(out, classView{Class: c, Limit: limit, Usage: usages(c.Name, limit)})
+		cluster := c.Spec.OwnerLimitScope == keywardenv1alpha1.OwnerLimitCluster
+		out = append(out, classView{Class: c, Limit: limit, Usage: usages(c.Name, limit, cluster), Cluster: cluster})
 	}
 	limit := int(keywardenv1alpha1.DefaultMaxActiveKeysPerOwner)
 	s.render(w, r.Request, http.StatusOK, "classes", page(r, map[string]any{
-		"Classes": out, "Note": note, "Namespace": ns, "Classless": usages("", limit), "ClasslessLimit": limit, "All": ns == "",
+		"Classes": out, "Note": note, "Namespace": ns, "Classless": usages("", limit, false), "ClasslessLimit": limit, "All": ns == "",
 	}))
 }
 

@@ -21,6 +21,9 @@ type session struct {
 	Token   string
 	User    string
 	Expires time.Time
+	// done says what the person's last action did, for the next page of
+	// the key it was done to, once.
+	done struct{ key, text string }
 }
 
 // maxSessions bounds the sessions kept, and maxSessionsPerUser those of
@@ -127,6 +130,29 @@ func (s *sessions) get(id string, now time.Time) (*session, error) {
 		return nil, errNoSession
 	}
 	return v, nil
+}
+
+// setDone keeps what an action did to a key, for its page to say once.
+// A session the console does not keep (behind a proxy) keeps nothing.
+func (s *sessions) setDone(id, key, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.byID[id]; ok {
+		v.done.key, v.done.text = key, text
+	}
+}
+
+// takeDone returns what an action did to key, once.
+func (s *sessions) takeDone(id, key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.byID[id]
+	if !ok || v.done.key != key {
+		return ""
+	}
+	text := v.done.text
+	v.done.key, v.done.text = "", ""
+	return text
 }
 
 // end forgets a session.

@@ -42,10 +42,7 @@ func ParseDuration(s string) (time.Duration, error) {
 func Lifetime(s string) (*keywardenv1alpha1.Duration, error) {
 	bad := fmt.Errorf("%q is not a duration: use days (30d), weeks (2w), hours (12h) or minutes (90m)", s)
 	if d, err := keywardenv1alpha1.ParseDuration(s); err == nil {
-		if d.Duration <= 0 {
-			return nil, fmt.Errorf("%q is not a positive duration", s)
-		}
-		return keywardenv1alpha1.DurationOf(d.Duration), nil
+		return goDuration(s, d.Duration)
 	}
 	i := strings.IndexByte(s, 'd')
 	if i < 0 {
@@ -59,9 +56,20 @@ func Lifetime(s string) (*keywardenv1alpha1.Duration, error) {
 	if err != nil || rest < 0 {
 		return nil, bad
 	}
-	d := time.Duration(days)*keywardenv1alpha1.Day + rest
-	if d <= 0 {
+	return goDuration(s, time.Duration(days)*keywardenv1alpha1.Day+rest)
+}
+
+// maxGoDuration is the longest Go duration the API server takes (six
+// digits of hours).
+const maxGoDuration = 999999 * time.Hour
+
+// goDuration is d written as a Go duration, when the API server takes it.
+func goDuration(s string, d time.Duration) (*keywardenv1alpha1.Duration, error) {
+	switch {
+	case d <= 0:
 		return nil, fmt.Errorf("%q is not a positive duration", s)
+	case d > maxGoDuration:
+		return nil, fmt.Errorf("%q is longer than a key takes: at most %dd (%s)", s, maxGoDuration/keywardenv1alpha1.Day, "999999h")
 	}
 	return keywardenv1alpha1.DurationOf(d), nil
 }

@@ -60,6 +60,16 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("Lifetime(%q) = %v, %v; want %s", in, got, err, want)
 		}
 	}
+	// Longer than the API server takes as a Go duration: said here, not
+	// refused there.
+	for _, in := range []string{"41667d", "99999d", "9999w", "1000000h", "1d999999h"} {
+		if _, err := Lifetime(in); err == nil || !strings.Contains(err.Error(), "is longer than a key takes: at most 41666d (999999h)") {
+			t.Errorf("Lifetime(%q): %v, want the bound named", in, err)
+		}
+	}
+	if got, err := Lifetime("41666d"); err != nil || got.String() != "999984h0m0s" {
+		t.Errorf("Lifetime(41666d) = %v, %v", got, err)
+	}
 	for _, in := range []string{"", "0d", "0s", "d", "-1d", "1.5d", "30", "30days", "1d-2h", "99999999d", "1dd"} {
 		if got, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) = %v, want an error", in, got)
@@ -423,6 +433,11 @@ func TestRelativeTimes(t *testing.T) {
 		if got := Relative(now.Add(tc.d), now); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.d, got, tc.want)
 		}
+	}
+	// A time near year 1, as anyone may write in spec.expiresAt: the most
+	// a Duration holds, not a negative count.
+	if got := Relative(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), now); got != "106751 days ago" {
+		t.Errorf("year 1: %q", got)
 	}
 }
 

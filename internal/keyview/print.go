@@ -3,6 +3,7 @@ package keyview
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -356,16 +357,19 @@ func RecentEvents(events []corev1.Event, n int) []corev1.Event {
 
 // Relative says when t is from now, coarsely: "in 14 days", "3 minutes ago".
 func Relative(t, now time.Time) string {
-	d := t.Sub(now)
+	d := t.Sub(now) // saturated at the bounds of a Duration
 	if d >= 0 {
-		return "in " + approx(d)
+		return "in " + Approx(d)
 	}
-	return approx(-d) + " ago"
+	if d == math.MinInt64 {
+		d++ // so that it can be negated
+	}
+	return Approx(-d) + " ago"
 }
 
-// approx writes a duration coarsely, to the nearest day, hour, minute or
+// Approx writes a duration coarsely, to the nearest day, hour, minute or
 // second: a key created a second ago for 14 days expires "in 14 days".
-func approx(d time.Duration) string {
+func Approx(d time.Duration) string {
 	for _, u := range []struct {
 		unit time.Duration
 		name string

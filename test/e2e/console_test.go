@@ -356,6 +356,10 @@ func webConsole(e *env) {
 	}
 	checkLayout(e, browser, "the key's page")
 	shot("key")
+	run("a key that is not there", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purg"), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if title, got := text("h1"), text("main"); title != "Not found" || !strings.Contains(got, "did you mean cdn-purge?") {
+		e.t.Fatalf("the page of a key that is not there: %q\n%s", title, got)
+	}
 	// Rotate after a confirmation: a new key in the Secret.
 	run("rotate", chromedp.Click(chromedp.CSS("#rotate")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
 	if got := text("main"); !strings.Contains(got, "Rotate “CDN purge”?") {

@@ -260,13 +260,19 @@ func StartBinary(bin string, out *os.File, args []string, url, metrics, pprof st
 	return start(bin, out, args, url, metrics, pprof)
 }
 
+// SeparateProcessGroups starts each component in a process group of its
+// own, as envtest starts etcd and kube-apiserver: a Ctrl-C at the terminal
+// then reaches only whoever started them (make dev), which stops them in
+// order. Tests leave it off, so that a test interrupted or timed out takes
+// its components with it.
+var SeparateProcessGroups bool
+
 func start(bin string, out *os.File, args []string, url, metrics, pprof string) (*Component, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	// A process group of its own, as envtest gives etcd and kube-apiserver:
-	// a Ctrl-C at the terminal reaches whoever started the component (make
-	// dev, a test), which stops it in order, not the component itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if SeparateProcessGroups {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s %v: %w", bin, args, err)
 	}
