@@ -168,13 +168,22 @@ func webConsole(e *env) {
 	}
 	session := cookies[0]
 
+	// A link chooses the namespace and the class of the Add form, nothing
+	// the person would then confirm for someone else.
+	run("an Add form from a link", chromedp.Navigate(base+"/keys/new?namespace="+ns+"&class=console-team&role=standard&secretName=theirs&scope.standard=cache:purge"),
+		chromedp.WaitVisible(chromedp.CSS("#role-standard")))
+	if prefilled := browse(e, browser, "the Add form from a link", chromedp.Evaluate[string](
+		`[...document.querySelectorAll("input:checked")].map(i => i.id).join(",") + "|" + document.getElementById("secretName").value`)); prefilled != "|" {
+		e.t.Fatalf("a link prefilled the Add form: %q", prefilled)
+	}
 	// Add a key: the class chosen in its list shows its roles at once (the
 	// console's script), none of them chosen; the review names the grant;
 	// the key is shown once.
 	run("the Add page", chromedp.Navigate(base+"/keys/new?namespace="+ns), chromedp.WaitVisible(chromedp.CSS("#create")),
 		chromedp.SetValue(chromedp.CSS("#name"), "cdn-purge"),
-		chromedp.SetValue(chromedp.CSS("#class"), "console-team"), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`document.getElementById("class").dispatchEvent(new Event("change"))`)(ctx, t)
+		// Chosen as a person does: the value, then the change event.
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(() => { const c = document.getElementById("class"); c.value = "console-team"; return c.dispatchEvent(new Event("change")); })()`)(ctx, t)
 			return err
 		}),
 		chromedp.WaitVisible(chromedp.CSS("#role-standard")))
@@ -356,12 +365,17 @@ func webConsole(e *env) {
 	}
 	checkLayout(e, browser, "the key's page")
 	shot("key")
+	run("a key's page from a link claiming an action", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purge?done=revoked"), chromedp.WaitVisible(chromedp.CSS("#revoke")))
+	if n := browse(e, browser, "the page's claims", chromedp.Evaluate[int](`document.querySelectorAll("#done").length`)); n != 0 {
+		e.t.Fatal("a link made a key's page say an action was done")
+	}
 	run("a key that is not there", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purg"), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if title, got := text("h1"), text("main"); title != "Not found" || !strings.Contains(got, "did you mean cdn-purge?") {
 		e.t.Fatalf("the page of a key that is not there: %q\n%s", title, got)
 	}
 	// Rotate after a confirmation: a new key in the Secret.
-	run("rotate", chromedp.Click(chromedp.CSS("#rotate")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	run("rotate", chromedp.Navigate(base+"/keys/"+ns+"/cdn-purge"), chromedp.WaitVisible(chromedp.CSS("#rotate")),
+		chromedp.Click(chromedp.CSS("#rotate")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
 	if got := text("main"); !strings.Contains(got, "Rotate “CDN purge”?") {
 		e.t.Fatalf("the rotation's confirmation:\n%s", got)
 	}
