@@ -86,7 +86,7 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	pages := map[string]*template.Template{}
 	for _, page := range []string{"login", "message", "keys", "key", "new", "review", "created", "confirm", "classes", "selected", "edit", "sharedsecret"} {
-		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
+		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/parts.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
 		}
@@ -664,14 +664,20 @@ func (s *Server) renderEdit(w http.ResponseWriter, r *request, status int, k *ke
 			values[name] = v[0]
 		}
 	}
-	chosen := map[string]bool{}
+	// The scopes ticked, under the role they were ticked for: the key's,
+	// or what the person sent.
+	ticked := map[string]bool{}
 	for _, sc := range k.Spec.Scopes {
-		chosen[string(sc)] = true
+		ticked[k.Spec.Role+"/"+string(sc)] = true
 	}
 	if form != nil {
-		chosen = map[string]bool{}
-		for _, sc := range form["scope"] {
-			chosen[sc] = true
+		ticked = map[string]bool{}
+		for key, vs := range form {
+			if role, ok := strings.CutPrefix(key, "scope."); ok {
+				for _, sc := range vs {
+					ticked[role+"/"+sc] = true
+				}
+			}
 		}
 	}
 	var roles []keywardenv1alpha1.ClassRole
@@ -679,7 +685,7 @@ func (s *Server) renderEdit(w http.ResponseWriter, r *request, status int, k *ke
 		roles = class.Spec.Roles
 	}
 	s.render(w, r.Request, status, "edit", page(r, map[string]any{
-		"Key": k, "Values": values, "Roles": roles, "Chosen": chosen, "Error": problem, "Namespace": k.Namespace,
+		"Key": k, "Values": values, "Roles": roles, "Ticked": ticked, "Error": problem, "Namespace": k.Namespace,
 	}))
 }
 
