@@ -99,6 +99,10 @@ build: ## Build Keywarden (every component: keywarden controller|verifier|consol
 	go build -o $(BIN)/keywarden ./cmd/keywarden
 	go build -o $(BIN)/kubectl-keywarden ./cmd/kubectl-keywarden
 
+.PHONY: release
+release: controlplane ## Build a release into dist/ without a container engine: binaries, the multi-arch image (OCI layout; REGISTRY=ghcr.io/example pushes it), static manifests pinned to its digest, checksums (VERSION=v0.2.0).
+	go run ./hack/release -version "$(VERSION)" -registry "$(REGISTRY)" -out dist
+
 .PHONY: krew
 krew: ## Build the plugin's release archives and krew manifest into dist/ (VERSION=v0.1.0 RELEASE_URL=https://... HOMEPAGE=https://...).
 	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist
