@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -122,7 +123,7 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 	if err := os.RemoveAll(imageDir); err != nil {
 		return err
 	}
-	p, err := layout.Write(imageDir, nil)
+	p, err := layout.Write(imageDir, empty.Index)
 	if err != nil {
 		return err
 	}

@@ -6,12 +6,20 @@ import (
 	"regexp"
 )
 
+// anyImage is a container's image, whichever.
+var anyImage = regexp.MustCompile(`(?m)^\s*(?:- )?image: \S`)
+
 // PinImage names image (repository:tag@digest) wherever manifests name
-// from as a container's image, and fails when they name it nowhere: a
-// static manifest that still names the development image would install
-// nothing that runs.
+// from as a container's image. Manifests without containers (an add-on,
+// such as a policy) are left as they are; manifests whose containers run
+// other images only, or that name from elsewhere, are refused: a static
+// manifest still naming the development image would install nothing
+// that runs.
 func PinImage(manifests []byte, from, image string) ([]byte, error) {
 	re := regexp.MustCompile(`(?m)^(\s*(?:- )?image: )` + regexp.QuoteMeta(from) + `[ \t]*$`)
+	if !anyImage.Match(manifests) && !bytes.Contains(manifests, []byte(from)) {
+		return manifests, nil
+	}
 	if !re.Match(manifests) {
 		return nil, fmt.Errorf("no container's image is %s", from)
 	}

@@ -13,7 +13,8 @@ func TestPinImage(t *testing.T) {
 		{"a container's image", "containers:\n  - name: manager\n    image: keywarden:dev\n", "containers:\n  - name: manager\n    image: " + pinned + "\n", ""},
 		{"an image first in its item", "containers:\n  - image: keywarden:dev\n    name: manager\n", "containers:\n  - image: " + pinned + "\n    name: manager\n", ""},
 		{"two components", "    image: keywarden:dev\n---\n    image: keywarden:dev\n", "    image: " + pinned + "\n---\n    image: " + pinned + "\n", ""},
-		{"no image to pin", "kind: ConfigMap\n", "", "no container's image is keywarden:dev"},
+		{"an add-on without containers", "kind: ConfigMap\n", "kind: ConfigMap\n", ""},
+		{"containers of other images only", "    image: busybox:1.36\n", "", "no container's image is keywarden:dev"},
 		{"the image named elsewhere too", "    image: keywarden:dev\n  note: built from keywarden:dev\n", "", "still named outside"},
 		{"another image left alone", "    image: keywarden:dev\n    image: busybox:1.36\n", "    image: " + pinned + "\n    image: busybox:1.36\n", ""},
 	} {
