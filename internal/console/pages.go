@@ -50,16 +50,8 @@ func parsePages() (map[string]*template.Template, error) {
 				template.HTMLEscapeString(t.UTC().Format(time.RFC3339)), template.HTMLEscapeString(t.Local().Format(keyview.TimeFormat)),
 				template.HTMLEscapeString(keyview.Relative(t.Time, now))))
 		},
-		"expiresAt": func(k *keywardenv1alpha1.APIKey) *metav1.Time {
-			if k.Status.ExpiresAt != nil {
-				return k.Status.ExpiresAt
-			}
-			if k.Status.IssuedAt == nil {
-				return k.Spec.ExpiresAt
-			}
-			return nil
-		},
-		"ptr": func(t metav1.Time) *metav1.Time { return &t },
+		"expiresAt": keyview.ExpiresAt,
+		"ptr":       func(t metav1.Time) *metav1.Time { return &t },
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
 			for i := 0; i+1 < len(kv); i += 2 {
@@ -282,18 +274,12 @@ func (s *Server) addForm(r *request, className string) addForm {
 	out.classes = list.Items
 	for i := range list.Items {
 		c := &list.Items[i]
-		if c.Annotations[keywardenv1alpha1.AnnotationDefaultClass] == "true" {
+		isDefault := c.Annotations[keywardenv1alpha1.AnnotationDefaultClass] == "true"
+		if isDefault {
 			out.defaultClass = c.Name
 		}
-		if c.Name == className {
+		if c.Name == className || className == "" && isDefault {
 			out.chosen = c
-		}
-	}
-	if className == "" {
-		for i := range list.Items {
-			if list.Items[i].Name == out.defaultClass {
-				out.chosen = &list.Items[i]
-			}
 		}
 	}
 	return out
@@ -370,14 +356,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *request) {
 			Description: strings.TrimSpace(f.Get("description")), ClassName: strings.TrimSpace(f.Get("class")), TrackLastUsed: f.Get("trackLastUsed") == "on",
 		},
 	}
-	// The scopes typed, or those ticked under the chosen role (ticks under
-	// another role are not the person's choice for this one).
-	for _, sc := range append(append([]string{}, f["scope"]...), f["scope."+role]...) {
-		for _, part := range strings.Split(sc, ",") {
-			if part = strings.TrimSpace(part); part != "" && !slices.Contains(k.Spec.Scopes, keywardenv1alpha1.Scope(part)) {
-				k.Spec.Scopes = append(k.Spec.Scopes, keywardenv1alpha1.Scope(part))
-			}
-		}
+	for _, sc := range formScopes(f, role) {
+		k.Spec.Scopes = append(k.Spec.Scopes, keywardenv1alpha1.Scope(sc))
 	}
 	k.Spec.SecretName = strings.TrimSpace(f.Get("secretName"))
 	durations := []struct {
@@ -498,13 +478,7 @@ func (s *Server) review(r *request, k *keywardenv1alpha1.APIKey) review {
 			out.Role = keyview.Clean(d.DisplayName) + " (" + k.Spec.Role + ")"
 		}
 	}
-	scopeList := func(sc []keywardenv1alpha1.Scope) string {
-		parts := make([]string, len(sc))
-		for i, s := range sc {
-			parts[i] = string(s)
-		}
-		return strings.Join(parts, ", ")
-	}
+	scopeList := func(sc []keywardenv1alpha1.Scope) string { return strings.Join(scopeStrings(sc), ", ") }
 	switch {
 	case len(k.Spec.Scopes) > 0:
 		out.Scopes = scopeList(k.Spec.Scopes)
@@ -689,6 +663,22 @@ func (s *Server) renderEdit(w http.ResponseWriter, r *request, status int, k *ke
 	}))
 }
 
+// formScopes are the scopes a form of the Add or Edit page asks for: typed
+// (separated by commas), or ticked under the chosen role (ticks left under
+// another role are not the person's choice for this one); each once, in
+// order.
+func formScopes(f url.Values, role string) []string {
+	var scopes []string
+	for _, v := range append(append([]string{}, f["scope"]...), f["scope."+role]...) {
+		for sc := range strings.SplitSeq(v, ",") {
+			if sc = strings.TrimSpace(sc); sc != "" && !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	return scopes
+}
+
 func scopeStrings(scopes []keywardenv1alpha1.Scope) []string {
 	out := make([]string, len(scopes))
 	for i, sc := range scopes {
@@ -752,20 +742,11 @@ func (s *Server) editKey(w http.ResponseWriter, r *request) {
 	if strings.TrimSpace(f.Get("role")) != "" { // none chosen: unchanged
 		text("role", k.Spec.Role, false)
 	}
-	var scopes []string
-	// Typed, or ticked under the role chosen: ticks left under another
-	// role are not the person's choice for this one.
 	role := strings.TrimSpace(f.Get("role"))
 	if role == "" {
 		role = k.Spec.Role
 	}
-	for _, v := range append(append([]string{}, f["scope"]...), f["scope."+role]...) {
-		for sc := range strings.SplitSeq(v, ",") {
-			if sc = strings.TrimSpace(sc); sc != "" && !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
-	}
+	scopes := formScopes(f, role)
 	if !slices.Equal(scopes, scopeStrings(k.Spec.Scopes)) {
 		if len(scopes) == 0 {
 			changes["scopes"] = nil
@@ -977,9 +958,9 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 	}
 	note := ""
 	if err := r.client.List(r.Context(), &list, opts...); err != nil {
-		note = keyops.Explain(err, "list", "apikeys.keywarden.dev", ns).Error() + ": choose a namespace to see its owners' keys"
-		if ns != "" {
-			note = keyops.Explain(err, "list", "apikeys.keywarden.dev", ns).Error()
+		note = keyops.Explain(err, "list", "apikeys.keywarden.dev", ns).Error()
+		if ns == "" {
+			note += ": choose a namespace to see its owners' keys"
 		}
 	}
 	for i := range list.Items {
@@ -994,25 +975,21 @@ func (s *Server) classes(w http.ResponseWriter, r *request) {
 		counts[c][holder{k.GrantedOwner(), k.Namespace}]++
 	}
 	usages := func(class string, limit int, cluster bool) []usage {
-		var out []usage
+		held := counts[class]
 		if cluster {
 			// The limit holds across namespaces: one line an owner.
-			byOwner := map[string]int{}
-			for h, n := range counts[class] {
-				byOwner[h.owner] += n
+			where := "every namespace you may list"
+			if ns != "" {
+				where = ns + " only: the limit counts every namespace"
 			}
-			for owner, n := range byOwner {
-				where := "every namespace you may list"
-				if ns != "" {
-					where = ns + " only: the limit counts every namespace"
-				}
-				out = append(out, usage{Owner: owner, Namespace: where, Active: n, Limit: limit})
+			held = map[holder]int{}
+			for h, n := range counts[class] {
+				held[holder{h.owner, where}] += n
 			}
 		}
-		for h, n := range counts[class] {
-			if !cluster {
-				out = append(out, usage{Owner: h.owner, Namespace: h.namespace, Active: n, Limit: limit})
-			}
+		var out []usage
+		for h, n := range held {
+			out = append(out, usage{Owner: h.owner, Namespace: h.namespace, Active: n, Limit: limit})
 		}
 		sort.Slice(out, func(i, j int) bool {
 			if out[i].Owner != out[j].Owner {

@@ -143,16 +143,27 @@ func condition(k *keywardenv1alpha1.APIKey, t string) *metav1.Condition {
 	return nil
 }
 
+// ExpiresAt is when the key expires: as issued, or, before issuance, as
+// its spec asks; nil when it does not expire or the time is not known yet
+// (a lifetime counts from issuance).
+func ExpiresAt(k *keywardenv1alpha1.APIKey) *metav1.Time {
+	switch {
+	case k.Status.ExpiresAt != nil:
+		return k.Status.ExpiresAt
+	case k.Status.IssuedAt != nil:
+		return nil
+	}
+	return k.Spec.ExpiresAt
+}
+
 // Expires is the EXPIRES column: when the key expires, "never" when it
 // does not, and, before issuance, what its spec asks for.
 func Expires(k *keywardenv1alpha1.APIKey) string {
-	switch {
-	case k.Status.ExpiresAt != nil:
-		return k.Status.ExpiresAt.Local().Format(TimeFormat)
+	switch at := ExpiresAt(k); {
+	case at != nil:
+		return at.Local().Format(TimeFormat)
 	case k.Status.IssuedAt != nil:
 		return "never"
-	case k.Spec.ExpiresAt != nil:
-		return k.Spec.ExpiresAt.Local().Format(TimeFormat)
 	case k.Spec.Lifetime != nil:
 		return Days(k.Spec.Lifetime.Duration) + " after issuance"
 	}
@@ -377,12 +388,7 @@ func SortBy(keys []keywardenv1alpha1.APIKey, field string, desc bool) error {
 	case "created":
 		less = byTime(func(k *keywardenv1alpha1.APIKey) *metav1.Time { return &k.CreationTimestamp })
 	case "expires":
-		less = byTime(func(k *keywardenv1alpha1.APIKey) *metav1.Time {
-			if k.Status.ExpiresAt != nil {
-				return k.Status.ExpiresAt
-			}
-			return k.Spec.ExpiresAt
-		})
+		less = byTime(ExpiresAt)
 	case "lastUsed":
 		less = byTime(func(k *keywardenv1alpha1.APIKey) *metav1.Time { return k.Status.LastUsedAt })
 	default:

@@ -148,18 +148,7 @@ func TestDevLoop(t *testing.T) {
 // readmeQuickstart is the README's block of what make dev prints.
 func readmeQuickstart(t *testing.T, readme string) string {
 	t.Helper()
-	const marker = "`make dev` prints the keys"
-	i := strings.Index(readme, marker)
-	if i < 0 {
-		t.Fatalf("the README has no %q", marker)
-	}
-	rest := readme[i:]
-	start := strings.Index(rest, "```\n")
-	end := strings.Index(rest[start+4:], "```")
-	if start < 0 || end < 0 {
-		t.Fatal("no block after " + marker)
-	}
-	return rest[start+4 : start+4+end]
+	return readmeFence(t, readme, "`make dev` prints the keys", "```\n")
 }
 
 var devAge = regexp.MustCompile(`(?m) \d+s$`)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -83,21 +84,32 @@ func readmeSession(e *env) {
 
 type readmeCommand struct{ command, output string }
 
+// readmeFence is the text of the first fenced block opened by fence (such
+// as "```console\n") after marker in the README.
+func readmeFence(t *testing.T, readme, marker, fence string) string {
+	t.Helper()
+	i := strings.Index(readme, marker)
+	if i < 0 {
+		t.Fatalf("the README has no %q", marker)
+	}
+	rest := readme[i:]
+	start := strings.Index(rest, fence)
+	if start < 0 {
+		t.Fatalf("no block opened by %q after %q", fence, marker)
+	}
+	body := rest[start+len(fence):]
+	end := strings.Index(body, "```")
+	if end < 0 {
+		t.Fatalf("the block after %q is not closed", marker)
+	}
+	return body[:end]
+}
+
 // readmeBlock is the console block that follows marker in the README:
 // each "$ " line (with the lines it continues with a backslash) and the
 // output after it.
 func readmeBlock(e *env, readme, marker string) []readmeCommand {
-	i := strings.Index(readme, marker)
-	if i < 0 {
-		e.t.Fatalf("the README has no %q", marker)
-	}
-	rest := readme[i:]
-	start := strings.Index(rest, "```console\n")
-	end := strings.Index(rest[start+len("```console\n"):], "```")
-	if start < 0 || end < 0 {
-		e.t.Fatalf("no console block after %q", marker)
-	}
-	lines := strings.Split(rest[start+len("```console\n"):start+len("```console\n")+end], "\n")
+	lines := strings.Split(readmeFence(e.t, readme, marker, "```console\n"), "\n")
 	var out []readmeCommand
 	for j := 0; j < len(lines); j++ {
 		line := lines[j]
