@@ -245,7 +245,7 @@ func render(o *unstructured.Unstructured) (string, error) {
 			fmt.Fprintf(&out, "%sreplicas: {{ .Values.%s.replicas }}\n", line[:indent], component.values)
 			continue
 		}
-		line = strings.ReplaceAll(line, "__KEYWARDEN_IMAGE__", `{{ .Values.image.repository }}:{{ .Values.image.tag }}`)
+		line = strings.ReplaceAll(line, "__KEYWARDEN_IMAGE__", `{{ .Values.image.repository }}{{ with .Values.image.tag }}:{{ . }}{{ end }}{{ with .Values.image.digest }}@{{ . }}{{ end }}`)
 		if trimmed == "namespace: "+Namespace {
 			// A namespace such as "123" or "true" must stay a string.
 			fmt.Fprintf(&out, "%snamespace: {{ .Release.Namespace | quote }}\n", line[:indent])

@@ -49,7 +49,7 @@ func TestTemplates(t *testing.T) {
 		{"configmap-varies.yaml", []string{`{{- if eq .Values.mode "a" }}`, "mode: a", `{{- else if or (eq .Values.mode "b") (eq .Values.mode "c") }}`, "mode: b", "{{- end }}"}, nil},
 		{"secret-only-b.yaml", []string{`{{- if eq .Values.mode "b" }}`}, []string{`"c"`, `"a"`}},
 		{"configmap-rule.yaml", []string{"{{- if .Values.rules }}", `key {{"{{"}} $labels.name {{"}}"}}`}, nil},
-		{"deployment-keywarden-manager.yaml", []string{"replicas: {{ .Values.controller.replicas }}", "image: {{ .Values.image.repository }}:{{ .Values.image.tag }}",
+		{"deployment-keywarden-manager.yaml", []string{"replicas: {{ .Values.controller.replicas }}", "image: {{ .Values.image.repository }}{{ with .Values.image.tag }}:{{ . }}{{ end }}{{ with .Values.image.digest }}@{{ . }}{{ end }}",
 			"        resources:\n        {{- toYaml .Values.controller.resources | nindent 10 }}"}, []string{"256Mi", "keywarden:dev", "if eq", "autoscaling"}},
 		// The verifier's replicas are the autoscaler's when it has one.
 		{"deployment-keywarden-verifier.yaml", []string{"  {{- if not .Values.verifier.autoscaling.enabled }}\n  replicas: {{ .Values.verifier.replicas }}\n  {{- end }}\n",

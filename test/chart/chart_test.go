@@ -115,6 +115,8 @@ var options = []struct {
 	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, ""},
 	{"lean", []string{"networkPolicy.enabled=false", "podDisruptionBudget.enabled=false", "metrics.service.enabled=false"}, ""},
 	{"sized", []string{"controller.replicas=3", "verifier.replicas=4", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "verifier.resources.limits.memory=512Mi"}, ""},
+	{"pinned", []string{"image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "image.digest=sha256:" + strings.Repeat("ab", 32)}, ""},
+	{"by digest alone", []string{"image.tag=", "image.digest=sha256:" + strings.Repeat("cd", 32)}, ""},
 	{"single replica", []string{"verifier.replicas=1"}, ""},
 	{"autoscaled verifier", []string{"verifier.autoscaling.enabled=true"}, ""},
 	{"console", []string{"console.enabled=true"}, ""},
@@ -186,6 +188,19 @@ func TestChartRendersTheInstalls(t *testing.T) {
 						t.Errorf("no %q in the rendering", want)
 					}
 				}
+			case "pinned", "by digest alone":
+				want := map[string]string{"pinned": "registry.example.com/keywarden:v1.2.3@sha256:" + strings.Repeat("ab", 32), "by digest alone": "keywarden@sha256:" + strings.Repeat("cd", 32)}[o.name]
+				for _, g := range rendered {
+					if g.GetKind() != "Deployment" {
+						continue
+					}
+					containers, _, _ := unstructured.NestedSlice(g.Object, "spec", "template", "spec", "containers")
+					for _, c := range containers {
+						if image := c.(map[string]any)["image"]; image != want {
+							t.Errorf("%s: image %v, want %s", g.GetName(), image, want)
+						}
+					}
+				}
 			case "autoscaled verifier":
 				// As config/verifier-autoscaling: the autoscaler, and a
 				// Deployment that leaves it the replica count.
@@ -251,6 +266,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"replicas=2"}, // the single Deployment of earlier releases: now controller.replicas and verifier.replicas
 		{"verifier.autoscaling.enabled=true,verifier.autoscaling.minReplicas=5,verifier.autoscaling.maxReplicas=2"},
 		{"networkpolicy.enabled=false"},
+		{"image.digest=v1.2.3"},
+		{"image.digest=sha256:ABC"},
 		{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"},
 	} {
 		args := []string{"template", "keywarden", chart, "--kube-version", kubeVersion}
