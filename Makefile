@@ -5,6 +5,8 @@ CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 PROMTOOL_VERSION ?= v0.316.0
 HELM_VERSION ?= v3.22.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
+COSIGN_VERSION ?= v2.6.5
 
 ROOT := $(abspath .)
 BIN := $(ROOT)/bin
@@ -12,6 +14,8 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
+CYCLONEDX_GOMOD := $(BIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
+COSIGN := $(BIN)/cosign-$(COSIGN_VERSION)
 IMG ?= keywarden:dev
 
 # How much `make test` fuzzes the key parser and the HTTP handler: counts of
@@ -75,8 +79,8 @@ test: verify-generated vet lint controlplane $(PROMTOOL) $(HELM) ## Verify gener
 	go test ./pkg/verify -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZ_HANDLER)
 
 .PHONY: test-e2e
-test-e2e: build controlplane ## Run the end-to-end scenarios: the components as processes, kubectl, HTTP.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" NGINX="$$(hack/nginx.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 25m -run 'TestE2E|TestDevLoop'
+test-e2e: build controlplane $(HELM) $(CYCLONEDX_GOMOD) $(COSIGN) ## Run the end-to-end scenarios: the components as processes, kubectl, HTTP, a release.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" PREVIOUS_RELEASE_DIR="$$(hack/previous.sh)" HELM=$(HELM) CYCLONEDX_GOMOD=$(CYCLONEDX_GOMOD) COSIGN=$(COSIGN) KEYWARDEN_BIN=$(BIN)/keywarden PLUGIN_BIN=$(BIN)/kubectl-keywarden CHROMIUM="$$(hack/chromium.sh)" NGINX="$$(hack/nginx.sh)" go test -tags e2e ./test/e2e -count=1 -v -timeout 25m -run 'TestE2E|TestDevLoop'
 
 SOAK_MINUTES ?= 10
 .PHONY: soak
@@ -99,13 +103,18 @@ build: ## Build Keywarden (every component: keywarden controller|verifier|consol
 	go build -o $(BIN)/keywarden ./cmd/keywarden
 	go build -o $(BIN)/kubectl-keywarden ./cmd/kubectl-keywarden
 
+RELEASE_URL ?= https://github.com/keywarden/keywarden/releases/download
+HOMEPAGE ?= https://github.com/keywarden/keywarden
+
 .PHONY: release
-release: controlplane ## Build a release into dist/ without a container engine: binaries, the multi-arch image (OCI layout; REGISTRY=ghcr.io/example pushes it), static manifests pinned to its digest, checksums (VERSION=v0.2.0).
-	go run ./hack/release -version "$(VERSION)" -registry "$(REGISTRY)" -out dist
+release: controlplane $(HELM) $(CYCLONEDX_GOMOD) ## Build a release into dist/ without a container engine (VERSION=v0.2.0; REGISTRY=ghcr.io/example pushes; SIGNING_KEY=cosign.key signs, password in COSIGN_PASSWORD).
+	rm -rf dist
+	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist/plugin
+	go run ./hack/release -version "$(VERSION)" -registry "$(REGISTRY)" -signing-key "$(SIGNING_KEY)" -helm $(HELM) -cyclonedx-gomod $(CYCLONEDX_GOMOD) -out dist
 
 .PHONY: krew
-krew: ## Build the plugin's release archives and krew manifest into dist/ (VERSION=v0.1.0 RELEASE_URL=https://... HOMEPAGE=https://...).
-	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist
+krew: ## Build the plugin's release archives and krew manifest into dist/plugin/ (VERSION=v0.1.0; make release does it too).
+	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist/plugin
 
 .PHONY: run
 run: ## Run the controller against the cluster of the current kubeconfig (go run ./cmd/keywarden verifier for the verifier).
@@ -146,6 +155,14 @@ $(GOLANGCI_LINT):
 $(HELM): ## helm lints and renders the chart (charts/keywarden).
 	GOBIN=$(BIN)/.tmp go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(BIN)/.tmp/helm $@
+
+$(CYCLONEDX_GOMOD): ## cyclonedx-gomod writes the image's SBOM.
+	GOBIN=$(BIN)/.tmp go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	mv $(BIN)/.tmp/cyclonedx-gomod $@
+
+$(COSIGN): ## cosign verifies the release's signatures in make test-e2e.
+	GOBIN=$(BIN)/.tmp go install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
+	mv $(BIN)/.tmp/cosign $@
 
 $(PROMTOOL): ## promtool checks and unit-tests the alerts (config/prometheus).
 	GOBIN=$(BIN)/.tmp go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)

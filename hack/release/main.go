@@ -1,9 +1,10 @@
 // Command release builds a Keywarden release into a directory, without a
 // container engine and from the Go module proxy alone: the static binary
 // for each platform, the components' image (an OCI layout, pushed when a
-// registry is named), the static install manifests naming that image by
-// digest, the release notes from CHANGELOG.md, and the checksums of it
-// all. make release runs it.
+// registry is named) and its SBOM, the Helm chart naming that image by
+// digest, the static install manifests naming it too, the release notes
+// from CHANGELOG.md, and the checksums of it all; signed, with a key, as
+// cosign signs. make release runs it.
 package main
 
 import (
@@ -54,16 +55,41 @@ func main() {
 	source := flag.String("source", "https://github.com/keywarden/keywarden", "the repository's address, for the image's labels")
 	certs := flag.String("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "the CA certificates the image carries")
 	kubectl := flag.String("kubectl", "", "the kubectl that builds the manifests (default: the one of hack/controlplane.sh)")
+	helm := flag.String("helm", "helm", "the helm that packages the chart")
+	cyclonedx := flag.String("cyclonedx-gomod", "cyclonedx-gomod", "the cyclonedx-gomod that writes the SBOM")
+	changelog := flag.String("changelog", "CHANGELOG.md", "the changelog whose section for the version is the release notes")
+	signingKey := flag.String("signing-key", "", "sign the image, the chart and checksums.txt with this key (as cosign generate-key-pair writes it; its password in COSIGN_PASSWORD); empty: unsigned")
 	flag.Parse()
-	if err := run(*version, *out, *registry, *repository, *source, *certs, *kubectl); err != nil {
+	o := options{
+		version: *version, out: *out, registry: *registry, repository: *repository, source: *source, certs: *certs,
+		kubectl: *kubectl, helm: *helm, cyclonedx: *cyclonedx, signingKey: *signingKey, changelog: *changelog,
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(version, out, registry, repository, source, certs, kubectl string) error {
-	if !semver.MatchString(version) {
-		return fmt.Errorf("VERSION=%q is not a semantic version such as v0.2.0", version)
+type options struct {
+	version, out, registry, repository, source, certs string
+	kubectl, helm, cyclonedx, signingKey, changelog   string
+}
+
+func run(o options) error {
+	if !semver.MatchString(o.version) {
+		return fmt.Errorf("VERSION=%q is not a semantic version such as v0.2.0", o.version)
+	}
+	// The key first: a release that cannot be signed stops before
+	// anything is built or pushed.
+	var signer *release.Signer
+	if o.signingKey != "" {
+		pemBytes, err := os.ReadFile(o.signingKey)
+		if err != nil {
+			return err
+		}
+		if signer, err = release.LoadSigner(pemBytes, []byte(os.Getenv("COSIGN_PASSWORD"))); err != nil {
+			return fmt.Errorf("%s: %w", o.signingKey, err)
+		}
 	}
 	revision, err := git("rev-parse", "HEAD")
 	if err != nil {
@@ -79,27 +105,29 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 	if err != nil {
 		return fmt.Errorf("the commit's time %q: %w", secs, err)
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	created := time.Unix(unix, 0).UTC()
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	// The notes first: a release without them stops before anything is
+	// The notes next: a release without them stops before anything is
 	// built.
-	changelog, err := os.ReadFile("CHANGELOG.md")
+	changelog, err := os.ReadFile(o.changelog)
 	if err != nil {
 		return err
 	}
-	notes, err := release.Notes(string(changelog), version)
+	notes, err := release.Notes(string(changelog), o.version)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "RELEASE_NOTES.md"), []byte(notes), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.out, "RELEASE_NOTES.md"), []byte(notes), 0o644); err != nil {
 		return err
 	}
+	push := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 
 	bins := map[string]string{}
 	for _, p := range platforms {
 		goos, goarch, _ := strings.Cut(p, "/")
-		bin := filepath.Join(out, "bin", goos+"_"+goarch, "keywarden")
+		bin := filepath.Join(o.out, "bin", goos+"_"+goarch, "keywarden")
 		fmt.Printf("Building %s\n", bin)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/keywarden")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
@@ -110,7 +138,7 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 		bins[p] = bin
 	}
 	idx, err := release.Image(release.ImageOptions{
-		Version: version, Revision: revision, Source: source, Binaries: bins, CACertificates: certs, Created: time.Unix(unix, 0).UTC(),
+		Version: o.version, Revision: revision, Source: o.source, Binaries: bins, CACertificates: o.certs, Created: created,
 	})
 	if err != nil {
 		return err
@@ -119,7 +147,7 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 	if err != nil {
 		return err
 	}
-	imageDir := filepath.Join(out, "image")
+	imageDir := filepath.Join(o.out, "image")
 	if err := os.RemoveAll(imageDir); err != nil {
 		return err
 	}
@@ -131,20 +159,60 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 		return err
 	}
 	fmt.Printf("Image %s written to %s (OCI layout)\n", digest, imageDir)
-	image := repository
-	if registry != "" {
-		image = strings.TrimSuffix(registry, "/") + "/keywarden"
-		ref, err := name.ParseReference(image + ":" + version)
+
+	sbom, err := release.SBOM(o.cyclonedx, ".", "cmd/keywarden")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "keywarden.cdx.json"), sbom, 0o644); err != nil {
+		return err
+	}
+
+	image := o.repository
+	var pushed []name.Digest // what is signed in the registry
+	if o.registry != "" {
+		image = strings.TrimSuffix(o.registry, "/") + "/keywarden"
+		ref, err := name.ParseReference(image + ":" + o.version)
 		if err != nil {
-			return fmt.Errorf("REGISTRY=%q: %w", registry, err)
+			return fmt.Errorf("REGISTRY=%q: %w", o.registry, err)
 		}
-		if err := remote.WriteIndex(ref, idx, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		if err := remote.WriteIndex(ref, idx, push...); err != nil {
 			return fmt.Errorf("pushing %s: %w", ref, err)
 		}
+		pinned := ref.Context().Digest(digest.String())
 		fmt.Printf("Pushed %s@%s\n", ref, digest)
+		sbomRef, err := release.AttachSBOM(pinned, sbom, created, push...)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Attached the SBOM to it: %s\n", sbomRef)
+		pushed = append(pushed, pinned)
 	}
-	pinned := image + ":" + version + "@" + digest.String()
 
+	chart, err := packageChart(o.helm, filepath.Join(o.out, "chart"), o.version, image, digest.String())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Chart packaged: %s\n", chart)
+	if o.registry != "" {
+		tgz, err := os.ReadFile(chart)
+		if err != nil {
+			return err
+		}
+		repo, err := name.NewRepository(strings.TrimSuffix(o.registry, "/") + "/charts/keywarden")
+		if err != nil {
+			return err
+		}
+		d, err := release.PushChart(repo, tgz, created, push...)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Pushed the chart: %s (helm install keywarden oci://%s --version %s)\n", d, repo, strings.TrimPrefix(o.version, "v"))
+		pushed = append(pushed, d)
+	}
+
+	pinned := image + ":" + o.version + "@" + digest.String()
+	kubectl := o.kubectl
 	if kubectl == "" {
 		assets, err := exec.Command("hack/controlplane.sh").Output()
 		if err != nil {
@@ -152,7 +220,7 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 		}
 		kubectl = filepath.Join(strings.TrimSpace(string(assets)), "kubectl")
 	}
-	if err := os.MkdirAll(filepath.Join(out, "manifests"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(o.out, "manifests"), 0o755); err != nil {
 		return err
 	}
 	for _, file := range sortedKeys(variants) {
@@ -164,12 +232,77 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 		if err != nil {
 			return fmt.Errorf("%s: %w", variants[file], err)
 		}
-		if err := os.WriteFile(filepath.Join(out, "manifests", file), m, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(o.out, "manifests", file), m, 0o644); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("Manifests written to %s, naming %s\n", filepath.Join(out, "manifests"), pinned)
-	return checksums(out)
+	fmt.Printf("Manifests written to %s, naming %s\n", filepath.Join(o.out, "manifests"), pinned)
+
+	if signer == nil {
+		return checksums(o.out)
+	}
+	pub, err := signer.PublicKeyPEM()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "cosign.pub"), pub, 0o644); err != nil {
+		return err
+	}
+	for _, d := range pushed {
+		if err := signer.Sign(d, push...); err != nil {
+			return fmt.Errorf("signing %s: %w", d, err)
+		}
+		fmt.Printf("Signed %s\n", d)
+	}
+	if err := checksums(o.out); err != nil {
+		return err
+	}
+	sums, err := os.ReadFile(filepath.Join(o.out, "checksums.txt"))
+	if err != nil {
+		return err
+	}
+	sig, err := signer.SignBlob(sums)
+	if err != nil {
+		return err
+	}
+	fmt.Println("Signed checksums.txt (cosign verify-blob --key cosign.pub --signature checksums.txt.sig checksums.txt)")
+	return os.WriteFile(filepath.Join(o.out, "checksums.txt.sig"), []byte(sig), 0o644)
+}
+
+// packageChart packages charts/keywarden as the release's chart (version
+// without the v, appVersion the release), its values naming the image by
+// tag and digest, into dir.
+func packageChart(helm, dir, version, image, digest string) (string, error) {
+	tmp, err := os.MkdirTemp("", "keywarden-chart")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	src := filepath.Join("charts", "keywarden")
+	dst := filepath.Join(tmp, "keywarden")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		return "", err
+	}
+	values, err := os.ReadFile(filepath.Join(dst, "values.yaml"))
+	if err != nil {
+		return "", err
+	}
+	if values, err = release.SetImageValues(values, image, version, digest); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dst, "values.yaml"), values, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	chartVersion := strings.TrimPrefix(version, "v")
+	cmd := exec.Command(helm, "package", dst, "--version", chartVersion, "--app-version", version, "--destination", dir)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("helm package: %w", err)
+	}
+	return filepath.Join(dir, "keywarden-"+chartVersion+".tgz"), nil
 }
 
 // checksums writes checksums.txt: the SHA-256 of every file of the
@@ -177,7 +310,7 @@ func run(version, out, registry, repository, source, certs, kubectl string) erro
 func checksums(out string) error {
 	var lines []string
 	err := filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Base(path) == "checksums.txt" {
+		if err != nil || d.IsDir() || path == filepath.Join(out, "checksums.txt") || path == filepath.Join(out, "checksums.txt.sig") {
 			return err
 		}
 		f, err := os.Open(path)

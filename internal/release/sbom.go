@@ -20,11 +20,12 @@ import (
 const SBOMMediaType types.MediaType = "application/vnd.cyclonedx+json"
 
 // SBOM is the CycloneDX bill of materials of the main package main (as
-// ./cmd/keywarden) of the module in dir: every module linked into it, with
-// versions and hashes, as cyclonedx-gomod (the tool) reads them from the
-// module graph.
+// cmd/keywarden) of the module in dir: every module linked into it, with
+// versions and hashes, and the Go standard library with Go's version, as
+// cyclonedx-gomod (the tool) reads them from the module graph. Without a
+// serial number or a timestamp, it is the same for the same commit.
 func SBOM(tool, dir, main string) ([]byte, error) {
-	cmd := exec.Command(tool, "app", "-json", "-licenses=false", "-main", main, "-output", "-", dir)
+	cmd := exec.Command(tool, "app", "-json", "-licenses=false", "-std", "-noserial", "-notimestamp", "-main", main, "-output", "-", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

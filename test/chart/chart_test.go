@@ -124,7 +124,13 @@ var options = []struct {
 
 // kubeVersion is the local control plane's, which the chart is rendered
 // for (helm otherwise assumes an old default).
-const kubeVersion = "1.37.2"
+var kubeVersion = func() string {
+	v, err := harness.KubeVersion()
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
 
 func template(t *testing.T, chart string, set []string) string {
 	args := []string{"template", "keywarden", chart, "--namespace", chartgen.Namespace, "--kube-version", kubeVersion}

@@ -132,6 +132,7 @@ func TestE2E(t *testing.T) {
 		{"upgrade from one process", upgradeFromOneProcess},
 		{"restore from a backup", restoreFromBackup},
 		{"chaos soak", chaosSoak},
+		{"release", releaseScenario},
 		{"namespaced install", namespacedInstall},
 		{"no secret in the open", noSecretInTheOpen},
 	} {

@@ -35,6 +35,27 @@ func RepoRoot() (string, error) {
 	}
 }
 
+// KubeVersion is the local control plane's Kubernetes version, as
+// 1.37.2: what hack/controlplane/go.mod pins (the binaries, built from
+// the module proxy, report none of their own). helm template is given it,
+// as it otherwise assumes an old default.
+func KubeVersion() (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(root, "hack", "controlplane", "go.mod"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "k8s.io/kubernetes" {
+			return strings.TrimPrefix(f[1], "v"), nil
+		}
+	}
+	return "", errors.New("hack/controlplane/go.mod requires no k8s.io/kubernetes")
+}
+
 // Assets returns the directory that holds etcd, kube-apiserver and kubectl:
 // KUBEBUILDER_ASSETS when set, otherwise the one hack/controlplane.sh builds
 // (or has built) under bin/.
