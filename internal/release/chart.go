@@ -95,7 +95,7 @@ func ChartMetadata(tgz []byte) (map[string]any, error) {
 		}
 		var m map[string]any
 		if err := yaml.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("Chart.yaml: %w", err)
+			return nil, fmt.Errorf("the chart's Chart.yaml: %w", err)
 		}
 		return m, nil
 	}
@@ -112,7 +112,7 @@ func PushChart(repo name.Repository, tgz []byte, created time.Time, opts ...remo
 	chartName, _ := meta["name"].(string)
 	version, _ := meta["version"].(string)
 	if chartName == "" || version == "" {
-		return name.Digest{}, errors.New("Chart.yaml has no name or version")
+		return name.Digest{}, errors.New("the chart's Chart.yaml has no name or version")
 	}
 	if path.Base(repo.RepositoryStr()) != chartName {
 		return name.Digest{}, fmt.Errorf("a chart named %s is kept in a repository ending in /%s, not %s", chartName, chartName, repo)

@@ -33,8 +33,11 @@ import (
 // base64). cosign verify --key checks it; so does Verify.
 const (
 	SimpleSigningMediaType types.MediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
-	SignatureAnnotation                    = "dev.cosignproject.cosign/signature"
-	signatureType                          = "cosign container image signature"
+)
+
+const (
+	SignatureAnnotation = "dev.cosignproject.cosign/signature"
+	signatureType       = "cosign container image signature"
 )
 
 // Signer signs with a key as cosign generate-key-pair writes it (ECDSA
