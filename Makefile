@@ -7,6 +7,7 @@ PROMTOOL_VERSION ?= v0.316.0
 HELM_VERSION ?= v3.22.0
 CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 COSIGN_VERSION ?= v2.6.5
+CRD_REF_DOCS_VERSION ?= v0.3.0
 
 ROOT := $(abspath .)
 BIN := $(ROOT)/bin
@@ -16,6 +17,7 @@ PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
 CYCLONEDX_GOMOD := $(BIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 COSIGN := $(BIN)/cosign-$(COSIGN_VERSION)
+CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 IMG ?= keywarden:dev
 
 # How much `make test` fuzzes the key parser and the HTTP handler: counts of
@@ -48,6 +50,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs, the webhook configuration and
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the types in api/.
+	$(CRD_REF_DOCS) --source-path api/v1alpha1 --config hack/api-docs/config.yaml --renderer markdown --output-path docs/api.md --log-level ERROR
+
 .PHONY: chart
 chart: controlplane ## Regenerate the Helm chart's templates and CRDs (charts/keywarden) from config/.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/chart
@@ -65,7 +71,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run --build-tags e2e,bench ./...
 
 .PHONY: verify-generated
-verify-generated: $(CONTROLLER_GEN) ## Fail when regenerating the CRDs, RBAC or deepcopy code changes a file.
+verify-generated: $(CONTROLLER_GEN) $(CRD_REF_DOCS) ## Fail when regenerating the CRDs, RBAC, deepcopy code or API reference changes a file.
 	hack/verify-generated.sh
 
 .PHONY: controlplane
@@ -159,6 +165,10 @@ $(HELM): ## helm lints and renders the chart (charts/keywarden).
 $(CYCLONEDX_GOMOD): ## cyclonedx-gomod writes the image's SBOM.
 	GOBIN=$(BIN)/.tmp go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
 	mv $(BIN)/.tmp/cyclonedx-gomod $@
+
+$(CRD_REF_DOCS): ## crd-ref-docs writes the API reference.
+	GOBIN=$(BIN)/.tmp go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
+	mv $(BIN)/.tmp/crd-ref-docs $@
 
 $(COSIGN): ## cosign verifies the release's signatures in make test-e2e.
 	GOBIN=$(BIN)/.tmp go install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)

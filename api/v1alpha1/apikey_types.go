@@ -390,7 +390,6 @@ type APIKeyStatus struct {
 // +kubebuilder:selectablefield:JSONPath=`.spec.owner`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.revocation) || (has(self.status) && has(self.status.revocation) && self.status.revocation == oldSelf.status.revocation)",message="a revocation recorded in status is irreversible"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name may be at most 63 characters: the Secret carries it as a label value"
-
 // +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.status.keyPrefix`
 // +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`
 // +kubebuilder:printcolumn:name="Owner",type=string,JSONPath=`.spec.owner`
