@@ -41,7 +41,7 @@ var platforms = []string{"linux/amd64", "linux/arm64"}
 // kustomizations of config/ a platform team picks from.
 var variants = map[string]string{
 	"keywarden.yaml":                      "config/default",
-	"keywarden-with-webhook.yaml":         "config/with-webhook",
+	"keywarden-without-webhook.yaml":      "config/base",
 	"keywarden-owner-binding.yaml":        "config/owner-binding",
 	"keywarden-verifier-autoscaling.yaml": "config/verifier-autoscaling",
 	"keywarden-console.yaml":              "config/console",
