@@ -1,10 +1,16 @@
-// Package chartgen writes the templates of the Helm chart charts/keywarden
-// from the kustomize installs under config/, so that the chart and config/
-// are one source: each object of an install becomes a template, shown
-// under the values that select that install, with the install's namespace,
-// image, replica count and resources made values. Objects that differ
-// between installs (the Deployment with or without the webhook) become one
-// template with a branch for each variant.
+// Package chartgen writes the parts of the Helm chart charts/keywarden
+// that config/ holds as they are: the rights (RBAC), the admission
+// policies and webhook configuration, the certificates' objects, the
+// alerts and the CRDs. Each object of an install becomes a template, shown
+// under the values that select that install, with the install's namespace
+// and the components' ServiceAccounts made values. Objects that differ
+// between installs become one template with a branch for each variant.
+//
+// The workloads (Deployments, ServiceAccounts, Services, NetworkPolicies,
+// the autoscaler, the disruption budget and the ServiceMonitor) carry the
+// knobs a platform team sets, and are written by hand in the chart; the
+// chart's tests render them with the default values and compare them with
+// config/'s installs object for object, so the two cannot drift apart.
 package chartgen
 
 import (
@@ -162,13 +168,33 @@ func or(conds []string) string {
 	return "or " + strings.Join(parts, " ")
 }
 
-// skip leaves out what a chart does not template: its namespace (Helm
-// installs into the release's, made with --create-namespace), the CRDs
-// (in the chart's crds/ directory, which Helm installs first), and the
-// PodDisruptionBudget, which the chart writes by hand (none for one
-// replica).
+// skip leaves out what the generator does not template: the namespace
+// (Helm installs into the release's), the CRDs (templated apart, under
+// crds.enabled), and the workloads, written by hand.
 func skip(o *unstructured.Unstructured) bool {
-	return o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "PodDisruptionBudget"
+	switch o.GetKind() {
+	case "Namespace", "CustomResourceDefinition", "PodDisruptionBudget", "Deployment", "Service", "NetworkPolicy", "HorizontalPodAutoscaler", "ServiceMonitor":
+		return true
+	case "ServiceAccount":
+		_, component := serviceAccounts[o.GetName()]
+		return component
+	}
+	return false
+}
+
+// serviceAccounts are the components' ServiceAccounts by name, with the
+// values' key of each: the chart may create them under other names, and
+// the bindings and admission policies follow.
+var serviceAccounts = map[string]string{
+	"keywarden-manager":  "controller",
+	"keywarden-verifier": "verifier",
+	"keywarden-console":  "console",
+}
+
+// serviceAccountName is the chart's expression for a component's
+// ServiceAccount.
+func serviceAccountName(component string) string {
+	return fmt.Sprintf(`{{ include "keywarden.serviceAccountName" (list . %q) }}`, component)
 }
 
 func identity(o *unstructured.Unstructured) string {
@@ -180,45 +206,26 @@ func fileName(id string) string {
 	return strings.ToLower(kind) + "-" + name + ".yaml"
 }
 
-// Placeholders put into an object before it is marshalled, replaced by
-// Helm expressions after.
-const (
-	resourcesMark = "__KEYWARDEN_RESOURCES__"
-	replicasMark  = 987654321
-)
+// saMark stands for a component's ServiceAccount in a binding's subjects
+// until the object is marshalled.
+const saMark = "__KEYWARDEN_SERVICE_ACCOUNT_"
 
-// components are the Deployments whose replicas and resources are values,
-// by name: the values' key, and whether an autoscaler may own the
-// replicas.
-var components = map[string]struct {
-	values     string
-	autoscaled bool
-}{
-	"keywarden-manager":  {"controller", false},
-	"keywarden-verifier": {"verifier", true},
-	"keywarden-console":  {"console", false},
-}
-
-// render marshals an object as a template: the namespace, the components'
-// image, replicas and resources become values.
+// render marshals an object as a template: the namespace and the
+// components' ServiceAccounts become values.
 func render(o *unstructured.Unstructured) (string, error) {
 	o = o.DeepCopy()
-	component, isComponent := components[o.GetName()]
-	isComponent = isComponent && o.GetKind() == "Deployment"
-	if isComponent {
-		if err := unstructured.SetNestedField(o.Object, int64(replicasMark), "spec", "replicas"); err != nil {
-			return "", err
-		}
-		containers, _, err := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+	if k := o.GetKind(); k == "RoleBinding" || k == "ClusterRoleBinding" {
+		subjects, _, err := unstructured.NestedSlice(o.Object, "subjects")
 		if err != nil {
 			return "", err
 		}
-		for _, c := range containers {
-			m := c.(map[string]any)
-			m["image"] = "__KEYWARDEN_IMAGE__"
-			m["resources"] = resourcesMark
+		for _, s := range subjects {
+			m := s.(map[string]any)
+			if component, ok := serviceAccounts[fmt.Sprint(m["name"])]; ok && m["kind"] == "ServiceAccount" {
+				m["name"] = saMark + component + "__"
+			}
 		}
-		if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+		if err := unstructured.SetNestedSlice(o.Object, subjects, "subjects"); err != nil {
 			return "", err
 		}
 	}
@@ -231,21 +238,23 @@ func render(o *unstructured.Unstructured) (string, error) {
 	// Braces the object holds (a Prometheus rule's {{ $labels.name }})
 	// are text for Helm, not its own templating.
 	text := braces.ReplaceAllStringFunc(string(b), func(m string) string { return `{{"` + m + `"}}` })
+	for name, component := range serviceAccounts {
+		text = strings.ReplaceAll(text, saMark+component+"__", serviceAccountName(component))
+		// The admission policies that hold a component's writes know it
+		// by its ServiceAccount's name.
+		text = strings.ReplaceAll(text, "endsWith(':"+name+"')", "endsWith(':"+serviceAccountName(component)+"')")
+	}
+	if o.GetKind() == "PrometheusRule" {
+		// Labels the Prometheus selects rules by, as the ServiceMonitor's.
+		const anchor = "metadata:\n  labels:\n"
+		if !strings.Contains(text, anchor) {
+			return "", fmt.Errorf("%s has no labels to add metrics.prometheusRule.labels to", identity(o))
+		}
+		text = strings.Replace(text, anchor, anchor+"    {{- with .Values.metrics.prometheusRule.labels }}\n    {{- toYaml . | nindent 4 }}\n    {{- end }}\n", 1)
+	}
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		trimmed := strings.TrimLeft(line, " ")
 		indent := len(line) - len(trimmed)
-		switch {
-		case trimmed == "resources: "+resourcesMark:
-			fmt.Fprintf(&out, "%sresources:\n%s{{- toYaml .Values.%s.resources | nindent %d }}\n", line[:indent], line[:indent], component.values, indent+2)
-			continue
-		case trimmed == fmt.Sprintf("replicas: %d", replicasMark) && component.autoscaled:
-			fmt.Fprintf(&out, "%s{{- if not .Values.%[2]s.autoscaling.enabled }}\n%[1]sreplicas: {{ .Values.%[2]s.replicas }}\n%[1]s{{- end }}\n", line[:indent], component.values)
-			continue
-		case trimmed == fmt.Sprintf("replicas: %d", replicasMark):
-			fmt.Fprintf(&out, "%sreplicas: {{ .Values.%s.replicas }}\n", line[:indent], component.values)
-			continue
-		}
-		line = strings.ReplaceAll(line, "__KEYWARDEN_IMAGE__", `{{ .Values.image.repository }}{{ with .Values.image.tag }}:{{ . }}{{ end }}{{ with .Values.image.digest }}@{{ . }}{{ end }}`)
 		if trimmed == "namespace: "+Namespace {
 			// A namespace such as "123" or "true" must stay a string.
 			fmt.Fprintf(&out, "%snamespace: {{ .Release.Namespace | quote }}\n", line[:indent])
@@ -295,22 +304,19 @@ func Generate(root string, kustomize func(dir string) ([]*unstructured.Unstructu
 			return ".Values.metrics.serviceMonitor.enabled"
 		}
 	}}
-	console := Optional{Objects: render("config/console"), Condition: func(o *unstructured.Unstructured) string {
-		if o.GetKind() == "NetworkPolicy" {
-			return "and .Values.console.enabled .Values.networkPolicy.enabled"
-		}
-		return ".Values.console.enabled"
-	}}
 	if failed != nil {
 		return nil, failed
 	}
+	// A namespaced install (namespaces set) has no cluster-wide rights on
+	// APIKeys and Secrets: the chart's namespaced RBAC, as
+	// config/namespaced, takes their place.
 	wrap := func(o *unstructured.Unstructured) string {
-		if o.GetKind() == "NetworkPolicy" {
-			return ".Values.networkPolicy.enabled"
+		if k := o.GetKind(); (k == "ClusterRole" || k == "ClusterRoleBinding") && (o.GetName() == "keywarden-manager" || o.GetName() == "keywarden-verifier") {
+			return "not .Values.namespaces"
 		}
 		return ""
 	}
-	templates, err := Templates(variants, []Optional{monitoring, console}, wrap)
+	templates, err := Templates(variants, []Optional{monitoring}, wrap)
 	if err != nil {
 		return nil, err
 	}
@@ -327,16 +333,33 @@ func Generate(root string, kustomize func(dir string) ([]*unstructured.Unstructu
 		if err != nil {
 			return nil, err
 		}
-		files[filepath.Join("crds", filepath.Base(c))] = b
+		t, err := crdTemplate(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		files[filepath.Join("templates", "crds", filepath.Base(c))] = t
 	}
 	return files, nil
+}
+
+// crdTemplate makes a CRD a template: installed and upgraded with the
+// release under crds.enabled, and kept when the release is uninstalled
+// under crds.keep (deleting a CRD deletes every key of its kind).
+func crdTemplate(crd []byte) ([]byte, error) {
+	text := braces.ReplaceAllStringFunc(string(crd), func(m string) string { return `{{"` + m + `"}}` })
+	const anchor = "metadata:\n  annotations:\n"
+	if strings.Count(text, anchor) != 1 {
+		return nil, fmt.Errorf("no metadata.annotations to add the keep policy to")
+	}
+	text = strings.Replace(text, anchor, anchor+"    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n", 1)
+	return []byte(Header + "{{- if .Values.crds.enabled }}\n" + text + "{{- end }}\n"), nil
 }
 
 // generated lists the chart's files that the generator owns: the CRDs and
 // the templates that start with its header.
 func generated(chart string) (map[string]bool, error) {
 	owned := map[string]bool{}
-	for _, pattern := range []string{"crds/*.yaml", "templates/*.yaml"} {
+	for _, pattern := range []string{"crds/*.yaml", "templates/*.yaml", "templates/crds/*.yaml"} {
 		paths, err := filepath.Glob(filepath.Join(chart, pattern))
 		if err != nil {
 			return nil, err

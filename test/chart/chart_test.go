@@ -102,25 +102,30 @@ func keys[V any](m map[string]V) []string {
 }
 
 // options are the values the tests render with, each with the install of
-// config/ it must equal (none for options config/ has no install of).
-var options = []struct {
+// config/ it must equal (none for options config/ has no install of), and
+// what must land where (values.go). A set of "json:k=v" is --set-json.
+type option struct {
 	name    string
 	set     []string
 	install string
-}{
-	{"defaults", nil, "config/default"},
-	{"no webhook", []string{"webhook.certificates=none"}, "config/base"},
-	{"webhook with a self-issued certificate", []string{"webhook.certificates=self"}, "config/with-webhook"},
-	{"webhook with cert-manager", []string{"webhook.certificates=cert-manager"}, "config/with-webhook-cert-manager"},
-	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, ""},
-	{"lean", []string{"networkPolicy.enabled=false", "podDisruptionBudget.enabled=false", "metrics.service.enabled=false"}, ""},
-	{"sized", []string{"controller.replicas=3", "verifier.replicas=4", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "verifier.resources.limits.memory=512Mi"}, ""},
-	{"pinned", []string{"image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "image.digest=sha256:" + strings.Repeat("ab", 32)}, ""},
-	{"by digest alone", []string{"image.tag=", "image.digest=sha256:" + strings.Repeat("cd", 32)}, ""},
-	{"single replica", []string{"verifier.replicas=1"}, ""},
-	{"autoscaled verifier", []string{"verifier.autoscaling.enabled=true"}, ""},
-	{"console", []string{"console.enabled=true"}, ""},
+	check   func(t *testing.T, objs map[string]*unstructured.Unstructured)
 }
+
+var options = append([]option{
+	{"defaults", nil, "config/default", nil},
+	{"no webhook", []string{"webhook.certificates=none"}, "config/base", nil},
+	{"webhook with a self-issued certificate", []string{"webhook.certificates=self"}, "config/with-webhook", nil},
+	{"webhook with cert-manager", []string{"webhook.certificates=cert-manager"}, "config/with-webhook-cert-manager", nil},
+	{"namespaced", []string{"webhook.certificates=none", "namespaces={team-a,team-b}"}, "config/namespaced", nil},
+	{"monitoring", []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, "", nil},
+	{"lean", []string{"networkPolicy.enabled=false", "podDisruptionBudget.enabled=false", "metrics.service.enabled=false"}, "", nil},
+	{"sized", []string{"controller.replicas=3", "verifier.replicas=4", "image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "verifier.resources.limits.memory=512Mi"}, "", nil},
+	{"pinned", []string{"image.repository=registry.example.com/keywarden", "image.tag=v1.2.3", "image.digest=sha256:" + strings.Repeat("ab", 32)}, "", nil},
+	{"by digest alone", []string{"image.tag=", "image.digest=sha256:" + strings.Repeat("cd", 32)}, "", nil},
+	{"single replica", []string{"verifier.replicas=1"}, "", nil},
+	{"autoscaled verifier", []string{"verifier.autoscaling.enabled=true"}, "", nil},
+	{"console", []string{"console.enabled=true"}, "", nil},
+}, valueOptions...)
 
 // kubeVersion is the local control plane's, which the chart is rendered
 // for (helm otherwise assumes an old default).
@@ -133,19 +138,40 @@ var kubeVersion = func() string {
 }()
 
 func template(t *testing.T, chart string, set []string) string {
-	args := []string{"template", "keywarden", chart, "--namespace", chartgen.Namespace, "--kube-version", kubeVersion}
+	return helm(t, append([]string{"template", "keywarden", chart, "--namespace", chartgen.Namespace, "--kube-version", kubeVersion}, setArgs(set)...)...)
+}
+
+// setArgs are the helm flags of an option's values.
+func setArgs(set []string) []string {
+	var args []string
 	for _, s := range set {
-		args = append(args, "--set", s)
+		if j, ok := strings.CutPrefix(s, "json:"); ok {
+			args = append(args, "--set-json", j)
+		} else {
+			args = append(args, "--set", s)
+		}
 	}
-	return helm(t, args...)
+	return args
+}
+
+// normalize drops what only a chart adds to config/'s objects: the keep
+// policy on the CRDs (crds.keep).
+func normalize(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	for _, o := range objs {
+		if a := o.GetAnnotations(); a != nil && o.GetKind() == "CustomResourceDefinition" {
+			delete(a, "helm.sh/resource-policy")
+			o.SetAnnotations(a)
+		}
+	}
+	return objs
 }
 
 // TestChartRendersTheInstalls: helm lint passes with every option, and
 // each option that config/ has an install of renders it object for object
-// (apart from what only a chart adds: the metrics Service; and what only
-// config/ holds: its Namespace and CRDs, which Helm installs from crds/).
-// The chart writes its PodDisruptionBudget by hand, to leave it out for
-// one replica: with the defaults it is config/'s.
+// (apart from what only a chart adds: the metrics Service and the CRDs'
+// keep policy; and what only config/ holds: its Namespace). The workloads
+// are written by hand in the chart: this is what keeps them and config/
+// alike. Each option's check says where its values land.
 func TestChartRendersTheInstalls(t *testing.T) {
 	r := root(t)
 	chart := filepath.Join(r, "charts", "keywarden")
@@ -153,11 +179,12 @@ func TestChartRendersTheInstalls(t *testing.T) {
 	for _, o := range options {
 		t.Run(o.name, func(t *testing.T) {
 			lintArgs := []string{"lint", "--strict", "--kube-version", kubeVersion, chart}
-			for _, s := range o.set {
-				lintArgs = append(lintArgs, "--set", s)
-			}
-			helm(t, lintArgs...)
+			helm(t, append(lintArgs, setArgs(o.set)...)...)
 			rendered := decode(t, template(t, chart, o.set))
+			if o.check != nil {
+				o.check(t, byID(rendered, func(*unstructured.Unstructured) bool { return false }))
+			}
+			rendered = normalize(rendered)
 			if len(rendered) < 15 {
 				t.Fatalf("%d objects rendered", len(rendered))
 			}
@@ -244,7 +271,7 @@ func TestChartRendersTheInstalls(t *testing.T) {
 				return u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
 			}
 			configOnly := func(u *unstructured.Unstructured) bool {
-				return u.GetKind() == "Namespace" || u.GetKind() == "CustomResourceDefinition"
+				return u.GetKind() == "Namespace"
 			}
 			got, exp := byID(rendered, chartOnly), byID(want, configOnly)
 			if g, w := keys(got), keys(exp); strings.Join(g, ",") != strings.Join(w, ",") {
@@ -264,7 +291,7 @@ func TestChartRendersTheInstalls(t *testing.T) {
 // otherwise render no Deployment, and an upgrade would delete it).
 func TestChartRefusesBadValues(t *testing.T) {
 	chart := filepath.Join(root(t), "charts", "keywarden")
-	for _, set := range [][]string{
+	for _, set := range append([][]string{
 		{"webhook.certificates=Self"},
 		{"webhook.certificates=certmanager"},
 		{"verifier.replicas=0"},
@@ -275,11 +302,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"image.digest=v1.2.3"},
 		{"image.digest=sha256:ABC"},
 		{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"},
-	} {
-		args := []string{"template", "keywarden", chart, "--kube-version", kubeVersion}
-		for _, s := range set {
-			args = append(args, "--set", s)
-		}
+	}, badValues...) {
+		args := append([]string{"template", "keywarden", chart, "--kube-version", kubeVersion}, setArgs(set)...)
 		if out, err := helmRun(t, args...); err == nil {
 			t.Errorf("--set %v rendered %d bytes, want an error", set, len(out))
 		}
@@ -310,11 +334,11 @@ func TestChartInAnotherNamespace(t *testing.T) {
 		// Decoded as the rendering is, so that numbers compare alike.
 		moved = append(moved, decode(t, strings.ReplaceAll(string(b), chartgen.Namespace, ns))...)
 	}
-	got := byID(decode(t, text), func(u *unstructured.Unstructured) bool {
+	got := byID(normalize(decode(t, text)), func(u *unstructured.Unstructured) bool {
 		return u.GetKind() == "Service" && u.GetName() == "keywarden-metrics"
 	})
 	exp := byID(moved, func(u *unstructured.Unstructured) bool {
-		return u.GetKind() == "Namespace" || u.GetKind() == "CustomResourceDefinition"
+		return u.GetKind() == "Namespace"
 	})
 	if g, w := keys(got), keys(exp); strings.Join(g, ",") != strings.Join(w, ",") {
 		t.Fatalf("rendered\n  %s\nwant\n  %s", strings.Join(g, "\n  "), strings.Join(w, "\n  "))
@@ -344,13 +368,19 @@ func TestChartOnTheAPIServer(t *testing.T) {
 	defer func() { _ = c.Stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for _, dir := range []string{crds, filepath.Join(chart, "crds")} {
+	for _, dir := range []string{crds, filepath.Join(r, "config", "crd", "bases")} {
 		if out, err := c.Kubectl(ctx, "apply", "--server-side", "-f", dir); err != nil {
 			t.Fatalf("installing %s: %v\n%s", dir, err, out)
 		}
 	}
 	if out, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--all", "crd"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	// The namespaces a namespaced install binds its Roles in.
+	for _, n := range []string{"team-a", "team-b"} {
+		if out, err := c.Kubectl(ctx, "create", "namespace", n); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
 	}
 	for _, o := range options {
 		t.Run(o.name, func(t *testing.T) {
