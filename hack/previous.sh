@@ -5,11 +5,16 @@
 # beside it, for the e2e scenario that upgrades an install of it. A
 # complete directory is reused as it is.
 #
-# Usage: hack/previous.sh   prints the directory (manager, src/config).
+# Usage: hack/previous.sh            prints the directory (manager, src/config).
+#        hack/previous.sh --commit   prints the commit alone, building nothing.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 commit=${PREVIOUS_RELEASE:-8e7e77ffc592dd5808564c4d8205d2bdbe3c5c09}
+if [[ ${1:-} == --commit ]]; then
+	echo "$commit"
+	exit 0
+fi
 dir="$root/bin/previous/$commit"
 if [[ -x "$dir/manager" && -d "$dir/src/config" ]]; then
 	echo "$dir"

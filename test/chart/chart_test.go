@@ -404,6 +404,7 @@ func TestChartOnTheAPIServer(t *testing.T) {
 			}
 		})
 	}
+	t.Run("helm upgrade from a chart with crds/", func(t *testing.T) { helmUpgradeFromCRDsDir(t, c, ctx) })
 	// The dry run refuses what is wrong: a field the Deployment does not
 	// have.
 	bad := strings.Replace(template(t, chart, nil), "terminationGracePeriodSeconds:", "terminationGraceSeconds:", 1)
