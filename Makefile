@@ -111,12 +111,13 @@ build: ## Build Keywarden (every component: keywarden controller|verifier|consol
 
 RELEASE_URL ?= https://github.com/keywarden/keywarden/releases/download
 HOMEPAGE ?= https://github.com/keywarden/keywarden
+PUBLIC_KEY ?= cosign.pub
 
 .PHONY: release
 release: controlplane $(HELM) $(CYCLONEDX_GOMOD) ## Build a release into dist/ without a container engine (VERSION=v0.2.0; REGISTRY=ghcr.io/example pushes; SIGNING_KEY=cosign.key signs, password in COSIGN_PASSWORD).
 	rm -rf dist
 	go run ./hack/krew -version "$(VERSION)" -release-url "$(RELEASE_URL)" -homepage "$(HOMEPAGE)" -out dist/plugin
-	go run ./hack/release -version "$(VERSION)" -registry "$(REGISTRY)" -signing-key "$(SIGNING_KEY)" -helm $(HELM) -cyclonedx-gomod $(CYCLONEDX_GOMOD) -out dist
+	go run ./hack/release -version "$(VERSION)" -registry "$(REGISTRY)" -signing-key "$(SIGNING_KEY)" -public-key "$(PUBLIC_KEY)" -helm $(HELM) -cyclonedx-gomod $(CYCLONEDX_GOMOD) -out dist
 
 .PHONY: krew
 krew: ## Build the plugin's release archives and krew manifest into dist/plugin/ (VERSION=v0.1.0; make release does it too).

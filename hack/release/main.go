@@ -59,10 +59,11 @@ func main() {
 	cyclonedx := flag.String("cyclonedx-gomod", "cyclonedx-gomod", "the cyclonedx-gomod that writes the SBOM")
 	changelog := flag.String("changelog", "CHANGELOG.md", "the changelog whose section for the version is the release notes")
 	signingKey := flag.String("signing-key", "", "sign the image, the chart and checksums.txt with this key (as cosign generate-key-pair writes it; its password in COSIGN_PASSWORD); empty: unsigned")
+	publicKey := flag.String("public-key", "cosign.pub", "the project's public key, committed: a signing key that is not its pair is refused")
 	flag.Parse()
 	o := options{
 		version: *version, out: *out, registry: *registry, repository: *repository, source: *source, certs: *certs,
-		kubectl: *kubectl, helm: *helm, cyclonedx: *cyclonedx, signingKey: *signingKey, changelog: *changelog,
+		kubectl: *kubectl, helm: *helm, cyclonedx: *cyclonedx, signingKey: *signingKey, publicKey: *publicKey, changelog: *changelog,
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -71,8 +72,8 @@ func main() {
 }
 
 type options struct {
-	version, out, registry, repository, source, certs string
-	kubectl, helm, cyclonedx, signingKey, changelog   string
+	version, out, registry, repository, source, certs          string
+	kubectl, helm, cyclonedx, signingKey, publicKey, changelog string
 }
 
 func run(o options) error {
@@ -89,6 +90,16 @@ func run(o options) error {
 		}
 		if signer, err = release.LoadSigner(pemBytes, []byte(os.Getenv("COSIGN_PASSWORD"))); err != nil {
 			return fmt.Errorf("%s: %w", o.signingKey, err)
+		}
+		// Users verify with the key in the repository, never with one
+		// that came with the release's files: a release signed with
+		// another key would verify against nothing they trust.
+		committed, err := os.ReadFile(o.publicKey)
+		if err != nil {
+			return fmt.Errorf("the project's public key: %w (commit the signing key's public half, cosign.pub, before releasing)", err)
+		}
+		if err := signer.Matches(committed); err != nil {
+			return fmt.Errorf("%s: %w", o.publicKey, err)
 		}
 	}
 	revision, err := git("rev-parse", "HEAD")
@@ -241,15 +252,8 @@ func run(o options) error {
 	if signer == nil {
 		return checksums(o.out)
 	}
-	pub, err := signer.PublicKeyPEM()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(o.out, "cosign.pub"), pub, 0o644); err != nil {
-		return err
-	}
 	for _, d := range pushed {
-		if err := signer.Sign(d, push...); err != nil {
+		if err := signer.Sign(d, map[string]string{"version": o.version}, push...); err != nil {
 			return fmt.Errorf("signing %s: %w", d, err)
 		}
 		fmt.Printf("Signed %s\n", d)
@@ -265,7 +269,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("Signed checksums.txt (cosign verify-blob --key cosign.pub --signature checksums.txt.sig checksums.txt)")
+	fmt.Printf("Signed checksums.txt (cosign verify-blob --key %s --signature checksums.txt.sig checksums.txt)\n", o.publicKey)
 	return os.WriteFile(filepath.Join(o.out, "checksums.txt.sig"), []byte(sig), 0o644)
 }
 

@@ -194,7 +194,7 @@ var serviceAccounts = map[string]string{
 // serviceAccountName is the chart's expression for a component's
 // ServiceAccount.
 func serviceAccountName(component string) string {
-	return fmt.Sprintf(`{{ include "keywarden.serviceAccountName" (list . %q) }}`, component)
+	return fmt.Sprintf(`include "keywarden.serviceAccountName" (list . %q)`, component)
 }
 
 func identity(o *unstructured.Unstructured) string {
@@ -239,10 +239,14 @@ func render(o *unstructured.Unstructured) (string, error) {
 	// are text for Helm, not its own templating.
 	text := braces.ReplaceAllStringFunc(string(b), func(m string) string { return `{{"` + m + `"}}` })
 	for name, component := range serviceAccounts {
-		text = strings.ReplaceAll(text, saMark+component+"__", serviceAccountName(component))
+		text = strings.ReplaceAll(text, saMark+component+"__", "{{ "+serviceAccountName(component)+" | quote }}")
 		// The admission policies that hold a component's writes know it
-		// by its ServiceAccount's name.
-		text = strings.ReplaceAll(text, "endsWith(':"+name+"')", "endsWith(':"+serviceAccountName(component)+"')")
+		// by its ServiceAccount's name. config/ matches the name in any
+		// namespace (an install moved to another namespace stays held);
+		// the chart knows its namespace, and matches the whole username,
+		// so that a renamed account holds no account of that name
+		// elsewhere.
+		text = strings.ReplaceAll(text, "endsWith(':"+name+"')", "endsWith(':{{ .Release.Namespace }}:{{ "+serviceAccountName(component)+" }}')")
 	}
 	if o.GetKind() == "PrometheusRule" {
 		// Labels the Prometheus selects rules by, as the ServiceMonitor's.

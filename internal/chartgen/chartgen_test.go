@@ -59,8 +59,9 @@ func TestTemplates(t *testing.T) {
 		// A component's ServiceAccount is the chart's value wherever it
 		// is named: in a binding's subjects and in the admission policies
 		// that hold its writes; others' names stay.
-		{"clusterrolebinding-keywarden-manager.yaml", []string{`name: {{ include "keywarden.serviceAccountName" (list . "controller") }}`, "name: keywarden-verifier\n"}, nil},
-		{"validatingadmissionpolicy-keywarden-verifier-status.yaml", []string{`endsWith(':{{ include "keywarden.serviceAccountName" (list . "verifier") }}')`}, []string{"':keywarden-verifier'"}},
+		{"clusterrolebinding-keywarden-manager.yaml", []string{`name: {{ include "keywarden.serviceAccountName" (list . "controller") | quote }}`, "name: keywarden-verifier\n"}, nil},
+		// The whole username: the chart knows its namespace.
+		{"validatingadmissionpolicy-keywarden-verifier-status.yaml", []string{`endsWith(':{{ .Release.Namespace }}:{{ include "keywarden.serviceAccountName" (list . "verifier") }}')`}, []string{"':keywarden-verifier'"}},
 		// Not a component's: templated as config/ holds it.
 		{"serviceaccount-keywarden-metrics-scraper.yaml", []string{"name: keywarden-metrics-scraper"}, nil},
 	}

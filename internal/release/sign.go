@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -91,6 +92,22 @@ func (s *Signer) PublicKeyPEM() ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
+// Matches says whether publicKeyPEM is this signer's public key.
+func (s *Signer) Matches(publicKeyPEM []byte) error {
+	block, _ := pem.Decode(publicKeyPEM)
+	if block == nil {
+		return errors.New("not a public key in PEM")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return err
+	}
+	if pub, ok := k.(*ecdsa.PublicKey); !ok || !pub.Equal(&s.key.PublicKey) {
+		return errors.New("the signing key is not this public key's pair")
+	}
+	return nil
+}
+
 // SignBlob is cosign sign-blob's signature of a file: base64, as
 // cosign verify-blob --signature reads it.
 func (s *Signer) SignBlob(blob []byte) (string, error) {
@@ -121,13 +138,22 @@ func SignatureTag(d name.Digest) name.Tag {
 	return d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
 }
 
-// Sign signs the artifact d (an image, an index or a chart) and writes the
-// signature beside it, keeping signatures already there.
-func (s *Signer) Sign(d name.Digest, opts ...remote.Option) error {
+// Sign signs the artifact d (an image, an index or a chart) with the
+// annotations (such as the release's version, which cosign verify -a
+// checks, so that an older signed release put under a newer tag is not
+// taken for it), and writes the signature beside it, keeping signatures
+// already there.
+func (s *Signer) Sign(d name.Digest, annotations map[string]string, opts ...remote.Option) error {
 	var p simpleSigning
 	p.Critical.Identity.DockerReference = d.Context().Name()
 	p.Critical.Image.DockerManifestDigest = d.DigestStr()
 	p.Critical.Type = signatureType
+	if len(annotations) > 0 {
+		p.Optional = map[string]any{}
+		for k, v := range annotations {
+			p.Optional[k] = v
+		}
+	}
 	payload, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -138,29 +164,62 @@ func (s *Signer) Sign(d name.Digest, opts ...remote.Option) error {
 	}
 	tag := SignatureTag(d)
 	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	var te *transport.Error
+	var ne net.Error
+	kept := false
 	switch existing, err := remote.Image(tag, opts...); {
-	case err == nil:
-		base = existing
-	case !isNotFound(err):
+	case err == nil && isSignatureImage(existing):
+		base, kept = existing, true
+	case err != nil && !isNotFound(err) && (errors.As(err, &te) || errors.As(err, &ne)):
 		return fmt.Errorf("reading %s: %w", tag, err)
+	default:
+		// Nothing there, or something that is no cosign signature image
+		// (planted to make signing fail after the release was pushed):
+		// a fresh one takes its place.
 	}
-	img, err := mutate.Append(base, mutate.Addendum{
+	add := mutate.Addendum{
 		Layer:       static.NewLayer(payload, SimpleSigningMediaType),
 		Annotations: map[string]string{SignatureAnnotation: sig},
-	})
+	}
+	img, err := mutate.Append(base, add)
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(tag, img, opts...); err != nil {
+	err = remote.Write(tag, img, opts...)
+	if err != nil && kept {
+		// The signatures there could not be carried over (a layer whose
+		// blob is gone): ours alone.
+		fresh, ferr := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), add)
+		if ferr != nil {
+			return ferr
+		}
+		err = remote.Write(tag, fresh, opts...)
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil
 }
 
+// isSignatureImage is whether img is what Sign appends to: an image whose
+// layers are all signed payloads.
+func isSignatureImage(img v1.Image) bool {
+	m, err := img.Manifest()
+	if err != nil || len(m.Layers) == 0 {
+		return false
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != SimpleSigningMediaType {
+			return false
+		}
+	}
+	return true
+}
+
 // Verify checks that the artifact d carries a signature by the public key
-// in PEM that names d's repository and digest, as cosign verify --key does
-// (without a transparency log).
-func Verify(d name.Digest, publicKeyPEM []byte, opts ...remote.Option) error {
+// in PEM that names d's repository and digest, and every annotation given,
+// as cosign verify --key -a does (without a transparency log).
+func Verify(d name.Digest, publicKeyPEM []byte, annotations map[string]string, opts ...remote.Option) error {
 	block, _ := pem.Decode(publicKeyPEM)
 	if block == nil {
 		return errors.New("the public key is not PEM")
@@ -189,13 +248,15 @@ func Verify(d name.Digest, publicKeyPEM []byte, opts ...remote.Option) error {
 		if err != nil {
 			continue
 		}
+		// A layer that cannot be read is skipped, not fatal: anyone who
+		// may push could otherwise plant one to hide a valid signature.
 		layer, err := img.LayerByDigest(l.Digest)
 		if err != nil {
-			return err
+			continue
 		}
 		payload, err := readAll(layer)
 		if err != nil {
-			return err
+			continue
 		}
 		sum := sha256.Sum256(payload)
 		if !ecdsa.VerifyASN1(pub, sum[:], sig) {
@@ -205,7 +266,14 @@ func Verify(d name.Digest, publicKeyPEM []byte, opts ...remote.Option) error {
 		if json.Unmarshal(payload, &p) != nil {
 			continue
 		}
-		if p.Critical.Image.DockerManifestDigest == d.DigestStr() && p.Critical.Identity.DockerReference == d.Context().Name() && p.Critical.Type == signatureType {
+		if p.Critical.Image.DockerManifestDigest != d.DigestStr() || p.Critical.Identity.DockerReference != d.Context().Name() || p.Critical.Type != signatureType {
+			continue
+		}
+		annotated := true
+		for k, v := range annotations {
+			annotated = annotated && p.Optional[k] == v
+		}
+		if annotated {
 			return nil
 		}
 	}

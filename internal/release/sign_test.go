@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -110,23 +112,23 @@ func TestSign(t *testing.T) {
 
 	a := pushRandom(t, host+"/keywarden/keywarden:v1.0.0")
 	b := pushRandom(t, host+"/keywarden/keywarden:v1.0.1")
-	if err := Verify(a, pub); err == nil {
+	if err := Verify(a, pub, nil); err == nil {
 		t.Fatal("an unsigned image verified")
 	}
-	if err := signer.Sign(a); err != nil {
+	if err := signer.Sign(a, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(a, pub); err != nil {
+	if err := Verify(a, pub, nil); err != nil {
 		t.Errorf("the signed image: %v", err)
 	}
-	if err := Verify(a, otherPub); err == nil {
+	if err := Verify(a, otherPub, nil); err == nil {
 		t.Error("the image verified with a key that did not sign it")
 	}
 	// A second signer's signature is added beside the first.
-	if err := other.Sign(a); err != nil {
+	if err := other.Sign(a, nil); err != nil {
 		t.Fatal(err)
 	}
-	if Verify(a, pub) != nil || Verify(a, otherPub) != nil {
+	if Verify(a, pub, nil) != nil || Verify(a, otherPub, nil) != nil {
 		t.Error("a second signature took the place of the first")
 	}
 
@@ -139,7 +141,7 @@ func TestSign(t *testing.T) {
 	if err := remote.Write(SignatureTag(b), sigs); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(b, pub); err == nil {
+	if err := Verify(b, pub, nil); err == nil {
 		t.Error("another image's signature made b verify")
 	}
 	// Attack: b's payload signed by nobody, with a's signature in the
@@ -155,7 +157,7 @@ func TestSign(t *testing.T) {
 	if err := remote.Write(SignatureTag(b), forged); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(b, pub); err == nil {
+	if err := Verify(b, pub, nil); err == nil {
 		t.Error("a payload naming b, with a signature of another payload, verified")
 	}
 	// The same image under another repository is not what was signed.
@@ -170,8 +172,96 @@ func TestSign(t *testing.T) {
 	if err := remote.Write(SignatureTag(moved), sigs); err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(moved, pub); err == nil {
+	if err := Verify(moved, pub, nil); err == nil {
 		t.Error("a signature naming another repository verified")
+	}
+}
+
+// TestSignVersion: a signature names the release's version, so that an
+// older signed release re-tagged as a newer one is not taken for it.
+func TestSignVersion(t *testing.T) {
+	host := testRegistry(t)
+	signer, err := LoadSigner(cosignKey(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := signer.PublicKeyPEM()
+	old := pushRandom(t, host+"/keywarden/keywarden:v1.0.0")
+	if err := signer.Sign(old, map[string]string{"version": "v1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(old, pub, map[string]string{"version": "v1.0.0"}); err != nil {
+		t.Errorf("the version it was signed for: %v", err)
+	}
+	if err := Verify(old, pub, map[string]string{"version": "v1.1.0"}); err == nil {
+		t.Error("v1.0.0's signature verified as v1.1.0")
+	}
+}
+
+// TestSignOverPlantedTag: whatever someone who may push put where the
+// signatures go (an index, a manifest whose layers' blobs are gone), the
+// release is still signed, and a valid signature beside an unreadable
+// layer still verifies.
+func TestSignOverPlantedTag(t *testing.T) {
+	host := testRegistry(t)
+	signer, err := LoadSigner(cosignKey(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := signer.PublicKeyPEM()
+	a := pushRandom(t, host+"/keywarden/keywarden:v1.0.0")
+	idx, err := random.Index(32, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(SignatureTag(a), idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.Sign(a, nil); err != nil {
+		t.Fatalf("signing over a planted index: %v", err)
+	}
+	if err := Verify(a, pub, nil); err != nil {
+		t.Errorf("after signing over a planted index: %v", err)
+	}
+
+	// A signature image with a layer whose blob is gone, then ours.
+	b := pushRandom(t, host+"/keywarden/keywarden:v1.0.1")
+	missing := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},` +
+		`"layers":[{"mediaType":"` + string(SimpleSigningMediaType) + `","size":5,"digest":"sha256:` + strings.Repeat("0", 64) + `","annotations":{"` + SignatureAnnotation + `":"AAAA"}}]}`
+	if err := remote.WriteLayer(b.Context(), static.NewLayer([]byte("{}"), "application/vnd.oci.image.config.v1+json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(SignatureTag(b), rawManifest{raw: []byte(missing), mt: "application/vnd.oci.image.manifest.v1+json"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.Sign(b, nil); err != nil {
+		t.Fatalf("signing beside a layer whose blob is gone: %v", err)
+	}
+	if err := Verify(b, pub, nil); err != nil {
+		t.Errorf("after signing beside a layer whose blob is gone: %v", err)
+	}
+	// A layer whose blob is gone, put before a valid signature, does not
+	// hide it.
+	sigs, err := remote.Image(SignatureTag(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sigs.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := *m
+	planted.Layers = append([]v1.Descriptor{{MediaType: SimpleSigningMediaType, Size: 5, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)},
+		Annotations: map[string]string{SignatureAnnotation: "AAAA"}}}, m.Layers...)
+	raw, err := json.Marshal(planted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(SignatureTag(b), rawManifest{raw: raw, mt: m.MediaType}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(b, pub, nil); err != nil {
+		t.Errorf("a valid signature behind a layer whose blob is gone: %v", err)
 	}
 }
 

@@ -207,9 +207,10 @@ var valueOptions = []option{
 		landing{"ServiceAccount/" + ns + "/kw-controller", "metadata.name", "kw-controller"},
 		landing{"ServiceAccount/" + ns + "/kw-verifier", "metadata.name", "kw-verifier"},
 		absent("ServiceAccount/"+ns+"/keywarden-manager"),
-		// The admission policies hold the renamed accounts' writes.
-		landing{"ValidatingAdmissionPolicy//keywarden-manager-secrets", "spec.matchConditions.0.expression", "request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':kw-controller')"},
-		landing{"ValidatingAdmissionPolicy//keywarden-verifier-status", "spec.matchConditions.0.expression", "request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':kw-verifier')"},
+		// The admission policies hold the renamed accounts' writes, and
+		// no account of that name in another namespace.
+		landing{"ValidatingAdmissionPolicy//keywarden-manager-secrets", "spec.matchConditions.0.expression", "request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':" + ns + ":kw-controller')"},
+		landing{"ValidatingAdmissionPolicy//keywarden-verifier-status", "spec.matchConditions.0.expression", "request.userInfo.username.startsWith('system:serviceaccount:') && request.userInfo.username.endsWith(':" + ns + ":kw-verifier')"},
 	)},
 	{name: "CRDs left out", set: []string{"crds.enabled=false"}, check: expect(
 		absent("CustomResourceDefinition//apikeys.keywarden.dev"), absent("CustomResourceDefinition//apikeyclasses.keywarden.dev"),
@@ -257,6 +258,17 @@ var badValues = [][]string{
 	{"console.service.type=ExternalName"},
 	{"metrics.serviceMonitor.interval=often"},
 	{"crds.keep=yes"},
+	// Each component under its own account, and none as the namespace's
+	// default, whose pods would get its rights: the console (which faces
+	// people) as the controller would hold every Secret.
+	{"console.serviceAccount.create=false", "console.serviceAccount.name=keywarden-manager"},
+	{"verifier.serviceAccount.name=kw", "controller.serviceAccount.name=kw"},
+	{"controller.serviceAccount.create=false", "controller.serviceAccount.name=default"},
+	// An image that could add lines to the container.
+	{"image.tag=v1\nenvFrom: [{secretRef: {name: x}}]"},
+	{"image.tag=a: b"},
+	{"image.repository=registry.example.com/keywarden\ncommand: [sh]"},
+	{"image.repository=Registry.example.com/keywarden"},
 }
 
 // TestEveryValueIsTested: each value of values.yaml is set by some option

@@ -92,17 +92,36 @@ func releaseScenario(e *env) {
 	if err := os.WriteFile(filepath.Join(dir, "CHANGELOG.md"), changelog, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	releaseArgs := []string{"run", "./hack/release", "-version", releaseVersion, "-changelog", filepath.Join(dir, "CHANGELOG.md"), "-registry", reg, "-signing-key", filepath.Join(dir, "release.key"),
-		"-helm", helm, "-cyclonedx-gomod", cyclonedx, "-kubectl", e.cluster.KubectlBin, "-out", out}
+	// The public key as the project commits it (cosign.pub).
+	args := func(publicKey string) []string {
+		return []string{"run", "./hack/release", "-version", releaseVersion, "-changelog", filepath.Join(dir, "CHANGELOG.md"), "-registry", reg,
+			"-signing-key", filepath.Join(dir, "release.key"), "-public-key", publicKey,
+			"-helm", helm, "-cyclonedx-gomod", cyclonedx, "-kubectl", e.cluster.KubectlBin, "-out", out}
+	}
+	pub, other := filepath.Join(dir, "release.pub"), filepath.Join(dir, "other.pub")
 
-	// A wrong password stops the release before anything is pushed.
-	if o, err := run([]string{"COSIGN_PASSWORD=wrong"}, "go", releaseArgs...); err == nil || !strings.Contains(string(err.(*exec.ExitError).Stderr), "COSIGN_PASSWORD") {
-		t.Fatalf("a release with the wrong password: %v\n%s", err, o)
+	// A wrong password, or a key that is not the committed public key's
+	// pair, stops the release before anything is pushed.
+	for _, bad := range []struct {
+		env  []string
+		args []string
+		says string
+	}{
+		{[]string{"COSIGN_PASSWORD=wrong"}, args(pub), "COSIGN_PASSWORD"},
+		{password, args(other), "not this public key's pair"},
+		{password, args(filepath.Join(dir, "none.pub")), "commit the signing key's public half"},
+	} {
+		if o, err := run(bad.env, "go", bad.args...); err == nil || !strings.Contains(string(err.(*exec.ExitError).Stderr), bad.says) {
+			t.Fatalf("a release that cannot be signed as the project's (%s): %v\n%s", bad.says, err, o)
+		}
 	}
 	if _, err := remote.Head(mustTag(t, reg+"/keywarden:"+releaseVersion)); err == nil {
 		t.Fatal("a release that could not be signed pushed its image")
 	}
-	must(password, "go", releaseArgs...)
+	must(password, "go", args(pub)...)
+	if _, err := os.Stat(filepath.Join(out, "cosign.pub")); err == nil {
+		t.Error("the release ships a public key: users must verify with the committed one, not one beside the files")
+	}
 
 	// The image: both platforms, as the registry serves them.
 	revision := strings.TrimSpace(must(nil, "git", "rev-parse", "HEAD"))
@@ -207,7 +226,7 @@ func releaseScenario(e *env) {
 		t.Fatal(err)
 	}
 	rendered := must(helmEnv, helm, "template", "keywarden", filepath.Join(pull, "keywarden-"+chartVersion+".tgz"), "--namespace", "keywarden-system", "--kube-version", kubeVersion, "--set", "console.enabled=true")
-	want := "image: " + reg + "/keywarden:" + releaseVersion + "@" + digest.String()
+	want := reg + "/keywarden:" + releaseVersion + "@" + digest.String() // by tag and digest
 	if n := strings.Count(rendered, want); n != 3 {
 		t.Errorf("the pulled chart renders %q %d times, want 3 (controller, verifier, console)", want, n)
 	}
@@ -236,20 +255,17 @@ func releaseScenario(e *env) {
 		}
 	}
 
-	// The signatures, as cosign verifies them with the release's public
-	// key, and not with another.
-	pub, other := filepath.Join(out, "cosign.pub"), filepath.Join(dir, "other.pub")
-	shipped, _ := os.ReadFile(pub)
-	made, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
-	if len(made) == 0 || !bytes.Equal(shipped, made) {
-		t.Errorf("the release's cosign.pub is not the public key cosign made:\n%s", shipped)
-	}
+	// The signatures, as cosign verifies them with the committed public
+	// key and the release's version, and not with another key or as
+	// another version (an older release re-tagged as this one).
 	chartRef := pinned.Context().Registry.Repo("keywarden", "charts", "keywarden").Digest(chartDigest)
 	for _, d := range []name.Digest{pinned, chartRef} {
-		must(nil, cosign, "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry", d.String())
-		must(nil, cosign, "verify", "--key", filepath.Join(dir, "release.pub"), "--insecure-ignore-tlog=true", "--allow-http-registry", d.String())
+		must(nil, cosign, "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry", "-a", "version="+releaseVersion, d.String())
 		if _, err := run(nil, cosign, "verify", "--key", other, "--insecure-ignore-tlog=true", "--allow-http-registry", d.String()); err == nil {
 			t.Errorf("%s verified with a key that did not sign it", d)
+		}
+		if _, err := run(nil, cosign, "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry", "-a", "version=v9.9.9", d.String()); err == nil {
+			t.Errorf("%s verified as v9.9.9", d)
 		}
 	}
 	sums := filepath.Join(out, "checksums.txt")
@@ -280,7 +296,7 @@ func releaseScenario(e *env) {
 	if _, err := run(nil, cosign, "verify-blob", "--key", pub, "--insecure-ignore-tlog=true", "--signature", sums+".sig", sums); err == nil {
 		t.Error("cosign verified a changed checksums.txt")
 	}
-	e.note("release: the image for %d platforms and its SBOM (%d components) among its referrers, the chart pulled by helm and rendered, %d static manifests taken by the API server; image, chart and checksums.txt verified by cosign, not with another key; a tampered index, file and checksums.txt refused",
+	e.note("release: refused with a wrong password or a key that is not the committed one's pair; the image for %d platforms and its SBOM (%d components) among its referrers, the chart pulled by helm and rendered, %d static manifests taken by the API server; image, chart and checksums.txt verified by cosign with the committed key and the version, not with another key nor as another version; a tampered index, file and checksums.txt refused",
 		len(platforms), len(bom.Components), len(files))
 }
 

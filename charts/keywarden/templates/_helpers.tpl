@@ -85,7 +85,7 @@ Called with (list $ $v).
 {{- define "keywarden.container" -}}
 {{- $root := index . 0 -}}
 {{- $v := index . 1 -}}
-image: {{ include "keywarden.image" $root }}
+image: {{ include "keywarden.image" $root | quote }}
 {{- with $root.Values.image.pullPolicy }}
 imagePullPolicy: {{ . }}
 {{- end }}
