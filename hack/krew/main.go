@@ -15,9 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"text/template"
+
+	"keywarden.dev/keywarden/internal/release"
 )
 
 // Platform is one archive of the plugin.
@@ -34,8 +35,6 @@ type Manifest struct {
 // platforms are those the plugin is built for.
 var platforms = [][2]string{{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}, {"windows", "amd64"}}
 
-var semver = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-
 func main() {
 	version := flag.String("version", "", "the release's version, as v0.1.0")
 	out := flag.String("out", "dist", "where to write the archives and the manifest")
@@ -49,7 +48,7 @@ func main() {
 }
 
 func run(version, out, releaseURL, homepage string) error {
-	if !semver.MatchString(version) {
+	if !release.ValidVersion(version) {
 		return fmt.Errorf("-version %q is not a semantic version such as v0.1.0 (krew needs one)", version)
 	}
 	if !strings.HasPrefix(releaseURL, "https://") || !strings.HasPrefix(homepage, "https://") {

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,8 +30,6 @@ import (
 
 	"keywarden.dev/keywarden/internal/release"
 )
-
-var semver = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
 
 // platforms are those the image is built for.
 var platforms = []string{"linux/amd64", "linux/arm64"}
@@ -77,7 +74,7 @@ type options struct {
 }
 
 func run(o options) error {
-	if !semver.MatchString(o.version) {
+	if !release.ValidVersion(o.version) {
 		return fmt.Errorf("VERSION=%q is not a semantic version such as v0.2.0", o.version)
 	}
 	// The key first: a release that cannot be signed stops before
@@ -197,7 +194,7 @@ func run(o options) error {
 			return err
 		}
 		fmt.Printf("Attached the SBOM to it: %s\n", sbomRef)
-		pushed = append(pushed, pinned)
+		pushed = append(pushed, pinned, sbomRef)
 	}
 
 	chart, err := packageChart(o.helm, filepath.Join(o.out, "chart"), o.version, image, digest.String())

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,7 +142,9 @@ var (
 
 // readmeNormal is output as the comparison sees it: times and prefixes as
 // placeholders, the namespace as the README's, runs of blanks as one, no
-// trailing blank lines.
+// trailing blank lines, and a table's rows in one order (list shows the
+// newest first, and keys created together straddle a second as often as
+// not; keyview's tests hold the order).
 func readmeNormal(s, ns string) string {
 	s = strings.ReplaceAll(s, ns+"/", "default/")
 	s = regexp.MustCompile(`(?m)^`+ns+` `).ReplaceAllString(s, "default ")
@@ -149,8 +152,22 @@ func readmeNormal(s, ns string) string {
 	s = readmePrefixes.ReplaceAllString(s, "<prefix>")
 	s = readmeSpaces.ReplaceAllString(s, " ")
 	var lines []string
+	table := -1 // where the rows of a table begin
 	for line := range strings.SplitSeq(s, "\n") {
-		lines = append(lines, strings.TrimRight(line, " "))
+		line = strings.TrimRight(line, " ")
+		switch {
+		case strings.HasPrefix(line, "NAME ") || strings.HasPrefix(line, "NAMESPACE "):
+			lines = append(lines, line)
+			table = len(lines)
+			continue
+		case line == "" && table >= 0:
+			slices.Sort(lines[table:])
+			table = -1
+		}
+		lines = append(lines, line)
+	}
+	if table >= 0 {
+		slices.Sort(lines[table:])
 	}
 	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
 }

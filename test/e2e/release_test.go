@@ -195,6 +195,7 @@ func releaseScenario(e *env) {
 	}
 	rm, _ := refs.IndexManifest()
 	attached := false
+	var sbomRef name.Digest
 	for _, r := range rm.Manifests {
 		a, err := remote.Image(pinned.Context().Digest(r.Digest.String()))
 		if err != nil {
@@ -203,7 +204,7 @@ func releaseScenario(e *env) {
 		layers, _ := a.Layers()
 		for _, l := range layers {
 			if mt, _ := l.MediaType(); mt == release.SBOMMediaType && bytes.Equal(layerBytes(t, l), sbom) {
-				attached = true
+				attached, sbomRef = true, pinned.Context().Digest(r.Digest.String())
 			}
 		}
 	}
@@ -259,7 +260,7 @@ func releaseScenario(e *env) {
 	// key and the release's version, and not with another key or as
 	// another version (an older release re-tagged as this one).
 	chartRef := pinned.Context().Registry.Repo("keywarden", "charts", "keywarden").Digest(chartDigest)
-	for _, d := range []name.Digest{pinned, chartRef} {
+	for _, d := range []name.Digest{pinned, chartRef, sbomRef} {
 		must(nil, cosign, "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-http-registry", "-a", "version="+releaseVersion, d.String())
 		if _, err := run(nil, cosign, "verify", "--key", other, "--insecure-ignore-tlog=true", "--allow-http-registry", d.String()); err == nil {
 			t.Errorf("%s verified with a key that did not sign it", d)
