@@ -14,9 +14,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,23 +47,20 @@ var variants = map[string]string{
 }
 
 func main() {
-	version := flag.String("version", "", "the release's version, as v0.2.0")
-	out := flag.String("out", "dist", "where to write the release")
-	registry := flag.String("registry", "", "push the image to this registry, as ghcr.io/example (the image is <registry>/keywarden:<version>); empty: an OCI layout only")
-	repository := flag.String("image", "ghcr.io/keywarden/keywarden", "the image's name in the manifests when no registry is given")
-	source := flag.String("source", "https://github.com/keywarden/keywarden", "the repository's address, for the image's labels")
-	certs := flag.String("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "the CA certificates the image carries")
-	kubectl := flag.String("kubectl", "", "the kubectl that builds the manifests (default: the one of hack/controlplane.sh)")
-	helm := flag.String("helm", "helm", "the helm that packages the chart")
-	cyclonedx := flag.String("cyclonedx-gomod", "cyclonedx-gomod", "the cyclonedx-gomod that writes the SBOM")
-	changelog := flag.String("changelog", "CHANGELOG.md", "the changelog whose section for the version is the release notes")
-	signingKey := flag.String("signing-key", "", "sign the image, the chart and checksums.txt with this key (as cosign generate-key-pair writes it; its password in COSIGN_PASSWORD); empty: unsigned")
-	publicKey := flag.String("public-key", "cosign.pub", "the project's public key, committed: a signing key that is not its pair is refused")
+	var o options
+	flag.StringVar(&o.version, "version", "", "the release's version, as v0.2.0")
+	flag.StringVar(&o.out, "out", "dist", "where to write the release")
+	flag.StringVar(&o.registry, "registry", "", "push the image to this registry, as ghcr.io/example (the image is <registry>/keywarden:<version>); empty: an OCI layout only")
+	flag.StringVar(&o.repository, "image", "ghcr.io/keywarden/keywarden", "the image's name in the manifests when no registry is given")
+	flag.StringVar(&o.source, "source", "https://github.com/keywarden/keywarden", "the repository's address, for the image's labels")
+	flag.StringVar(&o.certs, "ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "the CA certificates the image carries")
+	flag.StringVar(&o.kubectl, "kubectl", "", "the kubectl that builds the manifests (default: the one of hack/controlplane.sh)")
+	flag.StringVar(&o.helm, "helm", "helm", "the helm that packages the chart")
+	flag.StringVar(&o.cyclonedx, "cyclonedx-gomod", "cyclonedx-gomod", "the cyclonedx-gomod that writes the SBOM")
+	flag.StringVar(&o.changelog, "changelog", "CHANGELOG.md", "the changelog whose section for the version is the release notes")
+	flag.StringVar(&o.signingKey, "signing-key", "", "sign the image, its SBOM, the chart and checksums.txt with this key (as cosign generate-key-pair writes it; its password in COSIGN_PASSWORD); empty: unsigned")
+	flag.StringVar(&o.publicKey, "public-key", "cosign.pub", "the project's public key, committed: a signing key that is not its pair is refused")
 	flag.Parse()
-	o := options{
-		version: *version, out: *out, registry: *registry, repository: *repository, source: *source, certs: *certs,
-		kubectl: *kubectl, helm: *helm, cyclonedx: *cyclonedx, signingKey: *signingKey, publicKey: *publicKey, changelog: *changelog,
-	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
@@ -177,9 +176,10 @@ func run(o options) error {
 	}
 
 	image := o.repository
+	registry := strings.TrimSuffix(o.registry, "/")
 	var pushed []name.Digest // what is signed in the registry
-	if o.registry != "" {
-		image = strings.TrimSuffix(o.registry, "/") + "/keywarden"
+	if registry != "" {
+		image = registry + "/keywarden"
 		ref, err := name.ParseReference(image + ":" + o.version)
 		if err != nil {
 			return fmt.Errorf("REGISTRY=%q: %w", o.registry, err)
@@ -202,12 +202,12 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("Chart packaged: %s\n", chart)
-	if o.registry != "" {
+	if registry != "" {
 		tgz, err := os.ReadFile(chart)
 		if err != nil {
 			return err
 		}
-		repo, err := name.NewRepository(strings.TrimSuffix(o.registry, "/") + "/charts/keywarden")
+		repo, err := name.NewRepository(registry + "/charts/keywarden")
 		if err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ func run(o options) error {
 	if err := os.MkdirAll(filepath.Join(o.out, "manifests"), 0o755); err != nil {
 		return err
 	}
-	for _, file := range sortedKeys(variants) {
+	for _, file := range slices.Sorted(maps.Keys(variants)) {
 		y, err := exec.Command(kubectl, "kustomize", variants[file]).Output()
 		if err != nil {
 			return fmt.Errorf("kubectl kustomize %s: %w", variants[file], err)
@@ -344,13 +344,4 @@ func git(args ...string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

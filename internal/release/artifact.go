@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -40,19 +41,12 @@ func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 func descriptor(l v1.Layer, annotations map[string]string) (v1.Descriptor, error) {
-	d, err := l.Digest()
+	d, err := partial.Descriptor(l)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	size, err := l.Size()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	mt, err := l.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return v1.Descriptor{MediaType: mt, Size: size, Digest: d, Annotations: annotations}, nil
+	d.Annotations = annotations
+	return *d, nil
 }
 
 // push writes the artifact's blobs and then its manifest to repo, under

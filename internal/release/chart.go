@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,14 +61,11 @@ func SetImageValues(values []byte, repository, tag, digest string) ([]byte, erro
 	return []byte(strings.Join(lines, "\n")), nil
 }
 
-// quote writes s as a YAML string, so that a tag such as 1.0 stays one.
+// quote writes s as a double-quoted YAML string (JSON's string is one),
+// so that a tag such as 1.0 stays a string.
 func quote(s string) string {
-	b, _ := yaml.Marshal(s)
-	v := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(v, `"`) && !strings.HasPrefix(v, `'`) {
-		v = `"` + v + `"`
-	}
-	return v
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // ChartMetadata reads Chart.yaml from a packaged chart (a .tgz as helm

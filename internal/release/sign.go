@@ -94,18 +94,31 @@ func (s *Signer) PublicKeyPEM() ([]byte, error) {
 
 // Matches says whether publicKeyPEM is this signer's public key.
 func (s *Signer) Matches(publicKeyPEM []byte) error {
-	block, _ := pem.Decode(publicKeyPEM)
-	if block == nil {
-		return errors.New("not a public key in PEM")
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, err := parsePublicKey(publicKeyPEM)
 	if err != nil {
 		return err
 	}
-	if pub, ok := k.(*ecdsa.PublicKey); !ok || !pub.Equal(&s.key.PublicKey) {
+	if !pub.Equal(&s.key.PublicKey) {
 		return errors.New("the signing key is not this public key's pair")
 	}
 	return nil
+}
+
+// parsePublicKey reads an ECDSA public key in PEM, as cosign.pub holds it.
+func parsePublicKey(publicKeyPEM []byte) (*ecdsa.PublicKey, error) {
+	block, _ := pem.Decode(publicKeyPEM)
+	if block == nil {
+		return nil, errors.New("not a public key in PEM")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := k.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, errors.New("the public key is not ECDSA")
+	}
+	return pub, nil
 }
 
 // SignBlob is cosign sign-blob's signature of a file: base64, as
@@ -220,17 +233,9 @@ func isSignatureImage(img v1.Image) bool {
 // in PEM that names d's repository and digest, and every annotation given,
 // as cosign verify --key -a does (without a transparency log).
 func Verify(d name.Digest, publicKeyPEM []byte, annotations map[string]string, opts ...remote.Option) error {
-	block, _ := pem.Decode(publicKeyPEM)
-	if block == nil {
-		return errors.New("the public key is not PEM")
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, err := parsePublicKey(publicKeyPEM)
 	if err != nil {
 		return err
-	}
-	pub, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return errors.New("the public key is not ECDSA")
 	}
 	img, err := remote.Image(SignatureTag(d), opts...)
 	if err != nil {
